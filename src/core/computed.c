@@ -1,0 +1,279 @@
+/*
+ * computed.c — derived values: lazy, cached, validated by version, with
+ * failures cached like values and propagated to readers like exceptions.
+ *
+ * A read first brings the node up to date (gv__computed_refresh): a DIRTY
+ * node runs; a node that may be stale (PENDING when watched, an old global
+ * version when not) asks gv__deps_changed, and runs only if a dependency's
+ * version moved.  A run re-collects the dependency list in read order,
+ * re-using links, and then drops whatever was not read again.
+ *
+ * Equality cut-off: a run whose result equals the previous value (or whose
+ * failure equals the previous failure) keeps the old value and its version,
+ * so nothing downstream sees a change.
+ *
+ * Depth: a compute function that reads a never-computed computed runs it on the
+ * C stack.  Past max_compute_depth the innermost one is refused with GV_EDEPTH
+ * and left DIRTY, and remembered in rt->deep_retry; the outermost read (depth
+ * 0) then resumes from there, so even a first read of a very long chain
+ * completes in slices of max_compute_depth without overflowing the stack.
+ */
+#include "internal.h"
+
+#include <string.h>
+
+static const gv_value gv_none_value = {GV_NONE, {0}, NULL};
+static const gv_error gv_cycle_error = {GV_ECYCLE, "cycle detected: a computed depends on itself", ""};
+
+gv_computed *gv_computed_new(gv_compute_fn fn, void *ud)
+{
+    if (!fn)
+        return NULL;
+    gv_runtime *rt = gv__rt();
+    gv_computed *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->node.kind = GV_KIND_COMPUTED;
+    c->node.flags = GV_F_DIRTY;
+    c->node.refs = 1;
+    c->fn = fn;
+    c->ud = ud;
+    gv__live_add(rt, &c->node);
+    rt->stats.computeds++;
+    return c;
+}
+
+void gv_computed_free(gv_computed *c)
+{
+    if (c)
+        gv__node_unref(gv__rt(), &c->node);
+}
+
+void gv__computed_destroy(gv_runtime *rt, gv_computed *c)
+{
+    gv__value_clear(&c->value);
+    gv__err_unref(c->error);
+    gv__live_remove(rt, &c->node);
+    rt->stats.computeds--;
+    free(c);
+}
+
+static bool gv_err_same(const gv_err *a, const gv_err *b)
+{
+    if (a == b)
+        return true;
+    /* A depth refusal must always look new: its retry relies on the change. */
+    return a->pub.code == b->pub.code && a->pub.code != GV_EDEPTH && strcmp(a->pub.message, b->pub.message) == 0 &&
+           strcmp(a->pub.origin, b->pub.origin) == 0;
+}
+
+static void gv_settle_failure(gv_computed *c, gv_err *prev_err, gv_value *out)
+{
+    gv_node *n = &c->node;
+    gv__value_discard(out, &c->value);
+    if ((n->flags & GV_F_FAILED) && prev_err && gv_err_same(prev_err, c->error)) {
+        gv__err_unref(c->error);
+        c->error = prev_err;
+        return;
+    }
+    gv__err_unref(prev_err);
+    gv__value_clear(&c->value);
+    n->flags |= GV_F_FAILED;
+    n->version++;
+}
+
+static void gv_settle_value(gv_computed *c, gv_err *prev_err, gv_value *out)
+{
+    gv_node *n = &c->node;
+    gv__err_unref(prev_err);
+    if (!(n->flags & GV_F_FAILED) && gv__equal(n, &c->value, out)) {
+        gv__value_discard(out, &c->value);
+        return;
+    }
+    n->flags &= (uint16_t)~GV_F_FAILED;
+    n->version++;
+    if (!gv__store(&c->value, out)) {
+        c->error = gv__err_new(GV_EFAIL, "out of memory storing a computed value", gv__name(n));
+        n->flags |= GV_F_FAILED;
+    }
+}
+
+__attribute__((noinline, cold)) static void gv_refuse_deep(gv_runtime *rt, gv_computed *c)
+{
+    gv_node *n = &c->node;
+    char msg[160];
+    snprintf(msg, sizeof msg, "computeds nested more than %u deep (see gv_set_max_compute_depth)",
+             gv__max_compute_depth(rt));
+    gv__err_unref(c->error);
+    c->error = gv__err_new(GV_EDEPTH, msg, gv__name(n));
+    gv__value_clear(&c->value);
+    n->flags = (uint16_t)((n->flags | GV_F_FAILED | GV_F_DIRTY) & ~GV_F_PENDING);
+    n->version++;
+    c->seen_global = rt->global_version;
+    if (!rt->deep_retry) {
+        n->refs++;
+        rt->deep_retry = c;
+    }
+}
+
+void gv__computed_run(gv_runtime *rt, gv_computed *c)
+{
+    gv_node *n = &c->node;
+    if (rt->compute_depth >= gv__max_compute_depth(rt)) {
+        gv_refuse_deep(rt, c);
+        return;
+    }
+    n->refs++; /* the compute function may drop the last handle */
+    gv_node *saved_active = rt->active, *saved_current = rt->current;
+    rt->active = rt->current = n;
+    rt->compute_depth++;
+    n->flags = (uint16_t)((n->flags | GV_F_RUNNING) & ~GV_F_VOLATILE);
+    n->run = ++rt->run_counter;
+    n->deps_tail = NULL;
+    gv_err *prev_err = c->error;
+    c->error = NULL;
+    gv_value out = gv_none();
+
+    c->fn(&out, (n->flags & GV_F_FAILED) ? &gv_none_value : &c->value, c->ud);
+
+    rt->stats.computes++;
+    rt->compute_depth--;
+    rt->active = saved_active;
+    rt->current = saved_current;
+    n->flags &= (uint16_t)~GV_F_RUNNING;
+    gv__purge_stale(rt, n);
+    if (c->error)
+        gv_settle_failure(c, prev_err, &out);
+    else
+        gv_settle_value(c, prev_err, &out);
+    n->flags &= (uint16_t)~(GV_F_DIRTY | GV_F_PENDING);
+    c->seen_global = rt->global_version;
+    gv__node_unref(rt, n);
+}
+
+void gv__computed_refresh(gv_runtime *rt, gv_computed *c)
+{
+    gv_node *n = &c->node;
+    if (gv__must_run(rt, n) || gv__deps_changed(rt, n)) {
+        gv__computed_run(rt, c);
+    } else {
+        n->flags &= (uint16_t)~GV_F_PENDING;
+        c->seen_global = rt->global_version;
+    }
+}
+
+/* Resume depth-refused evaluations from their deepest point (see top). */
+static void gv_retry_deep(gv_runtime *rt, gv_computed *top)
+{
+    while (rt->deep_retry) {
+        gv_computed *d = rt->deep_retry;
+        rt->deep_retry = NULL;
+        /* Its readers cached the refusal: make them look again, unwatched
+         * ones through the global version, watched ones through PENDING. */
+        rt->global_version++;
+        gv__computed_run(rt, d);
+        if (d->node.subs)
+            gv__propagate(rt, d->node.subs);
+        gv__node_unref(rt, &d->node);
+    }
+    if (gv__needs_refresh(rt, &top->node))
+        gv__computed_refresh(rt, top);
+    if (rt->batch_depth == 0)
+        gv__flush(rt);
+}
+
+enum gv_read_mode { GV_READ_GET, GV_READ_CATCH, GV_READ_PEEK };
+
+/* A read of a computed that is running: a cycle.  The read is refused and
+ * not linked (a link would make the graph cyclic), so the reader can no longer
+ * rely on its dependency list: it becomes volatile. */
+__attribute__((noinline, cold)) static void gv_refuse_cycle(gv_runtime *rt, gv_node *n, enum gv_read_mode mode)
+{
+    if (mode == GV_READ_GET && rt->current) {
+        const char *name = gv__name(n);
+        char msg[200];
+        if (*name)
+            snprintf(msg, sizeof msg, "cycle detected: computed '%s' depends on itself", name);
+        else
+            snprintf(msg, sizeof msg, "%s", gv_cycle_error.message);
+        gv__fail_current(rt, gv__err_new(GV_ECYCLE, msg, name));
+    }
+    if (mode != GV_READ_PEEK && rt->current && rt->current->kind == GV_KIND_COMPUTED)
+        rt->current->flags |= GV_F_VOLATILE;
+}
+
+/* Bring `c` up to date for a read; false if it is computing (a cycle). */
+static inline bool gv_computed_read(gv_runtime *rt, gv_computed *c, enum gv_read_mode mode)
+{
+    gv_node *n = &c->node;
+    if (__builtin_expect(n->flags & GV_F_RUNNING, 0)) {
+        gv_refuse_cycle(rt, n, mode);
+        return false;
+    }
+    if (gv__needs_refresh(rt, n))
+        gv__computed_refresh(rt, c);
+    if (__builtin_expect(rt->deep_retry != NULL, 0) && rt->compute_depth == 0) {
+        n->refs++;
+        gv_retry_deep(rt, c);
+        n->refs--; /* the caller holds a handle: this is never the last */
+    }
+    if (mode != GV_READ_PEEK && rt->active)
+        gv__track(rt, n);
+    return true;
+}
+
+static inline const gv_value *gv_computed_value(gv_runtime *rt, gv_computed *c)
+{
+    if (!gv_computed_read(rt, c, GV_READ_GET))
+        return &gv_none_value;
+    if (__builtin_expect(c->node.flags & GV_F_FAILED, 0)) {
+        if (rt->active)
+            gv__fail_current(rt, gv__err_ref(c->error));
+        return &gv_none_value;
+    }
+    return &c->value;
+}
+
+const gv_value *gv_computed_get(gv_computed *c)
+{
+    return gv_computed_value(gv__rt(), c);
+}
+
+const gv_value *gv_computed_peek(gv_computed *c)
+{
+    gv_runtime *rt = gv__rt();
+    if (!gv_computed_read(rt, c, GV_READ_PEEK) || (c->node.flags & GV_F_FAILED))
+        return &gv_none_value;
+    return &c->value;
+}
+
+const gv_error *gv_computed_error(gv_computed *c)
+{
+    gv_runtime *rt = gv__rt();
+    if (!gv_computed_read(rt, c, GV_READ_CATCH))
+        return &gv_cycle_error;
+    return (c->node.flags & GV_F_FAILED) ? &c->error->pub : NULL;
+}
+
+int64_t gv_computed_get_int(gv_computed *c)
+{
+    const gv_value *v = gv_computed_value(gv__rt(), c);
+    return v->type == GV_INT ? v->as.i : gv_value_to_int(v);
+}
+
+double gv_computed_get_double(gv_computed *c)
+{
+    const gv_value *v = gv_computed_value(gv__rt(), c);
+    return v->type == GV_DOUBLE ? v->as.d : gv_value_to_double(v);
+}
+
+bool gv_computed_get_bool(gv_computed *c) { return gv_value_to_bool(gv_computed_value(gv__rt(), c)); }
+const char *gv_computed_get_string(gv_computed *c) { return gv_value_to_string(gv_computed_value(gv__rt(), c)); }
+void *gv_computed_get_pointer(gv_computed *c) { return gv_value_to_pointer(gv_computed_value(gv__rt(), c)); }
+
+void gv_computed_set_equal(gv_computed *c, gv_equal_fn eq, void *ud)
+{
+    gv_extra *x = gv__extra(&c->node);
+    x->equal = eq;
+    x->equal_ud = ud;
+}

@@ -1,0 +1,352 @@
+/*
+ * effect.c — effects, their owner tree (effects and scopes), cleanups, and the
+ * flush loop that runs queued effects.
+ *
+ * Ownership.  Whoever is "current owner" when an effect or scope is created
+ * owns it: the running effect, else the entered scope, else nobody (the caller
+ * keeps the handle).  An effect disposes what it owns before each re-run and
+ * when it is disposed, newest first, then runs its cleanups, newest first.
+ *
+ * Flushing.  Writes queue the effects they reach; the outermost write (or the
+ * end of the outermost batch) runs the queue.  Effects queued while the queue
+ * runs form the next "round"; after max_flush_rounds rounds the flush stops
+ * with GV_ECYCLE rather than loop forever.  An effect whose owner effect is
+ * also queued waits for it: the owner's re-run may dispose it.
+ */
+#include "internal.h"
+
+#define GV_EFFECT_OF(o) ((gv_effect *)(void *)((char *)(o) - offsetof(gv_effect, owner)))
+#define GV_SCOPE_OF(o) ((gv_scope *)(void *)((char *)(o) - offsetof(gv_scope, owner)))
+
+static void gv_owner_dispose(gv_runtime *rt, gv_owner *o);
+
+/* ---- owner tree ------------------------------------------------------- */
+
+static void gv_owner_attach(gv_owner *o, gv_owner *parent)
+{
+    o->parent = parent;
+    o->next_sibling = NULL;
+    o->prev_sibling = parent ? parent->last_child : NULL;
+    if (!parent)
+        return;
+    if (parent->last_child)
+        parent->last_child->next_sibling = o;
+    else
+        parent->first_child = o;
+    parent->last_child = o;
+}
+
+static void gv_owner_detach(gv_owner *o)
+{
+    gv_owner *p = o->parent;
+    if (!p)
+        return;
+    if (o->prev_sibling)
+        o->prev_sibling->next_sibling = o->next_sibling;
+    else
+        p->first_child = o->next_sibling;
+    if (o->next_sibling)
+        o->next_sibling->prev_sibling = o->prev_sibling;
+    else
+        p->last_child = o->prev_sibling;
+    o->parent = o->prev_sibling = o->next_sibling = NULL;
+}
+
+static void gv_dispose_children(gv_runtime *rt, gv_owner *o)
+{
+    while (o->last_child)
+        gv_owner_dispose(rt, o->last_child);
+}
+
+/* ---- effects ---------------------------------------------------------- */
+
+/* Dispose owned effects, then run the cleanups, untracked and unowned. */
+static void gv_effect_cleanup(gv_runtime *rt, gv_effect *e)
+{
+    if (!e->owner.last_child && !e->ncleanups)
+        return;
+    gv_node *saved_active = rt->active, *saved_current = rt->current;
+    gv_owner *saved_owner = rt->owner;
+    rt->active = rt->current = NULL;
+    rt->owner = NULL;
+    gv_dispose_children(rt, &e->owner);
+    while (e->ncleanups) {
+        gv_cleanup c = e->cleanups[--e->ncleanups];
+        c.fn(c.ud);
+    }
+    rt->active = saved_active;
+    rt->current = saved_current;
+    rt->owner = saved_owner;
+}
+
+static void gv_effect_destroy(gv_runtime *rt, gv_effect *e)
+{
+    if (e->node.flags & GV_F_QUEUED)
+        rt->queue[e->queue_slot] = NULL;
+    gv_effect_cleanup(rt, e);
+    gv__unlink_all(rt, &e->node);
+    gv__err_unref(e->error);
+    gv__live_remove(rt, &e->node);
+    free(e->cleanups);
+    rt->stats.effects--;
+    free(e);
+}
+
+/* Run the effect's function now.  Returns false if the effect disposed of
+ * itself during the run (it is freed then). */
+static bool gv_effect_execute(gv_runtime *rt, gv_effect *e)
+{
+    gv_node *n = &e->node;
+    gv_effect_cleanup(rt, e);
+    gv_node *saved_active = rt->active, *saved_current = rt->current;
+    gv_owner *saved_owner = rt->owner;
+    rt->active = rt->current = n;
+    rt->owner = &e->owner;
+    n->flags = (uint16_t)((n->flags | GV_F_RUNNING) & ~(GV_F_PENDING | GV_F_DIRTY));
+    n->run = ++rt->run_counter;
+    n->deps_tail = NULL;
+
+    e->fn(e->ud);
+
+    rt->stats.effect_runs++;
+    rt->active = saved_active;
+    rt->current = saved_current;
+    rt->owner = saved_owner;
+    n->flags &= (uint16_t)~GV_F_RUNNING;
+    gv__purge_stale(rt, n);
+    if (e->error) {
+        gv_err *err = e->error;
+        e->error = NULL;
+        gv__report(rt, &err->pub, gv__name(n));
+        gv__err_unref(err);
+    }
+    if (n->flags & GV_F_DISPOSED) {
+        gv_effect_destroy(rt, e);
+        return false;
+    }
+    return true;
+}
+
+/* Run if a dependency really changed (or it never ran). */
+static void gv_effect_update(gv_runtime *rt, gv_effect *e)
+{
+    gv_node *n = &e->node;
+    if (n->flags & GV_F_DIRTY)
+        gv_effect_execute(rt, e);
+    else if (n->flags & GV_F_PENDING) {
+        if (gv__deps_changed(rt, n))
+            gv_effect_execute(rt, e);
+        else
+            n->flags &= (uint16_t)~GV_F_PENDING;
+    }
+}
+
+gv_effect *gv_effect_new(gv_effect_fn fn, void *ud)
+{
+    if (!fn)
+        return NULL;
+    gv_runtime *rt = gv__rt();
+    gv_effect *e = calloc(1, sizeof *e);
+    if (!e)
+        return NULL;
+    e->node.kind = GV_KIND_EFFECT;
+    e->node.flags = GV_F_DIRTY | GV_F_WATCHING;
+    e->owner.is_effect = 1;
+    e->fn = fn;
+    e->ud = ud;
+    /* Effects created inside a compute function are top-level: a computed
+     * re-runs when it likes and must not take effects down with it. */
+    bool in_compute = rt->current && rt->current->kind == GV_KIND_COMPUTED;
+    gv_owner_attach(&e->owner, in_compute ? NULL : rt->owner);
+    gv__live_add(rt, &e->node);
+    rt->stats.effects++;
+
+    /* The first run is a batch: what it writes flushes once it is done. */
+    rt->batch_depth++;
+    bool alive = gv_effect_execute(rt, e);
+    if (--rt->batch_depth == 0)
+        gv__flush(rt);
+    return alive ? e : NULL;
+}
+
+void gv_effect_free(gv_effect *e)
+{
+    if (!e || (e->node.flags & GV_F_DISPOSED))
+        return;
+    gv_runtime *rt = gv__rt();
+    e->node.flags |= GV_F_DISPOSED;
+    gv_owner_detach(&e->owner);
+    if (e->node.flags & GV_F_RUNNING)
+        return; /* gv_effect_execute finishes the job when the run returns */
+    gv_effect_destroy(rt, e);
+}
+
+bool gv_on_cleanup(gv_cleanup_fn fn, void *ud)
+{
+    gv_runtime *rt = gv__rt();
+    gv_node *cur = rt->current;
+    if (!fn || !cur || cur->kind != GV_KIND_EFFECT)
+        return false;
+    gv_effect *e = (gv_effect *)cur;
+    if (e->ncleanups == e->cleanup_cap) {
+        uint32_t cap = e->cleanup_cap ? e->cleanup_cap * 2 : 4;
+        gv_cleanup *c = realloc(e->cleanups, cap * sizeof *c);
+        if (!c)
+            gv__oom();
+        e->cleanups = c;
+        e->cleanup_cap = cap;
+    }
+    e->cleanups[e->ncleanups].fn = fn;
+    e->cleanups[e->ncleanups].ud = ud;
+    e->ncleanups++;
+    return true;
+}
+
+void gv_effect_set_name(gv_effect *e, const char *name) { gv__set_name(&e->node, name); }
+const char *gv_effect_name(const gv_effect *e) { return gv__name(&e->node); }
+
+/* ---- scopes ----------------------------------------------------------- */
+
+gv_scope *gv_scope_new(void)
+{
+    gv_runtime *rt = gv__rt();
+    gv_scope *sc = calloc(1, sizeof *sc);
+    if (!sc)
+        return NULL;
+    bool in_compute = rt->current && rt->current->kind == GV_KIND_COMPUTED;
+    gv_owner_attach(&sc->owner, in_compute ? NULL : rt->owner);
+    rt->stats.scopes++;
+    return sc;
+}
+
+void gv_scope_enter(gv_scope *sc)
+{
+    gv_runtime *rt = gv__rt();
+    sc->saved = rt->owner;
+    rt->owner = &sc->owner;
+}
+
+void gv_scope_leave(gv_scope *sc)
+{
+    gv_runtime *rt = gv__rt();
+    if (rt->owner == &sc->owner)
+        rt->owner = sc->saved;
+}
+
+static void gv_scope_destroy(gv_runtime *rt, gv_scope *sc)
+{
+    gv_dispose_children(rt, &sc->owner);
+    if (rt->owner == &sc->owner)
+        rt->owner = sc->saved;
+    rt->stats.scopes--;
+    free(sc);
+}
+
+void gv_scope_free(gv_scope *sc)
+{
+    if (!sc)
+        return;
+    gv_owner_detach(&sc->owner);
+    gv_scope_destroy(gv__rt(), sc);
+}
+
+static void gv_owner_dispose(gv_runtime *rt, gv_owner *o)
+{
+    if (o->is_effect) {
+        gv_effect_free(GV_EFFECT_OF(o));
+    } else {
+        gv_owner_detach(o);
+        gv_scope_destroy(rt, GV_SCOPE_OF(o));
+    }
+}
+
+/* ---- the queue -------------------------------------------------------- */
+
+void gv__enqueue(gv_runtime *rt, gv_effect *e)
+{
+    if (rt->queue_len == rt->queue_cap) {
+        size_t cap = rt->queue_cap ? rt->queue_cap * 2 : 64;
+        gv_effect **q = realloc(rt->queue, cap * sizeof *q);
+        if (!q)
+            gv__oom();
+        gv__register_thread(rt);
+        rt->queue = q;
+        rt->queue_cap = cap;
+    }
+    e->node.flags |= GV_F_QUEUED;
+    e->queue_slot = rt->queue_len;
+    rt->queue[rt->queue_len++] = e;
+}
+
+static void gv_dequeue(gv_runtime *rt, gv_effect *e)
+{
+    rt->queue[e->queue_slot] = NULL;
+    e->node.flags &= (uint16_t)~GV_F_QUEUED;
+}
+
+/* The outermost queued effect among e's owners, or NULL. */
+static gv_effect *gv_queued_ancestor(gv_effect *e)
+{
+    gv_effect *top = NULL;
+    for (gv_owner *o = e->owner.parent; o; o = o->parent)
+        if (o->is_effect && (GV_EFFECT_OF(o)->node.flags & GV_F_QUEUED))
+            top = GV_EFFECT_OF(o);
+    return top;
+}
+
+static void gv_abort_flush(gv_runtime *rt, size_t from)
+{
+    gv_effect *first = NULL;
+    for (size_t i = from; i < rt->queue_len; i++) {
+        gv_effect *e = rt->queue[i];
+        if (!e)
+            continue;
+        if (!first)
+            first = e;
+        rt->queue[i] = NULL;
+        e->node.flags &= (uint16_t)~GV_F_QUEUED;
+        gv__unpend_upstream(rt, &e->node);
+    }
+    if (!first)
+        return;
+    char msg[200];
+    snprintf(msg, sizeof msg, "effects kept re-triggering each other for %u flush rounds; stopped",
+             gv__max_flush_rounds(rt));
+    gv_err *err = gv__err_new(GV_ECYCLE, msg, gv__name(&first->node));
+    gv__report(rt, &err->pub, gv__name(&first->node));
+    gv__err_unref(err);
+}
+
+void gv__flush(gv_runtime *rt)
+{
+    if (rt->flushing || rt->batch_depth || rt->queue_len == 0)
+        return;
+    rt->flushing = 1;
+    size_t i = 0, round_end = rt->queue_len;
+    unsigned rounds = 0;
+    while (i < rt->queue_len) {
+        if (i == round_end) {
+            if (++rounds >= gv__max_flush_rounds(rt)) {
+                gv_abort_flush(rt, i);
+                break;
+            }
+            round_end = rt->queue_len;
+        }
+        gv_effect *e = rt->queue[i];
+        if (!e) {
+            i++;
+            continue;
+        }
+        gv_effect *top = gv_queued_ancestor(e);
+        if (top) { /* run the owner first; it may dispose `e` */
+            gv_dequeue(rt, top);
+            gv_effect_update(rt, top);
+            continue;
+        }
+        gv_dequeue(rt, e);
+        i++;
+        gv_effect_update(rt, e);
+    }
+    rt->queue_len = 0;
+    rt->flushing = 0;
+}

@@ -1,0 +1,345 @@
+/*
+ * internal.h — the data structures shared by the files of libgalvani's core.
+ *
+ * The graph
+ * ---------
+ * Every signal, computed and effect starts with a gv_node.  A dependency is a
+ * gv_link that sits in two intrusive doubly linked lists at once: the `deps`
+ * list of its reader (the subscriber, `sub`) and the `subs` list of what it
+ * reads (`dep`).  Links are pooled, so a graph that re-reads the same nodes in
+ * the same order re-uses its links and allocates nothing.
+ *
+ * Push, then pull
+ * ---------------
+ * A write bumps the signal's version and the thread's global version, then
+ * walks the subscriber lists marking everything downstream PENDING and queuing
+ * the effects it reaches (propagate).  Nothing is recomputed then.  When an
+ * effect runs or a computed is read, its dependencies are validated depth-first
+ * (refresh): a dependency changed iff its version differs from the version the
+ * link recorded when the reader last read it.  Only then is the function
+ * re-run.  That ordering is what makes reads glitch-free: a reader only ever
+ * runs after everything it reads is up to date.
+ *
+ * Watched and unwatched computeds
+ * -------------------------------
+ * Only effects and computeds that somebody subscribes to ("watched") have
+ * their links in their dependencies' subscriber lists.  A computed nobody
+ * watches keeps its dependency list (with versions and references) but is not
+ * in any subscriber list: writes never visit it, and it is validated on read by
+ * comparing the global version it last saw, then the link versions.  When it
+ * gains its first subscriber its links join the subscriber lists (watch
+ * cascade); when it loses its last one they leave (unwatch cascade).
+ *
+ * Lifetime
+ * --------
+ * Signals and computeds are reference counted: one reference for the user's
+ * handle, one for each link that reads them.  A reader keeps what it reads
+ * alive; nothing keeps its readers alive.  The dependency graph is acyclic
+ * (a read of a node that is computing is refused as a cycle and not linked),
+ * so counting is enough.  Effects are owned by an owner tree (gv_owner).
+ *
+ * No recursion
+ * ------------
+ * propagate, refresh and the cascades walk with an explicit stack kept in the
+ * runtime, so a chain of 100,000 computeds needs no C stack.  Only a compute
+ * function that reads a never-computed computed nests on the C stack, bounded
+ * by max_compute_depth.
+ */
+#ifndef GALVANI_CORE_INTERNAL_H
+#define GALVANI_CORE_INTERNAL_H
+
+#include "galvani/signals.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+
+typedef struct gv_node gv_node;
+typedef struct gv_link gv_link;
+typedef struct gv_owner gv_owner;
+typedef struct gv_err gv_err;
+
+enum gv_kind { GV_KIND_SIGNAL = 1, GV_KIND_COMPUTED = 2, GV_KIND_EFFECT = 3 };
+
+enum gv_flag {
+    GV_F_PENDING = 1u << 0,  /* something upstream may have changed */
+    GV_F_DIRTY = 1u << 1,    /* must run: never ran, or forced */
+    GV_F_QUEUED = 1u << 2,   /* effect: waiting in the flush queue */
+    GV_F_RUNNING = 1u << 3,  /* computed/effect function on the stack */
+    GV_F_DISPOSED = 1u << 4, /* effect: disposed, freed once its run ends */
+    GV_F_FAILED = 1u << 5,   /* computed: holds an error, not a value */
+    GV_F_WATCHING = 1u << 6, /* its links are in its dependencies' subscriber
+                                lists: always for effects, for computeds while
+                                they have subscribers */
+    GV_F_VOLATILE = 1u << 7  /* computed: its last run met a cycle, so a read
+                                was refused and not linked; it re-runs after any
+                                write rather than trust its dependency list */
+};
+
+struct gv_link {
+    gv_node *dep;       /* what is read */
+    gv_node *sub;       /* who reads it */
+    gv_link *prev_dep;  /* sub's dependency list */
+    gv_link *next_dep;
+    gv_link *prev_sub;  /* dep's subscriber list (only while sub is watched) */
+    gv_link *next_sub;
+    uint64_t version;   /* dep->version when sub last read it */
+    uint64_t run;       /* sub->run when this link was last read */
+};
+
+/* Rarely used per-node data, allocated on demand. */
+typedef struct gv_extra {
+    char *name;
+    gv_equal_fn equal;
+    void *equal_ud;
+} gv_extra;
+
+struct gv_node {
+    uint8_t kind;
+    uint8_t unused;
+    uint16_t flags;
+    uint32_t refs;       /* signals/computeds: handle + readers' links */
+    uint64_t version;    /* bumped whenever the value changes */
+    uint64_t run;        /* computeds/effects: stamp of the current run */
+    gv_link *deps, *deps_tail; /* tail: last link confirmed in this run */
+    gv_link *subs, *subs_tail;
+    gv_link *last_link;  /* the link most recently read from this node */
+    gv_node *live_prev, *live_next; /* the thread's list of live nodes */
+    gv_extra *extra;
+};
+
+struct gv_signal {
+    gv_node node;
+    gv_value value;
+};
+
+struct gv_computed {
+    gv_node node;
+    gv_value value;
+    gv_compute_fn fn;
+    void *ud;
+    uint64_t seen_global; /* global version at the last validation */
+    gv_err *error;        /* set iff GV_F_FAILED (or during a failing run) */
+};
+
+/* An owner of effects: an effect or a scope.  Children form a doubly linked
+ * list so that any of them can leave in O(1). */
+struct gv_owner {
+    uint8_t is_effect;
+    gv_owner *parent;
+    gv_owner *first_child, *last_child;
+    gv_owner *prev_sibling, *next_sibling;
+};
+
+typedef struct gv_cleanup {
+    gv_cleanup_fn fn;
+    void *ud;
+} gv_cleanup;
+
+struct gv_effect {
+    gv_node node;
+    gv_owner owner;
+    gv_effect_fn fn;
+    void *ud;
+    gv_err *error;       /* failure of the current run */
+    gv_cleanup *cleanups;
+    uint32_t ncleanups, cleanup_cap;
+    size_t queue_slot;   /* index in the flush queue while QUEUED */
+};
+
+struct gv_scope {
+    gv_owner owner;
+    gv_owner *saved; /* the owner that was current before gv_scope_enter */
+};
+
+/* A shared, reference-counted error: propagation shares one object. */
+struct gv_err {
+    uint32_t refs;
+    gv_error pub;
+    /* message and origin strings follow */
+};
+
+typedef struct gv_runtime {
+    gv_node *active;   /* who subscribes to reads now (NULL: untracked) */
+    gv_node *current;  /* whose function runs now (computed or effect) */
+    gv_owner *owner;   /* who owns effects created now */
+    uint64_t global_version;
+    uint64_t run_counter;
+    unsigned batch_depth;
+    unsigned compute_depth;
+    unsigned max_compute_depth;
+    unsigned max_flush_rounds;
+    int flushing;
+    gv_computed *deep_retry; /* deepest computed refused by max_compute_depth */
+
+    /* effect queue */
+    gv_effect **queue;
+    size_t queue_len, queue_cap;
+
+    /* explicit work stack for the iterative walks */
+    void **stack;
+    size_t stack_top, stack_cap;
+
+    /* link pool */
+    gv_link *free_links;
+    void **slabs;
+    size_t nslabs, slab_cap;
+
+    gv_node *live; /* all live nodes (for the DOT dump) */
+
+    gv_error_handler_fn on_error;
+    void *on_error_ud;
+
+    int thread_registered;
+    gv_stats stats;
+} gv_runtime;
+
+#define GV_DEFAULT_MAX_FLUSH_ROUNDS 100
+#define GV_DEFAULT_MAX_COMPUTE_DEPTH 2000
+
+/* The calling thread's runtime.  All-zero is its valid initial state (zero
+ * limits mean "the default"), so getting it is one TLS address computation;
+ * the thread-exit hook is registered the first time a cache is allocated. */
+extern _Thread_local gv_runtime gv__tls_rt __attribute__((tls_model("initial-exec")));
+static inline gv_runtime *gv__rt(void) { return &gv__tls_rt; }
+static inline unsigned gv__max_compute_depth(const gv_runtime *rt)
+{
+    return rt->max_compute_depth ? rt->max_compute_depth : GV_DEFAULT_MAX_COMPUTE_DEPTH;
+}
+static inline unsigned gv__max_flush_rounds(const gv_runtime *rt)
+{
+    return rt->max_flush_rounds ? rt->max_flush_rounds : GV_DEFAULT_MAX_FLUSH_ROUNDS;
+}
+void gv__register_thread(gv_runtime *rt);
+
+/* runtime.c */
+void gv__oom(void) __attribute__((noreturn));
+gv_link *gv__link_alloc(gv_runtime *rt);
+void gv__link_release(gv_runtime *rt, gv_link *l);
+void gv__stack_reserve(gv_runtime *rt, size_t more);
+static inline void gv__push(gv_runtime *rt, void *p)
+{
+    if (rt->stack_top == rt->stack_cap)
+        gv__stack_reserve(rt, 1);
+    rt->stack[rt->stack_top++] = p;
+}
+void gv__live_add(gv_runtime *rt, gv_node *n);
+void gv__live_remove(gv_runtime *rt, gv_node *n);
+gv_extra *gv__extra(gv_node *n); /* allocates on demand; aborts on OOM */
+const char *gv__name(const gv_node *n);
+void gv__set_name(gv_node *n, const char *name);
+void gv__report(gv_runtime *rt, const gv_error *err, const char *node_name);
+
+/* errors (runtime.c) */
+gv_err *gv__err_new(int code, const char *message, const char *origin);
+static inline gv_err *gv__err_ref(gv_err *e) { e->refs++; return e; }
+static inline void gv__err_unref(gv_err *e)
+{
+    if (e && --e->refs == 0)
+        free(e);
+}
+/* Record a failure on the running node (first failure wins). */
+void gv__fail_current(gv_runtime *rt, gv_err *e);
+
+/* value.c */
+/* Store `in` into *slot: strings are copied (re-using the slot's buffer when it
+ * is large enough), pointers taken over.  The previous content is released.
+ * Returns false on OOM (the slot then holds GV_NONE). */
+bool gv__value_store(gv_value *slot, const gv_value *in);
+void gv__value_clear(gv_value *slot);
+/* Release a value that was handed over but not stored. */
+void gv__value_discard(const gv_value *in, const gv_value *kept);
+bool gv__equal_slow(const gv_node *n, const gv_value *a, const gv_value *b);
+
+/* Scalars are the hot path: compare and store them inline. */
+static inline bool gv__is_scalar(gv_type t) { return t < GV_STRING; }
+static inline bool gv__equal(const gv_node *n, const gv_value *a, const gv_value *b)
+{
+    if (!n->extra && a->type == b->type && (a->type == GV_INT || a->type == GV_BOOL))
+        return a->type == GV_INT ? a->as.i == b->as.i : a->as.b == b->as.b;
+    return gv__equal_slow(n, a, b);
+}
+static inline bool gv__store(gv_value *slot, const gv_value *in)
+{
+    if (gv__is_scalar(slot->type) && gv__is_scalar(in->type)) {
+        slot->type = in->type;
+        slot->as = in->as;
+        slot->destroy = NULL;
+        return true;
+    }
+    return gv__value_store(slot, in);
+}
+
+/* graph.c */
+void gv__track_slow(gv_runtime *rt, gv_node *dep, gv_link *tail, gv_link *next);
+/* Record that the active reader read `dep` (rt->active must be set).  The
+ * common cases, re-reading in the same order as the last run, are inline. */
+static inline void gv__track(gv_runtime *rt, gv_node *dep)
+{
+    gv_node *sub = rt->active;
+    gv_link *tail = sub->deps_tail;
+    if (tail && tail->dep == dep)
+        return; /* the same node read twice in a row */
+    gv_link *next = tail ? tail->next_dep : sub->deps;
+    if (next && next->dep == dep) { /* same order as last run: reuse */
+        next->version = dep->version;
+        next->run = sub->run;
+        sub->deps_tail = next;
+        dep->last_link = next;
+        return;
+    }
+    gv__track_slow(rt, dep, tail, next);
+}
+void gv__purge_from(gv_runtime *rt, gv_link *from);
+/* Drop the links of `sub` that its run did not read again. */
+static inline void gv__purge_stale(gv_runtime *rt, gv_node *sub)
+{
+    gv_link *from = sub->deps_tail ? sub->deps_tail->next_dep : sub->deps;
+    if (from)
+        gv__purge_from(rt, from);
+}
+void gv__unlink_all(gv_runtime *rt, gv_node *sub);
+void gv__node_release(gv_runtime *rt, gv_node *n);
+static inline void gv__node_unref(gv_runtime *rt, gv_node *n)
+{
+    if (--n->refs == 0)
+        gv__node_release(rt, n);
+}
+void gv__propagate(gv_runtime *rt, gv_link *subs);
+bool gv__deps_changed(gv_runtime *rt, gv_node *root);
+
+/* A computed must run: never ran (or forced), or met a cycle last time and
+ * something was written since. */
+static inline bool gv__must_run(const gv_runtime *rt, const gv_node *n)
+{
+    return (n->flags & GV_F_DIRTY) ||
+           ((n->flags & GV_F_VOLATILE) && ((const gv_computed *)n)->seen_global != rt->global_version);
+}
+/* A computed may be stale and its dependencies must be checked: when watched,
+ * iff a write marked it PENDING; when not, iff anything was written since it
+ * was last validated. */
+static inline bool gv__needs_check(const gv_runtime *rt, const gv_node *n)
+{
+    if (n->flags & GV_F_WATCHING)
+        return n->flags & GV_F_PENDING;
+    return ((const gv_computed *)n)->seen_global != rt->global_version;
+}
+static inline bool gv__needs_refresh(const gv_runtime *rt, const gv_node *n)
+{
+    return gv__must_run(rt, n) || gv__needs_check(rt, n);
+}
+void gv__unpend_upstream(gv_runtime *rt, gv_node *e);
+
+/* computed.c */
+/* Bring a computed up to date (recompute or validate as needed). */
+void gv__computed_refresh(gv_runtime *rt, gv_computed *c);
+void gv__computed_run(gv_runtime *rt, gv_computed *c);
+void gv__computed_destroy(gv_runtime *rt, gv_computed *c);
+
+/* effect.c */
+void gv__enqueue(gv_runtime *rt, gv_effect *e);
+void gv__flush(gv_runtime *rt);
+
+/* signal.c */
+void gv__signal_destroy(gv_runtime *rt, gv_signal *s);
+
+#endif
