@@ -12,6 +12,9 @@
  * failure equals the previous failure) keeps the old value and its version,
  * so nothing downstream sees a change.
  *
+ * The pull walk (gv__deps_changed) lives here too, so that the recompute in
+ * its inner loop is inlined.
+ *
  * Depth: a compute function that reads a never-computed computed runs it on the
  * C stack.  Past max_compute_depth the innermost one is refused with GV_EDEPTH
  * and left DIRTY, and remembered in rt->deep_retry; the outermost read (depth
@@ -116,39 +119,138 @@ __attribute__((noinline, cold)) static void gv_refuse_deep(gv_runtime *rt, gv_co
     }
 }
 
-void gv__computed_run(gv_runtime *rt, gv_computed *c)
+/* The result of a run, when it is not the common case handled inline by
+ * gv__computed_run (a scalar of the same type, no failure, default equality). */
+__attribute__((noinline)) static void gv_settle(gv_computed *c, gv_err *prev_err, gv_value *out)
+{
+    if (c->error)
+        gv_settle_failure(c, prev_err, out);
+    else
+        gv_settle_value(c, prev_err, out);
+}
+
+__attribute__((always_inline)) static inline void gv_run(gv_runtime *rt, gv_computed *c)
 {
     gv_node *n = &c->node;
-    if (rt->compute_depth >= gv__max_compute_depth(rt)) {
+    if (__builtin_expect(rt->compute_depth >= gv__max_compute_depth(rt), 0)) {
         gv_refuse_deep(rt, c);
         return;
     }
-    n->refs++; /* the compute function may drop the last handle */
     gv_node *saved_active = rt->active, *saved_current = rt->current;
     rt->active = rt->current = n;
     rt->compute_depth++;
-    n->flags = (uint16_t)((n->flags | GV_F_RUNNING) & ~GV_F_VOLATILE);
+    uint16_t f = n->flags;
+    n->flags = (uint16_t)((f | GV_F_RUNNING) & ~(GV_F_VOLATILE | GV_F_RESCAN));
     n->run = ++rt->run_counter;
     n->deps_tail = NULL;
     gv_err *prev_err = c->error;
-    c->error = NULL;
-    gv_value out = gv_none();
+    if (prev_err)
+        c->error = NULL;
+    gv_value out;
+    out.type = GV_NONE;
+    out.as.i = 0;
+    out.destroy = NULL;
 
-    c->fn(&out, (n->flags & GV_F_FAILED) ? &gv_none_value : &c->value, c->ud);
+    c->fn(&out, (f & GV_F_FAILED) ? &gv_none_value : &c->value, c->ud);
 
     rt->stats.computes++;
     rt->compute_depth--;
     rt->active = saved_active;
     rt->current = saved_current;
-    n->flags &= (uint16_t)~GV_F_RUNNING;
+    f = (uint16_t)(n->flags & ~(GV_F_RUNNING | GV_F_DIRTY | GV_F_PENDING));
     gv__purge_stale(rt, n);
-    if (c->error)
-        gv_settle_failure(c, prev_err, &out);
-    else
-        gv_settle_value(c, prev_err, &out);
-    n->flags &= (uint16_t)~(GV_F_DIRTY | GV_F_PENDING);
+    gv_type t = out.type;
+    if (__builtin_expect(!c->error && !prev_err && !n->extra && t == c->value.type && gv__is_scalar(t), 1)) {
+        bool same = t == GV_INT ? out.as.i == c->value.as.i
+                  : t == GV_DOUBLE ? gv_value_equal(&out, &c->value)
+                  : t == GV_BOOL ? out.as.b == c->value.as.b
+                  : true;
+        if (!same) {
+            c->value.as = out.as;
+            n->version++;
+        }
+        n->flags = f;
+    } else {
+        n->flags = f;
+        gv_settle(c, prev_err, &out);
+    }
     c->seen_global = rt->global_version;
-    gv__node_unref(rt, n);
+    /* The function may have dropped the last reference: the release was
+     * deferred until now (see gv_release_pending). */
+    if (__builtin_expect(n->refs == 0, 0))
+        gv__node_release(rt, n);
+}
+
+void gv__computed_run(gv_runtime *rt, gv_computed *c)
+{
+    gv_run(rt, c);
+}
+
+/* ---- pull ------------------------------------------------------------- */
+
+/* Did any dependency of `root` really change since root last ran?  Depth-first
+ * over the dependency lists, bringing every computed it meets up to date and
+ * recomputing those whose own dependencies changed; it stops at the first
+ * change (the reader re-reads everything anyway).  A frame of the explicit
+ * stack is (node, link): resume scanning `node` after `link`. */
+
+bool gv__deps_changed(gv_runtime *rt, gv_node *root)
+{
+    size_t base = rt->stack_top;
+    gv_node *node = root;
+    gv_link *link = root->deps;
+    for (;;) {
+        bool changed = false;
+        while (link) {
+            gv_node *dep = link->dep;
+            if (dep->kind == GV_KIND_COMPUTED) {
+                uint16_t f = dep->flags;
+                if (f & GV_F_RUNNING) {
+                    /* A cycle: let the reader re-run and meet it as an error. */
+                    changed = true;
+                    break;
+                }
+                if (gv__must_run(rt, dep)) {
+                    gv_run(rt, (gv_computed *)dep);
+                } else if (gv__needs_check(rt, dep)) {
+                    if (rt->stack_top + 2 > rt->stack_cap)
+                        gv__stack_reserve(rt, 2);
+                    rt->stack[rt->stack_top++] = node;
+                    rt->stack[rt->stack_top++] = link;
+                    node = dep;
+                    link = dep->deps;
+                    continue;
+                }
+            }
+            if (dep->version != link->version) {
+                changed = true;
+                break;
+            }
+            link = link->next_dep;
+        }
+        /* `node`'s dependencies are scanned: up to date, changed or not. */
+        for (;;) {
+            if (node == root) {
+                rt->stack_top = base;
+                return changed;
+            }
+            gv_computed *c = (gv_computed *)node;
+            if (changed) {
+                gv_run(rt, c);
+            } else {
+                node->flags &= (uint16_t)~GV_F_PENDING;
+                c->seen_global = rt->global_version;
+            }
+            link = rt->stack[--rt->stack_top];
+            node = rt->stack[--rt->stack_top];
+            if (c->node.version != link->version) {
+                changed = true;
+                continue; /* the parent changed too: finish it */
+            }
+            link = link->next_dep;
+            break; /* resume scanning the parent */
+        }
+    }
 }
 
 void gv__computed_refresh(gv_runtime *rt, gv_computed *c)
@@ -203,7 +305,7 @@ __attribute__((noinline, cold)) static void gv_refuse_cycle(gv_runtime *rt, gv_n
 }
 
 /* Bring `c` up to date for a read; false if it is computing (a cycle). */
-static inline bool gv_computed_read(gv_runtime *rt, gv_computed *c, enum gv_read_mode mode)
+static bool gv_computed_read(gv_runtime *rt, gv_computed *c, enum gv_read_mode mode)
 {
     gv_node *n = &c->node;
     if (__builtin_expect(n->flags & GV_F_RUNNING, 0)) {
@@ -222,15 +324,29 @@ static inline bool gv_computed_read(gv_runtime *rt, gv_computed *c, enum gv_read
     return true;
 }
 
-static inline const gv_value *gv_computed_value(gv_runtime *rt, gv_computed *c)
+__attribute__((noinline)) static const gv_value *gv_computed_value_slow(gv_runtime *rt, gv_computed *c)
 {
     if (!gv_computed_read(rt, c, GV_READ_GET))
         return &gv_none_value;
-    if (__builtin_expect(c->node.flags & GV_F_FAILED, 0)) {
+    if (c->node.flags & GV_F_FAILED) {
         if (rt->active)
             gv__fail_current(rt, gv__err_ref(c->error));
         return &gv_none_value;
     }
+    return &c->value;
+}
+
+/* The read every compute function does.  Fast path: a watched computed that
+ * no write has touched since it last ran is up to date: only link it.  (A
+ * pending depth retry only arises inside a refresh, which is the slow path.) */
+static inline const gv_value *gv_computed_value(gv_runtime *rt, gv_computed *c)
+{
+    gv_node *n = &c->node;
+    const uint16_t slow = GV_F_RUNNING | GV_F_DIRTY | GV_F_VOLATILE | GV_F_PENDING | GV_F_FAILED;
+    if (__builtin_expect((n->flags & (slow | GV_F_WATCHING)) != GV_F_WATCHING, 0))
+        return gv_computed_value_slow(rt, c);
+    if (rt->active)
+        gv__track(rt, n);
     return &c->value;
 }
 

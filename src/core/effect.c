@@ -102,7 +102,7 @@ static bool gv_effect_execute(gv_runtime *rt, gv_effect *e)
     gv_owner *saved_owner = rt->owner;
     rt->active = rt->current = n;
     rt->owner = &e->owner;
-    n->flags = (uint16_t)((n->flags | GV_F_RUNNING) & ~(GV_F_PENDING | GV_F_DIRTY));
+    n->flags = (uint16_t)((n->flags | GV_F_RUNNING) & ~(GV_F_PENDING | GV_F_DIRTY | GV_F_RESCAN));
     n->run = ++rt->run_counter;
     n->deps_tail = NULL;
 

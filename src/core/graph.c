@@ -1,17 +1,14 @@
 /*
  * graph.c — links, subscription cascades, lifetime, push and pull.
  *
- * Four walks live here, all iterative (an explicit stack in the runtime):
+ * Three walks live here, all iterative (an explicit stack in the runtime);
+ * the fourth, the pull side (gv__deps_changed), is in computed.c, next to the
+ * recompute it calls in its inner loop.
  *
  *   propagate       on a write: mark everything downstream PENDING and queue
  *                   the effects reached.  A node already PENDING is skipped,
  *                   together with what is below it: invariant, a PENDING
  *                   computed only has PENDING (or queued) nodes downstream.
- *   deps_changed    on a read or an effect run: did any dependency really
- *                   change?  Depth-first over the dependency lists, bringing
- *                   every computed it meets up to date, recomputing the ones
- *                   whose own dependencies changed, stopping at the first
- *                   change (the reader will re-read everything anyway).
  *   watch/unwatch   a computed gaining its first / losing its last subscriber
  *                   moves its links into / out of its dependencies' subscriber
  *                   lists, and so on upstream.
@@ -98,6 +95,17 @@ void gv__track_slow(gv_runtime *rt, gv_node *dep, gv_link *tail, gv_link *next)
     gv_link *last = dep->last_link;
     if (last && last->sub == sub && last->run == sub->run)
         return; /* already read earlier in this run */
+    if (sub->flags & GV_F_RESCAN) {
+        /* A nested run clobbered last_link: look among this run's links. */
+        for (gv_link *l = sub->deps; l; l = l->next_dep) {
+            if (l->dep == dep) {
+                gv__set_last_link(dep, l);
+                return;
+            }
+            if (l == tail)
+                break;
+        }
+    }
 
     gv_link *l = gv__link_alloc(rt);
     l->dep = dep;
@@ -115,7 +123,7 @@ void gv__track_slow(gv_runtime *rt, gv_node *dep, gv_link *tail, gv_link *next)
         sub->deps = l;
     sub->deps_tail = l;
     dep->refs++;
-    dep->last_link = l;
+    gv__set_last_link(dep, l);
     if (sub->flags & GV_F_WATCHING) {
         bool first = dep->subs == NULL;
         gv_subs_append(dep, l);
@@ -156,6 +164,8 @@ static void gv_release_pending(gv_runtime *rt, size_t base)
 {
     while (rt->stack_top > base) {
         gv_node *n = rt->stack[--rt->stack_top];
+        if (n->flags & GV_F_RUNNING)
+            continue; /* released by gv__computed_run when its function returns */
         if (n->kind == GV_KIND_COMPUTED) {
             /* Unreferenced, so nobody subscribes to it: its links are not in
              * any subscriber list and dropping them pushes what they free. */
@@ -219,65 +229,6 @@ void gv__propagate(gv_runtime *rt, gv_link *link)
         if (rt->stack_top == base)
             return;
         link = rt->stack[--rt->stack_top];
-    }
-}
-
-/* ---- pull ------------------------------------------------------------- */
-
-bool gv__deps_changed(gv_runtime *rt, gv_node *root)
-{
-    size_t base = rt->stack_top;
-    gv_node *node = root;
-    gv_link *link = root->deps;
-    for (;;) {
-        bool changed = false;
-        while (link) {
-            gv_node *dep = link->dep;
-            if (dep->kind == GV_KIND_COMPUTED) {
-                uint16_t f = dep->flags;
-                if (f & GV_F_RUNNING) {
-                    /* A cycle: let the reader re-run and meet it as an error. */
-                    changed = true;
-                    break;
-                }
-                if (gv__must_run(rt, dep)) {
-                    gv__computed_run(rt, (gv_computed *)dep);
-                } else if (gv__needs_check(rt, dep)) {
-                    gv__push(rt, node);
-                    gv__push(rt, link);
-                    node = dep;
-                    link = dep->deps;
-                    continue;
-                }
-            }
-            if (dep->version != link->version) {
-                changed = true;
-                break;
-            }
-            link = link->next_dep;
-        }
-        /* `node`'s dependencies are scanned: up to date, changed or not. */
-        for (;;) {
-            if (node == root) {
-                rt->stack_top = base;
-                return changed;
-            }
-            gv_computed *c = (gv_computed *)node;
-            if (changed) {
-                gv__computed_run(rt, c);
-            } else {
-                node->flags &= (uint16_t)~GV_F_PENDING;
-                c->seen_global = rt->global_version;
-            }
-            link = rt->stack[--rt->stack_top];
-            node = rt->stack[--rt->stack_top];
-            if (c->node.version != link->version) {
-                changed = true;
-                continue; /* the parent changed too: finish it */
-            }
-            link = link->next_dep;
-            break; /* resume scanning the parent */
-        }
     }
 }
 

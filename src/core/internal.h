@@ -70,10 +70,14 @@ enum gv_flag {
     GV_F_WATCHING = 1u << 6, /* its links are in its dependencies' subscriber
                                 lists: always for effects, for computeds while
                                 they have subscribers */
-    GV_F_VOLATILE = 1u << 7  /* computed: its last run met a cycle, so a read
+    GV_F_VOLATILE = 1u << 7, /* computed: its last run met a cycle, so a read
                                 was refused and not linked; it re-runs after any
                                 write rather than trust its dependency list */
+    GV_F_RESCAN = 1u << 8    /* running: a nested run overwrote the last_link
+                                of one of its dependencies, so duplicate reads
+                                must be found by scanning (see gv__track) */
 };
+
 
 struct gv_link {
     gv_node *dep;       /* what is read */
@@ -193,6 +197,17 @@ typedef struct gv_runtime {
     gv_stats stats;
 } gv_runtime;
 
+/* Before pointing dep->last_link at a link of `sub`: if the link it replaces
+ * was read by another run still in progress (a reader whose function is on
+ * the stack below ours), that reader loses its O(1) duplicate check. */
+static inline void gv__set_last_link(gv_node *dep, gv_link *l)
+{
+    gv_link *prev = dep->last_link;
+    if (prev && prev->sub != l->sub && (prev->sub->flags & GV_F_RUNNING) && prev->run == prev->sub->run)
+        prev->sub->flags |= GV_F_RESCAN;
+    dep->last_link = l;
+}
+
 #define GV_DEFAULT_MAX_FLUSH_ROUNDS 100
 #define GV_DEFAULT_MAX_COMPUTE_DEPTH 2000
 
@@ -284,7 +299,8 @@ static inline void gv__track(gv_runtime *rt, gv_node *dep)
         next->version = dep->version;
         next->run = sub->run;
         sub->deps_tail = next;
-        dep->last_link = next;
+        if (dep->last_link != next)
+            gv__set_last_link(dep, next);
         return;
     }
     gv__track_slow(rt, dep, tail, next);

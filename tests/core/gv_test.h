@@ -124,6 +124,19 @@ static inline int gv_test_teardown(void **state)
     return 0;
 }
 
+/* The thread's stats, with the live counts relative to the start of the
+ * current test, so a test asserting "3 effects alive" is not thrown off by
+ * what an earlier, failed test left behind. */
+static inline void gv_test_stats(gv_stats *out)
+{
+    gv_get_stats(out);
+    out->signals -= gv_test_baseline.signals;
+    out->computeds -= gv_test_baseline.computeds;
+    out->effects -= gv_test_baseline.effects;
+    out->scopes -= gv_test_baseline.scopes;
+    out->links -= gv_test_baseline.links;
+}
+
 /* Release the runtime caches once the whole group is done, so LeakSanitizer
  * sees a clean exit without relying on thread-exit destructors. */
 static inline int gv_test_group_teardown(void **state)

@@ -164,11 +164,15 @@ static void test_dot_empty_graph(void **state)
 static void test_dot_escapes_names(void **state)
 {
     (void)state;
-    gv_signal *s = gv_signal_new(gv_str("x"));
+    gv_signal *s = gv_signal_new(gv_str("q\"v"));
     gv_signal_set_name(s, "say \"hi\"");
     char *dot = dump();
-    /* A raw quote inside a quoted DOT label would end it early. */
+    /* A raw quote inside a quoted DOT label would end it early: names and
+     * string values are escaped. */
     assert_non_null(strstr(dot, "say \\\"hi\\\""));
+    assert_non_null(strstr(dot, "q\\\"v"));
+    assert_null(strstr(dot, "say \"hi"));
+    assert_null(strstr(dot, "q\"v"));
     free(dot);
     gv_signal_free(s);
 }

@@ -73,7 +73,7 @@ static void test_runs_now_and_after_each_change(void **state)
     }
     assert_int_equal(gv_test_effect_runs() - runs0, 50);
     gv_stats st;
-    gv_get_stats(&st);
+    gv_test_stats(&st);
     assert_int_equal(st.effects, 1);
     assert_int_equal(st.links, 1);
     assert_true(st.bytes_effect > 0);
@@ -116,6 +116,54 @@ static void test_dependency_count(void **state)
     gv_effect_free(e);
     gv_signal_free(m.a);
     gv_signal_free(m.b);
+}
+
+/* Reads a, then a computed that itself reads a, then a again: still two
+ * dependencies (a and the computed), one link each. */
+typedef struct interleave {
+    gv_signal *a;
+    gv_computed *c;
+    int runs, cruns;
+} interleave;
+
+static void interleave_compute(gv_value *out, const gv_value *prev, void *ud)
+{
+    (void)prev;
+    interleave *x = ud;
+    x->cruns++;
+    *out = gv_int(2 * gv_signal_get_int(x->a));
+}
+
+static void interleave_fn(void *ud)
+{
+    interleave *x = ud;
+    x->runs++;
+    (void)gv_signal_get_int(x->a);
+    (void)gv_computed_get_int(x->c);
+    (void)gv_signal_get_int(x->a);
+}
+
+static void test_dependency_counted_once_across_interleaved_reads(void **state)
+{
+    (void)state;
+    interleave x = {0};
+    x.a = gv_signal_new(gv_int(1));
+    x.c = gv_computed_new(interleave_compute, &x);
+    gv_effect *e = gv_effect_new(interleave_fn, &x);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(gv_effect_dependency_count(e), 2);
+        assert_int_equal(gv_signal_subscriber_count(x.a), 2); /* e and c */
+        assert_int_equal(gv_computed_subscriber_count(x.c), 1);
+        gv_stats st;
+        gv_test_stats(&st);
+        assert_int_equal(st.links, 3);
+        assert_true(gv_signal_set_int(x.a, 2 + i));
+        assert_int_equal(x.runs, 2 + i);
+        assert_int_equal(x.cruns, 2 + i);
+    }
+    gv_effect_free(e);
+    gv_computed_free(x.c);
+    gv_signal_free(x.a);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -171,7 +219,7 @@ static void test_cleanup_order(void **state)
     assert_int_equal(p.cleanup_refused, 0);
     assert_string_equal(p.log.buf, "");
     gv_stats st;
-    gv_get_stats(&st);
+    gv_test_stats(&st);
     assert_int_equal(st.effects, 3);
 
     /* Before the re-run: owned effects newest first, then cleanups newest first. */
@@ -180,7 +228,7 @@ static void test_cleanup_order(void **state)
     assert_int_equal(p.runs, 2);
     assert_int_equal(p.c1.runs, 2);
     assert_int_equal(p.c2.runs, 2);
-    gv_get_stats(&st);
+    gv_test_stats(&st);
     assert_int_equal(st.effects, 3);
 
     charlog_clear(&p.log);
@@ -258,7 +306,7 @@ static void test_dispose_inside_own_run(void **state)
     assert_int_equal(k.kids_alive, 0);
     assert_int_equal(gv_signal_subscriber_count(k.s), 0);
     gv_stats st;
-    gv_get_stats(&st);
+    gv_test_stats(&st);
     assert_int_equal(st.effects, 0);
 
     assert_true(gv_signal_set_int(k.s, 4));
@@ -343,7 +391,7 @@ static void test_dispose_parent_disposes_children(void **state)
 
     gv_effect_free(e);
     gv_stats st;
-    gv_get_stats(&st);
+    gv_test_stats(&st);
     assert_int_equal(st.effects, 0);
     assert_int_equal(gv_signal_subscriber_count(b.t), 0);
     assert_true(gv_signal_set_int(b.t, 2));
@@ -408,7 +456,7 @@ static void test_nested_child_recreated_on_parent_rerun(void **state)
     }
     assert_int_equal(n.child_runs, 6);
     gv_stats st;
-    gv_get_stats(&st);
+    gv_test_stats(&st);
     assert_int_equal(st.effects, 2);
 
     assert_true(gv_signal_set_int(n.c, 2)); /* exactly one child is alive */
@@ -470,6 +518,108 @@ static void test_queued_child_of_queued_parent_does_not_run(void **state)
     run_family(true);
 }
 
+/* A child effect that disposes its own parent (from the child's run). */
+typedef struct parricide {
+    gv_signal *p, *c;
+    gv_effect *parent; /* set by the test after creation */
+    int parent_runs, child_runs, parent_cleanups, child_cleanups;
+} parricide;
+
+static void parricide_child_cleanup(void *ud)
+{
+    ((parricide *)ud)->child_cleanups++;
+}
+
+static void parricide_parent_cleanup(void *ud)
+{
+    ((parricide *)ud)->parent_cleanups++;
+}
+
+static void parricide_child(void *ud)
+{
+    parricide *x = ud;
+    x->child_runs++;
+    (void)gv_on_cleanup(parricide_child_cleanup, x);
+    if (gv_signal_get_int(x->c) == 1 && x->parent) {
+        gv_effect *victim = x->parent;
+        x->parent = NULL;
+        gv_effect_free(victim); /* disposes this running child too */
+    }
+}
+
+static void parricide_parent(void *ud)
+{
+    parricide *x = ud;
+    x->parent_runs++;
+    (void)gv_signal_get_int(x->p);
+    (void)gv_on_cleanup(parricide_parent_cleanup, x);
+    (void)gv_effect_new(parricide_child, x);
+}
+
+static void test_child_disposes_parent(void **state)
+{
+    (void)state;
+    parricide x = {0};
+    x.p = gv_signal_new(gv_int(0));
+    x.c = gv_signal_new(gv_int(0));
+    x.parent = gv_effect_new(parricide_parent, &x);
+    assert_true(gv_signal_set_int(x.c, 1));
+    assert_int_equal(x.child_runs, 2);
+    assert_int_equal(x.child_cleanups, 2);
+    assert_int_equal(x.parent_cleanups, 1);
+    gv_stats st;
+    gv_test_stats(&st);
+    assert_int_equal(st.effects, 0);
+    assert_int_equal(gv_signal_subscriber_count(x.p), 0);
+    assert_int_equal(gv_signal_subscriber_count(x.c), 0);
+    assert_true(gv_signal_set_int(x.p, 1));
+    assert_true(gv_signal_set_int(x.c, 2));
+    assert_int_equal(x.parent_runs, 1);
+    assert_int_equal(x.child_runs, 2);
+    gv_signal_free(x.p);
+    gv_signal_free(x.c);
+}
+
+/* A cleanup that writes a signal another effect reads. */
+typedef struct writing_cleanup {
+    gv_signal *trigger, *out;
+    int runs;
+} writing_cleanup;
+
+static void wc_cleanup(void *ud)
+{
+    writing_cleanup *w = ud;
+    (void)gv_signal_set_int(w->out, gv_signal_peek(w->out)->as.i + 1);
+}
+
+static void wc_fn(void *ud)
+{
+    writing_cleanup *w = ud;
+    w->runs++;
+    (void)gv_signal_get_int(w->trigger);
+    (void)gv_on_cleanup(wc_cleanup, w);
+}
+
+static void test_cleanup_may_write_signals(void **state)
+{
+    (void)state;
+    writing_cleanup w = {0};
+    w.trigger = gv_signal_new(gv_int(0));
+    w.out = gv_signal_new(gv_int(0));
+    swatch reader = {.s = w.out};
+    gv_effect *er = gv_effect_new(swatch_fn, &reader);
+    gv_effect *ew = gv_effect_new(wc_fn, &w);
+    assert_true(gv_signal_set_int(w.trigger, 1)); /* cleanup before re-run writes out */
+    assert_int_equal(reader.runs, 2);
+    assert_int_equal(reader.last, 1);
+    gv_effect_free(ew); /* cleanup on dispose writes out again, outside any flush */
+    assert_int_equal(reader.runs, 3);
+    assert_int_equal(reader.last, 2);
+    gv_effect_free(er);
+    gv_signal_free(w.trigger);
+    gv_signal_free(w.out);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Scopes                                                                    */
 /* ------------------------------------------------------------------------ */
@@ -506,7 +656,7 @@ static void test_scope_disposes_group(void **state)
     gv_effect *eo = gv_effect_new(scoped_fn, &outside);
 
     gv_stats st;
-    gv_get_stats(&st);
+    gv_test_stats(&st);
     assert_int_equal(st.scopes, 1);
     assert_int_equal(st.effects, 4);
     assert_true(gv_signal_set_int(s, 1));
@@ -516,7 +666,7 @@ static void test_scope_disposes_group(void **state)
 
     gv_scope_free(sc);
     assert_string_equal(log.buf, "cba"); /* newest first */
-    gv_get_stats(&st);
+    gv_test_stats(&st);
     assert_int_equal(st.scopes, 0);
     assert_int_equal(st.effects, 1);
     assert_true(gv_signal_set_int(s, 2));
@@ -545,14 +695,14 @@ static void test_nested_scopes(void **state)
     gv_scope_leave(outer);
 
     gv_stats st;
-    gv_get_stats(&st);
+    gv_test_stats(&st);
     assert_int_equal(st.scopes, 2);
     assert_int_equal(st.effects, 3);
 
     /* Newest first: effect 3, then the inner scope (effect 2), then effect 1. */
     gv_scope_free(outer);
     assert_string_equal(log.buf, "321");
-    gv_get_stats(&st);
+    gv_test_stats(&st);
     assert_int_equal(st.scopes, 0);
     assert_int_equal(st.effects, 0);
     gv_signal_free(s);
@@ -737,6 +887,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         GV_TEST(test_runs_now_and_after_each_change),
         GV_TEST(test_dependency_count),
+        GV_TEST(test_dependency_counted_once_across_interleaved_reads),
         GV_TEST(test_cleanup_order),
         GV_TEST(test_on_cleanup_outside_effect),
         GV_TEST(test_dispose_inside_own_run),
@@ -744,6 +895,8 @@ int main(void)
         GV_TEST(test_dispose_parent_disposes_children),
         GV_TEST(test_nested_child_recreated_on_parent_rerun),
         GV_TEST(test_queued_child_of_queued_parent_does_not_run),
+        GV_TEST(test_child_disposes_parent),
+        GV_TEST(test_cleanup_may_write_signals),
         GV_TEST(test_scope_disposes_group),
         GV_TEST(test_nested_scopes),
         GV_TEST(test_free_scope_member_early),

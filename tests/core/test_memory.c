@@ -53,7 +53,7 @@ static void cwatch_fn(void *ud)
 static gv_stats stats(void)
 {
     gv_stats st;
-    gv_get_stats(&st);
+    gv_test_stats(&st);
     return st;
 }
 
@@ -229,6 +229,51 @@ static void test_last_observer_gone_unsubscribes(void **state)
     gv_signal_free(s);
 }
 
+/* An effect reads cond ? c : s.  With c's handle already released, the
+ * effect switching away from c is what finally destroys it. */
+typedef struct switcher {
+    gv_signal *cond, *s;
+    gv_computed *c;
+    int runs;
+    int64_t last;
+} switcher;
+
+static void switcher_fn(void *ud)
+{
+    switcher *w = ud;
+    w->runs++;
+    w->last = gv_signal_get_bool(w->cond) ? gv_computed_get_int(w->c) : gv_signal_get_int(w->s);
+}
+
+static void test_dropped_dependency_frees_released_computed(void **state)
+{
+    (void)state;
+    int destroyed = 0;
+    switcher w = {0};
+    w.cond = gv_signal_new(gv_bool(true));
+    w.s = gv_signal_new(gv_int(5));
+    objread o = {.src = gv_signal_new(gv_ptr(owned_obj_new(&destroyed, 9), owned_obj_destroy))};
+    w.c = gv_computed_new(objread_fn, &o);
+    gv_effect *e = gv_effect_new(switcher_fn, &w);
+    assert_int_equal(w.last, 9);
+    gv_computed_free(w.c);
+    gv_signal_free(o.src);
+    assert_int_equal(stats().computeds, 1);
+    assert_int_equal(stats().signals, 3);
+    assert_int_equal(destroyed, 0);
+
+    assert_true(gv_signal_set_bool(w.cond, false));
+    assert_int_equal(w.last, 5);
+    assert_int_equal(stats().computeds, 0); /* no reader, no handle: gone */
+    assert_int_equal(stats().signals, 2);
+    assert_int_equal(destroyed, 1);
+    assert_int_equal(gv_effect_dependency_count(e), 2);
+
+    gv_effect_free(e);
+    gv_signal_free(w.cond);
+    gv_signal_free(w.s);
+}
+
 static void test_freed_computed_lives_while_observed(void **state)
 {
     (void)state;
@@ -369,6 +414,7 @@ int main(void)
         GV_TEST(test_unobserved_computed_is_not_subscribed),
         GV_TEST(test_last_observer_gone_unsubscribes),
         GV_TEST(test_freed_computed_lives_while_observed),
+        GV_TEST(test_dropped_dependency_frees_released_computed),
         GV_TEST(test_free_pending_effect_inside_batch),
         GV_TEST(test_stats_return_to_zero),
         GV_TEST(test_runtime_release_then_reuse),

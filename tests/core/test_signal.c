@@ -447,6 +447,12 @@ static void test_strings_are_copied(void **state)
     assert_false(gv_signal_set(s, gv_str("world")));
     assert_int_equal(w.runs, 2);
 
+    /* One character longer than any string the node held so far. */
+    assert_true(gv_signal_set_string(s, "world!"));
+    assert_string_equal(gv_signal_get_string(s), "world!");
+    assert_true(gv_signal_set_string(s, "world"));
+    assert_int_equal(w.runs, 4);
+
     /* Grow well past the previous length, then shrink again. */
     char big[400];
     memset(big, 'a', sizeof big - 1);
@@ -455,16 +461,23 @@ static void test_strings_are_copied(void **state)
     big[0] = 'b';
     assert_int_equal(strlen(gv_signal_get_string(s)), sizeof big - 1);
     assert_int_equal(gv_signal_get_string(s)[0], 'a');
-    assert_int_equal(w.runs, 3);
+    assert_int_equal(w.runs, 5);
     assert_true(gv_signal_set_string(s, "x"));
     assert_string_equal(gv_signal_get_string(s), "x");
     assert_string_equal(w.last, "x");
     assert_true(gv_signal_set_string(s, ""));
     assert_string_equal(gv_signal_get_string(s), "");
-    assert_int_equal(w.runs, 5);
+    assert_int_equal(w.runs, 7);
+    /* Writing (a suffix of) the node's own current string back into it. */
+    assert_true(gv_signal_set_string(s, "hello world"));
+    assert_true(gv_signal_set_string(s, gv_signal_get_string(s) + 6));
+    assert_string_equal(gv_signal_get_string(s), "world");
+    assert_string_equal(w.last, "world");
+    assert_true(gv_signal_set_string(s, ""));
+    assert_int_equal(w.runs, 10);
     /* gv_str(NULL) is the empty string, so this is an equal write. */
     assert_false(gv_signal_set(s, gv_str(NULL)));
-    assert_int_equal(w.runs, 5);
+    assert_int_equal(w.runs, 10);
 
     gv_effect_free(e);
     gv_signal_free(s);
@@ -592,7 +605,7 @@ static void test_stats_count_signals(void **state)
     for (int i = 0; i < 3; i++)
         s[i] = gv_signal_new(gv_int(i));
     gv_stats st;
-    gv_get_stats(&st);
+    gv_test_stats(&st);
     assert_int_equal(st.signals, 3);
     assert_int_equal(st.links, 0);
     assert_true(st.bytes_signal > 0);
@@ -600,7 +613,7 @@ static void test_stats_count_signals(void **state)
         assert_int_equal(gv_signal_subscriber_count(s[i]), 0);
         gv_signal_free(s[i]);
     }
-    gv_get_stats(&st);
+    gv_test_stats(&st);
     assert_int_equal(st.signals, 0);
 }
 
