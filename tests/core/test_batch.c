@@ -148,6 +148,29 @@ static void test_reads_inside_batch_see_new_values(void **state)
     gv_signal_free(a);
 }
 
+static void test_effect_created_inside_batch(void **state)
+{
+    (void)state;
+    sum3 s = {0};
+    s.a = gv_signal_new(gv_int(1));
+    s.b = gv_signal_new(gv_int(1));
+    s.c = gv_signal_new(gv_int(1));
+    gv_batch_begin();
+    assert_true(gv_signal_set_int(s.a, 2));
+    gv_effect *e = gv_effect_new(sum3_fn, &s); /* runs now, even in a batch */
+    assert_int_equal(s.runs, 1);
+    assert_int_equal(s.last, 4);
+    assert_true(gv_signal_set_int(s.b, 2));
+    assert_int_equal(s.runs, 1);
+    gv_batch_end();
+    assert_int_equal(s.runs, 2);
+    assert_int_equal(s.last, 5);
+    gv_effect_free(e);
+    gv_signal_free(s.a);
+    gv_signal_free(s.b);
+    gv_signal_free(s.c);
+}
+
 /* An effect that batches its two writes: the reader of both runs once. */
 typedef struct pairwriter {
     gv_signal *trigger, *x, *y;
@@ -397,6 +420,7 @@ int main(void)
         GV_TEST(test_batch_runs_effect_once),
         GV_TEST(test_nested_batch_flushes_at_outermost_end),
         GV_TEST(test_reads_inside_batch_see_new_values),
+        GV_TEST(test_effect_created_inside_batch),
         GV_TEST(test_batch_inside_effect),
         GV_TEST(test_untracked_region_in_effect),
         GV_TEST(test_untracked_region_in_computed),

@@ -591,6 +591,38 @@ static void test_string_result_is_copied(void **state)
     gv_signal_free(s);
 }
 
+/* signals.h, gv_compute_fn: "Strings written to *out are copied after it
+ * returns, so a stack buffer is fine."  This test takes that promise
+ * literally: the buffer is local to the compute function. */
+typedef struct stackstr {
+    gv_signal *src;
+    int runs;
+} stackstr;
+
+static void stackstr_fn(gv_value *out, const gv_value *prev, void *ud)
+{
+    (void)prev;
+    stackstr *st = ud;
+    st->runs++;
+    char buf[32];
+    snprintf(buf, sizeof buf, "value-%lld", (long long)gv_signal_get_int(st->src));
+    *out = gv_str(buf);
+}
+
+static void test_string_result_from_stack_buffer(void **state)
+{
+    (void)state;
+    gv_signal *s = gv_signal_new(gv_int(1));
+    stackstr st = {.src = s};
+    gv_computed *c = gv_computed_new(stackstr_fn, &st);
+    assert_string_equal(gv_computed_get_string(c), "value-1");
+    assert_true(gv_signal_set_int(s, 22));
+    assert_string_equal(gv_computed_get_string(c), "value-22");
+    assert_int_equal(st.runs, 2);
+    gv_computed_free(c);
+    gv_signal_free(s);
+}
+
 typedef struct objc {
     gv_signal *src;
     int *destroyed;
@@ -732,6 +764,112 @@ static void test_shared_computed_runs_once_per_change(void **state)
     gv_signal_free(s);
 }
 
+/* "even"/"odd" as a string: recomputing the same contents is a cut-off. */
+typedef struct parity_str {
+    gv_signal *src;
+    int runs;
+    char buf[8]; /* reused by every run: the node must keep its own copy */
+} parity_str;
+
+static void parity_str_fn(gv_value *out, const gv_value *prev, void *ud)
+{
+    (void)prev;
+    parity_str *p = ud;
+    p->runs++;
+    snprintf(p->buf, sizeof p->buf, "%s", gv_signal_get_int(p->src) % 2 ? "odd" : "even");
+    *out = gv_str(p->buf);
+}
+
+typedef struct strwatch {
+    gv_computed *c;
+    int runs;
+    char last[16];
+} strwatch;
+
+static void strwatch_fn(void *ud)
+{
+    strwatch *w = ud;
+    w->runs++;
+    const char *s = gv_computed_get_string(w->c);
+    snprintf(w->last, sizeof w->last, "%s", s ? s : "(null)");
+}
+
+static void test_string_equality_cutoff(void **state)
+{
+    (void)state;
+    gv_signal *s = gv_signal_new(gv_int(2));
+    parity_str p = {.src = s};
+    gv_computed *c = gv_computed_new(parity_str_fn, &p);
+    strwatch w = {.c = c};
+    gv_effect *e = gv_effect_new(strwatch_fn, &w);
+    assert_string_equal(w.last, "even");
+    assert_true(gv_signal_set_int(s, 4));
+    assert_int_equal(p.runs, 2);
+    assert_int_equal(w.runs, 1);
+    assert_true(gv_signal_set_int(s, 5));
+    assert_int_equal(w.runs, 2);
+    assert_string_equal(w.last, "odd");
+    assert_true(gv_signal_set_int(s, 7));
+    assert_int_equal(p.runs, 4);
+    assert_int_equal(w.runs, 2);
+    gv_effect_free(e);
+    gv_computed_free(c);
+    gv_signal_free(s);
+}
+
+/* Reads a then b, or b then a: re-ordering the same dependencies. */
+typedef struct order {
+    gv_signal *flip, *a, *b;
+    int runs;
+} order;
+
+static void order_fn(gv_value *out, const gv_value *prev, void *ud)
+{
+    (void)prev;
+    order *o = ud;
+    o->runs++;
+    int64_t x, y;
+    if (gv_signal_get_bool(o->flip)) {
+        y = gv_signal_get_int(o->b);
+        x = gv_signal_get_int(o->a);
+    } else {
+        x = gv_signal_get_int(o->a);
+        y = gv_signal_get_int(o->b);
+    }
+    *out = gv_int(10 * x + y);
+}
+
+static void test_dependency_order_change(void **state)
+{
+    (void)state;
+    order o = {0};
+    o.flip = gv_signal_new(gv_bool(false));
+    o.a = gv_signal_new(gv_int(1));
+    o.b = gv_signal_new(gv_int(2));
+    gv_computed *c = gv_computed_new(order_fn, &o);
+    cwatch w = {.c = c};
+    gv_effect *e = gv_effect_new(cwatch_fn, &w);
+    for (int i = 0; i < 4; i++) {
+        assert_true(gv_signal_set_bool(o.flip, i % 2 == 0));
+        assert_int_equal(gv_computed_dependency_count(c), 3);
+        assert_int_equal(gv_signal_subscriber_count(o.a), 1);
+        assert_int_equal(gv_signal_subscriber_count(o.b), 1);
+        int runs = o.runs;
+        assert_true(gv_signal_set_int(o.a, 3 + i));
+        assert_true(gv_signal_set_int(o.b, 5 + i));
+        assert_int_equal(o.runs, runs + 2);
+        assert_int_equal(w.last, 10 * (3 + i) + 5 + i);
+    }
+    gv_stats st;
+    gv_test_stats(&st);
+    assert_int_equal(st.links, 4);
+    gv_effect_free(e);
+    gv_computed_free(c);
+    gv_signal_free(o.flip);
+    gv_signal_free(o.a);
+    gv_signal_free(o.b);
+}
+
 static void test_computed_names(void **state)
 {
     (void)state;
@@ -761,9 +899,12 @@ int main(void)
         GV_TEST(test_equality_cutoff),
         GV_TEST(test_custom_equality_on_computed),
         GV_TEST(test_string_result_is_copied),
+        GV_TEST(test_string_result_from_stack_buffer),
         GV_TEST(test_pointer_result_owned),
         GV_TEST(test_typed_getters),
         GV_TEST(test_shared_computed_runs_once_per_change),
+        GV_TEST(test_string_equality_cutoff),
+        GV_TEST(test_dependency_order_change),
         GV_TEST(test_computed_names),
     };
     return GV_RUN_TESTS(tests);

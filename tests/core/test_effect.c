@@ -867,6 +867,133 @@ static void test_effect_writes_own_dependency_converges(void **state)
     gv_signal_free(n);
 }
 
+/* An effect's writes are applied as one batch after its run: a reader of both
+ * written signals runs once per writer run and never sees them torn. */
+typedef struct twowriter {
+    gv_signal *trigger, *x, *y;
+    int runs;
+} twowriter;
+
+static void twowriter_fn(void *ud)
+{
+    twowriter *t = ud;
+    t->runs++;
+    int64_t v = gv_signal_get_int(t->trigger);
+    (void)gv_signal_set_int(t->x, v);
+    (void)gv_signal_set_int(t->y, v);
+}
+
+typedef struct pairwatch {
+    gv_signal *x, *y;
+    int runs, torn;
+} pairwatch;
+
+static void pairwatch_fn(void *ud)
+{
+    pairwatch *p = ud;
+    p->runs++;
+    if (gv_signal_get_int(p->x) != gv_signal_get_int(p->y))
+        p->torn++;
+}
+
+static void test_effect_writes_flush_after_its_run(void **state)
+{
+    (void)state;
+    twowriter t = {0};
+    t.trigger = gv_signal_new(gv_int(1));
+    t.x = gv_signal_new(gv_int(0));
+    t.y = gv_signal_new(gv_int(0));
+    pairwatch p = {.x = t.x, .y = t.y};
+    gv_effect *ep = gv_effect_new(pairwatch_fn, &p);
+    gv_effect *et = gv_effect_new(twowriter_fn, &t); /* first run writes 1, 1 */
+    assert_int_equal(p.runs, 2);
+    for (int i = 2; i <= 4; i++) {
+        assert_true(gv_signal_set_int(t.trigger, i));
+        assert_int_equal(t.runs, i);
+        assert_int_equal(p.runs, 1 + i);
+    }
+    assert_int_equal(p.torn, 0);
+    gv_effect_free(et);
+    gv_effect_free(ep);
+    gv_signal_free(t.trigger);
+    gv_signal_free(t.x);
+    gv_signal_free(t.y);
+}
+
+/* Many cleanups and children in one run (past any small initial capacity). */
+#define MANY 300
+
+typedef struct many {
+    gv_signal *s;
+    int order[MANY]; /* cleanup indices in the order they ran */
+    int ncalled;
+    int children_alive;
+    struct many_item {
+        struct many *m;
+        int idx;
+    } items[MANY];
+    int runs;
+} many;
+
+static void many_cleanup(void *ud)
+{
+    struct many_item *it = ud;
+    if (it->m->ncalled < MANY)
+        it->m->order[it->m->ncalled] = it->idx;
+    it->m->ncalled++;
+}
+
+static void many_child_cleanup(void *ud)
+{
+    ((many *)ud)->children_alive--;
+}
+
+static void many_child(void *ud)
+{
+    many *m = ud;
+    m->children_alive++;
+    (void)gv_on_cleanup(many_child_cleanup, m);
+}
+
+static void many_fn(void *ud)
+{
+    many *m = ud;
+    m->runs++;
+    (void)gv_signal_get_int(m->s);
+    for (int i = 0; i < MANY; i++) {
+        m->items[i] = (struct many_item){m, i};
+        (void)gv_on_cleanup(many_cleanup, &m->items[i]);
+        (void)gv_effect_new(many_child, m);
+    }
+}
+
+static void test_many_cleanups_and_children(void **state)
+{
+    (void)state;
+    many *m = calloc(1, sizeof *m);
+    assert_non_null(m);
+    m->s = gv_signal_new(gv_int(0));
+    gv_effect *e = gv_effect_new(many_fn, m);
+    assert_int_equal(m->children_alive, MANY);
+    gv_stats st;
+    gv_test_stats(&st);
+    assert_int_equal(st.effects, MANY + 1);
+
+    assert_true(gv_signal_set_int(m->s, 1));
+    assert_int_equal(m->ncalled, MANY);
+    for (int i = 0; i < MANY; i++)
+        assert_int_equal(m->order[i], MANY - 1 - i); /* newest first */
+    assert_int_equal(m->children_alive, MANY);
+
+    m->ncalled = 0;
+    gv_effect_free(e);
+    assert_int_equal(m->ncalled, MANY);
+    assert_int_equal(m->order[0], MANY - 1);
+    assert_int_equal(m->children_alive, 0);
+    gv_signal_free(m->s);
+    free(m);
+}
+
 static void test_effect_names(void **state)
 {
     (void)state;
@@ -904,6 +1031,8 @@ int main(void)
         GV_TEST(test_effect_writes_signal_read_by_other_effect),
         GV_TEST(test_effect_write_chain),
         GV_TEST(test_effect_writes_own_dependency_converges),
+        GV_TEST(test_effect_writes_flush_after_its_run),
+        GV_TEST(test_many_cleanups_and_children),
         GV_TEST(test_effect_names),
     };
     return GV_RUN_TESTS(tests);

@@ -10,6 +10,8 @@
  */
 #include "gv_test.h"
 
+#include <unistd.h>
+
 /* ------------------------------------------------------------------------ */
 /* gv_fail in a compute                                                      */
 /* ------------------------------------------------------------------------ */
@@ -335,6 +337,86 @@ static void test_write_inside_compute_is_refused(void **state)
     gv_signal_free(victim);
 }
 
+/* A pointer handed to a refused write is still handed over: destroyed. */
+typedef struct ptrwriter {
+    gv_signal *target;
+    int *destroyed;
+    int runs;
+} ptrwriter;
+
+static void ptrwriter_fn(gv_value *out, const gv_value *prev, void *ud)
+{
+    (void)prev;
+    ptrwriter *p = ud;
+    p->runs++;
+    (void)gv_signal_set(p->target, gv_ptr(owned_obj_new(p->destroyed, 5), owned_obj_destroy));
+    *out = gv_int(1);
+}
+
+static void test_refused_pointer_write_is_destroyed(void **state)
+{
+    (void)state;
+    int destroyed = 0;
+    gv_signal *target = gv_signal_new(gv_int(0));
+    ptrwriter p = {.target = target, .destroyed = &destroyed};
+    gv_computed *c = gv_computed_new(ptrwriter_fn, &p);
+    const gv_error *err = gv_computed_error(c);
+    assert_non_null(err);
+    assert_int_equal(err->code, GV_ESIDEEFFECT);
+    assert_int_equal(destroyed, 1);
+    assert_int_equal(gv_signal_get(target)->type, GV_INT);
+    gv_computed_free(c);
+    gv_signal_free(target);
+}
+
+/* gv_set_error_handler(NULL, ...) restores the default handler, which prints
+ * one line to stderr.  stderr is redirected into a temporary file to check. */
+typedef struct boom {
+    gv_signal *s;
+} boom;
+
+static void boom_fn(void *ud)
+{
+    boom *b = ud;
+    if (gv_signal_get_int(b->s) == 1)
+        (void)gv_fail(GV_EFAIL, "kaboom %d", 17);
+}
+
+static void test_default_error_handler_prints_one_line(void **state)
+{
+    (void)state;
+    boom b = {gv_signal_new(gv_int(0))};
+    gv_effect *e = gv_effect_new(boom_fn, &b);
+    gv_effect_set_name(e, "bomber");
+    gv_set_error_handler(NULL, NULL);
+
+    FILE *tmp = tmpfile();
+    assert_non_null(tmp);
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    assert_true(saved >= 0);
+    assert_true(dup2(fileno(tmp), STDERR_FILENO) >= 0);
+    bool changed = gv_signal_set_int(b.s, 1);
+    fflush(stderr);
+    assert_true(dup2(saved, STDERR_FILENO) >= 0);
+    close(saved);
+    assert_true(changed);
+
+    char text[1024] = {0};
+    rewind(tmp);
+    size_t n = fread(text, 1, sizeof text - 1, tmp);
+    fclose(tmp);
+    assert_true(n > 0);
+    assert_non_null(strstr(text, "kaboom 17"));
+    assert_non_null(strstr(text, "bomber"));
+    assert_non_null(strchr(text, '\n'));
+    assert_ptr_equal(strchr(text, '\n'), text + n - 1); /* exactly one line */
+    assert_int_equal(gv_test_errors.count, 0);           /* ours was replaced */
+
+    gv_effect_free(e);
+    gv_signal_free(b.s);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Cycles between computeds                                                  */
 /* ------------------------------------------------------------------------ */
@@ -579,6 +661,8 @@ int main(void)
         GV_TEST(test_effect_failure_goes_to_handler),
         GV_TEST(test_effect_reading_failed_computed),
         GV_TEST(test_write_inside_compute_is_refused),
+        GV_TEST(test_refused_pointer_write_is_destroyed),
+        GV_TEST(test_default_error_handler_prints_one_line),
         GV_TEST(test_computed_reading_itself),
         GV_TEST(test_cycle_through_another_computed),
         GV_TEST(test_effects_cycle_default_limit),

@@ -77,11 +77,15 @@ strict=(-std=c11 -pedantic -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
 "$cc" "${strict[@]}" "${extra_cflags[@]}" "${pc_cflags[@]}" \
     "$consumer_c" -o "$prefix/consumer_shared" "${pc_libs[@]}" \
     || fail "compiling the consumer against the shared library failed"
-"$readelf" -d "$prefix/consumer_shared" | grep -q 'NEEDED.*\[libgalvani\.so\.0\]' \
+# Outputs are captured before matching: `cmd | grep -q` under pipefail fails
+# at random when grep exits early and cmd dies of SIGPIPE.
+dynamic=$("$readelf" -d "$prefix/consumer_shared")
+grep -q 'NEEDED.*\[libgalvani\.so\.0\]' <<<"$dynamic" \
     || fail "consumer_shared does not depend on libgalvani.so.0"
 # Make sure the loader really picks the freshly installed copy.
-LD_LIBRARY_PATH=$libdir ldd "$prefix/consumer_shared" | grep -q "libgalvani\.so\.0 => $libdir/" \
-    || fail "consumer_shared does not resolve libgalvani.so.0 from $libdir"
+resolved=$(LD_LIBRARY_PATH=$libdir ldd "$prefix/consumer_shared")
+grep -q "libgalvani\.so\.0 => $libdir/" <<<"$resolved" \
+    || fail "consumer_shared does not resolve libgalvani.so.0 from $libdir: $resolved"
 LD_LIBRARY_PATH=$libdir "$prefix/consumer_shared" || fail "consumer_shared exited with $?"
 step "shared consumer compiled, linked against libgalvani.so.0 and ran"
 
@@ -89,7 +93,8 @@ step "shared consumer compiled, linked against libgalvani.so.0 and ran"
 "$cc" "${strict[@]}" "${extra_cflags[@]}" "${pc_cflags[@]}" \
     "$consumer_c" -o "$prefix/consumer_static" "$libdir/libgalvani.a" -lpthread \
     || fail "compiling the consumer against libgalvani.a failed"
-if "$readelf" -d "$prefix/consumer_static" | grep -q 'NEEDED.*libgalvani'; then
+dynamic=$("$readelf" -d "$prefix/consumer_static")
+if grep -q 'NEEDED.*libgalvani' <<<"$dynamic"; then
     fail "consumer_static still depends on the shared libgalvani"
 fi
 "$prefix/consumer_static" || fail "consumer_static exited with $?"
