@@ -106,6 +106,13 @@ static inline gv_value gv_bool(bool b) { gv_value v = {GV_BOOL, {0}, NULL}; v.as
 static inline gv_value gv_str(const char *s) { gv_value v = {GV_STRING, {0}, NULL}; v.as.s = s ? s : ""; return v; }
 static inline gv_value gv_ptr(void *p, gv_destroy_fn destroy) { gv_value v = {GV_POINTER, {0}, destroy}; v.as.p = p; return v; }
 
+/* A string value that owns a heap copy of `s`, for strings that will not
+ * outlive the call: a compute function formatting into a stack buffer writes
+ * `*out = gv_str_copy(buf)`.  Handing it to the graph (a compute result,
+ * gv_signal_set, gv_signal_new) hands the copy over, without a second copy.
+ * Returns GV_NONE if out of memory. */
+gv_value gv_str_copy(const char *s);
+
 /* Conversions used by the typed getters: numbers and bools convert into each
  * other (double -> int truncates); anything else reads as 0 / false / NULL. */
 int64_t gv_value_to_int(const gv_value *v);
@@ -214,9 +221,11 @@ typedef struct gv_computed gv_computed;
 /* Compute the value from other nodes, read through tracked getters, and store
  * it in *out (which starts as GV_NONE).  `prev` is the value of the previous
  * run (GV_NONE the first time, or after a failure); it stays valid until the
- * function returns.  Strings written to *out are copied after it returns, so a
- * stack buffer is fine; a pointer written to *out is handed over.  To fail,
- * call gv_fail() and return. */
+ * function returns.  A string written to *out with gv_str() is copied after
+ * the function returns, so it must outlive the call (a buffer in `ud`, a
+ * literal, `prev`'s string, a string read from a node); for a stack buffer
+ * use gv_str_copy().  A pointer written to *out is handed over.  To fail, call
+ * gv_fail() and return. */
 typedef void (*gv_compute_fn)(gv_value *out, const gv_value *prev, void *ud);
 
 /* A new computed.  Nothing runs until somebody reads it.  `ud` is borrowed: it

@@ -19,6 +19,33 @@ static gv_strbuf *gv_strbuf_of(const char *s)
     return (gv_strbuf *)(void *)((char *)(uintptr_t)s - offsetof(gv_strbuf, chars));
 }
 
+/* The destroy function that marks a GV_STRING as an owned gv_strbuf (made by
+ * gv_str_copy) rather than a view: storing it takes the buffer over. */
+static void gv_strbuf_release(void *chars)
+{
+    free(gv_strbuf_of(chars));
+}
+
+static bool gv_is_owned_string(const gv_value *v)
+{
+    return v->type == GV_STRING && v->destroy == gv_strbuf_release;
+}
+
+gv_value gv_str_copy(const char *s)
+{
+    if (!s)
+        s = "";
+    size_t len = strlen(s);
+    gv_strbuf *b = malloc(sizeof *b + len + 1);
+    if (!b)
+        return gv_none();
+    b->cap = len + 1;
+    memcpy(b->chars, s, len + 1);
+    gv_value v = gv_str(b->chars);
+    v.destroy = gv_strbuf_release;
+    return v;
+}
+
 int64_t gv_value_to_int(const gv_value *v)
 {
     switch (v->type) {
@@ -94,6 +121,13 @@ void gv__value_clear(gv_value *slot)
 
 bool gv__value_store(gv_value *slot, const gv_value *in)
 {
+    if (gv_is_owned_string(in)) { /* take the buffer over */
+        gv__value_clear(slot);
+        slot->type = GV_STRING;
+        slot->as.s = in->as.s;
+        slot->destroy = NULL;
+        return true;
+    }
     if (in->type == GV_STRING) {
         const char *src = in->as.s ? in->as.s : "";
         size_t len = strlen(src);
@@ -129,6 +163,11 @@ bool gv__value_store(gv_value *slot, const gv_value *in)
 
 void gv__value_discard(const gv_value *in, const gv_value *kept)
 {
+    if (gv_is_owned_string(in)) {
+        if (!(kept->type == GV_STRING && kept->as.s == in->as.s))
+            gv_strbuf_release((void *)(uintptr_t)in->as.s);
+        return;
+    }
     if (in->type == GV_POINTER && in->destroy && in->as.p &&
         !(kept->type == GV_POINTER && kept->as.p == in->as.p))
         in->destroy(in->as.p);

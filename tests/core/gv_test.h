@@ -192,4 +192,46 @@ static inline owned_obj *owned_obj_new(int *destroyed, int value)
     return o;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Cleanup helpers                                                           */
+/* ------------------------------------------------------------------------ */
+
+/* A log of single characters, appended by cleanups, to check their order. */
+typedef struct charlog {
+    char buf[128];
+    size_t len;
+} charlog;
+
+static inline void charlog_put(charlog *l, char c)
+{
+    if (l->len + 1 < sizeof l->buf) {
+        l->buf[l->len++] = c;
+        l->buf[l->len] = '\0';
+    }
+}
+
+static inline void charlog_clear(charlog *l)
+{
+    l->len = 0;
+    l->buf[0] = '\0';
+}
+
+/* A cleanup that logs one character. */
+typedef struct mark {
+    charlog *log;
+    char ch;
+} mark;
+
+static inline void mark_cleanup(void *ud)
+{
+    mark *m = ud;
+    charlog_put(m->log, m->ch);
+}
+
+static inline void count_cleanup(void *ud)
+{
+    (*(int *)ud)++;
+}
+
+
 #endif /* GALVANI_TEST_H */

@@ -328,6 +328,53 @@ static void test_free_pending_effect_inside_batch(void **state)
     gv_signal_free(s);
 }
 
+/* The observer goes away in the middle of a batch that already wrote the
+ * computed's source: the now unobserved computed must still be correct, and
+ * a new observer created after a write must see the new value. */
+static void test_observer_leaves_and_returns_across_writes(void **state)
+{
+    (void)state;
+    gv_signal *s = gv_signal_new(gv_int(1));
+    times t = {.src = s, .k = 4};
+    gv_computed *c = gv_computed_new(times_fn, &t);
+    cwatch w = {.c = c};
+    gv_effect *e = gv_effect_new(cwatch_fn, &w);
+
+    gv_batch_begin();
+    assert_true(gv_signal_set_int(s, 5)); /* marks c and queues e */
+    gv_effect_free(e);
+    gv_batch_end();
+    assert_int_equal(w.runs, 1);
+    assert_int_equal(gv_signal_subscriber_count(s), 0);
+    assert_int_equal(gv_computed_get_int(c), 20);
+    assert_int_equal(t.runs, 2);
+
+    /* Unobserved write, then a new observer without a read in between. */
+    assert_true(gv_signal_set_int(s, 6));
+    cwatch w2 = {.c = c};
+    e = gv_effect_new(cwatch_fn, &w2);
+    assert_int_equal(w2.last, 24);
+    assert_int_equal(t.runs, 3);
+    assert_true(gv_signal_set_int(s, 7));
+    assert_int_equal(w2.last, 28);
+    assert_int_equal(w2.runs, 2);
+    assert_int_equal(t.runs, 4);
+    gv_effect_free(e);
+
+    /* And once more: unobserved write, observed again, observed write. */
+    assert_true(gv_signal_set_int(s, 8));
+    cwatch w3 = {.c = c};
+    e = gv_effect_new(cwatch_fn, &w3);
+    assert_int_equal(w3.last, 32);
+    assert_true(gv_signal_set_int(s, 9));
+    assert_int_equal(w3.last, 36);
+    assert_int_equal(t.runs, 6);
+    gv_effect_free(e);
+
+    gv_computed_free(c);
+    gv_signal_free(s);
+}
+
 static void test_stats_return_to_zero(void **state)
 {
     (void)state;
@@ -416,6 +463,7 @@ int main(void)
         GV_TEST(test_freed_computed_lives_while_observed),
         GV_TEST(test_dropped_dependency_frees_released_computed),
         GV_TEST(test_free_pending_effect_inside_batch),
+        GV_TEST(test_observer_leaves_and_returns_across_writes),
         GV_TEST(test_stats_return_to_zero),
         GV_TEST(test_runtime_release_then_reuse),
     };
