@@ -138,7 +138,6 @@ enum {
     GV_ECYCLE = -1,      /* a computed read itself, or effects kept re-triggering */
     GV_EDEPTH = -2,      /* computeds nested deeper than the runtime allows */
     GV_ESIDEEFFECT = -3, /* a signal was written inside a compute function */
-    GV_EDISPOSED = -4,   /* a read of a node whose owner already released it */
     GV_EFAIL = -5        /* generic failure code for gv_fail callers */
     /* Positive codes are free for applications. */
 };
@@ -269,7 +268,8 @@ typedef void (*gv_cleanup_fn)(void *ud);
 /* A new effect: runs `fn` once now, then again after anything it read changed
  * (once per write, or once per outermost batch).  `ud` is borrowed.  Effects
  * created while another effect runs are owned by it; while a scope is entered,
- * by the scope.  Returns NULL only when out of memory. */
+ * by the scope.  Returns NULL when out of memory, or when the effect was
+ * disposed during that first run (by itself or by freeing its owner). */
 gv_effect *gv_effect_new(gv_effect_fn fn, void *ud);
 
 /* Dispose: run the pending cleanups, dispose owned effects, unsubscribe, free.

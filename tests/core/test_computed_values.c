@@ -1,8 +1,8 @@
 /*
- * test_computed_values.c — what compute functions produce: strings (copied
- * into the node, equal contents cut off), pointers (owned, destroyed exactly
- * once, equal results dropped), doubles, bools, GV_NONE, and the typed
- * getters.
+ * test_computed_values.c — what compute functions produce: strings (views
+ * copied into the node, gv_str_copy() copies handed over, equal contents cut
+ * off), pointers (owned, destroyed exactly once, equal results dropped),
+ * doubles, bools, GV_NONE, and the typed getters.
  *
  * Compute and effect functions never call cmocka asserts; they count in their
  * user data and the tests assert afterwards.
@@ -46,11 +46,15 @@ static void test_string_result_is_copied(void **state)
     gv_signal_free(s);
 }
 
-/* signals.h, gv_compute_fn: a string formatted into a stack buffer is
- * returned with gv_str_copy(), which the computed takes over. */
+/* signals.h, gv_compute_fn: a string formatted into a buffer local to the
+ * compute function must be handed over with gv_str_copy() (gv_str() would
+ * leave the graph a view of a dead stack frame).  The copy is handed over:
+ * LeakSanitizer checks nothing is left behind, including when the result is
+ * an equal string (cut-off) or the run fails after writing *out. */
 typedef struct stackstr {
     gv_signal *src;
     int runs;
+    bool fail_after; /* write *out, then gv_fail */
 } stackstr;
 
 static void stackstr_fn(gv_value *out, const gv_value *prev, void *ud)
@@ -59,22 +63,93 @@ static void stackstr_fn(gv_value *out, const gv_value *prev, void *ud)
     stackstr *st = ud;
     st->runs++;
     char buf[32];
-    snprintf(buf, sizeof buf, "value-%lld", (long long)gv_signal_get_int(st->src));
+    snprintf(buf, sizeof buf, "value-%lld", (long long)(gv_signal_get_int(st->src) / 10));
     *out = gv_str_copy(buf);
+    if (st->fail_after)
+        (void)gv_fail(GV_EFAIL, "failed after writing a copy");
 }
 
 static void test_string_result_from_stack_buffer(void **state)
 {
     (void)state;
-    gv_signal *s = gv_signal_new(gv_int(1));
+    gv_signal *s = gv_signal_new(gv_int(10));
     stackstr st = {.src = s};
     gv_computed *c = gv_computed_new(stackstr_fn, &st);
     assert_string_equal(gv_computed_get_string(c), "value-1");
-    assert_true(gv_signal_set_int(s, 22));
+    assert_true(gv_signal_set_int(s, 220));
     assert_string_equal(gv_computed_get_string(c), "value-22");
-    assert_int_equal(st.runs, 2);
+    assert_true(gv_signal_set_int(s, 225)); /* same string: cut-off, copy freed */
+    assert_string_equal(gv_computed_get_string(c), "value-22");
+    assert_int_equal(st.runs, 3);
+    st.fail_after = true;
+    assert_true(gv_signal_set_int(s, 330));
+    const gv_error *err = gv_computed_error(c);
+    assert_non_null(err);
+    assert_int_equal(err->code, GV_EFAIL);
+    assert_int_equal(gv_computed_get(c)->type, GV_NONE);
     gv_computed_free(c);
     gv_signal_free(s);
+}
+
+static void test_str_copy_into_signals(void **state)
+{
+    (void)state;
+    char buf[16] = "first";
+    gv_value v = gv_str_copy(buf);
+    assert_int_equal(v.type, GV_STRING);
+    assert_string_equal(v.as.s, "first");
+    assert_ptr_not_equal(v.as.s, buf);
+    gv_signal *s = gv_signal_new(v); /* handed over */
+    buf[0] = 'X';
+    assert_string_equal(gv_signal_get_string(s), "first");
+    assert_true(gv_signal_set(s, gv_str_copy("second")));
+    assert_string_equal(gv_signal_get_string(s), "second");
+    assert_false(gv_signal_set(s, gv_str_copy("second"))); /* equal: copy dropped */
+    assert_true(gv_signal_set(s, gv_str_copy("a considerably longer third value")));
+    assert_string_equal(gv_signal_get_string(s), "a considerably longer third value");
+    assert_true(gv_signal_set_int(s, 1)); /* string released */
+    assert_true(gv_signal_set(s, gv_str_copy(NULL)));
+    assert_string_equal(gv_signal_get_string(s), "");
+    gv_signal_free(s);
+}
+
+/* Views the graph accepts without a copy by the caller: a string read from a
+ * node, and `prev`'s own string. */
+typedef struct viewstr {
+    gv_signal *src, *keep; /* keep: true -> return prev's string */
+    int runs;
+} viewstr;
+
+static void viewstr_fn(gv_value *out, const gv_value *prev, void *ud)
+{
+    viewstr *v = ud;
+    v->runs++;
+    bool keep = gv_signal_get_bool(v->keep);
+    const char *src = gv_signal_get_string(v->src);
+    if (keep && prev->type == GV_STRING)
+        *out = gv_str(prev->as.s);
+    else
+        *out = gv_str(src);
+}
+
+static void test_string_views_from_nodes_and_prev(void **state)
+{
+    (void)state;
+    viewstr v = {0};
+    v.src = gv_signal_new(gv_str("alpha"));
+    v.keep = gv_signal_new(gv_bool(false));
+    gv_computed *c = gv_computed_new(viewstr_fn, &v);
+    assert_string_equal(gv_computed_get_string(c), "alpha");
+    assert_ptr_not_equal(gv_computed_get_string(c), gv_signal_peek(v.src)->as.s);
+    assert_true(gv_signal_set_bool(v.keep, true));
+    assert_true(gv_signal_set_string(v.src, "beta"));
+    assert_string_equal(gv_computed_get_string(c), "alpha"); /* prev kept */
+    assert_true(gv_signal_set_bool(v.keep, false));
+    assert_string_equal(gv_computed_get_string(c), "beta");
+    assert_int_equal(v.runs, 3);
+    gv_computed_free(c);
+    gv_signal_free(v.src);
+    gv_signal_free(v.keep);
 }
 
 typedef struct objc {
@@ -245,6 +320,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         GV_TEST(test_string_result_is_copied),
         GV_TEST(test_string_result_from_stack_buffer),
+        GV_TEST(test_str_copy_into_signals),
+        GV_TEST(test_string_views_from_nodes_and_prev),
         GV_TEST(test_pointer_result_owned),
         GV_TEST(test_typed_getters),
         GV_TEST(test_string_equality_cutoff),

@@ -1,0 +1,118 @@
+/*
+ * jobs.h — galvanid's job model: every job's state is a set of signals.
+ *
+ * This is the layer the HTTP API and the push side talk to.  A control
+ * request calls one of the functions below; it writes signals inside a batch;
+ * when the batch ends the effects run: the persistence effect commits the
+ * transition to the store (synchronously: when the function returns 0 the
+ * transition is durable), the runner effect makes the process follow (SIGSTOP,
+ * SIGCONT, SIGTERM...), the log effect writes one structured line, and the
+ * change effect tells the push hub which job to re-send.
+ *
+ * Everything runs on the loop thread.  gvd_job pointers stay valid until the
+ * job is deleted (the change listener hears `removed` first) or the registry
+ * is freed.
+ */
+#ifndef GALVANI_DAEMON_JOBS_H
+#define GALVANI_DAEMON_JOBS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "../store/store.h"
+
+typedef struct gvd_jobs gvd_jobs;
+typedef struct gvd_job gvd_job;
+
+typedef enum gvd_status {
+    GVD_QUEUED = 0,
+    GVD_RUNNING,
+    GVD_PAUSED,
+    GVD_SUCCEEDED,
+    GVD_FAILED,
+    GVD_CANCELLED,
+    GVD_NSTATUS
+} gvd_status;
+
+const char *gvd_status_name(gvd_status s);         /* "queued", ... */
+bool gvd_status_parse(const char *name, gvd_status *out);
+static inline bool gvd_status_finished(gvd_status s) { return s >= GVD_SUCCEEDED; }
+
+typedef struct gvd_config {
+    unsigned max_running;       /* jobs running or paused at once (default 4) */
+    unsigned cancel_grace_ms;   /* SIGTERM -> SIGKILL (default 5000) */
+    uint64_t log_limit;         /* bytes of output kept per job (default 10 MiB) */
+    const char *log_dir;        /* per-job log files: <log_dir>/<id>.log */
+    unsigned progress_flush_ms; /* progress write-behind interval (default 250) */
+    unsigned demo_step_ms;      /* demo job: ms per 1 % (default 100) */
+} gvd_config;
+
+/* A refused request: the HTTP status to answer, a stable machine code and a
+ * human message, e.g. {409, "invalid_transition", "job 3 is succeeded: it
+ * cannot be paused"}. */
+typedef struct gvd_error {
+    int http;
+    const char *code; /* static: "invalid_spec", "not_found", "invalid_transition", "store_failed", "spawn_failed" */
+    char message[512];
+} gvd_error;
+
+/* Load every job from the store and resolve those a previous daemon left
+ * running or paused (see docs/api.md, "Restart policy").  NULL + err. */
+gvd_jobs *gvd_jobs_new(uv_loop_t *loop, gvd_store *store, const gvd_config *cfg, gvd_error *err);
+/* Stop timers, leave running processes as they are (the next start resolves
+ * them), free everything.  Handles close on the loop: run it once after. */
+void gvd_jobs_free(gvd_jobs *jobs);
+
+/* POST /jobs.  `spec` is the parsed request body (borrowed).  Validates it
+ * (400 naming any unknown or mistyped field), persists the job as queued and
+ * lets the scheduler start it if a slot is free.  Returns the job or NULL. */
+gvd_job *gvd_jobs_create(gvd_jobs *jobs, json_t *spec, gvd_error *err);
+
+gvd_job *gvd_jobs_get(gvd_jobs *jobs, int64_t id);
+
+/* Jobs whose status is in `status_mask` (bit 1u << status; 0 = all), newest
+ * first, skipping `offset`, at most `limit` written to out.  Returns how many
+ * were written; *total gets how many match. */
+size_t gvd_jobs_list(gvd_jobs *jobs, unsigned status_mask, size_t offset, size_t limit, gvd_job **out,
+                     size_t *total);
+
+/* Transitions.  0, or -1 with err filled (409 for a transition the state
+ * machine refuses, 503 if the store failed — then nothing changed). */
+int gvd_job_pause(gvd_job *job, gvd_error *err);
+int gvd_job_resume(gvd_job *job, gvd_error *err);
+int gvd_job_cancel(gvd_job *job, gvd_error *err);
+/* PATCH /jobs/{id}/params: merge `patch` (an object; a null value removes a
+ * key) into the params; a running cooperative job is sent "params {...}". */
+int gvd_job_set_params(gvd_job *job, json_t *patch, gvd_error *err);
+/* DELETE /jobs/{id}: finished jobs only (409 otherwise). */
+int gvd_jobs_delete(gvd_jobs *jobs, gvd_job *job, gvd_error *err);
+
+/* The seed's demo job: the newest job of kind "demo", or NULL. */
+gvd_job *gvd_jobs_demo(gvd_jobs *jobs);
+/* POST /start: create and start a demo job; 409 if the newest demo job is
+ * still queued, running or paused. */
+gvd_job *gvd_jobs_start_demo(gvd_jobs *jobs, gvd_error *err);
+
+int64_t gvd_job_id(const gvd_job *job);
+gvd_status gvd_job_status(const gvd_job *job);
+const char *gvd_job_log_path(const gvd_job *job); /* NULL for the demo */
+
+/* The job as JSON (a new reference): id, name, kind, status, progress
+ * (percent 0..100), current, total, message, metrics {name: value}, params,
+ * command, pid, exit_code, signal, attempts, priority, pause_mode,
+ * created_at / started_at / finished_at (ISO-8601 or null), rate (% per
+ * second), eta (seconds or null), error.  "status" and "progress" are
+ * top-level: that is the seed's frame. */
+json_t *gvd_job_json(gvd_job *job);
+/* {"queued": n, "running": n, ..., "total": n, "max_running": n} */
+json_t *gvd_jobs_counts_json(gvd_jobs *jobs);
+
+/* The push hub's hook: called (from an effect, after the batch that changed
+ * it) whenever anything visible in gvd_job_json changed, and once with
+ * removed = true just before a job is deleted.  One listener. */
+typedef void (*gvd_job_change_fn)(void *ud, gvd_job *job, bool removed);
+void gvd_jobs_on_change(gvd_jobs *jobs, gvd_job_change_fn fn, void *ud);
+
+#endif

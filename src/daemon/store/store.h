@@ -1,0 +1,71 @@
+/*
+ * store.h — durable job state in an embedded SQLite file (WAL).
+ *
+ * The job model calls the store from its persistence effect: an insert when a
+ * job is accepted, an update on every transition (synchronously, so an HTTP
+ * 2xx means the transition is committed) and, for progress ticks, a
+ * coalesced write-behind.  On start, gvd_store_load replays every job.
+ *
+ * Schema changes are numbered migrations recorded in PRAGMA user_version.
+ * All calls run on the loop thread; errors come back as -1 with a message.
+ */
+#ifndef GALVANI_DAEMON_STORE_H
+#define GALVANI_DAEMON_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct gvd_store gvd_store;
+
+/* One job as stored.  Strings are NUL-terminated; NULL means SQL NULL.  The
+ * *_json fields are JSON texts (spec: the accepted job spec, params, metrics:
+ * an object of name -> latest value).  Times are UNIX seconds (double). */
+typedef struct gvd_job_row {
+    int64_t id;             /* assigned by gvd_store_insert */
+    const char *name;
+    const char *kind;       /* "process" | "demo" */
+    const char *status;     /* "queued" | "running" | "paused" | "succeeded" | "failed" | "cancelled" */
+    int64_t priority;
+    const char *spec_json;
+    const char *params_json;
+    const char *metrics_json;
+    double progress, progress_total;
+    const char *message;    /* last ::status text */
+    const char *error;      /* why it failed, if it did */
+    int64_t pid;            /* 0 when not running */
+    uint64_t pid_start_ticks;
+    int64_t exit_status;    /* meaningful when has_exit */
+    int64_t term_signal;
+    bool has_exit;
+    int64_t attempts;
+    double created_at, started_at, finished_at, updated_at; /* 0 = not yet */
+} gvd_job_row;
+
+/* Open (creating if needed) and migrate.  NULL + message on failure. */
+gvd_store *gvd_store_open(const char *path, char *err, size_t errlen);
+void gvd_store_close(gvd_store *st);
+
+/* synchronous = FULL instead of the WAL default NORMAL (see docs). */
+int gvd_store_set_durable(gvd_store *st, bool full, char *err, size_t errlen);
+
+/* Insert; writes the new id to *id (row->id is ignored). */
+int gvd_store_insert(gvd_store *st, const gvd_job_row *row, int64_t *id, char *err, size_t errlen);
+/* Replace every column of job row->id.  -1 if there is no such job. */
+int gvd_store_update(gvd_store *st, const gvd_job_row *row, char *err, size_t errlen);
+int gvd_store_delete(gvd_store *st, int64_t id, char *err, size_t errlen);
+
+/* Call fn for every job in id order.  The row's strings are valid during the
+ * call only.  Stops and returns fn's value if it is non-zero. */
+typedef int (*gvd_store_row_fn)(void *ud, const gvd_job_row *row);
+int gvd_store_load(gvd_store *st, gvd_store_row_fn fn, void *ud, char *err, size_t errlen);
+
+/* Group several writes into one transaction (progress write-behind). */
+int gvd_store_begin(gvd_store *st, char *err, size_t errlen);
+int gvd_store_commit(gvd_store *st, char *err, size_t errlen);
+
+/* "ok" or the first problem PRAGMA integrity_check reports (static or owned
+ * by the store until the next call). */
+const char *gvd_store_integrity(gvd_store *st);
+
+#endif
