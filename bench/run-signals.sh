@@ -18,7 +18,9 @@
 # package-lock.json), run each side --reps times (interleaved), then print
 #   case | galvani ms | alien ms | preact ms | galvani/alien | allocs
 # and write bench/signals/results/latest.json (median per case, every raw run,
-# the machine).  Exit status 1 if any case failed a correctness check.
+# the machine) — only for a full run of every case on every side; quick,
+# smoke or partial runs write results/raw/report.json instead (--out FILE
+# overrides both).  Exit status 1 if any case failed a correctness check.
 #
 # Environment: BUILD_DIR (default build/bench-release), NODE (default node).
 set -euo pipefail
@@ -29,7 +31,7 @@ SIG="$HERE/signals"
 JS="$SIG/js"
 BUILD_DIR="${BUILD_DIR:-$ROOT/build/bench-release}"
 NODE="${NODE:-node}"
-OUT="$SIG/results/latest.json"
+OUT=""
 
 mode=full
 reps=""
@@ -120,6 +122,13 @@ fi
 
 # -------------------------------------------------------------------- runs
 raw="$SIG/results/raw"
+if [ -z "$OUT" ]; then
+    if [ "$mode" = full ] && [ ${#passthrough[@]} -eq 0 ] && [ "$with_js" = 1 ]; then
+        OUT="$SIG/results/latest.json"
+    else
+        OUT="$raw/report.json"
+    fi
+fi
 rm -rf "$raw"
 mkdir -p "$raw"
 flag=()

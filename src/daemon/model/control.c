@@ -1,0 +1,214 @@
+/*
+ * control.c — the transitions users ask for, and a job as JSON.
+ *
+ * The state machine:
+ *
+ *     queued ──▶ running ⇄ paused
+ *       │          │  │       │
+ *       │          │  └─▶ succeeded / failed (the process exits;
+ *       │          │        a failure with retries left goes back to queued)
+ *       └──────────┴──────────┴─▶ cancelled
+ *
+ * A transition writes `status` in a batch; the job's effects do the rest
+ * (job.c).  If the store refused to record it, the reconcile effect has put
+ * the old status back by the time the batch returns, and the caller gets 503.
+ */
+#include "model.h"
+
+#include <math.h>
+#include <string.h>
+#include <time.h>
+
+static int gvd_refuse(gvd_job *job, const char *verb, const char *allowed, gvd_error *err)
+{
+    char msg[300];
+    snprintf(msg, sizeof msg, "job %lld is %s: it cannot be %s (only %s)", (long long)job->id,
+             gvd_status_name(gvd_job_status_peek(job)), verb, allowed);
+    gvd_error_set(err, 409, "invalid_transition", msg);
+    return -1;
+}
+
+static int gvd_store_refused(gvd_job *job, gvd_error *err)
+{
+    char msg[400];
+    snprintf(msg, sizeof msg, "the store refused the change, nothing was changed: %s", job->persist_error);
+    gvd_error_set(err, 503, "store_failed", msg);
+    return -1;
+}
+
+/* Write status = to (with optional extra writes in the same batch); 0 if it
+ * stuck, -1 (503) if the store refused it and it was rolled back. */
+static int gvd_transition(gvd_job *job, gvd_status to, gvd_error *err)
+{
+    gv_batch_begin();
+    if (to == GVD_CANCELLED) {
+        job->cancel_requested = true;
+        gv_signal_set_double(job->finished_at, gvd_now());
+    }
+    gv_signal_set_int(job->status, to);
+    gv_batch_end();
+    if (gvd_job_status_peek(job) != to) {
+        job->cancel_requested = false;
+        return gvd_store_refused(job, err);
+    }
+    return 0;
+}
+
+int gvd_job_pause(gvd_job *job, gvd_error *err)
+{
+    if (gvd_job_status_peek(job) != GVD_RUNNING)
+        return gvd_refuse(job, "paused", "a running job can be paused", err);
+    return gvd_transition(job, GVD_PAUSED, err);
+}
+
+int gvd_job_resume(gvd_job *job, gvd_error *err)
+{
+    if (gvd_job_status_peek(job) != GVD_PAUSED)
+        return gvd_refuse(job, "resumed", "a paused job can be resumed", err);
+    return gvd_transition(job, GVD_RUNNING, err);
+}
+
+int gvd_job_cancel(gvd_job *job, gvd_error *err)
+{
+    if (gvd_status_finished(gvd_job_status_peek(job)))
+        return gvd_refuse(job, "cancelled", "a queued, running or paused job can be cancelled", err);
+    return gvd_transition(job, GVD_CANCELLED, err);
+}
+
+int gvd_job_set_params(gvd_job *job, json_t *patch, gvd_error *err)
+{
+    if (!json_is_object(patch)) {
+        gvd_error_set(err, 400, "invalid_params", "params must be a JSON object (a null value removes a key)");
+        return -1;
+    }
+    if (gvd_status_finished(gvd_job_status_peek(job)))
+        return gvd_refuse(job, "re-parameterised", "a queued, running or paused job takes new params", err);
+    json_t *next = json_deep_copy(job->params);
+    if (!next) {
+        gvd_error_set(err, 503, "out_of_memory", "out of memory");
+        return -1;
+    }
+    const char *key;
+    json_t *value;
+    json_object_foreach(patch, key, value) {
+        if (json_is_null(value))
+            json_object_del(next, key);
+        else
+            json_object_set(next, key, value);
+    }
+    json_t *old = job->params;
+    job->params = next;
+    int64_t rev = gv_value_to_int(gv_signal_peek(job->params_rev)) + 1;
+    gv_signal_set_int(job->params_rev, rev);
+    if (job->persisted_params_rev != rev) { /* the store refused: put it back */
+        job->params = old;
+        json_decref(next);
+        gv_signal_set_int(job->params_rev, rev + 1);
+        return gvd_store_refused(job, err);
+    }
+    json_decref(old);
+    if (job->exec && job->spec.pause_mode == GVD_PAUSE_COOPERATIVE) {
+        char *text = json_dumps(job->params, JSON_COMPACT);
+        if (text) {
+            size_t n = strlen(text) + 8;
+            char *line = malloc(n);
+            if (line) {
+                snprintf(line, n, "params %s", text);
+                (void)gvd_exec_send(job->exec, line); /* a job that closed its channel just misses it */
+                free(line);
+            }
+            free(text);
+        }
+    }
+    return 0;
+}
+
+/* ---- JSON ------------------------------------------------------------- */
+
+static json_t *gvd_time_json(double t)
+{
+    if (t <= 0)
+        return json_null();
+    time_t secs = (time_t)t;
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    char buf[80];
+    snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+             tm.tm_hour, tm.tm_min, tm.tm_sec, (int)((t - (double)secs) * 1000.0) % 1000);
+    return json_string(buf);
+}
+
+/* Whole numbers as JSON integers: the seed printed "progress": 54. */
+static json_t *gvd_number_json(double d)
+{
+    if (isfinite(d) && d == floor(d) && fabs(d) < 9e15)
+        return json_integer((json_int_t)d);
+    return json_real(d);
+}
+
+json_t *gvd_job_json(gvd_job *job)
+{
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    gv_untracked_t t = gv_untracked_begin();
+    const gv_value *exit_status = gv_signal_peek(job->exit_status);
+    const gv_value *eta = gv_computed_peek(job->eta);
+    const char *error = gv_signal_get_string(job->error);
+    double pct = gv_computed_get_double(job->percent);
+    int64_t sig = gv_value_to_int(gv_signal_peek(job->term_signal));
+    int64_t pid = gv_value_to_int(gv_signal_peek(job->pid));
+    int rc = 0;
+    rc |= json_object_set_new(o, "id", json_integer(job->id));
+    rc |= json_object_set_new(o, "name", json_string(job->spec.name));
+    rc |= json_object_set_new(o, "kind", json_string(job->spec.kind == GVD_EXEC_DEMO ? "demo" : "process"));
+    rc |= json_object_set_new(o, "status", json_string(gvd_status_name(gvd_job_status_peek(job))));
+    rc |= json_object_set_new(o, "progress", gvd_number_json(round(pct * 100.0) / 100.0));
+    rc |= json_object_set_new(o, "current", gvd_number_json(gv_signal_get_double(job->current)));
+    rc |= json_object_set_new(o, "total", gvd_number_json(gv_signal_get_double(job->total)));
+    rc |= json_object_set_new(o, "message", json_string(gv_signal_get_string(job->message)));
+    rc |= json_object_set_new(o, "metrics", json_deep_copy(job->metrics));
+    rc |= json_object_set_new(o, "params", json_deep_copy(job->params));
+    if (job->spec.kind == GVD_EXEC_PROCESS) {
+        rc |= json_object_set_new(o, "command", json_deep_copy(json_object_get(job->spec_json, "command")));
+        rc |= json_object_set_new(o, "shell", json_boolean(job->spec.shell));
+    }
+    rc |= json_object_set_new(o, "pid", pid > 0 ? json_integer(pid) : json_null());
+    rc |= json_object_set_new(o, "exit_code", exit_status->type != GV_NONE && sig == 0
+                                                  ? json_integer(gv_value_to_int(exit_status))
+                                                  : json_null());
+    rc |= json_object_set_new(o, "signal", sig ? json_integer(sig) : json_null());
+    rc |= json_object_set_new(o, "attempts", json_integer(gv_value_to_int(gv_signal_peek(job->attempts))));
+    rc |= json_object_set_new(o, "max_retries", json_integer(job->spec.max_retries));
+    rc |= json_object_set_new(o, "priority", json_integer(job->spec.priority));
+    rc |= json_object_set_new(o, "pause_mode",
+                              json_string(job->spec.pause_mode == GVD_PAUSE_COOPERATIVE ? "cooperative" : "stop"));
+    rc |= json_object_set_new(o, "timeout", job->spec.timeout_s > 0 ? json_real(job->spec.timeout_s) : json_null());
+    rc |= json_object_set_new(o, "created_at", gvd_time_json(job->created_at));
+    rc |= json_object_set_new(o, "started_at", gvd_time_json(gv_signal_get_double(job->started_at)));
+    rc |= json_object_set_new(o, "finished_at", gvd_time_json(gv_signal_get_double(job->finished_at)));
+    rc |= json_object_set_new(o, "rate", json_real(round(gv_computed_get_double(job->rate) * 1000.0) / 1000.0));
+    rc |= json_object_set_new(o, "eta", eta->type == GV_DOUBLE ? json_real(round(eta->as.d * 10.0) / 10.0) : json_null());
+    rc |= json_object_set_new(o, "error", error && *error ? json_string(error) : json_null());
+    gv_untracked_end(t);
+    if (rc) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+json_t *gvd_jobs_counts_json(gvd_jobs *jobs)
+{
+    size_t counts[GVD_NSTATUS] = {0};
+    for (gvd_job *j = jobs->first; j; j = j->next)
+        counts[gvd_job_status_peek(j)]++;
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    for (int s = 0; s < GVD_NSTATUS; s++)
+        json_object_set_new(o, gvd_status_name((gvd_status)s), json_integer((json_int_t)counts[s]));
+    json_object_set_new(o, "total", json_integer((json_int_t)jobs->count));
+    json_object_set_new(o, "max_running", json_integer(jobs->cfg.max_running));
+    return o;
+}

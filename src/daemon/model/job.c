@@ -1,0 +1,575 @@
+/*
+ * job.c — one job: its signals, its effects, its transitions, and what its
+ * process reports.
+ *
+ * Follow a pause from the HTTP handler down:
+ *   gvd_job_pause()            checks the state machine, then in one batch
+ *                              writes status = paused;
+ *   persist effect             sees status differ from what the store has:
+ *                              writes the row now (a 2xx means committed);
+ *   reconcile effect           sees status = paused while the process runs:
+ *                              gvd_exec_pause() -> SIGSTOP to the group;
+ *   notify effect              tells the push hub, which sends the frame;
+ *   log effect                 writes "job.status ... from=running to=paused".
+ * If the store refused the write, reconcile puts status back and the caller
+ * answers 503: a transition reaches the world only once it is durable.
+ */
+#include "model.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../util/log.h"
+
+#define GVD_MAX_METRICS 64
+
+double gvd_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int64_t gvd_peek_int(gv_signal *s) { return gv_value_to_int(gv_signal_peek(s)); }
+static double gvd_peek_double(gv_signal *s) { return gv_value_to_double(gv_signal_peek(s)); }
+
+gvd_status gvd_job_status_peek(const gvd_job *job)
+{
+    return (gvd_status)gvd_peek_int(job->status);
+}
+
+/* ---- derived values --------------------------------------------------- */
+
+static void gvd_percent_fn(gv_value *out, const gv_value *prev, void *ud)
+{
+    (void)prev;
+    gvd_job *job = ud;
+    if (gv_signal_get_int(job->status) == GVD_SUCCEEDED) {
+        *out = gv_double(100.0);
+        return;
+    }
+    double cur = gv_signal_get_double(job->current), tot = gv_signal_get_double(job->total);
+    double p = tot > 0 ? cur * 100.0 / tot : 0.0;
+    *out = gv_double(p < 0 ? 0 : p > 100 ? 100 : p);
+}
+
+/* Percent per second over the current attempt. */
+static void gvd_rate_fn(gv_value *out, const gv_value *prev, void *ud)
+{
+    (void)prev;
+    gvd_job *job = ud;
+    double pct = gv_computed_get_double(job->percent);
+    double at = gv_signal_get_double(job->progress_at);
+    (void)gv_signal_get_double(job->started_at); /* a new attempt resets the base */
+    double dt = at - job->run_started_at;
+    *out = dt > 0.2 && pct > job->run_start_percent ? gv_double((pct - job->run_start_percent) / dt) : gv_double(0);
+}
+
+static void gvd_eta_fn(gv_value *out, const gv_value *prev, void *ud)
+{
+    (void)prev;
+    gvd_job *job = ud;
+    double rate = gv_computed_get_double(job->rate);
+    if (gv_signal_get_int(job->status) == GVD_RUNNING && rate > 0)
+        *out = gv_double((100.0 - gv_computed_get_double(job->percent)) / rate);
+}
+
+/* ---- persistence ------------------------------------------------------ */
+
+void gvd_job_to_row(gvd_job *job, gvd_job_row *row, char **owned)
+{
+    memset(row, 0, sizeof *row);
+    owned[0] = json_dumps(job->spec_json, JSON_COMPACT);
+    owned[1] = json_dumps(job->params, JSON_COMPACT);
+    owned[2] = json_dumps(job->metrics, JSON_COMPACT);
+    row->id = job->id;
+    row->name = job->spec.name;
+    row->kind = job->spec.kind == GVD_EXEC_DEMO ? "demo" : "process";
+    row->status = gvd_status_name(gvd_job_status_peek(job));
+    row->priority = job->spec.priority;
+    row->spec_json = owned[0] ? owned[0] : "{}";
+    row->params_json = owned[1] ? owned[1] : "{}";
+    row->metrics_json = owned[2] ? owned[2] : "{}";
+    row->progress = gvd_peek_double(job->current);
+    row->progress_total = gvd_peek_double(job->total);
+    row->message = gv_signal_get_string(job->message);
+    const char *error = gv_value_to_string(gv_signal_peek(job->error));
+    row->error = error && *error ? error : NULL;
+    row->pid = gvd_peek_int(job->pid);
+    row->pid_start_ticks = job->pid_start_ticks;
+    row->has_exit = gv_signal_peek(job->exit_status)->type != GV_NONE;
+    row->exit_status = gvd_peek_int(job->exit_status);
+    row->term_signal = gvd_peek_int(job->term_signal);
+    row->attempts = gvd_peek_int(job->attempts);
+    row->created_at = job->created_at;
+    row->started_at = gvd_peek_double(job->started_at);
+    row->finished_at = gvd_peek_double(job->finished_at);
+    row->updated_at = gvd_now();
+}
+
+void gvd_job_row_release(char **owned)
+{
+    for (int i = 0; i < 3; i++)
+        free(owned[i]);
+}
+
+int gvd_job_persist_now(gvd_job *job)
+{
+    gvd_job_row row;
+    char *owned[3];
+    char err[256];
+    gv_untracked_t t = gv_untracked_begin();
+    gvd_job_to_row(job, &row, owned);
+    gv_untracked_end(t);
+    int rc = gvd_store_update(job->jobs->store, &row, err, sizeof err);
+    gvd_job_row_release(owned);
+    if (rc != 0) {
+        snprintf(job->persist_error, sizeof job->persist_error, "%s", err);
+        gvd_log(GVD_LOG_ERROR, "store.write_failed", "job=%lld error=%s", (long long)job->id,
+                gvd_log_quote(err, (char[300]){0}, 300));
+        return -1;
+    }
+    job->dirty = false;
+    return 0;
+}
+
+/* Reads everything that is stored.  A change of status or params is written
+ * at once; progress, message and metrics are written behind (gvd_jobs'
+ * flush timer), at most a few times a second. */
+static void gvd_persist_fx(void *ud)
+{
+    gvd_job *job = ud;
+    gvd_status status = (gvd_status)gv_signal_get_int(job->status);
+    int64_t params_rev = gv_signal_get_int(job->params_rev);
+    (void)gv_signal_get(job->current);
+    (void)gv_signal_get(job->total);
+    (void)gv_signal_get(job->message);
+    (void)gv_signal_get(job->metrics_rev);
+    (void)gv_signal_get(job->pid);
+    (void)gv_signal_get(job->exit_status);
+    (void)gv_signal_get(job->attempts);
+    (void)gv_signal_get(job->error);
+    static int64_t const first_run = -1;
+    if (job->persisted_params_rev == first_run) { /* the row was just inserted */
+        job->persisted_params_rev = params_rev;
+        job->persisted_status = status;
+        return;
+    }
+    job->persist_failed = false;
+    if (status != job->persisted_status || params_rev != job->persisted_params_rev) {
+        if (gvd_job_persist_now(job) != 0) {
+            job->persist_failed = true;
+            return;
+        }
+        job->persisted_status = status;
+        job->persisted_params_rev = params_rev;
+        return;
+    }
+    gvd_jobs_mark_dirty(job->jobs, job);
+}
+
+/* ---- the process ------------------------------------------------------ */
+
+static void gvd_on_message(void *ud, const gvd_msg *msg);
+static void gvd_on_exit(void *ud, const gvd_exit *exit);
+static const gvd_exec_events gvd_job_events = {gvd_on_message, gvd_on_exit};
+
+static void gvd_timeout_cb(uv_timer_t *t)
+{
+    gvd_job *job = t->data;
+    job->timed_out = true;
+    gvd_log(GVD_LOG_INFO, "job.timeout", "job=%lld timeout=%g", (long long)job->id, job->spec.timeout_s);
+    gv_batch_begin();
+    char msg[128];
+    snprintf(msg, sizeof msg, "timed out after %g s", job->spec.timeout_s);
+    gv_signal_set_string(job->error, msg);
+    gv_signal_set_double(job->finished_at, gvd_now());
+    gv_signal_set_int(job->status, GVD_FAILED);
+    gv_batch_end();
+}
+
+static void gvd_timeout_start(gvd_job *job)
+{
+    if (job->spec.timeout_s <= 0 || job->timeout_left_ms == 0)
+        return;
+    job->timer_started = uv_now(job->jobs->loop);
+    uv_timer_start(&job->timeout_timer, gvd_timeout_cb, job->timeout_left_ms, 0);
+}
+
+static void gvd_timeout_pause(gvd_job *job)
+{
+    if (!uv_is_active((uv_handle_t *)&job->timeout_timer))
+        return;
+    uint64_t ran = uv_now(job->jobs->loop) - job->timer_started;
+    job->timeout_left_ms = ran >= job->timeout_left_ms ? 1 : job->timeout_left_ms - ran;
+    uv_timer_stop(&job->timeout_timer);
+}
+
+static void gvd_fail_now(gvd_job *job, const char *why)
+{
+    gv_batch_begin();
+    gv_signal_set_string(job->error, why);
+    gv_signal_set_double(job->finished_at, gvd_now());
+    gv_signal_set_int(job->status, GVD_FAILED);
+    gv_batch_end();
+}
+
+static void gvd_spawn(gvd_job *job)
+{
+    gvd_exec_opts opts = {
+        .kind = job->spec.kind,
+        .argv = job->spec.argv,
+        .env = job->spec.env,
+        .cwd = job->spec.cwd,
+        .log_path = job->log_path,
+        .log_limit = job->jobs->cfg.log_limit,
+        .job_id = job->id,
+        .pause_mode = job->spec.pause_mode,
+        .demo_step_ms = job->spec.demo_step_ms,
+        .demo_start = 0,
+    };
+    char err[256] = "";
+    job->exec = gvd_exec_spawn(job->jobs->loop, &opts, &gvd_job_events, job, err, sizeof err);
+    if (!job->exec) {
+        gvd_log(GVD_LOG_WARN, "job.spawn_failed", "job=%lld error=%s", (long long)job->id,
+                gvd_log_quote(err, (char[300]){0}, 300));
+        gvd_fail_now(job, *err ? err : "could not start the job");
+        gvd_jobs_live_remove(job->jobs, job);
+        return;
+    }
+    job->exec_state = GVD_EXEC_RUNNING;
+    job->pid_start_ticks = gvd_exec_start_ticks(job->exec);
+    job->timeout_left_ms = job->spec.timeout_s > 0 ? (uint64_t)ceil(job->spec.timeout_s * 1000.0) : 0;
+    gvd_timeout_start(job);
+    gv_signal_set_int(job->pid, gvd_exec_pid(job->exec));
+}
+
+/* Make the process follow `status` (the desired state). */
+static void gvd_reconcile_fx(void *ud)
+{
+    gvd_job *job = ud;
+    gvd_status status = (gvd_status)gv_signal_get_int(job->status);
+    if (job->persist_failed && status != job->persisted_status) {
+        /* Not durable, so not real: undo it; the caller answers 503. */
+        gv_signal_set_int(job->status, job->persisted_status);
+        return;
+    }
+    switch (status) {
+    case GVD_RUNNING:
+        if (job->exec_state == GVD_EXEC_NONE)
+            gvd_spawn(job);
+        else if (job->exec_state == GVD_EXEC_PAUSED && gvd_exec_resume(job->exec) == 0) {
+            job->exec_state = GVD_EXEC_RUNNING;
+            gvd_timeout_start(job);
+        }
+        break;
+    case GVD_PAUSED:
+        if (job->exec_state == GVD_EXEC_RUNNING && gvd_exec_pause(job->exec) == 0) {
+            job->exec_state = GVD_EXEC_PAUSED;
+            gvd_timeout_pause(job);
+        }
+        break;
+    case GVD_CANCELLED:
+    case GVD_FAILED:
+        uv_timer_stop(&job->retry_timer);
+        uv_timer_stop(&job->timeout_timer);
+        if (job->exec_state == GVD_EXEC_RUNNING || job->exec_state == GVD_EXEC_PAUSED) {
+            job->exec_state = GVD_EXEC_STOPPING;
+            gvd_exec_cancel(job->exec, job->jobs->cfg.cancel_grace_ms);
+        } else if (job->exec_state == GVD_EXEC_NONE) {
+            gvd_jobs_live_remove(job->jobs, job);
+        }
+        break;
+    case GVD_QUEUED:
+    case GVD_SUCCEEDED:
+    case GVD_NSTATUS:
+        break;
+    }
+}
+
+static void gvd_on_message(void *ud, const gvd_msg *msg)
+{
+    gvd_job *job = ud;
+    char q[300];
+    switch (msg->kind) {
+    case GVD_MSG_PROGRESS:
+        gv_batch_begin();
+        gv_signal_set_double(job->total, msg->has_total ? msg->total : 100.0);
+        gv_signal_set_double(job->current, msg->current);
+        gv_signal_set_double(job->progress_at, gvd_now());
+        gv_batch_end();
+        break;
+    case GVD_MSG_STATUS:
+        gv_signal_set_string(job->message, msg->text);
+        break;
+    case GVD_MSG_METRIC: {
+        json_t *old = json_object_get(job->metrics, msg->text);
+        if (!old && json_object_size(job->metrics) >= GVD_MAX_METRICS) {
+            gvd_log(GVD_LOG_WARN, "job.protocol", "job=%lld reason=\"too many metrics\" metric=%s",
+                    (long long)job->id, gvd_log_quote(msg->text, q, sizeof q));
+            break;
+        }
+        if (old && json_is_real(old) && json_real_value(old) == msg->value)
+            break;
+        if (json_object_set_new(job->metrics, msg->text, json_real(msg->value)) == 0)
+            gv_signal_set_int(job->metrics_rev, gvd_peek_int(job->metrics_rev) + 1);
+        break;
+    }
+    case GVD_MSG_ACK:
+        gvd_log(GVD_LOG_DEBUG, "job.ack", "job=%lld ack=%s", (long long)job->id, gvd_log_quote(msg->text, q, sizeof q));
+        break;
+    case GVD_MSG_INVALID:
+        gvd_log(GVD_LOG_WARN, "job.protocol", "job=%lld reason=%s", (long long)job->id,
+                gvd_log_quote(msg->reason ? msg->reason : "malformed line", q, sizeof q));
+        break;
+    case GVD_MSG_NONE:
+        break;
+    }
+}
+
+static void gvd_retry_cb(uv_timer_t *t)
+{
+    gvd_job *job = t->data;
+    gv_signal_set_int(job->jobs->wake, gvd_peek_int(job->jobs->wake) + 1);
+}
+
+static void gvd_describe_exit(const gvd_exit *exit, char *buf, size_t n)
+{
+    if (exit->term_signal)
+        snprintf(buf, n, "killed by signal %d (%s)", exit->term_signal, strsignal(exit->term_signal));
+    else
+        snprintf(buf, n, "exited with status %lld", (long long)exit->exit_status);
+}
+
+static void gvd_on_exit(void *ud, const gvd_exit *exit)
+{
+    gvd_job *job = ud;
+    uv_timer_stop(&job->timeout_timer);
+    gvd_exec_free(job->exec);
+    job->exec = NULL;
+    job->exec_state = GVD_EXEC_NONE;
+    gvd_status status = gvd_job_status_peek(job);
+    char why[200];
+    gvd_describe_exit(exit, why, sizeof why);
+
+    gv_batch_begin();
+    gv_signal_set_int(job->exit_status, exit->exit_status);
+    gv_signal_set_int(job->term_signal, exit->term_signal);
+    if (gvd_status_finished(status)) {
+        /* cancelled or timed out: the status was final already */
+    } else if (exit->exit_status == 0 && exit->term_signal == 0 && !exit->cancelled) {
+        gv_signal_set_double(job->finished_at, gvd_now());
+        gv_signal_set_int(job->status, GVD_SUCCEEDED);
+    } else if (exit->cancelled) {
+        gv_signal_set_double(job->finished_at, gvd_now());
+        gv_signal_set_int(job->status, GVD_CANCELLED);
+    } else if (gvd_peek_int(job->attempts) <= job->spec.max_retries) {
+        int64_t attempt = gvd_peek_int(job->attempts);
+        double backoff = job->spec.retry_backoff_s * pow(2.0, (double)(attempt - 1));
+        char msg[300];
+        snprintf(msg, sizeof msg, "attempt %lld %s; retrying in %g s", (long long)attempt, why, backoff);
+        gv_signal_set_string(job->error, msg);
+        job->not_before = gvd_now() + backoff;
+        uv_timer_start(&job->retry_timer, gvd_retry_cb, (uint64_t)ceil(backoff * 1000.0), 0);
+        gv_signal_set_int(job->status, GVD_QUEUED);
+    } else {
+        gv_signal_set_string(job->error, why);
+        gv_signal_set_double(job->finished_at, gvd_now());
+        gv_signal_set_int(job->status, GVD_FAILED);
+    }
+    if (gvd_status_finished(gvd_job_status_peek(job)))
+        gvd_jobs_live_remove(job->jobs, job);
+    gv_batch_end();
+}
+
+void gvd_job_begin_run(gvd_job *job)
+{
+    double now = gvd_now();
+    job->run_started_at = now;
+    job->run_start_percent = 0;
+    job->timed_out = false;
+    job->not_before = 0;
+    gv_batch_begin();
+    gv_signal_set_int(job->attempts, gvd_peek_int(job->attempts) + 1);
+    if (gvd_peek_double(job->started_at) == 0)
+        gv_signal_set_double(job->started_at, now);
+    gv_signal_set_double(job->current, 0);
+    gv_signal_set_double(job->progress_at, now);
+    gv_signal_set(job->exit_status, gv_none());
+    gv_signal_set_int(job->term_signal, 0);
+    gv_signal_set_int(job->status, GVD_RUNNING);
+    gv_batch_end();
+}
+
+/* ---- notify and log --------------------------------------------------- */
+
+static void gvd_notify_fx(void *ud)
+{
+    gvd_job *job = ud;
+    gv_signal *visible[] = {job->status, job->current, job->total, job->message, job->metrics_rev,
+                            job->params_rev, job->pid, job->exit_status, job->term_signal, job->attempts,
+                            job->started_at, job->finished_at, job->error};
+    for (size_t i = 0; i < sizeof visible / sizeof *visible; i++)
+        (void)gv_signal_get(visible[i]);
+    (void)gv_computed_get(job->percent);
+    (void)gv_computed_get(job->rate);
+    (void)gv_computed_get(job->eta);
+    gvd_jobs_notify(job->jobs, job, false);
+}
+
+static void gvd_log_fx(void *ud)
+{
+    gvd_job *job = ud;
+    gvd_status status = (gvd_status)gv_signal_get_int(job->status);
+    if (status == job->logged_status)
+        return;
+    char name[256], err[300];
+    gv_untracked_t t = gv_untracked_begin();
+    const char *error = gv_signal_get_string(job->error);
+    if (gvd_status_finished(status) || (status == GVD_QUEUED && error && *error))
+        gvd_log(GVD_LOG_INFO, "job.status", "job=%lld name=%s from=%s to=%s attempts=%lld error=%s",
+                (long long)job->id, gvd_log_quote(job->spec.name, name, sizeof name),
+                gvd_status_name(job->logged_status), gvd_status_name(status), (long long)gvd_peek_int(job->attempts),
+                gvd_log_quote(error ? error : "", err, sizeof err));
+    else
+        gvd_log(GVD_LOG_INFO, "job.status", "job=%lld name=%s from=%s to=%s pid=%lld", (long long)job->id,
+                gvd_log_quote(job->spec.name, name, sizeof name), gvd_status_name(job->logged_status),
+                gvd_status_name(status), (long long)gvd_peek_int(job->pid));
+    gv_untracked_end(t);
+    job->logged_status = status;
+}
+
+/* ---- lifetime --------------------------------------------------------- */
+
+gvd_job *gvd_job_new(gvd_jobs *jobs, int64_t id, gvd_spec *spec, json_t *spec_json, json_t *params,
+                     double created_at)
+{
+    gvd_job *job = calloc(1, sizeof *job);
+    if (!job)
+        return NULL;
+    job->jobs = jobs;
+    job->id = id;
+    job->spec = *spec; /* takes ownership */
+    memset(spec, 0, sizeof *spec);
+    job->spec_json = spec_json;
+    job->params = params;
+    job->metrics = json_object();
+    job->created_at = created_at;
+    job->persisted_params_rev = -1;
+    job->logged_status = GVD_NSTATUS;
+    if (job->spec.kind == GVD_EXEC_PROCESS) {
+        size_t n = strlen(jobs->log_dir) + 32;
+        job->log_path = malloc(n);
+        if (job->log_path)
+            snprintf(job->log_path, n, "%s/%lld.log", jobs->log_dir, (long long)id);
+    }
+    job->status = gv_signal_new(gv_int(GVD_QUEUED));
+    job->current = gv_signal_new(gv_double(0));
+    job->total = gv_signal_new(gv_double(100));
+    job->progress_at = gv_signal_new(gv_double(0));
+    job->message = gv_signal_new(gv_str(""));
+    job->metrics_rev = gv_signal_new(gv_int(0));
+    job->params_rev = gv_signal_new(gv_int(0));
+    job->pid = gv_signal_new(gv_int(0));
+    job->exit_status = gv_signal_new(gv_none());
+    job->term_signal = gv_signal_new(gv_int(0));
+    job->attempts = gv_signal_new(gv_int(0));
+    job->started_at = gv_signal_new(gv_double(0));
+    job->finished_at = gv_signal_new(gv_double(0));
+    job->error = gv_signal_new(gv_str(""));
+    job->percent = gv_computed_new(gvd_percent_fn, job);
+    job->rate = gv_computed_new(gvd_rate_fn, job);
+    job->eta = gv_computed_new(gvd_eta_fn, job);
+    job->scope = gv_scope_new();
+    uv_timer_init(jobs->loop, &job->timeout_timer);
+    uv_timer_init(jobs->loop, &job->retry_timer);
+    job->timeout_timer.data = job->retry_timer.data = job;
+    job->open_handles = 2;
+    if (!job->metrics || !job->status || !job->current || !job->total || !job->progress_at || !job->message ||
+        !job->metrics_rev || !job->params_rev || !job->pid || !job->exit_status || !job->term_signal ||
+        !job->attempts || !job->started_at || !job->finished_at || !job->error || !job->percent || !job->rate ||
+        !job->eta || !job->scope || (job->spec.kind == GVD_EXEC_PROCESS && !job->log_path)) {
+        gvd_job_free(job);
+        return NULL;
+    }
+    char buf[64];
+    snprintf(buf, sizeof buf, "job%lld.status", (long long)id);
+    gv_signal_set_name(job->status, buf);
+    return job;
+}
+
+/* Effects start once the job's state is restored or initialised: creating
+ * them runs them once, which must see the real state. */
+void gvd_job_start_effects(gvd_job *job)
+{
+    gv_scope_enter(job->scope);
+    job->persist_fx = gv_effect_new(gvd_persist_fx, job);
+    job->reconcile_fx = gv_effect_new(gvd_reconcile_fx, job);
+    job->notify_fx = gv_effect_new(gvd_notify_fx, job);
+    job->log_fx = gv_effect_new(gvd_log_fx, job);
+    gv_scope_leave(job->scope);
+}
+
+void gvd_job_restore(gvd_job *job, const gvd_job_row *row)
+{
+    gv_batch_begin();
+    gvd_status st = GVD_FAILED;
+    gvd_status_parse(row->status, &st);
+    gv_signal_set_int(job->status, st);
+    gv_signal_set_double(job->current, row->progress);
+    gv_signal_set_double(job->total, row->progress_total > 0 ? row->progress_total : 100);
+    gv_signal_set_string(job->message, row->message ? row->message : "");
+    gv_signal_set_string(job->error, row->error ? row->error : "");
+    gv_signal_set_int(job->pid, row->pid);
+    if (row->has_exit)
+        gv_signal_set_int(job->exit_status, row->exit_status);
+    gv_signal_set_int(job->term_signal, row->term_signal);
+    gv_signal_set_int(job->attempts, row->attempts);
+    gv_signal_set_double(job->started_at, row->started_at);
+    gv_signal_set_double(job->finished_at, row->finished_at);
+    gv_signal_set_double(job->progress_at, row->updated_at);
+    gv_batch_end();
+    job->pid_start_ticks = row->pid_start_ticks;
+    job->logged_status = st;
+    json_t *m = row->metrics_json ? json_loads(row->metrics_json, 0, NULL) : NULL;
+    if (json_is_object(m)) {
+        json_decref(job->metrics);
+        job->metrics = m;
+    } else {
+        json_decref(m);
+    }
+}
+
+static void gvd_job_handle_closed(uv_handle_t *h)
+{
+    gvd_job *job = h->data;
+    if (--job->open_handles > 0)
+        return;
+    gvd_spec_clear(&job->spec);
+    json_decref(job->spec_json);
+    json_decref(job->params);
+    json_decref(job->metrics);
+    free(job->log_path);
+    free(job);
+}
+
+void gvd_job_free(gvd_job *job)
+{
+    gv_scope_free(job->scope); /* effects first: they read the nodes below */
+    gv_computed_free(job->eta);
+    gv_computed_free(job->rate);
+    gv_computed_free(job->percent);
+    gv_signal *sigs[] = {job->status, job->current, job->total, job->progress_at, job->message, job->metrics_rev,
+                         job->params_rev, job->pid, job->exit_status, job->term_signal, job->attempts,
+                         job->started_at, job->finished_at, job->error};
+    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
+        gv_signal_free(sigs[i]);
+    if (job->exec) {
+        gvd_exec_free(job->exec); /* kills it if alive: only at shutdown or delete of a reaped job */
+        job->exec = NULL;
+    }
+    uv_close((uv_handle_t *)&job->timeout_timer, gvd_job_handle_closed);
+    uv_close((uv_handle_t *)&job->retry_timer, gvd_job_handle_closed);
+}

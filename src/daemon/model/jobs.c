@@ -1,0 +1,547 @@
+/*
+ * jobs.c — the registry of jobs: creation, lookup, listing, deletion, the
+ * transitions the API asks for, the scheduler, restart recovery and the
+ * progress write-behind.
+ *
+ * The scheduler is an effect.  It reads the status of every "live" job (not
+ * finished, or finished with its process still dying) and the live-list
+ * revision, so it re-runs exactly when a slot may have freed or a job was
+ * queued, and starts the best queued jobs (priority, then age) while fewer
+ * than max_running occupy a slot.
+ */
+#include "model.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../util/log.h"
+
+static const char *const gvd_status_names[] = {"queued", "running", "paused", "succeeded", "failed", "cancelled"};
+
+const char *gvd_status_name(gvd_status s)
+{
+    return (unsigned)s < GVD_NSTATUS ? gvd_status_names[s] : "unknown";
+}
+
+bool gvd_status_parse(const char *name, gvd_status *out)
+{
+    for (int i = 0; i < GVD_NSTATUS; i++) {
+        if (name && strcmp(name, gvd_status_names[i]) == 0) {
+            *out = (gvd_status)i;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* ---- id map (open addressing, linear probing, backward-shift delete) --- */
+
+static size_t gvd_slot(int64_t id, size_t cap)
+{
+    uint64_t h = (uint64_t)id * 0x9E3779B97F4A7C15ull;
+    return (size_t)(h >> 17) & (cap - 1);
+}
+
+static int gvd_map_put(gvd_jobs *jobs, gvd_job *job)
+{
+    if ((jobs->map_used + 1) * 4 > jobs->map_cap * 3) {
+        size_t cap = jobs->map_cap ? jobs->map_cap * 2 : 64;
+        gvd_job **map = calloc(cap, sizeof *map);
+        if (!map)
+            return -1;
+        for (size_t i = 0; i < jobs->map_cap; i++) {
+            gvd_job *j = jobs->map[i];
+            if (!j)
+                continue;
+            size_t s = gvd_slot(j->id, cap);
+            while (map[s])
+                s = (s + 1) & (cap - 1);
+            map[s] = j;
+        }
+        free(jobs->map);
+        jobs->map = map;
+        jobs->map_cap = cap;
+    }
+    size_t s = gvd_slot(job->id, jobs->map_cap);
+    while (jobs->map[s])
+        s = (s + 1) & (jobs->map_cap - 1);
+    jobs->map[s] = job;
+    jobs->map_used++;
+    return 0;
+}
+
+gvd_job *gvd_jobs_get(gvd_jobs *jobs, int64_t id)
+{
+    if (!jobs->map_cap)
+        return NULL;
+    for (size_t s = gvd_slot(id, jobs->map_cap);; s = (s + 1) & (jobs->map_cap - 1)) {
+        if (!jobs->map[s])
+            return NULL;
+        if (jobs->map[s]->id == id)
+            return jobs->map[s];
+    }
+}
+
+static void gvd_map_remove(gvd_jobs *jobs, int64_t id)
+{
+    size_t mask = jobs->map_cap - 1, s = gvd_slot(id, jobs->map_cap);
+    while (jobs->map[s] && jobs->map[s]->id != id)
+        s = (s + 1) & mask;
+    if (!jobs->map[s])
+        return;
+    jobs->map[s] = NULL;
+    jobs->map_used--;
+    /* Shift back the entries that probed past the hole. */
+    for (size_t i = (s + 1) & mask; jobs->map[i]; i = (i + 1) & mask) {
+        size_t home = gvd_slot(jobs->map[i]->id, jobs->map_cap);
+        bool movable = (i > s) ? (home <= s || home > i) : (home <= s && home > i);
+        if (movable) {
+            jobs->map[s] = jobs->map[i];
+            jobs->map[i] = NULL;
+            s = i;
+        }
+    }
+}
+
+/* ---- lists ------------------------------------------------------------ */
+
+static void gvd_bump(gv_signal *s)
+{
+    gv_signal_set_int(s, gv_value_to_int(gv_signal_peek(s)) + 1);
+}
+
+void gvd_jobs_live_add(gvd_jobs *jobs, gvd_job *job)
+{
+    if (job->in_live)
+        return;
+    job->in_live = true;
+    job->live_next = NULL;
+    job->live_prev = jobs->live_last;
+    if (jobs->live_last)
+        jobs->live_last->live_next = job;
+    else
+        jobs->live_first = job;
+    jobs->live_last = job;
+    gvd_bump(jobs->live_rev);
+}
+
+void gvd_jobs_live_remove(gvd_jobs *jobs, gvd_job *job)
+{
+    if (!job->in_live)
+        return;
+    job->in_live = false;
+    if (job->live_prev)
+        job->live_prev->live_next = job->live_next;
+    else
+        jobs->live_first = job->live_next;
+    if (job->live_next)
+        job->live_next->live_prev = job->live_prev;
+    else
+        jobs->live_last = job->live_prev;
+    job->live_prev = job->live_next = NULL;
+    gvd_bump(jobs->live_rev);
+}
+
+static void gvd_list_append(gvd_jobs *jobs, gvd_job *job)
+{
+    job->prev = jobs->last;
+    job->next = NULL;
+    if (jobs->last)
+        jobs->last->next = job;
+    else
+        jobs->first = job;
+    jobs->last = job;
+    jobs->count++;
+}
+
+static void gvd_list_remove(gvd_jobs *jobs, gvd_job *job)
+{
+    if (job->prev)
+        job->prev->next = job->next;
+    else
+        jobs->first = job->next;
+    if (job->next)
+        job->next->prev = job->prev;
+    else
+        jobs->last = job->prev;
+    jobs->count--;
+}
+
+void gvd_jobs_notify(gvd_jobs *jobs, gvd_job *job, bool removed)
+{
+    if (jobs->on_change && !jobs->closing)
+        jobs->on_change(jobs->on_change_ud, job, removed);
+}
+
+void gvd_jobs_on_change(gvd_jobs *jobs, gvd_job_change_fn fn, void *ud)
+{
+    jobs->on_change = fn;
+    jobs->on_change_ud = ud;
+}
+
+/* ---- progress write-behind -------------------------------------------- */
+
+static void gvd_flush_cb(uv_timer_t *t)
+{
+    gvd_jobs *jobs = t->data;
+    gvd_job *list = jobs->dirty_first;
+    jobs->dirty_first = NULL;
+    char err[256];
+    bool txn = gvd_store_begin(jobs->store, err, sizeof err) == 0;
+    for (gvd_job *job = list, *next; job; job = next) {
+        next = job->dirty_next;
+        job->dirty_next = NULL;
+        if (job->dirty && gvd_job_persist_now(job) != 0)
+            gvd_jobs_mark_dirty(jobs, job); /* try again at the next flush */
+    }
+    if (txn && gvd_store_commit(jobs->store, err, sizeof err) != 0)
+        gvd_log(GVD_LOG_ERROR, "store.commit_failed", "error=%s", gvd_log_quote(err, (char[300]){0}, 300));
+}
+
+void gvd_jobs_mark_dirty(gvd_jobs *jobs, gvd_job *job)
+{
+    if (!job->dirty) {
+        job->dirty = true;
+        job->dirty_next = jobs->dirty_first;
+        jobs->dirty_first = job;
+    }
+    if (!uv_is_active((uv_handle_t *)&jobs->flush_timer) && !jobs->closing)
+        uv_timer_start(&jobs->flush_timer, gvd_flush_cb, jobs->cfg.progress_flush_ms, 0);
+}
+
+static void gvd_dirty_forget(gvd_jobs *jobs, gvd_job *job)
+{
+    for (gvd_job **p = &jobs->dirty_first; *p; p = &(*p)->dirty_next) {
+        if (*p == job) {
+            *p = job->dirty_next;
+            break;
+        }
+    }
+    job->dirty = false;
+}
+
+/* ---- the scheduler ---------------------------------------------------- */
+
+static void gvd_scheduler_fx(void *ud)
+{
+    gvd_jobs *jobs = ud;
+    (void)gv_signal_get(jobs->live_rev);
+    (void)gv_signal_get(jobs->wake);
+    double now = gvd_now();
+    unsigned used = 0;
+    for (gvd_job *j = jobs->live_first; j; j = j->live_next) {
+        gvd_status s = (gvd_status)gv_signal_get_int(j->status);
+        if (s != GVD_QUEUED || j->exec_state != GVD_EXEC_NONE)
+            used++;
+    }
+    while (used < jobs->cfg.max_running) {
+        gvd_job *best = NULL;
+        for (gvd_job *j = jobs->live_first; j; j = j->live_next) {
+            if (gvd_job_status_peek(j) != GVD_QUEUED || j->exec_state != GVD_EXEC_NONE || j->not_before > now)
+                continue;
+            if (!best || j->spec.priority > best->spec.priority)
+                best = j;
+        }
+        if (!best)
+            return;
+        gvd_job_begin_run(best);
+        used++;
+    }
+}
+
+/* ---- creation, recovery ----------------------------------------------- */
+
+static int gvd_mkdir_p(const char *path)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+        return -ENAMETOOLONG;
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            return -errno;
+        *p = '/';
+    }
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+/* A job found running or paused was orphaned by a previous daemon: its
+ * process group (if it is still the same process) is killed and the job is
+ * marked failed.  Running it again could repeat side effects it already
+ * had; the user decides (POST a new job). */
+static void gvd_recover(gvd_job *job)
+{
+    gvd_status st = gvd_job_status_peek(job);
+    if (st != GVD_RUNNING && st != GVD_PAUSED)
+        return;
+    int64_t pid = gv_value_to_int(gv_signal_peek(job->pid));
+    int killed = pid > 0 ? gvd_exec_kill_stale((pid_t)pid, job->pid_start_ticks) : 0;
+    char msg[200];
+    snprintf(msg, sizeof msg, "interrupted: galvanid restarted while the job was %s%s", gvd_status_name(st),
+             killed > 0 ? " (its leftover processes were killed)" : "");
+    gvd_log(GVD_LOG_WARN, "job.recovered", "job=%lld was=%s pid=%lld killed=%d", (long long)job->id,
+            gvd_status_name(st), (long long)pid, killed > 0);
+    gv_batch_begin();
+    gv_signal_set_string(job->error, msg);
+    gv_signal_set_double(job->finished_at, gvd_now());
+    gv_signal_set_int(job->status, GVD_FAILED);
+    gv_batch_end();
+}
+
+static int gvd_load_row(void *ud, const gvd_job_row *row)
+{
+    gvd_jobs *jobs = ud;
+    gvd_error err = {0};
+    json_error_t jerr;
+    json_t *spec_json = json_loads(row->spec_json ? row->spec_json : "{}", 0, &jerr);
+    json_t *params = json_loads(row->params_json ? row->params_json : "{}", 0, &jerr);
+    gvd_spec spec;
+    if (!spec_json || !json_is_object(params) || gvd_spec_from_json(spec_json, &jobs->cfg, &spec, &err) != 0) {
+        gvd_log(GVD_LOG_ERROR, "store.bad_row", "job=%lld error=%s", (long long)row->id,
+                gvd_log_quote(err.message[0] ? err.message : "unreadable JSON", (char[600]){0}, 600));
+        json_decref(spec_json);
+        json_decref(params);
+        return 0; /* skip it, keep the rest */
+    }
+    gvd_job *job = gvd_job_new(jobs, row->id, &spec, spec_json, params, row->created_at);
+    if (!job) {
+        gvd_spec_clear(&spec);
+        json_decref(spec_json);
+        json_decref(params);
+        return -1;
+    }
+    gvd_job_restore(job, row);
+    if (gvd_map_put(jobs, job) != 0) {
+        gvd_job_free(job);
+        return -1;
+    }
+    gvd_list_append(jobs, job);
+    gvd_recover(job);
+    job->persisted_status = gvd_job_status_peek(job);
+    gvd_job_start_effects(job);
+    if (!gvd_status_finished(gvd_job_status_peek(job)))
+        gvd_jobs_live_add(jobs, job);
+    return 0;
+}
+
+gvd_jobs *gvd_jobs_new(uv_loop_t *loop, gvd_store *store, const gvd_config *cfg, gvd_error *err)
+{
+    gvd_jobs *jobs = calloc(1, sizeof *jobs);
+    if (!jobs) {
+        gvd_error_set(err, 503, "out_of_memory", "out of memory");
+        return NULL;
+    }
+    jobs->loop = loop;
+    jobs->store = store;
+    jobs->cfg = *cfg;
+    if (!jobs->cfg.max_running)
+        jobs->cfg.max_running = 4;
+    if (!jobs->cfg.cancel_grace_ms)
+        jobs->cfg.cancel_grace_ms = 5000;
+    if (!jobs->cfg.log_limit)
+        jobs->cfg.log_limit = 10u << 20;
+    if (!jobs->cfg.progress_flush_ms)
+        jobs->cfg.progress_flush_ms = 250;
+    if (!jobs->cfg.demo_step_ms)
+        jobs->cfg.demo_step_ms = 100;
+    const char *dir = cfg->log_dir ? cfg->log_dir : "galvani-logs";
+    jobs->log_dir = malloc(strlen(dir) + 1);
+    if (jobs->log_dir)
+        strcpy(jobs->log_dir, dir);
+    jobs->cfg.log_dir = jobs->log_dir;
+    jobs->live_rev = gv_signal_new(gv_int(0));
+    jobs->wake = gv_signal_new(gv_int(0));
+    jobs->scope = gv_scope_new();
+    uv_timer_init(loop, &jobs->flush_timer);
+    jobs->flush_timer.data = jobs;
+    if (!jobs->log_dir || !jobs->live_rev || !jobs->wake || !jobs->scope) {
+        gvd_error_set(err, 503, "out_of_memory", "out of memory");
+        gvd_jobs_free(jobs);
+        return NULL;
+    }
+    int rc = gvd_mkdir_p(jobs->log_dir);
+    if (rc != 0) {
+        char msg[600];
+        snprintf(msg, sizeof msg, "cannot create the log directory %s: %s", jobs->log_dir, strerror(-rc));
+        gvd_error_set(err, 500, "log_dir", msg);
+        gvd_jobs_free(jobs);
+        return NULL;
+    }
+    char serr[256];
+    if (gvd_store_load(store, gvd_load_row, jobs, serr, sizeof serr) != 0) {
+        char msg[400];
+        snprintf(msg, sizeof msg, "cannot load jobs: %s", serr);
+        gvd_error_set(err, 500, "store_failed", msg);
+        gvd_jobs_free(jobs);
+        return NULL;
+    }
+    gv_scope_enter(jobs->scope);
+    jobs->scheduler = gv_effect_new(gvd_scheduler_fx, jobs);
+    gv_scope_leave(jobs->scope);
+    gvd_log(GVD_LOG_INFO, "jobs.loaded", "jobs=%zu max_running=%u", jobs->count, jobs->cfg.max_running);
+    return jobs;
+}
+
+static void gvd_jobs_timer_closed(uv_handle_t *h)
+{
+    gvd_jobs *jobs = h->data;
+    free(jobs->map);
+    free(jobs->log_dir);
+    free(jobs);
+}
+
+void gvd_jobs_free(gvd_jobs *jobs)
+{
+    if (!jobs)
+        return;
+    jobs->closing = true;
+    if (jobs->dirty_first)
+        gvd_flush_cb(&jobs->flush_timer); /* persist pending progress */
+    gv_scope_free(jobs->scope);
+    for (gvd_job *job = jobs->first, *next; job; job = next) {
+        next = job->next;
+        gvd_job_free(job);
+    }
+    gv_signal_free(jobs->live_rev);
+    gv_signal_free(jobs->wake);
+    uv_close((uv_handle_t *)&jobs->flush_timer, gvd_jobs_timer_closed);
+}
+
+gvd_job *gvd_jobs_create(gvd_jobs *jobs, json_t *body, gvd_error *err)
+{
+    gvd_spec spec;
+    json_t *normalized = NULL, *params = NULL;
+    if (gvd_spec_parse(body, &jobs->cfg, &spec, &normalized, &params, err) != 0)
+        return NULL;
+    /* Insert first: the id comes from the store, and a 201 means stored. */
+    double now = gvd_now();
+    char *spec_text = json_dumps(normalized, JSON_COMPACT), *params_text = json_dumps(params, JSON_COMPACT);
+    gvd_job_row row = {.name = spec.name,
+                       .kind = spec.kind == GVD_EXEC_DEMO ? "demo" : "process",
+                       .status = "queued",
+                       .priority = spec.priority,
+                       .spec_json = spec_text,
+                       .params_json = params_text,
+                       .metrics_json = "{}",
+                       .progress_total = 100,
+                       .message = "",
+                       .created_at = now,
+                       .updated_at = now};
+    int64_t id = 0;
+    char serr[256] = "out of memory";
+    int rc = spec_text && params_text ? gvd_store_insert(jobs->store, &row, &id, serr, sizeof serr) : -1;
+    free(spec_text);
+    free(params_text);
+    if (rc != 0) {
+        char msg[400];
+        snprintf(msg, sizeof msg, "the job could not be stored: %s", serr);
+        gvd_error_set(err, 503, "store_failed", msg);
+        gvd_spec_clear(&spec);
+        json_decref(normalized);
+        json_decref(params);
+        return NULL;
+    }
+    gvd_job *job = gvd_job_new(jobs, id, &spec, normalized, params, now);
+    if (!job || gvd_map_put(jobs, job) != 0) {
+        if (job)
+            gvd_job_free(job);
+        else {
+            gvd_spec_clear(&spec);
+            json_decref(normalized);
+            json_decref(params);
+        }
+        (void)gvd_store_delete(jobs->store, id, serr, sizeof serr);
+        gvd_error_set(err, 503, "out_of_memory", "out of memory");
+        return NULL;
+    }
+    gvd_list_append(jobs, job);
+    job->persisted_status = GVD_QUEUED;
+    gv_batch_begin();
+    gvd_job_start_effects(job);
+    gvd_jobs_live_add(jobs, job); /* the scheduler may start it at batch end */
+    gv_batch_end();
+    return job;
+}
+
+int gvd_jobs_delete(gvd_jobs *jobs, gvd_job *job, gvd_error *err)
+{
+    gvd_status st = gvd_job_status_peek(job);
+    if (!gvd_status_finished(st) || job->exec) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "job %lld is %s: only finished jobs can be deleted (cancel it first)",
+                 (long long)job->id, job->exec ? "still stopping" : gvd_status_name(st));
+        gvd_error_set(err, 409, "invalid_transition", msg);
+        return -1;
+    }
+    char serr[256];
+    if (gvd_store_delete(jobs->store, job->id, serr, sizeof serr) != 0) {
+        char msg[400];
+        snprintf(msg, sizeof msg, "the job could not be deleted: %s", serr);
+        gvd_error_set(err, 503, "store_failed", msg);
+        return -1;
+    }
+    gvd_jobs_notify(jobs, job, true);
+    gvd_dirty_forget(jobs, job);
+    gvd_jobs_live_remove(jobs, job);
+    gvd_map_remove(jobs, job->id);
+    gvd_list_remove(jobs, job);
+    if (job->log_path)
+        (void)unlink(job->log_path);
+    gvd_job_free(job);
+    return 0;
+}
+
+size_t gvd_jobs_list(gvd_jobs *jobs, unsigned status_mask, size_t offset, size_t limit, gvd_job **out,
+                     size_t *total)
+{
+    size_t matched = 0, written = 0;
+    for (gvd_job *j = jobs->last; j; j = j->prev) {
+        if (status_mask && !(status_mask & (1u << gvd_job_status_peek(j))))
+            continue;
+        if (matched >= offset && written < limit)
+            out[written++] = j;
+        matched++;
+    }
+    if (total)
+        *total = matched;
+    return written;
+}
+
+gvd_job *gvd_jobs_demo(gvd_jobs *jobs)
+{
+    for (gvd_job *j = jobs->last; j; j = j->prev)
+        if (j->spec.kind == GVD_EXEC_DEMO)
+            return j;
+    return NULL;
+}
+
+gvd_job *gvd_jobs_start_demo(gvd_jobs *jobs, gvd_error *err)
+{
+    gvd_job *demo = gvd_jobs_demo(jobs);
+    if (demo && !gvd_status_finished(gvd_job_status_peek(demo))) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "the demo job (id %lld) is already %s", (long long)demo->id,
+                 gvd_status_name(gvd_job_status_peek(demo)));
+        gvd_error_set(err, 409, "already_running", msg);
+        return NULL;
+    }
+    json_t *body = json_pack("{s:s}", "kind", "demo");
+    if (!body) {
+        gvd_error_set(err, 503, "out_of_memory", "out of memory");
+        return NULL;
+    }
+    gvd_job *job = gvd_jobs_create(jobs, body, err);
+    json_decref(body);
+    return job;
+}
+
+int64_t gvd_job_id(const gvd_job *job) { return job->id; }
+gvd_status gvd_job_status(const gvd_job *job) { return gvd_job_status_peek(job); }
+const char *gvd_job_log_path(const gvd_job *job) { return job->log_path; }

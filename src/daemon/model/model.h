@@ -1,0 +1,180 @@
+/*
+ * model.h — the job model's private structures, shared by its files:
+ *   spec.c   validating a job spec (the POST /jobs body)
+ *   job.c    one job: its signals, computeds and effects, transitions,
+ *            what the runner reports
+ *   jobs.c   the registry: ids, listing, the scheduler, restart recovery,
+ *            progress write-behind
+ *   json.c   a job as JSON
+ *
+ * A job's state lives in signals; its effects (owned by the job's scope) do
+ * all side effects:
+ *   persist    status / identity changes are written to the store at once
+ *              (so a 2xx means committed); progress, message and metrics are
+ *              written behind, coalesced by a timer.
+ *   reconcile  makes the process follow `status`: spawns it when a job
+ *              becomes running, pauses / resumes / cancels it.  The status
+ *              signal is the desired state; `exec_state` the actual one.
+ *   notify     tells the push hub the job changed (once per batch).
+ *   log        one structured line per status change.
+ */
+#ifndef GALVANI_DAEMON_MODEL_H
+#define GALVANI_DAEMON_MODEL_H
+
+#include <galvani/signals.h>
+
+#include "../runner/exec.h"
+#include "jobs.h"
+
+typedef struct gvd_spec {
+    char *name;
+    gvd_exec_kind kind;
+    char **argv;        /* NULL-terminated, owned (process) */
+    bool shell;
+    char **env;         /* NULL-terminated "K=V", owned */
+    char *cwd;
+    double timeout_s;   /* 0: none */
+    int64_t max_retries;
+    double retry_backoff_s;
+    int64_t priority;
+    gvd_pause_mode pause_mode;
+    unsigned demo_step_ms;
+} gvd_spec;
+
+/* spec.c: validate `body` and fill *spec (and *normalized, a new JSON object
+ * holding every field with its default, which is what gets stored).  The
+ * initial params object is returned in *params (new reference).  On error,
+ * fills err (400) and returns -1 with nothing allocated. */
+int gvd_spec_parse(json_t *body, const gvd_config *cfg, gvd_spec *spec, json_t **normalized, json_t **params,
+                   gvd_error *err);
+/* Rebuild a spec from its stored JSON (as written by gvd_spec_parse). */
+int gvd_spec_from_json(json_t *stored, const gvd_config *cfg, gvd_spec *spec, gvd_error *err);
+void gvd_spec_clear(gvd_spec *spec);
+
+typedef enum gvd_exec_state {
+    GVD_EXEC_NONE = 0, /* no process (queued, or finished and reaped) */
+    GVD_EXEC_RUNNING,
+    GVD_EXEC_PAUSED,
+    GVD_EXEC_STOPPING  /* cancel sent, waiting for it to die */
+} gvd_exec_state;
+
+struct gvd_job {
+    gvd_jobs *jobs;
+    int64_t id;
+    gvd_spec spec;
+    json_t *spec_json;  /* normalized spec, owned */
+    json_t *params;     /* owned; params_rev bumps on change */
+    json_t *metrics;    /* owned; metrics_rev bumps on change */
+    char *log_path;     /* NULL for the demo */
+    double created_at;
+
+    /* state: signals (see top) */
+    gv_signal *status;       /* int gvd_status */
+    gv_signal *current;      /* double */
+    gv_signal *total;        /* double */
+    gv_signal *progress_at;  /* double: when current last changed (s) */
+    gv_signal *message;      /* string */
+    gv_signal *metrics_rev;  /* int */
+    gv_signal *params_rev;   /* int */
+    gv_signal *pid;          /* int */
+    gv_signal *exit_status;  /* int; GV_NONE until the job exited */
+    gv_signal *term_signal;  /* int */
+    gv_signal *attempts;     /* int */
+    gv_signal *started_at;   /* double, 0 = never */
+    gv_signal *finished_at;  /* double */
+    gv_signal *error;        /* string, "" = none */
+
+    /* derived */
+    gv_computed *percent;    /* 0..100 */
+    gv_computed *rate;       /* percent per second since the run started */
+    gv_computed *eta;        /* seconds, or GV_NONE */
+
+    gv_scope *scope;         /* owns the effects below */
+    gv_effect *persist_fx, *reconcile_fx, *notify_fx, *log_fx;
+
+    /* the process */
+    gvd_exec *exec;
+    gvd_exec_state exec_state;
+    uint64_t pid_start_ticks;
+    bool cancel_requested;   /* the user cancelled: the exit is a cancellation */
+    bool timed_out;
+    double run_started_at;   /* wall clock when this attempt started */
+    double run_start_percent;
+    uint64_t timeout_left_ms; /* remaining run time before the timeout */
+    uint64_t timer_started;   /* uv_now when the timeout timer was (re)started */
+    uv_timer_t timeout_timer;
+    uv_timer_t retry_timer;
+    double not_before;        /* retry backoff: not scheduled before (s) */
+    int open_handles;         /* uv handles still to be closed before free */
+
+    /* persistence bookkeeping */
+    gvd_status persisted_status;
+    int64_t persisted_params_rev; /* -1 until the first persist effect run */
+    bool persist_failed;      /* the last synchronous write failed */
+    char persist_error[256];
+    bool dirty;               /* unpersisted progress/message/metrics */
+    gvd_job *dirty_next;
+    gvd_status logged_status;
+
+    /* registry links */
+    gvd_job *prev, *next;     /* all jobs, id order */
+    gvd_job *live_prev, *live_next; /* not finished, or finished but the process is still dying */
+    bool in_live;
+};
+
+struct gvd_jobs {
+    uv_loop_t *loop;
+    gvd_store *store;
+    gvd_config cfg;
+    char *log_dir;
+
+    gvd_job *first, *last;
+    size_t count;
+    gvd_job **map;          /* open addressing by id */
+    size_t map_cap, map_used;
+
+    gvd_job *live_first, *live_last;
+    gv_signal *live_rev;    /* bumped when the live list changes */
+    gv_signal *wake;        /* bumped when a retry backoff elapses */
+    gv_scope *scope;        /* owns the scheduler */
+    gv_effect *scheduler;
+
+    uv_timer_t flush_timer; /* progress write-behind */
+    gvd_job *dirty_first;
+    bool closing;
+
+    gvd_job_change_fn on_change;
+    void *on_change_ud;
+};
+
+double gvd_now(void); /* wall clock, seconds */
+
+/* job.c */
+gvd_job *gvd_job_new(gvd_jobs *jobs, int64_t id, gvd_spec *spec, json_t *spec_json, json_t *params,
+                     double created_at);
+void gvd_job_start_effects(gvd_job *job);
+void gvd_job_free(gvd_job *job); /* closes handles; memory goes when they are closed */
+void gvd_job_to_row(gvd_job *job, gvd_job_row *row, char **owned_strings);
+void gvd_job_row_release(char **owned_strings);
+void gvd_job_restore(gvd_job *job, const gvd_job_row *row); /* from a stored row */
+int gvd_job_persist_now(gvd_job *job);
+gvd_status gvd_job_status_peek(const gvd_job *job);
+/* The scheduler starts a queued job. */
+void gvd_job_begin_run(gvd_job *job);
+
+/* jobs.c */
+void gvd_jobs_live_add(gvd_jobs *jobs, gvd_job *job);
+void gvd_jobs_live_remove(gvd_jobs *jobs, gvd_job *job);
+void gvd_jobs_mark_dirty(gvd_jobs *jobs, gvd_job *job);
+void gvd_jobs_notify(gvd_jobs *jobs, gvd_job *job, bool removed);
+
+static inline void gvd_error_set(gvd_error *err, int http, const char *code, const char *msg)
+{
+    if (!err)
+        return;
+    err->http = http;
+    err->code = code;
+    snprintf(err->message, sizeof err->message, "%s", msg);
+}
+
+#endif

@@ -1,0 +1,363 @@
+/*
+ * spec.c — validating a job spec, the body of POST /jobs.
+ *
+ *   {"command": ["make", "-j2"], "name": "build", "env": {"PATH": "/usr/bin"},
+ *    "cwd": "/src", "params": {"lr": 0.1}, "timeout": 600, "max_retries": 2,
+ *    "retry_backoff": 5, "priority": 10, "pause_mode": "stop"}
+ *   {"command": "make && make test", "shell": true}
+ *   {"kind": "demo", "demo_step_ms": 100}
+ *
+ * Every field is checked for its type and range, and an unknown field is an
+ * error that names it: a typo ("timout") must not silently drop a limit.  The
+ * normalized spec (every field, defaults filled in) is what gets stored, so a
+ * job reloaded after a restart is exactly the job that was accepted.
+ */
+#include "model.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const gvd_spec_fields[] = {"name", "kind", "command", "shell", "env", "cwd", "params",
+                                              "timeout", "max_retries", "retry_backoff", "priority",
+                                              "pause_mode", "demo_step_ms", NULL};
+
+static char *gvd_strdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = malloc(n);
+    if (d)
+        memcpy(d, s, n);
+    return d;
+}
+
+static void gvd_strv_free(char **v)
+{
+    if (!v)
+        return;
+    for (char **p = v; *p; p++)
+        free(*p);
+    free(v);
+}
+
+void gvd_spec_clear(gvd_spec *spec)
+{
+    free(spec->name);
+    gvd_strv_free(spec->argv);
+    gvd_strv_free(spec->env);
+    free(spec->cwd);
+    memset(spec, 0, sizeof *spec);
+}
+
+static int gvd_bad(gvd_error *err, const char *fmt, const char *a, const char *b)
+{
+    char msg[sizeof err->message];
+    snprintf(msg, sizeof msg, fmt, a, b ? b : "");
+    gvd_error_set(err, 400, "invalid_spec", msg);
+    return -1;
+}
+
+static int gvd_check_unknown(json_t *body, gvd_error *err)
+{
+    char names[400] = "";
+    size_t used = 0;
+    int unknown = 0;
+    const char *key;
+    json_t *value;
+    json_object_foreach(body, key, value) {
+        int known = 0;
+        for (const char *const *f = gvd_spec_fields; *f; f++)
+            known |= strcmp(*f, key) == 0;
+        if (known)
+            continue;
+        unknown++;
+        int n = snprintf(names + used, sizeof names - used, "%s\"%s\"", used ? ", " : "", key);
+        if (n > 0 && (size_t)n < sizeof names - used)
+            used += (size_t)n;
+    }
+    if (!unknown)
+        return 0;
+    return gvd_bad(err,
+                   "unknown field%s %s (known: name, kind, command, shell, env, cwd, params, timeout, "
+                   "max_retries, retry_backoff, priority, pause_mode, demo_step_ms)",
+                   unknown > 1 ? "s" : "", names);
+}
+
+static int gvd_get_string(json_t *body, const char *key, const char **out, gvd_error *err)
+{
+    json_t *v = json_object_get(body, key);
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_string(v))
+        return gvd_bad(err, "field \"%s\" must be a string", key, NULL);
+    if (strlen(json_string_value(v)) != json_string_length(v))
+        return gvd_bad(err, "field \"%s\" must not contain NUL characters", key, NULL);
+    *out = json_string_value(v);
+    return 0;
+}
+
+static int gvd_get_number(json_t *body, const char *key, double min, double *out, gvd_error *err)
+{
+    json_t *v = json_object_get(body, key);
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_number(v))
+        return gvd_bad(err, "field \"%s\" must be a number", key, NULL);
+    double d = json_number_value(v);
+    if (!isfinite(d) || d < min) {
+        char lim[32];
+        snprintf(lim, sizeof lim, "%g", min);
+        return gvd_bad(err, "field \"%s\" must be >= %s", key, lim);
+    }
+    *out = d;
+    return 0;
+}
+
+static int gvd_get_integer(json_t *body, const char *key, int64_t min, int64_t max, int64_t *out, gvd_error *err)
+{
+    json_t *v = json_object_get(body, key);
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_integer(v))
+        return gvd_bad(err, "field \"%s\" must be an integer", key, NULL);
+    json_int_t i = json_integer_value(v);
+    if (i < min || i > max) {
+        char lim[64];
+        snprintf(lim, sizeof lim, "%lld..%lld", (long long)min, (long long)max);
+        return gvd_bad(err, "field \"%s\" must be in %s", key, lim);
+    }
+    *out = (int64_t)i;
+    return 0;
+}
+
+static char **gvd_argv_from_array(json_t *arr, gvd_error *err)
+{
+    size_t n = json_array_size(arr);
+    if (n == 0) {
+        gvd_bad(err, "field \"command\" must not be empty", NULL, NULL);
+        return NULL;
+    }
+    char **argv = calloc(n + 1, sizeof *argv);
+    if (!argv) {
+        gvd_error_set(err, 503, "out_of_memory", "out of memory");
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_t *a = json_array_get(arr, i);
+        if (!json_is_string(a) || strlen(json_string_value(a)) != json_string_length(a)) {
+            char idx[24];
+            snprintf(idx, sizeof idx, "%zu", i);
+            gvd_bad(err, "field \"command\" must be an array of strings (element %s is not)", idx, NULL);
+            gvd_strv_free(argv);
+            return NULL;
+        }
+        if (!(argv[i] = gvd_strdup(json_string_value(a)))) {
+            gvd_strv_free(argv);
+            gvd_error_set(err, 503, "out_of_memory", "out of memory");
+            return NULL;
+        }
+    }
+    if (argv[0][0] == '\0') {
+        gvd_bad(err, "field \"command\": the program name must not be empty", NULL, NULL);
+        gvd_strv_free(argv);
+        return NULL;
+    }
+    return argv;
+}
+
+static char **gvd_env_from_object(json_t *obj, gvd_error *err)
+{
+    size_t n = json_object_size(obj), i = 0;
+    char **env = calloc(n + 1, sizeof *env);
+    if (!env) {
+        gvd_error_set(err, 503, "out_of_memory", "out of memory");
+        return NULL;
+    }
+    const char *key;
+    json_t *value;
+    json_object_foreach(obj, key, value) {
+        if (!*key || strchr(key, '=')) {
+            gvd_bad(err, "field \"env\": invalid variable name \"%s\"", key, NULL);
+            gvd_strv_free(env);
+            return NULL;
+        }
+        if (!json_is_string(value) || strlen(json_string_value(value)) != json_string_length(value)) {
+            gvd_bad(err, "field \"env\": the value of \"%s\" must be a string", key, NULL);
+            gvd_strv_free(env);
+            return NULL;
+        }
+        size_t len = strlen(key) + 1 + strlen(json_string_value(value)) + 1;
+        if (!(env[i] = malloc(len))) {
+            gvd_strv_free(env);
+            gvd_error_set(err, 503, "out_of_memory", "out of memory");
+            return NULL;
+        }
+        snprintf(env[i], len, "%s=%s", key, json_string_value(value));
+        i++;
+    }
+    return env;
+}
+
+/* Parse into *spec; shared by a new request and a stored spec. */
+static int gvd_spec_fill(json_t *body, const gvd_config *cfg, gvd_spec *spec, gvd_error *err)
+{
+    memset(spec, 0, sizeof *spec);
+    spec->retry_backoff_s = 1.0;
+    spec->demo_step_ms = cfg->demo_step_ms ? cfg->demo_step_ms : 100;
+    const char *kind = "process", *name = NULL, *cwd = NULL, *pause_mode = "stop";
+    if (gvd_get_string(body, "kind", &kind, err) || gvd_get_string(body, "name", &name, err) ||
+        gvd_get_string(body, "cwd", &cwd, err) || gvd_get_string(body, "pause_mode", &pause_mode, err))
+        return -1;
+    if (strcmp(kind, "process") == 0)
+        spec->kind = GVD_EXEC_PROCESS;
+    else if (strcmp(kind, "demo") == 0)
+        spec->kind = GVD_EXEC_DEMO;
+    else
+        return gvd_bad(err, "field \"kind\" must be \"process\" or \"demo\", not \"%s\"", kind, NULL);
+    if (strcmp(pause_mode, "stop") == 0)
+        spec->pause_mode = GVD_PAUSE_STOP;
+    else if (strcmp(pause_mode, "cooperative") == 0)
+        spec->pause_mode = GVD_PAUSE_COOPERATIVE;
+    else
+        return gvd_bad(err, "field \"pause_mode\" must be \"stop\" or \"cooperative\", not \"%s\"", pause_mode,
+                       NULL);
+    if (name && strlen(name) > 200)
+        return gvd_bad(err, "field \"name\" is longer than 200 bytes", NULL, NULL);
+
+    json_t *shell = json_object_get(body, "shell");
+    if (shell && !json_is_null(shell) && !json_is_boolean(shell))
+        return gvd_bad(err, "field \"shell\" must be true or false", NULL, NULL);
+    spec->shell = shell && json_is_true(shell);
+
+    int64_t step = spec->demo_step_ms;
+    if (gvd_get_number(body, "timeout", 0, &spec->timeout_s, err) ||
+        gvd_get_integer(body, "max_retries", 0, 100, &spec->max_retries, err) ||
+        gvd_get_number(body, "retry_backoff", 0, &spec->retry_backoff_s, err) ||
+        gvd_get_integer(body, "priority", -1000000, 1000000, &spec->priority, err) ||
+        gvd_get_integer(body, "demo_step_ms", 1, 60000, &step, err))
+        return -1;
+    spec->demo_step_ms = (unsigned)step;
+
+    json_t *params = json_object_get(body, "params");
+    if (params && !json_is_null(params) && !json_is_object(params))
+        return gvd_bad(err, "field \"params\" must be an object", NULL, NULL);
+    json_t *env = json_object_get(body, "env");
+    if (env && !json_is_null(env) && !json_is_object(env))
+        return gvd_bad(err, "field \"env\" must be an object of strings", NULL, NULL);
+
+    json_t *command = json_object_get(body, "command");
+    if (spec->kind == GVD_EXEC_DEMO) {
+        if (command && !json_is_null(command))
+            return gvd_bad(err, "a demo job takes no \"command\"", NULL, NULL);
+        if (spec->shell)
+            return gvd_bad(err, "a demo job takes no \"shell\"", NULL, NULL);
+    } else if (!command || json_is_null(command)) {
+        return gvd_bad(err, "field \"command\" is required (an array of strings, or a string with "
+                            "\"shell\": true)", NULL, NULL);
+    } else if (spec->shell) {
+        const char *line = NULL;
+        if (gvd_get_string(body, "command", &line, err))
+            return gvd_bad(err, "with \"shell\": true, field \"command\" must be a string", NULL, NULL);
+        if (!*line)
+            return gvd_bad(err, "field \"command\" must not be empty", NULL, NULL);
+        spec->argv = calloc(4, sizeof *spec->argv);
+        if (!spec->argv || !(spec->argv[0] = gvd_strdup("/bin/sh")) || !(spec->argv[1] = gvd_strdup("-c")) ||
+            !(spec->argv[2] = gvd_strdup(line))) {
+            gvd_spec_clear(spec);
+            gvd_error_set(err, 503, "out_of_memory", "out of memory");
+            return -1;
+        }
+    } else {
+        if (!json_is_array(command))
+            return gvd_bad(err, "field \"command\" must be an array of strings (or a string with \"shell\": "
+                                "true)", NULL, NULL);
+        if (!(spec->argv = gvd_argv_from_array(command, err)))
+            return -1;
+    }
+    if (!(spec->env = gvd_env_from_object(env && json_is_object(env) ? env : NULL, err))) {
+        gvd_spec_clear(spec);
+        return -1;
+    }
+    const char *base = name;
+    if (!base) {
+        if (spec->kind == GVD_EXEC_DEMO)
+            base = "demo";
+        else {
+            const char *prog = spec->shell ? spec->argv[2] : spec->argv[0];
+            const char *slash = strrchr(prog, '/');
+            base = slash && slash[1] ? slash + 1 : prog;
+        }
+    }
+    char shortname[64];
+    snprintf(shortname, sizeof shortname, "%s", base);
+    spec->name = gvd_strdup(name ? name : shortname);
+    spec->cwd = cwd ? gvd_strdup(cwd) : NULL;
+    if (!spec->name || (cwd && !spec->cwd)) {
+        gvd_spec_clear(spec);
+        gvd_error_set(err, 503, "out_of_memory", "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+static json_t *gvd_spec_normalize(json_t *body, const gvd_spec *spec)
+{
+    json_t *n = json_object();
+    if (!n)
+        return NULL;
+    json_t *command = json_object_get(body, "command");
+    json_t *env = json_object_get(body, "env");
+    int rc = 0;
+    rc |= json_object_set_new(n, "name", json_string(spec->name));
+    rc |= json_object_set_new(n, "kind", json_string(spec->kind == GVD_EXEC_DEMO ? "demo" : "process"));
+    if (spec->kind == GVD_EXEC_PROCESS) {
+        rc |= json_object_set_new(n, "command", json_deep_copy(command));
+        rc |= json_object_set_new(n, "shell", json_boolean(spec->shell));
+        rc |= json_object_set_new(n, "env", env && json_is_object(env) ? json_deep_copy(env) : json_object());
+        rc |= json_object_set_new(n, "cwd", spec->cwd ? json_string(spec->cwd) : json_null());
+        rc |= json_object_set_new(n, "pause_mode",
+                                  json_string(spec->pause_mode == GVD_PAUSE_COOPERATIVE ? "cooperative" : "stop"));
+    } else {
+        rc |= json_object_set_new(n, "demo_step_ms", json_integer(spec->demo_step_ms));
+    }
+    rc |= json_object_set_new(n, "timeout", spec->timeout_s > 0 ? json_real(spec->timeout_s) : json_null());
+    rc |= json_object_set_new(n, "max_retries", json_integer(spec->max_retries));
+    rc |= json_object_set_new(n, "retry_backoff", json_real(spec->retry_backoff_s));
+    rc |= json_object_set_new(n, "priority", json_integer(spec->priority));
+    if (rc) {
+        json_decref(n);
+        return NULL;
+    }
+    return n;
+}
+
+int gvd_spec_parse(json_t *body, const gvd_config *cfg, gvd_spec *spec, json_t **normalized, json_t **params,
+                   gvd_error *err)
+{
+    if (!json_is_object(body)) {
+        gvd_error_set(err, 400, "invalid_spec", "the job spec must be a JSON object");
+        return -1;
+    }
+    if (gvd_check_unknown(body, err) || gvd_spec_fill(body, cfg, spec, err))
+        return -1;
+    json_t *p = json_object_get(body, "params");
+    *params = p && json_is_object(p) ? json_deep_copy(p) : json_object();
+    *normalized = gvd_spec_normalize(body, spec);
+    if (!*params || !*normalized) {
+        json_decref(*params);
+        json_decref(*normalized);
+        gvd_spec_clear(spec);
+        gvd_error_set(err, 503, "out_of_memory", "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+int gvd_spec_from_json(json_t *stored, const gvd_config *cfg, gvd_spec *spec, gvd_error *err)
+{
+    if (!json_is_object(stored)) {
+        gvd_error_set(err, 500, "corrupt_store", "stored job spec is not a JSON object");
+        return -1;
+    }
+    return gvd_spec_fill(stored, cfg, spec, err);
+}

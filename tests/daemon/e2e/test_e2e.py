@@ -1,0 +1,448 @@
+#!/usr/bin/python3
+"""End-to-end tests of galvanid.
+
+The real daemon runs on an ephemeral loopback port with a fresh SQLite file,
+and is driven by real clients: urllib for HTTP, python3-websockets for the
+WebSocket streams, raw sockets for SSE and hostile input.  Processes are real
+too: pause is checked in /proc, cancel by looking for the grandchildren.
+
+Run with GALVANID=/path/to/galvanid (CTest sets it).
+"""
+import asyncio
+import http.client
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import urllib.error
+import urllib.request
+
+import websockets
+
+GALVANID = os.environ.get("GALVANID", "galvanid")
+DEADLINE = 20.0  # seconds any single wait may take before the test fails
+
+
+def wait_for(pred, timeout=DEADLINE, interval=0.02, what="condition"):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = pred()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("timed out waiting for " + what)
+
+
+def proc_state(pid):
+    """The state letter of /proc/PID/stat (R, S, T, Z...), or None if gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            data = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return data[data.rindex(")") + 2]
+
+
+def alive(pid):
+    state = proc_state(pid)
+    return state is not None and state != "Z"
+
+
+class Daemon:
+    """One galvanid process on an ephemeral port."""
+
+    def __init__(self, workdir, *args):
+        self.workdir = workdir
+        self.args = list(args)
+        self.lines = []
+        self.start()
+
+    def start(self):
+        cmd = [GALVANID, "--listen", "127.0.0.1:0", "--db", os.path.join(self.workdir, "galvani.db"),
+               "--log-level", "debug"] + self.args
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, text=True, cwd=self.workdir)
+        port = []
+        ready = threading.Event()
+
+        def pump():
+            for line in self.proc.stderr:
+                self.lines.append(line)
+                m = re.search(r"galvanid\.listening addr=\S+:(\d+)", line)
+                if m and not port:
+                    port.append(int(m.group(1)))
+                    ready.set()
+            ready.set()
+
+        self.pump = threading.Thread(target=pump, daemon=True)
+        self.pump.start()
+        if not ready.wait(DEADLINE) or not port:
+            self.proc.kill()
+            raise AssertionError("galvanid did not start:\n" + "".join(self.lines))
+        self.port = port[0]
+
+    def stop(self, sig=signal.SIGTERM):
+        self.proc.send_signal(sig)
+        try:
+            rc = self.proc.wait(DEADLINE)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise AssertionError("galvanid did not stop on %s" % sig)
+        self.pump.join(5)
+        return rc
+
+    def log(self):
+        return "".join(self.lines)
+
+    def request(self, method, path, body=None, ctype="application/json", raw=None, headers=None):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=DEADLINE)
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        hdrs = dict(headers or {})
+        if data is not None and ctype:
+            hdrs["Content-Type"] = ctype
+        conn.request(method, path, body=data, headers=hdrs)
+        resp = conn.getresponse()
+        payload = resp.read()
+        conn.close()
+        text = payload.decode("utf-8", "replace")
+        try:
+            parsed = json.loads(text) if text else None
+        except ValueError:
+            parsed = text
+        return resp.status, dict(resp.getheaders()), parsed
+
+    def create(self, **spec):
+        status, _, job = self.request("POST", "/jobs", spec)
+        assert status == 201, (status, job)
+        return job
+
+    def job(self, job_id):
+        status, _, job = self.request("GET", "/jobs/%d" % job_id)
+        assert status == 200, (status, job)
+        return job
+
+    def wait_status(self, job_id, *statuses):
+        return wait_for(lambda: (lambda j: j if j["status"] in statuses else None)(self.job(job_id)),
+                        what="job %d to be %s" % (job_id, "/".join(statuses)))
+
+
+class DaemonTest(unittest.TestCase):
+    extra_args = ()
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory(prefix="galvani-e2e-")
+        self.dir = self.tmp.name
+        self.d = Daemon(self.dir, *self.extra_args)
+
+    def tearDown(self):
+        if self.d.proc.poll() is None:
+            rc = self.d.stop()
+            # A sanitizer build reports leaks through the exit status.
+            self.assertEqual(rc, 0, "galvanid exited with %s:\n%s" % (rc, self.d.log()[-4000:]))
+        self.tmp.cleanup()
+
+    def script(self, name, text):
+        path = os.path.join(self.dir, name)
+        with open(path, "w") as f:
+            f.write(text)
+        os.chmod(path, 0o755)
+        return path
+
+
+class SeedSession(DaemonTest):
+    """The seed's session, verbatim: curl -X POST /start, a WebSocket on /ws, /pause, /resume, /cancel."""
+
+    def test_seed_session(self):
+        async def run():
+            async with websockets.connect("ws://127.0.0.1:%d/ws" % self.d.port) as ws:
+                first = json.loads(await asyncio.wait_for(ws.recv(), DEADLINE))
+                self.assertIn("status", first)
+                self.assertIn("progress", first)
+                status, _, job = self.d.request("POST", "/start", raw=b"", ctype=None)
+                self.assertEqual(status, 201, job)
+                frames = []
+
+                async def until(pred):
+                    while True:
+                        frame = json.loads(await asyncio.wait_for(ws.recv(), DEADLINE))
+                        frames.append(frame)
+                        if pred(frame):
+                            return frame
+
+                await until(lambda f: f["status"] == "running" and f["progress"] >= 3)
+                status, _, paused = self.d.request("POST", "/pause", raw=b"", ctype=None)
+                self.assertEqual((status, paused["status"]), (200, "paused"))
+                held = (await until(lambda f: f["status"] == "paused"))["progress"]
+                await asyncio.sleep(0.5)  # five demo steps: none may happen
+                self.assertEqual(self.d.job(job["id"])["progress"], held)
+                status, _, resumed = self.d.request("POST", "/resume", raw=b"", ctype=None)
+                self.assertEqual((status, resumed["status"]), (200, "running"))
+                await until(lambda f: f["status"] == "running" and f["progress"] > held)
+                status, _, cancelled = self.d.request("POST", "/cancel", raw=b"", ctype=None)
+                self.assertEqual((status, cancelled["status"]), (200, "cancelled"))
+                await until(lambda f: f["status"] == "cancelled")
+                progress = [f["progress"] for f in frames if f["status"] == "running"]
+                self.assertEqual(progress, sorted(progress), "progress never goes back")
+        asyncio.run(run())
+
+    def test_seed_endpoints_without_demo(self):
+        status, _, body = self.d.request("POST", "/pause", raw=b"", ctype=None)
+        self.assertEqual(status, 404, body)
+        self.assertIn("error", body)
+
+
+class ProcessJobs(DaemonTest):
+    def test_progress_pause_resume_cancel_real_process(self):
+        counter = os.path.join(self.dir, "counter")
+        script = self.script("count.sh", """#!/bin/sh
+i=0
+while [ $i -lt 100000 ]; do
+  i=$((i+1)); echo $i > %s; echo "::progress $i/100000"; sleep 0.01
+done
+""" % counter)
+        job = self.d.create(command=[script], name="count")
+        job = wait_for(lambda: (lambda j: j if j["current"] >= 5 else None)(self.d.job(job["id"])),
+                       what="progress")
+        pid = job["pid"]
+        self.assertTrue(alive(pid))
+        status, _, paused = self.d.request("POST", "/jobs/%d/pause" % job["id"])
+        self.assertEqual((status, paused["status"]), (200, "paused"))
+        wait_for(lambda: proc_state(pid) == "T", what="the process to be stopped in /proc")
+        with open(counter) as f:
+            before = f.read()
+        time.sleep(0.4)
+        with open(counter) as f:
+            self.assertEqual(f.read(), before, "a paused job made progress")
+        self.assertEqual(proc_state(pid), "T")
+        status, _, resumed = self.d.request("POST", "/jobs/%d/resume" % job["id"])
+        self.assertEqual((status, resumed["status"]), (200, "running"))
+        wait_for(lambda: open(counter).read() != before, what="progress after resume")
+        status, _, cancelled = self.d.request("POST", "/jobs/%d/cancel" % job["id"])
+        self.assertEqual((status, cancelled["status"]), (200, "cancelled"))
+        wait_for(lambda: not alive(pid), what="the process to die")
+        final = self.d.wait_status(job["id"], "cancelled")
+        self.assertIsNotNone(final["finished_at"])
+
+    def test_cancel_kills_grandchildren(self):
+        pidfile = os.path.join(self.dir, "grandchild")
+        job = self.d.create(command="sleep 1000 & echo $! > %s; wait" % pidfile, shell=True)
+        wait_for(lambda: os.path.exists(pidfile) and open(pidfile).read().strip(), what="grandchild pid")
+        grandchild = int(open(pidfile).read())
+        self.assertTrue(alive(grandchild))
+        status, _, _ = self.d.request("POST", "/jobs/%d/cancel" % job["id"])
+        self.assertEqual(status, 200)
+        wait_for(lambda: not alive(grandchild), what="the grandchild to die")
+
+    def test_exit_codes_and_log(self):
+        ok = self.d.create(command=["sh", "-c", "echo hello; echo oops >&2; exit 0"], env={"PATH": "/usr/bin:/bin"})
+        bad = self.d.create(command=["sh", "-c", "exit 7"], env={"PATH": "/usr/bin:/bin"})
+        done = self.d.wait_status(ok["id"], "succeeded")
+        self.assertEqual(done["exit_code"], 0)
+        self.assertEqual(done["progress"], 100)
+        failed = self.d.wait_status(bad["id"], "failed")
+        self.assertEqual(failed["exit_code"], 7)
+        self.assertIn("7", failed["error"])
+        status, headers, text = self.d.request("GET", "/jobs/%d/log" % ok["id"])
+        self.assertEqual(status, 200)
+        self.assertIn("hello", text)
+        self.assertIn("oops", text)
+
+    def test_no_such_command(self):
+        job = self.d.create(command=["/nonexistent/program"])
+        failed = self.d.wait_status(job["id"], "failed")
+        self.assertIn("nonexistent", failed["error"])
+
+    def test_timeout_cancels(self):
+        job = self.d.create(command=["sleep", "30"], timeout=0.5, env={"PATH": "/usr/bin:/bin"})
+        running = self.d.wait_status(job["id"], "running")
+        failed = self.d.wait_status(job["id"], "failed")
+        self.assertIn("timed out", failed["error"])
+        wait_for(lambda: not alive(running["pid"]), what="the timed-out process to die")
+
+    def test_retries_with_backoff(self):
+        runs = os.path.join(self.dir, "runs")
+        job = self.d.create(command=["sh", "-c", "echo run >> %s; exit 3" % runs], max_retries=2,
+                            retry_backoff=0.05, env={"PATH": "/usr/bin:/bin"})
+        failed = self.d.wait_status(job["id"], "failed")
+        self.assertEqual(failed["attempts"], 3)
+        with open(runs) as f:
+            self.assertEqual(f.read().count("run"), 3)
+
+    def test_params_and_metrics_and_status(self):
+        script = self.script("report.sh", """#!/bin/sh
+echo "::status warming up"
+echo "::metric loss 0.5"
+echo "::metric loss 0.25"
+echo "::progress 3/4"
+echo "::bogus line"
+sleep 30
+""")
+        job = self.d.create(command=[script], params={"lr": 0.1, "epochs": 3})
+        seen = wait_for(lambda: (lambda j: j if j["metrics"].get("loss") == 0.25 and j["current"] == 3 else None)(
+            self.d.job(job["id"])), what="metrics")
+        self.assertEqual(seen["message"], "warming up")
+        self.assertEqual(seen["progress"], 75)
+        status, _, patched = self.d.request("PATCH", "/jobs/%d/params" % job["id"], {"lr": 0.2, "epochs": None})
+        self.assertEqual(status, 200, patched)
+        self.assertEqual(patched["params"], {"lr": 0.2})
+        self.assertIn("job.protocol", self.d.log())  # the malformed line was logged, not fatal
+        self.d.request("POST", "/jobs/%d/cancel" % job["id"])
+        self.d.wait_status(job["id"], "cancelled")
+
+    def test_cooperative_pause_and_params(self):
+        acks = os.path.join(self.dir, "acks")
+        script = self.script("coop.sh", """#!/bin/sh
+echo "::progress 1" >&$GALVANI_CONTROL_FD
+while read -r line <&$GALVANI_CONTROL_FD; do
+  echo "$line" >> %s
+  case "$line" in
+    pause) echo "ack pause" >&$GALVANI_CONTROL_FD ;;
+    resume) echo "ack resume" >&$GALVANI_CONTROL_FD ;;
+    cancel) exit 0 ;;
+  esac
+done
+""" % acks)
+        job = self.d.create(command=[script], pause_mode="cooperative", env={"PATH": "/usr/bin:/bin"})
+        wait_for(lambda: self.d.job(job["id"])["current"] == 1, what="first progress")
+        self.assertEqual(self.d.request("POST", "/jobs/%d/pause" % job["id"])[0], 200)
+        self.assertEqual(self.d.request("PATCH", "/jobs/%d/params" % job["id"], {"k": 1})[0], 200)
+        self.assertEqual(self.d.request("POST", "/jobs/%d/resume" % job["id"])[0], 200)
+        wait_for(lambda: os.path.exists(acks) and "resume" in open(acks).read(), what="commands")
+        lines = open(acks).read().splitlines()
+        self.assertEqual(lines[0], "pause")
+        self.assertTrue(lines[1].startswith("params ") and json.loads(lines[1][7:]) == {"k": 1}, lines)
+        self.assertEqual(lines[2], "resume")
+        self.d.request("POST", "/jobs/%d/cancel" % job["id"])
+        self.d.wait_status(job["id"], "cancelled")
+
+
+class Limits(DaemonTest):
+    extra_args = ("--max-running", "1")
+
+    def test_max_running_queues_by_priority(self):
+        a = self.d.create(command=["sleep", "0.3"], env={"PATH": "/usr/bin:/bin"}, name="a")
+        b = self.d.create(command=["sleep", "0.1"], env={"PATH": "/usr/bin:/bin"}, name="b")
+        c = self.d.create(command=["sleep", "0.1"], env={"PATH": "/usr/bin:/bin"}, name="c", priority=5)
+        self.assertEqual(self.d.job(a["id"])["status"], "running")
+        self.assertEqual(self.d.job(b["id"])["status"], "queued")
+        most = 0
+        order = []
+        end = time.monotonic() + DEADLINE
+        while time.monotonic() < end:
+            jobs = [self.d.job(x["id"]) for x in (a, b, c)]
+            most = max(most, sum(j["status"] == "running" for j in jobs))
+            for j in jobs:
+                if j["started_at"] and j["name"] not in order:
+                    order.append(j["name"])
+            if all(j["status"] == "succeeded" for j in jobs):
+                break
+            time.sleep(0.02)
+        self.assertEqual(most, 1)
+        self.assertEqual(order, ["a", "c", "b"])  # c has the higher priority
+
+
+class Restart(DaemonTest):
+    def test_restart_keeps_jobs_and_resolves_orphans(self):
+        done = self.d.create(command=["true"], env={"PATH": "/usr/bin:/bin"})
+        self.d.wait_status(done["id"], "succeeded")
+        long = self.d.create(command=["sleep", "100"], env={"PATH": "/usr/bin:/bin"})
+        running = self.d.wait_status(long["id"], "running")
+        self.assertEqual(self.d.stop(), 0)
+        self.d.start()
+        self.assertEqual(self.d.job(done["id"])["status"], "succeeded")
+        orphan = self.d.job(long["id"])
+        self.assertEqual(orphan["status"], "failed")
+        self.assertIn("interrupted", orphan["error"])
+        wait_for(lambda: not alive(running["pid"]), what="the orphan to be gone")
+        later = self.d.create(command=["true"], env={"PATH": "/usr/bin:/bin"})
+        self.assertGreater(later["id"], long["id"])
+
+
+class BadInput(DaemonTest):
+    def error(self, status_body, code):
+        status, body = status_body
+        self.assertEqual(status, code, body)
+        self.assertIsInstance(body, dict, body)
+        self.assertIn("message", body["error"])
+        return body["error"]["message"]
+
+    def test_bad_requests_get_clear_errors(self):
+        r = self.d.request
+        msg = self.error(r("POST", "/jobs", raw=b"{not json")[::2], 400)
+        self.assertTrue(msg)
+        msg = self.error(r("POST", "/jobs", {"command": ["true"], "timout": 5})[::2], 400)
+        self.assertIn("timout", msg)
+        msg = self.error(r("POST", "/jobs", {"command": "true"})[::2], 400)
+        self.assertIn("command", msg)
+        msg = self.error(r("POST", "/jobs", {"command": ["true"], "priority": "high"})[::2], 400)
+        self.assertIn("priority", msg)
+        self.error(r("POST", "/jobs", {"command": []})[::2], 400)
+        self.error(r("POST", "/jobs", raw=b'{"command":["true"]}', ctype="text/plain")[::2], 415)
+        self.error(r("POST", "/jobs", raw=b'{"command": ["' + b"x" * (2 << 20) + b'"]}')[::2], 413)
+        msg = self.error(r("GET", "/jobs/999999")[::2], 404)
+        self.assertIn("999999", msg)
+        self.error(r("GET", "/nope")[::2], 404)
+        self.error(r("PUT", "/jobs")[::2], 405)
+        job = self.d.create(command=["true"], env={"PATH": "/usr/bin:/bin"})
+        self.d.wait_status(job["id"], "succeeded")
+        self.error(r("POST", "/jobs/%d/pause" % job["id"])[::2], 409)
+        self.assertEqual(r("DELETE", "/jobs/%d" % job["id"])[0], 204)
+        self.error(r("GET", "/jobs/%d" % job["id"])[::2], 404)
+        # Raw garbage on a socket, then the server still answers.
+        with socket.create_connection(("127.0.0.1", self.d.port), timeout=5) as s:
+            s.sendall(b"\x00\x01garbage\r\n\r\n")
+            try:
+                s.recv(100)
+            except OSError:
+                pass
+        status, _, health = r("GET", "/healthz")
+        self.assertEqual(status, 200)
+        self.assertEqual(health["status"], "ok")
+
+    def test_running_job_cannot_be_deleted(self):
+        job = self.d.create(command=["sleep", "30"], env={"PATH": "/usr/bin:/bin"})
+        self.d.wait_status(job["id"], "running")
+        self.error(self.d.request("DELETE", "/jobs/%d" % job["id"])[::2], 409)
+        self.d.request("POST", "/jobs/%d/cancel" % job["id"])
+        self.d.wait_status(job["id"], "cancelled")
+
+
+class Streams(DaemonTest):
+    def test_sse_stream(self):
+        job = self.d.create(kind="demo", demo_step_ms=20)
+        with socket.create_connection(("127.0.0.1", self.d.port), timeout=DEADLINE) as s:
+            s.sendall(b"GET /events?job=%d HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n" % job["id"])
+            buf = b""
+            end = time.monotonic() + DEADLINE
+            while time.monotonic() < end and b'"status":"succeeded"' not in buf.replace(b" ", b""):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+        self.assertIn(b"text/event-stream", buf)
+        self.assertIn(b"data:", buf)
+        self.assertIn(b'"status":"succeeded"', buf.replace(b" ", b""))
+
+    def test_jobs_stream_snapshot_then_changes(self):
+        async def run():
+            async with websockets.connect("ws://127.0.0.1:%d/ws/jobs" % self.d.port) as ws:
+                snap = json.loads(await asyncio.wait_for(ws.recv(), DEADLINE))
+                self.assertEqual(snap["type"], "snapshot")
+                job = self.d.create(kind="demo", demo_step_ms=10)
+                while True:
+                    msg = json.loads(await asyncio.wait_for(ws.recv(), DEADLINE))
+                    if msg.get("type") == "job" and msg["job"]["id"] == job["id"] and \
+                            msg["job"]["status"] == "succeeded":
+                        break
+        asyncio.run(run())
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
