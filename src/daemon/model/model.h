@@ -23,6 +23,8 @@
 
 #include <galvani/signals.h>
 
+#include <string.h>
+
 #include "../runner/exec.h"
 #include "jobs.h"
 
@@ -174,7 +176,11 @@ static inline void gvd_error_set(gvd_error *err, int http, const char *code, con
         return;
     err->http = http;
     err->code = code;
-    snprintf(err->message, sizeof err->message, "%s", msg);
+    size_t n = strlen(msg);
+    if (n >= sizeof err->message)
+        n = sizeof err->message - 1; /* long messages are cut, never overflow */
+    memcpy(err->message, msg, n);
+    err->message[n] = '\0';
 }
 
 #endif
