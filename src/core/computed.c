@@ -137,6 +137,10 @@ __attribute__((always_inline)) static inline void gv_run(gv_runtime *rt, gv_comp
         return;
     }
     gv_node *saved_active = rt->active, *saved_current = rt->current;
+    /* Running nested inside another run may overwrite last_link of nodes
+     * that run already read: it must de-duplicate by scanning from now on. */
+    if (saved_current)
+        saved_current->flags |= GV_F_RESCAN;
     rt->active = rt->current = n;
     rt->compute_depth++;
     uint16_t f = n->flags;
@@ -151,7 +155,9 @@ __attribute__((always_inline)) static inline void gv_run(gv_runtime *rt, gv_comp
     out.as.i = 0;
     out.destroy = NULL;
 
-    c->fn(&out, (f & GV_F_FAILED) ? &gv_none_value : &c->value, c->ud);
+    /* A failed computed holds GV_NONE (gv_settle_failure clears it), so its
+     * value is the right `prev` in every case. */
+    c->fn(&out, &c->value, c->ud);
 
     rt->stats.computes++;
     rt->compute_depth--;
@@ -160,7 +166,8 @@ __attribute__((always_inline)) static inline void gv_run(gv_runtime *rt, gv_comp
     f = (uint16_t)(n->flags & ~(GV_F_RUNNING | GV_F_DIRTY | GV_F_PENDING));
     gv__purge_stale(rt, n);
     gv_type t = out.type;
-    if (__builtin_expect(!c->error && !prev_err && !n->extra && t == c->value.type && gv__is_scalar(t), 1)) {
+    bool clean = ((uintptr_t)c->error | (uintptr_t)prev_err | (uintptr_t)n->extra) == 0;
+    if (__builtin_expect(clean && t == c->value.type && gv__is_scalar(t), 1)) {
         bool same = t == GV_INT ? out.as.i == c->value.as.i
                   : t == GV_DOUBLE ? gv_value_equal(&out, &c->value)
                   : t == GV_BOOL ? out.as.b == c->value.as.b

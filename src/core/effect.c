@@ -61,10 +61,8 @@ static void gv_dispose_children(gv_runtime *rt, gv_owner *o)
 /* ---- effects ---------------------------------------------------------- */
 
 /* Dispose owned effects, then run the cleanups, untracked and unowned. */
-static void gv_effect_cleanup(gv_runtime *rt, gv_effect *e)
+static void gv_effect_cleanup_slow(gv_runtime *rt, gv_effect *e)
 {
-    if (!e->owner.last_child && !e->ncleanups)
-        return;
     gv_node *saved_active = rt->active, *saved_current = rt->current;
     gv_owner *saved_owner = rt->owner;
     rt->active = rt->current = NULL;
@@ -77,6 +75,12 @@ static void gv_effect_cleanup(gv_runtime *rt, gv_effect *e)
     rt->active = saved_active;
     rt->current = saved_current;
     rt->owner = saved_owner;
+}
+
+static inline void gv_effect_cleanup(gv_runtime *rt, gv_effect *e)
+{
+    if (e->owner.last_child || e->ncleanups)
+        gv_effect_cleanup_slow(rt, e);
 }
 
 static void gv_effect_destroy(gv_runtime *rt, gv_effect *e)
@@ -100,6 +104,8 @@ static bool gv_effect_execute(gv_runtime *rt, gv_effect *e)
     gv_effect_cleanup(rt, e);
     gv_node *saved_active = rt->active, *saved_current = rt->current;
     gv_owner *saved_owner = rt->owner;
+    if (saved_current) /* see gv__computed_run */
+        saved_current->flags |= GV_F_RESCAN;
     rt->active = rt->current = n;
     rt->owner = &e->owner;
     n->flags = (uint16_t)((n->flags | GV_F_RUNNING) & ~(GV_F_PENDING | GV_F_DIRTY | GV_F_RESCAN));
@@ -262,20 +268,15 @@ static void gv_owner_dispose(gv_runtime *rt, gv_owner *o)
 
 /* ---- the queue -------------------------------------------------------- */
 
-void gv__enqueue(gv_runtime *rt, gv_effect *e)
+void gv__queue_grow(gv_runtime *rt)
 {
-    if (rt->queue_len == rt->queue_cap) {
-        size_t cap = rt->queue_cap ? rt->queue_cap * 2 : 64;
-        gv_effect **q = realloc(rt->queue, cap * sizeof *q);
-        if (!q)
-            gv__oom();
-        gv__register_thread(rt);
-        rt->queue = q;
-        rt->queue_cap = cap;
-    }
-    e->node.flags |= GV_F_QUEUED;
-    e->queue_slot = rt->queue_len;
-    rt->queue[rt->queue_len++] = e;
+    size_t cap = rt->queue_cap ? rt->queue_cap * 2 : 64;
+    gv_effect **q = realloc(rt->queue, cap * sizeof *q);
+    if (!q)
+        gv__oom();
+    gv__register_thread(rt);
+    rt->queue = q;
+    rt->queue_cap = cap;
 }
 
 static void gv_dequeue(gv_runtime *rt, gv_effect *e)

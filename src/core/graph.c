@@ -99,7 +99,7 @@ void gv__track_slow(gv_runtime *rt, gv_node *dep, gv_link *tail, gv_link *next)
         /* A nested run clobbered last_link: look among this run's links. */
         for (gv_link *l = sub->deps; l; l = l->next_dep) {
             if (l->dep == dep) {
-                gv__set_last_link(dep, l);
+                dep->last_link = l;
                 return;
             }
             if (l == tail)
@@ -123,7 +123,7 @@ void gv__track_slow(gv_runtime *rt, gv_node *dep, gv_link *tail, gv_link *next)
         sub->deps = l;
     sub->deps_tail = l;
     dep->refs++;
-    gv__set_last_link(dep, l);
+    dep->last_link = l;
     if (sub->flags & GV_F_WATCHING) {
         bool first = dep->subs == NULL;
         gv_subs_append(dep, l);

@@ -73,8 +73,9 @@ enum gv_flag {
     GV_F_VOLATILE = 1u << 7, /* computed: its last run met a cycle, so a read
                                 was refused and not linked; it re-runs after any
                                 write rather than trust its dependency list */
-    GV_F_RESCAN = 1u << 8    /* running: a nested run overwrote the last_link
-                                of one of its dependencies, so duplicate reads
+    GV_F_RESCAN = 1u << 8    /* running: another node ran nested inside this
+                                run and may have overwritten the last_link of
+                                one of its dependencies, so duplicate reads
                                 must be found by scanning (see gv__track) */
 };
 
@@ -197,16 +198,6 @@ typedef struct gv_runtime {
     gv_stats stats;
 } gv_runtime;
 
-/* Before pointing dep->last_link at a link of `sub`: if the link it replaces
- * was read by another run still in progress (a reader whose function is on
- * the stack below ours), that reader loses its O(1) duplicate check. */
-static inline void gv__set_last_link(gv_node *dep, gv_link *l)
-{
-    gv_link *prev = dep->last_link;
-    if (prev && prev->sub != l->sub && (prev->sub->flags & GV_F_RUNNING) && prev->run == prev->sub->run)
-        prev->sub->flags |= GV_F_RESCAN;
-    dep->last_link = l;
-}
 
 #define GV_DEFAULT_MAX_FLUSH_ROUNDS 100
 #define GV_DEFAULT_MAX_COMPUTE_DEPTH 2000
@@ -288,7 +279,7 @@ static inline bool gv__store(gv_value *slot, const gv_value *in)
 void gv__track_slow(gv_runtime *rt, gv_node *dep, gv_link *tail, gv_link *next);
 /* Record that the active reader read `dep` (rt->active must be set).  The
  * common cases, re-reading in the same order as the last run, are inline. */
-static inline void gv__track(gv_runtime *rt, gv_node *dep)
+__attribute__((always_inline)) static inline void gv__track(gv_runtime *rt, gv_node *dep)
 {
     gv_node *sub = rt->active;
     gv_link *tail = sub->deps_tail;
@@ -299,8 +290,7 @@ static inline void gv__track(gv_runtime *rt, gv_node *dep)
         next->version = dep->version;
         next->run = sub->run;
         sub->deps_tail = next;
-        if (dep->last_link != next)
-            gv__set_last_link(dep, next);
+        dep->last_link = next;
         return;
     }
     gv__track_slow(rt, dep, tail, next);
@@ -352,7 +342,15 @@ void gv__computed_run(gv_runtime *rt, gv_computed *c);
 void gv__computed_destroy(gv_runtime *rt, gv_computed *c);
 
 /* effect.c */
-void gv__enqueue(gv_runtime *rt, gv_effect *e);
+void gv__queue_grow(gv_runtime *rt);
+static inline void gv__enqueue(gv_runtime *rt, gv_effect *e)
+{
+    if (__builtin_expect(rt->queue_len == rt->queue_cap, 0))
+        gv__queue_grow(rt);
+    e->node.flags |= GV_F_QUEUED;
+    e->queue_slot = rt->queue_len;
+    rt->queue[rt->queue_len++] = e;
+}
 void gv__flush(gv_runtime *rt);
 
 /* signal.c */

@@ -42,12 +42,19 @@ void gv__signal_destroy(gv_runtime *rt, gv_signal *s)
     free(s);
 }
 
-const gv_value *gv_signal_get(gv_signal *s)
+/* Every tracked read: link the running reader (if any) and hand out the
+ * value.  Inlined into each getter: reads are the hottest path there is. */
+__attribute__((always_inline)) static inline const gv_value *gv_signal_read(gv_signal *s)
 {
     gv_runtime *rt = gv__rt();
     if (rt->active)
         gv__track(rt, &s->node);
     return &s->value;
+}
+
+const gv_value *gv_signal_get(gv_signal *s)
+{
+    return gv_signal_read(s);
 }
 
 const gv_value *gv_signal_peek(gv_signal *s)
@@ -57,17 +64,17 @@ const gv_value *gv_signal_peek(gv_signal *s)
 
 int64_t gv_signal_get_int(gv_signal *s)
 {
-    const gv_value *v = gv_signal_get(s);
+    const gv_value *v = gv_signal_read(s);
     return v->type == GV_INT ? v->as.i : gv_value_to_int(v);
 }
 
 double gv_signal_get_double(gv_signal *s)
 {
-    const gv_value *v = gv_signal_get(s);
+    const gv_value *v = gv_signal_read(s);
     return v->type == GV_DOUBLE ? v->as.d : gv_value_to_double(v);
 }
 
-bool gv_signal_get_bool(gv_signal *s) { return gv_value_to_bool(gv_signal_get(s)); }
+bool gv_signal_get_bool(gv_signal *s) { return gv_value_to_bool(gv_signal_read(s)); }
 const char *gv_signal_get_string(gv_signal *s) { return gv_value_to_string(gv_signal_get(s)); }
 void *gv_signal_get_pointer(gv_signal *s) { return gv_value_to_pointer(gv_signal_get(s)); }
 
