@@ -46,6 +46,8 @@ static void gvd_usage(FILE *out)
           "      --log-limit BYTES    output kept per job (default 10485760)\n"
           "      --cancel-grace SECS  SIGTERM -> SIGKILL delay on cancel (default 5)\n"
           "      --log-level LEVEL    debug, info, warn or error (default info; env GALVANI_LOG_LEVEL)\n"
+          "      --sync MODE          normal: a 2xx survives a crash of galvanid (default);\n"
+          "                           full: it also survives power loss (fsync per change)\n"
           "  -h, --help               this help\n"
           "  -V, --version            print the version\n"
           "\n"
@@ -130,12 +132,14 @@ int main(int argc, char **argv)
     const char *level = getenv("GALVANI_LOG_LEVEL") ? getenv("GALVANI_LOG_LEVEL") : "info";
     const char *max_running = getenv("GALVANI_MAX_RUNNING");
     unsigned long long log_limit = 10ull << 20, grace_s = 5, max_run = 4;
+    int sync_full = 0;
 
     static const struct option opts[] = {
         {"listen", required_argument, NULL, 'l'},     {"db", required_argument, NULL, 'd'},
         {"max-running", required_argument, NULL, 'j'}, {"log-dir", required_argument, NULL, 1},
         {"log-limit", required_argument, NULL, 2},    {"cancel-grace", required_argument, NULL, 3},
-        {"log-level", required_argument, NULL, 4},    {"help", no_argument, NULL, 'h'},
+        {"log-level", required_argument, NULL, 4},    {"sync", required_argument, NULL, 5},
+        {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},          {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "l:d:j:hV", opts, NULL)) != -1) {
@@ -157,6 +161,13 @@ int main(int argc, char **argv)
             }
             break;
         case 4: level = optarg; break;
+        case 5:
+            if (strcmp(optarg, "normal") != 0 && strcmp(optarg, "full") != 0) {
+                fprintf(stderr, "galvanid: --sync takes normal or full, not '%s'\n", optarg);
+                return 2;
+            }
+            sync_full = strcmp(optarg, "full") == 0;
+            break;
         case 'h': gvd_usage(stdout); return 0;
         case 'V': puts("galvanid 0.1.0"); return 0;
         default: gvd_usage(stderr); return 2;
@@ -195,6 +206,11 @@ int main(int argc, char **argv)
     d.store = gvd_store_open(db, err, sizeof err);
     if (!d.store) {
         fprintf(stderr, "galvanid: cannot open the database %s: %s\n", db, err);
+        return 1;
+    }
+    if (sync_full && gvd_store_set_durable(d.store, true, err, sizeof err) != 0) {
+        fprintf(stderr, "galvanid: cannot set --sync full: %s\n", err);
+        gvd_store_close(d.store);
         return 1;
     }
     gvd_config cfg = {.max_running = (unsigned)max_run,

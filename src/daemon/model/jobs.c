@@ -191,14 +191,25 @@ static void gvd_flush_cb(uv_timer_t *t)
     jobs->dirty_first = NULL;
     char err[256];
     bool txn = gvd_store_begin(jobs->store, err, sizeof err) == 0;
+    size_t n = 0;
+    for (gvd_job *job = list; job; job = job->dirty_next)
+        if (job->dirty && gvd_job_persist_now(job) == 0)
+            n++;
+    if (txn && gvd_store_commit(jobs->store, err, sizeof err) != 0) {
+        /* The store rolled the batch back: everything in it is unsaved. */
+        gvd_log(GVD_LOG_ERROR, "store.commit_failed", "jobs=%zu error=%s", n,
+                gvd_log_quote(err, (char[300]){0}, 300));
+        for (gvd_job *job = list; job; job = job->dirty_next)
+            job->dirty = true;
+    }
     for (gvd_job *job = list, *next; job; job = next) {
         next = job->dirty_next;
         job->dirty_next = NULL;
-        if (job->dirty && gvd_job_persist_now(job) != 0)
-            gvd_jobs_mark_dirty(jobs, job); /* try again at the next flush */
+        if (job->dirty) { /* failed: try again at the next flush */
+            job->dirty = false;
+            gvd_jobs_mark_dirty(jobs, job);
+        }
     }
-    if (txn && gvd_store_commit(jobs->store, err, sizeof err) != 0)
-        gvd_log(GVD_LOG_ERROR, "store.commit_failed", "error=%s", gvd_log_quote(err, (char[300]){0}, 300));
 }
 
 void gvd_jobs_mark_dirty(gvd_jobs *jobs, gvd_job *job)

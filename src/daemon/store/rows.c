@@ -100,8 +100,10 @@ static int gvd_bind_row(sqlite3_stmt *stmt, const gvd_job_row *row)
  * statement, no binding left pointing at the caller's strings. */
 static void gvd_done(sqlite3_stmt *stmt)
 {
-    sqlite3_reset(stmt);
-    sqlite3_clear_bindings(stmt);
+    /* reset returns the last step's error again (already reported);
+     * clear_bindings cannot fail. */
+    (void)sqlite3_reset(stmt);
+    (void)sqlite3_clear_bindings(stmt);
 }
 
 static int gvd_check_args(gvd_store *st, const void *row, char *err, size_t errlen, const char *op)
@@ -263,7 +265,7 @@ int gvd_store_load(gvd_store *st, gvd_store_row_fn fn, void *ud, char *err, size
             break;
         }
     }
-    sqlite3_reset(st->load);
+    (void)sqlite3_reset(st->load); /* repeats a step error already reported */
     st->loading = false;
     return result;
 }

@@ -47,13 +47,15 @@ static const char *const gvd_migrations[] = {
      * text in `pid` is an error, not silently stored).  AUTOINCREMENT keeps
      * the highest id ever used in sqlite_sequence, so a deleted job's id is
      * never handed out again — clients may have it in their history.  REAL
-     * columns stay nullable: SQLite stores a NaN as NULL (loaded back as 0). */
+     * columns stay nullable: SQLite stores a NaN as NULL (loaded back as 0).
+     * The CHECK constraints are named so that a violation reads
+     * "CHECK constraint failed: status_valid". */
     "CREATE TABLE jobs ("
     "  id              INTEGER PRIMARY KEY AUTOINCREMENT,"
     "  name            TEXT,"
-    "  kind            TEXT    NOT NULL CHECK (kind IN ('process', 'demo')),"
-    "  status          TEXT    NOT NULL CHECK (status IN ('queued', 'running', 'paused',"
-    "                                                   'succeeded', 'failed', 'cancelled')),"
+    "  kind            TEXT    NOT NULL CONSTRAINT kind_valid CHECK (kind IN ('process', 'demo')),"
+    "  status          TEXT    NOT NULL CONSTRAINT status_valid CHECK (status IN ('queued', 'running', "
+    "'paused', 'succeeded', 'failed', 'cancelled')),"
     "  priority        INTEGER NOT NULL DEFAULT 0,"
     "  spec_json       TEXT,"
     "  params_json     TEXT,"
@@ -66,7 +68,7 @@ static const char *const gvd_migrations[] = {
     "  pid_start_ticks INTEGER NOT NULL DEFAULT 0," /* uint64 stored bit for bit */
     "  exit_status     INTEGER NOT NULL DEFAULT 0,"
     "  term_signal     INTEGER NOT NULL DEFAULT 0,"
-    "  has_exit        INTEGER NOT NULL DEFAULT 0 CHECK (has_exit IN (0, 1)),"
+    "  has_exit        INTEGER NOT NULL DEFAULT 0 CONSTRAINT has_exit_bool CHECK (has_exit IN (0, 1)),"
     "  attempts        INTEGER NOT NULL DEFAULT 0,"
     "  created_at      REAL,"
     "  started_at      REAL,"
@@ -102,6 +104,7 @@ void gvd_store_errf(char *err, size_t errlen, const char *fmt, ...)
  * SQLITE_IOERR_FSYNC from SQLITE_IOERR_WRITE, which the text does not. */
 void gvd_store_sqlerr(gvd_store *st, char *err, size_t errlen, const char *op)
 {
+    st->last_code = sqlite3_errcode(st->db);
     gvd_store_errf(err, errlen, "store %s: %s (sqlite code %d)", op, sqlite3_errmsg(st->db),
                    sqlite3_extended_errcode(st->db));
 }
@@ -120,12 +123,12 @@ static int gvd_query_text(gvd_store *st, const char *sql, char *out, size_t outl
     int rc = sqlite3_step(stmt);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
         gvd_store_sqlerr(st, err, errlen, op);
-        sqlite3_finalize(stmt);
+        (void)sqlite3_finalize(stmt); /* its code repeats the step's, handled above */
         return -1;
     }
     const unsigned char *text = rc == SQLITE_ROW ? sqlite3_column_text(stmt, 0) : NULL;
     snprintf(out, outlen, "%s", text ? (const char *)text : "");
-    sqlite3_finalize(stmt);
+    (void)sqlite3_finalize(stmt); /* the step succeeded: nothing to report */
     return 0;
 }
 
@@ -319,7 +322,7 @@ gvd_store *gvd_store_open(const char *path, char *err, size_t errlen)
         }
         goto fail;
     }
-    sqlite3_extended_result_codes(st->db, 1);
+    (void)sqlite3_extended_result_codes(st->db, 1); /* cannot fail on an open handle */
     if (sqlite3_busy_timeout(st->db, GVD_STORE_BUSY_MS) != SQLITE_OK) {
         gvd_store_sqlerr(st, err, errlen, "open");
         goto fail;
@@ -329,8 +332,7 @@ gvd_store *gvd_store_open(const char *path, char *err, size_t errlen)
      * SQLite database fails here, before anything is written to it. */
     char mode[16];
     if (gvd_query_text(st, "PRAGMA journal_mode = WAL", mode, sizeof mode, err, errlen, "open") != 0) {
-        int code = sqlite3_errcode(st->db);
-        if (code == SQLITE_NOTADB)
+        if (st->last_code == SQLITE_NOTADB)
             gvd_store_errf(err, errlen,
                            "store open: '%s' is not an SQLite database (file is not a database); refusing to "
                            "touch it",
@@ -376,12 +378,15 @@ void gvd_store_close(gvd_store *st)
     }
     sqlite3_stmt **stmts[] = {&st->insert, &st->update, &st->del, &st->load, &st->begin, &st->commit, &st->rollback};
     for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++) {
-        sqlite3_finalize(*stmts[i]); /* NULL is a no-op */
+        /* NULL is a no-op; the code only repeats the statement's last
+         * error, which was reported when it happened. */
+        (void)sqlite3_finalize(*stmts[i]);
         *stmts[i] = NULL;
     }
     if (st->db) {
-        /* Every statement is finalized above, so SQLITE_BUSY here would mean
-         * a leaked statement: say so rather than leak the connection. */
+        /* Every statement of ours is finalized above, so SQLITE_BUSY here
+         * means a statement leaked somewhere: log it, as the connection then
+         * stays allocated. */
         int rc = sqlite3_close(st->db);
         if (rc != SQLITE_OK)
             gvd_log(GVD_LOG_ERROR, "store.close_failed", "code=%d", rc);
@@ -419,7 +424,7 @@ static int gvd_step_once(gvd_store *st, sqlite3_stmt *stmt, char *err, size_t er
     int rc = sqlite3_step(stmt);
     if (rc != SQLITE_DONE)
         gvd_store_sqlerr(st, err, errlen, op);
-    sqlite3_reset(stmt);
+    (void)sqlite3_reset(stmt); /* repeats rc, handled above */
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
@@ -474,5 +479,10 @@ const char *gvd_store_integrity(gvd_store *st)
     }
     if (strcmp(st->integrity, "ok") == 0)
         return "ok";
+    /* SQLite's first report spans lines ("*** in database main ***\nPage
+     * 53: ..."): keep it one line for the log. */
+    for (char *p = st->integrity; *p; p++)
+        if (*p == '\n')
+            *p = ' ';
     return st->integrity;
 }

@@ -15,6 +15,7 @@ struct gvd_store {
     char *path;  /* as given, for messages */
     bool memory; /* ":memory:": no WAL, nothing survives close */
     bool loading; /* inside gvd_store_load: its statement is busy */
+    int last_code; /* primary result code of the last error gvd_store_sqlerr reported */
     /* Prepared once at open, reset after each use, finalized at close. */
     sqlite3_stmt *insert, *update, *del, *load;
     sqlite3_stmt *begin, *commit, *rollback;

@@ -1,0 +1,603 @@
+/*
+ * hub.c — the subscription and coalescing core shared by both transports.
+ *
+ * The model's change effect calls gvd_push_job_changed(); that only records
+ * the job id (a set: ten changes of one job before the flush are one entry)
+ * and arms a one-shot timer so that flushes are at least `flush_ms` apart
+ * (an isolated change goes out on the next loop iteration).  The flush reads
+ * the jobs' *current* state — signals hold the latest value, so there is
+ * nothing to replay — encodes each dirty job once, queues the same buffer to
+ * every interested client and kicks each touched client once.
+ *
+ * A client that cannot keep up is bounded twice: its queue holds at most one
+ * frame per key (job id, counts, snapshot), and the tick drops it once its
+ * unsent bytes stay above max_pending for slow_ms (or at once above eight
+ * times that).
+ */
+#include "push_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "../util/log.h"
+
+#define GVD_STATUS_BIT(s) (1u << (s))
+#define GVD_ACTIVE_MASK (GVD_STATUS_BIT(GVD_QUEUED) | GVD_STATUS_BIT(GVD_RUNNING) | GVD_STATUS_BIT(GVD_PAUSED))
+#define GVD_FINISHED_MASK \
+    (GVD_STATUS_BIT(GVD_SUCCEEDED) | GVD_STATUS_BIT(GVD_FAILED) | GVD_STATUS_BIT(GVD_CANCELLED))
+
+static void gvd_on_tick(uv_timer_t *t);
+
+static const char gvd_idle_frame[] = "{\"status\":\"idle\",\"progress\":0}";
+
+/* ---- encoding ------------------------------------------------------------ */
+
+/* `j` is consumed.  A compact dump has no raw newline (SSE needs that). */
+static char *gvd_dump(json_t *j)
+{
+    if (!j)
+        return NULL;
+    char *s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    return s;
+}
+
+static int gvd_dump_cb(const char *buf, size_t size, void *ud)
+{
+    return gvd_pbuf_append((gvd_pbuf **)ud, buf, size);
+}
+
+/* prefix + text + suffix, sealed. */
+static gvd_pbuf *gvd_msg_wrap(gvd_msg_type type, const char *prefix, const char *text, const char *suffix)
+{
+    size_t np = strlen(prefix), nt = strlen(text), ns = strlen(suffix);
+    gvd_pbuf *b = gvd_pbuf_new(type, np + nt + ns);
+    if (!b)
+        return NULL;
+    /* Cannot fail: the capacity was reserved above. */
+    (void)gvd_pbuf_append(&b, prefix, np);
+    (void)gvd_pbuf_append(&b, text, nt);
+    (void)gvd_pbuf_append(&b, suffix, ns);
+    gvd_pbuf_seal(b);
+    return b;
+}
+
+static gvd_pbuf *gvd_msg_demo(gvd_push *p)
+{
+    gvd_job *demo = gvd_jobs_demo(p->jobs);
+    if (!demo)
+        return gvd_msg_wrap(GVD_MSG_DEMO, "", gvd_idle_frame, "");
+    char *text = gvd_dump(gvd_job_json(demo));
+    if (!text)
+        return NULL;
+    gvd_pbuf *b = gvd_msg_wrap(GVD_MSG_DEMO, "", text, "");
+    free(text);
+    return b;
+}
+
+/* {"type":"snapshot","jobs":[...],"counts":{...},"truncated":false}: the
+ * followed job, or every active job then the newest finished ones, at most
+ * snapshot_limit in all. */
+static gvd_pbuf *gvd_msg_snapshot(gvd_push *p, int64_t follow)
+{
+    json_t *arr = json_array();
+    json_t *msg = NULL;
+    gvd_pbuf *b = NULL;
+    gvd_job **v = NULL;
+    bool truncated = false;
+    if (!arr)
+        return NULL;
+    if (follow) {
+        gvd_job *job = gvd_jobs_get(p->jobs, follow);
+        if (job && json_array_append_new(arr, gvd_job_json(job)) != 0)
+            goto out;
+    } else {
+        size_t lim = p->opts.snapshot_limit, total_active = 0, total_done = 0;
+        v = malloc(lim * sizeof *v);
+        if (!v)
+            goto out;
+        size_t n = gvd_jobs_list(p->jobs, GVD_ACTIVE_MASK, 0, lim, v, &total_active);
+        for (size_t i = 0; i < n; i++)
+            if (json_array_append_new(arr, gvd_job_json(v[i])) != 0)
+                goto out;
+        size_t m = gvd_jobs_list(p->jobs, GVD_FINISHED_MASK, 0, lim - n, v, &total_done);
+        for (size_t i = 0; i < m; i++)
+            if (json_array_append_new(arr, gvd_job_json(v[i])) != 0)
+                goto out;
+        truncated = n + m < total_active + total_done;
+    }
+    msg = json_pack("{s:s, s:O, s:o, s:b}", "type", "snapshot", "jobs", arr, "counts",
+                    gvd_jobs_counts_json(p->jobs), "truncated", truncated);
+    if (!msg)
+        goto out;
+    b = gvd_pbuf_new(GVD_MSG_SNAPSHOT, 1024);
+    if (b && json_dump_callback(msg, gvd_dump_cb, &b, JSON_COMPACT) != 0) {
+        gvd_pbuf_unref(b);
+        b = NULL;
+    }
+    if (b)
+        gvd_pbuf_seal(b);
+out:
+    free(v);
+    json_decref(msg);
+    json_decref(arr);
+    return b;
+}
+
+/* ---- clients ------------------------------------------------------------- */
+
+int gvd_client_attach(gvd_push *p, gvd_client *c)
+{
+    if (p->closing || !p->jobs)
+        return -1;
+    gvd_pbuf *first = c->stream == GVD_STREAM_DEMO ? gvd_msg_demo(p) : gvd_msg_snapshot(p, c->job);
+    if (!first)
+        return -1;
+    c->hub = p;
+    c->id = ++p->next_id;
+    c->prev = p->last;
+    c->next = NULL;
+    if (p->last)
+        p->last->next = c;
+    else
+        p->first = c;
+    p->last = c;
+    p->nclients++;
+    p->nws += c->ws;
+    if (c->stream == GVD_STREAM_DEMO)
+        p->nseed++;
+    else if (c->job == 0)
+        p->nall++;
+    else
+        p->nsingle++;
+    /* The first frame bypasses the unsent bound (a large snapshot is still
+     * one frame) and cannot replace anything. */
+    int rc = gvd_queue_put(&c->pending, c->stream == GVD_STREAM_DEMO ? GVD_KEY_DEMO : GVD_KEY_SNAPSHOT, first, NULL);
+    if (rc == 0) {
+        c->pending_bytes += gvd_pbuf_wire_len(first, c->ws);
+        if (c->pending_bytes > p->stats.max_unsent)
+            p->stats.max_unsent = c->pending_bytes;
+    }
+    gvd_pbuf_unref(first);
+    if (rc != 0) {
+        gvd_client_detach(c);
+        return -1;
+    }
+    if (c->stream == GVD_STREAM_DEMO) {
+        gvd_job *demo = gvd_jobs_demo(p->jobs);
+        p->demo_sent = demo ? gvd_job_id(demo) : 0;
+    }
+    char target[32] = "all";
+    if (c->stream == GVD_STREAM_JOBS && c->job)
+        snprintf(target, sizeof target, "%lld", (long long)c->job);
+    gvd_log(GVD_LOG_INFO, "push.connect", "client=%llu transport=%s stream=%s job=%s clients=%zu",
+            (unsigned long long)c->id, c->ws ? "ws" : "sse", c->stream == GVD_STREAM_DEMO ? "demo" : "jobs",
+            c->stream == GVD_STREAM_DEMO ? "demo" : target, p->nclients);
+    return 0;
+}
+
+void gvd_client_detach(gvd_client *c)
+{
+    gvd_push *p = c->hub;
+    if (!p)
+        return;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        p->first = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    else
+        p->last = c->prev;
+    c->prev = c->next = NULL;
+    p->nclients--;
+    p->nws -= c->ws;
+    if (c->stream == GVD_STREAM_DEMO)
+        p->nseed--;
+    else if (c->job == 0)
+        p->nall--;
+    else
+        p->nsingle--;
+    c->hub = NULL;
+    gvd_log(GVD_LOG_INFO, "push.disconnect", "client=%llu transport=%s clients=%zu", (unsigned long long)c->id,
+            c->ws ? "ws" : "sse", p->nclients);
+    /* A closing hub notices the last client on its next tick. */
+    if (p->closing && p->nclients == 0)
+        uv_timer_start(&p->tick_timer, gvd_on_tick, 0, p->tick_ms);
+}
+
+int gvd_client_queue(gvd_client *c, int64_t key, gvd_pbuf *buf)
+{
+    gvd_push *p = c->hub;
+    gvd_pbuf *old = NULL;
+    int r = gvd_queue_put(&c->pending, key, buf, &old);
+    if (r < 0) {
+        c->ops->drop(c, 1011, "out of memory");
+        return -1;
+    }
+    if (old) {
+        c->pending_bytes -= gvd_pbuf_wire_len(old, c->ws);
+        gvd_pbuf_unref(old);
+    }
+    c->pending_bytes += gvd_pbuf_wire_len(buf, c->ws);
+    c->touched = true;
+    if (!p)
+        return 0;
+    p->stats.queued++;
+    p->stats.coalesced += r == 1;
+    size_t unsent = gvd_client_unsent(c);
+    if (unsent > p->stats.max_unsent)
+        p->stats.max_unsent = unsent;
+    if (unsent > 8 * p->opts.max_pending) {
+        p->stats.dropped_slow++;
+        gvd_log(GVD_LOG_WARN, "push.drop", "client=%llu reason=too_slow unsent=%zu", (unsigned long long)c->id,
+                unsent);
+        c->ops->drop(c, 1008, "client too slow");
+        return -1;
+    }
+    return 0;
+}
+
+size_t gvd_client_take(gvd_client *c)
+{
+    size_t n = c->pending.n;
+    if (c->inflight_cap < n) {
+        size_t cap = c->inflight_cap ? c->inflight_cap : 8;
+        while (cap < n)
+            cap *= 2;
+        gvd_pbuf **v = realloc(c->inflight, cap * sizeof *v);
+        if (!v)
+            return 0; /* try again on the next kick; the frames stay pending */
+        c->inflight = v;
+        c->inflight_cap = cap;
+    }
+    for (size_t i = 0; i < n; i++)
+        c->inflight[i] = c->pending.slots[i].buf;
+    c->ninflight = n;
+    c->inflight_bytes = c->pending_bytes;
+    c->pending_bytes = 0;
+    gvd_queue_reset(&c->pending);
+    return n;
+}
+
+void gvd_client_written(gvd_client *c)
+{
+    for (size_t i = 0; i < c->ninflight; i++)
+        gvd_pbuf_unref(c->inflight[i]);
+    c->ninflight = 0;
+    c->inflight_bytes = 0;
+}
+
+void gvd_client_discard(gvd_client *c)
+{
+    gvd_queue_clear(&c->pending);
+    c->pending_bytes = 0;
+}
+
+void gvd_client_release(gvd_client *c)
+{
+    gvd_client_detach(c);
+    gvd_client_written(c);
+    free(c->inflight);
+    c->inflight = NULL;
+    c->inflight_cap = 0;
+    gvd_queue_free(&c->pending);
+    c->pending_bytes = 0;
+}
+
+void gvd_push_count_write(gvd_push *p)
+{
+    if (p)
+        p->stats.writes++;
+}
+
+void gvd_push_count_ping_drop(gvd_push *p)
+{
+    if (p)
+        p->stats.dropped_ping++;
+}
+
+/* ---- the flush ----------------------------------------------------------- */
+
+enum gvd_audience { GVD_TO_FOLLOWERS, GVD_TO_ALL_JOBS, GVD_TO_DEMO };
+
+/* Queue b for the clients in `to` (job streams following `key`, job streams
+ * following everything, /ws clients). */
+static void gvd_deliver(gvd_push *p, gvd_pbuf *b, int64_t key, enum gvd_audience to, bool finish_followers)
+{
+    gvd_client *next;
+    for (gvd_client *c = p->first; c; c = next) {
+        next = c->next;
+        if (c->closing || c->finish)
+            continue;
+        bool want;
+        if (to == GVD_TO_DEMO)
+            want = c->stream == GVD_STREAM_DEMO;
+        else if (to == GVD_TO_ALL_JOBS)
+            want = c->stream == GVD_STREAM_JOBS && c->job == 0;
+        else
+            want = c->stream == GVD_STREAM_JOBS && (c->job == 0 || c->job == key);
+        if (!want)
+            continue;
+        bool single = c->job != 0;
+        if (gvd_client_queue(c, to == GVD_TO_DEMO ? GVD_KEY_DEMO : key, b) == 0 && finish_followers && single)
+            c->finish = true; /* its job is gone: end after this frame */
+    }
+    p->stats.encoded++;
+}
+
+static void gvd_flush_removed(gvd_push *p)
+{
+    for (size_t i = 0; i < p->removed.n; i++) {
+        int64_t id = p->removed.slots[i].key;
+        char text[64];
+        snprintf(text, sizeof text, "{\"type\":\"removed\",\"id\":%lld}", (long long)id);
+        gvd_pbuf *b = gvd_msg_wrap(GVD_MSG_REMOVED, "", text, "");
+        if (!b)
+            continue;
+        gvd_deliver(p, b, id, GVD_TO_FOLLOWERS, true);
+        gvd_pbuf_unref(b);
+    }
+}
+
+static void gvd_flush_dirty(gvd_push *p, int64_t demo_id)
+{
+    for (size_t i = 0; i < p->dirty.n; i++) {
+        int64_t id = p->dirty.slots[i].key;
+        gvd_job *job = gvd_jobs_get(p->jobs, id);
+        if (!job)
+            continue; /* deleted since: the "removed" message covers it */
+        bool to_jobs = p->nall > 0 || p->nsingle > 0;
+        bool to_demo = p->nseed > 0 && id == demo_id;
+        if (!to_jobs && !to_demo)
+            continue;
+        /* Encode once; the job message and the /ws frame wrap the same text. */
+        char *text = gvd_dump(gvd_job_json(job));
+        if (!text)
+            continue;
+        if (to_jobs) {
+            gvd_pbuf *b = gvd_msg_wrap(GVD_MSG_JOB, "{\"type\":\"job\",\"job\":", text, "}");
+            if (b) {
+                gvd_deliver(p, b, id, GVD_TO_FOLLOWERS, false);
+                gvd_pbuf_unref(b);
+            }
+        }
+        if (to_demo) {
+            gvd_pbuf *b = gvd_msg_wrap(GVD_MSG_DEMO, "", text, "");
+            if (b) {
+                gvd_deliver(p, b, GVD_KEY_DEMO, GVD_TO_DEMO, false);
+                gvd_pbuf_unref(b);
+                p->demo_sent = id;
+            }
+        }
+        free(text);
+    }
+}
+
+static void gvd_flush_counts(gvd_push *p)
+{
+    if (p->nall == 0) {
+        free(p->counts_sent);
+        p->counts_sent = NULL;
+        return;
+    }
+    char *text = gvd_dump(gvd_jobs_counts_json(p->jobs));
+    if (!text)
+        return;
+    if (p->counts_sent && strcmp(p->counts_sent, text) == 0) {
+        free(text);
+        return;
+    }
+    gvd_pbuf *b = gvd_msg_wrap(GVD_MSG_COUNTS, "{\"type\":\"counts\",\"counts\":", text, "}");
+    if (!b) {
+        free(text);
+        return;
+    }
+    gvd_deliver(p, b, GVD_KEY_COUNTS, GVD_TO_ALL_JOBS, false);
+    gvd_pbuf_unref(b);
+    free(p->counts_sent);
+    p->counts_sent = text;
+}
+
+static void gvd_push_flush(gvd_push *p)
+{
+    if (!p->jobs || (p->dirty.n == 0 && p->removed.n == 0))
+        return;
+    if (p->nclients > 0) {
+        p->stats.flushes++;
+        gvd_job *demo = gvd_jobs_demo(p->jobs);
+        int64_t demo_id = demo ? gvd_job_id(demo) : 0;
+        gvd_flush_removed(p);
+        gvd_flush_dirty(p, demo_id);
+        /* The newest demo job changed identity (deleted, or a new one that
+         * has not changed yet): /ws clients follow the new one. */
+        if (p->nseed > 0 && demo_id != p->demo_sent) {
+            gvd_pbuf *b = gvd_msg_demo(p);
+            if (b) {
+                gvd_deliver(p, b, GVD_KEY_DEMO, GVD_TO_DEMO, false);
+                gvd_pbuf_unref(b);
+                p->demo_sent = demo_id;
+            }
+        }
+        gvd_flush_counts(p);
+    }
+    gvd_queue_clear(&p->dirty);
+    gvd_queue_clear(&p->removed);
+
+    gvd_client *next;
+    for (gvd_client *c = p->first; c; c = next) {
+        next = c->next;
+        if (c->touched) {
+            c->touched = false;
+            c->ops->kick(c);
+        }
+    }
+}
+
+static void gvd_on_flush(uv_timer_t *t)
+{
+    gvd_push *p = t->data;
+    p->flush_armed = false;
+    p->last_flush = uv_now(p->loop);
+    gvd_push_flush(p);
+}
+
+void gvd_push_job_changed(void *hub, gvd_job *job, bool removed)
+{
+    gvd_push *p = hub;
+    if (p->closing)
+        return;
+    if (gvd_queue_put(removed ? &p->removed : &p->dirty, gvd_job_id(job), NULL, NULL) < 0) {
+        gvd_log(GVD_LOG_ERROR, "push.oom", "job=%lld", (long long)gvd_job_id(job));
+        return;
+    }
+    if (p->flush_armed)
+        return;
+    uint64_t now = uv_now(p->loop), due = p->last_flush + p->opts.flush_ms;
+    uv_timer_start(&p->flush_timer, gvd_on_flush, due > now ? due - now : 0, 0);
+    p->flush_armed = true;
+}
+
+/* ---- periodic duty, lifetime ----------------------------------------------- */
+
+static void gvd_push_on_closed(uv_handle_t *h)
+{
+    gvd_push *p = h->data;
+    if (--p->open_handles > 0)
+        return;
+    gvd_queue_free(&p->dirty);
+    gvd_queue_free(&p->removed);
+    gvd_pbuf_unref(p->keepalive);
+    free(p->counts_sent);
+    free(p);
+}
+
+static void gvd_push_finish_close(gvd_push *p)
+{
+    gvd_client *next;
+    for (gvd_client *c = p->first; c; c = next) {
+        next = c->next;
+        c->ops->abort(c);
+    }
+    uv_timer_stop(&p->tick_timer);
+    void (*done)(void *) = p->done;
+    p->done = NULL;
+    uv_close((uv_handle_t *)&p->flush_timer, gvd_push_on_closed);
+    uv_close((uv_handle_t *)&p->tick_timer, gvd_push_on_closed);
+    if (done)
+        done(p->done_ud);
+}
+
+static void gvd_on_tick(uv_timer_t *t)
+{
+    gvd_push *p = t->data;
+    uint64_t now = uv_now(p->loop);
+    gvd_client *next;
+    for (gvd_client *c = p->first; c; c = next) {
+        next = c->next;
+        if (!c->closing) {
+            if (gvd_client_unsent(c) <= p->opts.max_pending) {
+                c->over_since = 0;
+            } else if (!c->over_since) {
+                c->over_since = now ? now : 1;
+            } else if (now - c->over_since >= p->opts.slow_ms) {
+                p->stats.dropped_slow++;
+                gvd_log(GVD_LOG_WARN, "push.drop", "client=%llu reason=too_slow unsent=%zu for_ms=%llu",
+                        (unsigned long long)c->id, gvd_client_unsent(c),
+                        (unsigned long long)(now - c->over_since));
+                c->ops->drop(c, 1008, "client too slow");
+                continue;
+            }
+        }
+        c->ops->tick(c, now);
+    }
+    if (p->closing && p->done && (p->nclients == 0 || now >= p->close_deadline))
+        gvd_push_finish_close(p);
+}
+
+static unsigned gvd_default(unsigned v, unsigned d)
+{
+    return v ? v : d;
+}
+
+gvd_push *gvd_push_new(uv_loop_t *loop, gvd_jobs *jobs, const gvd_push_opts *opts)
+{
+    gvd_push *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    gvd_push_opts o = opts ? *opts : (gvd_push_opts){0};
+    o.flush_ms = gvd_default(o.flush_ms, 20);
+    o.ping_ms = gvd_default(o.ping_ms, 30000);
+    o.keepalive_ms = gvd_default(o.keepalive_ms, 15000);
+    o.slow_ms = gvd_default(o.slow_ms, 10000);
+    if (!o.max_pending)
+        o.max_pending = 1u << 20;
+    if (!o.snapshot_limit)
+        o.snapshot_limit = 1000;
+    p->opts = o;
+    p->loop = loop;
+    p->jobs = jobs;
+    p->keepalive = gvd_pbuf_new(GVD_MSG_RAW, 8);
+    if (!p->keepalive || gvd_pbuf_append(&p->keepalive, ":\n\n", 3) != 0) {
+        gvd_pbuf_unref(p->keepalive);
+        free(p);
+        return NULL;
+    }
+    /* The tick must be finer than the shortest duty it serves. */
+    unsigned shortest = o.ping_ms < o.keepalive_ms ? o.ping_ms : o.keepalive_ms;
+    if (o.slow_ms < shortest)
+        shortest = o.slow_ms;
+    p->tick_ms = shortest / 4;
+    if (p->tick_ms < 10)
+        p->tick_ms = 10;
+    if (p->tick_ms > 1000)
+        p->tick_ms = 1000;
+    uv_timer_init(loop, &p->flush_timer);
+    uv_timer_init(loop, &p->tick_timer);
+    p->flush_timer.data = p->tick_timer.data = p;
+    p->open_handles = 2;
+    uv_timer_start(&p->tick_timer, gvd_on_tick, p->tick_ms, p->tick_ms);
+    gvd_jobs_on_change(jobs, gvd_push_job_changed, p);
+    return p;
+}
+
+void gvd_push_close(gvd_push *p, void (*done)(void *ud), void *ud)
+{
+    if (p->closing)
+        return;
+    p->closing = true;
+    p->done = done;
+    p->done_ud = ud;
+    gvd_jobs_on_change(p->jobs, NULL, NULL);
+    p->jobs = NULL;
+    uv_timer_stop(&p->flush_timer);
+    p->flush_armed = false;
+    gvd_queue_clear(&p->dirty);
+    gvd_queue_clear(&p->removed);
+    p->close_deadline = uv_now(p->loop) + GVD_PUSH_CLOSE_WAIT_MS;
+    gvd_client *next;
+    for (gvd_client *c = p->first; c; c = next) {
+        next = c->next;
+        c->ops->drop(c, 1001, "server shutting down");
+    }
+    /* Check for completion soon and often until it is done. */
+    p->tick_ms = 10;
+    uv_timer_start(&p->tick_timer, gvd_on_tick, 0, p->tick_ms);
+}
+
+void gvd_push_stats_get(const gvd_push *p, gvd_push_stats *out)
+{
+    *out = p->stats;
+    out->ws_clients = p->nws;
+    out->sse_clients = p->nclients - p->nws;
+}
+
+int gvd_push_ws(gvd_push *p, h2o_req_t *req, gvd_stream stream, int64_t job, gvd_error *err)
+{
+    return gvd_ws_accept(p, req, stream, job, err);
+}
+
+int gvd_push_sse(gvd_push *p, h2o_req_t *req, int64_t job, gvd_error *err)
+{
+    return gvd_sse_accept(p, req, job, err);
+}

@@ -1,0 +1,365 @@
+/*
+ * ws.c — the WebSocket transport.
+ *
+ * h2o 2.2.5's own WebSocket connection (h2o_upgrade_to_websocket) sends
+ * every message through wslay, which copies it and writes header and payload
+ * separately (two write() calls and two copies per frame per client: the
+ * fan-out ceiling measured in docs/api.md).  So this transport does the
+ * upgrade itself (h2o_http1_upgrade with the accept key from
+ * h2o/websocket.h) and owns the socket:
+ *
+ *   - data frames are the hub's shared buffers, header included, written
+ *     as they are: no copy per client;
+ *   - wslay parses what the client sends and produces the control frames
+ *     (pong replies, close); its send callback only appends them to `ctrl`;
+ *   - a single writer: at most one h2o_socket_write in flight (h2o's rule);
+ *     `ctrl` and every pending frame leave together in the next write, in
+ *     one writev.
+ *
+ * wslay is only asked to send between writes and always accepts the whole
+ * frame into `ctrl`, so `ctrl` always holds whole frames and data frames
+ * can follow it in the same write.  Once a close frame is queued (ours or
+ * wslay's reply to the client's) no data frame is queued after it.
+ */
+#include "push_int.h"
+
+#include <h2o/http1.h>
+#include <h2o/websocket.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../util/log.h"
+
+/* Control bytes buffered before we stop reading from the client (a client
+ * that floods pings without reading its pongs gets TCP back-pressure). */
+#define GVD_WS_CTRL_MAX 16384
+/* Largest message a client may send us; wslay closes with 1009 beyond. */
+#define GVD_WS_MAX_MSG 65536
+
+typedef struct gvd_ws {
+    gvd_client c;                 /* first: the hub hands us &c */
+    uv_loop_t *loop;
+    h2o_socket_t *sock;           /* NULL until the 101 response is written */
+    wslay_event_context_ptr wslay;
+    char *ctrl, *ctrl_wr;         /* wslay's output: queued / being written */
+    size_t ctrl_len, ctrl_cap, ctrl_wr_len, ctrl_wr_cap;
+    h2o_iovec_t *iov;
+    size_t iov_cap;
+    bool upgrading;               /* h2o still owes us the upgrade callback */
+    bool writing;
+    bool reading;
+    uint64_t last_recv, last_ping;
+} gvd_ws;
+
+static uint64_t gvd_ws_now(gvd_ws *ws)
+{
+    return uv_now(ws->loop);
+}
+
+static void gvd_ws_free(gvd_ws *ws)
+{
+    gvd_client_release(&ws->c);
+    if (ws->wslay)
+        wslay_event_context_free(ws->wslay);
+    free(ws->ctrl);
+    free(ws->ctrl_wr);
+    free(ws->iov);
+    free(ws);
+}
+
+/* Close the socket and free everything, now.  Not while h2o still owes us
+ * the upgrade callback: then only detach, and that callback finishes. */
+static void gvd_ws_close_now(gvd_ws *ws, const char *why)
+{
+    gvd_log(GVD_LOG_DEBUG, "push.ws.close", "client=%llu why=%s", (unsigned long long)ws->c.id, why);
+    if (ws->upgrading) {
+        gvd_client_detach(&ws->c);
+        ws->c.closing = true;
+        return;
+    }
+    if (ws->sock) {
+        /* h2o drops the write callback of a closed socket and libuv no
+         * longer reads our buffers once the fd is closed, so the frames in
+         * flight can go at once (gvd_ws_free). */
+        h2o_socket_close(ws->sock);
+        ws->sock = NULL;
+    }
+    gvd_ws_free(ws);
+}
+
+/* ---- wslay callbacks (they never close anything: flags only) ---- */
+
+static ssize_t gvd_ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *ud)
+{
+    (void)flags;
+    gvd_ws *ws = ud;
+    h2o_buffer_t *in = ws->sock->input;
+    if (in->size == 0) {
+        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+        return -1;
+    }
+    if (len > in->size)
+        len = in->size;
+    memcpy(buf, in->bytes, len);
+    h2o_buffer_consume(&ws->sock->input, len);
+    return (ssize_t)len;
+}
+
+static ssize_t gvd_ws_send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags, void *ud)
+{
+    (void)flags;
+    gvd_ws *ws = ud;
+    if (ws->ctrl_cap - ws->ctrl_len < len) {
+        size_t cap = ws->ctrl_cap ? ws->ctrl_cap : 256;
+        while (cap - ws->ctrl_len < len)
+            cap *= 2;
+        char *n = realloc(ws->ctrl, cap);
+        if (!n) {
+            wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+            return -1;
+        }
+        ws->ctrl = n;
+        ws->ctrl_cap = cap;
+    }
+    memcpy(ws->ctrl + ws->ctrl_len, data, len);
+    ws->ctrl_len += len;
+    return (ssize_t)len;
+}
+
+static void gvd_ws_msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg, void *ud)
+{
+    (void)ctx;
+    gvd_ws *ws = ud;
+    if (arg->opcode == WSLAY_CONNECTION_CLOSE) {
+        /* wslay queues the close reply; nothing may follow it. */
+        ws->c.closing = true;
+        gvd_client_discard(&ws->c);
+    }
+    /* Pongs only prove liveness (last_recv, set on every read).  Text and
+     * binary messages are not part of the protocol: with no_buffering set
+     * wslay does not even assemble them. */
+}
+
+/* ---- the writer ---- */
+
+static void gvd_ws_pump(gvd_ws *ws);
+static void gvd_ws_on_read(h2o_socket_t *sock, const char *err);
+
+static void gvd_ws_on_written(h2o_socket_t *sock, const char *err)
+{
+    gvd_ws *ws = sock->data;
+    ws->writing = false;
+    ws->ctrl_wr_len = 0;
+    gvd_client_written(&ws->c);
+    if (err) {
+        gvd_ws_close_now(ws, "write failed");
+        return;
+    }
+    gvd_ws_pump(ws);
+}
+
+static void gvd_ws_write(gvd_ws *ws)
+{
+    if (ws->writing || !ws->sock || (ws->ctrl_len == 0 && ws->c.pending.n == 0))
+        return;
+    size_t need = 1 + ws->c.pending.n;
+    if (ws->iov_cap < need) {
+        size_t cap = ws->iov_cap ? ws->iov_cap : 8;
+        while (cap < need)
+            cap *= 2;
+        h2o_iovec_t *v = realloc(ws->iov, cap * sizeof *v);
+        if (!v)
+            return; /* retried on the next kick */
+        ws->iov = v;
+        ws->iov_cap = cap;
+    }
+    size_t k = 0;
+    if (ws->ctrl_len) {
+        /* swap the buffers: wslay may append to `ctrl` while this is written */
+        char *t = ws->ctrl_wr;
+        size_t tcap = ws->ctrl_wr_cap;
+        ws->ctrl_wr = ws->ctrl;
+        ws->ctrl_wr_cap = ws->ctrl_cap;
+        ws->ctrl_wr_len = ws->ctrl_len;
+        ws->ctrl = t;
+        ws->ctrl_cap = tcap;
+        ws->ctrl_len = 0;
+        ws->iov[k++] = h2o_iovec_init(ws->ctrl_wr, ws->ctrl_wr_len);
+    }
+    size_t n = gvd_client_take(&ws->c);
+    for (size_t i = 0; i < n; i++)
+        k += gvd_pbuf_iov(ws->c.inflight[i], true, ws->iov + k);
+    if (k == 0)
+        return;
+    ws->writing = true;
+    gvd_push_count_write(ws->c.hub);
+    h2o_socket_write(ws->sock, ws->iov, k, gvd_ws_on_written);
+}
+
+/* Read what arrived, let wslay answer, write, and decide whether to keep
+ * reading.  May free ws. */
+static void gvd_ws_pump(gvd_ws *ws)
+{
+    if (!ws->sock)
+        return;
+    if (ws->sock->input->size > 0 && wslay_event_want_read(ws->wslay)) {
+        if (wslay_event_recv(ws->wslay) != 0) {
+            gvd_ws_close_now(ws, "protocol error");
+            return;
+        }
+    }
+    if (wslay_event_want_write(ws->wslay) && ws->ctrl_len < GVD_WS_CTRL_MAX) {
+        if (wslay_event_send(ws->wslay) != 0) {
+            gvd_ws_close_now(ws, "wslay send failed");
+            return;
+        }
+    }
+    gvd_ws_write(ws);
+    if (!wslay_event_want_read(ws->wslay) && !wslay_event_want_write(ws->wslay) && !ws->writing &&
+        ws->ctrl_len == 0) {
+        /* Close frames went both ways (or wslay gave up): done. */
+        gvd_ws_close_now(ws, "closed");
+        return;
+    }
+    bool read = wslay_event_want_read(ws->wslay) && ws->ctrl_len < GVD_WS_CTRL_MAX;
+    if (read != ws->reading) {
+        ws->reading = read;
+        if (read)
+            h2o_socket_read_start(ws->sock, gvd_ws_on_read);
+        else
+            h2o_socket_read_stop(ws->sock);
+    }
+}
+
+static void gvd_ws_on_read(h2o_socket_t *sock, const char *err)
+{
+    gvd_ws *ws = sock->data;
+    if (err) {
+        gvd_ws_close_now(ws, "peer gone");
+        return;
+    }
+    ws->last_recv = gvd_ws_now(ws);
+    gvd_ws_pump(ws);
+}
+
+static void gvd_ws_on_upgraded(void *data, h2o_socket_t *sock, size_t reqsize)
+{
+    gvd_ws *ws = data;
+    ws->upgrading = false;
+    if (!sock) {
+        gvd_ws_free(ws);
+        return;
+    }
+    ws->sock = sock;
+    sock->data = ws;
+    h2o_buffer_consume(&sock->input, reqsize);
+    if (!ws->c.hub) {
+        /* the hub went away while the 101 was being written */
+        gvd_ws_close_now(ws, "server closing");
+        return;
+    }
+    ws->last_recv = ws->last_ping = gvd_ws_now(ws);
+    ws->reading = true;
+    h2o_socket_read_start(sock, gvd_ws_on_read);
+    gvd_ws_pump(ws);
+}
+
+/* ---- gvd_client_ops ---- */
+
+static void gvd_ws_kick(gvd_client *c)
+{
+    gvd_ws_pump((gvd_ws *)c);
+}
+
+static void gvd_ws_drop(gvd_client *c, int code, const char *reason)
+{
+    gvd_ws *ws = (gvd_ws *)c;
+    if (c->closing)
+        return;
+    c->closing = true;
+    c->close_by = gvd_ws_now(ws) + GVD_PUSH_CLOSE_WAIT_MS;
+    gvd_client_discard(c);
+    wslay_event_queue_close(ws->wslay, (uint16_t)code, (const uint8_t *)reason, strlen(reason));
+    gvd_ws_pump(ws);
+}
+
+static void gvd_ws_tick(gvd_client *c, uint64_t now)
+{
+    gvd_ws *ws = (gvd_ws *)c;
+    if (!ws->sock)
+        return; /* still upgrading */
+    if (c->closing) {
+        /* the peer did not complete the close handshake in time */
+        if (c->close_by && now >= c->close_by)
+            gvd_ws_close_now(ws, "close timeout");
+        return;
+    }
+    unsigned ping_ms = c->hub->opts.ping_ms;
+    if (now - ws->last_recv >= 2 * (uint64_t)ping_ms) {
+        gvd_push_count_ping_drop(c->hub);
+        gvd_log(GVD_LOG_WARN, "push.drop", "client=%llu reason=ping_timeout silent_ms=%llu",
+                (unsigned long long)c->id, (unsigned long long)(now - ws->last_recv));
+        gvd_ws_close_now(ws, "ping timeout");
+        return;
+    }
+    if (now - ws->last_ping >= ping_ms) {
+        struct wslay_event_msg ping = {WSLAY_PING, NULL, 0};
+        ws->last_ping = now;
+        if (wslay_event_queue_msg(ws->wslay, &ping) == 0)
+            gvd_ws_pump(ws);
+    }
+}
+
+static void gvd_ws_abort(gvd_client *c)
+{
+    gvd_ws_close_now((gvd_ws *)c, "server closing");
+}
+
+static const gvd_client_ops gvd_ws_ops = {gvd_ws_kick, gvd_ws_drop, gvd_ws_tick, gvd_ws_abort};
+
+int gvd_ws_accept(gvd_push *p, h2o_req_t *req, gvd_stream stream, int64_t job, gvd_error *err)
+{
+    const char *key = NULL;
+    if (req->version >= 0x200 || h2o_is_websocket_handshake(req, &key) != 0 || key == NULL) {
+        gvd_error_set(err, 400, "websocket_required",
+                      "this is a WebSocket endpoint: connect with a WebSocket client (HTTP/1.1 GET with "
+                      "\"Upgrade: websocket\" and a valid Sec-WebSocket-Key)");
+        return -1;
+    }
+    gvd_ws *ws = calloc(1, sizeof *ws);
+    if (!ws) {
+        gvd_error_set(err, 503, "out_of_memory", "out of memory");
+        return -1;
+    }
+    ws->c.ops = &gvd_ws_ops;
+    ws->loop = p->loop;
+    ws->c.ws = true;
+    ws->c.stream = stream;
+    ws->c.job = job;
+    struct wslay_event_callbacks cbs = {gvd_ws_recv_cb, gvd_ws_send_cb, NULL, NULL, NULL, NULL, gvd_ws_msg_cb};
+    if (wslay_event_context_server_init(&ws->wslay, &cbs, ws) != 0) {
+        free(ws);
+        gvd_error_set(err, 503, "out_of_memory", "out of memory");
+        return -1;
+    }
+    wslay_event_config_set_no_buffering(ws->wslay, 1);
+    wslay_event_config_set_max_recv_msg_length(ws->wslay, GVD_WS_MAX_MSG);
+    if (gvd_client_attach(p, &ws->c) != 0) {
+        gvd_ws_free(ws);
+        gvd_error_set(err, 503, p->closing ? "shutting_down" : "out_of_memory",
+                      p->closing ? "the server is shutting down" : "out of memory");
+        return -1;
+    }
+
+    char accept[29];
+    h2o_websocket_create_accept_key(accept, key);
+    req->res.status = 101;
+    req->res.reason = "Switching Protocols";
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_UPGRADE, NULL, H2O_STRLIT("websocket"));
+    h2o_iovec_t v = h2o_strdup(&req->pool, accept, 28);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("sec-websocket-accept"), 0, NULL, v.base, v.len);
+    ws->upgrading = true;
+    /* Frames queued until the 101 is written wait in `pending`. */
+    h2o_http1_upgrade(req, NULL, 0, gvd_ws_on_upgraded, ws);
+    return 0;
+}
