@@ -15,6 +15,9 @@
  */
 #ifndef GALVANI_RUNNER_TEST_UTIL_H
 #define GALVANI_RUNNER_TEST_UTIL_H
+
+/* realpath() is XSI. */
+#define _XOPEN_SOURCE 700
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -266,10 +269,9 @@ static inline const char *fixture(const char *name)
     static int next;
     char *p = path[next++ % 4];
     const char *here = __FILE__, *slash = strrchr(here, '/');
-    if (slash)
-        snprintf(p, PATH_MAX, "%.*s/fixtures/%s", (int)(slash - here), here, name);
-    else
-        snprintf(p, PATH_MAX, "fixtures/%s", name);
+    int n = slash ? snprintf(p, PATH_MAX, "%.*s/fixtures/%s", (int)(slash - here), here, name)
+                  : snprintf(p, PATH_MAX, "fixtures/%s", name);
+    assert_true(n > 0 && n < PATH_MAX);
     return p;
 }
 
@@ -278,7 +280,8 @@ static inline const char *tmp_path(ctx *c, const char *name)
     static char path[4][PATH_MAX];
     static int next;
     char *p = path[next++ % 4];
-    snprintf(p, PATH_MAX, "%s/%s", c->dir, name);
+    int n = snprintf(p, PATH_MAX, "%s/%s", c->dir, name);
+    assert_true(n > 0 && n < PATH_MAX);
     return p;
 }
 
@@ -382,10 +385,35 @@ static inline char proc_state(pid_t pid)
     return gvd_proc_stat_read(pid, &st) == 0 ? st.state : '?';
 }
 
-static inline bool pid_stopped(ctx *c, void *arg)
+/* Is the whole process group `pgid` stopped?  Every member must be 'T' —
+ * except that a parent blocked in vfork() shows 'D' while its vfork child
+ * (stopped before it could exec) is 'T': dash forks external commands with
+ * vfork, so a SIGSTOP to the group lands there about one time in seven, and
+ * the group is just as stopped.  Needs at least one 'T'. */
+static inline bool group_stopped(ctx *c, void *arg)
 {
     (void)c;
-    return proc_state(*(pid_t *)arg) == 'T';
+    pid_t pgid = *(pid_t *)arg;
+    DIR *d = opendir("/proc");
+    assert_non_null(d);
+    int members = 0, stopped = 0, other = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char *end;
+        long pid = strtol(e->d_name, &end, 10);
+        if (*end != '\0' || pid <= 0)
+            continue;
+        gvd_proc_stat st;
+        if (gvd_proc_stat_read((pid_t)pid, &st) != 0 || st.pgrp != pgid || st.state == 'Z')
+            continue;
+        members++;
+        if (st.state == 'T')
+            stopped++;
+        else if (st.state != 'D')
+            other++;
+    }
+    closedir(d);
+    return members > 0 && stopped > 0 && other == 0;
 }
 
 static inline bool file_grew(ctx *c, void *arg)

@@ -332,6 +332,9 @@ static void gvd_on_message(void *ud, const gvd_msg *msg)
 static void gvd_retry_cb(uv_timer_t *t)
 {
     gvd_job *job = t->data;
+    /* The loop's clock and the wall clock disagree by a millisecond or so:
+     * the backoff is over when its timer says so. */
+    job->not_before = 0;
     gv_signal_set_int(job->jobs->wake, gvd_peek_int(job->jobs->wake) + 1);
 }
 
@@ -419,6 +422,11 @@ static void gvd_notify_fx(void *ud)
     gvd_jobs_notify(job->jobs, job, false);
 }
 
+static const char *gvd_job_from_name(const gvd_job *job)
+{
+    return job->logged_status == GVD_NSTATUS ? "new" : gvd_status_name(job->logged_status);
+}
+
 static void gvd_log_fx(void *ud)
 {
     gvd_job *job = ud;
@@ -431,11 +439,11 @@ static void gvd_log_fx(void *ud)
     if (gvd_status_finished(status) || (status == GVD_QUEUED && error && *error))
         gvd_log(GVD_LOG_INFO, "job.status", "job=%lld name=%s from=%s to=%s attempts=%lld error=%s",
                 (long long)job->id, gvd_log_quote(job->spec.name, name, sizeof name),
-                gvd_status_name(job->logged_status), gvd_status_name(status), (long long)gvd_peek_int(job->attempts),
+                gvd_job_from_name(job), gvd_status_name(status), (long long)gvd_peek_int(job->attempts),
                 gvd_log_quote(error ? error : "", err, sizeof err));
     else
         gvd_log(GVD_LOG_INFO, "job.status", "job=%lld name=%s from=%s to=%s pid=%lld", (long long)job->id,
-                gvd_log_quote(job->spec.name, name, sizeof name), gvd_status_name(job->logged_status),
+                gvd_log_quote(job->spec.name, name, sizeof name), gvd_job_from_name(job),
                 gvd_status_name(status), (long long)gvd_peek_int(job->pid));
     gv_untracked_end(t);
     job->logged_status = status;

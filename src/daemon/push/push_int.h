@@ -19,6 +19,7 @@
 #define GALVANI_DAEMON_PUSH_INT_H
 
 #include <h2o.h>
+#include <stdio.h>
 
 #include "push.h"
 
@@ -187,6 +188,13 @@ static inline size_t gvd_client_unsent(const gvd_client *c)
 }
 void gvd_push_count_write(gvd_push *p);
 void gvd_push_count_ping_drop(gvd_push *p);
+
+static inline void gvd_push_err(gvd_error *err, int http, const char *code, const char *msg)
+{
+    err->http = http;
+    err->code = code;
+    snprintf(err->message, sizeof err->message, "%s", msg);
+}
 
 /* ws.c / sse.c */
 int gvd_ws_accept(gvd_push *p, h2o_req_t *req, gvd_stream stream, int64_t job, gvd_error *err);

@@ -321,14 +321,14 @@ int gvd_ws_accept(gvd_push *p, h2o_req_t *req, gvd_stream stream, int64_t job, g
 {
     const char *key = NULL;
     if (req->version >= 0x200 || h2o_is_websocket_handshake(req, &key) != 0 || key == NULL) {
-        gvd_error_set(err, 400, "websocket_required",
+        gvd_push_err(err, 400, "websocket_required",
                       "this is a WebSocket endpoint: connect with a WebSocket client (HTTP/1.1 GET with "
                       "\"Upgrade: websocket\" and a valid Sec-WebSocket-Key)");
         return -1;
     }
     gvd_ws *ws = calloc(1, sizeof *ws);
     if (!ws) {
-        gvd_error_set(err, 503, "out_of_memory", "out of memory");
+        gvd_push_err(err, 503, "out_of_memory", "out of memory");
         return -1;
     }
     ws->c.ops = &gvd_ws_ops;
@@ -339,14 +339,14 @@ int gvd_ws_accept(gvd_push *p, h2o_req_t *req, gvd_stream stream, int64_t job, g
     struct wslay_event_callbacks cbs = {gvd_ws_recv_cb, gvd_ws_send_cb, NULL, NULL, NULL, NULL, gvd_ws_msg_cb};
     if (wslay_event_context_server_init(&ws->wslay, &cbs, ws) != 0) {
         free(ws);
-        gvd_error_set(err, 503, "out_of_memory", "out of memory");
+        gvd_push_err(err, 503, "out_of_memory", "out of memory");
         return -1;
     }
     wslay_event_config_set_no_buffering(ws->wslay, 1);
     wslay_event_config_set_max_recv_msg_length(ws->wslay, GVD_WS_MAX_MSG);
     if (gvd_client_attach(p, &ws->c) != 0) {
         gvd_ws_free(ws);
-        gvd_error_set(err, 503, p->closing ? "shutting_down" : "out_of_memory",
+        gvd_push_err(err, 503, p->closing ? "shutting_down" : "out_of_memory",
                       p->closing ? "the server is shutting down" : "out of memory");
         return -1;
     }

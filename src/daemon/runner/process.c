@@ -61,6 +61,7 @@
  */
 /* pipe2() is a Linux/BSD call, not POSIX.1-2008: ask glibc for it. */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -332,6 +333,30 @@ static char **gvd_build_env(char *const *env, int64_t job_id)
     return out;
 }
 
+/* Mark every descriptor above stderr close-on-exec.  Ours all are already
+ * (libuv, SQLite and the pipes above use CLOEXEC), but galvanid may have
+ * inherited open descriptors from whoever started it, and libuv's child does
+ * not close them: without this, every job would get them too.  The child's
+ * own fds 0-3 are dup2()ed by libuv, which clears the flag on the copies. */
+static void gvd_cloexec_inherited(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return; /* no /proc: nothing better to do than leave them */
+    int self = dirfd(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char *end;
+        long fd = strtol(e->d_name, &end, 10);
+        if (*end != '\0' || end == e->d_name || fd < 3 || fd == self)
+            continue;
+        int flags = fcntl((int)fd, F_GETFD);
+        if (flags >= 0 && !(flags & FD_CLOEXEC))
+            (void)fcntl((int)fd, F_SETFD, flags | FD_CLOEXEC);
+    }
+    closedir(d);
+}
+
 static void gvd_close_fd(int *fd)
 {
     if (*fd >= 0) {
@@ -472,6 +497,7 @@ gvd_exec *gvd__process_spawn(uv_loop_t *loop, const gvd_exec_opts *opts, const g
     po.stdio_count = 4;
     po.stdio = stdio;
 
+    gvd_cloexec_inherited();
     x->proc.data = x;
     int rc = uv_spawn(loop, &x->proc, &po);
     free(env);
@@ -652,7 +678,8 @@ static void gvd_kill_timer_cb(uv_timer_t *t)
         gvd_terminate(x);
         uv_timer_start(&x->kill_timer, gvd_kill_timer_cb, x->grace_ms - x->grace_ms / 2, 0);
     } else if (x->cancel_stage == GVD_CANCEL_TERM) {
-        gvd_log(GVD_LOG_INFO, "job.cancel_escalated", "job=%lld signal=KILL", (long long)x->job_id);
+        gvd_log(GVD_LOG_INFO, x->reaped ? "job.leftovers_killed" : "job.cancel_escalated", "job=%lld signal=KILL",
+                (long long)x->job_id);
         gvd_kill_now(x);
     }
 }

@@ -1,0 +1,88 @@
+/*
+ * api_int.h — the HTTP API's internals, shared by
+ *   server.c   listener, h2o setup, connection tracking, shutdown, the filter
+ *              that turns h2o's own error pages (413, 400) into JSON
+ *   routes.c   the routing table and the handlers
+ *   http.c     JSON responses, errors, query strings, request bodies
+ *   logtail.c  GET /jobs/{id}/log streamed from the job's log file
+ *   openapi.c  the OpenAPI document compiled into the binary
+ */
+#ifndef GALVANI_DAEMON_API_INT_H
+#define GALVANI_DAEMON_API_INT_H
+
+#include <h2o.h>
+#include <stdarg.h>
+
+#include "server.h"
+
+typedef struct gvd_conn gvd_conn;
+
+struct gvd_server {
+    uv_loop_t *loop;
+    gvd_jobs *jobs;          /* NULL once closing: handlers answer 503 */
+    size_t max_body;
+    double started_at;       /* wall clock, for /healthz uptime */
+
+    h2o_globalconf_t config;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t accept_ctx;
+    bool ctx_ready;
+
+    uv_tcp_t listener;
+    gvd_conn *conns;         /* every accepted TCP connection, until h2o closes it */
+    size_t nconns;
+
+    gvd_push *push;
+
+    /* shutdown: 1 streams closing, 2 connections being shut down, 3 freeing */
+    int phase;
+    uv_timer_t close_timer;
+    int open_handles;
+};
+
+/* routes.c: answer one request (always returns 0: every path is ours). */
+int gvd_api_handle(gvd_server *s, h2o_req_t *req);
+
+/* http.c */
+const char *gvd_http_reason(int status);
+/* Send `body` (consumed) as compact JSON + "\n".  `location` may be NULL. */
+void gvd_http_json(h2o_req_t *req, int status, json_t *body, const char *location);
+/* {"error":{"code":code,"message":...}} */
+void gvd_http_error(h2o_req_t *req, int status, const char *code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+void gvd_http_error_from(h2o_req_t *req, const gvd_error *err);
+/* The JSON error body for a status/code/message, as a pool string. */
+h2o_iovec_t gvd_http_error_body(h2o_mem_pool_t *pool, const char *code, const char *message);
+/* 204 No Content. */
+void gvd_http_no_content(h2o_req_t *req);
+/* 405 with "Allow: <allow>". */
+void gvd_http_method_not_allowed(h2o_req_t *req, const char *allow);
+
+/* Query strings: the decoded value of each parameter, checked against the
+ * names a route knows (an unknown name is a 400 naming it). */
+typedef struct gvd_query {
+    const char *names[6];
+    const char *values[6]; /* NULL = absent; decoded, in the request pool */
+} gvd_query;
+/* `names` is a NULL-terminated list.  0, or -1 after answering 400. */
+int gvd_query_parse(h2o_req_t *req, const char *const *names, gvd_query *q);
+const char *gvd_query_get(const gvd_query *q, const char *name);
+/* A non-negative decimal integer <= max, or -1. */
+int64_t gvd_parse_uint(const char *s, int64_t max);
+
+/* The request body as a JSON object (415 unless Content-Type is JSON, 400
+ * for an empty body, invalid JSON with line/column, or a non-object).
+ * Returns the object, or NULL after answering. */
+json_t *gvd_http_json_body(h2o_req_t *req, const char *what);
+
+/* logtail.c: stream bytes [start, end) of `path` (text/plain). */
+void gvd_logtail_send(h2o_req_t *req, const char *path, int64_t tail);
+
+/* openapi.c */
+extern const char gvd_openapi_json[];
+size_t gvd_openapi_json_len(void);
+
+#endif

@@ -1,0 +1,260 @@
+/*
+ * http.c — small HTTP helpers for the handlers: JSON responses, the error
+ * shape every failure shares ({"error":{"code":...,"message":...}}), query
+ * strings and JSON request bodies.
+ *
+ * Response bodies live in the request's memory pool (h2o frees it with the
+ * request) and always carry a Content-Length.
+ */
+#include "api_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+const char *gvd_http_reason(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 413: return "Payload Too Large";
+    case 415: return "Unsupported Media Type";
+    case 417: return "Expectation Failed";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    default: return status < 400 ? "OK" : "Error";
+    }
+}
+
+static void gvd_http_send(h2o_req_t *req, int status, const char *type, h2o_iovec_t body)
+{
+    req->res.status = status;
+    req->res.reason = gvd_http_reason(status);
+    req->res.content_length = body.len;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, type, strlen(type));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
+    h2o_send_inline(req, body.base, body.len);
+}
+
+void gvd_http_json(h2o_req_t *req, int status, json_t *body, const char *location)
+{
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (!text) {
+        /* jansson only fails on allocation: answer with a static body */
+        static const char oom[] = "{\"error\":{\"code\":\"out_of_memory\",\"message\":\"out of memory\"}}\n";
+        gvd_http_send(req, 503, "application/json", h2o_iovec_init(oom, sizeof oom - 1));
+        return;
+    }
+    size_t n = strlen(text);
+    char *buf = h2o_mem_alloc_pool(&req->pool, n + 1);
+    memcpy(buf, text, n);
+    buf[n] = '\n';
+    free(text);
+    if (location)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_LOCATION, NULL, location, strlen(location));
+    gvd_http_send(req, status, "application/json", h2o_iovec_init(buf, n + 1));
+}
+
+h2o_iovec_t gvd_http_error_body(h2o_mem_pool_t *pool, const char *code, const char *message)
+{
+    json_t *j = json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", message);
+    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (!text)
+        return h2o_iovec_init(H2O_STRLIT("{\"error\":{\"code\":\"out_of_memory\",\"message\":\"out of memory\"}}\n"));
+    size_t n = strlen(text);
+    char *buf = h2o_mem_alloc_pool(pool, n + 1);
+    memcpy(buf, text, n);
+    buf[n] = '\n';
+    free(text);
+    return h2o_iovec_init(buf, n + 1);
+}
+
+void gvd_http_error(h2o_req_t *req, int status, const char *code, const char *fmt, ...)
+{
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    gvd_http_send(req, status, "application/json", gvd_http_error_body(&req->pool, code, msg));
+}
+
+void gvd_http_error_from(h2o_req_t *req, const gvd_error *err)
+{
+    int status = err->http >= 400 && err->http <= 599 ? err->http : 500;
+    gvd_http_error(req, status, err->code ? err->code : "error", "%s", err->message);
+}
+
+void gvd_http_no_content(h2o_req_t *req)
+{
+    /* No body and no Content-Length (RFC 9110 8.6); h2o's chunked filter
+     * leaves 204 alone, so the connection stays reusable. */
+    static h2o_generator_t gen = {NULL, NULL};
+    req->res.status = 204;
+    req->res.reason = gvd_http_reason(204);
+    h2o_start_response(req, &gen);
+    h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+}
+
+void gvd_http_method_not_allowed(h2o_req_t *req, const char *allow)
+{
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, allow, strlen(allow));
+    gvd_http_error(req, 405, "method_not_allowed", "%.*s is not allowed on %.*s (allowed: %s)",
+                   (int)req->method.len, req->method.base, (int)req->path_normalized.len,
+                   req->path_normalized.base, allow);
+}
+
+/* ---- query strings ---------------------------------------------------------- */
+
+static int gvd_hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decode (and '+' -> ' ') into the pool; NULL if malformed. */
+static char *gvd_decode(h2o_mem_pool_t *pool, const char *s, size_t n)
+{
+    char *out = h2o_mem_alloc_pool(pool, n + 1), *d = out;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '%') {
+            if (i + 2 >= n)
+                return NULL;
+            int hi = gvd_hexval(s[i + 1]), lo = gvd_hexval(s[i + 2]);
+            if (hi < 0 || lo < 0)
+                return NULL;
+            *d++ = (char)(hi * 16 + lo);
+            i += 2;
+        } else {
+            *d++ = s[i] == '+' ? ' ' : s[i];
+        }
+    }
+    *d = '\0';
+    if (strlen(out) != (size_t)(d - out))
+        return NULL; /* an encoded NUL */
+    return out;
+}
+
+int gvd_query_parse(h2o_req_t *req, const char *const *names, gvd_query *q)
+{
+    memset(q, 0, sizeof *q);
+    size_t nn = 0;
+    for (; names[nn] && nn < sizeof q->names / sizeof q->names[0]; nn++)
+        q->names[nn] = names[nn];
+    if (req->query_at == SIZE_MAX)
+        return 0;
+    const char *p = req->path.base + req->query_at + 1, *end = req->path.base + req->path.len;
+    while (p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *pe = amp ? amp : end;
+        if (pe > p) {
+            const char *eq = memchr(p, '=', (size_t)(pe - p));
+            const char *ke = eq ? eq : pe;
+            char *key = gvd_decode(&req->pool, p, (size_t)(ke - p));
+            char *val = eq ? gvd_decode(&req->pool, eq + 1, (size_t)(pe - eq - 1)) : gvd_decode(&req->pool, "", 0);
+            if (!key || !val) {
+                gvd_http_error(req, 400, "invalid_query", "malformed percent-encoding in the query string");
+                return -1;
+            }
+            size_t i = 0;
+            while (i < nn && strcmp(q->names[i], key) != 0)
+                i++;
+            if (i == nn) {
+                char known[200] = "";
+                for (size_t j = 0; j < nn; j++)
+                    snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", j ? ", " : "",
+                             q->names[j]);
+                gvd_http_error(req, 400, "invalid_query", "unknown query parameter \"%s\" (known: %s)", key,
+                               nn ? known : "none");
+                return -1;
+            }
+            q->values[i] = val; /* the last one wins */
+        }
+        p = pe + 1;
+    }
+    return 0;
+}
+
+const char *gvd_query_get(const gvd_query *q, const char *name)
+{
+    for (size_t i = 0; i < sizeof q->names / sizeof q->names[0] && q->names[i]; i++)
+        if (strcmp(q->names[i], name) == 0)
+            return q->values[i];
+    return NULL;
+}
+
+int64_t gvd_parse_uint(const char *s, int64_t max)
+{
+    if (!s || !*s)
+        return -1;
+    int64_t v = 0;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9')
+            return -1;
+        if (v > (max - (*s - '0')) / 10)
+            return -1;
+        v = v * 10 + (*s - '0');
+    }
+    return v;
+}
+
+/* ---- request bodies ------------------------------------------------------ */
+
+/* application/json, or any application/...+json (merge-patch+json), with
+ * optional parameters ("; charset=utf-8"). */
+static bool gvd_is_json_type(h2o_iovec_t v)
+{
+    size_t n = 0;
+    while (n < v.len && v.base[n] != ';' && v.base[n] != ' ' && v.base[n] != '\t')
+        n++;
+    if (n == 16 && strncasecmp(v.base, "application/json", 16) == 0)
+        return true;
+    return n > 17 && strncasecmp(v.base, "application/", 12) == 0 && strncasecmp(v.base + n - 5, "+json", 5) == 0;
+}
+
+json_t *gvd_http_json_body(h2o_req_t *req, const char *what)
+{
+    ssize_t ct = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
+    if (req->entity.base == NULL || req->entity.len == 0) {
+        gvd_http_error(req, 400, "invalid_json", "a JSON object is required as the request body (%s)", what);
+        return NULL;
+    }
+    if (ct < 0 || !gvd_is_json_type(req->headers.entries[ct].value)) {
+        gvd_http_error(req, 415, "unsupported_media_type",
+                       "the body must be JSON: send \"Content-Type: application/json\" (got %s%.*s%s)",
+                       ct < 0 ? "no Content-Type" : "\"", ct < 0 ? 0 : (int)req->headers.entries[ct].value.len,
+                       ct < 0 ? "" : req->headers.entries[ct].value.base, ct < 0 ? "" : "\"");
+        return NULL;
+    }
+    json_error_t jerr;
+    json_t *j = json_loadb(req->entity.base, req->entity.len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!j) {
+        /* jansson names the place: line, column (characters) and byte */
+        char msg[400];
+        snprintf(msg, sizeof msg, "invalid JSON at line %d, column %d (byte %d): %s", jerr.line, jerr.column,
+                 jerr.position, jerr.text);
+        json_t *body = json_pack("{s:{s:s, s:s, s:i, s:i}}", "error", "code", "invalid_json", "message", msg,
+                                 "line", jerr.line, "column", jerr.column);
+        gvd_http_json(req, 400, body, NULL);
+        return NULL;
+    }
+    if (!json_is_object(j)) {
+        json_decref(j);
+        gvd_http_error(req, 400, "invalid_json", "the request body must be a JSON object (%s)", what);
+        return NULL;
+    }
+    return j;
+}

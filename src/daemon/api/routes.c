@@ -1,0 +1,378 @@
+/*
+ * routes.c — the HTTP API's routing table and handlers (docs/api.md).
+ *
+ * One h2o handler takes every path; this file matches it.  A handler
+ * validates what HTTP can validate (route, method, query, media type, JSON
+ * syntax), then hands the request to the job model (jobs.h), which decides
+ * everything about jobs and answers with a gvd_error that becomes the
+ * response.  Following one pause: POST /jobs/7/pause -> gvd_route ->
+ * gvd_on_transition -> gvd_job_pause (model: status signal, persisted,
+ * SIGSTOP) -> 200 with the job; the model's change effect then tells the push
+ * hub, which sends the new state to the streams.
+ */
+#include "api_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "../util/log.h"
+
+#define GVD_LIST_DEFAULT_LIMIT 100
+#define GVD_LIST_MAX_LIMIT 1000
+
+static bool gvd_method(h2o_req_t *req, const char *m)
+{
+    return h2o_memis(req->method.base, req->method.len, m, strlen(m));
+}
+
+static bool gvd_path_is(h2o_iovec_t path, const char *p)
+{
+    return h2o_memis(path.base, path.len, p, strlen(p));
+}
+
+/* ---- /jobs ------------------------------------------------------------------ */
+
+static const char gvd_status_list[] = "queued, running, paused, succeeded, failed, cancelled";
+
+static void gvd_on_list(gvd_server *s, h2o_req_t *req)
+{
+    static const char *const names[] = {"status", "limit", "offset", NULL};
+    gvd_query q;
+    if (gvd_query_parse(req, names, &q) != 0)
+        return;
+    unsigned mask = 0;
+    const char *status = gvd_query_get(&q, "status");
+    if (status) {
+        char *copy = h2o_mem_alloc_pool(&req->pool, strlen(status) + 1), *save = NULL;
+        strcpy(copy, status);
+        for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+            while (*tok == ' ')
+                tok++;
+            size_t n = strlen(tok);
+            while (n && tok[n - 1] == ' ')
+                tok[--n] = '\0';
+            gvd_status st;
+            if (!gvd_status_parse(tok, &st)) {
+                gvd_http_error(req, 400, "invalid_query", "unknown status \"%s\" (known: %s)", tok, gvd_status_list);
+                return;
+            }
+            mask |= 1u << st;
+        }
+    }
+    int64_t limit = GVD_LIST_DEFAULT_LIMIT, offset = 0;
+    const char *v;
+    if ((v = gvd_query_get(&q, "limit")) && (limit = gvd_parse_uint(v, GVD_LIST_MAX_LIMIT)) < 0) {
+        gvd_http_error(req, 400, "invalid_query", "limit must be an integer from 0 to %d, not \"%s\"",
+                       GVD_LIST_MAX_LIMIT, v);
+        return;
+    }
+    if ((v = gvd_query_get(&q, "offset")) && (offset = gvd_parse_uint(v, INT64_MAX / 2)) < 0) {
+        gvd_http_error(req, 400, "invalid_query", "offset must be a non-negative integer, not \"%s\"", v);
+        return;
+    }
+    gvd_job **out = h2o_mem_alloc_pool(&req->pool, sizeof *out * (size_t)(limit ? limit : 1));
+    size_t total = 0;
+    size_t n = gvd_jobs_list(s->jobs, mask, (size_t)offset, (size_t)limit, out, &total);
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < n; i++)
+        json_array_append_new(arr, gvd_job_json(out[i]));
+    json_t *body = arr ? json_pack("{s:o, s:I, s:I, s:I}", "jobs", arr, "total", (json_int_t)total, "limit",
+                                   (json_int_t)limit, "offset", (json_int_t)offset)
+                       : NULL;
+    gvd_http_json(req, 200, body, NULL);
+}
+
+static void gvd_on_create(gvd_server *s, h2o_req_t *req)
+{
+    json_t *spec = gvd_http_json_body(req, "a job spec");
+    if (!spec)
+        return;
+    gvd_error err = {0};
+    gvd_job *job = gvd_jobs_create(s->jobs, spec, &err);
+    json_decref(spec);
+    if (!job) {
+        gvd_http_error_from(req, &err);
+        return;
+    }
+    char loc[48];
+    snprintf(loc, sizeof loc, "/jobs/%lld", (long long)gvd_job_id(job));
+    gvd_http_json(req, 201, gvd_job_json(job), loc);
+}
+
+/* "/jobs/<digits>" or "/jobs/<digits>/<action>": the id (0 if the segment
+ * is not a positive integer) and the action ("" for none).  Returns false if
+ * the path has more segments. */
+static bool gvd_split_job_path(h2o_iovec_t path, int64_t *id, h2o_iovec_t *seg, h2o_iovec_t *action)
+{
+    const char *p = path.base + 6, *end = path.base + path.len; /* after "/jobs/" */
+    const char *slash = memchr(p, '/', (size_t)(end - p));
+    *seg = h2o_iovec_init(p, (size_t)((slash ? slash : end) - p));
+    *action = slash ? h2o_iovec_init(slash + 1, (size_t)(end - slash - 1)) : h2o_iovec_init("", 0);
+    if (memchr(action->base, '/', action->len))
+        return false;
+    *id = 0;
+    if (seg->len == 0 || seg->len > 18)
+        return true;
+    int64_t v = 0;
+    for (size_t i = 0; i < seg->len; i++) {
+        if (seg->base[i] < '0' || seg->base[i] > '9')
+            return true;
+        v = v * 10 + (seg->base[i] - '0');
+    }
+    *id = v;
+    return true;
+}
+
+static void gvd_on_transition(h2o_req_t *req, gvd_job *job, int (*fn)(gvd_job *, gvd_error *))
+{
+    gvd_error err = {0};
+    if (fn(job, &err) != 0) {
+        gvd_http_error_from(req, &err);
+        return;
+    }
+    gvd_http_json(req, 200, gvd_job_json(job), NULL);
+}
+
+static void gvd_on_params(h2o_req_t *req, gvd_job *job)
+{
+    json_t *patch = gvd_http_json_body(req, "a params patch");
+    if (!patch)
+        return;
+    gvd_error err = {0};
+    int rc = gvd_job_set_params(job, patch, &err);
+    json_decref(patch);
+    if (rc != 0) {
+        gvd_http_error_from(req, &err);
+        return;
+    }
+    gvd_http_json(req, 200, gvd_job_json(job), NULL);
+}
+
+static void gvd_on_log(h2o_req_t *req, gvd_job *job)
+{
+    static const char *const names[] = {"tail", NULL};
+    gvd_query q;
+    if (gvd_query_parse(req, names, &q) != 0)
+        return;
+    int64_t tail = -1;
+    const char *v = gvd_query_get(&q, "tail");
+    if (v && (tail = gvd_parse_uint(v, INT64_MAX / 2)) < 0) {
+        gvd_http_error(req, 400, "invalid_query", "tail must be a number of bytes, not \"%s\"", v);
+        return;
+    }
+    const char *path = gvd_job_log_path(job);
+    if (!path) {
+        gvd_http_error(req, 404, "no_log", "job %lld is a demo job: it runs in-process and has no log",
+                       (long long)gvd_job_id(job));
+        return;
+    }
+    gvd_logtail_send(req, path, tail);
+}
+
+static void gvd_on_job_path(gvd_server *s, h2o_req_t *req, h2o_iovec_t path)
+{
+    int64_t id;
+    h2o_iovec_t seg, action;
+    if (!gvd_split_job_path(path, &id, &seg, &action)) {
+        gvd_http_error(req, 404, "not_found", "no such route: %.*s", (int)path.len, path.base);
+        return;
+    }
+    /* Route and method first (405 does not depend on the job), then the job. */
+    const char *allow;
+    int (*transition)(gvd_job *, gvd_error *) = NULL;
+    if (action.len == 0)
+        allow = "GET, DELETE";
+    else if (gvd_path_is(action, "pause"))
+        allow = "POST", transition = gvd_job_pause;
+    else if (gvd_path_is(action, "resume"))
+        allow = "POST", transition = gvd_job_resume;
+    else if (gvd_path_is(action, "cancel"))
+        allow = "POST", transition = gvd_job_cancel;
+    else if (gvd_path_is(action, "params"))
+        allow = "PATCH";
+    else if (gvd_path_is(action, "log"))
+        allow = "GET";
+    else {
+        gvd_http_error(req, 404, "not_found", "no such route: %.*s (job actions: pause, resume, cancel, params, log)",
+                       (int)path.len, path.base);
+        return;
+    }
+    bool ok = action.len == 0 ? gvd_method(req, "GET") || gvd_method(req, "DELETE")
+                              : gvd_method(req, allow);
+    if (!ok) {
+        gvd_http_method_not_allowed(req, allow);
+        return;
+    }
+    gvd_job *job = id > 0 ? gvd_jobs_get(s->jobs, id) : NULL;
+    if (!job) {
+        gvd_http_error(req, 404, "not_found", "no job %s%.*s%s", id > 0 ? "" : "\"", (int)seg.len, seg.base,
+                       id > 0 ? "" : "\"");
+        return;
+    }
+    if (transition) {
+        gvd_on_transition(req, job, transition);
+    } else if (gvd_path_is(action, "params")) {
+        gvd_on_params(req, job);
+    } else if (gvd_path_is(action, "log")) {
+        gvd_on_log(req, job);
+    } else if (gvd_method(req, "GET")) {
+        gvd_http_json(req, 200, gvd_job_json(job), NULL);
+    } else {
+        gvd_error err = {0};
+        if (gvd_jobs_delete(s->jobs, job, &err) != 0)
+            gvd_http_error_from(req, &err);
+        else
+            gvd_http_no_content(req);
+    }
+}
+
+/* ---- the seed's routes: /start, /pause, /resume, /cancel ------------------------ */
+
+static void gvd_on_seed(gvd_server *s, h2o_req_t *req, h2o_iovec_t path)
+{
+    if (!gvd_method(req, "POST")) {
+        gvd_http_method_not_allowed(req, "POST");
+        return;
+    }
+    gvd_error err = {0};
+    if (gvd_path_is(path, "/start")) {
+        gvd_job *job = gvd_jobs_start_demo(s->jobs, &err);
+        if (!job) {
+            gvd_http_error_from(req, &err);
+            return;
+        }
+        char loc[48];
+        snprintf(loc, sizeof loc, "/jobs/%lld", (long long)gvd_job_id(job));
+        gvd_http_json(req, 201, gvd_job_json(job), loc);
+        return;
+    }
+    gvd_job *demo = gvd_jobs_demo(s->jobs);
+    if (!demo) {
+        gvd_http_error(req, 404, "not_found", "there is no demo job: POST /start first");
+        return;
+    }
+    gvd_on_transition(req, demo,
+                      gvd_path_is(path, "/pause")    ? gvd_job_pause
+                      : gvd_path_is(path, "/resume") ? gvd_job_resume
+                                                     : gvd_job_cancel);
+}
+
+/* ---- streams ---------------------------------------------------------------- */
+
+/* ?job=ID for the job streams: 0 = every job, -1 after answering. */
+static int64_t gvd_stream_job(gvd_server *s, h2o_req_t *req, bool allowed)
+{
+    static const char *const with_job[] = {"job", NULL};
+    static const char *const none[] = {NULL};
+    gvd_query q;
+    if (gvd_query_parse(req, allowed ? with_job : none, &q) != 0)
+        return -1;
+    const char *v = gvd_query_get(&q, "job");
+    if (!v)
+        return 0;
+    int64_t id = gvd_parse_uint(v, INT64_MAX / 2);
+    if (id <= 0) {
+        gvd_http_error(req, 400, "invalid_query", "job must be a positive job id, not \"%s\"", v);
+        return -1;
+    }
+    if (!gvd_jobs_get(s->jobs, id)) {
+        gvd_http_error(req, 404, "not_found", "no job %lld", (long long)id);
+        return -1;
+    }
+    return id;
+}
+
+static void gvd_on_stream(gvd_server *s, h2o_req_t *req, h2o_iovec_t path)
+{
+    if (!gvd_method(req, "GET")) {
+        gvd_http_method_not_allowed(req, "GET");
+        return;
+    }
+    bool demo = gvd_path_is(path, "/ws");
+    int64_t job = gvd_stream_job(s, req, !demo);
+    if (job < 0)
+        return;
+    gvd_error err = {0};
+    int rc = gvd_path_is(path, "/events") ? gvd_push_sse(s->push, req, job, &err)
+                                          : gvd_push_ws(s->push, req, demo ? GVD_STREAM_DEMO : GVD_STREAM_JOBS,
+                                                        job, &err);
+    if (rc != 0)
+        gvd_http_error_from(req, &err);
+}
+
+/* ---- the rest ----------------------------------------------------------------- */
+
+static void gvd_on_health(gvd_server *s, h2o_req_t *req)
+{
+    json_t *body = gvd_jobs_counts_json(s->jobs);
+    if (!body)
+        body = json_object();
+    gvd_push_stats st;
+    gvd_push_stats_get(s->push, &st);
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    double now = (double)tv.tv_sec + tv.tv_usec / 1e6;
+    json_object_set_new(body, "status", json_string("ok"));
+    json_object_set_new(body, "uptime_s", json_real((double)(int64_t)((now - s->started_at) * 1000) / 1000));
+    json_object_set_new(body, "streams", json_pack("{s:I, s:I}", "ws", (json_int_t)st.ws_clients, "sse",
+                                                   (json_int_t)st.sse_clients));
+    gvd_http_json(req, 200, body, NULL);
+}
+
+static void gvd_on_openapi(h2o_req_t *req)
+{
+    req->res.status = 200;
+    req->res.reason = "OK";
+    req->res.content_length = gvd_openapi_json_len();
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
+    h2o_send_inline(req, gvd_openapi_json, gvd_openapi_json_len());
+}
+
+static void gvd_route(gvd_server *s, h2o_req_t *req)
+{
+    h2o_iovec_t path = req->path_normalized;
+    if (path.len > 1 && path.base[path.len - 1] == '/')
+        path.len--; /* "/jobs/" is "/jobs" */
+    if (!s->jobs) {
+        gvd_http_error(req, 503, "shutting_down", "the server is shutting down");
+        return;
+    }
+    if (gvd_path_is(path, "/jobs")) {
+        if (gvd_method(req, "GET"))
+            gvd_on_list(s, req);
+        else if (gvd_method(req, "POST"))
+            gvd_on_create(s, req);
+        else
+            gvd_http_method_not_allowed(req, "GET, POST");
+    } else if (path.len > 6 && memcmp(path.base, "/jobs/", 6) == 0) {
+        gvd_on_job_path(s, req, path);
+    } else if (gvd_path_is(path, "/healthz") || gvd_path_is(path, "/openapi.json")) {
+        if (!gvd_method(req, "GET"))
+            gvd_http_method_not_allowed(req, "GET");
+        else if (path.len == 8)
+            gvd_on_health(s, req);
+        else
+            gvd_on_openapi(req);
+    } else if (gvd_path_is(path, "/start") || gvd_path_is(path, "/pause") || gvd_path_is(path, "/resume") ||
+               gvd_path_is(path, "/cancel")) {
+        gvd_on_seed(s, req, path);
+    } else if (gvd_path_is(path, "/ws") || gvd_path_is(path, "/ws/jobs") || gvd_path_is(path, "/events")) {
+        gvd_on_stream(s, req, path);
+    } else {
+        gvd_http_error(req, 404, "not_found", "no such route: %.*s (see /openapi.json)", (int)path.len, path.base);
+    }
+}
+
+int gvd_api_handle(gvd_server *s, h2o_req_t *req)
+{
+    gvd_route(s, req);
+    if (gvd_log_enabled(GVD_LOG_DEBUG)) {
+        char path[300];
+        char quoted[320];
+        snprintf(path, sizeof path, "%.*s", (int)req->path.len, req->path.base);
+        gvd_log(GVD_LOG_DEBUG, "http.request", "method=%.*s path=%s status=%d", (int)req->method.len,
+                req->method.base, gvd_log_quote(path, quoted, sizeof quoted), req->res.status);
+    }
+    return 0;
+}

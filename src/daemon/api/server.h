@@ -1,0 +1,57 @@
+/*
+ * server.h — galvanid's HTTP API (h2o 2.2.5 on the daemon's libuv loop).
+ *
+ * The server binds its own listener, serves the JSON API of docs/api.md and
+ * /openapi.json, and owns the push hub (src/daemon/push/) behind /ws,
+ * /ws/jobs and /events.  It talks to the jobs only through jobs.h.
+ *
+ *   gvd_server *s = gvd_server_new(loop, jobs, &opts, err, sizeof err);
+ *   ... uv_run(loop) ...
+ *   gvd_server_close(s);   // e.g. from the SIGTERM handler
+ *   gvd_jobs_free(jobs);   // allowed right away: the server is done with them
+ *   uv_run(loop, UV_RUN_DEFAULT);   // lets the connections and handles close
+ *
+ * gvd_server_new registers the push hub as the jobs' change listener
+ * (gvd_jobs_on_change); gvd_server_close unregisters it.  Everything runs
+ * on the loop thread.
+ */
+#ifndef GALVANI_DAEMON_SERVER_H
+#define GALVANI_DAEMON_SERVER_H
+
+#include <stddef.h>
+#include <uv.h>
+
+#include "../model/jobs.h"
+#include "../push/push.h"
+
+typedef struct gvd_server gvd_server;
+
+/* Zero fields take the default in brackets. */
+typedef struct gvd_server_opts {
+    const char *host;    /* address to bind: an IPv4/IPv6 literal or a name ["127.0.0.1"] */
+    int port;            /* 0 = an ephemeral port (see gvd_server_port) */
+    size_t max_body;     /* request body limit in bytes; larger bodies get 413 [1 MiB] */
+    gvd_push_opts push;  /* stream tuning (push.h) */
+} gvd_server_opts;
+
+/* Bind, listen and serve.  NULL with a message in err (e.g. "listen
+ * 127.0.0.1:8000: address already in use") on failure; the handles it had
+ * opened close when the loop next runs (as after gvd_jobs_free). */
+gvd_server *gvd_server_new(uv_loop_t *loop, gvd_jobs *jobs, const gvd_server_opts *opts, char *err,
+                           size_t errlen);
+
+/* The bound port (the one chosen for port 0). */
+int gvd_server_port(const gvd_server *s);
+
+/* The push hub, for its statistics (gvd_push_stats_get). */
+gvd_push *gvd_server_push(gvd_server *s);
+
+/* Stop accepting, close WebSocket clients with 1001 "server shutting down",
+ * end SSE streams, close the keep-alive connections, then free everything.
+ * Returns at once; the server never calls into the jobs after this returns
+ * (requests still arriving get 503), and its memory is released as the loop
+ * runs (about a loop iteration, at most ~1 s for clients that do not
+ * answer).  Run the loop until it returns, as after uv_close. */
+void gvd_server_close(gvd_server *s);
+
+#endif

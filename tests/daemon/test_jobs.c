@@ -1,0 +1,332 @@
+/*
+ * test_jobs.c — the job model with its real neighbours: a real SQLite store
+ * (in a temp dir), the real runner (demo tasks and real processes) and a real
+ * libuv loop.  Every wait is bounded by a deadline timer.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "model/jobs.h"
+#include "store/store.h"
+
+typedef struct fixture {
+    char dir[64];
+    char db[128];
+    char logs[128];
+    uv_loop_t loop;
+    gvd_store *store;
+    gvd_jobs *jobs;
+    gvd_config cfg;
+    int changes, removals;
+} fixture;
+
+static void on_change(void *ud, gvd_job *job, bool removed)
+{
+    (void)job;
+    fixture *f = ud;
+    if (removed)
+        f->removals++;
+    else
+        f->changes++;
+}
+
+static void open_jobs(fixture *f)
+{
+    char err[256];
+    f->store = gvd_store_open(f->db, err, sizeof err);
+    assert_non_null(f->store);
+    gvd_error e = {0};
+    f->jobs = gvd_jobs_new(&f->loop, f->store, &f->cfg, &e);
+    if (!f->jobs)
+        fail_msg("gvd_jobs_new: %s", e.message);
+    gvd_jobs_on_change(f->jobs, on_change, f);
+}
+
+static void close_jobs(fixture *f)
+{
+    gvd_jobs_free(f->jobs);
+    f->jobs = NULL;
+    uv_run(&f->loop, UV_RUN_DEFAULT); /* let handles close */
+    gvd_store_close(f->store);
+    f->store = NULL;
+}
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/gvd-jobs-XXXXXX");
+    if (!mkdtemp(f->dir))
+        return -1;
+    snprintf(f->db, sizeof f->db, "%s/galvani.db", f->dir);
+    snprintf(f->logs, sizeof f->logs, "%s/logs", f->dir);
+    uv_loop_init(&f->loop);
+    f->cfg = (gvd_config){.max_running = 2, .cancel_grace_ms = 500, .log_dir = f->logs, .progress_flush_ms = 20};
+    open_jobs(f);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    if (f->jobs)
+        close_jobs(f);
+    uv_loop_close(&f->loop);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+    if (system(cmd) != 0)
+        return -1;
+    free(f);
+    return 0;
+}
+
+static void deadline_cb(uv_timer_t *t) { *(int *)t->data = 1; }
+
+/* Run the loop until the job reaches `want` or 10 s pass. */
+static void run_until(fixture *f, gvd_job *job, gvd_status want)
+{
+    int expired = 0;
+    uv_timer_t deadline;
+    uv_timer_init(&f->loop, &deadline);
+    deadline.data = &expired;
+    uv_timer_start(&deadline, deadline_cb, 10000, 0);
+    while (gvd_job_status(job) != want && !expired)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&deadline, NULL);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    if (gvd_job_status(job) != want)
+        fail_msg("job %lld is %s, expected %s", (long long)gvd_job_id(job), gvd_status_name(gvd_job_status(job)),
+                 gvd_status_name(want));
+}
+
+static void run_for(fixture *f, unsigned ms)
+{
+    int expired = 0;
+    uv_timer_t t;
+    uv_timer_init(&f->loop, &t);
+    t.data = &expired;
+    uv_timer_start(&t, deadline_cb, ms, 0);
+    while (!expired)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+}
+
+static gvd_job *create(fixture *f, const char *json)
+{
+    json_error_t jerr;
+    json_t *body = json_loads(json, 0, &jerr);
+    assert_non_null(body);
+    gvd_error err = {0};
+    gvd_job *job = gvd_jobs_create(f->jobs, body, &err);
+    json_decref(body);
+    if (!job)
+        fail_msg("create %s: %d %s", json, err.http, err.message);
+    return job;
+}
+
+static void expect_refused(fixture *f, const char *json, const char *needle)
+{
+    json_error_t jerr;
+    json_t *body = json_loads(json, 0, &jerr);
+    assert_non_null(body);
+    gvd_error err = {0};
+    gvd_job *job = gvd_jobs_create(f->jobs, body, &err);
+    json_decref(body);
+    assert_null(job);
+    assert_int_equal(err.http, 400);
+    if (!strstr(err.message, needle))
+        fail_msg("error '%s' does not mention '%s'", err.message, needle);
+}
+
+static double job_number(gvd_job *job, const char *field)
+{
+    json_t *j = gvd_job_json(job);
+    assert_non_null(j);
+    double v = json_number_value(json_object_get(j, field));
+    json_decref(j);
+    return v;
+}
+
+static void test_spec_validation(void **state)
+{
+    fixture *f = *state;
+    expect_refused(f, "{\"command\": [\"true\"], \"timout\": 5}", "timout");
+    expect_refused(f, "{\"command\": \"true\"}", "command");
+    expect_refused(f, "{\"command\": []}", "empty");
+    expect_refused(f, "{\"command\": [\"true\", 3]}", "element 1");
+    expect_refused(f, "{\"command\": [\"true\"], \"priority\": \"high\"}", "priority");
+    expect_refused(f, "{\"command\": [\"true\"], \"timeout\": -1}", "timeout");
+    expect_refused(f, "{\"command\": [\"true\"], \"env\": {\"A\": 1}}", "env");
+    expect_refused(f, "{\"command\": [\"true\"], \"pause_mode\": \"freeze\"}", "pause_mode");
+    expect_refused(f, "{\"kind\": \"demo\", \"command\": [\"true\"]}", "demo");
+    expect_refused(f, "{}", "command");
+    expect_refused(f, "[1, 2]", "object");
+    size_t total = 99;
+    gvd_job *out[4];
+    assert_int_equal(gvd_jobs_list(f->jobs, 0, 0, 4, out, &total), 0);
+    assert_int_equal(total, 0); /* nothing refused was stored */
+}
+
+static void test_demo_runs_to_completion_and_notifies(void **state)
+{
+    fixture *f = *state;
+    gvd_job *job = create(f, "{\"kind\": \"demo\", \"demo_step_ms\": 1}");
+    assert_int_equal(gvd_job_status(job), GVD_RUNNING); /* a slot was free */
+    run_until(f, job, GVD_SUCCEEDED);
+    assert_true(job_number(job, "progress") == 100.0);
+    assert_true(f->changes >= 3);
+    json_t *counts = gvd_jobs_counts_json(f->jobs);
+    assert_int_equal(json_integer_value(json_object_get(counts, "succeeded")), 1);
+    assert_int_equal(json_integer_value(json_object_get(counts, "total")), 1);
+    json_decref(counts);
+}
+
+static void test_transitions_and_state_machine(void **state)
+{
+    fixture *f = *state;
+    gvd_job *job = create(f, "{\"kind\": \"demo\", \"demo_step_ms\": 20}");
+    gvd_error err = {0};
+    assert_int_equal(gvd_job_resume(job, &err), -1);
+    assert_int_equal(err.http, 409);
+    run_for(f, 100);
+    assert_int_equal(gvd_job_pause(job, &err), 0);
+    assert_int_equal(gvd_job_status(job), GVD_PAUSED);
+    double held = job_number(job, "progress");
+    assert_true(held > 0);
+    run_for(f, 150);
+    assert_true(job_number(job, "progress") == held); /* paused really holds */
+    assert_int_equal(gvd_job_pause(job, &err), -1);
+    assert_int_equal(err.http, 409);
+    assert_int_equal(gvd_job_resume(job, &err), 0);
+    run_for(f, 100);
+    assert_true(job_number(job, "progress") > held);
+    assert_int_equal(gvd_job_cancel(job, &err), 0);
+    run_until(f, job, GVD_CANCELLED);
+    assert_int_equal(gvd_job_cancel(job, &err), -1);
+    assert_int_equal(err.http, 409);
+    assert_non_null(strstr(err.message, "cancelled"));
+}
+
+static void test_scheduler_respects_max_running_and_priority(void **state)
+{
+    fixture *f = *state; /* max_running = 2 */
+    gvd_job *a = create(f, "{\"kind\": \"demo\", \"demo_step_ms\": 2}");
+    gvd_job *b = create(f, "{\"kind\": \"demo\", \"demo_step_ms\": 2}");
+    gvd_job *c = create(f, "{\"kind\": \"demo\", \"demo_step_ms\": 2}");
+    gvd_job *d = create(f, "{\"kind\": \"demo\", \"demo_step_ms\": 2, \"priority\": 9}");
+    assert_int_equal(gvd_job_status(a), GVD_RUNNING);
+    assert_int_equal(gvd_job_status(b), GVD_RUNNING);
+    assert_int_equal(gvd_job_status(c), GVD_QUEUED);
+    assert_int_equal(gvd_job_status(d), GVD_QUEUED);
+    gvd_error err = {0};
+    assert_int_equal(gvd_job_cancel(a, &err), 0);
+    /* the freed slot goes to the higher priority, though it came later */
+    run_for(f, 5);
+    assert_int_equal(gvd_job_status(d), GVD_RUNNING);
+    assert_int_equal(gvd_job_status(c), GVD_QUEUED);
+    run_until(f, c, GVD_SUCCEEDED);
+    size_t total;
+    gvd_job *out[8];
+    size_t n = gvd_jobs_list(f->jobs, 1u << GVD_SUCCEEDED, 0, 8, out, &total);
+    assert_int_equal(n, 3);
+    assert_int_equal(total, 3);
+    assert_int_equal(gvd_jobs_list(f->jobs, 0, 1, 2, out, &total), 2);
+    assert_int_equal(total, 4);
+    assert_ptr_equal(out[0], c); /* newest first, offset 1 skips d */
+}
+
+static void test_params_merge_and_delete(void **state)
+{
+    fixture *f = *state;
+    gvd_job *job = create(f, "{\"kind\": \"demo\", \"demo_step_ms\": 50}");
+    json_t *patch = json_pack("{s:f, s:i}", "lr", 0.5, "epochs", 3);
+    gvd_error err = {0};
+    assert_int_equal(gvd_job_set_params(job, patch, &err), 0);
+    json_decref(patch);
+    patch = json_pack("{s:n}", "epochs");
+    assert_int_equal(gvd_job_set_params(job, patch, &err), 0);
+    json_decref(patch);
+    json_t *j = gvd_job_json(job);
+    json_t *params = json_object_get(j, "params");
+    assert_int_equal(json_object_size(params), 1);
+    assert_true(json_real_value(json_object_get(params, "lr")) == 0.5);
+    json_decref(j);
+    assert_int_equal(gvd_jobs_delete(f->jobs, job, &err), -1);
+    assert_int_equal(err.http, 409);
+    assert_int_equal(gvd_job_cancel(job, &err), 0);
+    run_until(f, job, GVD_CANCELLED);
+    int64_t id = gvd_job_id(job);
+    assert_int_equal(gvd_jobs_delete(f->jobs, job, &err), 0);
+    assert_null(gvd_jobs_get(f->jobs, id));
+    assert_int_equal(f->removals, 1);
+}
+
+static void test_restart_keeps_jobs_and_fails_orphans(void **state)
+{
+    fixture *f = *state;
+    gvd_job *done = create(f, "{\"kind\": \"demo\", \"demo_step_ms\": 1}");
+    run_until(f, done, GVD_SUCCEEDED);
+    gvd_job *orphan = create(f, "{\"command\": [\"/bin/sleep\", \"30\"]}");
+    run_for(f, 50);
+    assert_int_equal(gvd_job_status(orphan), GVD_RUNNING);
+    int64_t done_id = gvd_job_id(done), orphan_id = gvd_job_id(orphan);
+    json_t *j = gvd_job_json(orphan);
+    pid_t pid = (pid_t)json_integer_value(json_object_get(j, "pid"));
+    json_decref(j);
+    assert_true(pid > 0);
+    /* Simulate a crash: the store says "running"; here the old process is
+     * killed by freeing (that is what a dead daemon's children do not get,
+     * but the record is what matters to the next start). */
+    close_jobs(f);
+    open_jobs(f);
+    gvd_job *a = gvd_jobs_get(f->jobs, done_id), *b = gvd_jobs_get(f->jobs, orphan_id);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_int_equal(gvd_job_status(a), GVD_SUCCEEDED);
+    assert_int_equal(gvd_job_status(b), GVD_FAILED);
+    j = gvd_job_json(b);
+    assert_non_null(strstr(json_string_value(json_object_get(j, "error")), "interrupted"));
+    json_decref(j);
+    gvd_job *next = create(f, "{\"kind\": \"demo\", \"demo_step_ms\": 1}");
+    assert_true(gvd_job_id(next) > orphan_id);
+    run_until(f, next, GVD_SUCCEEDED);
+}
+
+static void test_process_exit_status_and_retries(void **state)
+{
+    fixture *f = *state;
+    gvd_job *ok = create(f, "{\"command\": [\"/bin/sh\", \"-c\", \"echo '::progress 1/2'; exit 0\"]}");
+    gvd_job *bad = create(f, "{\"command\": [\"/bin/sh\", \"-c\", \"exit 3\"], \"max_retries\": 2, "
+                             "\"retry_backoff\": 0.01}");
+    run_until(f, ok, GVD_SUCCEEDED);
+    run_until(f, bad, GVD_FAILED);
+    json_t *j = gvd_job_json(bad);
+    assert_int_equal(json_integer_value(json_object_get(j, "attempts")), 3);
+    assert_int_equal(json_integer_value(json_object_get(j, "exit_code")), 3);
+    json_decref(j);
+    gvd_job *missing = create(f, "{\"command\": [\"/nonexistent/x\"]}");
+    run_until(f, missing, GVD_FAILED);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_spec_validation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_demo_runs_to_completion_and_notifies, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_transitions_and_state_machine, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scheduler_respects_max_running_and_priority, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_params_merge_and_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restart_keeps_jobs_and_fails_orphans, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_process_exit_status_and_retries, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
