@@ -199,20 +199,23 @@ void gv__computed_run(gv_runtime *rt, gv_computed *c)
  * over the dependency lists, bringing every computed it meets up to date and
  * recomputing those whose own dependencies changed; it stops at the first
  * change (the reader re-reads everything anyway).  A frame of the explicit
- * stack is (node, link): resume scanning `node` after `link`. */
+ * stack is (node, link): resume scanning `node` after `link`; a frame is only
+ * pushed when the way back is ambiguous, because a computed with a single
+ * subscriber link finds its reader through that link (as alien-signals does). */
 
 bool gv__deps_changed(gv_runtime *rt, gv_node *root)
 {
     size_t base = rt->stack_top;
     gv_node *node = root;
     gv_link *link = root->deps;
+    root->flags |= GV_F_CHECKING;
     for (;;) {
         bool changed = false;
         while (link) {
             gv_node *dep = link->dep;
             if (dep->kind == GV_KIND_COMPUTED) {
                 uint16_t f = dep->flags;
-                if (f & GV_F_RUNNING) {
+                if (f & (GV_F_RUNNING | GV_F_CHECKING)) {
                     /* A cycle: let the reader re-run and meet it as an error. */
                     changed = true;
                     break;
@@ -220,10 +223,15 @@ bool gv__deps_changed(gv_runtime *rt, gv_node *root)
                 if (gv__must_run(rt, dep)) {
                     gv_run(rt, (gv_computed *)dep);
                 } else if (gv__needs_check(rt, dep)) {
-                    if (rt->stack_top + 2 > rt->stack_cap)
-                        gv__stack_reserve(rt, 2);
-                    rt->stack[rt->stack_top++] = node;
-                    rt->stack[rt->stack_top++] = link;
+                    /* When `link` is dep's only subscriber link, the way back
+                     * up is dep->subs itself; otherwise remember it. */
+                    if (dep->subs != link || link->next_sub) {
+                        if (rt->stack_top + 2 > rt->stack_cap)
+                            gv__stack_reserve(rt, 2);
+                        rt->stack[rt->stack_top++] = node;
+                        rt->stack[rt->stack_top++] = link;
+                    }
+                    dep->flags |= GV_F_CHECKING;
                     node = dep;
                     link = dep->deps;
                     continue;
@@ -237,6 +245,7 @@ bool gv__deps_changed(gv_runtime *rt, gv_node *root)
         }
         /* `node`'s dependencies are scanned: up to date, changed or not. */
         for (;;) {
+            node->flags &= (uint16_t)~GV_F_CHECKING;
             if (node == root) {
                 rt->stack_top = base;
                 return changed;
@@ -248,8 +257,15 @@ bool gv__deps_changed(gv_runtime *rt, gv_node *root)
                 node->flags &= (uint16_t)~GV_F_PENDING;
                 c->seen_global = rt->global_version;
             }
-            link = rt->stack[--rt->stack_top];
-            node = rt->stack[--rt->stack_top];
+            size_t top = rt->stack_top;
+            if (top > base && ((gv_link *)rt->stack[top - 1])->dep == node) {
+                link = rt->stack[top - 1];
+                node = rt->stack[top - 2];
+                rt->stack_top = top - 2;
+            } else { /* descended through the sole subscriber link */
+                link = node->subs;
+                node = link->sub;
+            }
             if (c->node.version != link->version) {
                 changed = true;
                 continue; /* the parent changed too: finish it */
@@ -315,7 +331,7 @@ __attribute__((noinline, cold)) static void gv_refuse_cycle(gv_runtime *rt, gv_n
 static bool gv_computed_read(gv_runtime *rt, gv_computed *c, enum gv_read_mode mode)
 {
     gv_node *n = &c->node;
-    if (__builtin_expect(n->flags & GV_F_RUNNING, 0)) {
+    if (__builtin_expect(n->flags & (GV_F_RUNNING | GV_F_CHECKING), 0)) {
         gv_refuse_cycle(rt, n, mode);
         return false;
     }
@@ -349,7 +365,7 @@ __attribute__((noinline)) static const gv_value *gv_computed_value_slow(gv_runti
 static inline const gv_value *gv_computed_value(gv_runtime *rt, gv_computed *c)
 {
     gv_node *n = &c->node;
-    const uint16_t slow = GV_F_RUNNING | GV_F_DIRTY | GV_F_VOLATILE | GV_F_PENDING | GV_F_FAILED;
+    const uint16_t slow = GV_F_RUNNING | GV_F_CHECKING | GV_F_DIRTY | GV_F_VOLATILE | GV_F_PENDING | GV_F_FAILED;
     if (__builtin_expect((n->flags & (slow | GV_F_WATCHING)) != GV_F_WATCHING, 0))
         return gv_computed_value_slow(rt, c);
     if (rt->active)

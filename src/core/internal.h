@@ -73,6 +73,9 @@ enum gv_flag {
     GV_F_VOLATILE = 1u << 7, /* computed: its last run met a cycle, so a read
                                 was refused and not linked; it re-runs after any
                                 write rather than trust its dependency list */
+    GV_F_CHECKING = 1u << 9, /* on the path of a gv__deps_changed walk: its
+                                reader is being validated, so a compute
+                                function reading it now closes a cycle */
     GV_F_RESCAN = 1u << 8    /* running: another node ran nested inside this
                                 run and may have overwritten the last_link of
                                 one of its dependencies, so duplicate reads
