@@ -57,6 +57,7 @@ typedef struct ctx {
     uv_loop_t loop;
     char dir[PATH_MAX];
     int fds_before;
+    pid_t stray; /* a process outside the job's group to kill in teardown */
     rec r;
 } ctx;
 
@@ -139,6 +140,8 @@ static inline int teardown(void **state)
     ctx *c = *state;
     if (c->r.x)
         gvd_exec_free(c->r.x);
+    if (c->stray > 1)
+        (void)kill(c->stray, SIGKILL); /* even if the test failed half-way */
     /* Let every handle close (a freed live process is SIGKILLed and must be
      * reaped first).  The unreferenced watchdog only matters if something
      * never closes: then uv_loop_close below fails the test. */

@@ -71,7 +71,8 @@ static inline void rm_tree(const char *dir)
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
             continue;
         char p[1024];
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        if (snprintf(p, sizeof p, "%s/%s", dir, e->d_name) >= (int)sizeof p)
+            continue; /* never under our short temp dirs */
         struct stat sb;
         if (lstat(p, &sb) == 0 && S_ISDIR(sb.st_mode))
             rm_tree(p);

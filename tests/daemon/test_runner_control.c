@@ -166,6 +166,29 @@ static void test_stubborn_background_child_killed(void **state)
     assert_true(run_until(c, pid_dead_pred, &child, 1000));
 }
 
+/* on_exit waits for the output: a child that writes its last line after
+ * the main process exited still gets it delivered first. */
+static void test_exit_waits_for_the_last_output(void **state)
+{
+    ctx *c = *state;
+    const char *pidfile = tmp_path(c, "pid");
+    char *const argv[] = {"/bin/sh", (char *)fixture("background.sh"), (char *)pidfile, "graceful", NULL};
+    gvd_exec_opts o = process_opts(c, argv);
+    spawn(c, &o);
+    wait_exit(c, 4000);
+    assert_int_equal(c->r.exit.exit_status, 0);
+    assert_int_equal(c->r.nmsg, 2);
+    assert_int_equal(c->r.msgs_at_exit, 2);
+    assert_true(c->r.msgs[0].current == 100);
+    assert_string_equal(c->r.msgs[1].text, "child cleaned up");
+    char *log = slurp(tmp_path(c, "job.log"), NULL);
+    assert_non_null(log);
+    /* (dash may also say "Terminated" about the child's own sleep.) */
+    assert_int_equal(strncmp(log, "::progress 100\n", 15), 0);
+    assert_non_null(strstr(log, "\n::status child cleaned up\n"));
+    free(log);
+}
+
 static void test_escaped_child_does_not_hold_exit(void **state)
 {
     ctx *c = *state;
@@ -176,6 +199,7 @@ static void test_escaped_child_does_not_hold_exit(void **state)
     uint64_t t0 = uv_hrtime();
     wait_exit(c, 5000);
     pid_t escaped = read_pid_file(c, pidfile);
+    c->stray = escaped;
     /* It left the group (setsid) and still holds stdout: on_exit comes
      * after the bounded drain wait anyway, with the last message. */
     assert_false(pid_dead(escaped));
@@ -374,6 +398,7 @@ int main(void)
         T(test_cancel_escalates_to_sigkill),
         T(test_background_child_ended_with_the_job),
         T(test_stubborn_background_child_killed),
+        T(test_exit_waits_for_the_last_output),
         T(test_escaped_child_does_not_hold_exit),
         T(test_cooperative_commands_and_acks),
         T(test_cooperative_cancel_falls_back_to_signals),

@@ -44,7 +44,7 @@ static void gvd_http_send(h2o_req_t *req, int status, const char *type, h2o_iove
 
 void gvd_http_json(h2o_req_t *req, int status, json_t *body, const char *location)
 {
-    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    char *text = body ? json_dumps(body, GVD_JSON_FLAGS) : NULL;
     json_decref(body);
     if (!text) {
         /* jansson only fails on allocation: answer with a static body */
@@ -65,7 +65,7 @@ void gvd_http_json(h2o_req_t *req, int status, json_t *body, const char *locatio
 h2o_iovec_t gvd_http_error_body(h2o_mem_pool_t *pool, const char *code, const char *message)
 {
     json_t *j = json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", message);
-    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    char *text = j ? json_dumps(j, GVD_JSON_FLAGS) : NULL;
     json_decref(j);
     if (!text)
         return h2o_iovec_init(H2O_STRLIT("{\"error\":{\"code\":\"out_of_memory\",\"message\":\"out of memory\"}}\n"));

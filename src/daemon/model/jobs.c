@@ -189,6 +189,8 @@ static void gvd_flush_cb(uv_timer_t *t)
     gvd_jobs *jobs = t->data;
     gvd_job *list = jobs->dirty_first;
     jobs->dirty_first = NULL;
+    for (gvd_job *job = list; job; job = job->dirty_next)
+        job->dirty_listed = false;
     char err[256];
     bool txn = gvd_store_begin(jobs->store, err, sizeof err) == 0;
     size_t n = 0;
@@ -205,17 +207,16 @@ static void gvd_flush_cb(uv_timer_t *t)
     for (gvd_job *job = list, *next; job; job = next) {
         next = job->dirty_next;
         job->dirty_next = NULL;
-        if (job->dirty) { /* failed: try again at the next flush */
-            job->dirty = false;
+        if (job->dirty) /* failed: try again at the next flush */
             gvd_jobs_mark_dirty(jobs, job);
-        }
     }
 }
 
 void gvd_jobs_mark_dirty(gvd_jobs *jobs, gvd_job *job)
 {
-    if (!job->dirty) {
-        job->dirty = true;
+    job->dirty = true;
+    if (!job->dirty_listed) {
+        job->dirty_listed = true;
         job->dirty_next = jobs->dirty_first;
         jobs->dirty_first = job;
     }
@@ -225,12 +226,15 @@ void gvd_jobs_mark_dirty(gvd_jobs *jobs, gvd_job *job)
 
 static void gvd_dirty_forget(gvd_jobs *jobs, gvd_job *job)
 {
-    for (gvd_job **p = &jobs->dirty_first; *p; p = &(*p)->dirty_next) {
-        if (*p == job) {
-            *p = job->dirty_next;
-            break;
+    if (job->dirty_listed) {
+        for (gvd_job **p = &jobs->dirty_first; *p; p = &(*p)->dirty_next) {
+            if (*p == job) {
+                *p = job->dirty_next;
+                break;
+            }
         }
     }
+    job->dirty_listed = false;
     job->dirty = false;
 }
 

@@ -115,6 +115,8 @@ struct gvd_job {
     bool persist_failed;      /* the last synchronous write failed */
     char persist_error[256];
     bool dirty;               /* unpersisted progress/message/metrics */
+    bool dirty_listed;        /* on jobs->dirty_first (dirty may be cleared
+                                 meanwhile by a synchronous write) */
     gvd_job *dirty_next;
     gvd_status logged_status;
 

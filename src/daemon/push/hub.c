@@ -37,7 +37,7 @@ static char *gvd_dump(json_t *j)
 {
     if (!j)
         return NULL;
-    char *s = json_dumps(j, JSON_COMPACT);
+    char *s = json_dumps(j, GVD_JSON_FLAGS);
     json_decref(j);
     return s;
 }
@@ -111,7 +111,7 @@ static gvd_pbuf *gvd_msg_snapshot(gvd_push *p, int64_t follow)
     if (!msg)
         goto out;
     b = gvd_pbuf_new(GVD_MSG_SNAPSHOT, 1024);
-    if (b && json_dump_callback(msg, gvd_dump_cb, &b, JSON_COMPACT) != 0) {
+    if (b && json_dump_callback(msg, gvd_dump_cb, &b, GVD_JSON_FLAGS) != 0) {
         gvd_pbuf_unref(b);
         b = NULL;
     }

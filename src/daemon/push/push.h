@@ -32,6 +32,11 @@
 
 struct st_h2o_req_t; /* h2o_req_t, from <h2o.h> */
 
+/* How the API and the streams encode JSON: compact (one line, which SSE
+ * needs), and numbers with 15 significant digits so that 9.945 is not sent
+ * as 9.9450000000000003. */
+#define GVD_JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
+
 typedef struct gvd_push gvd_push;
 
 /* Zero fields take the default in brackets. */

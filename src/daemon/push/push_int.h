@@ -196,6 +196,10 @@ static inline void gvd_push_err(gvd_error *err, int http, const char *code, cons
     snprintf(err->message, sizeof err->message, "%s", msg);
 }
 
+/* sha1.c: SHA-1, and Sec-WebSocket-Accept for a 24-character client key */
+void gvd_sha1(const void *data, size_t len, unsigned char out[20]);
+void gvd_ws_accept_key(char out[29], const char *client_key);
+
 /* ws.c / sse.c */
 int gvd_ws_accept(gvd_push *p, h2o_req_t *req, gvd_stream stream, int64_t job, gvd_error *err);
 int gvd_sse_accept(gvd_push *p, h2o_req_t *req, int64_t job, gvd_error *err);

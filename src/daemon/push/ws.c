@@ -5,8 +5,8 @@
  * every message through wslay, which copies it and writes header and payload
  * separately (two write() calls and two copies per frame per client: the
  * fan-out ceiling measured in docs/api.md).  So this transport does the
- * upgrade itself (h2o_http1_upgrade with the accept key from
- * h2o/websocket.h) and owns the socket:
+ * upgrade itself (h2o_is_websocket_handshake, then h2o_http1_upgrade with
+ * the accept key from sha1.c) and owns the socket:
  *
  *   - data frames are the hub's shared buffers, header included, written
  *     as they are: no copy per client;
@@ -143,6 +143,7 @@ static void gvd_ws_msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_
 /* ---- the writer ---- */
 
 static void gvd_ws_pump(gvd_ws *ws);
+static void gvd_ws_drop(gvd_client *c, int code, const char *reason);
 static void gvd_ws_on_read(h2o_socket_t *sock, const char *err);
 
 static void gvd_ws_on_written(h2o_socket_t *sock, const char *err)
@@ -213,6 +214,12 @@ static void gvd_ws_pump(gvd_ws *ws)
             gvd_ws_close_now(ws, "wslay send failed");
             return;
         }
+    }
+    /* A stream whose job was deleted ends once its last frame is out:
+     * a close frame may not overtake data (ctrl leaves first). */
+    if (ws->c.finish && !ws->c.closing && ws->c.pending.n == 0 && !ws->writing) {
+        gvd_ws_drop(&ws->c, 1000, "job removed");
+        return;
     }
     gvd_ws_write(ws);
     if (!wslay_event_want_read(ws->wslay) && !wslay_event_want_write(ws->wslay) && !ws->writing &&
@@ -352,7 +359,7 @@ int gvd_ws_accept(gvd_push *p, h2o_req_t *req, gvd_stream stream, int64_t job, g
     }
 
     char accept[29];
-    h2o_websocket_create_accept_key(accept, key);
+    gvd_ws_accept_key(accept, key);
     req->res.status = 101;
     req->res.reason = "Switching Protocols";
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_UPGRADE, NULL, H2O_STRLIT("websocket"));

@@ -15,7 +15,6 @@
  * gvd_exec_cancel.
  */
 #include <errno.h>
-#include <math.h>
 #include <stdlib.h>
 
 #include "exec_int.h"
@@ -32,7 +31,7 @@ static void gvd_demo_tick(uv_timer_t *t)
         gvd__exec_finish(x);
         return;
     }
-    x->progress = fmin(x->progress + 1.0, 100.0);
+    x->progress = x->progress + 1.0 < 100.0 ? x->progress + 1.0 : 100.0;
     gvd_msg m = {.kind = GVD_MSG_PROGRESS, .current = x->progress, .total = 100.0, .has_total = false};
     gvd__exec_message(x, &m);
     if (x->freed)
@@ -60,7 +59,8 @@ gvd_exec *gvd__demo_spawn(uv_loop_t *loop, const gvd_exec_opts *opts, const gvd_
     x->log_fd = -1;
     x->step_ms = opts->demo_step_ms ? opts->demo_step_ms : GVD_DEMO_STEP_DEFAULT_MS;
     double start = opts->demo_start;
-    x->progress = isfinite(start) ? fmin(fmax(start, 0.0), 100.0) : 0.0;
+    /* !(start > 0) also catches NaN. */
+    x->progress = !(start > 0.0) ? 0.0 : start > 100.0 ? 100.0 : start;
 
     int rc = uv_timer_init(loop, &x->demo_timer);
     if (rc != 0) {

@@ -13,7 +13,9 @@
  *     we read; fd 3 is the job's end of a socketpair, the control channel,
  *     announced in GALVANI_CONTROL_FD=3 (with GALVANI_JOB_ID).  The
  *     environment is exactly opts->env plus those two (any copies of them in
- *     opts->env are dropped so ours win).
+ *     opts->env are dropped so ours win).  No other descriptor reaches the
+ *     job: descriptors galvanid itself inherited without close-on-exec are
+ *     marked close-on-exec before each spawn (gvd_cloexec_inherited).
  *   - We create the pipes and the socketpair ourselves (CLOEXEC) and give
  *     libuv the child ends with UV_INHERIT_FD; our ends become uv_pipe_t
  *     handles only after a successful spawn.  So a failed spawn (ENOENT...)
@@ -79,7 +81,19 @@
 #define GVD_CONTROL_FD 3
 static const char gvd_truncated_marker[] = "[galvani: log truncated]\n";
 
+/* uv_timer_start fails only for a closing handle or a NULL callback; our
+ * timers close only in gvd_exec_free, after which nothing starts them: its
+ * result is ignored with (void) below. */
+
 /* ---- the log file ------------------------------------------------------ */
+
+static void gvd_close_fd(int *fd)
+{
+    if (*fd >= 0) {
+        close(*fd);
+        *fd = -1;
+    }
+}
 
 static int gvd_write_all(int fd, const char *p, size_t n)
 {
@@ -201,6 +215,11 @@ static void gvd_maybe_finish(gvd_exec *x)
      * is already empty there is nothing to wait for. */
     if (uv_is_active((uv_handle_t *)&x->kill_timer) && gvd_signal_group(x, 0) == -ESRCH)
         uv_timer_stop(&x->kill_timer);
+    /* The log is complete: close it now, and say so if the kernel reports a
+     * late write error. */
+    if (x->log_fd >= 0 && close(x->log_fd) != 0)
+        gvd_log(GVD_LOG_WARN, "job.log_failed", "job=%lld error=\"%s\"", (long long)x->job_id, strerror(errno));
+    x->log_fd = -1;
     gvd__exec_finish(x);
 }
 
@@ -289,14 +308,14 @@ static void gvd_exit_cb(uv_process_t *p, int64_t status, int term_signal)
             gvd_log(GVD_LOG_DEBUG, "job.leftovers", "job=%lld pgid=%ld signal=TERM", (long long)x->job_id,
                     (long)x->pid);
             x->cancel_stage = GVD_CANCEL_TERM;
-            uv_timer_start(&x->kill_timer, gvd_kill_timer_cb, GVD_LEFTOVER_GRACE_MS, 0);
+            (void)uv_timer_start(&x->kill_timer, gvd_kill_timer_cb, GVD_LEFTOVER_GRACE_MS, 0);
         }
     }
     if (x->out.open || x->err.open || x->ctl.open) {
         uint64_t wait = GVD_DRAIN_MS;
         if (uv_is_active((uv_handle_t *)&x->kill_timer))
             wait += uv_timer_get_due_in(&x->kill_timer);
-        uv_timer_start(&x->drain_timer, gvd_drain_cb, wait, 0);
+        (void)uv_timer_start(&x->drain_timer, gvd_drain_cb, wait, 0);
     }
     gvd_maybe_finish(x);
 }
@@ -316,13 +335,14 @@ static char **gvd_build_env(char *const *env, int64_t job_id)
     for (char *const *e = env; e && *e; e++)
         n++;
     size_t ptrs = (n + 3) * sizeof(char *);
-    char **out = malloc(ptrs + 64);
+    enum { VAR_MAX = 48 }; /* "GALVANI_JOB_ID=" + 20 digits and a sign fit */
+    char **out = malloc(ptrs + 2 * VAR_MAX);
     if (!out)
         return NULL;
     char *ctl = (char *)out + ptrs;
-    char *id = ctl + 32;
-    snprintf(ctl, 32, "GALVANI_CONTROL_FD=%d", GVD_CONTROL_FD);
-    snprintf(id, 32, "GALVANI_JOB_ID=%lld", (long long)job_id);
+    char *id = ctl + VAR_MAX;
+    snprintf(ctl, VAR_MAX, "GALVANI_CONTROL_FD=%d", GVD_CONTROL_FD);
+    snprintf(id, VAR_MAX, "GALVANI_JOB_ID=%lld", (long long)job_id);
     size_t k = 0;
     for (char *const *e = env; e && *e; e++)
         if (!gvd_is_own_var(*e))
@@ -355,14 +375,6 @@ static void gvd_cloexec_inherited(void)
             (void)fcntl((int)fd, F_SETFD, flags | FD_CLOEXEC);
     }
     closedir(d);
-}
-
-static void gvd_close_fd(int *fd)
-{
-    if (*fd >= 0) {
-        close(*fd);
-        *fd = -1;
-    }
 }
 
 static void gvd_spawn_error(char *err, size_t errlen, const char *cmd, const char *cwd, int rc)
@@ -676,7 +688,7 @@ static void gvd_kill_timer_cb(uv_timer_t *t)
     if (x->cancel_stage == GVD_CANCEL_ASKED) {
         gvd_log(GVD_LOG_INFO, "job.cancel_escalated", "job=%lld signal=TERM", (long long)x->job_id);
         gvd_terminate(x);
-        uv_timer_start(&x->kill_timer, gvd_kill_timer_cb, x->grace_ms - x->grace_ms / 2, 0);
+        (void)uv_timer_start(&x->kill_timer, gvd_kill_timer_cb, x->grace_ms - x->grace_ms / 2, 0);
     } else if (x->cancel_stage == GVD_CANCEL_TERM) {
         gvd_log(GVD_LOG_INFO, x->reaped ? "job.leftovers_killed" : "job.cancel_escalated", "job=%lld signal=KILL",
                 (long long)x->job_id);

@@ -1,0 +1,569 @@
+/*
+ * test_api_push.c — the live streams end to end: the seed's /ws session,
+ * /ws/jobs, /events (SSE), ping/pong, close codes, and the bounds that keep
+ * a slow client from growing the server.  Real server, real model, real
+ * sockets; the WebSocket client is a small RFC 6455 client in the harness.
+ */
+#include "test_api_harness.h"
+
+static api_harness H;
+
+static int setup(void **state)
+{
+    (void)state;
+    api_start(&H, NULL, NULL);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    api_stop(&H);
+    return 0;
+}
+
+static void post(const char *path, int want)
+{
+    http_resp r = http_do(&H, "POST", path, NULL, NULL);
+    if (r.status != want)
+        fail_msg("POST %s -> %d %s", path, r.status, r.body);
+    http_resp_free(&r);
+}
+
+/* Next /ws frame, failing the test if none comes within 2 s. */
+static json_t *next_frame(tconn *ws)
+{
+    json_t *j = ws_read_json(ws, 2000);
+    if (!j)
+        fail_msg("no frame within 2 s");
+    return j;
+}
+
+/* ---- the seed's session, verbatim ------------------------------------------- */
+
+static void test_seed_session(void **state)
+{
+    (void)state;
+    tconn ws;
+    ws_connect(&ws, H.port, "/ws");
+    /* no demo job yet: the idle state first */
+    json_t *j = next_frame(&ws);
+    assert_string_equal(json_str(j, "status"), "idle");
+    assert_int_equal(json_int(j, "progress"), 0);
+    json_decref(j);
+
+    post("/start", 201);
+    /* running frames with progress advancing */
+    int64_t last = -1, distinct = 0, deadline = t_now_ms() + 3000;
+    while (distinct < 5 && t_now_ms() < deadline) {
+        j = next_frame(&ws);
+        assert_string_equal(json_str(j, "status"), "running");
+        assert_string_equal(json_str(j, "kind"), "demo");
+        int64_t p = json_int(j, "progress");
+        assert_true(p >= last); /* never backwards */
+        distinct += p > last;
+        last = p;
+        json_decref(j);
+    }
+    assert_true(distinct >= 5);
+
+    post("/pause", 200);
+    int64_t held = -1;
+    while (held < 0) {
+        j = next_frame(&ws);
+        if (strcmp(json_str(j, "status"), "paused") == 0)
+            held = json_int(j, "progress");
+        json_decref(j);
+    }
+    /* paused: ten demo steps' time passes and progress holds */
+    j = ws_read_json(&ws, 200);
+    if (j) {
+        assert_string_equal(json_str(j, "status"), "paused");
+        assert_int_equal(json_int(j, "progress"), held);
+        json_decref(j);
+    }
+    http_resp r = http_do(&H, "GET", "/jobs/1", NULL, NULL);
+    assert_string_equal(json_str(r.json, "status"), "paused");
+    assert_int_equal(json_int(r.json, "progress"), held);
+    http_resp_free(&r);
+
+    post("/resume", 200);
+    bool advanced = false;
+    deadline = t_now_ms() + 2000;
+    while (!advanced && t_now_ms() < deadline) {
+        j = next_frame(&ws);
+        advanced = strcmp(json_str(j, "status"), "running") == 0 && json_int(j, "progress") > held;
+        json_decref(j);
+    }
+    assert_true(advanced);
+
+    /* a second client joining now gets the current state first */
+    tconn ws2;
+    ws_connect(&ws2, H.port, "/ws");
+    j = next_frame(&ws2);
+    assert_string_equal(json_str(j, "status"), "running");
+    assert_true(json_int(j, "progress") > held);
+    json_decref(j);
+    tconn_close(&ws2);
+
+    post("/cancel", 200);
+    bool cancelled = false;
+    deadline = t_now_ms() + 2000;
+    while (!cancelled && t_now_ms() < deadline) {
+        j = next_frame(&ws);
+        cancelled = strcmp(json_str(j, "status"), "cancelled") == 0;
+        json_decref(j);
+    }
+    assert_true(cancelled);
+    tconn_close(&ws);
+}
+
+/* A new demo job (POST /start after the last one finished) becomes the one
+ * /ws follows, and deleting it falls back to the previous one or idle. */
+static void test_seed_follows_newest_demo(void **state)
+{
+    (void)state;
+    post("/start", 201);
+    post("/cancel", 200);
+    assert_true(api_wait_status(&H, 1, "cancelled", 3000));
+    tconn ws;
+    ws_connect(&ws, H.port, "/ws");
+    json_t *j = next_frame(&ws);
+    assert_int_equal(json_int(j, "id"), 1);
+    assert_string_equal(json_str(j, "status"), "cancelled");
+    json_decref(j);
+
+    post("/start", 201);
+    j = next_frame(&ws);
+    assert_int_equal(json_int(j, "id"), 2);
+    json_decref(j);
+    post("/cancel", 200);
+    assert_true(api_wait_status(&H, 2, "cancelled", 3000));
+    http_resp r = http_do(&H, "DELETE", "/jobs/2", NULL, NULL);
+    assert_int_equal(r.status, 204);
+    http_resp_free(&r);
+    /* skip job 2's last frames; then job 1 again */
+    int64_t deadline = t_now_ms() + 2000, id = 0;
+    while (id != 1 && t_now_ms() < deadline) {
+        j = next_frame(&ws);
+        id = json_int(j, "id");
+        json_decref(j);
+    }
+    assert_int_equal(id, 1);
+    r = http_do(&H, "DELETE", "/jobs/1", NULL, NULL);
+    assert_int_equal(r.status, 204);
+    http_resp_free(&r);
+    j = next_frame(&ws);
+    assert_string_equal(json_str(j, "status"), "idle");
+    json_decref(j);
+    tconn_close(&ws);
+}
+
+/* ---- /ws/jobs ----------------------------------------------------------------- */
+
+static json_t *next_of_type(tconn *ws, const char *type)
+{
+    int64_t deadline = t_now_ms() + 3000;
+    while (t_now_ms() < deadline) {
+        json_t *j = ws_read_json(ws, 500);
+        if (j && strcmp(json_str(j, "type"), type) == 0)
+            return j;
+        json_decref(j);
+    }
+    fail_msg("no \"%s\" message within 3 s", type);
+    return NULL;
+}
+
+static void test_jobs_stream(void **state)
+{
+    (void)state;
+    int64_t a = api_create(&H, "{\"kind\":\"demo\",\"demo_step_ms\":1000,\"name\":\"a\"}");
+    tconn ws;
+    ws_connect(&ws, H.port, "/ws/jobs");
+    json_t *j = next_frame(&ws);
+    assert_string_equal(json_str(j, "type"), "snapshot");
+    assert_int_equal(json_array_size(json_object_get(j, "jobs")), 1);
+    assert_int_equal(json_int(json_array_get(json_object_get(j, "jobs"), 0), "id"), a);
+    assert_int_equal(json_int(json_object_get(j, "counts"), "running"), 1);
+    assert_true(json_is_false(json_object_get(j, "truncated")));
+    json_decref(j);
+
+    int64_t b = api_create(&H, "{\"command\":[\"true\"],\"name\":\"b\"}");
+    bool b_done = false, counts_seen = false;
+    int64_t deadline = t_now_ms() + 5000;
+    while (!(b_done && counts_seen) && t_now_ms() < deadline) {
+        j = next_frame(&ws);
+        const char *type = json_str(j, "type");
+        if (strcmp(type, "job") == 0) {
+            json_t *job = json_object_get(j, "job");
+            if (json_int(job, "id") == b && strcmp(json_str(job, "status"), "succeeded") == 0)
+                b_done = true;
+        } else if (strcmp(type, "counts") == 0) {
+            json_t *c = json_object_get(j, "counts");
+            counts_seen = json_int(c, "succeeded") == 1 || counts_seen;
+        }
+        json_decref(j);
+    }
+    assert_true(b_done);
+    assert_true(counts_seen);
+
+    char path[64];
+    snprintf(path, sizeof path, "/jobs/%lld", (long long)b);
+    http_resp r = http_do(&H, "DELETE", path, NULL, NULL);
+    assert_int_equal(r.status, 204);
+    http_resp_free(&r);
+    j = next_of_type(&ws, "removed");
+    assert_int_equal(json_int(j, "id"), b);
+    json_decref(j);
+    tconn_close(&ws);
+}
+
+static void test_jobs_stream_one_job(void **state)
+{
+    (void)state;
+    int64_t a = api_create(&H, "{\"kind\":\"demo\",\"demo_step_ms\":1000}");
+    int64_t b = api_create(&H, "{\"kind\":\"demo\",\"demo_step_ms\":1000}");
+    char path[64];
+    snprintf(path, sizeof path, "/ws/jobs?job=%lld", (long long)a);
+    tconn ws;
+    ws_connect(&ws, H.port, path);
+    json_t *j = next_frame(&ws);
+    assert_string_equal(json_str(j, "type"), "snapshot");
+    assert_int_equal(json_array_size(json_object_get(j, "jobs")), 1);
+    assert_int_equal(json_int(json_array_get(json_object_get(j, "jobs"), 0), "id"), a);
+    json_decref(j);
+
+    /* b changes: nothing for us */
+    snprintf(path, sizeof path, "/jobs/%lld/pause", (long long)b);
+    post(path, 200);
+    j = ws_read_json(&ws, 300);
+    assert_null(j);
+    /* a changes: we hear it */
+    snprintf(path, sizeof path, "/jobs/%lld/pause", (long long)a);
+    post(path, 200);
+    j = next_of_type(&ws, "job");
+    assert_int_equal(json_int(json_object_get(j, "job"), "id"), a);
+    assert_string_equal(json_str(json_object_get(j, "job"), "status"), "paused");
+    json_decref(j);
+
+    /* a is deleted: "removed", then the stream ends with close code 1000 */
+    snprintf(path, sizeof path, "/jobs/%lld/cancel", (long long)a);
+    post(path, 200);
+    assert_true(api_wait_status(&H, a, "cancelled", 3000));
+    snprintf(path, sizeof path, "/jobs/%lld", (long long)a);
+    http_resp r = http_do(&H, "DELETE", path, NULL, NULL);
+    assert_int_equal(r.status, 204);
+    http_resp_free(&r);
+    j = next_of_type(&ws, "removed");
+    assert_int_equal(json_int(j, "id"), a);
+    json_decref(j);
+    ws_frame f;
+    assert_int_equal(ws_read(&ws, &f, 2000), 1);
+    assert_int_equal(f.opcode, 8);
+    assert_int_equal(ws_close_code(&f), 1000);
+    free(f.data);
+    ws_send(&ws, 8, "\x03\xe8", 2);
+    assert_int_equal(ws_read(&ws, &f, 2000), -1); /* then the server closes TCP */
+    tconn_close(&ws);
+}
+
+static void test_stream_request_errors(void **state)
+{
+    (void)state;
+    tconn c;
+    http_resp r = ws_connect_opt(&c, H.port, "/ws/jobs?job=999", 0);
+    assert_int_equal(r.status, 404);
+    assert_string_equal(http_error_code(&r), "not_found");
+    http_resp_free(&r);
+    tconn_close(&c);
+    r = ws_connect_opt(&c, H.port, "/ws/jobs?job=abc", 0);
+    assert_int_equal(r.status, 400);
+    http_resp_free(&r);
+    tconn_close(&c);
+    r = ws_connect_opt(&c, H.port, "/ws?job=1", 0);
+    assert_int_equal(r.status, 400);
+    assert_string_equal(http_error_code(&r), "invalid_query");
+    http_resp_free(&r);
+    tconn_close(&c);
+    r = http_do(&H, "GET", "/events?job=77", NULL, NULL);
+    assert_int_equal(r.status, 404);
+    http_resp_free(&r);
+    r = http_do(&H, "GET", "/ws/jobs", NULL, NULL);
+    assert_int_equal(r.status, 400);
+    assert_string_equal(http_error_code(&r), "websocket_required");
+    http_resp_free(&r);
+}
+
+/* ---- SSE -------------------------------------------------------------------------- */
+
+static void test_sse_stream(void **state)
+{
+    (void)state;
+    tconn c;
+    tconn_open(&c, H.port);
+    http_send_req(&c, "GET", "/events", NULL, NULL, 0, true);
+    int64_t deadline = t_now_ms() + 3000;
+    size_t hend = tconn_find(&c, "\r\n\r\n", deadline);
+    assert_true(hend != SIZE_MAX);
+    assert_non_null(strstr(c.buf, "200 OK"));
+    assert_true(ci_contains(c.buf, "content-type: text/event-stream"));
+    assert_true(ci_contains(c.buf, "transfer-encoding: chunked"));
+    tconn_consume(&c, hend);
+    assert_true(tconn_skip_past(&c, "event: snapshot\ndata: {\"type\":\"snapshot\",\"jobs\":[]", deadline));
+
+    post("/start", 201);
+    assert_true(tconn_skip_past(&c, "event: job\ndata: {\"type\":\"job\",\"job\":{\"id\":1,", deadline));
+    post("/pause", 200);
+    assert_true(tconn_skip_past(&c, "\"status\":\"paused\"", deadline));
+    assert_true(tconn_skip_past(&c, "event: counts\ndata: {\"type\":\"counts\"", deadline));
+    tconn_close(&c);
+
+    /* ?job= follows one job */
+    tconn_open(&c, H.port);
+    http_send_req(&c, "GET", "/events?job=1", NULL, NULL, 0, true);
+    assert_true(tconn_skip_past(&c, "event: snapshot\ndata: {\"type\":\"snapshot\",\"jobs\":[{\"id\":1,", deadline));
+    post("/resume", 200);
+    assert_true(tconn_skip_past(&c, "\"status\":\"running\"", deadline));
+    tconn_close(&c);
+}
+
+static void test_sse_keepalive(void **state)
+{
+    (void)state;
+    api_stop(&H);
+    gvd_server_opts o = {0};
+    o.push.keepalive_ms = 100;
+    api_start(&H, NULL, &o);
+    tconn c;
+    tconn_open(&c, H.port);
+    http_send_req(&c, "GET", "/events", NULL, NULL, 0, true);
+    int64_t deadline = t_now_ms() + 3000;
+    assert_true(tconn_skip_past(&c, "event: snapshot", deadline));
+    /* two keep-alive comments in a quiet stream */
+    assert_true(tconn_skip_past(&c, "\r\n:\n\n\r\n", deadline));
+    assert_true(tconn_skip_past(&c, "\r\n:\n\n\r\n", deadline));
+    tconn_close(&c);
+}
+
+/* ---- keep-alive and close codes ---------------------------------------------------- */
+
+static void test_ping_pong(void **state)
+{
+    (void)state;
+    api_stop(&H);
+    gvd_server_opts o = {0};
+    o.push.ping_ms = 100;
+    api_start(&H, NULL, &o);
+
+    tconn good, silent;
+    ws_connect(&good, H.port, "/ws");
+    ws_connect(&silent, H.port, "/ws");
+    /* the good client answers every ping (ws_read_json does) */
+    int pings = 0;
+    int64_t deadline = t_now_ms() + 1000;
+    while (t_now_ms() < deadline) {
+        ws_frame f;
+        if (ws_read(&good, &f, 50) == 1) {
+            if (f.opcode == 9) {
+                pings++;
+                ws_send(&good, 10, f.data, f.len);
+            }
+            free(f.data);
+        }
+    }
+    assert_true(pings >= 4);
+    /* the silent one never answered: disconnected (after its buffered frames) */
+    int r;
+    ws_frame f;
+    while ((r = ws_read(&silent, &f, 500)) == 1)
+        free(f.data);
+    assert_int_equal(r, -1);
+    gvd_push_stats st = api_stats(&H);
+    assert_int_equal(st.dropped_ping, 1);
+    assert_int_equal(st.ws_clients, 1);
+    tconn_close(&good);
+    tconn_close(&silent);
+}
+
+static void test_client_close_handshake(void **state)
+{
+    (void)state;
+    tconn ws;
+    ws_connect(&ws, H.port, "/ws");
+    json_t *j = next_frame(&ws);
+    json_decref(j);
+    /* a ping with a payload gets a pong with the same payload */
+    ws_send(&ws, 9, "hi", 2);
+    ws_frame f;
+    assert_int_equal(ws_read(&ws, &f, 2000), 1);
+    assert_int_equal(f.opcode, 10);
+    assert_string_equal(f.data, "hi");
+    free(f.data);
+    /* text from the client is ignored, not fatal */
+    ws_send(&ws, 1, "{\"hello\":1}", 11);
+    ws_send(&ws, 8, "\x03\xe8" "bye", 5);
+    assert_int_equal(ws_read(&ws, &f, 2000), 1);
+    assert_int_equal(f.opcode, 8);
+    assert_int_equal(ws_close_code(&f), 1000);
+    free(f.data);
+    assert_int_equal(ws_read(&ws, &f, 2000), -1);
+    tconn_close(&ws);
+    int64_t deadline = t_now_ms() + 2000;
+    while (api_stats(&H).ws_clients != 0 && t_now_ms() < deadline)
+        t_sleep_ms(10);
+    assert_int_equal(api_stats(&H).ws_clients, 0);
+}
+
+static void test_shutdown_closes_with_1001(void **state)
+{
+    (void)state;
+    tconn ws;
+    ws_connect(&ws, H.port, "/ws/jobs");
+    json_t *j = next_frame(&ws);
+    json_decref(j);
+    tconn sse;
+    tconn_open(&sse, H.port);
+    http_send_req(&sse, "GET", "/events", NULL, NULL, 0, true);
+    assert_true(tconn_skip_past(&sse, "event: snapshot", t_now_ms() + 2000));
+
+    api_stop(&H);
+    ws_frame f;
+    assert_int_equal(ws_read(&ws, &f, 2000), 1);
+    assert_int_equal(f.opcode, 8);
+    assert_int_equal(ws_close_code(&f), 1001);
+    free(f.data);
+    /* the SSE response was finished properly: the last chunk */
+    assert_true(tconn_skip_past(&sse, "0\r\n\r\n", t_now_ms() + 2000));
+    tconn_close(&ws);
+    tconn_close(&sse);
+    api_start(&H, NULL, NULL); /* for teardown */
+}
+
+/* ---- coalescing and bounds -------------------------------------------------------- */
+
+/* Every message is encoded once per flush, whatever the number of clients:
+ * each encoded message went to all five followers. */
+static void test_encode_once(void **state)
+{
+    (void)state;
+    tconn c[5];
+    for (int i = 0; i < 3; i++) {
+        ws_connect(&c[i], H.port, "/ws/jobs");
+        json_decref(next_frame(&c[i]));
+    }
+    for (int i = 3; i < 5; i++) {
+        tconn_open(&c[i], H.port);
+        http_send_req(&c[i], "GET", "/events", NULL, NULL, 0, true);
+        assert_true(tconn_skip_past(&c[i], "event: snapshot", t_now_ms() + 2000));
+    }
+    gvd_push_stats before = api_stats(&H);
+    api_create(&H, "{\"kind\":\"demo\",\"demo_step_ms\":30}");
+    t_sleep_ms(400);
+    gvd_push_stats after = api_stats(&H);
+    uint64_t encoded = after.encoded - before.encoded, queued = after.queued - before.queued;
+    assert_true(encoded >= 5); /* ~13 progress steps, counts */
+    assert_int_equal(queued, 5 * encoded);
+    /* one write per client per flush at most */
+    assert_true(after.writes - before.writes <= 5 * (after.flushes - before.flushes));
+    for (int i = 0; i < 3; i++) {
+        json_decref(next_of_type(&c[i], "job"));
+        tconn_close(&c[i]);
+    }
+    for (int i = 3; i < 5; i++) {
+        assert_true(tconn_skip_past(&c[i], "event: job", t_now_ms() + 2000));
+        tconn_close(&c[i]);
+    }
+}
+
+/* A client that never reads: its unsent bytes stay bounded (one frame per
+ * job, latest wins) and it is dropped with 1008 once over max_pending for
+ * slow_ms; a reading client on the same server is unaffected. */
+static void test_slow_client_is_bounded_and_dropped(void **state)
+{
+    (void)state;
+    api_stop(&H);
+    gvd_server_opts o = {0};
+    o.push.max_pending = 64 * 1024;
+    o.push.slow_ms = 1000;
+    o.max_body = 1 << 20;
+    api_start(&H, NULL, &o);
+
+    /* ~48 KiB per frame: a demo job carrying a big params object */
+    size_t big = 48 * 1024;
+    char *spec = malloc(big + 100);
+    int n = sprintf(spec, "{\"kind\":\"demo\",\"demo_step_ms\":5,\"params\":{\"blob\":\"");
+    memset(spec + n, 'x', big);
+    strcpy(spec + n + big, "\"}}");
+
+    tconn slow, fast;
+    http_resp r = ws_connect_opt(&slow, H.port, "/ws/jobs", 4096);
+    assert_int_equal(r.status, 101);
+    http_resp_free(&r);
+    ws_connect(&fast, H.port, "/ws/jobs");
+    int64_t id = api_create(&H, spec);
+    free(spec);
+
+    /* The fast client reads along; the slow one reads nothing. */
+    int64_t deadline = t_now_ms() + 15000;
+    gvd_push_stats st = {0};
+    int frames = 0;
+    while (t_now_ms() < deadline) {
+        json_t *j = ws_read_json(&fast, 100);
+        frames += j != NULL;
+        json_decref(j);
+        st = api_stats(&H);
+        if (st.dropped_slow == 1)
+            break;
+    }
+    assert_int_equal(st.dropped_slow, 1);
+    assert_true(frames > 20);
+    /* Without "latest wins" the slow client's backlog would have grown by a
+     * frame per step for a second (~200 x 48 KiB = 9.6 MB) before the drop;
+     * with it, it never held much more than a frame per key in each of
+     * pending and in flight. */
+    assert_true(st.max_unsent <= 4 * big + 8192);
+    assert_true(st.coalesced > 0);
+
+    char path[64];
+    snprintf(path, sizeof path, "/jobs/%lld/cancel", (long long)id);
+    post(path, 200);
+    /* the fast client is still served */
+    json_decref(next_frame(&fast));
+    st = api_stats(&H);
+    assert_int_equal(st.ws_clients, 1);
+
+    /* Reading the slow socket now: the frames the kernel held, then the
+     * close frame 1008 (or a cut connection if it could not be delivered). */
+    ws_frame f;
+    int rc, last_op = 0, code = -1;
+    while ((rc = ws_read(&slow, &f, 3000)) == 1) {
+        last_op = f.opcode;
+        if (f.opcode == 8)
+            code = ws_close_code(&f);
+        free(f.data);
+    }
+    assert_int_equal(rc, -1);
+    if (last_op == 8)
+        assert_int_equal(code, 1008);
+    tconn_close(&slow);
+    tconn_close(&fast);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_seed_session, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_seed_follows_newest_demo, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_jobs_stream, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_jobs_stream_one_job, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stream_request_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sse_stream, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sse_keepalive, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ping_pong, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client_close_handshake, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shutdown_closes_with_1001, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_encode_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_slow_client_is_bounded_and_dropped, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
