@@ -488,10 +488,12 @@ static void test_slow_client_is_bounded_and_dropped(void **state)
     o.max_body = 1 << 20;
     api_start(&H, NULL, &o);
 
-    /* ~48 KiB per frame: a demo job carrying a big params object */
+    /* ~48 KiB per frame: a job carrying a big params object that reports
+     * progress a hundred times a second until it is cancelled */
     size_t big = 48 * 1024;
-    char *spec = malloc(big + 100);
-    int n = sprintf(spec, "{\"kind\":\"demo\",\"demo_step_ms\":5,\"params\":{\"blob\":\"");
+    char *spec = malloc(big + 300);
+    int n = sprintf(spec, "{\"command\":[\"sh\",\"-c\",\"i=0; while :; do echo ::progress $((i %% 100)); "
+                          "i=$((i+1)); sleep 0.01; done\"],\"params\":{\"blob\":\"");
     memset(spec + n, 'x', big);
     strcpy(spec + n + big, "\"}}");
 
