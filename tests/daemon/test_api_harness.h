@@ -4,12 +4,13 @@
  *
  * api_start() opens a store in a fresh temp directory, creates the real job
  * model and the real HTTP server on an ephemeral loopback port, and runs the
- * loop on its own thread.  The test thread talks to it only over sockets
+ * loop on a worker thread (all of it on that thread: the signals runtime is
+ * per thread).  The test thread talks to it only over sockets
  * (HTTP/1.1, WebSocket, SSE clients below), or through api_call(), which
  * runs a function on the loop thread and waits (to read the push hub's
  * statistics race-free).  api_stop() cancels whatever jobs are still
  * active (no process outlives a test), closes the server and the jobs on
- * the loop, joins the thread and checks that the loop closes cleanly (no
+ * the loop, waits for the loop to end and checks that the loop closes cleanly (no
  * handle left behind).
  *
  * Clients: tconn is a socket with a receive buffer and deadlines; http_do()
@@ -79,7 +80,6 @@ typedef struct api_harness {
     gvd_jobs *jobs;
     gvd_server *server;
     int port;
-    pthread_t thread;
     uv_async_t async;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -91,7 +91,7 @@ typedef struct api_harness {
      * so the model must be created, used and freed there */
     gvd_config cfg;
     gvd_server_opts opts;
-    bool ready;
+    bool ready, finished;
     char error[600];
 } api_harness;
 
@@ -140,20 +140,52 @@ static inline int api_open(api_harness *h)
     return 0;
 }
 
-static inline void *api_thread(void *arg)
+/* One worker thread serves every test's loop, one after the other, and
+ * lives until the process exits.  Why not a thread per test: h2o and the
+ * signals runtime keep per-thread caches (h2o's memory-pool recycler is a
+ * static __thread list); a thread that exits takes the only pointer to them
+ * with it, which LeakSanitizer rightly reports.  A thread still alive at exit
+ * keeps them reachable. */
+static pthread_mutex_t api_worker_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t api_worker_cv = PTHREAD_COND_INITIALIZER;
+static api_harness *api_worker_next;
+static bool api_worker_running;
+
+static inline void *api_worker(void *arg)
 {
-    api_harness *h = arg;
-    int rc = api_open(h);
-    pthread_mutex_lock(&h->mu);
-    h->ready = true;
-    pthread_cond_broadcast(&h->cv);
-    pthread_mutex_unlock(&h->mu);
-    if (rc == 0)
-        uv_run(&h->loop, UV_RUN_DEFAULT);
-    if (h->store)
-        gvd_store_close(h->store);
-    gv_runtime_release();
+    (void)arg;
+    for (;;) {
+        pthread_mutex_lock(&api_worker_mu);
+        while (!api_worker_next)
+            pthread_cond_wait(&api_worker_cv, &api_worker_mu);
+        api_harness *h = api_worker_next;
+        api_worker_next = NULL;
+        pthread_mutex_unlock(&api_worker_mu);
+
+        int rc = api_open(h);
+        pthread_mutex_lock(&h->mu);
+        h->ready = true;
+        pthread_cond_broadcast(&h->cv);
+        pthread_mutex_unlock(&h->mu);
+        if (rc == 0)
+            uv_run(&h->loop, UV_RUN_DEFAULT);
+        if (h->store)
+            gvd_store_close(h->store);
+        gv_runtime_release();
+        pthread_mutex_lock(&h->mu);
+        h->finished = true;
+        pthread_cond_broadcast(&h->cv);
+        pthread_mutex_unlock(&h->mu);
+    }
     return NULL;
+}
+
+static inline void api_wait_flag(api_harness *h, bool *flag)
+{
+    pthread_mutex_lock(&h->mu);
+    while (!*flag)
+        pthread_cond_wait(&h->cv, &h->mu);
+    pthread_mutex_unlock(&h->mu);
 }
 
 /* Run fn(h, arg) on the loop thread and wait for it. */
@@ -203,13 +235,19 @@ static inline void api_start(api_harness *h, const gvd_config *cfg, const gvd_se
     h->opts.port = 0;
     pthread_mutex_init(&h->mu, NULL);
     pthread_cond_init(&h->cv, NULL);
-    assert_int_equal(pthread_create(&h->thread, NULL, api_thread, h), 0);
-    pthread_mutex_lock(&h->mu);
-    while (!h->ready)
-        pthread_cond_wait(&h->cv, &h->mu);
-    pthread_mutex_unlock(&h->mu);
+    pthread_mutex_lock(&api_worker_mu);
+    if (!api_worker_running) {
+        pthread_t t;
+        assert_int_equal(pthread_create(&t, NULL, api_worker, NULL), 0);
+        pthread_detach(t);
+        api_worker_running = true;
+    }
+    api_worker_next = h;
+    pthread_cond_broadcast(&api_worker_cv);
+    pthread_mutex_unlock(&api_worker_mu);
+    api_wait_flag(h, &h->ready);
     if (h->error[0]) {
-        pthread_join(h->thread, NULL);
+        api_wait_flag(h, &h->finished);
         fail_msg("%s", h->error);
     }
     assert_true(h->port > 0);
@@ -588,7 +626,7 @@ static inline void api_stop(api_harness *h)
     h->stop = true;
     pthread_mutex_unlock(&h->mu);
     uv_async_send(&h->async);
-    pthread_join(h->thread, NULL);
+    api_wait_flag(h, &h->finished);
     assert_int_equal(uv_loop_close(&h->loop), 0); /* every handle was closed */
     pthread_mutex_destroy(&h->mu);
     pthread_cond_destroy(&h->cv);

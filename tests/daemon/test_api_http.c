@@ -537,6 +537,99 @@ static void test_garbage_request_line(void **state)
     assert_alive();
 }
 
+/* One request with hand-written headers (Host included). */
+static http_resp raw_request(const char *method, const char *path, const char *headers)
+{
+    tconn c;
+    http_resp r;
+    char req[1024];
+    tconn_open(&c, H.port);
+    int n = snprintf(req, sizeof req, "%s %s HTTP/1.1\r\n%sConnection: close\r\n\r\n", method, path, headers);
+    assert_int_equal(tconn_send(&c, req, (size_t)n), 0);
+    if (http_read(&c, &r, 3000) != 0)
+        fail_msg("%s %s: no response", method, path);
+    tconn_close(&c);
+    return r;
+}
+
+static void test_dns_rebinding_and_cross_origin(void **state)
+{
+    (void)state;
+    char hdr[256];
+    /* a page that rebound its own name to 127.0.0.1 */
+    snprintf(hdr, sizeof hdr, "Host: evil.example:%d\r\n", H.port);
+    http_resp r = raw_request("GET", "/healthz", hdr);
+    assert_error(&r, 403, "forbidden_host");
+    assert_non_null(strstr(http_error_message(&r), "evil.example"));
+    http_resp_free(&r);
+    r = raw_request("POST", "/start", hdr);
+    assert_error(&r, 403, "forbidden_host");
+    http_resp_free(&r);
+    r = raw_request("GET", "/events", "Host: rebind.attacker.example\r\n");
+    assert_error(&r, 403, "forbidden_host");
+    http_resp_free(&r);
+    /* loopback names are served */
+    const char *names[] = {"localhost", "127.0.0.1", "[::1]", "127.0.0.2", "app.localhost", "LOCALHOST", "myhost"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        snprintf(hdr, sizeof hdr, "Host: %s:%d\r\n", names[i], H.port);
+        r = raw_request("GET", "/healthz", hdr);
+        if (r.status != 200)
+            fail_msg("Host %s -> %d", names[i], r.status);
+        http_resp_free(&r);
+    }
+
+    /* a cross-site page may not change state... */
+    int64_t id = api_create(&H, "{\"kind\":\"demo\",\"demo_step_ms\":1000}");
+    char path[64];
+    snprintf(path, sizeof path, "/jobs/%lld/pause", (long long)id);
+    snprintf(hdr, sizeof hdr, "Host: 127.0.0.1:%d\r\nOrigin: https://evil.example\r\n", H.port);
+    r = raw_request("POST", path, hdr);
+    assert_error(&r, 403, "forbidden_origin");
+    http_resp_free(&r);
+    r = raw_request("POST", "/cancel", hdr);
+    assert_error(&r, 403, "forbidden_origin");
+    http_resp_free(&r);
+    /* ...nor open a stream... */
+    snprintf(hdr, sizeof hdr,
+             "Host: 127.0.0.1:%d\r\nOrigin: null\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+             "Sec-WebSocket-Key: " WS_TEST_KEY "\r\nSec-WebSocket-Version: 13\r\n",
+             H.port);
+    r = raw_request("GET", "/ws", hdr);
+    assert_error(&r, 403, "forbidden_origin");
+    http_resp_free(&r);
+    /* ...but reading is the browser's business (no CORS headers: the page
+     * cannot see the answer) */
+    snprintf(hdr, sizeof hdr, "Host: 127.0.0.1:%d\r\nOrigin: https://evil.example\r\n", H.port);
+    r = raw_request("GET", "/jobs", hdr);
+    assert_int_equal(r.status, 200);
+    assert_null(http_header(&r, "access-control-allow-origin"));
+    http_resp_free(&r);
+    /* the server's own origin is fine */
+    snprintf(hdr, sizeof hdr, "Host: 127.0.0.1:%d\r\nOrigin: http://127.0.0.1:%d\r\n", H.port, H.port);
+    r = raw_request("POST", path, hdr);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(json_str(r.json, "status"), "paused");
+    http_resp_free(&r);
+}
+
+static void test_allowed_origins(void **state)
+{
+    (void)state;
+    api_stop(&H);
+    gvd_server_opts o = {0};
+    o.allow_origins = "http://localhost:3000, http://dash.localhost:8080";
+    api_start(&H, NULL, &o);
+    char hdr[256];
+    snprintf(hdr, sizeof hdr, "Host: localhost:%d\r\nOrigin: http://dash.localhost:8080\r\n", H.port);
+    http_resp r = raw_request("POST", "/start", hdr);
+    assert_int_equal(r.status, 201);
+    http_resp_free(&r);
+    snprintf(hdr, sizeof hdr, "Host: localhost:%d\r\nOrigin: http://localhost:3001\r\n", H.port);
+    r = raw_request("POST", "/pause", hdr);
+    assert_error(&r, 403, "forbidden_origin");
+    http_resp_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -554,6 +647,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_body_too_large, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keep_alive_connection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_garbage_request_line, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dns_rebinding_and_cross_origin, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_allowed_origins, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -324,6 +324,15 @@ static void test_sse_stream(void **state)
     assert_true(tconn_skip_past(&c, "event: snapshot\ndata: {\"type\":\"snapshot\",\"jobs\":[{\"id\":1,", deadline));
     post("/resume", 200);
     assert_true(tconn_skip_past(&c, "\"status\":\"running\"", deadline));
+    /* the followed job goes: "removed", then the response ends properly */
+    post("/cancel", 200);
+    assert_true(api_wait_status(&H, 1, "cancelled", 3000));
+    http_resp r = http_do(&H, "DELETE", "/jobs/1", NULL, NULL);
+    assert_int_equal(r.status, 204);
+    http_resp_free(&r);
+    deadline = t_now_ms() + 3000;
+    assert_true(tconn_skip_past(&c, "event: removed\ndata: {\"type\":\"removed\",\"id\":1}\n\n", deadline));
+    assert_true(tconn_skip_past(&c, "\r\n0\r\n\r\n", deadline));
     tconn_close(&c);
 }
 
@@ -523,15 +532,21 @@ static void test_slow_client_is_bounded_and_dropped(void **state)
      * frame per step for a second (~200 x 48 KiB = 9.6 MB) before the drop;
      * with it, it never held much more than a frame per key in each of
      * pending and in flight. */
+    print_message("slow client: max unsent %zu bytes, %llu frames coalesced, dropped after %d frames to the "
+                  "fast client\n",
+                  st.max_unsent, (unsigned long long)st.coalesced, frames);
     assert_true(st.max_unsent <= 4 * big + 8192);
     assert_true(st.coalesced > 0);
 
     char path[64];
     snprintf(path, sizeof path, "/jobs/%lld/cancel", (long long)id);
     post(path, 200);
-    /* the fast client is still served */
+    /* the fast client is still served, and the slow one is gone once its
+     * close had its chance (GVD_PUSH_CLOSE_WAIT_MS) */
     json_decref(next_frame(&fast));
-    st = api_stats(&H);
+    deadline = t_now_ms() + 3000;
+    while ((st = api_stats(&H)).ws_clients != 1 && t_now_ms() < deadline)
+        t_sleep_ms(20);
     assert_int_equal(st.ws_clients, 1);
 
     /* Reading the slow socket now: the frames the kernel held, then the

@@ -5,6 +5,7 @@
  *   routes.c   the routing table and the handlers
  *   http.c     JSON responses, errors, query strings, request bodies
  *   logtail.c  GET /jobs/{id}/log streamed from the job's log file
+ *   guard.c    who may talk to us: Host (DNS rebinding) and Origin checks
  *   openapi.c  the OpenAPI document compiled into the binary
  */
 #ifndef GALVANI_DAEMON_API_INT_H
@@ -22,6 +23,9 @@ struct gvd_server {
     gvd_jobs *jobs;          /* NULL once closing: handlers answer 503 */
     size_t max_body;
     double started_at;       /* wall clock, for /healthz uptime */
+    bool loopback;           /* bound to a loopback address: only loopback Host names are served */
+    char *host;              /* the address it was asked to bind, as given */
+    char *allow_origins;     /* see gvd_server_opts; NULL = none */
 
     h2o_globalconf_t config;
     h2o_context_t ctx;
@@ -42,6 +46,10 @@ struct gvd_server {
 
 /* routes.c: answer one request (always returns 0: every path is ours). */
 int gvd_api_handle(gvd_server *s, h2o_req_t *req);
+
+/* guard.c: DNS-rebinding and cross-origin checks.  0 if the request may
+ * proceed, -1 after answering 403. */
+int gvd_guard(gvd_server *s, h2o_req_t *req, bool changes_state);
 
 /* http.c */
 const char *gvd_http_reason(int status);

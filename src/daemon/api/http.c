@@ -20,6 +20,7 @@ const char *gvd_http_reason(int status)
     case 201: return "Created";
     case 204: return "No Content";
     case 400: return "Bad Request";
+    case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 409: return "Conflict";

@@ -338,6 +338,10 @@ static void gvd_route(gvd_server *s, h2o_req_t *req)
         gvd_http_error(req, 503, "shutting_down", "the server is shutting down");
         return;
     }
+    bool reads_only = gvd_method(req, "GET") || gvd_method(req, "HEAD");
+    bool stream = gvd_path_is(path, "/ws") || gvd_path_is(path, "/ws/jobs") || gvd_path_is(path, "/events");
+    if (gvd_guard(s, req, !reads_only || stream) != 0)
+        return;
     if (gvd_path_is(path, "/jobs")) {
         if (gvd_method(req, "GET"))
             gvd_on_list(s, req);

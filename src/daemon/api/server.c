@@ -20,6 +20,7 @@
 
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -158,7 +159,29 @@ static void gvd_on_accept(uv_stream_t *listener, int status)
 static void gvd_server_free(gvd_server *s)
 {
     h2o_config_dispose(&s->config);
+    free(s->host);
+    free(s->allow_origins);
     free(s);
+}
+
+static char *gvd_strdup_or_null(const char *v)
+{
+    if (!v)
+        return NULL;
+    size_t n = strlen(v) + 1;
+    char *d = malloc(n);
+    if (d)
+        memcpy(d, v, n);
+    return d;
+}
+
+static bool gvd_addr_is_loopback(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+    if (sa->sa_family == AF_INET6)
+        return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)sa)->sin6_addr);
+    return false;
 }
 
 static void gvd_server_unref(gvd_server *s)
@@ -185,6 +208,7 @@ static int gvd_bind(gvd_server *s, const char *host, int port, char *err, size_t
         snprintf(err, errlen, "listen %s:%d: %s", host, port, gai_strerror(rc));
         return -1;
     }
+    s->loopback = gvd_addr_is_loopback(res->ai_addr);
     /* libuv reports some bind errors only at listen time */
     rc = uv_tcp_bind(&s->listener, res->ai_addr, 0);
     freeaddrinfo(res);
@@ -215,6 +239,15 @@ gvd_server *gvd_server_new(uv_loop_t *loop, gvd_jobs *jobs, const gvd_server_opt
     s->loop = loop;
     s->jobs = jobs;
     s->max_body = o.max_body ? o.max_body : GVD_DEFAULT_MAX_BODY;
+    s->host = gvd_strdup_or_null(host);
+    s->allow_origins = gvd_strdup_or_null(o.allow_origins);
+    if (!s->host || (o.allow_origins && !s->allow_origins)) {
+        free(s->host);
+        free(s->allow_origins);
+        free(s);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
 
     h2o_config_init(&s->config);
     s->config.server_name = h2o_iovec_init(H2O_STRLIT("galvanid"));

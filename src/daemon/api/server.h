@@ -31,6 +31,11 @@ typedef struct gvd_server_opts {
     const char *host;    /* address to bind: an IPv4/IPv6 literal or a name ["127.0.0.1"] */
     int port;            /* 0 = an ephemeral port (see gvd_server_port) */
     size_t max_body;     /* request body limit in bytes; larger bodies get 413 [1 MiB] */
+    /* Web pages (origins) allowed to change state and open streams, besides
+     * the server's own origin: a comma-separated list of exact origins
+     * ("http://localhost:3000"), or "*" for any.  [none] (docs/api.md,
+     * "Browsers, origins and DNS rebinding") */
+    const char *allow_origins;
     gvd_push_opts push;  /* stream tuning (push.h) */
 } gvd_server_opts;
 

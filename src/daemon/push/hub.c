@@ -163,7 +163,10 @@ int gvd_client_attach(gvd_push *p, gvd_client *c)
         gvd_client_detach(c);
         return -1;
     }
-    if (c->stream == GVD_STREAM_DEMO) {
+    if (c->stream == GVD_STREAM_DEMO && p->nseed == 1) {
+        /* demo_sent is what every /ws client last got; with the first one
+         * it is what this one got.  (With others present it must stay: a
+         * demo job deleted just now is still theirs until the flush.) */
         gvd_job *demo = gvd_jobs_demo(p->jobs);
         p->demo_sent = demo ? gvd_job_id(demo) : 0;
     }
@@ -328,6 +331,8 @@ static void gvd_deliver(gvd_push *p, gvd_pbuf *b, int64_t key, enum gvd_audience
 
 static void gvd_flush_removed(gvd_push *p)
 {
+    if (p->nall == 0 && p->nsingle == 0)
+        return; /* only /ws clients: they learn it from the demo frame */
     for (size_t i = 0; i < p->removed.n; i++) {
         int64_t id = p->removed.slots[i].key;
         char text[64];
