@@ -46,6 +46,8 @@ static void gvd_usage(FILE *out)
           "      --log-limit BYTES    output kept per job (default 10485760)\n"
           "      --cancel-grace SECS  SIGTERM -> SIGKILL delay on cancel (default 5)\n"
           "      --log-level LEVEL    debug, info, warn or error (default info; env GALVANI_LOG_LEVEL)\n"
+          "      --allow-origin LIST  web origins (comma list, or *) allowed to control jobs and open\n"
+          "                           streams from a browser, besides galvanid's own (env GALVANI_ALLOW_ORIGIN)\n"
           "      --sync MODE          normal: a 2xx survives a crash of galvanid (default);\n"
           "                           full: it also survives power loss (fsync per change)\n"
           "  -h, --help               this help\n"
@@ -131,6 +133,7 @@ int main(int argc, char **argv)
     const char *log_dir = getenv("GALVANI_LOG_DIR");
     const char *level = getenv("GALVANI_LOG_LEVEL") ? getenv("GALVANI_LOG_LEVEL") : "info";
     const char *max_running = getenv("GALVANI_MAX_RUNNING");
+    const char *allow_origin = getenv("GALVANI_ALLOW_ORIGIN");
     unsigned long long log_limit = 10ull << 20, grace_s = 5, max_run = 4;
     int sync_full = 0;
 
@@ -139,6 +142,7 @@ int main(int argc, char **argv)
         {"max-running", required_argument, NULL, 'j'}, {"log-dir", required_argument, NULL, 1},
         {"log-limit", required_argument, NULL, 2},    {"cancel-grace", required_argument, NULL, 3},
         {"log-level", required_argument, NULL, 4},    {"sync", required_argument, NULL, 5},
+        {"allow-origin", required_argument, NULL, 6},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},          {NULL, 0, NULL, 0}};
     int c;
@@ -168,6 +172,7 @@ int main(int argc, char **argv)
             }
             sync_full = strcmp(optarg, "full") == 0;
             break;
+        case 6: allow_origin = optarg; break;
         case 'h': gvd_usage(stdout); return 0;
         case 'V': puts("galvanid 0.1.0"); return 0;
         default: gvd_usage(stderr); return 2;
@@ -224,10 +229,10 @@ int main(int argc, char **argv)
         gvd_store_close(d.store);
         return 1;
     }
-    gvd_server_opts sopts = {.host = host, .port = port};
+    gvd_server_opts sopts = {.host = host, .port = port, .allow_origins = allow_origin};
     d.server = gvd_server_new(d.loop, d.jobs, &sopts, err, sizeof err);
     if (!d.server) {
-        fprintf(stderr, "galvanid: cannot listen on %s: %s\n", listen, err);
+        fprintf(stderr, "galvanid: %s\n", err);
         gvd_jobs_free(d.jobs);
         uv_run(d.loop, UV_RUN_DEFAULT);
         gvd_store_close(d.store);
