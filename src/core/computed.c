@@ -33,7 +33,7 @@ gv_computed *gv_computed_new(gv_compute_fn fn, void *ud)
     if (!fn)
         return NULL;
     gv_runtime *rt = gv__rt();
-    gv_computed *c = calloc(1, sizeof *c);
+    gv_computed *c = gv__pool_alloc(rt, &rt->computed_pool, sizeof *c);
     if (!c)
         return NULL;
     c->node.kind = GV_KIND_COMPUTED;
@@ -58,7 +58,7 @@ void gv__computed_destroy(gv_runtime *rt, gv_computed *c)
     gv__err_unref(c->error);
     gv__live_remove(rt, &c->node);
     rt->stats.computeds--;
-    free(c);
+    gv__pool_free(&rt->computed_pool, c);
 }
 
 static bool gv_err_same(const gv_err *a, const gv_err *b)

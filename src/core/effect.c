@@ -93,7 +93,7 @@ static void gv_effect_destroy(gv_runtime *rt, gv_effect *e)
     gv__live_remove(rt, &e->node);
     free(e->cleanups);
     rt->stats.effects--;
-    free(e);
+    gv__pool_free(&rt->effect_pool, e);
 }
 
 /* Run the effect's function now.  Returns false if the effect disposed of
@@ -152,7 +152,7 @@ gv_effect *gv_effect_new(gv_effect_fn fn, void *ud)
     if (!fn)
         return NULL;
     gv_runtime *rt = gv__rt();
-    gv_effect *e = calloc(1, sizeof *e);
+    gv_effect *e = gv__pool_alloc(rt, &rt->effect_pool, sizeof *e);
     if (!e)
         return NULL;
     e->node.kind = GV_KIND_EFFECT;

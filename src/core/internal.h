@@ -166,6 +166,16 @@ struct gv_err {
     /* message and origin strings follow */
 };
 
+/* A free-list allocator for one node size: slabs of GV_NODES_PER_SLAB,
+ * freed nodes threaded through their first word.  Under AddressSanitizer
+ * nodes come straight from calloc/free so that use-after-free stays
+ * detectable. */
+typedef struct gv_pool {
+    void *free;
+    void **slabs;
+    size_t nslabs, slab_cap;
+} gv_pool;
+
 typedef struct gv_runtime {
     gv_node *active;   /* who subscribes to reads now (NULL: untracked) */
     gv_node *current;  /* whose function runs now (computed or effect) */
@@ -193,6 +203,7 @@ typedef struct gv_runtime {
     size_t nslabs, slab_cap;
 
     gv_node *live; /* all live nodes (for the DOT dump) */
+    gv_pool signal_pool, computed_pool, effect_pool;
 
     gv_error_handler_fn on_error;
     void *on_error_ud;
@@ -224,6 +235,8 @@ void gv__register_thread(gv_runtime *rt);
 void gv__oom(void) __attribute__((noreturn));
 gv_link *gv__link_alloc(gv_runtime *rt);
 void gv__link_release(gv_runtime *rt, gv_link *l);
+void *gv__pool_alloc(gv_runtime *rt, gv_pool *p, size_t size); /* zeroed; NULL if out of memory */
+void gv__pool_free(gv_pool *p, void *node);
 void gv__stack_reserve(gv_runtime *rt, size_t more);
 static inline void gv__push(gv_runtime *rt, void *p)
 {

@@ -96,6 +96,69 @@ void gv__link_release(gv_runtime *rt, gv_link *l)
     rt->stats.links--;
 }
 
+/* ---- node pools ------------------------------------------------------- */
+
+#define GV_NODES_PER_SLAB 64
+
+#if defined(__SANITIZE_ADDRESS__)
+#define GV_POOL_NODES 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define GV_POOL_NODES 0
+#endif
+#endif
+#ifndef GV_POOL_NODES
+#define GV_POOL_NODES 1
+#endif
+
+void *gv__pool_alloc(gv_runtime *rt, gv_pool *p, size_t size)
+{
+    if (!GV_POOL_NODES)
+        return calloc(1, size);
+    if (!p->free) {
+        if (p->nslabs == p->slab_cap) {
+            size_t cap = p->slab_cap ? p->slab_cap * 2 : 16;
+            void **slabs = realloc(p->slabs, cap * sizeof *slabs);
+            if (!slabs)
+                return NULL;
+            p->slabs = slabs;
+            p->slab_cap = cap;
+        }
+        char *slab = malloc(GV_NODES_PER_SLAB * size);
+        if (!slab)
+            return NULL;
+        gv__register_thread(rt);
+        p->slabs[p->nslabs++] = slab;
+        for (size_t i = GV_NODES_PER_SLAB; i-- > 0;) {
+            void *n = slab + i * size;
+            *(void **)n = p->free;
+            p->free = n;
+        }
+    }
+    void *n = p->free;
+    p->free = *(void **)n;
+    memset(n, 0, size);
+    return n;
+}
+
+void gv__pool_free(gv_pool *p, void *node)
+{
+    if (!GV_POOL_NODES) {
+        free(node);
+        return;
+    }
+    *(void **)node = p->free;
+    p->free = node;
+}
+
+static void gv_pool_release(gv_pool *p)
+{
+    for (size_t i = 0; i < p->nslabs; i++)
+        free(p->slabs[i]);
+    free(p->slabs);
+    memset(p, 0, sizeof *p);
+}
+
 void gv__stack_reserve(gv_runtime *rt, size_t more)
 {
     size_t need = rt->stack_top + more;
@@ -303,7 +366,14 @@ void gv_runtime_release(void)
     free(rt->queue);
     rt->queue = NULL;
     rt->queue_len = rt->queue_cap = 0;
-    /* Links still in use live in the slabs: keep those while any exist. */
+    /* Nodes and links still in use live in the slabs: keep those while any
+     * exist. */
+    if (rt->stats.signals == 0)
+        gv_pool_release(&rt->signal_pool);
+    if (rt->stats.computeds == 0)
+        gv_pool_release(&rt->computed_pool);
+    if (rt->stats.effects == 0)
+        gv_pool_release(&rt->effect_pool);
     if (rt->stats.links == 0) {
         for (size_t i = 0; i < rt->nslabs; i++)
             free(rt->slabs[i]);

@@ -12,13 +12,13 @@ gv_signal *gv_signal_new(gv_value initial)
 {
     static const gv_value none = {GV_NONE, {0}, NULL};
     gv_runtime *rt = gv__rt();
-    gv_signal *s = calloc(1, sizeof *s);
+    gv_signal *s = gv__pool_alloc(rt, &rt->signal_pool, sizeof *s);
     if (!s) {
         gv__value_discard(&initial, &none);
         return NULL;
     }
     if (!gv__value_store(&s->value, &initial)) {
-        free(s);
+        gv__pool_free(&rt->signal_pool, s);
         return NULL;
     }
     s->node.kind = GV_KIND_SIGNAL;
@@ -39,7 +39,7 @@ void gv__signal_destroy(gv_runtime *rt, gv_signal *s)
     gv__value_clear(&s->value);
     gv__live_remove(rt, &s->node);
     rt->stats.signals--;
-    free(s);
+    gv__pool_free(&rt->signal_pool, s);
 }
 
 /* Every tracked read: link the running reader (if any) and hand out the
