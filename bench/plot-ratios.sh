@@ -22,6 +22,7 @@ PY
 gnuplot <<GP
 set terminal pngcairo size 1200,680 font "DejaVu Sans,10" noenhanced
 set bmargin 9
+set rmargin 8
 set output "$OUT"
 set title "galvani speed-up on js-reactivity-benchmark (time of the JS library / time of galvani, same run)"
 set style data histograms
