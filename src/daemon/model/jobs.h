@@ -61,8 +61,10 @@ typedef struct gvd_error {
 /* Load every job from the store and resolve those a previous daemon left
  * running or paused (see docs/api.md, "Restart policy").  NULL + err. */
 gvd_jobs *gvd_jobs_new(uv_loop_t *loop, gvd_store *store, const gvd_config *cfg, gvd_error *err);
-/* Stop timers, leave running processes as they are (the next start resolves
- * them), free everything.  Handles close on the loop: run it once after. */
+/* Write pending progress, stop timers, kill what is still running (its job
+ * stays recorded as running: the next start reports it as interrupted, see
+ * docs/daemon.md "Restart policy"), free everything.  Handles close on the
+ * loop: run it once after. */
 void gvd_jobs_free(gvd_jobs *jobs);
 
 /* POST /jobs.  `spec` is the parsed request body (borrowed).  Validates it
