@@ -1,0 +1,216 @@
+/* galvani CLI: libcurl wrapper (see http.h). */
+#include "http.h"
+
+#include <curl/curl.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* libcurl hands the body over in pieces; append each to a growing buffer,
+ * keeping it NUL-terminated.  Returning less than the piece's size makes
+ * libcurl abort the transfer, which is how an allocation failure is reported. */
+static size_t gvc_on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    gvc_buf *b = userdata;
+    size_t n = size * nmemb;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *p = realloc(b->data, cap);
+        if (!p)
+            return 0;
+        b->data = p;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, ptr, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return n;
+}
+
+void gvc_buf_free(gvc_buf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+int gvc_http_init(gvc_http *h, const char *server)
+{
+    memset(h, 0, sizeof *h);
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        return -1;
+    size_t n = strlen(server);
+    /* "http://host:8000/" and "http://host:8000" must build the same URLs. */
+    while (n > 0 && server[n - 1] == '/')
+        n--;
+    h->base = malloc(n + 1);
+    if (!h->base) {
+        curl_global_cleanup();
+        return -1;
+    }
+    memcpy(h->base, server, n);
+    h->base[n] = '\0';
+    h->curl = curl_easy_init();
+    if (!h->curl) {
+        free(h->base);
+        h->base = NULL;
+        curl_global_cleanup();
+        return -1;
+    }
+    return 0;
+}
+
+void gvc_http_free(gvc_http *h)
+{
+    if (h->curl) {
+        curl_easy_cleanup(h->curl);
+        curl_global_cleanup();
+    }
+    free(h->base);
+    memset(h, 0, sizeof *h);
+}
+
+gvc_http_result gvc_http_request(gvc_http *h, const char *method, const char *path,
+                                 const char *body, long *status, gvc_buf *out)
+{
+    CURL *c = h->curl;
+    memset(out, 0, sizeof *out);
+    *status = 0;
+    h->errbuf[0] = '\0';
+
+    size_t ulen = strlen(h->base) + strlen(path) + 1;
+    char *url = malloc(ulen);
+    if (!url) {
+        strcpy(h->errbuf, "out of memory");
+        return GVC_HTTP_FAILED;
+    }
+    strcpy(url, h->base);
+    strcat(url, path);
+
+    /* The handle is reused between requests (one connection for a multi-id
+     * `pause 1 2 3`); reset clears the previous request's options. */
+    curl_easy_reset(c);
+    struct curl_slist *hdrs = NULL;
+    /* A body is always JSON.  Without a body, "Content-Type:" with no value
+     * tells libcurl to send none (it would otherwise add a form type to an
+     * empty POST, which the daemon refuses on some routes). */
+    hdrs = curl_slist_append(hdrs, body ? "Content-Type: application/json" : "Content-Type:");
+    if (!hdrs) {
+        free(url);
+        strcpy(h->errbuf, "out of memory");
+        return GVC_HTTP_FAILED;
+    }
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    if (strcmp(method, "GET") != 0) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "");
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)(body ? strlen(body) : 0));
+    }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, gvc_on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, h->errbuf);
+    /* A daemon that accepts but never answers should not hang the terminal
+     * forever; logs can be large, so only the connect phase is bounded hard. */
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 5L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "galvani-cli");
+
+    CURLcode rc = curl_easy_perform(c);
+    curl_slist_free_all(hdrs);
+    free(url);
+    if (rc != CURLE_OK) {
+        if (!h->errbuf[0])
+            strncpy(h->errbuf, curl_easy_strerror(rc), sizeof h->errbuf - 1);
+        gvc_buf_free(out);
+        if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST)
+            return GVC_HTTP_UNREACHABLE;
+        return GVC_HTTP_FAILED;
+    }
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+    /* An empty body (204) still gets a valid empty string. */
+    if (!out->data) {
+        out->data = calloc(1, 1);
+        if (!out->data) {
+            strcpy(h->errbuf, "out of memory");
+            return GVC_HTTP_FAILED;
+        }
+    }
+    return GVC_HTTP_OK;
+}
+
+/* State of one streamed request, seen by the write callback. */
+typedef struct gvc_stream {
+    CURL *curl;
+    gvc_chunk_fn fn;
+    void *userdata;
+    gvc_buf *errbody;
+    int stopped;        /* fn asked to stop: the abort is not an error */
+} gvc_stream;
+
+static size_t gvc_on_stream(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    gvc_stream *s = userdata;
+    size_t n = size * nmemb;
+    long code = 0;
+    /* The status line is parsed before the first body byte arrives, so the
+     * code is known here: only a 2xx body is a stream. */
+    curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &code);
+    if (code < 200 || code >= 300)
+        return gvc_on_body(ptr, size, nmemb, s->errbody);
+    if (s->fn(s->userdata, ptr, n) != 0) {
+        s->stopped = 1;
+        return 0;  /* makes libcurl end the transfer with CURLE_WRITE_ERROR */
+    }
+    return n;
+}
+
+gvc_http_result gvc_http_stream(gvc_http *h, const char *path, gvc_chunk_fn fn, void *userdata,
+                                long *status, gvc_buf *errbody)
+{
+    CURL *c = h->curl;
+    memset(errbody, 0, sizeof *errbody);
+    *status = 0;
+    h->errbuf[0] = '\0';
+    char *url = malloc(strlen(h->base) + strlen(path) + 1);
+    if (!url) {
+        strcpy(h->errbuf, "out of memory");
+        return GVC_HTTP_FAILED;
+    }
+    strcpy(url, h->base);
+    strcat(url, path);
+    gvc_stream s = {.curl = c, .fn = fn, .userdata = userdata, .errbody = errbody};
+    curl_easy_reset(c);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, gvc_on_stream);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, h->errbuf);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 5L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "galvani-cli");
+    /* No total timeout: a stream lasts as long as the user watches.  The
+     * daemon sends a keep-alive comment every 15 s, so 60 s of silence means
+     * the connection is dead. */
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
+    CURLcode rc = curl_easy_perform(c);
+    free(url);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+    if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && s.stopped)) {
+        if (!h->errbuf[0])
+            strncpy(h->errbuf, curl_easy_strerror(rc), sizeof h->errbuf - 1);
+        gvc_buf_free(errbody);
+        if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST)
+            return GVC_HTTP_UNREACHABLE;
+        return GVC_HTTP_FAILED;
+    }
+    if (!errbody->data) {
+        errbody->data = calloc(1, 1);
+        if (!errbody->data) {
+            strcpy(h->errbuf, "out of memory");
+            return GVC_HTTP_FAILED;
+        }
+    }
+    return GVC_HTTP_OK;
+}

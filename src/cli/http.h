@@ -1,0 +1,56 @@
+/* galvani CLI: the HTTP client, a thin layer over libcurl.
+ *
+ * Every request of the CLI goes through gvc_http_request so that the
+ * "daemon is not running" diagnosis and the error-body handling live in one
+ * place.  No HTTP is written by hand: libcurl does the protocol. */
+#ifndef GALVANI_CLI_HTTP_H
+#define GALVANI_CLI_HTTP_H
+
+#include <stddef.h>
+
+/* A response body, always NUL-terminated (len excludes the NUL) so it can be
+ * handed to jansson or printed directly. */
+typedef struct gvc_buf {
+    char *data;
+    size_t len;
+    size_t cap;
+} gvc_buf;
+
+/* Outcome of one request. */
+typedef enum gvc_http_result {
+    GVC_HTTP_OK = 0,        /* a response arrived (any status) */
+    GVC_HTTP_UNREACHABLE,   /* connection refused / host not found: daemon down */
+    GVC_HTTP_FAILED         /* any other transport error (timeout, reset...) */
+} gvc_http_result;
+
+typedef struct gvc_http {
+    void *curl;             /* CURL *, kept opaque so callers need no curl.h */
+    char *base;             /* server URL without a trailing slash */
+    char errbuf[256];       /* libcurl's message for the last failure */
+} gvc_http;
+
+/* Initialise for server base URL `server`.  Returns 0, or -1 on allocation /
+ * libcurl failure.  Pair with gvc_http_free. */
+int gvc_http_init(gvc_http *h, const char *server);
+void gvc_http_free(gvc_http *h);
+
+/* Send `method` to base+path.  `body` (JSON text) may be NULL: then no body
+ * and no Content-Type are sent.  On GVC_HTTP_OK, *status is the HTTP status
+ * and `out` holds the body (caller frees with gvc_buf_free). */
+gvc_http_result gvc_http_request(gvc_http *h, const char *method, const char *path,
+                                 const char *body, long *status, gvc_buf *out);
+
+/* Called with each piece of a streamed 2xx body, as it arrives.  Return 0
+ * to go on, nonzero to end the stream (the request then counts as OK). */
+typedef int (*gvc_chunk_fn)(void *userdata, const char *data, size_t len);
+
+/* GET base+path and hand the body to `fn` piece by piece until the server
+ * ends it or `fn` asks to stop (Server-Sent Events: the response never ends
+ * by itself).  A non-2xx body is not streamed: it is collected in `errbody`
+ * (caller frees) for the error message.  *status as for gvc_http_request. */
+gvc_http_result gvc_http_stream(gvc_http *h, const char *path, gvc_chunk_fn fn, void *userdata,
+                                long *status, gvc_buf *errbody);
+
+void gvc_buf_free(gvc_buf *b);
+
+#endif

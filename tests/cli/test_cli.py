@@ -1,0 +1,392 @@
+#!/usr/bin/python3
+"""End-to-end tests of the galvani CLI against the real galvanid.
+
+One galvanid runs on an ephemeral loopback port with a fresh SQLite file for
+the whole class; every test runs the real `galvani` binary with subprocess,
+its output piped (so never a terminal, except in the one test that provides a
+pseudo-terminal on purpose).
+
+Run with GALVANID=/path/to/galvanid GALVANI_CLI=/path/to/galvani (CTest sets
+both).
+"""
+import json
+import os
+import pty
+import re
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+GALVANID = os.environ.get("GALVANID", "galvanid")
+CLI = os.environ.get("GALVANI_CLI", "galvani")
+DEADLINE = 15.0  # seconds any single wait may take before the test fails
+
+
+def wait_for(pred, timeout=DEADLINE, interval=0.02, what="condition"):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = pred()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("timed out waiting for " + what)
+
+
+class Daemon:
+    """One galvanid process on an ephemeral port (the pattern of
+    tests/daemon/e2e/test_e2e.py, trimmed to what the CLI tests need)."""
+
+    def __init__(self, workdir):
+        self.lines = []
+        cmd = [GALVANID, "--listen", "127.0.0.1:0", "--db", os.path.join(workdir, "galvani.db")]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, text=True, cwd=workdir)
+        port = []
+        ready = threading.Event()
+
+        def pump():
+            for line in self.proc.stderr:
+                self.lines.append(line)
+                m = re.search(r"galvanid\.listening addr=\S+:(\d+)", line)
+                if m and not port:
+                    port.append(int(m.group(1)))
+                    ready.set()
+            ready.set()
+
+        self.pump = threading.Thread(target=pump, daemon=True)
+        self.pump.start()
+        if not ready.wait(DEADLINE) or not port:
+            self.proc.kill()
+            raise AssertionError("galvanid did not start:\n" + "".join(self.lines))
+        self.url = "http://127.0.0.1:%d" % port[0]
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(DEADLINE)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise AssertionError("galvanid did not stop")
+        self.pump.join(5)
+        self.proc.stderr.close()
+        return rc
+
+
+class CliTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory(prefix="galvani-cli-")
+        cls.d = Daemon(cls.tmp.name)
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.d.stop()
+        cls.tmp.cleanup()
+        # A sanitizer build of galvanid reports leaks through its exit status.
+        assert rc == 0, "galvanid exited with %s:\n%s" % (rc, "".join(cls.d.lines)[-4000:])
+
+    # -- helpers ----------------------------------------------------------
+
+    def cli(self, *args, server=None, env_url=True):
+        """Run galvani with piped output; every output is checked for escape
+        codes, since piped output must be plain text."""
+        env = dict(os.environ)
+        env.pop("NO_COLOR", None)
+        env.pop("GALVANI_URL", None)
+        if env_url:
+            env["GALVANI_URL"] = server or self.d.url
+        p = subprocess.run([CLI] + list(args), stdin=subprocess.DEVNULL, capture_output=True,
+                           text=True, timeout=DEADLINE, env=env)
+        self.assertNotIn("\x1b", p.stdout, "escape code in piped stdout of %s" % (args,))
+        self.assertNotIn("\x1b", p.stderr, "escape code in piped stderr of %s" % (args,))
+        return p
+
+    def ok(self, *args):
+        p = self.cli(*args)
+        self.assertEqual(p.returncode, 0, "galvani %s: %s" % (" ".join(args), p.stderr))
+        self.assertEqual(p.stderr, "")
+        return p.stdout
+
+    def ok_json(self, *args):
+        return json.loads(self.ok("--json", *args))
+
+    def job(self, job_id):
+        return self.ok_json("show", str(job_id))
+
+    def wait_status(self, job_id, *statuses):
+        return wait_for(lambda: (lambda j: j if j["status"] in statuses else None)(self.job(job_id)),
+                        what="job %d to be %s" % (job_id, "/".join(statuses)))
+
+    def sleeper(self, *extra):
+        job = self.ok_json("run", *extra, "--", "sleep", "30")
+        self.addCleanup(self.cli, "cancel", str(job["id"]))
+        return job
+
+    # -- tests ------------------------------------------------------------
+
+    def test_run_ls_show(self):
+        job = self.ok_json("run", "--name", "t-run", "--param", "lr=0.5", "--param", "tag=abc",
+                           "--param", "steps=[1,2]", "--", "sleep", "30")
+        self.addCleanup(self.cli, "cancel", str(job["id"]))
+        self.assertEqual(job["name"], "t-run")
+        self.assertEqual(job["kind"], "process")
+        self.assertEqual(job["command"], ["sleep", "30"])
+        self.assertEqual(job["shell"], False)
+        self.assertEqual(job["pause_mode"], "stop")
+        self.assertEqual(job["params"], {"lr": 0.5, "tag": "abc", "steps": [1, 2]})
+        self.assertIn(job["status"], ("queued", "running"))
+        jid = job["id"]
+
+        # Without --json, run prints just the new id.
+        out = self.ok("run", "--name", "t-run2", "--", "sleep", "30")
+        self.assertRegex(out, r"^\d+\n$")
+        self.addCleanup(self.cli, "cancel", out.strip())
+        self.assertEqual(int(out), jid + 1)
+
+        self.wait_status(jid, "running")
+        lines = self.ok("ls").splitlines()
+        self.assertEqual(lines[0].split(), ["ID", "NAME", "STATUS", "PROGRESS", "STARTED"])
+        row = [l.split() for l in lines[1:] if l.split()[0] == str(jid)]
+        self.assertEqual(len(row), 1, lines)
+        self.assertEqual(row[0][1:4], ["t-run", "running", "0%"])
+        self.assertRegex(row[0][4], r"^\d{4}-\d\d-\d\dT")
+
+        listed = self.ok_json("ls")
+        self.assertIn(jid, [j["id"] for j in listed["jobs"]])
+        running = self.ok_json("ls", "--status", "running")
+        self.assertIn(jid, [j["id"] for j in running["jobs"]])
+        self.assertEqual({j["status"] for j in running["jobs"]}, {"running"})
+        self.assertNotIn(jid, [j["id"] for j in self.ok_json("ls", "--status=succeeded")["jobs"]])
+
+        fields = dict(re.match(r"^(\S+)\s+(.*)$", l).groups() for l in self.ok("show", str(jid)).splitlines()
+                      if re.match(r"^\S+\s+\S", l))
+        self.assertEqual(fields["id"], str(jid))
+        self.assertEqual(fields["name"], "t-run")
+        self.assertEqual(fields["status"], "running")
+        self.assertEqual(fields["command"], '["sleep","30"]')
+        self.assertEqual(json.loads(fields["params"]), {"lr": 0.5, "tag": "abc", "steps": [1, 2]})
+        shown = self.job(jid)
+        self.assertEqual(shown["id"], jid)
+        self.assertEqual(shown["status"], "running")
+
+    def test_run_shell_cooperative_and_logs(self):
+        job = self.ok_json("run", "--shell", "--pause-mode", "cooperative", "--name", "t-log", "--",
+                           "echo", "hello-from-job;", "echo", "::progress", "100")
+        self.assertEqual(job["shell"], True)
+        self.assertEqual(job["command"], "echo hello-from-job; echo ::progress 100")
+        self.assertEqual(job["pause_mode"], "cooperative")
+        done = self.wait_status(job["id"], "succeeded", "failed")
+        self.assertEqual(done["status"], "succeeded")
+        self.assertEqual(done["progress"], 100)
+        self.assertEqual(self.ok("logs", str(job["id"])), "hello-from-job\n::progress 100\n")
+
+    def test_pause_resume_cancel(self):
+        jid = self.sleeper()["id"]
+        self.wait_status(jid, "running")
+        self.assertEqual(self.ok("pause", str(jid)), "job %d: paused (0%%)\n" % jid)
+        self.assertEqual(self.job(jid)["status"], "paused")
+        # Pausing a paused job is refused by the daemon: exit 1, its message.
+        p = self.cli("pause", str(jid))
+        self.assertEqual(p.returncode, 1)
+        self.assertEqual(p.stdout, "")
+        self.assertIn("job %d is paused" % jid, p.stderr)
+        self.assertEqual(self.ok_json("resume", str(jid))["status"], "running")
+        self.assertEqual(self.job(jid)["status"], "running")
+        self.assertEqual(self.ok("cancel", str(jid)), "job %d: cancelled (0%%)\n" % jid)
+        self.assertEqual(self.job(jid)["status"], "cancelled")
+
+        # Several ids in one command: each is acted on, one JSON line each.
+        a, b = self.sleeper()["id"], self.sleeper()["id"]
+        out = self.ok("--json", "cancel", str(a), str(b)).splitlines()
+        self.assertEqual([(j["id"], j["status"]) for j in map(json.loads, out)],
+                         [(a, "cancelled"), (b, "cancelled")])
+
+    def test_set_params(self):
+        jid = self.sleeper("--param", "tag=old", "--param", "keep=1")["id"]
+        job = self.ok_json("set", str(jid), "lr=0.05", "n=3", "flag=true", "s=hello world",
+                           "arr=[1,2]", "tag=null", 'q="7"')
+        self.assertEqual(job["params"], {"keep": 1, "lr": 0.05, "n": 3, "flag": True,
+                                         "s": "hello world", "arr": [1, 2], "q": "7"})
+        self.assertEqual(self.job(jid)["params"], job["params"])
+        out = self.ok("set", str(jid), "lr=0.1")
+        self.assertEqual(out, 'job %d params: {"arr":[1,2],"flag":true,"keep":1,"lr":0.1,"n":3,'
+                              '"q":"7","s":"hello world"}\n' % jid)
+
+    def test_demo_job(self):
+        job = self.ok_json("start")
+        self.assertEqual(job["kind"], "demo")
+        self.assertIn(job["status"], ("queued", "running"))
+        self.wait_status(job["id"], "running")
+        out = self.ok("pause")
+        self.assertRegex(out, r"^job %d: paused \(\d+%%\)\n$" % job["id"])
+        self.assertEqual(self.job(job["id"])["status"], "paused")
+        p = self.cli("start")  # a demo job is already there
+        self.assertEqual(p.returncode, 1)
+        self.assertTrue(p.stderr.startswith("galvani: "), p.stderr)
+        self.assertEqual(self.ok_json("resume")["status"], "running")
+        self.assertRegex(self.ok("cancel"), r"^job %d: cancelled \(\d+%%\)\n$" % job["id"])
+        self.assertEqual(self.job(job["id"])["status"], "cancelled")
+        p = self.cli("cancel")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("job %d is cancelled" % job["id"], p.stderr)
+
+    def test_unknown_job(self):
+        for args in (["show", "987654"], ["pause", "987654"], ["resume", "987654"],
+                     ["cancel", "987654"], ["set", "987654", "a=1"], ["logs", "987654"]):
+            p = self.cli(*args)
+            self.assertEqual(p.returncode, 1, args)
+            self.assertEqual(p.stdout, "", args)
+            self.assertEqual(p.stderr, "galvani: no job 987654\n", args)
+
+    def test_daemon_down(self):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        url = "http://127.0.0.1:%d" % s.getsockname()[1]
+        s.close()  # nothing listens there now
+        msg = ("galvani: cannot reach galvanid at %s (is it running? start it with: bash scripts/run)\n" % url)
+        for args in (["ls"], ["show", "1"], ["start"], ["run", "--", "true"]):
+            p = self.cli(*args, server=url)  # through GALVANI_URL
+            self.assertEqual((p.returncode, p.stdout, p.stderr), (1, "", msg), args)
+        p = self.cli("--server", url, "ls", env_url=False)
+        self.assertEqual((p.returncode, p.stderr), (1, msg))
+        p = self.cli("ls", "--server=" + url)  # the option wins over GALVANI_URL
+        self.assertEqual((p.returncode, p.stderr), (1, msg))
+
+    def test_usage_errors(self):
+        before = self.ok_json("ls")["total"]
+        for args in ([], ["frob"], ["--bogus", "ls"], ["show"], ["show", "abc"], ["show", "0"],
+                     ["show", "1", "2"], ["run"], ["run", "--name"], ["run", "--name", "x"],
+                     ["run", "--pause-mode", "bogus", "--", "true"], ["run", "--bogus", "--", "true"],
+                     ["run", "--param", "novalue", "--", "true"], ["set", "1"], ["set", "1", "novalue"],
+                     ["set", "x", "a=1"], ["ls", "extra"], ["ls", "--status", "BAD;"], ["pause", "-x"],
+                     ["pause", "1", "x"], ["logs"], ["start", "1"], ["--server"]):
+            p = self.cli(*args)
+            self.assertEqual(p.returncode, 2, "%s: %s" % (args, p.stderr))
+            self.assertEqual(p.stdout, "", args)
+            self.assertIn("galvani", p.stderr, args)
+        self.assertEqual(self.ok_json("ls")["total"], before, "a usage error sent a request")
+
+    def test_help_and_version(self):
+        out = self.ok("--help")
+        self.assertTrue(out.startswith("usage: galvani "))
+        for cmd in ("run", "ls", "show", "pause", "resume", "cancel", "set", "logs", "start", "watch"):
+            self.assertRegex(out, r"\n  %s\b" % cmd)
+            sub = self.ok(cmd, "--help")
+            self.assertTrue(sub.startswith("usage: galvani %s" % cmd), sub)
+        self.assertIn("--pause-mode", self.ok("run", "--help"))
+        self.assertIn("--follow", self.ok("run", "--help"))
+        self.assertRegex(self.ok("--version"), r"^galvani \d+\.\d+\.\d+\n$")
+
+    def on_pty(self, *args):
+        """Run galvani with stdout on a pseudo-terminal; returns (rc, output)."""
+        master, slave = pty.openpty()
+        env = dict(os.environ, GALVANI_URL=self.d.url)
+        env.pop("NO_COLOR", None)
+        p = subprocess.Popen([CLI] + list(args), stdin=subprocess.DEVNULL, stdout=slave,
+                             stderr=subprocess.PIPE, env=env)
+        os.close(slave)
+        chunks = []
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: the terminal's other side is closed
+                break
+            if not data:
+                break
+            chunks.append(data)
+        os.close(master)
+        rc = p.wait(DEADLINE)
+        p.stderr.close()
+        return rc, b"".join(chunks).decode()
+
+    STEPS = "for i in 1 2 3 4; do echo ::progress $((i*25)); sleep 0.15; done"
+
+    def test_run_follow(self):
+        p = self.cli("run", "--follow", "--name", "t-follow", "--", "sh", "-c", self.STEPS + "; exit 3")
+        self.assertEqual(p.returncode, 3, p.stderr)  # the job's exit status
+        lines = p.stdout.splitlines()
+        jid = int(lines[0])
+        self.assertEqual(lines[-1], "job %d t-follow: failed 100%%" % jid)
+        self.assertIn("job %d t-follow: running 50%%" % jid, lines)
+        # Plain mode prints a line only when status or progress changed.
+        self.assertEqual(len(lines[1:]), len(set(lines[1:])), lines)
+
+        p = self.cli("--json", "run", "--follow", "--", "sh", "-c", "echo ::progress 50; sleep 0.2")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        msgs = [json.loads(l) for l in p.stdout.splitlines()]
+        self.assertIn(msgs[0]["status"], ("queued", "running"))  # run's answer: the new job
+        self.assertEqual(msgs[1]["type"], "snapshot")
+        self.assertEqual([j["id"] for j in msgs[1]["jobs"]], [msgs[0]["id"]])
+        self.assertEqual(msgs[-1]["type"], "job")
+        self.assertEqual((msgs[-1]["job"]["status"], msgs[-1]["job"]["exit_code"]), ("succeeded", 0))
+
+    def test_watch_ids(self):
+        a = self.ok_json("run", "--name", "w-a", "--", "sh", "-c", self.STEPS)["id"]
+        b = self.ok_json("run", "--name", "w-b", "--", "sh", "-c", "sleep 0.3")["id"]
+        p = self.cli("watch", str(a), str(b))
+        self.assertEqual(p.returncode, 0, p.stderr)
+        lines = p.stdout.splitlines()
+        self.assertIn("job %d w-a: succeeded 100%%" % a, lines)
+        self.assertIn("job %d w-b: succeeded 100%%" % b, lines)
+        self.assertEqual(self.job(a)["status"], "succeeded")
+        # An already finished job: the snapshot says so, watch ends at once.
+        self.assertEqual(self.ok("watch", str(a)), "job %d w-a: succeeded 100%%\n" % a)
+        for args in (["watch", "987654"], ["watch", str(a), "987654"]):
+            p = self.cli(*args)
+            self.assertEqual((p.returncode, p.stderr), (1, "galvani: no job 987654\n"), args)
+        self.assertEqual(self.cli("watch", "x").returncode, 2)
+
+    def test_watch_all(self):
+        env = dict(os.environ, GALVANI_URL=self.d.url)
+        w = subprocess.Popen([CLI, "watch"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=env)
+        try:
+            # The job is still active for a second, so whether watch subscribes
+            # before it is created (a "job" event) or after (in the snapshot),
+            # it is shown, and its progress follows.
+            jid = self.ok_json("run", "--name", "w-all", "--", "sh", "-c",
+                               "sleep 1; echo ::progress 40; sleep 0.2")["id"]
+            want = "job %d w-all: succeeded 100%%\n" % jid
+            seen = []
+            end = time.monotonic() + DEADLINE
+            while time.monotonic() < end:
+                line = w.stdout.readline()
+                seen.append(line)
+                if line == want or not line:
+                    break
+            self.assertEqual(seen[-1], want, seen)
+            self.assertIn("job %d w-all: running 40%%\n" % jid, seen)
+        finally:
+            w.terminate()
+            w.wait(DEADLINE)
+            w.stdout.close()
+            w.stderr.close()
+
+    def test_watch_on_a_terminal(self):
+        jid = self.ok_json("run", "--name", "w-tty", "--", "sh", "-c", self.STEPS)["id"]
+        rc, out = self.on_pty("watch", str(jid))
+        self.assertEqual(rc, 0, out)
+        # Redrawn in place: each frame moves the cursor up over the last one.
+        frames = out.split("\x1b[1A")
+        self.assertGreaterEqual(len(frames), 3, out)
+        self.assertIn("[########################] 100%  \x1b[32msucceeded", frames[-1])
+        self.assertIn("%-5d w-tty" % jid, frames[-1])
+        self.assertTrue(any("[############------------]  50%" in f for f in frames), out)
+
+    def test_colours_only_on_a_terminal(self):
+        """Piped output has no escape codes (checked on every call by cli());
+        this proves the check can fail: on a terminal the status is coloured."""
+        jid = self.sleeper()["id"]
+        self.wait_status(jid, "running")
+        rc, tty_out = self.on_pty("ls")
+        self.assertEqual(rc, 0)
+        self.assertIn("\x1b[34mrunning", tty_out)
+        self.assertNotIn("\x1b", self.ok("ls"))
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
