@@ -303,7 +303,10 @@ class CliTest(unittest.TestCase):
         p.stderr.close()
         return rc, b"".join(chunks).decode()
 
-    STEPS = "for i in 1 2 3 4; do echo ::progress $((i*25)); sleep 0.15; done"
+    # Each state lasts 0.4 s, far longer than the server's 20 ms coalescing, so
+    # the intermediate frames the tests look for are seen even on a slow,
+    # sanitizer-instrumented machine.
+    STEPS = "for i in 1 2 3 4; do echo ::progress $((i*25)); sleep 0.4; done"
 
     def test_run_follow(self):
         p = self.cli("run", "--follow", "--name", "t-follow", "--", "sh", "-c", self.STEPS + "; exit 3")
@@ -349,7 +352,7 @@ class CliTest(unittest.TestCase):
             # before it is created (a "job" event) or after (in the snapshot),
             # it is shown, and its progress follows.
             jid = self.ok_json("run", "--name", "w-all", "--", "sh", "-c",
-                               "sleep 1; echo ::progress 40; sleep 0.2")["id"]
+                               "sleep 1; echo ::progress 40; sleep 0.5")["id"]
             want = "job %d w-all: succeeded 100%%\n" % jid
             seen = []
             end = time.monotonic() + DEADLINE
