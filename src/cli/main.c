@@ -184,6 +184,22 @@ static int gvc_parse_id(const char *s, long long *id)
     return *id > 0 ? 0 : -1;
 }
 
+/* A job-id argument of `cmd`: 0, or the usage error (exit status 2). */
+static int gvc_id_arg(const char *cmd, const char *arg, long long *id)
+{
+    if (gvc_parse_id(arg, id))
+        return gvc_usage_error(cmd, "%s: '%s' is not a job id (a positive integer)", cmd, arg);
+    return 0;
+}
+
+/* Exactly one job-id argument (show, logs). */
+static int gvc_single_id(const char *cmd, int argc, char **argv, long long *id)
+{
+    if (argc != 1)
+        return gvc_usage_error(cmd, "%s: expected one job ID", cmd);
+    return gvc_id_arg(cmd, argv[0], id);
+}
+
 /* "k=v" → key k, value v as JSON if it parses (numbers, true, null, arrays,
  * objects, "quoted"), else the string v.  Adds it to obj. */
 static int gvc_add_kv(json_t *obj, const char *kv)
@@ -486,10 +502,9 @@ static int gvc_job_request(gvc_ctx *ctx, const char *method, const char *path, c
 static int gvc_cmd_show(gvc_ctx *ctx, int argc, char **argv)
 {
     long long id;
-    if (argc != 1)
-        return gvc_usage_error("show", "show: expected one job ID");
-    if (gvc_parse_id(argv[0], &id))
-        return gvc_usage_error("show", "show: '%s' is not a job id (a positive integer)", argv[0]);
+    int bad = gvc_single_id("show", argc, argv, &id);
+    if (bad)
+        return bad;
     char path[64];
     snprintf(path, sizeof path, "/jobs/%lld", id);
     return gvc_job_request(ctx, "GET", path, NULL, 0);
@@ -505,9 +520,11 @@ static int gvc_cmd_transition(gvc_ctx *ctx, const char *cmd, int argc, char **ar
         return gvc_job_request(ctx, "POST", path, NULL, 1);
     }
     long long id;
-    for (int i = 0; i < argc; i++)
-        if (gvc_parse_id(argv[i], &id))
-            return gvc_usage_error(cmd, "%s: '%s' is not a job id (a positive integer)", cmd, argv[i]);
+    for (int i = 0; i < argc; i++) {
+        int bad = gvc_id_arg(cmd, argv[i], &id);
+        if (bad)
+            return bad;
+    }
     int rc = 0;
     for (int i = 0; i < argc; i++) {
         gvc_parse_id(argv[i], &id);
@@ -531,8 +548,9 @@ static int gvc_cmd_set(gvc_ctx *ctx, int argc, char **argv)
     long long id;
     if (argc < 2)
         return gvc_usage_error("set", "set: expected ID KEY=VALUE...");
-    if (gvc_parse_id(argv[0], &id))
-        return gvc_usage_error("set", "set: '%s' is not a job id (a positive integer)", argv[0]);
+    int bad = gvc_id_arg("set", argv[0], &id);
+    if (bad)
+        return bad;
     json_t *patch = json_object();
     if (!patch) {
         fputs("galvani: out of memory\n", stderr);
@@ -581,9 +599,10 @@ static int gvc_cmd_watch(gvc_ctx *ctx, int argc, char **argv)
         return 1;
     }
     for (int i = 0; i < argc; i++) {
-        if (gvc_parse_id(argv[i], &ids[i])) {
+        int bad = gvc_id_arg("watch", argv[i], &ids[i]);
+        if (bad) {
             free(ids);
-            return gvc_usage_error("watch", "watch: '%s' is not a job id (a positive integer)", argv[i]);
+            return bad;
         }
     }
     gvc_watch_opts wo = {.server = ctx->server, .ids = ids, .nids = (size_t)argc,
@@ -596,10 +615,9 @@ static int gvc_cmd_watch(gvc_ctx *ctx, int argc, char **argv)
 static int gvc_cmd_logs(gvc_ctx *ctx, int argc, char **argv)
 {
     long long id;
-    if (argc != 1)
-        return gvc_usage_error("logs", "logs: expected one job ID");
-    if (gvc_parse_id(argv[0], &id))
-        return gvc_usage_error("logs", "logs: '%s' is not a job id (a positive integer)", argv[0]);
+    int bad = gvc_single_id("logs", argc, argv, &id);
+    if (bad)
+        return bad;
     char path[64];
     snprintf(path, sizeof path, "/jobs/%lld/log", id);
     gvc_buf b;

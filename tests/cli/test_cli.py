@@ -13,11 +13,10 @@ import json
 import os
 import pty
 import re
-import signal
 import socket
 import subprocess
+import sys
 import tempfile
-import threading
 import time
 import unittest
 
@@ -25,55 +24,12 @@ GALVANID = os.environ.get("GALVANID", "galvanid")
 CLI = os.environ.get("GALVANI_CLI", "galvani")
 DEADLINE = 15.0  # seconds any single wait may take before the test fails
 
+# The daemon fixture and the polling helper are the end-to-end suite's.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "daemon", "e2e"))
+import test_e2e  # noqa: E402
+from test_e2e import Daemon, wait_for  # noqa: E402
 
-def wait_for(pred, timeout=DEADLINE, interval=0.02, what="condition"):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = pred()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("timed out waiting for " + what)
-
-
-class Daemon:
-    """One galvanid process on an ephemeral port (the pattern of
-    tests/daemon/e2e/test_e2e.py, trimmed to what the CLI tests need)."""
-
-    def __init__(self, workdir):
-        self.lines = []
-        cmd = [GALVANID, "--listen", "127.0.0.1:0", "--db", os.path.join(workdir, "galvani.db")]
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, text=True, cwd=workdir)
-        port = []
-        ready = threading.Event()
-
-        def pump():
-            for line in self.proc.stderr:
-                self.lines.append(line)
-                m = re.search(r"galvanid\.listening addr=\S+:(\d+)", line)
-                if m and not port:
-                    port.append(int(m.group(1)))
-                    ready.set()
-            ready.set()
-
-        self.pump = threading.Thread(target=pump, daemon=True)
-        self.pump.start()
-        if not ready.wait(DEADLINE) or not port:
-            self.proc.kill()
-            raise AssertionError("galvanid did not start:\n" + "".join(self.lines))
-        self.url = "http://127.0.0.1:%d" % port[0]
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(DEADLINE)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            raise AssertionError("galvanid did not stop")
-        self.pump.join(5)
-        self.proc.stderr.close()
-        return rc
+test_e2e.DEADLINE = DEADLINE  # the same start/stop bounds as before
 
 
 class CliTest(unittest.TestCase):
@@ -118,7 +74,7 @@ class CliTest(unittest.TestCase):
         return self.ok_json("show", str(job_id))
 
     def wait_status(self, job_id, *statuses):
-        return wait_for(lambda: (lambda j: j if j["status"] in statuses else None)(self.job(job_id)),
+        return wait_for(lambda: (lambda j: j if j["status"] in statuses else None)(self.job(job_id)), DEADLINE,
                         what="job %d to be %s" % (job_id, "/".join(statuses)))
 
     def sleeper(self, *extra):

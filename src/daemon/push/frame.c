@@ -120,6 +120,21 @@ size_t gvd_pbuf_wire_len(const gvd_pbuf *b, bool ws)
     return gvd_sse_prefix[b->type].len + b->len + 2;
 }
 
+int gvd_iov_reserve(h2o_iovec_t **iov, size_t *cap, size_t need, size_t first)
+{
+    if (*cap >= need)
+        return 0;
+    size_t n = *cap ? *cap : first;
+    while (n < need)
+        n *= 2;
+    h2o_iovec_t *v = realloc(*iov, n * sizeof *v);
+    if (!v)
+        return -1;
+    *iov = v;
+    *cap = n;
+    return 0;
+}
+
 /* ---- the queue ---------------------------------------------------------- */
 
 static size_t gvd_queue_hash(int64_t key, size_t mask)

@@ -68,6 +68,10 @@ void gvd_pbuf_unref(gvd_pbuf *b);
 #define GVD_PBUF_MAX_IOV 3
 size_t gvd_pbuf_iov(const gvd_pbuf *b, bool ws, h2o_iovec_t *iov);
 size_t gvd_pbuf_wire_len(const gvd_pbuf *b, bool ws);
+/* Grow a transport's iovec array to hold `need` entries (doubling from
+ * `first`).  0, or -1 when out of memory (the array is unchanged: the write
+ * is retried on the next kick). */
+int gvd_iov_reserve(h2o_iovec_t **iov, size_t *cap, size_t need, size_t first);
 
 /* Insertion-ordered map key -> frame with O(1) replace; also used as an id
  * set (frame NULL). */

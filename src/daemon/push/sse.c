@@ -58,17 +58,8 @@ static void gvd_sse_kick_(gvd_sse *s)
                 gvd_sse_end(s);
             return;
         }
-        size_t need = GVD_PBUF_MAX_IOV * c->pending.n;
-        if (s->iov_cap < need) {
-            size_t cap = s->iov_cap ? s->iov_cap : 16;
-            while (cap < need)
-                cap *= 2;
-            h2o_iovec_t *v = realloc(s->iov, cap * sizeof *v);
-            if (!v)
-                return; /* retried on the next kick */
-            s->iov = v;
-            s->iov_cap = cap;
-        }
+        if (gvd_iov_reserve(&s->iov, &s->iov_cap, GVD_PBUF_MAX_IOV * c->pending.n, 16) != 0)
+            return; /* retried on the next kick */
         size_t n = gvd_client_take(c), k = 0;
         if (n == 0)
             return;

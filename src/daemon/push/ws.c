@@ -163,17 +163,8 @@ static void gvd_ws_write(gvd_ws *ws)
 {
     if (ws->writing || !ws->sock || (ws->ctrl_len == 0 && ws->c.pending.n == 0))
         return;
-    size_t need = 1 + ws->c.pending.n;
-    if (ws->iov_cap < need) {
-        size_t cap = ws->iov_cap ? ws->iov_cap : 8;
-        while (cap < need)
-            cap *= 2;
-        h2o_iovec_t *v = realloc(ws->iov, cap * sizeof *v);
-        if (!v)
-            return; /* retried on the next kick */
-        ws->iov = v;
-        ws->iov_cap = cap;
-    }
+    if (gvd_iov_reserve(&ws->iov, &ws->iov_cap, 1 + ws->c.pending.n, 8) != 0)
+        return; /* retried on the next kick */
     size_t k = 0;
     if (ws->ctrl_len) {
         /* swap the buffers: wslay may append to `ctrl` while this is written */

@@ -112,6 +112,10 @@ class Daemon:
             raise AssertionError("galvanid did not start:\n" + "".join(self.lines))
         self.port = port[0]
 
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.port
+
     def stop(self, sig=signal.SIGTERM):
         self.proc.send_signal(sig)
         try:
