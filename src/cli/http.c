@@ -2,6 +2,8 @@
 #include "http.h"
 
 #include <curl/curl.h>
+#include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -68,7 +70,70 @@ void gvc_http_free(gvc_http *h)
         curl_global_cleanup();
     }
     free(h->base);
+    free(h->auth);
     memset(h, 0, sizeof *h);
+}
+
+int gvc_http_set_token(gvc_http *h, const char *token)
+{
+    free(h->auth);
+    h->auth = NULL;
+    if (!token)
+        return 0;
+    static const char prefix[] = "Authorization: Bearer ";
+    h->auth = malloc(sizeof prefix + strlen(token));
+    if (!h->auth)
+        return -1;
+    strcpy(h->auth, prefix);
+    strcat(h->auth, token);
+    return 0;
+}
+
+/* The request headers every request carries: the token, if any, and
+ * `extra`.  NULL when out of memory. */
+static struct curl_slist *gvc_headers(const gvc_http *h, const char *extra)
+{
+    struct curl_slist *l = extra ? curl_slist_append(NULL, extra) : NULL;
+    if (extra && !l)
+        return NULL;
+    if (h->auth) {
+        struct curl_slist *n = curl_slist_append(l, h->auth);
+        if (!n) {
+            curl_slist_free_all(l);
+            return NULL;
+        }
+        l = n;
+    }
+    return l;
+}
+
+int gvc_http_check(const gvc_http *h, gvc_http_result r, long status, const gvc_buf *body, const char *what)
+{
+    if (r == GVC_HTTP_UNREACHABLE) {
+        fprintf(stderr, "galvani: cannot reach galvanid at %s (is it running? start it with: "
+                        "bash scripts/run)\n", h->base);
+        return 1;
+    }
+    if (r != GVC_HTTP_OK) {
+        fprintf(stderr, "galvani: %s to %s failed: %s\n", what, h->base, h->errbuf);
+        return 1;
+    }
+    if (status >= 200 && status < 300)
+        return 0;
+    /* Every daemon error is {"error":{"code":..,"message":..}}; the message
+     * names what is wrong (e.g. "no job 42"), so it is what people see. */
+    json_t *doc = body && body->data ? json_loads(body->data, 0, NULL) : NULL;
+    const char *msg = json_string_value(json_object_get(json_object_get(doc, "error"), "message"));
+    if (msg)
+        fprintf(stderr, "galvani: %s\n", msg);
+    else
+        fprintf(stderr, "galvani: %s: HTTP %ld\n", what, status);
+    json_decref(doc);
+    if (status == 401)
+        fputs(h->auth ? "galvani: galvanid refused the token given (--token or GALVANI_TOKEN)\n"
+                      : "galvani: this galvanid needs a token: pass --token TOKEN or set GALVANI_TOKEN\n",
+              stderr);
+    return 1;
 }
 
 gvc_http_result gvc_http_request(gvc_http *h, const char *method, const char *path,
@@ -91,11 +156,10 @@ gvc_http_result gvc_http_request(gvc_http *h, const char *method, const char *pa
     /* The handle is reused between requests (one connection for a multi-id
      * `pause 1 2 3`); reset clears the previous request's options. */
     curl_easy_reset(c);
-    struct curl_slist *hdrs = NULL;
     /* A body is always JSON.  Without a body, "Content-Type:" with no value
      * tells libcurl to send none (it would otherwise add a form type to an
      * empty POST, which the daemon refuses on some routes). */
-    hdrs = curl_slist_append(hdrs, body ? "Content-Type: application/json" : "Content-Type:");
+    struct curl_slist *hdrs = gvc_headers(h, body ? "Content-Type: application/json" : "Content-Type:");
     if (!hdrs) {
         free(url);
         strcpy(h->errbuf, "out of memory");
@@ -181,8 +245,15 @@ gvc_http_result gvc_http_stream(gvc_http *h, const char *path, gvc_chunk_fn fn, 
     strcpy(url, h->base);
     strcat(url, path);
     gvc_stream s = {.curl = c, .fn = fn, .userdata = userdata, .errbody = errbody};
+    struct curl_slist *hdrs = NULL;
+    if (h->auth && !(hdrs = gvc_headers(h, NULL))) {
+        free(url);
+        strcpy(h->errbuf, "out of memory");
+        return GVC_HTTP_FAILED;
+    }
     curl_easy_reset(c);
     curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, gvc_on_stream);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, h->errbuf);
@@ -195,6 +266,7 @@ gvc_http_result gvc_http_stream(gvc_http *h, const char *path, gvc_chunk_fn fn, 
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
     CURLcode rc = curl_easy_perform(c);
+    curl_slist_free_all(hdrs);
     free(url);
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
     if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && s.stopped)) {

@@ -26,6 +26,7 @@ typedef enum gvc_http_result {
 typedef struct gvc_http {
     void *curl;             /* CURL *, kept opaque so callers need no curl.h */
     char *base;             /* server URL without a trailing slash */
+    char *auth;             /* "Authorization: Bearer <token>" header, or NULL (owned) */
     char errbuf[256];       /* libcurl's message for the last failure */
 } gvc_http;
 
@@ -33,6 +34,17 @@ typedef struct gvc_http {
  * libcurl failure.  Pair with gvc_http_free. */
 int gvc_http_init(gvc_http *h, const char *server);
 void gvc_http_free(gvc_http *h);
+
+/* Send "Authorization: Bearer <token>" with every request from now on
+ * (token NULL: none).  0, or -1 when out of memory. */
+int gvc_http_set_token(gvc_http *h, const char *token);
+
+/* The verdict on one request, printed the way every command reports it:
+ * 0 for a 2xx; otherwise 1 after telling stderr why — galvanid is not
+ * running (and how to start it), the transport failed, or the server's
+ * error message (from its JSON body), with what to do about a 401 (no or a
+ * wrong token).  `what` names the request when the body has no message. */
+int gvc_http_check(const gvc_http *h, gvc_http_result r, long status, const gvc_buf *body, const char *what);
 
 /* Send `method` to base+path.  `body` (JSON text) may be NULL: then no body
  * and no Content-Type are sent.  On GVC_HTTP_OK, *status is the HTTP status

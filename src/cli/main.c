@@ -7,6 +7,7 @@
  *
  * Exit codes: 0 success, 1 the request failed (daemon unreachable, HTTP
  * error), 2 usage error (nothing was sent). */
+#include "help.h"
 #include "http.h"
 #include "watch.h"
 
@@ -15,13 +16,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef GALVANI_CLI_VERSION
 #define GALVANI_CLI_VERSION "unknown"
 #endif
-
-#define GVC_DEFAULT_URL "http://127.0.0.1:8000"
 
 /* The daemon sends at most 15 significant digits; printing doubles with
  * jansson's default 17 would turn the user's 0.1 into 0.10000000000000001. */
@@ -30,6 +30,7 @@
 /* Options shared by every command. */
 typedef struct gvc_ctx {
     const char *server;
+    const char *token;  /* --token / GALVANI_TOKEN, or NULL */
     int json;
     int tty;        /* stdout is a terminal: live views redraw in place */
     int color;      /* tty and NO_COLOR is unset */
@@ -48,75 +49,6 @@ static int gvc_usage_error(const char *cmd, const char *fmt, ...)
     return 2;
 }
 
-static const char gvc_main_help[] =
-    "usage: galvani [--server URL] [--json] COMMAND [ARGS...]\n"
-    "\n"
-    "Control the jobs of galvanid.\n"
-    "\n"
-    "Jobs:\n"
-    "  run [OPTIONS] -- CMD ARGS...   create a job; prints its id (--follow: watch it to the end)\n"
-    "  ls [--status S[,S...]]         list jobs (id, name, status, progress, started)\n"
-    "  show ID                        one job's fields\n"
-    "  pause ID...                    pause running jobs\n"
-    "  resume ID...                   resume paused jobs\n"
-    "  cancel ID...                   cancel queued, running or paused jobs\n"
-    "  set ID KEY=VALUE...            change a job's params (VALUE is JSON if it parses, else a string)\n"
-    "  logs ID                        print a job's captured output\n"
-    "  watch [ID...]                  live progress of all active jobs, or of these until they end\n"
-    "\n"
-    "The demo job (the seed's routes):\n"
-    "  start                          start a demo job\n"
-    "  pause | resume | cancel        with no ID: act on the demo job\n"
-    "\n"
-    "Options (anywhere before --):\n"
-    "  --server URL   galvanid's address (default $GALVANI_URL, else " GVC_DEFAULT_URL ")\n"
-    "  --json         print the server's JSON instead of text\n"
-    "  --help         help for galvani or for a command\n"
-    "  --version      print the version\n"
-    "\n"
-    "Exit status: 0 ok, 1 request failed (daemon down, unknown job, refused), 2 usage error.\n";
-
-static const char *const gvc_cmd_help[][2] = {
-    {"run", "usage: galvani run [--name N] [--param KEY=VALUE]... [--pause-mode stop|cooperative] [--shell]\n"
-            "                   [--json] -- CMD ARGS...\n"
-            "\n"
-            "Create a job running CMD with ARGS (no shell unless --shell: then CMD ARGS... are joined\n"
-            "with spaces and run by /bin/sh -c).  Prints the new job's id.\n"
-            "  --name N          the job's name (default: the program name)\n"
-            "  --param K=V       a param; V is JSON if it parses, else a string (repeatable)\n"
-            "  --pause-mode M    stop (SIGSTOP, default) or cooperative (the job is told to pause)\n"
-            "  --shell           run the command through /bin/sh -c\n"
-            "  --follow          show the job's progress until it ends, then exit with its exit status\n"},
-    {"watch", "usage: galvani watch [ID...] [--json]\n\n"
-              "Show live progress bars (plain lines when not on a terminal) from galvanid's event stream.\n"
-              "With IDs: those jobs, until all of them have finished.  Without: every job that is active\n"
-              "or becomes active, until interrupted.  --json prints each stream message as one line.\n"},
-    {"ls", "usage: galvani ls [--status S[,S...]] [--json]\n"
-           "\n"
-           "List jobs, newest first.  S: queued, running, paused, succeeded, failed, cancelled.\n"},
-    {"show", "usage: galvani show ID [--json]\n\nPrint one job's fields, one per line.\n"},
-    {"pause", "usage: galvani pause [ID...] [--json]\n\n"
-              "Pause running jobs; with no ID, pause the demo job.\n"},
-    {"resume", "usage: galvani resume [ID...] [--json]\n\n"
-               "Resume paused jobs; with no ID, resume the demo job.\n"},
-    {"cancel", "usage: galvani cancel [ID...] [--json]\n\n"
-               "Cancel queued, running or paused jobs; with no ID, cancel the demo job.\n"},
-    {"set", "usage: galvani set ID KEY=VALUE... [--json]\n\n"
-            "Merge params into a job: VALUE is JSON if it parses (3, 0.5, true, [1,2], {\"a\":1}),\n"
-            "otherwise a string; KEY=null removes the param.\n"},
-    {"logs", "usage: galvani logs ID\n\nPrint the job's captured stdout and stderr (--json has no effect: "
-             "the log is text).\n"},
-    {"start", "usage: galvani start [--json]\n\nStart a demo job (progress 0 to 100 in about 10 s).\n"},
-};
-
-static const char *gvc_help_for(const char *cmd)
-{
-    for (size_t i = 0; i < sizeof gvc_cmd_help / sizeof gvc_cmd_help[0]; i++)
-        if (strcmp(gvc_cmd_help[i][0], cmd) == 0)
-            return gvc_cmd_help[i][1];
-    return NULL;
-}
-
 /* ---------------------------------------------------------------------- */
 /* Requests                                                               */
 /* ---------------------------------------------------------------------- */
@@ -128,27 +60,12 @@ static int gvc_call(gvc_ctx *ctx, const char *method, const char *path, const ch
 {
     long status = 0;
     gvc_http_result r = gvc_http_request(&ctx->http, method, path, body, &status, out);
-    if (r == GVC_HTTP_UNREACHABLE) {
-        fprintf(stderr, "galvani: cannot reach galvanid at %s (is it running? start it with: "
-                        "bash scripts/run)\n", ctx->server);
-        return 1;
-    }
-    if (r != GVC_HTTP_OK) {
-        fprintf(stderr, "galvani: request to %s failed: %s\n", ctx->server, ctx->http.errbuf);
-        return 1;
-    }
-    if (status >= 200 && status < 300)
+    char what[300];
+    snprintf(what, sizeof what, "%s %s", method, path);
+    if (gvc_http_check(&ctx->http, r, status, out, what) == 0)
         return 0;
-    /* Every daemon error is {"error":{"code":..,"message":..}}; the message
-     * names what is wrong (e.g. "no job 42"), so it is what people see. */
-    json_t *doc = json_loads(out->data, 0, NULL);
-    const char *msg = json_string_value(json_object_get(json_object_get(doc, "error"), "message"));
-    if (msg)
-        fprintf(stderr, "galvani: %s\n", msg);
-    else
-        fprintf(stderr, "galvani: %s %s: HTTP %ld\n", method, path, status);
-    json_decref(doc);
-    gvc_buf_free(out);
+    if (r == GVC_HTTP_OK)
+        gvc_buf_free(out);
     return 1;
 }
 
@@ -403,7 +320,7 @@ static int gvc_cmd_run(gvc_ctx *ctx, int argc, char **argv)
             /* The job may already have ended: the stream's snapshot has its
              * final state, so nothing is missed between POST and GET. */
             fflush(stdout);
-            gvc_watch_opts wo = {.server = ctx->server, .ids = &id, .nids = 1,
+            gvc_watch_opts wo = {.ids = &id, .nids = 1,
                                  .tty = ctx->tty, .json = ctx->json};
             int job_exit = 1;
             rc = gvc_watch(&ctx->http, &wo, &job_exit);
@@ -605,29 +522,100 @@ static int gvc_cmd_watch(gvc_ctx *ctx, int argc, char **argv)
             return bad;
         }
     }
-    gvc_watch_opts wo = {.server = ctx->server, .ids = ids, .nids = (size_t)argc,
+    gvc_watch_opts wo = {.ids = ids, .nids = (size_t)argc,
                          .tty = ctx->tty, .json = ctx->json};
     int rc = gvc_watch(&ctx->http, &wo, NULL);
     free(ids);
     return rc;
 }
 
-static int gvc_cmd_logs(gvc_ctx *ctx, int argc, char **argv)
+/* GET `path` and copy the body to stdout; *len gets its length.  0, or 1
+ * after printing why not. */
+static int gvc_print_body(gvc_ctx *ctx, const char *path, size_t *len)
 {
-    long long id;
-    int bad = gvc_single_id("logs", argc, argv, &id);
-    if (bad)
-        return bad;
-    char path[64];
-    snprintf(path, sizeof path, "/jobs/%lld/log", id);
     gvc_buf b;
     int rc = gvc_call(ctx, "GET", path, NULL, &b);
     if (rc)
         return rc;
-    if (fwrite(b.data, 1, b.len, stdout) != b.len)
+    *len = b.len;
+    if (fwrite(b.data, 1, b.len, stdout) != b.len || fflush(stdout) != 0)
         rc = 1;
     gvc_buf_free(&b);
     return rc;
+}
+
+/* The job's status is finished (so its output is complete: the daemon marks
+ * a job ended only once its output is drained).  -1 after printing an
+ * error. */
+static int gvc_job_finished(gvc_ctx *ctx, long long id)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/jobs/%lld", id);
+    gvc_buf b;
+    if (gvc_call(ctx, "GET", path, NULL, &b))
+        return -1;
+    json_t *job = gvc_parse(&b);
+    gvc_buf_free(&b);
+    if (!job)
+        return -1;
+    const char *s = gvc_str(job, "status", "");
+    int done = !strcmp(s, "succeeded") || !strcmp(s, "failed") || !strcmp(s, "cancelled");
+    json_decref(job);
+    return done;
+}
+
+/* logs -f: the log only grows, so poll GET /jobs/ID/log?offset=N, printing
+ * what is new.  The status is read before each read of the log: once it
+ * says finished, that read has everything and we stop.  (Output without
+ * progress lines produces no stream event, so the event stream could not
+ * say when to read; 200 ms polls on one keep-alive connection cost the
+ * daemon two small requests, and the delay is invisible to a reader.) */
+static int gvc_follow_log(gvc_ctx *ctx, long long id)
+{
+    long long pos = 0;
+    for (;;) {
+        int done = gvc_job_finished(ctx, id);
+        if (done < 0)
+            return 1;
+        char path[96];
+        snprintf(path, sizeof path, "/jobs/%lld/log?offset=%lld", id, pos);
+        size_t n = 0;
+        if (gvc_print_body(ctx, path, &n))
+            return 1;
+        pos += (long long)n;
+        if (done)
+            return 0;
+        if (n == 0) {
+            struct timespec ts = {0, 200 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+    }
+}
+
+static int gvc_cmd_logs(gvc_ctx *ctx, int argc, char **argv)
+{
+    int follow = 0, n = 0;
+    char *ids[2] = {NULL, NULL};
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "-f") || !strcmp(argv[i], "--follow"))
+            follow = 1;
+        else if (argv[i][0] == '-')
+            return gvc_usage_error("logs", "logs: unknown option '%s'", argv[i]);
+        else if (n < 2)
+            ids[n++] = argv[i];
+        else
+            n++;
+    }
+    long long id;
+    int bad = gvc_single_id("logs", n, ids, &id);
+    if (bad)
+        return bad;
+    if (follow)
+        return gvc_follow_log(ctx, id);
+    char path[64];
+    snprintf(path, sizeof path, "/jobs/%lld/log", id);
+    size_t len;
+    return gvc_print_body(ctx, path, &len);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -655,6 +643,18 @@ static int gvc_take_shared(gvc_ctx *ctx, const char *cmd, int argc, char **argv,
         ctx->server = argv[++*i];
         return 1;
     }
+    if (!strncmp(a, "--token=", 8)) {
+        ctx->token = a + 8;
+        return 1;
+    }
+    if (!strcmp(a, "--token")) {
+        if (*i + 1 >= argc) {
+            gvc_usage_error(cmd, "--token needs a value");
+            return 2;
+        }
+        ctx->token = argv[++*i];
+        return 1;
+    }
     return 0;
 }
 
@@ -663,6 +663,8 @@ int main(int argc, char **argv)
     gvc_ctx ctx = {0};
     const char *env = getenv("GALVANI_URL");
     ctx.server = env && *env ? env : GVC_DEFAULT_URL;
+    const char *tok = getenv("GALVANI_TOKEN");
+    ctx.token = tok && *tok ? tok : NULL;
     ctx.tty = isatty(STDOUT_FILENO);
     ctx.color = ctx.tty && !getenv("NO_COLOR");
 
@@ -723,7 +725,7 @@ int main(int argc, char **argv)
     /* Only run takes options of its own and a command line; for the others
      * an unknown "--x" before any id is a usage error, caught here so that
      * the per-command code sees plain words. */
-    if (strcmp(cmd, "run") != 0 && strcmp(cmd, "ls") != 0) {
+    if (strcmp(cmd, "run") != 0 && strcmp(cmd, "ls") != 0 && strcmp(cmd, "logs") != 0) {
         for (int j = 0; j < n; j++) {
             if (rest[j][0] == '-') {
                 rc = gvc_usage_error(cmd, "%s: unknown option '%s'", cmd, rest[j]);
@@ -733,8 +735,9 @@ int main(int argc, char **argv)
         }
     }
 
-    if (gvc_http_init(&ctx.http, ctx.server) != 0) {
+    if (gvc_http_init(&ctx.http, ctx.server) != 0 || gvc_http_set_token(&ctx.http, ctx.token) != 0) {
         fputs("galvani: cannot initialise libcurl\n", stderr);
+        gvc_http_free(&ctx.http);
         free(rest);
         return 1;
     }

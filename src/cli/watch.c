@@ -279,18 +279,7 @@ int gvc_watch(gvc_http *h, const gvc_watch_opts *opts, int *job_exit)
     gvc_buf err;
     gvc_http_result r = gvc_http_stream(h, path, gvc_on_chunk, &w, &status, &err);
     int rc = 0;
-    if (r == GVC_HTTP_UNREACHABLE) {
-        fprintf(stderr, "galvani: cannot reach galvanid at %s (is it running? start it with: "
-                        "bash scripts/run)\n", opts->server);
-        rc = 1;
-    } else if (r != GVC_HTTP_OK) {
-        fprintf(stderr, "galvani: the event stream from %s failed: %s\n", opts->server, h->errbuf);
-        rc = 1;
-    } else if (status < 200 || status >= 300) {
-        json_t *doc = json_loads(err.data, 0, NULL);
-        const char *msg = json_string_value(json_object_get(json_object_get(doc, "error"), "message"));
-        fprintf(stderr, "galvani: %s\n", msg ? msg : "the event stream was refused");
-        json_decref(doc);
+    if (gvc_http_check(h, r, status, &err, "the event stream") != 0) {
         rc = 1;
     } else if (w.failed) {
         rc = 1;

@@ -8,7 +8,6 @@
 #include <stddef.h>
 
 typedef struct gvc_watch_opts {
-    const char *server;     /* for the "cannot reach" message */
     const long long *ids;   /* jobs to watch; NULL/0 = every job */
     size_t nids;
     int tty;                /* redraw bars in place with escape codes */

@@ -2,16 +2,19 @@
  * main.c — galvanid: flags, the loop, start-up and graceful shutdown.
  *
  * Start-up order follows the layers upward: the store (SQLite), the job model
- * (which loads every job and resolves those a previous life left running),
+ * (which loads every job and re-adopts those a previous life left running),
  * then the HTTP/WebSocket server.  SIGINT / SIGTERM stop in the reverse
  * order: stop accepting and close the streams, write what is pending, close
- * the store.  A process still running at that point is killed with its group
- * and its job stays "running" in the store: the next start reports it as
- * interrupted (docs/api.md, "Restart policy").
+ * the store.  A process job still running at that point keeps running under
+ * its supervisor (galvani-shim) and stays "running" / "paused" in the store:
+ * the next start re-adopts it (docs/api.md, "Restart policy").
  */
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <openssl/crypto.h>
+#include <stdbool.h>
+#include <sys/resource.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,13 +46,37 @@ static void gvd_usage(FILE *out)
           "  -d, --db PATH            SQLite database file (default ./galvani.db; env GALVANI_DB)\n"
           "  -j, --max-running N      jobs running or paused at once (default 4; env GALVANI_MAX_RUNNING)\n"
           "      --log-dir DIR        per-job output logs (default <db>.logs; env GALVANI_LOG_DIR)\n"
+          "      --run-dir DIR        per-job supervisor dirs (default <db>.run; env GALVANI_RUN_DIR)\n"
+          "      --shim PATH          the job supervisor (default: galvani-shim next to galvanid;\n"
+          "                           env GALVANI_SHIM)\n"
           "      --log-limit BYTES    output kept per job (default 10485760)\n"
+          "      --max-jobs N         jobs kept (default 10000; 0: no limit): past it the oldest finished\n"
+          "                           jobs are deleted with their logs; queued/running/paused ones never are\n"
+          "      --keep-finished AGE  also delete finished jobs older than AGE (e.g. 3600, 90m, 12h, 7d)\n"
           "      --cancel-grace SECS  SIGTERM -> SIGKILL delay on cancel (default 5)\n"
           "      --log-level LEVEL    debug, info, warn or error (default info; env GALVANI_LOG_LEVEL)\n"
           "      --allow-origin LIST  web origins (comma list, or *) allowed to control jobs and open\n"
           "                           streams from a browser, besides galvanid's own (env GALVANI_ALLOW_ORIGIN)\n"
           "      --sync MODE          normal: a 2xx survives a crash of galvanid (default);\n"
           "                           full: it also survives power loss (fsync per change)\n"
+          "\n"
+          "Access (docs/security.md):\n"
+          "      --token-file PATH    require this bearer token (first line of PATH, a file only its owner may\n"
+          "                           read) on every API route; /healthz and the dashboard page stay open\n"
+          "      --token TOKEN        the same, given directly (env GALVANI_TOKEN; visible to ps: prefer a file)\n"
+          "      --read-token-file PATH, --read-token TOKEN\n"
+          "                           a second, read-only token: list, show and watch, no changes\n"
+          "                           (env GALVANI_READ_TOKEN)\n"
+          "      --insecure           allow a non-loopback --listen address without a token\n"
+          "\n"
+          "Limits (docs/api.md, \"Limits\"):\n"
+          "      --max-connections N  open connections, streams included (default 1024); past it new\n"
+          "                           connections get 503 and are closed\n"
+          "      --request-timeout SECS  a request's headers must arrive within SECS, and idle keep-alive\n"
+          "                           connections are closed after SECS (default 10)\n"
+          "      --stream-buffer BYTES  unsent bytes a stream client may hold ... (default 1048576)\n"
+          "      --stream-grace SECS  ... for this long before it is dropped (WebSocket close 1008; default 10)\n"
+          "\n"
           "  -h, --help               this help\n"
           "  -V, --version            print the version\n"
           "\n"
@@ -99,6 +126,116 @@ static int gvd_parse_uint(const char *s, unsigned long long max, unsigned long l
     return 0;
 }
 
+/* A positive number of seconds (fractions allowed) up to max, in ms. */
+static int gvd_parse_secs(const char *s, double max, unsigned *ms)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || *s == '\0' || *end != '\0' || !(v >= 0.001) || v > max)
+        return -1;
+    *ms = (unsigned)(v * 1000 + 0.5);
+    return 0;
+}
+
+/* The value of --token TOKEN is copied, then overwritten in argv so that
+ * ps and /proc/PID/cmdline show "xxxx" from now on. */
+static void gvd_hide_arg(char *arg)
+{
+    memset(arg, 'x', strlen(arg));
+}
+
+/* A token from a flag, a file or the environment (the first given, in that
+ * order; a flag and a file together are a usage error).  `buf` receives it.
+ * Returns the token, NULL if none was given, or (const char *)-1 after
+ * printing the error. */
+static const char *gvd_pick_token(const char *what, const char *flag, const char *file, const char *envname,
+                                  char *buf, size_t buflen)
+{
+    char err[600];
+    if (flag && file) {
+        fprintf(stderr, "galvanid: give --%s or --%s-file, not both\n", what, what);
+        return (const char *)-1;
+    }
+    if (file) {
+        if (gvd_token_read_file(file, buf, buflen, err, sizeof err) != 0) {
+            fprintf(stderr, "galvanid: %s\n", err);
+            return (const char *)-1;
+        }
+        return buf;
+    }
+    const char *v = flag ? flag : getenv(envname);
+    if (!v)
+        return NULL;
+    if (strlen(v) >= buflen) {
+        fprintf(stderr, "galvanid: the %s is too long\n", what);
+        return (const char *)-1;
+    }
+    if (v != buf) /* a flag's value is already in buf */
+        snprintf(buf, buflen, "%s", v);
+    /* Jobs get an environment of their own (runner/process.c); still, the
+     * secret has no business staying in ours. */
+    unsetenv(envname);
+    char label[64];
+    snprintf(label, sizeof label, flag ? "--%s" : "%s", flag ? what : envname);
+    if (gvd_token_check(label, buf, err, sizeof err) != 0) {
+        fprintf(stderr, "galvanid: %s\n", err);
+        return (const char *)-1;
+    }
+    return buf;
+}
+
+/* Every connection is a descriptor, and so is each running job's pipes,
+ * log and control socket and the database: make sure the soft open-files
+ * limit covers max_conns plus a reserve, raising it up to the hard limit
+ * (the usual soft default of 1024 would refuse connections with EMFILE long
+ * before --max-connections). */
+static int gvd_raise_fd_limit(unsigned long long max_conns)
+{
+    const rlim_t reserve = 256;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 0; /* nothing known, nothing to do */
+    rlim_t want = (rlim_t)max_conns + reserve;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+        if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want) {
+            fprintf(stderr,
+                    "galvanid: --max-connections %llu needs %llu open files, but the hard limit is %llu "
+                    "(ulimit -Hn): lower --max-connections or raise the limit\n",
+                    max_conns, (unsigned long long)want, (unsigned long long)rl.rlim_max);
+            return -1;
+        }
+        rl.rlim_cur = want;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+            fprintf(stderr, "galvanid: cannot raise the open-files limit to %llu: %s\n",
+                    (unsigned long long)want, strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* "3600", "90s", "90m", "12h", "7d": a positive age in seconds. */
+static int gvd_parse_age(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    double unit = 1;
+    if (*end == 'm')
+        unit = 60;
+    else if (*end == 'h')
+        unit = 3600;
+    else if (*end == 'd')
+        unit = 86400;
+    if (*end && *end != 's' && unit == 1)
+        return -1;
+    if (errno || end == s || (*end && end[1] != '\0') || !(v > 0) || v * unit > 3650.0 * 86400)
+        return -1;
+    *out = v * unit;
+    return 0;
+}
+
 static void gvd_handle_closed(uv_handle_t *h)
 {
     (void)h;
@@ -131,11 +268,20 @@ int main(int argc, char **argv)
     const char *listen = getenv("GALVANI_LISTEN") ? getenv("GALVANI_LISTEN") : "127.0.0.1:8000";
     const char *db = getenv("GALVANI_DB") ? getenv("GALVANI_DB") : "galvani.db";
     const char *log_dir = getenv("GALVANI_LOG_DIR");
+    const char *run_dir = getenv("GALVANI_RUN_DIR");
+    const char *shim_path = NULL; /* the runner reads GALVANI_SHIM itself */
     const char *level = getenv("GALVANI_LOG_LEVEL") ? getenv("GALVANI_LOG_LEVEL") : "info";
     const char *max_running = getenv("GALVANI_MAX_RUNNING");
     const char *allow_origin = getenv("GALVANI_ALLOW_ORIGIN");
     unsigned long long log_limit = 10ull << 20, grace_s = 5, max_run = 4;
+    unsigned long long max_jobs = GVD_MAX_JOBS_DEFAULT;
+    double keep_finished_s = 0;
     int sync_full = 0;
+    static char token_buf[4100], read_token_buf[4100];
+    const char *token_flag = NULL, *token_file = NULL, *read_flag = NULL, *read_file = NULL;
+    bool insecure = false;
+    unsigned long long max_conns = 1024, stream_buffer = 0;
+    unsigned req_timeout_ms = 10000, stream_grace_ms = 0;
 
     static const struct option opts[] = {
         {"listen", required_argument, NULL, 'l'},     {"db", required_argument, NULL, 'd'},
@@ -143,6 +289,13 @@ int main(int argc, char **argv)
         {"log-limit", required_argument, NULL, 2},    {"cancel-grace", required_argument, NULL, 3},
         {"log-level", required_argument, NULL, 4},    {"sync", required_argument, NULL, 5},
         {"allow-origin", required_argument, NULL, 6},
+        {"token", required_argument, NULL, 20},       {"token-file", required_argument, NULL, 21},
+        {"read-token", required_argument, NULL, 22},  {"read-token-file", required_argument, NULL, 23},
+        {"insecure", no_argument, NULL, 24},          {"max-connections", required_argument, NULL, 25},
+        {"request-timeout", required_argument, NULL, 26}, {"stream-buffer", required_argument, NULL, 27},
+        {"stream-grace", required_argument, NULL, 28},
+        {"max-jobs", required_argument, NULL, 40},    {"keep-finished", required_argument, NULL, 41},
+        {"run-dir", required_argument, NULL, 50},     {"shim", required_argument, NULL, 51},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},          {NULL, 0, NULL, 0}};
     int c;
@@ -152,6 +305,8 @@ int main(int argc, char **argv)
         case 'd': db = optarg; break;
         case 'j': max_running = optarg; break;
         case 1: log_dir = optarg; break;
+        case 50: run_dir = optarg; break;
+        case 51: shim_path = optarg; break;
         case 2:
             if (gvd_parse_uint(optarg, 1ull << 40, &log_limit) || log_limit == 0) {
                 fprintf(stderr, "galvanid: --log-limit takes a positive number of bytes, not '%s'\n", optarg);
@@ -173,6 +328,62 @@ int main(int argc, char **argv)
             sync_full = strcmp(optarg, "full") == 0;
             break;
         case 6: allow_origin = optarg; break;
+        case 20:
+        case 22:
+            /* copied now: the argv string is blanked below */
+            if (strlen(optarg) >= sizeof token_buf) {
+                fprintf(stderr, "galvanid: --%s is too long\n", c == 20 ? "token" : "read-token");
+                return 2;
+            }
+            snprintf(c == 20 ? token_buf : read_token_buf, sizeof token_buf, "%s", optarg);
+            gvd_hide_arg(optarg);
+            if (c == 20)
+                token_flag = token_buf;
+            else
+                read_flag = read_token_buf;
+            break;
+        case 21: token_file = optarg; break;
+        case 23: read_file = optarg; break;
+        case 24: insecure = true; break;
+        case 25:
+            if (gvd_parse_uint(optarg, 1000000, &max_conns) || max_conns == 0) {
+                fprintf(stderr, "galvanid: --max-connections takes a positive integer, not '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case 26:
+            if (gvd_parse_secs(optarg, 3600, &req_timeout_ms)) {
+                fprintf(stderr, "galvanid: --request-timeout takes seconds (0.001..3600), not '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case 27:
+            if (gvd_parse_uint(optarg, 1ull << 30, &stream_buffer) || stream_buffer < 1024) {
+                fprintf(stderr, "galvanid: --stream-buffer takes bytes (1024..1073741824), not '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case 28:
+            if (gvd_parse_secs(optarg, 3600, &stream_grace_ms)) {
+                fprintf(stderr, "galvanid: --stream-grace takes seconds (0.001..3600), not '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case 40:
+            if (gvd_parse_uint(optarg, 100000000, &max_jobs)) {
+                fprintf(stderr, "galvanid: --max-jobs takes a number of jobs (0 = no limit .. 100000000), not '%s'\n",
+                        optarg);
+                return 2;
+            }
+            break;
+        case 41:
+            if (gvd_parse_age(optarg, &keep_finished_s)) {
+                fprintf(stderr, "galvanid: --keep-finished takes an age: seconds, or a number with s, m, h or d "
+                                "(e.g. 90m, 7d), not '%s'\n",
+                        optarg);
+                return 2;
+            }
+            break;
         case 'h': gvd_usage(stdout); return 0;
         case 'V': puts("galvanid 0.1.0"); return 0;
         default: gvd_usage(stderr); return 2;
@@ -198,6 +409,21 @@ int main(int argc, char **argv)
         fprintf(stderr, "galvanid: --listen takes HOST:PORT (e.g. 127.0.0.1:8000), not '%s'\n", listen);
         return 2;
     }
+    /* The token from a file is read here, before anything else starts, so
+     * that a bad file is a start-up error. */
+    const char *token = gvd_pick_token("token", token_flag, token_file, "GALVANI_TOKEN", token_buf,
+                                       sizeof token_buf);
+    const char *read_token = gvd_pick_token("read-token", read_flag, read_file, "GALVANI_READ_TOKEN",
+                                            read_token_buf, sizeof read_token_buf);
+    if (token == (const char *)-1 || read_token == (const char *)-1)
+        return 2;
+    if (gvd_raise_fd_limit(max_conns) != 0)
+        return 2;
+    char default_run_dir[PATH_MAX];
+    if (!run_dir) {
+        snprintf(default_run_dir, sizeof default_run_dir, "%s.run", db);
+        run_dir = default_run_dir;
+    }
     char default_log_dir[PATH_MAX];
     if (!log_dir) {
         snprintf(default_log_dir, sizeof default_log_dir, "%s.logs", db);
@@ -221,7 +447,12 @@ int main(int argc, char **argv)
     gvd_config cfg = {.max_running = (unsigned)max_run,
                       .cancel_grace_ms = (unsigned)(grace_s * 1000),
                       .log_limit = log_limit,
-                      .log_dir = log_dir};
+                      .log_dir = log_dir,
+                      .run_dir = run_dir,
+                      .shim_path = shim_path,
+                      .leave_running = true,
+                      .max_jobs = max_jobs ? (unsigned)max_jobs : GVD_MAX_JOBS_UNLIMITED,
+                      .keep_finished_s = keep_finished_s};
     gvd_error jerr = {0};
     d.jobs = gvd_jobs_new(d.loop, d.store, &cfg, &jerr);
     if (!d.jobs) {
@@ -229,8 +460,19 @@ int main(int argc, char **argv)
         gvd_store_close(d.store);
         return 1;
     }
-    gvd_server_opts sopts = {.host = host, .port = port, .allow_origins = allow_origin};
+    gvd_server_opts sopts = {.host = host,
+                             .port = port,
+                             .allow_origins = allow_origin,
+                             .token = token,
+                             .read_token = read_token,
+                             .insecure = insecure,
+                             .max_connections = (size_t)max_conns,
+                             .request_timeout_ms = req_timeout_ms,
+                             .push = {.max_pending = (size_t)stream_buffer, .slow_ms = stream_grace_ms}};
     d.server = gvd_server_new(d.loop, d.jobs, &sopts, err, sizeof err);
+    /* The server keeps only digests: wipe our copies. */
+    OPENSSL_cleanse(token_buf, sizeof token_buf);
+    OPENSSL_cleanse(read_token_buf, sizeof read_token_buf);
     if (!d.server) {
         fprintf(stderr, "galvanid: %s\n", err);
         gvd_jobs_free(d.jobs);

@@ -13,6 +13,7 @@ import json
 import os
 import pty
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -345,6 +346,152 @@ class CliTest(unittest.TestCase):
         self.assertEqual(rc, 0)
         self.assertIn("\x1b[34mrunning", tty_out)
         self.assertNotIn("\x1b", self.ok("ls"))
+
+    def test_watch_redraws_in_tmux(self):
+        """`galvani watch` in a real terminal emulator (tmux): what the screen
+        shows, sampled with capture-pane, is one line per job whose bar and
+        percentage change in place -- the block is redrawn, not appended."""
+        if not shutil.which("tmux"):
+            self.skipTest("tmux is not installed (scripts/deps installs it)")
+        jid = self.ok_json("run", "--name", "w-tmux", "--", "sh", "-c", self.STEPS)["id"]
+        sock = os.path.join(self.tmp.name, "tmux-%d.sock" % jid)
+        tmux = ["tmux", "-S", sock]
+        inner = "GALVANI_URL=%s %s watch %d; echo EXIT=$?; sleep 60" % (self.d.url, CLI, jid)
+        subprocess.run(tmux + ["-f", "/dev/null", "new-session", "-d", "-x", "100", "-y", "12", inner],
+                       check=True, timeout=DEADLINE, env=dict(os.environ, TERM="xterm"))
+        self.addCleanup(subprocess.run, tmux + ["kill-server"], capture_output=True, timeout=DEADLINE)
+        screens = []
+        end = time.monotonic() + DEADLINE
+        while time.monotonic() < end:
+            screen = subprocess.run(tmux + ["capture-pane", "-p"], capture_output=True, text=True,
+                                    timeout=DEADLINE, check=True).stdout
+            if not screens or screens[-1] != screen:
+                screens.append(screen)
+            if "EXIT=" in screen:
+                break
+            time.sleep(0.05)
+        final = screens[-1]
+        self.assertIn("EXIT=0", final)
+        row = re.compile(r"^%-5d w-tmux +\[([#-]{24})\] +(\d+)%%  (\w+)" % jid)
+        seen = []
+        for screen in screens:
+            rows = [m for m in map(row.match, screen.splitlines()) if m]
+            if not rows and not seen:
+                continue  # before the first draw
+            # exactly one line for the job on every screen, always the first
+            self.assertEqual(len(rows), 1, screen)
+            self.assertTrue(row.match(screen.splitlines()[0]), screen)
+            state = (int(rows[0].group(2)), rows[0].group(3), rows[0].group(1).count("#"))
+            if not seen or seen[-1] != state:
+                seen.append(state)
+        self.assertEqual(seen[-1], (100, "succeeded", 24))
+        percents = [p for p, _, _ in seen]
+        self.assertEqual(percents, sorted(percents), seen)  # redrawn forward, never backward
+        self.assertGreaterEqual(len(set(percents)), 3, seen)  # at least two redraws seen between
+        for p, _, bar in seen:
+            self.assertEqual(bar, int(p * 24 / 100 + 0.5))
+
+    def test_logs_follow(self):
+        script = "for i in 1 2 3 4 5; do echo line $i; sleep 0.3; done; echo done >&2"
+        jid = self.ok_json("run", "--name", "t-logs-f", "--", "sh", "-c", script)["id"]
+        env = dict(os.environ, GALVANI_URL=self.d.url)
+        p = subprocess.Popen([CLI, "logs", "-f", str(jid)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=env)
+        try:
+            first = p.stdout.readline()
+            # printed while the job was still writing: it follows, not dumps
+            self.assertEqual(first, "line 1\n")
+            self.assertEqual(self.job(jid)["status"], "running")
+            rest = p.stdout.read()
+            self.assertEqual(p.wait(DEADLINE), 0)
+        finally:
+            if p.poll() is None:
+                p.kill()
+            p.stdout.close()
+            stderr = p.stderr.read()
+            p.stderr.close()
+        self.assertEqual(first + rest, "line 1\nline 2\nline 3\nline 4\nline 5\ndone\n")
+        self.assertEqual(stderr, "")
+        self.assertEqual(self.job(jid)["status"], "succeeded")
+        # a finished job: the whole log at once, and the same with --follow
+        self.assertEqual(self.ok("logs", "--follow", str(jid)), first + rest)
+        # errors
+        p = self.cli("logs", "-f", "987654")
+        self.assertEqual((p.returncode, p.stdout, p.stderr), (1, "", "galvani: no job 987654\n"))
+        p = self.cli("logs", "-x", "1")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("logs: unknown option '-x'", p.stderr)
+        self.assertEqual(self.cli("logs", "-f").returncode, 2)
+
+
+class CliTokenTest(unittest.TestCase):
+    """The CLI against a galvanid that requires a token (and has a
+    read-only one): --token, GALVANI_TOKEN, and clear refusals."""
+
+    FULL = "cli-token-5e1f0a9b"
+    READ = "cli-read-7c2d4e6f"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory(prefix="galvani-cli-token-")
+        cls.d = Daemon(cls.tmp.name, "--token", cls.FULL, "--read-token", cls.READ)
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.d.stop()
+        cls.tmp.cleanup()
+        assert rc == 0, "galvanid exited with %s:\n%s" % (rc, "".join(cls.d.lines)[-4000:])
+        assert cls.FULL not in "".join(cls.d.lines)
+
+    def cli(self, *args, token=None):
+        env = dict(os.environ, GALVANI_URL=self.d.url)
+        env.pop("GALVANI_TOKEN", None)
+        if token:
+            env["GALVANI_TOKEN"] = token
+        return subprocess.run([CLI] + list(args), stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=DEADLINE, env=env)
+
+    def test_token(self):
+        # none: refused, and told what to do
+        p = self.cli("ls")
+        self.assertEqual(p.returncode, 1)
+        self.assertEqual(p.stdout, "")
+        self.assertEqual(p.stderr.splitlines()[1],
+                         "galvani: this galvanid needs a token: pass --token TOKEN or set GALVANI_TOKEN")
+        self.assertIn("this galvanid requires a token", p.stderr.splitlines()[0])
+        # a wrong one
+        p = self.cli("--token", "wrong", "ls")
+        self.assertEqual((p.returncode, p.stderr.splitlines()),
+                         (1, ["galvani: the token is not valid for this galvanid",
+                              "galvani: galvanid refused the token given (--token or GALVANI_TOKEN)"]))
+        # --token (anywhere among the shared options), --token=, GALVANI_TOKEN
+        p = self.cli("--json", "run", "--token", self.FULL, "--name", "tok", "--", "sleep", "30")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        jid = json.loads(p.stdout)["id"]
+        p = self.cli("show", str(jid), "--token=" + self.FULL)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("name         tok\n", p.stdout)
+        p = self.cli("--json", "ls", token=self.FULL)
+        self.assertEqual([j["id"] for j in json.loads(p.stdout)["jobs"]], [jid])
+        # the read-only token: looks, cannot touch
+        p = self.cli("pause", str(jid), token=self.READ)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("galvani: this token is read-only", p.stderr)
+        self.assertEqual(self.cli("--json", "show", str(jid), token=self.READ).returncode, 0)
+        # streams carry it too: watch follows the job to its end
+        wait_for(lambda: json.loads(self.cli("--json", "show", str(jid), token=self.FULL).stdout)["status"] == "running",
+                 DEADLINE, what="job %d to run" % jid)
+        w = subprocess.Popen([CLI, "watch", str(jid)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True,
+                             env=dict(os.environ, GALVANI_URL=self.d.url, GALVANI_TOKEN=self.READ))
+        self.assertEqual(w.stdout.readline(), "job %d tok: running 0%%\n" % jid)
+        p = self.cli("cancel", str(jid), token=self.FULL)
+        self.assertEqual((p.returncode, p.stdout), (0, "job %d: cancelled (0%%)\n" % jid))
+        out, err = w.communicate(timeout=DEADLINE)
+        self.assertEqual((w.returncode, out, err), (0, "job %d tok: cancelled 0%%\n" % jid, ""))
+        p = self.cli("watch", str(jid))
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("this galvanid needs a token", p.stderr)
 
 
 if __name__ == "__main__":

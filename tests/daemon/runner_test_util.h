@@ -5,7 +5,9 @@
  * Every test gets a fresh loop and a temp dir (setup) and must leave nothing
  * behind (teardown): the loop has to close with no handle left, and the
  * process's open file descriptors must be exactly those it had before the
- * test.  Waiting is always bounded: run_until() runs the loop until a
+ * test.  Process jobs run under galvani-shim ($GALVANI_SHIM, set by CTest),
+ * whose run dir is <temp dir>/run; a job a test left running is killed in
+ * teardown (a freed handle only detaches from its supervisor).  Waiting is always bounded: run_until() runs the loop until a
  * condition holds or a deadline passes, and the assertions say which.
  * Fixture scripts live in tests/daemon/fixtures/ (found next to this file)
  * and are run with /bin/sh, so their mode bits do not matter.
@@ -31,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -58,6 +61,8 @@ typedef struct ctx {
     char dir[PATH_MAX];
     int fds_before;
     pid_t stray; /* a process outside the job's group to kill in teardown */
+    pid_t job_pid; /* the last spawned job (its group is killed in teardown) */
+    char run[PATH_MAX]; /* the job's run dir */
     rec r;
 } ctx;
 
@@ -99,7 +104,8 @@ static inline void on_exit_cb(void *ud, const gvd_exit *e)
 
 static const gvd_exec_events events = {on_message, on_exit_cb};
 
-/* The temp dir holds plain files only. */
+/* The temp dir holds plain files and at most one level of directories
+ * (a run dir left by a failed test). */
 static inline void remove_dir(const char *dir)
 {
     DIR *d = opendir(dir);
@@ -110,7 +116,12 @@ static inline void remove_dir(const char *dir)
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
             continue;
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        assert_int_equal(unlink(path), 0);
+        struct stat sb;
+        assert_int_equal(lstat(path, &sb), 0);
+        if (S_ISDIR(sb.st_mode))
+            assert_int_equal(gvd_exec_remove_run_dir(path), 0);
+        else
+            assert_int_equal(unlink(path), 0);
     }
     closedir(d);
     assert_int_equal(rmdir(dir), 0);
@@ -126,6 +137,7 @@ static inline int setup(void **state)
     assert_int_equal(uv_loop_init(&c->loop), 0);
     snprintf(c->dir, sizeof c->dir, "/tmp/gvd-runner-XXXXXX");
     assert_non_null(mkdtemp(c->dir));
+    assert_true(snprintf(c->run, sizeof c->run, "%.200s/run", c->dir) < (int)sizeof c->run);
     *state = c;
     return 0;
 }
@@ -142,6 +154,12 @@ static inline int teardown(void **state)
         gvd_exec_free(c->r.x);
     if (c->stray > 1)
         (void)kill(c->stray, SIGKILL); /* even if the test failed half-way */
+    if (c->job_pid > 1)
+        (void)kill(-c->job_pid, SIGKILL); /* a job left running (or ended: ESRCH) */
+    /* Its supervisor then records the exit and goes, releasing the run
+     * dir's lock (bounded wait). */
+    for (int i = 0; i < 500 && gvd_exec_remove_run_dir(c->run) == -EBUSY; i++)
+        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
     /* Let every handle close (a freed live process is SIGKILLed and must be
      * reaped first).  The unreferenced watchdog only matters if something
      * never closes: then uv_loop_close below fails the test. */
@@ -300,6 +318,7 @@ static inline gvd_exec_opts process_opts(ctx *c, char *const *argv)
     o.log_limit = 1 << 20;
     o.job_id = 7;
     o.pause_mode = GVD_PAUSE_STOP;
+    o.run_dir = c->run;
     return o;
 }
 
@@ -309,6 +328,7 @@ static inline gvd_exec *spawn(ctx *c, const gvd_exec_opts *o)
     c->r.x = gvd_exec_spawn(&c->loop, o, &events, &c->r, err, sizeof err);
     if (!c->r.x)
         fail_msg("spawn failed: %s", err);
+    c->job_pid = gvd_exec_pid(c->r.x);
     return c->r.x;
 }
 

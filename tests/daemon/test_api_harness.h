@@ -504,12 +504,18 @@ static inline int http_read(tconn *c, http_resp *r, int timeout_ms)
     return 0;
 }
 
+/* A test of a server that requires a token sets it here: http_send_req
+ * (and so http_do, api_create, api_drain...) then sends it. */
+static const char *api_bearer_token;
+
 static inline void http_send_req(tconn *c, const char *method, const char *path, const char *ctype, const char *body,
                                  size_t body_len, bool keep_alive)
 {
     char head[1024];
     int n = snprintf(head, sizeof head, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s", method, path,
                      keep_alive ? "" : "Connection: close\r\n");
+    if (api_bearer_token)
+        n += snprintf(head + n, sizeof head - (size_t)n, "Authorization: Bearer %s\r\n", api_bearer_token);
     if (ctype)
         n += snprintf(head + n, sizeof head - (size_t)n, "Content-Type: %s\r\n", ctype);
     if (body)

@@ -385,7 +385,8 @@ static void test_method_and_route_errors(void **state)
         assert_string_equal(http_header(&r, "allow"), cases[i].allow);
         http_resp_free(&r);
     }
-    const char *missing[] = {"/", "/nope", "/jobs/1/explode", "/jobs/1/log/more", "/ws/other"};
+    /* "/" is the dashboard (static.c); a near miss of one of its files is not */
+    const char *missing[] = {"/index.htm", "/nope", "/jobs/1/explode", "/jobs/1/log/more", "/ws/other"};
     for (size_t i = 0; i < sizeof missing / sizeof missing[0]; i++) {
         http_resp r = http_do(&H, "GET", missing[i], NULL, NULL);
         assert_error(&r, 404, "not_found");

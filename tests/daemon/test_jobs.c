@@ -4,6 +4,7 @@
  * libuv loop.  Every wait is bounded by a deadline timer.
  */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -88,7 +89,15 @@ static int teardown(void **state)
     return 0;
 }
 
-static void deadline_cb(uv_timer_t *t) { *(int *)t->data = 1; }
+/* uv_stop too: a deadline that is already due when uv_run(UV_RUN_ONCE)
+ * starts (the loop's clock is stale after a blocking call, such as a spawn
+ * waiting for its supervisor) fires before the poll, which would then block
+ * until the next I/O; with the loop stopped the poll does not wait. */
+static void deadline_cb(uv_timer_t *t)
+{
+    *(int *)t->data = 1;
+    uv_stop(t->loop);
+}
 
 /* Run the loop until the job reaches `want` or 10 s pass. */
 static void run_until(fixture *f, gvd_job *job, gvd_status want)
@@ -270,35 +279,76 @@ static void test_params_merge_and_delete(void **state)
     assert_int_equal(f->removals, 1);
 }
 
-static void test_restart_keeps_jobs_and_fails_orphans(void **state)
+static int64_t json_int_field(gvd_job *job, const char *name)
+{
+    json_t *j = gvd_job_json(job);
+    int64_t v = json_integer_value(json_object_get(j, name));
+    json_decref(j);
+    return v;
+}
+
+/* galvanid's shutdown (leave_running): a process job keeps running under its
+ * supervisor and the next start re-adopts it, same pid, still controllable;
+ * the demo (in-process) resumes from its stored progress, not from 0. */
+static void test_restart_readopts_jobs(void **state)
 {
     fixture *f = *state;
+    close_jobs(f);
+    f->cfg.leave_running = true;
+    open_jobs(f);
     gvd_job *done = create(f, "{\"kind\": \"demo\", \"demo_step_ms\": 1}");
     run_until(f, done, GVD_SUCCEEDED);
-    gvd_job *orphan = create(f, "{\"command\": [\"/bin/sleep\", \"30\"]}");
-    run_for(f, 50);
+    gvd_job *orphan = create(f, "{\"command\": [\"/bin/sleep\", \"1000\"]}");
+    gvd_job *demo = create(f, "{\"kind\": \"demo\", \"demo_step_ms\": 20}");
+    run_for(f, 300);
     assert_int_equal(gvd_job_status(orphan), GVD_RUNNING);
-    int64_t done_id = gvd_job_id(done), orphan_id = gvd_job_id(orphan);
-    json_t *j = gvd_job_json(orphan);
-    pid_t pid = (pid_t)json_integer_value(json_object_get(j, "pid"));
-    json_decref(j);
+    int64_t done_id = gvd_job_id(done), orphan_id = gvd_job_id(orphan), demo_id = gvd_job_id(demo);
+    pid_t pid = (pid_t)json_int_field(orphan, "pid");
     assert_true(pid > 0);
-    /* Simulate a crash: the store says "running"; here the old process is
-     * killed by freeing (that is what a dead daemon's children do not get,
-     * but the record is what matters to the next start). */
-    close_jobs(f);
+    close_jobs(f); /* writes the demo's progress */
+    assert_int_equal(kill(pid, 0), 0); /* still running */
     open_jobs(f);
     gvd_job *a = gvd_jobs_get(f->jobs, done_id), *b = gvd_jobs_get(f->jobs, orphan_id);
-    assert_non_null(a);
-    assert_non_null(b);
+    demo = gvd_jobs_get(f->jobs, demo_id);
     assert_int_equal(gvd_job_status(a), GVD_SUCCEEDED);
-    assert_int_equal(gvd_job_status(b), GVD_FAILED);
-    j = gvd_job_json(b);
-    assert_non_null(strstr(json_string_value(json_object_get(j, "error")), "interrupted"));
-    json_decref(j);
+    assert_int_equal(gvd_job_status(b), GVD_RUNNING);
+    assert_int_equal(json_int_field(b, "pid"), pid);
+    assert_int_equal(json_int_field(b, "attempts"), 1);
+    int64_t resumed_at = json_int_field(demo, "progress");
+    assert_true(resumed_at >= 5);
+    assert_int_equal(gvd_job_status(demo), GVD_RUNNING);
+    gvd_error err = {0};
+    assert_int_equal(gvd_job_cancel(b, &err), 0);
+    run_until(f, b, GVD_CANCELLED);
+    for (int i = 0; i < 250 && json_int_field(b, "signal") == 0; i++)
+        run_for(f, 20); /* the exit follows the (immediate) status */
+    assert_int_equal(json_int_field(b, "signal"), SIGTERM);
+    run_until(f, demo, GVD_SUCCEEDED);
     gvd_job *next = create(f, "{\"kind\": \"demo\", \"demo_step_ms\": 1}");
-    assert_true(gvd_job_id(next) > orphan_id);
+    assert_true(gvd_job_id(next) > demo_id);
     run_until(f, next, GVD_SUCCEEDED);
+}
+
+/* Without leave_running (an embedder, the tests), freeing the registry
+ * kills live jobs; their supervisors record it, and the next start reports
+ * the true outcome: killed by SIGKILL. */
+static void test_restart_after_kill_reports_true_exit(void **state)
+{
+    fixture *f = *state;
+    gvd_job *orphan = create(f, "{\"command\": [\"/bin/sleep\", \"1000\"]}");
+    run_for(f, 50);
+    assert_int_equal(gvd_job_status(orphan), GVD_RUNNING);
+    int64_t orphan_id = gvd_job_id(orphan);
+    pid_t pid = (pid_t)json_int_field(orphan, "pid");
+    close_jobs(f);
+    assert_int_equal(kill(pid, 0), -1);
+    open_jobs(f);
+    gvd_job *b = gvd_jobs_get(f->jobs, orphan_id);
+    run_until(f, b, GVD_FAILED);
+    assert_int_equal(json_int_field(b, "signal"), SIGKILL);
+    json_t *j = gvd_job_json(b);
+    assert_string_equal(json_string_value(json_object_get(j, "error")), "killed by signal 9 (Killed)");
+    json_decref(j);
 }
 
 static void test_process_exit_status_and_retries(void **state)
@@ -325,7 +375,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_transitions_and_state_machine, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scheduler_respects_max_running_and_priority, setup, teardown),
         cmocka_unit_test_setup_teardown(test_params_merge_and_delete, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_restart_keeps_jobs_and_fails_orphans, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restart_readopts_jobs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restart_after_kill_reports_true_exit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_process_exit_status_and_retries, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

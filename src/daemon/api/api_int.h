@@ -6,7 +6,9 @@
  *   http.c     JSON responses, errors, query strings, request bodies
  *   logtail.c  GET /jobs/{id}/log streamed from the job's log file
  *   guard.c    who may talk to us: Host (DNS rebinding) and Origin checks
+ *   auth.c     bearer tokens (full and read-only roles), redaction for logs
  *   openapi.c  the OpenAPI document compiled into the binary
+ *   static.c   the dashboard (web/) compiled into the binary, served at /
  */
 #ifndef GALVANI_DAEMON_API_INT_H
 #define GALVANI_DAEMON_API_INT_H
@@ -18,6 +20,8 @@
 
 typedef struct gvd_conn gvd_conn;
 
+#define GVD_DIGEST_LEN 32 /* SHA-256 */
+
 struct gvd_server {
     uv_loop_t *loop;
     gvd_jobs *jobs;          /* NULL once closing: handlers answer 503 */
@@ -26,6 +30,15 @@ struct gvd_server {
     bool loopback;           /* bound to a loopback address: only loopback Host names are served */
     char *host;              /* the address it was asked to bind, as given */
     char *allow_origins;     /* see gvd_server_opts; NULL = none */
+    size_t max_header;       /* request line + headers; larger requests get 431 */
+    size_t max_conns;        /* open connections; past it new ones get 503 and are closed */
+    uint64_t refused;        /* connections refused for max_conns */
+    uint64_t refused_logged_at; /* loop ms of the last "refused" log line (one per second at most) */
+
+    /* auth.c: SHA-256 digests of the tokens (the tokens are not kept) */
+    bool auth, read_auth;
+    unsigned char token_digest[GVD_DIGEST_LEN];
+    unsigned char read_digest[GVD_DIGEST_LEN];
 
     h2o_globalconf_t config;
     h2o_context_t ctx;
@@ -51,6 +64,17 @@ int gvd_api_handle(gvd_server *s, h2o_req_t *req);
  * proceed, -1 after answering 403. */
 int gvd_guard(gvd_server *s, h2o_req_t *req, bool changes_state);
 
+/* auth.c.  Digest the tokens of `o` into s (checking their syntax); 0, or
+ * -1 with a message. */
+int gvd_auth_init(gvd_server *s, const gvd_server_opts *o, char *err, size_t errlen);
+/* Is `path` an API route (the ones a token protects)? */
+bool gvd_auth_required(h2o_iovec_t path);
+/* 0 if the request may proceed, -1 after answering 401 (no / wrong token) or
+ * 403 (a read-only token on a request that changes state). */
+int gvd_auth_check(gvd_server *s, h2o_req_t *req, bool changes_state);
+/* `path` (with its query) for a log line: token=... values replaced. */
+const char *gvd_auth_redact(h2o_iovec_t path, char *buf, size_t size);
+
 /* http.c */
 const char *gvd_http_reason(int status);
 /* Send `body` (consumed) as compact JSON + "\n".  `location` may be NULL. */
@@ -64,6 +88,9 @@ void gvd_http_error(h2o_req_t *req, int status, const char *code, const char *fm
 void gvd_http_error_from(h2o_req_t *req, const gvd_error *err);
 /* The JSON error body for a status/code/message, as a pool string. */
 h2o_iovec_t gvd_http_error_body(h2o_mem_pool_t *pool, const char *code, const char *message);
+/* Answer 431 and return true if the request line and headers exceed
+ * s->max_header. */
+bool gvd_http_headers_too_large(gvd_server *s, h2o_req_t *req);
 /* 204 No Content. */
 void gvd_http_no_content(h2o_req_t *req);
 /* 405 with "Allow: <allow>". */
@@ -78,6 +105,12 @@ typedef struct gvd_query {
 /* `names` is a NULL-terminated list.  0, or -1 after answering 400. */
 int gvd_query_parse(h2o_req_t *req, const char *const *names, gvd_query *q);
 const char *gvd_query_get(const gvd_query *q, const char *name);
+/* The decoded value of query parameter `name` (the last one), in the
+ * request pool; NULL if absent or malformed.  gvd_query_parse accepts
+ * "token" everywhere: auth.c reads it. */
+const char *gvd_query_value(h2o_req_t *req, const char *name);
+/* Is the raw (percent-encoded) query key key[0..n) `name` once decoded? */
+bool gvd_query_key_is(const char *key, size_t n, const char *name);
 /* A non-negative decimal integer <= max, or -1. */
 int64_t gvd_parse_uint(const char *s, int64_t max);
 
@@ -86,8 +119,14 @@ int64_t gvd_parse_uint(const char *s, int64_t max);
  * Returns the object, or NULL after answering. */
 json_t *gvd_http_json_body(h2o_req_t *req, const char *what);
 
-/* logtail.c: stream bytes [start, end) of `path` (text/plain). */
-void gvd_logtail_send(h2o_req_t *req, const char *path, int64_t tail);
+/* logtail.c: stream bytes [start, end) of `path` (text/plain): the last
+ * `tail` bytes (tail >= 0), or from byte `offset` (offset >= 0; past the end
+ * is an empty body: `galvani logs -f` polls this way), or all of it. */
+void gvd_logtail_send(h2o_req_t *req, const char *path, int64_t tail, int64_t offset);
+
+/* static.c: if `path` is one of the dashboard's files, answer (200, 304,
+ * or 405) and return true; false otherwise, without answering. */
+bool gvd_static_serve(h2o_req_t *req, h2o_iovec_t path);
 
 /* openapi.c */
 extern const char gvd_openapi_json[];

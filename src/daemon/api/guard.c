@@ -1,9 +1,13 @@
 /*
- * guard.c — who may talk to galvanid.
+ * guard.c — which web pages may talk to galvanid.
  *
- * galvanid runs commands for whoever reaches its port, without
- * authentication: what protects it is that it listens on loopback.  Two
- * browser attacks get around that, and both are refused here:
+ * Without a token (auth.c) galvanid runs commands for whoever reaches its
+ * port: what protects it is that it listens on loopback.  Two browser
+ * attacks get around that, and both are refused here.  With a token they
+ * would fail anyway (a page can neither know the token nor make the browser
+ * attach it: a bearer token is not a cookie), so then this is defence in
+ * depth; the checks run before the token's, whatever the setup
+ * (docs/security.md, "Tokens and the Host/Origin guard together"):
  *
  *   - DNS rebinding: a page on evil.example makes its own name resolve to
  *     127.0.0.1; the browser then treats galvanid as that page's origin and

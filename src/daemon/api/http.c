@@ -20,6 +20,7 @@ const char *gvd_http_reason(int status)
     case 201: return "Created";
     case 204: return "No Content";
     case 400: return "Bad Request";
+    case 401: return "Unauthorized";
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
@@ -27,6 +28,7 @@ const char *gvd_http_reason(int status)
     case 413: return "Payload Too Large";
     case 415: return "Unsupported Media Type";
     case 417: return "Expectation Failed";
+    case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
     case 503: return "Service Unavailable";
     default: return status < 400 ? "OK" : "Error";
@@ -66,6 +68,18 @@ void gvd_http_json(h2o_req_t *req, int status, json_t *body, const char *locatio
 h2o_iovec_t gvd_http_error_body(h2o_mem_pool_t *pool, const char *code, const char *message)
 {
     json_t *j = json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", message);
+    if (!j && message) {
+        /* The message quotes what the client sent (a path, a field value),
+         * which may not be UTF-8 or may have been cut inside a character;
+         * jansson refuses invalid UTF-8.  Send it with its non-ASCII bytes
+         * as '?' rather than an "out of memory" body (found by
+         * fuzz/fuzz_http.c). */
+        size_t n = strlen(message);
+        char *ascii = h2o_mem_alloc_pool(pool, n + 1);
+        for (size_t i = 0; i <= n; i++)
+            ascii[i] = (unsigned char)message[i] >= 0x80 ? '?' : message[i];
+        j = json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", ascii);
+    }
     char *text = j ? json_dumps(j, GVD_JSON_FLAGS) : NULL;
     json_decref(j);
     if (!text)
@@ -92,6 +106,21 @@ void gvd_http_error_from(h2o_req_t *req, const gvd_error *err)
 {
     int status = err->http >= 400 && err->http <= 599 ? err->http : 500;
     gvd_http_error(req, status, err->code ? err->code : "error", "%s", err->message);
+}
+
+bool gvd_http_headers_too_large(gvd_server *s, h2o_req_t *req)
+{
+    /* What the client sent, counted as on the wire: "METHOD path
+     * HTTP/1.1\r\n" and "name: value\r\n" per header. */
+    size_t n = req->input.method.len + req->input.path.len + 12;
+    for (size_t i = 0; i < req->headers.size; i++)
+        n += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 4;
+    if (n <= s->max_header)
+        return false;
+    req->http1_is_persistent = 0; /* whatever follows on this connection is suspect */
+    gvd_http_error(req, 431, "headers_too_large",
+                   "the request line and headers are %zu bytes, more than the limit of %zu", n, s->max_header);
+    return true;
 }
 
 void gvd_http_no_content(h2o_req_t *req)
@@ -149,6 +178,24 @@ static char *gvd_decode(h2o_mem_pool_t *pool, const char *s, size_t n)
     return out;
 }
 
+bool gvd_query_key_is(const char *key, size_t n, const char *name)
+{
+    /* Compare as decoded ("tok%65n" is "token"), without allocating. */
+    size_t j = 0;
+    for (size_t i = 0; i < n; i++, j++) {
+        char c = key[i];
+        if (c == '%' && i + 2 < n && gvd_hexval(key[i + 1]) >= 0 && gvd_hexval(key[i + 2]) >= 0) {
+            c = (char)(gvd_hexval(key[i + 1]) * 16 + gvd_hexval(key[i + 2]));
+            i += 2;
+        } else if (c == '+') {
+            c = ' ';
+        }
+        if (name[j] == '\0' || name[j] != c)
+            return false;
+    }
+    return name[j] == '\0';
+}
+
 int gvd_query_parse(h2o_req_t *req, const char *const *names, gvd_query *q)
 {
     memset(q, 0, sizeof *q);
@@ -173,6 +220,10 @@ int gvd_query_parse(h2o_req_t *req, const char *const *names, gvd_query *q)
             size_t i = 0;
             while (i < nn && strcmp(q->names[i], key) != 0)
                 i++;
+            if (i == nn && strcmp(key, "token") == 0) {
+                p = pe + 1; /* the credential: auth.c's, on every route */
+                continue;
+            }
             if (i == nn) {
                 char known[200] = "";
                 for (size_t j = 0; j < nn; j++)
@@ -195,6 +246,22 @@ const char *gvd_query_get(const gvd_query *q, const char *name)
         if (strcmp(q->names[i], name) == 0)
             return q->values[i];
     return NULL;
+}
+
+const char *gvd_query_value(h2o_req_t *req, const char *name)
+{
+    if (req->query_at == SIZE_MAX)
+        return NULL;
+    const char *p = req->path.base + req->query_at + 1, *end = req->path.base + req->path.len, *found = NULL;
+    while (p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *pe = amp ? amp : end;
+        const char *eq = memchr(p, '=', (size_t)(pe - p));
+        if (eq && gvd_query_key_is(p, (size_t)(eq - p), name))
+            found = gvd_decode(&req->pool, eq + 1, (size_t)(pe - eq - 1));
+        p = pe + 1;
+    }
+    return found;
 }
 
 int64_t gvd_parse_uint(const char *s, int64_t max)

@@ -1,5 +1,7 @@
 /*
- * logtail.c — GET /jobs/{id}/log: the job's captured stdout+stderr.
+ * logtail.c — GET /jobs/{id}/log: the job's captured stdout+stderr
+ * (?tail=N: the last N bytes; ?offset=N: from byte N, for followers that
+ * poll).
  *
  * The byte range is fixed when the request arrives (the file may keep
  * growing; the response has a Content-Length) and is streamed in 64 KiB
@@ -56,7 +58,7 @@ static void gvd_logtail_stop(h2o_generator_t *g, h2o_req_t *req)
     (void)req; /* the pool's dispose closes the file */
 }
 
-void gvd_logtail_send(h2o_req_t *req, const char *path, int64_t tail)
+void gvd_logtail_send(h2o_req_t *req, const char *path, int64_t tail, int64_t offset)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat st;
@@ -75,6 +77,8 @@ void gvd_logtail_send(h2o_req_t *req, const char *path, int64_t tail)
         size = st.st_size;
     }
     off_t start = tail >= 0 && tail < size ? size - tail : 0;
+    if (offset >= 0)
+        start = offset < size ? (off_t)offset : size; /* the log only grows: offsets stay valid */
     req->res.status = 200;
     req->res.reason = "OK";
     req->res.content_length = (size_t)(size - start);

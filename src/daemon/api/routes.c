@@ -151,14 +151,22 @@ static void gvd_on_params(h2o_req_t *req, gvd_job *job)
 
 static void gvd_on_log(h2o_req_t *req, gvd_job *job)
 {
-    static const char *const names[] = {"tail", NULL};
+    static const char *const names[] = {"tail", "offset", NULL};
     gvd_query q;
     if (gvd_query_parse(req, names, &q) != 0)
         return;
-    int64_t tail = -1;
+    int64_t tail = -1, offset = -1;
     const char *v = gvd_query_get(&q, "tail");
     if (v && (tail = gvd_parse_uint(v, INT64_MAX / 2)) < 0) {
         gvd_http_error(req, 400, "invalid_query", "tail must be a number of bytes, not \"%s\"", v);
+        return;
+    }
+    if ((v = gvd_query_get(&q, "offset")) && (offset = gvd_parse_uint(v, INT64_MAX / 2)) < 0) {
+        gvd_http_error(req, 400, "invalid_query", "offset must be a byte offset, not \"%s\"", v);
+        return;
+    }
+    if (tail >= 0 && offset >= 0) {
+        gvd_http_error(req, 400, "invalid_query", "give tail or offset, not both");
         return;
     }
     const char *path = gvd_job_log_path(job);
@@ -167,7 +175,7 @@ static void gvd_on_log(h2o_req_t *req, gvd_job *job)
                        (long long)gvd_job_id(job));
         return;
     }
-    gvd_logtail_send(req, path, tail);
+    gvd_logtail_send(req, path, tail, offset);
 }
 
 static void gvd_on_job_path(gvd_server *s, h2o_req_t *req, h2o_iovec_t path)
@@ -317,6 +325,9 @@ static void gvd_on_health(gvd_server *s, h2o_req_t *req)
     json_object_set_new(body, "uptime_s", json_real((double)(int64_t)((now - s->started_at) * 1000) / 1000));
     json_object_set_new(body, "streams", json_pack("{s:I, s:I}", "ws", (json_int_t)st.ws_clients, "sse",
                                                    (json_int_t)st.sse_clients));
+    json_object_set_new(body, "connections", json_pack("{s:I, s:I, s:I}", "open", (json_int_t)s->nconns, "max",
+                                                       (json_int_t)s->max_conns, "refused",
+                                                       (json_int_t)s->refused));
     gvd_http_json(req, 200, body, NULL);
 }
 
@@ -338,9 +349,15 @@ static void gvd_route(gvd_server *s, h2o_req_t *req)
         gvd_http_error(req, 503, "shutting_down", "the server is shutting down");
         return;
     }
+    if (gvd_http_headers_too_large(s, req))
+        return;
     bool reads_only = gvd_method(req, "GET") || gvd_method(req, "HEAD");
     bool stream = gvd_path_is(path, "/ws") || gvd_path_is(path, "/ws/jobs") || gvd_path_is(path, "/events");
     if (gvd_guard(s, req, !reads_only || stream) != 0)
+        return;
+    /* Tokens guard the API routes; /healthz, the dashboard's files and 404s
+     * hold nothing to protect (auth.c). */
+    if (gvd_auth_required(path) && gvd_auth_check(s, req, !reads_only) != 0)
         return;
     if (gvd_path_is(path, "/jobs")) {
         if (gvd_method(req, "GET"))
@@ -363,7 +380,7 @@ static void gvd_route(gvd_server *s, h2o_req_t *req)
         gvd_on_seed(s, req, path);
     } else if (gvd_path_is(path, "/ws") || gvd_path_is(path, "/ws/jobs") || gvd_path_is(path, "/events")) {
         gvd_on_stream(s, req, path);
-    } else {
+    } else if (!gvd_static_serve(req, path)) { /* the dashboard's files (static.c) */
         gvd_http_error(req, 404, "not_found", "no such route: %.*s (see /openapi.json)", (int)path.len, path.base);
     }
 }
@@ -374,7 +391,7 @@ int gvd_api_handle(gvd_server *s, h2o_req_t *req)
     if (gvd_log_enabled(GVD_LOG_DEBUG)) {
         char path[300];
         char quoted[320];
-        snprintf(path, sizeof path, "%.*s", (int)req->path.len, req->path.base);
+        gvd_auth_redact(req->path, path, sizeof path); /* never log a ?token= */
         gvd_log(GVD_LOG_DEBUG, "http.request", "method=%.*s path=%s status=%d", (int)req->method.len,
                 req->method.base, gvd_log_quote(path, quoted, sizeof quoted), req->res.status);
     }

@@ -15,6 +15,11 @@
  * while reading a chunked body —, 400 for broken chunked encoding, 417)
  * are plain text; a filter on the host's fallback path, which is where h2o
  * binds such requests, rewrites them into the API's JSON error shape.
+ *
+ * Limits against hostile clients live here too (docs/api.md, "Limits"):
+ * past max_conns an accepted connection gets a 503 and is closed at once
+ * (existing ones are untouched), and h2o's request timeout bounds both a
+ * slowly trickled request and an idle keep-alive connection.
  */
 #include "api_int.h"
 
@@ -31,6 +36,9 @@
 #include "../util/log.h"
 
 #define GVD_DEFAULT_MAX_BODY (1u << 20)
+#define GVD_DEFAULT_MAX_HEADER (32u << 10)
+#define GVD_DEFAULT_MAX_CONNS 1024
+#define GVD_DEFAULT_REQ_TIMEOUT_MS 10000
 
 struct gvd_conn {
     uv_tcp_t tcp; /* first: h2o's close callback hands us the handle */
@@ -105,6 +113,30 @@ static void gvd_json_error_setup(h2o_filter_t *self, h2o_req_t *req, h2o_ostream
 
 /* ---- connections ------------------------------------------------------------- */
 
+/* Past max_conns: say why in one write the kernel takes at once (a fresh
+ * socket's send buffer is empty) and close.  The client reads the 503 if it
+ * reads before the close's reset arrives (it does on loopback); either way
+ * the connection costs us one accept and no state. */
+static void gvd_refuse(gvd_server *s, uv_tcp_t *tcp)
+{
+    static const char body[] = "{\"error\":{\"code\":\"too_many_connections\",\"message\":\"galvanid has "
+                               "reached its connection limit\"}}\n";
+    char head[200];
+    int n = snprintf(head, sizeof head,
+                     "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                     "Retry-After: 1\r\nContent-Length: %zu\r\n\r\n",
+                     sizeof body - 1);
+    uv_buf_t b[2] = {uv_buf_init(head, (unsigned)n), uv_buf_init((char *)body, sizeof body - 1)};
+    (void)uv_try_write((uv_stream_t *)tcp, b, 2); /* best effort: the close says it anyway */
+    s->refused++;
+    uint64_t now = uv_now(s->loop);
+    if (s->refused == 1 || now - s->refused_logged_at >= 1000) {
+        s->refused_logged_at = now;
+        gvd_log(GVD_LOG_WARN, "http.refused", "reason=max_connections open=%zu max=%zu refused_total=%llu",
+                s->nconns, s->max_conns, (unsigned long long)s->refused);
+    }
+}
+
 static void gvd_conn_closed(uv_handle_t *h)
 {
     gvd_conn *c = (gvd_conn *)h;
@@ -137,6 +169,11 @@ static void gvd_on_accept(uv_stream_t *listener, int status)
         return; /* the connection waits in the backlog; retried on the next accept */
     uv_tcp_init(s->loop, &c->tcp);
     if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+        uv_close((uv_handle_t *)&c->tcp, gvd_conn_free);
+        return;
+    }
+    if (s->nconns >= s->max_conns) {
+        gvd_refuse(s, &c->tcp);
         uv_close((uv_handle_t *)&c->tcp, gvd_conn_free);
         return;
     }
@@ -195,7 +232,7 @@ static void gvd_handle_closed(uv_handle_t *h)
     gvd_server_unref(h->data);
 }
 
-static int gvd_bind(gvd_server *s, const char *host, int port, char *err, size_t errlen)
+static int gvd_bind(gvd_server *s, const char *host, int port, bool insecure, char *err, size_t errlen)
 {
     struct addrinfo hints = {0}, *res = NULL;
     char portstr[16];
@@ -209,6 +246,16 @@ static int gvd_bind(gvd_server *s, const char *host, int port, char *err, size_t
         return -1;
     }
     s->loopback = gvd_addr_is_loopback(res->ai_addr);
+    if (!s->loopback && !s->auth && !insecure) {
+        /* Anyone who can reach the port could run commands as this user. */
+        freeaddrinfo(res);
+        snprintf(err, errlen,
+                 "refusing to listen on %s:%d without a token: it is not a loopback address, and anyone who "
+                 "can reach it could run commands as this user.  Set a token (--token-file PATH, --token or "
+                 "GALVANI_TOKEN), or pass --insecure if something else guards the port",
+                 host, port);
+        return -1;
+    }
     /* libuv reports some bind errors only at listen time */
     rc = uv_tcp_bind(&s->listener, res->ai_addr, 0);
     freeaddrinfo(res);
@@ -239,6 +286,12 @@ gvd_server *gvd_server_new(uv_loop_t *loop, gvd_jobs *jobs, const gvd_server_opt
     s->loop = loop;
     s->jobs = jobs;
     s->max_body = o.max_body ? o.max_body : GVD_DEFAULT_MAX_BODY;
+    s->max_header = o.max_header ? o.max_header : GVD_DEFAULT_MAX_HEADER;
+    s->max_conns = o.max_connections ? o.max_connections : GVD_DEFAULT_MAX_CONNS;
+    if (gvd_auth_init(s, &o, err, errlen) != 0) {
+        free(s);
+        return NULL;
+    }
     s->host = gvd_strdup_or_null(host);
     s->allow_origins = gvd_strdup_or_null(o.allow_origins);
     if (!s->host || (o.allow_origins && !s->allow_origins)) {
@@ -252,6 +305,13 @@ gvd_server *gvd_server_new(uv_loop_t *loop, gvd_jobs *jobs, const gvd_server_opt
     h2o_config_init(&s->config);
     s->config.server_name = h2o_iovec_init(H2O_STRLIT("galvanid"));
     s->config.max_request_entity_size = s->max_body;
+    /* Slow and idle clients (docs/api.md, "Limits"): h2o gives a request's
+     * headers req_timeout from the first byte (trickling bytes does not
+     * extend it) and closes a keep-alive connection idle that long; the
+     * same bound for HTTP/2's idle connections. */
+    uint64_t req_timeout = o.request_timeout_ms ? o.request_timeout_ms : GVD_DEFAULT_REQ_TIMEOUT_MS;
+    s->config.http1.req_timeout = req_timeout;
+    s->config.http2.idle_timeout = req_timeout;
     h2o_hostconf_t *host_conf = h2o_config_register_host(&s->config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *path = h2o_config_register_path(host_conf, "/", 0);
     gvd_api_handler *handler = (gvd_api_handler *)h2o_create_handler(path, sizeof *handler);
@@ -275,14 +335,17 @@ gvd_server *gvd_server_new(uv_loop_t *loop, gvd_jobs *jobs, const gvd_server_opt
     uv_timer_init(loop, &s->close_timer);
     s->close_timer.data = s;
     s->open_handles = 2;
-    if (gvd_bind(s, host, o.port, err, errlen) != 0)
+    if (gvd_bind(s, host, o.port, o.insecure, err, errlen) != 0)
         goto fail;
     s->push = gvd_push_new(loop, jobs, &o.push);
     if (!s->push) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    gvd_log(GVD_LOG_INFO, "http.listen", "host=%s port=%d max_body=%zu", host, gvd_server_port(s), s->max_body);
+    gvd_log(GVD_LOG_INFO, "http.listen",
+            "host=%s port=%d max_body=%zu max_header=%zu max_connections=%zu request_timeout_ms=%llu auth=%s",
+            host, gvd_server_port(s), s->max_body, s->max_header, s->max_conns, (unsigned long long)req_timeout,
+            s->auth ? (s->read_auth ? "token+read_token" : "token") : "none");
     return s;
 
 fail:

@@ -18,6 +18,7 @@
 #ifndef GALVANI_DAEMON_SERVER_H
 #define GALVANI_DAEMON_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <uv.h>
 
@@ -37,7 +38,30 @@ typedef struct gvd_server_opts {
      * "Browsers, origins and DNS rebinding") */
     const char *allow_origins;
     gvd_push_opts push;  /* stream tuning (push.h) */
+
+    /* Access (docs/security.md).  Bearer tokens: `token` may do everything,
+     * `read_token` (needs `token`) only GET/HEAD and the streams.  NULL = no
+     * authentication.  The strings are hashed in gvd_server_new and not
+     * kept.  Binding a non-loopback address without a token fails unless
+     * `insecure`. */
+    const char *token;
+    const char *read_token;
+    bool insecure;
+
+    /* Limits (docs/api.md, "Limits") */
+    size_t max_connections;       /* open TCP connections, streams included [1024] */
+    size_t max_header;            /* request line + headers in bytes; 431 beyond [32 KiB] */
+    unsigned request_timeout_ms;  /* a request's headers must arrive within this, and an idle
+                                     keep-alive connection is closed after it [10000] */
 } gvd_server_opts;
+
+/* Check a token's syntax (RFC 6750 b64token, 1..4096 characters); 0, or -1
+ * with a message naming `what` (never the token). */
+int gvd_token_check(const char *what, const char *tok, char *err, size_t errlen);
+
+/* Read a token from the first line of `path` into out.  Refuses a file that
+ * group or others may access.  0, or -1 with a message in err. */
+int gvd_token_read_file(const char *path, char *out, size_t outlen, char *err, size_t errlen);
 
 /* Bind, listen and serve.  NULL with a message in err (e.g. "listen
  * 127.0.0.1:8000: address already in use") on failure; the handles it had

@@ -28,18 +28,21 @@ static int gvd_refuse(gvd_job *job, const char *verb, const char *allowed, gvd_e
     return -1;
 }
 
-static int gvd_store_refused(gvd_job *job, gvd_error *err)
+static int gvd_store_refused(gvd_job *job, const char *verb, gvd_error *err)
 {
-    char msg[400];
-    snprintf(msg, sizeof msg, "the store refused the change, nothing was changed: %s", job->persist_error);
-    gvd_error_set(err, 503, "store_failed", msg);
+    char what[120];
+    snprintf(what, sizeof what, "job %lld was not %s", (long long)job->id, verb);
+    gvd_jobs_store_error(job->jobs, err, what, job->persist_error);
     return -1;
 }
 
 /* Write status = to (with optional extra writes in the same batch); 0 if it
- * stuck, -1 (503) if the store refused it and it was rolled back. */
-static int gvd_transition(gvd_job *job, gvd_status to, gvd_error *err)
+ * stuck, -1 (503) if the store refused it and it was rolled back: fault.c
+ * snapshots the job first and the reconcile effect puts everything back
+ * (finished_at and cancel_requested too) before the process is touched. */
+static int gvd_transition(gvd_job *job, gvd_status to, const char *verb, gvd_error *err)
 {
+    gvd_job_transition_begin(job);
     gv_batch_begin();
     if (to == GVD_CANCELLED) {
         job->cancel_requested = true;
@@ -47,10 +50,8 @@ static int gvd_transition(gvd_job *job, gvd_status to, gvd_error *err)
     }
     gv_signal_set_int(job->status, to);
     gv_batch_end();
-    if (gvd_job_status_peek(job) != to) {
-        job->cancel_requested = false;
-        return gvd_store_refused(job, err);
-    }
+    if (!gvd_job_transition_end(job, to))
+        return gvd_store_refused(job, verb, err);
     return 0;
 }
 
@@ -58,21 +59,21 @@ int gvd_job_pause(gvd_job *job, gvd_error *err)
 {
     if (gvd_job_status_peek(job) != GVD_RUNNING)
         return gvd_refuse(job, "paused", "a running job can be paused", err);
-    return gvd_transition(job, GVD_PAUSED, err);
+    return gvd_transition(job, GVD_PAUSED, "paused", err);
 }
 
 int gvd_job_resume(gvd_job *job, gvd_error *err)
 {
     if (gvd_job_status_peek(job) != GVD_PAUSED)
         return gvd_refuse(job, "resumed", "a paused job can be resumed", err);
-    return gvd_transition(job, GVD_RUNNING, err);
+    return gvd_transition(job, GVD_RUNNING, "resumed", err);
 }
 
 int gvd_job_cancel(gvd_job *job, gvd_error *err)
 {
     if (gvd_status_finished(gvd_job_status_peek(job)))
         return gvd_refuse(job, "cancelled", "a queued, running or paused job can be cancelled", err);
-    return gvd_transition(job, GVD_CANCELLED, err);
+    return gvd_transition(job, GVD_CANCELLED, "cancelled", err);
 }
 
 int gvd_job_set_params(gvd_job *job, json_t *patch, gvd_error *err)
@@ -104,7 +105,7 @@ int gvd_job_set_params(gvd_job *job, json_t *patch, gvd_error *err)
         job->params = old;
         json_decref(next);
         gv_signal_set_int(job->params_rev, rev + 1);
-        return gvd_store_refused(job, err);
+        return gvd_store_refused(job, "re-parameterised", err);
     }
     json_decref(old);
     if (job->exec && job->spec.pause_mode == GVD_PAUSE_COOPERATIVE) {
@@ -210,5 +211,26 @@ json_t *gvd_jobs_counts_json(gvd_jobs *jobs)
         json_object_set_new(o, gvd_status_name((gvd_status)s), json_integer((json_int_t)counts[s]));
     json_object_set_new(o, "total", json_integer((json_int_t)jobs->count));
     json_object_set_new(o, "max_running", json_integer(jobs->cfg.max_running));
+    /* The state and cause only: counts frames are re-sent when their text
+     * changes, and a growing failure count would re-send them for nothing. */
+    gvd_store_health h;
+    gvd_store_health_get(jobs->store, &h);
+    json_object_set_new(o, "store", h.cause ? json_pack("{s:s, s:s, s:o}", "state", "unavailable", "cause", h.cause,
+                                                        "since", gvd_time_json(h.since))
+                                            : json_pack("{s:s}", "state", "ok"));
     return o;
+}
+
+json_t *gvd_jobs_store_json(gvd_jobs *jobs)
+{
+    gvd_store_health h;
+    gvd_store_health_get(jobs->store, &h);
+    size_t pending = 0;
+    for (gvd_job *j = jobs->dirty_first; j; j = j->dirty_next)
+        pending += j->dirty;
+    if (!h.cause)
+        return json_pack("{s:s, s:I}", "state", "ok", "pending_writes", (json_int_t)pending);
+    return json_pack("{s:s, s:s, s:o, s:I, s:I, s:s}", "state", "unavailable", "cause", h.cause, "since",
+                     gvd_time_json(h.since), "failed_writes", (json_int_t)h.failed_writes, "pending_writes",
+                     (json_int_t)pending, "error", h.error);
 }

@@ -127,8 +127,9 @@ int gvd_job_persist_now(gvd_job *job)
     gvd_job_row_release(owned);
     if (rc != 0) {
         snprintf(job->persist_error, sizeof job->persist_error, "%s", err);
-        gvd_log(GVD_LOG_ERROR, "store.write_failed", "job=%lld error=%s", (long long)job->id,
-                gvd_log_quote(err, (char[300]){0}, 300));
+        /* A store fault is logged once by the store, not per write. */
+        gvd_log(gvd_store_available(job->jobs->store) ? GVD_LOG_ERROR : GVD_LOG_DEBUG, "store.write_failed",
+                "job=%lld error=%s", (long long)job->id, gvd_log_quote(err, (char[300]){0}, 300));
         return -1;
     }
     job->dirty = false;
@@ -161,12 +162,15 @@ static void gvd_persist_fx(void *ud)
     if (status != job->persisted_status || params_rev != job->persisted_params_rev) {
         if (gvd_job_persist_now(job) != 0) {
             job->persist_failed = true;
+            gvd_jobs_mark_dirty(job->jobs, job); /* kept and retried unless reverted (fault.c) */
             return;
         }
+        job->revertible = false; /* stored: what follows (a failed spawn) is not undone */
         job->persisted_status = status;
         job->persisted_params_rev = params_rev;
         return;
     }
+    job->revertible = false; /* nothing new to store synchronously */
     gvd_jobs_mark_dirty(job->jobs, job);
 }
 
@@ -228,8 +232,14 @@ static void gvd_spawn(gvd_job *job)
         .job_id = job->id,
         .pause_mode = job->spec.pause_mode,
         .demo_step_ms = job->spec.demo_step_ms,
-        .demo_start = 0,
+        /* 0 for a new attempt (begin_run reset it); after a restart the
+         * demo goes on from where it was. */
+        .demo_start = gvd_peek_double(job->current),
+        .shim_path = job->jobs->cfg.shim_path,
     };
+    char run_dir[4200];
+    gvd_jobs_run_dir(job->jobs, job->id, run_dir, sizeof run_dir);
+    opts.run_dir = run_dir;
     char err[256] = "";
     job->exec = gvd_exec_spawn(job->jobs->loop, &opts, &gvd_job_events, job, err, sizeof err);
     if (!job->exec) {
@@ -246,14 +256,45 @@ static void gvd_spawn(gvd_job *job)
     gv_signal_set_int(job->pid, gvd_exec_pid(job->exec));
 }
 
+int gvd_job_adopt(gvd_job *job, bool *never_started, char *err, size_t errlen)
+{
+    char run_dir[4200];
+    gvd_jobs_run_dir(job->jobs, job->id, run_dir, sizeof run_dir);
+    gvd_exec_adopt_opts o = {.run_dir = run_dir,
+                             .job_id = job->id,
+                             .pause_mode = job->spec.pause_mode,
+                             .pid = (pid_t)gvd_peek_int(job->pid),
+                             .start_ticks = job->pid_start_ticks};
+    job->exec = gvd_exec_adopt(job->jobs->loop, &o, &gvd_job_events, job, never_started, err, errlen);
+    if (!job->exec)
+        return -1;
+    /* The process's actual state; the reconcile effect, started next, makes
+     * it follow the stored status (a pause stored just before a crash is
+     * applied now, and so is a resume). */
+    job->exec_state = gvd_exec_paused(job->exec) ? GVD_EXEC_PAUSED : GVD_EXEC_RUNNING;
+    job->pid_start_ticks = gvd_exec_start_ticks(job->exec);
+    job->run_started_at = gvd_now();
+    job->run_start_percent = gv_value_to_double(gv_computed_peek(job->percent));
+    /* The timeout counts from the attempt's start when that is known (first
+     * attempt), else from now: time spent while the daemon was down counts. */
+    double elapsed = gvd_peek_int(job->attempts) <= 1 ? gvd_now() - gvd_peek_double(job->started_at) : 0;
+    double left = job->spec.timeout_s - (elapsed > 0 ? elapsed : 0);
+    job->timeout_left_ms = job->spec.timeout_s > 0 ? (left > 0.001 ? (uint64_t)ceil(left * 1000.0) : 1) : 0;
+    if (job->exec_state == GVD_EXEC_RUNNING)
+        gvd_timeout_start(job);
+    if (gvd_exec_pid(job->exec) > 0)
+        gv_signal_set_int(job->pid, gvd_exec_pid(job->exec));
+    return 0;
+}
+
 /* Make the process follow `status` (the desired state). */
 static void gvd_reconcile_fx(void *ud)
 {
     gvd_job *job = ud;
     gvd_status status = (gvd_status)gv_signal_get_int(job->status);
-    if (job->persist_failed && status != job->persisted_status) {
+    if (gvd_job_should_revert(job, status)) {
         /* Not durable, so not real: undo it; the caller answers 503. */
-        gv_signal_set_int(job->status, job->persisted_status);
+        gvd_job_revert(job);
         return;
     }
     switch (status) {
@@ -350,12 +391,18 @@ static void gvd_on_exit(void *ud, const gvd_exit *exit)
 {
     gvd_job *job = ud;
     uv_timer_stop(&job->timeout_timer);
-    gvd_exec_free(job->exec);
+    /* The handle is released after the outcome is stored: releasing it
+     * removes the supervisor's exit record, which until then is what a
+     * restart would use (docs/guarantees.md). */
+    gvd_exec *x = job->exec;
     job->exec = NULL;
     job->exec_state = GVD_EXEC_NONE;
     gvd_status status = gvd_job_status_peek(job);
     char why[200];
     gvd_describe_exit(exit, why, sizeof why);
+    if (exit->lost)
+        snprintf(why, sizeof why, "supervisor lost: galvani-shim died without recording the job's exit "
+                                  "(its processes were killed)");
 
     gv_batch_begin();
     gv_signal_set_int(job->exit_status, exit->exit_status);
@@ -368,7 +415,7 @@ static void gvd_on_exit(void *ud, const gvd_exit *exit)
     } else if (exit->cancelled) {
         gv_signal_set_double(job->finished_at, gvd_now());
         gv_signal_set_int(job->status, GVD_CANCELLED);
-    } else if (gvd_peek_int(job->attempts) <= job->spec.max_retries) {
+    } else if (!exit->lost && gvd_peek_int(job->attempts) <= job->spec.max_retries) {
         int64_t attempt = gvd_peek_int(job->attempts);
         double backoff = job->spec.retry_backoff_s * pow(2.0, (double)(attempt - 1));
         char msg[300];
@@ -385,6 +432,10 @@ static void gvd_on_exit(void *ud, const gvd_exit *exit)
     if (gvd_status_finished(gvd_job_status_peek(job)))
         gvd_jobs_live_remove(job->jobs, job);
     gv_batch_end();
+    if (job->persist_failed)
+        gvd_exec_detach(x); /* not stored yet: keep the exit record for a restart */
+    else
+        gvd_exec_free(x);
 }
 
 void gvd_job_begin_run(gvd_job *job)
@@ -394,6 +445,7 @@ void gvd_job_begin_run(gvd_job *job)
     job->run_start_percent = 0;
     job->timed_out = false;
     job->not_before = 0;
+    gvd_job_transition_begin(job); /* put back if the store refuses it */
     gv_batch_begin();
     gv_signal_set_int(job->attempts, gvd_peek_int(job->attempts) + 1);
     if (gvd_peek_double(job->started_at) == 0)
@@ -513,6 +565,9 @@ gvd_job *gvd_job_new(gvd_jobs *jobs, int64_t id, gvd_spec *spec, json_t *spec_js
 void gvd_job_start_effects(gvd_job *job)
 {
     gv_scope_enter(job->scope);
+    /* Creation order is run order within a flush: persist must run before
+     * reconcile, which reverts a refused transition (fault.c) before it
+     * would signal the process, and before notify and log see it. */
     job->persist_fx = gv_effect_new(gvd_persist_fx, job);
     job->reconcile_fx = gv_effect_new(gvd_reconcile_fx, job);
     job->notify_fx = gv_effect_new(gvd_notify_fx, job);
@@ -575,7 +630,12 @@ void gvd_job_free(gvd_job *job)
     for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
         gv_signal_free(sigs[i]);
     if (job->exec) {
-        gvd_exec_free(job->exec); /* kills it if alive: only at shutdown or delete of a reaped job */
+        /* A live job at shutdown: left to its supervisor (galvanid), or
+         * killed (embedders, tests). */
+        if (job->jobs->cfg.leave_running)
+            gvd_exec_free(job->exec);
+        else
+            gvd_exec_kill(job->exec);
         job->exec = NULL;
     }
     uv_close((uv_handle_t *)&job->timeout_timer, gvd_job_handle_closed);

@@ -14,7 +14,10 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <stdio.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "../util/log.h"
@@ -143,6 +146,7 @@ void gvd_jobs_live_remove(gvd_jobs *jobs, gvd_job *job)
         jobs->live_last = job->live_prev;
     job->live_prev = job->live_next = NULL;
     gvd_bump(jobs->live_rev);
+    gvd_retention_schedule(jobs); /* one more finished job */
 }
 
 static void gvd_list_append(gvd_jobs *jobs, gvd_job *job)
@@ -184,32 +188,48 @@ void gvd_jobs_on_change(gvd_jobs *jobs, gvd_job_change_fn fn, void *ud)
 
 /* ---- progress write-behind -------------------------------------------- */
 
-static void gvd_flush_cb(uv_timer_t *t)
+bool gvd_jobs_flush(gvd_jobs *jobs)
 {
-    gvd_jobs *jobs = t->data;
     gvd_job *list = jobs->dirty_first;
     jobs->dirty_first = NULL;
     for (gvd_job *job = list; job; job = job->dirty_next)
         job->dirty_listed = false;
     char err[256];
+    /* If the batch cannot even start (the store is locked, say), writing
+     * each job on its own would fail the same way, once per job: skip. */
     bool txn = gvd_store_begin(jobs->store, err, sizeof err) == 0;
     size_t n = 0;
-    for (gvd_job *job = list; job; job = job->dirty_next)
+    for (gvd_job *job = list; txn && job; job = job->dirty_next)
         if (job->dirty && gvd_job_persist_now(job) == 0)
             n++;
     if (txn && gvd_store_commit(jobs->store, err, sizeof err) != 0) {
-        /* The store rolled the batch back: everything in it is unsaved. */
-        gvd_log(GVD_LOG_ERROR, "store.commit_failed", "jobs=%zu error=%s", n,
-                gvd_log_quote(err, (char[300]){0}, 300));
+        /* The store rolled the batch back: everything in it is unsaved.  A
+         * fault is logged once by the store (store.unavailable). */
+        gvd_log(gvd_store_available(jobs->store) ? GVD_LOG_ERROR : GVD_LOG_DEBUG, "store.commit_failed",
+                "jobs=%zu error=%s", n, gvd_log_quote(err, (char[300]){0}, 300));
         for (gvd_job *job = list; job; job = job->dirty_next)
             job->dirty = true;
     }
+    bool all = true;
     for (gvd_job *job = list, *next; job; job = next) {
         next = job->dirty_next;
         job->dirty_next = NULL;
-        if (job->dirty) /* failed: try again at the next flush */
-            gvd_jobs_mark_dirty(jobs, job);
+        if (!job->dirty) {
+            /* Written: a status a failed synchronous write left pending
+             * (an exit while the disk was full) is stored now. */
+            job->persisted_status = gvd_job_status_peek(job);
+            job->persisted_params_rev = gv_value_to_int(gv_signal_peek(job->params_rev));
+        } else {
+            all = false;
+            gvd_jobs_mark_dirty(jobs, job); /* try again at the next flush, or the fault retry */
+        }
     }
+    return all;
+}
+
+static void gvd_flush_cb(uv_timer_t *t)
+{
+    (void)gvd_jobs_flush(t->data);
 }
 
 void gvd_jobs_mark_dirty(gvd_jobs *jobs, gvd_job *job)
@@ -220,7 +240,11 @@ void gvd_jobs_mark_dirty(gvd_jobs *jobs, gvd_job *job)
         job->dirty_next = jobs->dirty_first;
         jobs->dirty_first = job;
     }
-    if (!uv_is_active((uv_handle_t *)&jobs->flush_timer) && !jobs->closing)
+    if (jobs->closing)
+        return;
+    if (!gvd_store_available(jobs->store)) /* the fault retry flushes, with backoff */
+        gvd_faults_arm(jobs);
+    else if (!uv_is_active((uv_handle_t *)&jobs->flush_timer))
         uv_timer_start(&jobs->flush_timer, gvd_flush_cb, jobs->cfg.progress_flush_ms, 0);
 }
 
@@ -245,6 +269,10 @@ static void gvd_scheduler_fx(void *ud)
     gvd_jobs *jobs = ud;
     (void)gv_signal_get(jobs->live_rev);
     (void)gv_signal_get(jobs->wake);
+    /* Starting a job is a transition that must be stored first; while the
+     * store is down every start would be refused (fault.c wakes us). */
+    if (!gvd_store_available(jobs->store))
+        return;
     double now = gvd_now();
     unsigned used = 0;
     for (gvd_job *j = jobs->live_first; j; j = j->live_next) {
@@ -262,6 +290,9 @@ static void gvd_scheduler_fx(void *ud)
         }
         if (!best)
             return;
+        /* If the store refuses the start, the job's reconcile effect puts
+         * it back after this run; the store is then unavailable and the
+         * gate above holds until it recovers. */
         gvd_job_begin_run(best);
         used++;
     }
@@ -287,27 +318,76 @@ static int gvd_mkdir_p(const char *path)
     return 0;
 }
 
-/* A job found running or paused was orphaned by a previous daemon: its
- * process group (if it is still the same process) is killed and the job is
- * marked failed.  Running it again could repeat side effects it already
- * had; the user decides (POST a new job). */
+void gvd_jobs_run_dir(const gvd_jobs *jobs, int64_t id, char *out, size_t n)
+{
+    snprintf(out, n, "%s/%lld", jobs->run_dir, (long long)id);
+}
+
+/* A job found running or paused was left by a previous daemon.  A process
+ * job's supervisor outlives the daemon (docs/guarantees.md): re-adopt it —
+ * live, ended meanwhile (its exit record gives the true outcome, applied as
+ * if seen live), or lost (failed, its group killed).  A job whose run dir
+ * shows it never started goes back to the queue: it has not run, so running
+ * it cannot duplicate anything.  The in-process demo died with the daemon:
+ * the reconcile effect restarts it from its stored progress. */
 static void gvd_recover(gvd_job *job)
 {
     gvd_status st = gvd_job_status_peek(job);
     if (st != GVD_RUNNING && st != GVD_PAUSED)
         return;
-    int64_t pid = gv_value_to_int(gv_signal_peek(job->pid));
-    int killed = pid > 0 ? gvd_exec_kill_stale((pid_t)pid, job->pid_start_ticks) : 0;
-    char msg[200];
-    snprintf(msg, sizeof msg, "interrupted: galvanid restarted while the job was %s%s", gvd_status_name(st),
-             killed > 0 ? " (its leftover processes were killed)" : "");
-    gvd_log(GVD_LOG_WARN, "job.recovered", "job=%lld was=%s pid=%lld killed=%d", (long long)job->id,
-            gvd_status_name(st), (long long)pid, killed > 0);
+    if (job->spec.kind == GVD_EXEC_DEMO) {
+        gvd_log(GVD_LOG_INFO, "job.recovered", "job=%lld was=%s demo=resumed progress=%g", (long long)job->id,
+                gvd_status_name(st), gv_value_to_double(gv_signal_peek(job->current)));
+        return;
+    }
+    bool never = false;
+    char err[300] = "";
+    if (gvd_job_adopt(job, &never, err, sizeof err) == 0) {
+        gvd_log(GVD_LOG_INFO, "job.adopted", "job=%lld was=%s pid=%lld", (long long)job->id, gvd_status_name(st),
+                (long long)gv_value_to_int(gv_signal_peek(job->pid)));
+        return;
+    }
+    int64_t attempts = gv_value_to_int(gv_signal_peek(job->attempts));
     gv_batch_begin();
-    gv_signal_set_string(job->error, msg);
-    gv_signal_set_double(job->finished_at, gvd_now());
-    gv_signal_set_int(job->status, GVD_FAILED);
+    if (never) {
+        gv_signal_set_int(job->attempts, attempts > 0 ? attempts - 1 : 0); /* that attempt never ran */
+        gv_signal_set_int(job->pid, 0);
+        gv_signal_set_int(job->status, GVD_QUEUED);
+    } else {
+        char msg[400];
+        snprintf(msg, sizeof msg, "supervisor lost: %s", err);
+        gv_signal_set_string(job->error, msg);
+        gv_signal_set_double(job->finished_at, gvd_now());
+        gv_signal_set_int(job->status, GVD_FAILED);
+    }
     gv_batch_end();
+    gvd_log(GVD_LOG_WARN, "job.recovered", "job=%lld was=%s now=%s error=%s", (long long)job->id,
+            gvd_status_name(st), never ? "queued" : "failed", gvd_log_quote(err, (char[400]){0}, 400));
+    (void)gvd_job_persist_now(job); /* effects are not running yet: write it here */
+}
+
+/* Run dirs no running / paused job owns (a crash between storing a job's
+ * end and removing its dir) go, unless a supervisor still holds one. */
+static void gvd_sweep_run_dirs(gvd_jobs *jobs)
+{
+    DIR *d = opendir(jobs->run_dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char *end;
+        long long id = strtoll(e->d_name, &end, 10);
+        if (*end != '\0' || end == e->d_name)
+            continue;
+        gvd_job *job = gvd_jobs_get(jobs, id);
+        if (job && job->exec)
+            continue;
+        char path[4200];
+        gvd_jobs_run_dir(jobs, id, path, sizeof path);
+        int rc = gvd_exec_remove_run_dir(path);
+        gvd_log(GVD_LOG_DEBUG, "job.run_dir_swept", "job=%lld removed=%d", id, rc == 0);
+    }
+    closedir(d);
 }
 
 static int gvd_load_row(void *ud, const gvd_job_row *row)
@@ -371,12 +451,20 @@ gvd_jobs *gvd_jobs_new(uv_loop_t *loop, gvd_store *store, const gvd_config *cfg,
     if (jobs->log_dir)
         strcpy(jobs->log_dir, dir);
     jobs->cfg.log_dir = jobs->log_dir;
+    if (cfg->run_dir) {
+        jobs->run_dir = strdup(cfg->run_dir);
+    } else if (jobs->log_dir && (jobs->run_dir = malloc(strlen(jobs->log_dir) + 5)) != NULL) {
+        strcpy(jobs->run_dir, jobs->log_dir);
+        strcat(jobs->run_dir, ".run");
+    }
+    jobs->cfg.run_dir = jobs->run_dir;
     jobs->live_rev = gv_signal_new(gv_int(0));
     jobs->wake = gv_signal_new(gv_int(0));
     jobs->scope = gv_scope_new();
     uv_timer_init(loop, &jobs->flush_timer);
     jobs->flush_timer.data = jobs;
-    if (!jobs->log_dir || !jobs->live_rev || !jobs->wake || !jobs->scope) {
+    if (!jobs->log_dir || !jobs->run_dir || !jobs->live_rev || !jobs->wake || !jobs->scope ||
+        gvd_faults_new(jobs) != 0 || gvd_retention_new(jobs) != 0) {
         gvd_error_set(err, 503, "out_of_memory", "out of memory");
         gvd_jobs_free(jobs);
         return NULL;
@@ -389,6 +477,22 @@ gvd_jobs *gvd_jobs_new(uv_loop_t *loop, gvd_store *store, const gvd_config *cfg,
         gvd_jobs_free(jobs);
         return NULL;
     }
+    /* <run_dir>/<id>/sock must fit a unix socket address (108 bytes). */
+    size_t room = sizeof(((struct sockaddr_un *)0)->sun_path) - sizeof "/-9223372036854775808/sock";
+    rc = strlen(jobs->run_dir) > room ? -ENAMETOOLONG : gvd_mkdir_p(jobs->run_dir);
+    if (rc == 0 && chmod(jobs->run_dir, 0700) != 0)
+        rc = -errno;
+    if (rc != 0) {
+        char msg[600];
+        if (rc == -ENAMETOOLONG)
+            snprintf(msg, sizeof msg, "the run directory path is too long for unix sockets: %s (%zu bytes; at most %zu)",
+                     jobs->run_dir, strlen(jobs->run_dir), room);
+        else
+            snprintf(msg, sizeof msg, "cannot create the run directory %s: %s", jobs->run_dir, strerror(-rc));
+        gvd_error_set(err, 500, "run_dir", msg);
+        gvd_jobs_free(jobs);
+        return NULL;
+    }
     char serr[256];
     if (gvd_store_load(store, gvd_load_row, jobs, serr, sizeof serr) != 0) {
         char msg[400];
@@ -397,10 +501,12 @@ gvd_jobs *gvd_jobs_new(uv_loop_t *loop, gvd_store *store, const gvd_config *cfg,
         gvd_jobs_free(jobs);
         return NULL;
     }
+    gvd_sweep_run_dirs(jobs);
     gv_scope_enter(jobs->scope);
     jobs->scheduler = gv_effect_new(gvd_scheduler_fx, jobs);
     gv_scope_leave(jobs->scope);
     gvd_log(GVD_LOG_INFO, "jobs.loaded", "jobs=%zu max_running=%u", jobs->count, jobs->cfg.max_running);
+    gvd_retention_schedule(jobs); /* a database from a run with a higher limit */
     return jobs;
 }
 
@@ -409,6 +515,7 @@ static void gvd_jobs_timer_closed(uv_handle_t *h)
     gvd_jobs *jobs = h->data;
     free(jobs->map);
     free(jobs->log_dir);
+    free(jobs->run_dir);
     free(jobs);
 }
 
@@ -418,7 +525,9 @@ void gvd_jobs_free(gvd_jobs *jobs)
         return;
     jobs->closing = true;
     if (jobs->dirty_first)
-        gvd_flush_cb(&jobs->flush_timer); /* persist pending progress */
+        (void)gvd_jobs_flush(jobs); /* persist pending progress */
+    gvd_faults_free(jobs);          /* logs what could not be written */
+    gvd_retention_free(jobs);
     gv_scope_free(jobs->scope);
     for (gvd_job *job = jobs->first, *next; job; job = next) {
         next = job->next;
@@ -455,9 +564,7 @@ gvd_job *gvd_jobs_create(gvd_jobs *jobs, json_t *body, gvd_error *err)
     free(spec_text);
     free(params_text);
     if (rc != 0) {
-        char msg[400];
-        snprintf(msg, sizeof msg, "the job could not be stored: %s", serr);
-        gvd_error_set(err, 503, "store_failed", msg);
+        gvd_jobs_store_error(jobs, err, "the job was not created", serr);
         gvd_spec_clear(&spec);
         json_decref(normalized);
         json_decref(params);
@@ -482,6 +589,7 @@ gvd_job *gvd_jobs_create(gvd_jobs *jobs, json_t *body, gvd_error *err)
     gvd_job_start_effects(job);
     gvd_jobs_live_add(jobs, job); /* the scheduler may start it at batch end */
     gv_batch_end();
+    gvd_retention_schedule(jobs); /* one more job kept */
     return job;
 }
 
@@ -497,11 +605,15 @@ int gvd_jobs_delete(gvd_jobs *jobs, gvd_job *job, gvd_error *err)
     }
     char serr[256];
     if (gvd_store_delete(jobs->store, job->id, serr, sizeof serr) != 0) {
-        char msg[400];
-        snprintf(msg, sizeof msg, "the job could not be deleted: %s", serr);
-        gvd_error_set(err, 503, "store_failed", msg);
+        gvd_jobs_store_error(jobs, err, "the job was not deleted", serr);
         return -1;
     }
+    gvd_jobs_forget(jobs, job);
+    return 0;
+}
+
+void gvd_jobs_forget(gvd_jobs *jobs, gvd_job *job)
+{
     gvd_jobs_notify(jobs, job, true);
     gvd_dirty_forget(jobs, job);
     gvd_jobs_live_remove(jobs, job);
@@ -510,7 +622,6 @@ int gvd_jobs_delete(gvd_jobs *jobs, gvd_job *job, gvd_error *err)
     if (job->log_path)
         (void)unlink(job->log_path);
     gvd_job_free(job);
-    return 0;
 }
 
 size_t gvd_jobs_list(gvd_jobs *jobs, unsigned status_mask, size_t offset, size_t limit, gvd_job **out,
@@ -557,6 +668,7 @@ gvd_job *gvd_jobs_start_demo(gvd_jobs *jobs, gvd_error *err)
     return job;
 }
 
+size_t gvd_jobs_count(gvd_jobs *jobs) { return jobs->count; }
 int64_t gvd_job_id(const gvd_job *job) { return job->id; }
 gvd_status gvd_job_status(const gvd_job *job) { return gvd_job_status_peek(job); }
 const char *gvd_job_log_path(const gvd_job *job) { return job->log_path; }

@@ -45,26 +45,44 @@ typedef struct gvd_config {
     unsigned cancel_grace_ms;   /* SIGTERM -> SIGKILL (default 5000) */
     uint64_t log_limit;         /* bytes of output kept per job (default 10 MiB) */
     const char *log_dir;        /* per-job log files: <log_dir>/<id>.log */
+    const char *run_dir;        /* per-job supervisor dirs: <run_dir>/<id>/ (0700; NULL:
+                                   "<log_dir>.run"); short enough for a socket path */
+    const char *shim_path;      /* galvani-shim; NULL: $GALVANI_SHIM, else next to galvanid */
+    bool leave_running;         /* gvd_jobs_free leaves process jobs running under their
+                                   supervisors, to be re-adopted (galvanid); false: they
+                                   are killed, and it waits (bounded) for that */
     unsigned progress_flush_ms; /* progress write-behind interval (default 250) */
     unsigned demo_step_ms;      /* demo job: ms per 1 % (default 100) */
+    /* Retention (model/retention.c).  Finished jobs are deleted, oldest
+     * first, while more than max_jobs jobs are kept (0: the default 10000;
+     * GVD_MAX_JOBS_UNLIMITED: never), and once finished longer than
+     * keep_finished_s ago (0: no age limit).  Queued, running and paused jobs
+     * are never deleted, so they may exceed max_jobs. */
+    unsigned max_jobs;
+    double keep_finished_s;
 } gvd_config;
+
+#define GVD_MAX_JOBS_DEFAULT 10000u
+#define GVD_MAX_JOBS_UNLIMITED 0xffffffffu
 
 /* A refused request: the HTTP status to answer, a stable machine code and a
  * human message, e.g. {409, "invalid_transition", "job 3 is succeeded: it
  * cannot be paused"}. */
 typedef struct gvd_error {
     int http;
-    const char *code; /* static: "invalid_spec", "not_found", "invalid_transition", "store_failed", "spawn_failed" */
+    const char *code; /* static: "invalid_spec", "not_found", "invalid_transition", "store_unavailable",
+                         "store_failed", "spawn_failed" */
     char message[512];
 } gvd_error;
 
-/* Load every job from the store and resolve those a previous daemon left
+/* Load every job from the store and re-adopt those a previous daemon left
  * running or paused (see docs/api.md, "Restart policy").  NULL + err. */
 gvd_jobs *gvd_jobs_new(uv_loop_t *loop, gvd_store *store, const gvd_config *cfg, gvd_error *err);
-/* Write pending progress, stop timers, kill what is still running (its job
- * stays recorded as running: the next start reports it as interrupted, see
- * docs/daemon.md "Restart policy"), free everything.  Handles close on the
- * loop: run it once after. */
+/* Write pending progress, stop timers, free everything.  With
+ * cfg.leave_running, process jobs still running keep running under their
+ * supervisors and stay recorded as running or paused: the next start
+ * re-adopts them (docs/daemon.md "Restart policy"); without, they are killed
+ * first.  Handles close on the loop: run it once after. */
 void gvd_jobs_free(gvd_jobs *jobs);
 
 /* POST /jobs.  `spec` is the parsed request body (borrowed).  Validates it
@@ -110,6 +128,13 @@ const char *gvd_job_log_path(const gvd_job *job); /* NULL for the demo */
 json_t *gvd_job_json(gvd_job *job);
 /* {"queued": n, "running": n, ..., "total": n, "max_running": n} */
 json_t *gvd_jobs_counts_json(gvd_jobs *jobs);
+/* The store's state for /healthz: {"state": "ok"} or {"state":
+ * "unavailable", "cause": "disk full", "since": ISO-8601, "failed_writes": n,
+ * "pending_writes": jobs whose state is not yet stored, "error": "..."}.
+ * gvd_jobs_counts_json carries the first three fields as "store". */
+json_t *gvd_jobs_store_json(gvd_jobs *jobs);
+/* How many jobs the registry holds (all statuses). */
+size_t gvd_jobs_count(gvd_jobs *jobs);
 
 /* The push hub's hook: called (from an effect, after the batch that changed
  * it) whenever anything visible in gvd_job_json changed, and once with

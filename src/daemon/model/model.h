@@ -53,6 +53,14 @@ int gvd_spec_parse(json_t *body, const gvd_config *cfg, gvd_spec *spec, json_t *
 int gvd_spec_from_json(json_t *stored, const gvd_config *cfg, gvd_spec *spec, gvd_error *err);
 void gvd_spec_clear(gvd_spec *spec);
 
+/* fault.c: what a request-driven transition may change, kept so that it can
+ * be put back when the store refuses to record it (see gvd_job_revert). */
+typedef struct gvd_job_snap {
+    int64_t status, attempts, pid, term_signal, exit_status;
+    bool has_exit, cancel_requested;
+    double current, progress_at, started_at, finished_at;
+} gvd_job_snap;
+
 typedef enum gvd_exec_state {
     GVD_EXEC_NONE = 0, /* no process (queued, or finished and reaped) */
     GVD_EXEC_RUNNING,
@@ -119,6 +127,8 @@ struct gvd_job {
                                  meanwhile by a synchronous write) */
     gvd_job *dirty_next;
     gvd_status logged_status;
+    bool revertible;          /* a request-driven transition is in flight */
+    gvd_job_snap before;      /* its starting point (fault.c) */
 
     /* registry links */
     gvd_job *prev, *next;     /* all jobs, id order */
@@ -131,6 +141,7 @@ struct gvd_jobs {
     gvd_store *store;
     gvd_config cfg;
     char *log_dir;
+    char *run_dir;          /* per-job supervisor dirs, owned */
 
     gvd_job *first, *last;
     size_t count;
@@ -149,6 +160,9 @@ struct gvd_jobs {
 
     gvd_job_change_fn on_change;
     void *on_change_ud;
+
+    struct gvd_faults *faults;       /* fault.c: store retry, owned */
+    struct gvd_retention *retention; /* retention.c: pruning, owned */
 };
 
 double gvd_now(void); /* wall clock, seconds */
@@ -165,8 +179,44 @@ int gvd_job_persist_now(gvd_job *job);
 gvd_status gvd_job_status_peek(const gvd_job *job);
 /* The scheduler starts a queued job. */
 void gvd_job_begin_run(gvd_job *job);
+/* Restart: take a running / paused process job back from its supervisor
+ * (gvd_exec_adopt).  0, or -1 with *never_started or a message in err. */
+int gvd_job_adopt(gvd_job *job, bool *never_started, char *err, size_t errlen);
+
+/* fault.c — store faults.  A request-driven transition (pause, resume,
+ * cancel, the scheduler's start) starts with _begin: if the store refuses
+ * it, the reconcile effect calls gvd_job_revert before touching the
+ * process; a caller outside any effect then sees _end return false (and
+ * answers 503).  Transitions the
+ * world made (an exit, a timeout, a failed spawn) are not reverted: they
+ * stay in memory, the job stays dirty, and the retry timer writes them once
+ * the store takes writes again. */
+void gvd_job_transition_begin(gvd_job *job);
+bool gvd_job_transition_end(gvd_job *job, gvd_status want);
+bool gvd_job_should_revert(const gvd_job *job, gvd_status status);
+void gvd_job_revert(gvd_job *job);
+/* A 503 for a write the store refused: "store_unavailable" naming the cause
+ * when the store is in a fault (and the retry timer armed), else
+ * "store_failed".  `what` says what did not happen. */
+void gvd_jobs_store_error(gvd_jobs *jobs, gvd_error *err, const char *what, const char *detail);
+int gvd_faults_new(gvd_jobs *jobs);
+void gvd_faults_free(gvd_jobs *jobs);
+void gvd_faults_arm(gvd_jobs *jobs); /* retry with backoff until the store takes writes */
+
+/* retention.c — --max-jobs / --keep-finished: finished jobs beyond the
+ * limits are deleted, oldest first, from memory, the store and the log
+ * directory.  _schedule defers the pruning to the loop (it is asked for from
+ * inside effects, where a job must not be freed). */
+int gvd_retention_new(gvd_jobs *jobs);
+void gvd_retention_free(gvd_jobs *jobs);
+void gvd_retention_schedule(gvd_jobs *jobs);
 
 /* jobs.c */
+void gvd_jobs_run_dir(const gvd_jobs *jobs, int64_t id, char *out, size_t n); /* <run_dir>/<id> */
+/* Write every dirty job in one transaction; false if some stay unwritten. */
+bool gvd_jobs_flush(gvd_jobs *jobs);
+/* Unlink a deleted job from the registry, delete its log file, free it. */
+void gvd_jobs_forget(gvd_jobs *jobs, gvd_job *job);
 void gvd_jobs_live_add(gvd_jobs *jobs, gvd_job *job);
 void gvd_jobs_live_remove(gvd_jobs *jobs, gvd_job *job);
 void gvd_jobs_mark_dirty(gvd_jobs *jobs, gvd_job *job);

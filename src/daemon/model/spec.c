@@ -288,8 +288,19 @@ static int gvd_spec_fill(json_t *body, const gvd_config *cfg, gvd_spec *spec, gv
             base = slash && slash[1] ? slash + 1 : prog;
         }
     }
+    /* The default name is the program's base name, cut to 63 bytes — at a
+     * character boundary: half a UTF-8 character would make the name
+     * unrepresentable in JSON (found by fuzz/fuzz_spec.c: the job was refused
+     * with "503 out of memory"). */
     char shortname[64];
-    snprintf(shortname, sizeof shortname, "%s", base);
+    size_t cut = strlen(base);
+    if (cut >= sizeof shortname) {
+        cut = sizeof shortname - 1;
+        while (cut > 0 && ((unsigned char)base[cut] & 0xC0) == 0x80)
+            cut--; /* base[cut] is a continuation byte: the cut splits a character */
+    }
+    memcpy(shortname, base, cut);
+    shortname[cut] = '\0';
     spec->name = gvd_strdup(name ? name : shortname);
     spec->cwd = cwd ? gvd_strdup(cwd) : NULL;
     if (!spec->name || (cwd && !spec->cwd)) {

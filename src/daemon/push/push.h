@@ -45,7 +45,9 @@ typedef struct gvd_push_opts {
     unsigned ping_ms;       /* WebSocket ping interval; a client that answers nothing for two
                                intervals is disconnected [30000] */
     unsigned keepalive_ms;  /* SSE keep-alive comment interval [15000] */
-    size_t max_pending;     /* bytes a client may leave unsent ... [1 MiB] */
+    size_t max_pending;     /* bytes a client may leave unsent ... [1 MiB]; also its socket's
+                               SO_SNDBUF, within 8..64 KiB, so the kernel cannot hide a stuck
+                               client behind megabytes of autotuned buffer (hub.c) */
     unsigned slow_ms;       /* ... for this long before it is dropped (WebSocket close 1008,
                                SSE stream closed) [10000]; 8 x max_pending drops at once */
     size_t snapshot_limit;  /* jobs in a snapshot message [1000] */

@@ -31,6 +31,11 @@
  * handshake, last SSE bytes) before its connection is cut. */
 #define GVD_PUSH_CLOSE_WAIT_MS 1000
 
+/* A stream socket's SO_SNDBUF: max_pending, within these (the kernel
+ * doubles the value for its bookkeeping). */
+#define GVD_PUSH_SNDBUF_MIN 8192
+#define GVD_PUSH_SNDBUF_MAX (64 * 1024)
+
 typedef enum gvd_msg_type {
     GVD_MSG_JOB = 0,   /* {"type":"job","job":{...}}   SSE event "job" */
     GVD_MSG_REMOVED,   /* {"type":"removed","id":N}    SSE event "removed" */
@@ -191,6 +196,8 @@ static inline size_t gvd_client_unsent(const gvd_client *c)
     return c->pending_bytes + c->inflight_bytes;
 }
 void gvd_push_count_write(gvd_push *p);
+/* Cap the kernel's send buffer of a stream's socket (see hub.c). */
+void gvd_push_bound_sndbuf(gvd_push *p, int fd);
 void gvd_push_count_ping_drop(gvd_push *p);
 
 static inline void gvd_push_err(gvd_error *err, int http, const char *code, const char *msg)

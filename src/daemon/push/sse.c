@@ -119,6 +119,13 @@ static void gvd_sse_drop(gvd_client *c, int code, const char *reason)
     gvd_sse_kick_(s); /* ends the response now unless a send is in flight */
 }
 
+/* The response's TCP socket, or -1. */
+static int gvd_sse_fd(h2o_req_t *req)
+{
+    h2o_socket_t *sock = req->conn->callbacks->get_socket ? req->conn->callbacks->get_socket(req->conn) : NULL;
+    return sock ? h2o_socket_get_fd(sock) : -1;
+}
+
 /* A send that never completes (the client stopped reading): cut the TCP
  * connection under h2o, which then stops the response and frees us.  On
  * HTTP/2 this ends the other streams of that connection too. */
@@ -126,9 +133,7 @@ static void gvd_sse_cut(gvd_sse *s)
 {
     if (!s->req)
         return;
-    h2o_socket_t *sock = s->req->conn->callbacks->get_socket ? s->req->conn->callbacks->get_socket(s->req->conn)
-                                                              : NULL;
-    int fd = sock ? h2o_socket_get_fd(sock) : -1;
+    int fd = gvd_sse_fd(s->req);
     if (fd >= 0)
         shutdown(fd, SHUT_RDWR);
 }
@@ -181,6 +186,7 @@ int gvd_sse_accept(gvd_push *p, h2o_req_t *req, int64_t job, gvd_error *err)
         return -1;
     }
     s->req = req;
+    gvd_push_bound_sndbuf(p, gvd_sse_fd(req));
     req->res.status = 200;
     req->res.reason = "OK";
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/event-stream"));

@@ -251,6 +251,8 @@ static void gvd_ws_on_upgraded(void *data, h2o_socket_t *sock, size_t reqsize)
     ws->sock = sock;
     sock->data = ws;
     h2o_buffer_consume(&sock->input, reqsize);
+    if (ws->c.hub)
+        gvd_push_bound_sndbuf(ws->c.hub, h2o_socket_get_fd(sock));
     if (!ws->c.hub) {
         /* the hub went away while the 101 was being written */
         gvd_ws_close_now(ws, "server closing");

@@ -56,7 +56,6 @@ gvd_exec *gvd__demo_spawn(uv_loop_t *loop, const gvd_exec_opts *opts, const gvd_
     x->ud = ud;
     x->job_id = opts->job_id;
     x->pause_mode = opts->pause_mode;
-    x->log_fd = -1;
     x->step_ms = opts->demo_step_ms ? opts->demo_step_ms : GVD_DEMO_STEP_DEFAULT_MS;
     double start = opts->demo_start;
     /* !(start > 0) also catches NaN. */

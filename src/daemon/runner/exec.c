@@ -1,7 +1,8 @@
 /*
  * exec.c — the runner's public entry points (exec.h): dispatch to the two
  * backends (process.c, demo.c) and the parts both share: handle lifetime,
- * delivering messages, delivering the exit exactly once.
+ * delivering messages, delivering the exit exactly once.  Process jobs run
+ * under their supervisor (process.c, shimlink.c, src/daemon/shim/).
  *
  * Guarantees every backend keeps (the job model relies on them):
  *   - all callbacks come from the loop, never from inside a gvd_exec_* call
@@ -94,6 +95,25 @@ gvd_exec *gvd_exec_spawn(uv_loop_t *loop, const gvd_exec_opts *opts, const gvd_e
     return NULL;
 }
 
+gvd_exec *gvd_exec_adopt(uv_loop_t *loop, const gvd_exec_adopt_opts *opts, const gvd_exec_events *ev, void *ud,
+                         bool *never_started, char *err, size_t errlen)
+{
+    bool never = false;
+    gvd_exec *x = NULL;
+    if (!loop || !opts || !opts->run_dir || !ev)
+        gvd__set_err(err, errlen, "internal error: missing loop, run directory or callbacks");
+    else
+        x = gvd__process_adopt(loop, opts, ev, ud, &never, err, errlen);
+    if (never_started)
+        *never_started = never;
+    return x;
+}
+
+bool gvd_exec_paused(const gvd_exec *x)
+{
+    return x && x->paused;
+}
+
 int gvd_exec_pause(gvd_exec *x)
 {
     if (!x || x->freed)
@@ -131,6 +151,20 @@ pid_t gvd_exec_pid(const gvd_exec *x)
 uint64_t gvd_exec_start_ticks(const gvd_exec *x)
 {
     return x && x->kind == GVD_EXEC_PROCESS ? x->start_ticks : 0;
+}
+
+void gvd_exec_kill(gvd_exec *x)
+{
+    if (x && !x->freed && x->kind == GVD_EXEC_PROCESS)
+        gvd__process_kill(x);
+    gvd_exec_detach(x);
+}
+
+void gvd_exec_detach(gvd_exec *x)
+{
+    if (x && x->kind == GVD_EXEC_PROCESS)
+        x->keep_record = true;
+    gvd_exec_free(x);
 }
 
 void gvd_exec_free(gvd_exec *x)

@@ -13,8 +13,14 @@
  *
  * The job model drives it with spawn / pause / resume / cancel / send and
  * learns what happens through gvd_exec_events callbacks, all on the loop
- * thread.  The reliability work later moves process ownership into a per-job
- * supervisor; only this interface's implementation changes then.
+ * thread.
+ *
+ * A process job is owned by a per-job supervisor, galvani-shim (src/daemon/
+ * shim/), not by galvanid: the shim holds the job's pipes, control fd and log
+ * file and keeps its exit status, so the job outlives galvanid (even kill -9)
+ * and a restarted galvanid re-adopts it with gvd_exec_adopt.  The handle is
+ * galvanid's connection to that shim, through the job's run dir
+ * (opts->run_dir: lock, sock, started, pid, exit; docs/guarantees.md).
  */
 #ifndef GALVANI_DAEMON_EXEC_H
 #define GALVANI_DAEMON_EXEC_H
@@ -24,6 +30,7 @@
 #include <sys/types.h>
 #include <uv.h>
 
+#include "proc.h"
 #include "protocol.h"
 
 typedef struct gvd_exec gvd_exec;
@@ -50,6 +57,11 @@ typedef struct gvd_exec_opts {
                                line "[galvani: log truncated]" is written */
     int64_t job_id;         /* exported as GALVANI_JOB_ID */
     gvd_pause_mode pause_mode;
+    /* process: the job's run dir (created here, 0700; its parent must
+     * exist), and the supervisor binary (NULL: $GALVANI_SHIM, else
+     * galvani-shim next to the running executable). */
+    const char *run_dir;
+    const char *shim_path;
     unsigned demo_step_ms;  /* demo: ms per 1 % step (default 100) */
     double demo_start;      /* demo: progress to resume from (0..100) */
 } gvd_exec_opts;
@@ -59,6 +71,9 @@ typedef struct gvd_exit {
     int64_t exit_status; /* exit code, or -1 if killed by a signal */
     int term_signal;     /* signal that killed it, 0 if it exited */
     bool cancelled;      /* it ended because gvd_exec_cancel asked it to */
+    bool lost;           /* its supervisor died without recording the exit: the
+                            job's group was killed (if still there); the true
+                            outcome is unknown */
 } gvd_exit;
 
 typedef struct gvd_exec_events {
@@ -74,6 +89,32 @@ typedef struct gvd_exec_events {
  * `ud` must outlive the handle. */
 gvd_exec *gvd_exec_spawn(uv_loop_t *loop, const gvd_exec_opts *opts, const gvd_exec_events *ev, void *ud,
                          char *err, size_t errlen);
+
+/* Re-adopt a process job from its run dir after a daemon restart.
+ *   - a live supervisor: reconnects; messages the shim queued meanwhile
+ *     arrive first; pause / resume / cancel / send work again;
+ *   - a supervisor that ended with the job: its exit record is replayed
+ *     (the undelivered messages, then on_exit with the true status);
+ *   - a supervisor that died without a record: the job's group is killed if
+ *     pid + start_ticks still match, then on_exit with lost = true.
+ * Callbacks come from the loop, never from inside this call.  Returns NULL
+ * with *never_started = true when the run dir shows the job never started
+ * (no run dir, or no "started" marker): the run dir is removed then and the
+ * job may safely run again.  Any other NULL comes with a message in err. */
+typedef struct gvd_exec_adopt_opts {
+    const char *run_dir;
+    int64_t job_id;
+    gvd_pause_mode pause_mode;
+    pid_t pid;            /* as recorded at spawn (the store), used only when */
+    uint64_t start_ticks; /* the shim died and left no pid file */
+} gvd_exec_adopt_opts;
+gvd_exec *gvd_exec_adopt(uv_loop_t *loop, const gvd_exec_adopt_opts *opts, const gvd_exec_events *ev, void *ud,
+                         bool *never_started, char *err, size_t errlen);
+/* The supervisor's view right after spawn / adopt: is the job paused? */
+bool gvd_exec_paused(const gvd_exec *x);
+/* Remove a run dir no job uses any more (stale after a crash), unless a
+ * live supervisor still holds it: 0, -EBUSY or -errno. */
+int gvd_exec_remove_run_dir(const char *run_dir);
 
 /* Pause / resume according to the pause mode.  0 or -errno. */
 int gvd_exec_pause(gvd_exec *x);
@@ -93,13 +134,21 @@ pid_t gvd_exec_pid(const gvd_exec *x);          /* 0 for the demo */
  * /proc/PID/stat), so that a recycled pid is never mistaken for the job. */
 uint64_t gvd_exec_start_ticks(const gvd_exec *x);
 
-/* Release the handle.  If the job is still running it is killed first
- * (SIGKILL to the group).  Handles close asynchronously on the loop. */
+/* Release the handle.  After on_exit it also tells the supervisor the exit
+ * is consumed and removes the run dir — so call it only once the outcome is
+ * durable.  Before on_exit it only detaches: the job keeps running under its
+ * supervisor (gvd_exec_adopt finds it again).  Handles close asynchronously
+ * on the loop.  (gvd_exec_kill_stale is in proc.h.) */
 void gvd_exec_free(gvd_exec *x);
-
-/* Kill a leftover process group from a previous daemon life, only if
- * /proc/PID/stat still shows the same start time.  Returns 1 if killed, 0 if
- * no such process (or a different one now), -errno on error. */
-int gvd_exec_kill_stale(pid_t pid, uint64_t start_ticks);
+/* Release the handle without consuming the exit: the run dir and its exit
+ * record stay for the next start (used when the outcome could not be
+ * stored).  Before on_exit it is the same as gvd_exec_free. */
+void gvd_exec_detach(gvd_exec *x);
+/* Kill a live job now (SIGKILL to its group, if pid + start time still
+ * match) and wait, bounded (3 s, blocking), for its supervisor to record the
+ * exit and go; then release the handle as gvd_exec_detach does (the record
+ * stays: the next start reports the job as killed).  For embedders and tests
+ * that must not leave processes behind; galvanid itself detaches. */
+void gvd_exec_kill(gvd_exec *x);
 
 #endif

@@ -1,13 +1,14 @@
 /*
  * exec_int.h — the runner's private structure, shared by exec.c (the public
- * entry points and the handle lifetime), process.c and demo.c.
+ * entry points and the handle lifetime), process.c + shimlink.c (process
+ * jobs, through their supervisor) and demo.c.
  *
  * Lifetime rule, the one thing to understand before editing these files:
  * every libuv handle embedded in a gvd_exec is counted in `handles` while it
  * is initialised and not yet closed.  gvd_exec_free only marks the struct
  * `freed` and starts closing handles; the memory is released by the close
  * callback that brings `handles` to zero.  The demo timer (or, for a process,
- * the two timers) stay open until gvd_exec_free, so `handles` is never zero
+ * the `tick` timer) stays open until gvd_exec_free, so `handles` is never zero
  * before it: freeing is always asynchronous, which is what makes calling
  * gvd_exec_free from inside on_exit / on_message safe — the code that made
  * the callback still holds a valid pointer when the callback returns, and it
@@ -20,38 +21,13 @@
 #include <stdint.h>
 
 #include "exec.h"
+#include "wire.h"
 
-#define GVD_LINE_MAX 4096          /* longest protocol line kept; longer ones are dropped */
-#define GVD_READ_BUF 16384         /* one read from a pipe */
 #define GVD_SEND_MAX 65536         /* longest line gvd_exec_send accepts */
-#define GVD_SEND_QUEUE_MAX 262144  /* bytes queued to the control fd, at most */
-#define GVD_LEFTOVER_GRACE_MS 1000 /* after exit, SIGTERM -> SIGKILL for the rest of the group */
-#define GVD_DRAIN_MS 1000          /* after that, how long to wait for output EOF */
+#define GVD_SEND_QUEUE_MAX 262144  /* bytes on their way to the job's control fd, at most */
+#define GVD_WIRE_MAX (2 * 4096 + 64) /* longest line from the shim (an escaped job line) */
 #define GVD_INVALID_REPORTS 100    /* malformed lines passed on per job; later ones are dropped */
-
-typedef enum gvd_stream_kind { GVD_STREAM_STDOUT = 0, GVD_STREAM_STDERR, GVD_STREAM_CONTROL } gvd_stream_kind;
-
-/* Splits a byte stream into lines, bounded. */
-typedef struct gvd_linebuf {
-    size_t len;
-    bool overflow; /* the current line outgrew buf: drop it up to its '\n' */
-    char buf[GVD_LINE_MAX];
-} gvd_linebuf;
-
-typedef struct gvd_stream {
-    uv_pipe_t pipe;
-    struct gvd_exec *x;
-    gvd_stream_kind kind;
-    bool open;       /* handle initialised and uv_close not yet called */
-    gvd_linebuf lines; /* stdout and control only */
-} gvd_stream;
-
-typedef enum gvd_cancel_stage {
-    GVD_CANCEL_NONE = 0,
-    GVD_CANCEL_ASKED, /* cooperative: "cancel" sent, SIGTERM next */
-    GVD_CANCEL_TERM,  /* SIGTERM sent, SIGKILL next */
-    GVD_CANCEL_KILL   /* SIGKILL sent */
-} gvd_cancel_stage;
+#define GVD_SHIM_REPLY_MS 10000    /* how long spawn / adopt wait for the shim's answer */
 
 struct gvd_exec {
     uv_loop_t *loop;
@@ -69,23 +45,21 @@ struct gvd_exec {
     unsigned invalid_reports;
     gvd_exit exit;
 
-    /* process */
-    uv_process_t proc;
-    bool proc_open; /* proc handle not yet closed */
-    bool reaped;    /* exit_cb ran */
+    /* process: the connection to the job's supervisor (process.c) */
+    uv_pipe_t conn;
+    bool conn_open;        /* handle initialised and uv_close not yet called */
+    uv_timer_t tick;       /* delivers a replayed exit record from the loop */
+    bool tick_open;
+    gvd_lines lines;       /* splits what the shim sends */
+    char *line_buf;        /* GVD_WIRE_MAX + 1 (room for a NUL after a line) */
+    char *run_dir;
+    gvd_buf replay;        /* an exit record to deliver (adopt of a finished job) */
+    bool reaped;           /* the exit line arrived (or the shim is gone) */
+    bool keep_record;      /* gvd_exec_detach: leave the run dir for a restart */
     pid_t pid;
     uint64_t start_ticks;
-    gvd_stream out, err, ctl;
-    uv_timer_t kill_timer;  /* cancel escalation */
-    uv_timer_t drain_timer; /* bound on waiting for output after exit */
-    bool timers_open;
-    gvd_cancel_stage cancel_stage;
-    unsigned grace_ms;
-    int log_fd; /* -1: no log */
-    uint64_t log_size, log_limit;
-    bool log_full;      /* truncated: marker written, output dropped */
-    bool log_ends_nl;   /* last byte we wrote was '\n' (or nothing written) */
-    char rbuf[GVD_READ_BUF];
+    uint64_t ctl_pending;  /* bytes sent for the job's control fd, not yet written to it */
+    char rbuf[16384];
 
     /* demo */
     uv_timer_t demo_timer;
@@ -93,6 +67,14 @@ struct gvd_exec {
     double progress;
     unsigned step_ms;
 };
+
+/* The shim's first line: "hello PID TICKS STATE CTLQ". */
+typedef struct gvd_hello {
+    pid_t pid;
+    uint64_t ticks;
+    bool paused, exited;
+    uint64_t ctl_queued;
+} gvd_hello;
 
 /* exec.c */
 void gvd__exec_close(gvd_exec *x, uv_handle_t *h);
@@ -107,11 +89,33 @@ void gvd__set_err(char *err, size_t errlen, const char *fmt, ...)
 /* process.c */
 gvd_exec *gvd__process_spawn(uv_loop_t *loop, const gvd_exec_opts *opts, const gvd_exec_events *ev, void *ud,
                              char *err, size_t errlen);
+gvd_exec *gvd__process_adopt(uv_loop_t *loop, const gvd_exec_adopt_opts *opts, const gvd_exec_events *ev,
+                             void *ud, bool *never_started, char *err, size_t errlen);
 int gvd__process_pause(gvd_exec *x);
 int gvd__process_resume(gvd_exec *x);
 int gvd__process_cancel(gvd_exec *x, unsigned grace_ms);
 int gvd__process_send(gvd_exec *x, const char *line);
 void gvd__process_free(gvd_exec *x);
+void gvd__process_kill(gvd_exec *x);
+
+/* shimlink.c: the blocking parts of talking to a shim (spawn handshake,
+ * reconnect) and the run dir. */
+int gvd__shim_start(const gvd_exec_opts *opts, int *fd, gvd_hello *hello, char *err, size_t errlen);
+typedef enum gvd_run_state {
+    GVD_RUN_NONE = 0, /* no run dir, or no "started" marker: the job never ran */
+    GVD_RUN_LIVE,     /* a supervisor holds the lock */
+    GVD_RUN_EXITED,   /* no supervisor, an exit record */
+    GVD_RUN_LOST      /* no supervisor, started, no exit record */
+} gvd_run_state;
+gvd_run_state gvd__run_probe(const char *run_dir);
+/* Connect to a live shim and read its hello; -ECONNREFUSED etc. if it is
+ * not (or no longer) there. */
+int gvd__shim_connect(const char *run_dir, int *fd, gvd_hello *hello);
+/* Remove a run dir; unless `force`, only if no shim holds its lock. */
+int gvd__run_dir_rm(const char *run_dir, bool force);
+/* Read run_dir/name whole into b. */
+int gvd__run_read(const char *run_dir, const char *name, gvd_buf *b);
+int gvd__hello_parse(char *line, size_t len, gvd_hello *h);
 
 /* demo.c */
 gvd_exec *gvd__demo_spawn(uv_loop_t *loop, const gvd_exec_opts *opts, const gvd_exec_events *ev, void *ud,

@@ -20,8 +20,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "exec.h"
-
 /* Parse an unsigned decimal field of exactly n bytes. */
 static int gvd_field_u64(const char *p, size_t n, uint64_t *out)
 {

@@ -34,4 +34,11 @@ int gvd_proc_stat_read(pid_t pid, gvd_proc_stat *out);
  * process we may signal).  0 or -errno. */
 int gvd_kill_group(pid_t pgid, int sig);
 
+/* Kill a leftover process group from a previous daemon life (or of a
+ * supervisor that died), only if /proc/PID/stat still shows the same start
+ * time.  Returns 1 if killed, 0 if no such process (or a different one
+ * now), -errno on error.  (Here rather than in exec.h so that galvani-shim,
+ * which has no libuv, can use this file.) */
+int gvd_exec_kill_stale(pid_t pid, uint64_t start_ticks);
+
 #endif

@@ -130,12 +130,14 @@ int gvd_store_insert(gvd_store *st, const gvd_job_row *row, int64_t *id, char *e
     }
     if (sqlite3_step(st->insert) != SQLITE_DONE) {
         gvd_store_sqlerr(st, err, errlen, "insert");
+        gvd_store_write_failed(st, err);
         gvd_done(st->insert);
         return -1;
     }
     /* Read before anything else can insert on this connection. */
     *id = sqlite3_last_insert_rowid(st->db);
     gvd_done(st->insert);
+    gvd_store_write_ok(st);
     return 0;
 }
 
@@ -151,6 +153,7 @@ int gvd_store_update(gvd_store *st, const gvd_job_row *row, char *err, size_t er
     }
     if (sqlite3_step(st->update) != SQLITE_DONE) {
         gvd_store_sqlerr(st, err, errlen, "update");
+        gvd_store_write_failed(st, err);
         gvd_done(st->update);
         return -1;
     }
@@ -162,6 +165,7 @@ int gvd_store_update(gvd_store *st, const gvd_job_row *row, char *err, size_t er
         gvd_store_errf(err, errlen, "store update: no job %lld", (long long)row->id);
         return -1;
     }
+    gvd_store_write_ok(st);
     return 0;
 }
 
@@ -171,6 +175,7 @@ int gvd_store_delete(gvd_store *st, int64_t id, char *err, size_t errlen)
         return -1;
     if (sqlite3_bind_int64(st->del, 1, id) != SQLITE_OK || sqlite3_step(st->del) != SQLITE_DONE) {
         gvd_store_sqlerr(st, err, errlen, "delete");
+        gvd_store_write_failed(st, err);
         gvd_done(st->del);
         return -1;
     }
@@ -180,6 +185,7 @@ int gvd_store_delete(gvd_store *st, int64_t id, char *err, size_t errlen)
         gvd_store_errf(err, errlen, "store delete: no job %lld", (long long)id);
         return -1;
     }
+    gvd_store_write_ok(st);
     return 0;
 }
 

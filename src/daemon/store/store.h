@@ -68,4 +68,49 @@ int gvd_store_commit(gvd_store *st, char *err, size_t errlen);
  * by the store until the next call). */
 const char *gvd_store_integrity(gvd_store *st);
 
+/* ---- faults (faults.c) ----------------------------------------------------
+ *
+ * A write that fails because of the environment — disk full (SQLITE_FULL),
+ * the write lock held by another process past the busy timeout
+ * (SQLITE_BUSY / SQLITE_LOCKED), an I/O error (SQLITE_IOERR_*), a read-only
+ * or vanished file — puts the store in the "unavailable" state until a
+ * write succeeds again.  The store logs the first failure of each fault
+ * (store.unavailable) and the recovery (store.recovered), never each write.
+ * While unavailable, writes are still tried (the first that works ends the
+ * fault) but do not wait for a lock: the loop thread would stall on every
+ * request.  Other failures (a constraint, "no job N") are the caller's bug
+ * and do not change the state. */
+
+typedef enum gvd_store_fault {
+    GVD_STORE_OK = 0,
+    GVD_STORE_DISK_FULL,
+    GVD_STORE_LOCKED,
+    GVD_STORE_IO_ERROR,
+    GVD_STORE_READ_ONLY
+} gvd_store_fault;
+
+typedef struct gvd_store_health {
+    gvd_store_fault fault;     /* GVD_STORE_OK when writes work */
+    const char *cause;         /* "disk full", "database is locked", "I/O error", "read-only"; NULL if ok */
+    double since;              /* UNIX seconds the fault began; 0 if ok */
+    uint64_t failed_writes;    /* failures during this fault */
+    const char *error;         /* the last failure's full message (owned by the store); "" if ok */
+} gvd_store_health;
+
+void gvd_store_health_get(gvd_store *st, gvd_store_health *out);
+/* Shorthand: no fault is in force. */
+bool gvd_store_available(gvd_store *st);
+/* The words for a fault ("disk full", ...), NULL for GVD_STORE_OK. */
+const char *gvd_store_fault_cause(gvd_store_fault fault);
+
+/* A tiny real write (rewrites the header's user_version in its own
+ * transaction) that tells whether the store takes writes again; used by the
+ * model's retry timer when it has nothing else to write.  0 if it did. */
+int gvd_store_probe(gvd_store *st, char *err, size_t errlen);
+
+/* The busy timeout used while the store is healthy (ms); the default is
+ * GVD_STORE_BUSY_MS_DEFAULT.  0 = fail at once on a lock. */
+#define GVD_STORE_BUSY_MS_DEFAULT 1000
+int gvd_store_set_busy_ms(gvd_store *st, unsigned ms, char *err, size_t errlen);
+
 #endif

@@ -20,6 +20,12 @@ struct gvd_store {
     sqlite3_stmt *insert, *update, *del, *load;
     sqlite3_stmt *begin, *commit, *rollback;
     char integrity[512]; /* gvd_store_integrity's answer when not "ok" */
+    /* faults.c: the availability state (see store.h, "faults") */
+    gvd_store_fault fault;
+    double fault_since;
+    uint64_t failed_writes;
+    unsigned busy_ms;          /* busy timeout while healthy */
+    char fault_error[512];
 };
 
 /* The newest schema version this build knows (the number of migrations). */
@@ -40,5 +46,15 @@ void gvd_store_errf(char *err, size_t errlen, const char *fmt, ...)
 #endif
     ;
 void gvd_store_sqlerr(gvd_store *st, char *err, size_t errlen, const char *op);
+
+/* faults.c: every write reports its outcome.  _failed classifies the code
+ * gvd_store_sqlerr just recorded (err: its message); _ok ends a fault once
+ * nothing is left uncommitted.  gvd_store_faults_init applies the busy
+ * timeout at open and installs the fault-injecting VFS when the test hook
+ * GALVANID_TEST_FAULTS is set (before the connection is opened). */
+void gvd_store_write_failed(gvd_store *st, const char *err);
+void gvd_store_write_ok(gvd_store *st);
+void gvd_store_faults_hook(void);
+int gvd_store_faults_init(gvd_store *st, char *err, size_t errlen);
 
 #endif

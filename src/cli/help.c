@@ -1,0 +1,77 @@
+/* galvani CLI: the help texts (see help.h).  Kept apart from main.c so that
+ * the command code reads without two screens of strings in the way. */
+#include "help.h"
+
+#include <string.h>
+
+const char gvc_main_help[] =
+    "usage: galvani [--server URL] [--token TOKEN] [--json] COMMAND [ARGS...]\n"
+    "\n"
+    "Control the jobs of galvanid.\n"
+    "\n"
+    "Jobs:\n"
+    "  run [OPTIONS] -- CMD ARGS...   create a job; prints its id (--follow: watch it to the end)\n"
+    "  ls [--status S[,S...]]         list jobs (id, name, status, progress, started)\n"
+    "  show ID                        one job's fields\n"
+    "  pause ID...                    pause running jobs\n"
+    "  resume ID...                   resume paused jobs\n"
+    "  cancel ID...                   cancel queued, running or paused jobs\n"
+    "  set ID KEY=VALUE...            change a job's params (VALUE is JSON if it parses, else a string)\n"
+    "  logs [-f] ID                   print a job's captured output (-f: follow it until the job ends)\n"
+    "  watch [ID...]                  live progress of all active jobs, or of these until they end\n"
+    "\n"
+    "The demo job (the seed's routes):\n"
+    "  start                          start a demo job\n"
+    "  pause | resume | cancel        with no ID: act on the demo job\n"
+    "\n"
+    "Options (anywhere before --):\n"
+    "  --server URL   galvanid's address (default $GALVANI_URL, else " GVC_DEFAULT_URL ")\n"
+    "  --token TOKEN  galvanid's bearer token, if it requires one (default $GALVANI_TOKEN)\n"
+    "  --json         print the server's JSON instead of text\n"
+    "  --help         help for galvani or for a command\n"
+    "  --version      print the version\n"
+    "\n"
+    "Exit status: 0 ok, 1 request failed (daemon down, unknown job, refused), 2 usage error.\n";
+
+static const char *const gvc_cmd_help[][2] = {
+    {"run", "usage: galvani run [--name N] [--param KEY=VALUE]... [--pause-mode stop|cooperative] [--shell]\n"
+            "                   [--json] -- CMD ARGS...\n"
+            "\n"
+            "Create a job running CMD with ARGS (no shell unless --shell: then CMD ARGS... are joined\n"
+            "with spaces and run by /bin/sh -c).  Prints the new job's id.\n"
+            "  --name N          the job's name (default: the program name)\n"
+            "  --param K=V       a param; V is JSON if it parses, else a string (repeatable)\n"
+            "  --pause-mode M    stop (SIGSTOP, default) or cooperative (the job is told to pause)\n"
+            "  --shell           run the command through /bin/sh -c\n"
+            "  --follow          show the job's progress until it ends, then exit with its exit status\n"},
+    {"watch", "usage: galvani watch [ID...] [--json]\n\n"
+              "Show live progress bars (plain lines when not on a terminal) from galvanid's event stream.\n"
+              "With IDs: those jobs, until all of them have finished.  Without: every job that is active\n"
+              "or becomes active, until interrupted.  --json prints each stream message as one line.\n"},
+    {"ls", "usage: galvani ls [--status S[,S...]] [--json]\n"
+           "\n"
+           "List jobs, newest first.  S: queued, running, paused, succeeded, failed, cancelled.\n"},
+    {"show", "usage: galvani show ID [--json]\n\nPrint one job's fields, one per line.\n"},
+    {"pause", "usage: galvani pause [ID...] [--json]\n\n"
+              "Pause running jobs; with no ID, pause the demo job.\n"},
+    {"resume", "usage: galvani resume [ID...] [--json]\n\n"
+               "Resume paused jobs; with no ID, resume the demo job.\n"},
+    {"cancel", "usage: galvani cancel [ID...] [--json]\n\n"
+               "Cancel queued, running or paused jobs; with no ID, cancel the demo job.\n"},
+    {"set", "usage: galvani set ID KEY=VALUE... [--json]\n\n"
+            "Merge params into a job: VALUE is JSON if it parses (3, 0.5, true, [1,2], {\"a\":1}),\n"
+            "otherwise a string; KEY=null removes the param.\n"},
+    {"logs", "usage: galvani logs [-f|--follow] ID\n\nPrint the job's captured stdout and stderr (--json has no "
+             "effect: the log is text).\n"
+             "  -f, --follow   keep printing what the job writes, like tail -f, until the job has ended\n"
+             "                 and all of its output is printed\n"},
+    {"start", "usage: galvani start [--json]\n\nStart a demo job (progress 0 to 100 in about 10 s).\n"},
+};
+
+const char *gvc_help_for(const char *cmd)
+{
+    for (size_t i = 0; i < sizeof gvc_cmd_help / sizeof gvc_cmd_help[0]; i++)
+        if (strcmp(gvc_cmd_help[i][0], cmd) == 0)
+            return gvc_cmd_help[i][1];
+    return NULL;
+}

@@ -1,0 +1,455 @@
+/*
+ * shimlink.c — the blocking, bounded parts of talking to a job's supervisor
+ * (galvani-shim): starting it and waiting for its answer, reconnecting to it
+ * after a restart, and reading its run dir.
+ *
+ * Spawning waits for the shim's answer on purpose: the job's pid and start
+ * time, or why it could not start ("no such command: foo", "permission
+ * denied"...), are known when gvd_exec_spawn returns, exactly as when
+ * galvanid forked jobs itself.  The wait is a few milliseconds (the shim
+ * forks and execs the job and reports the exec's result through a
+ * close-on-exec pipe), bounded by GVD_SHIM_REPLY_MS.
+ *
+ * The run dir (docs/guarantees.md) is created here, 0700, with a `lock`
+ * file we flock() and hand to the shim as fd 4: the lock then lives exactly
+ * as long as the shim, so a later daemon that can take it knows no shim is
+ * there.  The shim is started with posix_spawn in a new session (so a
+ * signal to galvanid's process group never reaches it) and forks once
+ * itself: galvanid reaps the short-lived first process right here and never
+ * has a long-lived child to wait for.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "exec_int.h"
+
+extern char **environ;
+
+static int64_t gvd_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- the run dir ---------------------------------------------------------- */
+
+static int gvd_run_path(char *out, size_t n, const char *dir, const char *name)
+{
+    return snprintf(out, n, "%s/%s", dir, name) < (int)n ? 0 : -ENAMETOOLONG;
+}
+
+/* 1: no shim holds the lock (or there is no lock file), 0: one does. */
+static int gvd_run_lock_free(const char *dir)
+{
+    char path[PATH_MAX];
+    if (gvd_run_path(path, sizeof path, dir, "lock") != 0)
+        return 1;
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return 1;
+    int rc = flock(fd, LOCK_EX | LOCK_NB);
+    close(fd); /* also drops our lock if we got it */
+    return rc == 0 ? 1 : 0;
+}
+
+static bool gvd_run_has(const char *dir, const char *name)
+{
+    char path[PATH_MAX];
+    return gvd_run_path(path, sizeof path, dir, name) == 0 && access(path, F_OK) == 0;
+}
+
+gvd_run_state gvd__run_probe(const char *run_dir)
+{
+    if (!gvd_run_lock_free(run_dir))
+        return GVD_RUN_LIVE;
+    if (gvd_run_has(run_dir, "exit"))
+        return GVD_RUN_EXITED;
+    return gvd_run_has(run_dir, "started") ? GVD_RUN_LOST : GVD_RUN_NONE;
+}
+
+int gvd_exec_remove_run_dir(const char *run_dir)
+{
+    return gvd__run_dir_rm(run_dir, false);
+}
+
+int gvd__run_dir_rm(const char *run_dir, bool force)
+{
+    if (!force && !gvd_run_lock_free(run_dir))
+        return -EBUSY;
+    DIR *d = opendir(run_dir);
+    if (!d)
+        return errno == ENOENT ? 0 : -errno;
+    struct dirent *e;
+    int rc = 0;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        if (unlinkat(dirfd(d), e->d_name, 0) != 0 && errno != ENOENT)
+            rc = -errno;
+    }
+    closedir(d);
+    if (rmdir(run_dir) != 0 && errno != ENOENT && rc == 0)
+        rc = -errno;
+    return rc;
+}
+
+int gvd__run_read(const char *run_dir, const char *name, gvd_buf *b)
+{
+    char path[PATH_MAX];
+    if (gvd_run_path(path, sizeof path, run_dir, name) != 0)
+        return -ENAMETOOLONG;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    char buf[8192];
+    ssize_t n;
+    int rc = 0;
+    while ((n = read(fd, buf, sizeof buf)) != 0) {
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 || gvd_buf_add(b, buf, (size_t)n) != 0) {
+            rc = n < 0 ? -errno : -ENOMEM;
+            break;
+        }
+    }
+    close(fd);
+    return rc;
+}
+
+/* ---- lines over a blocking-with-deadline socket ---------------------------- */
+
+static int gvd_wait_fd(int fd, short ev, int64_t deadline)
+{
+    for (;;) {
+        int64_t left = deadline - gvd_mono_ms();
+        if (left <= 0)
+            return -ETIMEDOUT;
+        struct pollfd p = {fd, ev, 0};
+        int rc = poll(&p, 1, (int)left);
+        if (rc > 0)
+            return 0;
+        if (rc < 0 && errno != EINTR)
+            return -errno;
+    }
+}
+
+static int gvd_send_all(int fd, const char *p, size_t n, int64_t deadline)
+{
+    while (n > 0) {
+        int rc = gvd_wait_fd(fd, POLLOUT, deadline);
+        if (rc != 0)
+            return rc;
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (w < 0)
+            return -errno;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* One line, byte by byte: whatever follows it stays in the socket for the
+ * libuv reader. */
+static int gvd_read_line(int fd, char *buf, size_t cap, int64_t deadline)
+{
+    size_t n = 0;
+    for (;;) {
+        int rc = gvd_wait_fd(fd, POLLIN, deadline);
+        if (rc != 0)
+            return rc;
+        char c;
+        ssize_t r = recv(fd, &c, 1, MSG_DONTWAIT);
+        if (r < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (r <= 0)
+            return r == 0 ? -EPIPE : -errno;
+        if (c == '\n') {
+            buf[n] = '\0';
+            return (int)n;
+        }
+        if (n + 1 >= cap)
+            return -EPROTO;
+        buf[n++] = c;
+    }
+}
+
+int gvd__hello_parse(char *line, size_t len, gvd_hello *h)
+{
+    (void)len;
+    long pid;
+    unsigned long long ticks, q;
+    char state[16];
+    if (sscanf(line, "hello %ld %llu %15s %llu", &pid, &ticks, state, &q) != 4 || pid <= 1)
+        return -EPROTO;
+    h->pid = (pid_t)pid;
+    h->ticks = ticks;
+    h->paused = strcmp(state, "paused") == 0;
+    h->exited = strcmp(state, "exited") == 0;
+    h->ctl_queued = q;
+    return 0;
+}
+
+/* ---- spawning -------------------------------------------------------------- */
+
+/* Mark every descriptor above stderr close-on-exec.  Ours all are already
+ * (libuv, SQLite and ours use CLOEXEC), but galvanid may have inherited open
+ * descriptors from whoever started it; without this the shim (and so,
+ * between its fork and exec, nothing else — the shim marks its own) would
+ * get them. */
+static void gvd_cloexec_inherited(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return;
+    int self = dirfd(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char *end;
+        long fd = strtol(e->d_name, &end, 10);
+        if (*end != '\0' || end == e->d_name || fd < 3 || fd == self)
+            continue;
+        int flags = fcntl((int)fd, F_GETFD);
+        if (flags >= 0 && !(flags & FD_CLOEXEC))
+            (void)fcntl((int)fd, F_SETFD, flags | FD_CLOEXEC);
+    }
+    closedir(d);
+}
+
+static int gvd_shim_path(const gvd_exec_opts *o, char *out, size_t n, char *err, size_t errlen)
+{
+    const char *p = o->shim_path ? o->shim_path : getenv("GALVANI_SHIM");
+    if (p && *p) {
+        snprintf(out, n, "%s", p);
+    } else {
+        char self[PATH_MAX];
+        ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+        if (len <= 0) {
+            gvd__set_err(err, errlen, "cannot locate galvani-shim: /proc/self/exe: %s (use --shim)",
+                         strerror(errno));
+            return -1;
+        }
+        self[len] = '\0';
+        char *slash = strrchr(self, '/');
+        if (slash)
+            *slash = '\0';
+        if (snprintf(out, n, "%.*s/galvani-shim", (int)(n - sizeof "/galvani-shim"), self) >= (int)n) {
+            gvd__set_err(err, errlen, "cannot locate galvani-shim: path too long (use --shim)");
+            return -1;
+        }
+    }
+    if (access(out, X_OK) != 0) {
+        gvd__set_err(err, errlen, "cannot run the job supervisor %s: %s (set --shim or GALVANI_SHIM)", out,
+                     strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static void gvd_start_error(char *err, size_t errlen, const gvd_exec_opts *o, const char *stage, int e)
+{
+    const char *cmd = o->argv[0];
+    if (strcmp(stage, "log") == 0) {
+        gvd__set_err(err, errlen, "cannot open log file %s: %s", o->log_path, strerror(e));
+    } else if (strcmp(stage, "exec") == 0 && e == ENOENT) {
+        if (!strchr(cmd, '/'))
+            gvd__set_err(err, errlen, "no such command: %s (not found in PATH)", cmd);
+        else if (access(cmd, F_OK) != 0)
+            gvd__set_err(err, errlen, "no such file: %s", cmd);
+        else
+            gvd__set_err(err, errlen, "cannot execute %s: its interpreter or loader was not found", cmd);
+    } else if (strcmp(stage, "exec") == 0 && e == EACCES) {
+        gvd__set_err(err, errlen, "permission denied: cannot execute %s", cmd);
+    } else {
+        gvd__set_err(err, errlen, "cannot start %s: %s", cmd, strerror(e));
+    }
+}
+
+static int gvd_spec_encode(const gvd_exec_opts *o, gvd_buf *b)
+{
+    int rc = 0;
+    for (char *const *a = o->argv; *a && rc == 0; a++)
+        rc = gvd_wire_put(b, "arg", *a, strlen(*a));
+    for (char *const *e = o->env; e && *e && rc == 0; e++)
+        rc = gvd_wire_put(b, "env", *e, strlen(*e));
+    if (rc == 0 && o->cwd)
+        rc = gvd_wire_put(b, "cwd", o->cwd, strlen(o->cwd));
+    if (rc == 0 && o->log_path)
+        rc = gvd_wire_put(b, "log", o->log_path, strlen(o->log_path));
+    if (rc == 0)
+        rc = gvd_wire_put(b, "dir", o->run_dir, strlen(o->run_dir));
+    if (rc == 0)
+        rc = gvd_buf_addf(b, "limit %llu\njob %lld\nmode %s\ngo\n", (unsigned long long)o->log_limit,
+                          (long long)o->job_id, o->pause_mode == GVD_PAUSE_COOPERATIVE ? "cooperative" : "stop");
+    return rc;
+}
+
+/* mkdir the run dir; a stale one (no live shim) is cleared first. */
+static int gvd_run_dir_make(const char *dir, char *err, size_t errlen)
+{
+    if (mkdir(dir, 0700) == 0)
+        return 0;
+    int e = errno;
+    if (e == EEXIST) {
+        int rc = gvd_exec_remove_run_dir(dir);
+        if (rc == -EBUSY) {
+            gvd__set_err(err, errlen, "a supervisor still runs in %s", dir);
+            return -1;
+        }
+        if (rc == 0 && mkdir(dir, 0700) == 0)
+            return 0;
+        e = rc ? -rc : errno;
+    }
+    gvd__set_err(err, errlen, "cannot create the run directory %s: %s", dir, strerror(e));
+    return -1;
+}
+
+int gvd__shim_start(const gvd_exec_opts *o, int *fd_out, gvd_hello *hello, char *err, size_t errlen)
+{
+    char shim[PATH_MAX], lockp[PATH_MAX];
+    if (!o->run_dir) {
+        gvd__set_err(err, errlen, "internal error: no run directory for the job");
+        return -1;
+    }
+    if (gvd_shim_path(o, shim, sizeof shim, err, errlen) != 0)
+        return -1;
+    struct sockaddr_un sa;
+    if (strlen(o->run_dir) + sizeof "/sock" > sizeof sa.sun_path) {
+        gvd__set_err(err, errlen, "run directory path too long for a unix socket (%zu bytes, at most %zu): %s",
+                      strlen(o->run_dir), sizeof sa.sun_path - sizeof "/sock", o->run_dir);
+        return -1;
+    }
+    if (gvd_run_dir_make(o->run_dir, err, errlen) != 0)
+        return -1;
+    snprintf(lockp, sizeof lockp, "%s/lock", o->run_dir);
+    int sv[2] = {-1, -1}, hi[2] = {-1, -1}, lock = -1, rc = -1;
+    gvd_buf spec = {0};
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    bool fa_ok = false, at_ok = false, refused = false;
+    lock = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lock < 0 || flock(lock, LOCK_EX | LOCK_NB) != 0 ||
+        socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+        gvd__set_err(err, errlen, "cannot prepare the job supervisor: %s", strerror(errno));
+        goto out;
+    }
+    /* Above 10 so that the dup2s onto 3 and 4 cannot clobber each other. */
+    hi[0] = fcntl(sv[1], F_DUPFD_CLOEXEC, 10);
+    hi[1] = fcntl(lock, F_DUPFD_CLOEXEC, 10);
+    if (hi[0] < 0 || hi[1] < 0 || gvd_spec_encode(o, &spec) != 0) {
+        gvd__set_err(err, errlen, "cannot prepare the job supervisor: %s", strerror(errno ? errno : ENOMEM));
+        goto out;
+    }
+    fa_ok = posix_spawn_file_actions_init(&fa) == 0;
+    at_ok = posix_spawnattr_init(&at) == 0;
+    sigset_t none;
+    sigemptyset(&none);
+    if (!fa_ok || !at_ok || posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0) != 0 ||
+        posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0) != 0 ||
+        posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0) != 0 ||
+        posix_spawn_file_actions_adddup2(&fa, hi[0], 3) != 0 || posix_spawn_file_actions_adddup2(&fa, hi[1], 4) != 0 ||
+        posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK) != 0 ||
+        posix_spawnattr_setsigmask(&at, &none) != 0) {
+        gvd__set_err(err, errlen, "cannot prepare the job supervisor");
+        goto out;
+    }
+    gvd_cloexec_inherited();
+    char *argv[] = {"galvani-shim", (char *)o->run_dir, NULL};
+    pid_t pid;
+    int e = posix_spawn(&pid, shim, &fa, &at, argv, environ);
+    if (e != 0) {
+        gvd__set_err(err, errlen, "cannot start the job supervisor %s: %s", shim, strerror(e));
+        goto out;
+    }
+    /* The first process forks the real shim and exits at once: reap it. */
+    int ws;
+    while (waitpid(pid, &ws, 0) < 0 && errno == EINTR) {
+    }
+    close(sv[1]), sv[1] = -1;
+    close(hi[0]), hi[0] = -1;
+    close(hi[1]), hi[1] = -1;
+    close(lock), lock = -1; /* the shim's copy holds the lock now */
+    int64_t deadline = gvd_mono_ms() + GVD_SHIM_REPLY_MS;
+    char line[256];
+    int n = gvd_send_all(sv[0], spec.p, spec.len, deadline);
+    if (n == 0)
+        n = gvd_read_line(sv[0], line, sizeof line, deadline);
+    if (n < 0) {
+        gvd__set_err(err, errlen, "the job supervisor did not answer: %s", strerror(-n));
+        goto out;
+    }
+    char stage[16];
+    int code;
+    if (sscanf(line, "failed %15s %d", stage, &code) == 2) {
+        gvd_start_error(err, errlen, o, stage, code);
+        refused = true; /* nothing runs and the shim touches the dir no more */
+        goto out;
+    }
+    if (gvd__hello_parse(line, (size_t)n, hello) != 0) {
+        gvd__set_err(err, errlen, "the job supervisor answered nonsense");
+        goto out;
+    }
+    *fd_out = sv[0];
+    sv[0] = -1;
+    rc = 0;
+out:
+    if (fa_ok)
+        posix_spawn_file_actions_destroy(&fa);
+    if (at_ok)
+        posix_spawnattr_destroy(&at);
+    gvd_buf_free(&spec);
+    int *fds[] = {&sv[0], &sv[1], &hi[0], &hi[1], &lock};
+    for (size_t i = 0; i < sizeof fds / sizeof *fds; i++)
+        if (*fds[i] >= 0)
+            close(*fds[i]);
+    /* A shim that did not answer may still run: its dir stays then (a
+     * restart resolves it). */
+    if (rc != 0)
+        (void)gvd__run_dir_rm(o->run_dir, refused);
+    return rc;
+}
+
+int gvd__shim_connect(const char *run_dir, int *fd_out, gvd_hello *hello)
+{
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    if (snprintf(sa.sun_path, sizeof sa.sun_path, "%s/sock", run_dir) >= (int)sizeof sa.sun_path)
+        return -ENAMETOOLONG;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int rc = 0;
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0)
+        rc = -errno;
+    char line[256];
+    int n = rc == 0 ? gvd_read_line(fd, line, sizeof line, gvd_mono_ms() + GVD_SHIM_REPLY_MS) : rc;
+    if (n >= 0)
+        rc = gvd__hello_parse(line, (size_t)n, hello);
+    else
+        rc = n;
+    if (rc != 0) {
+        close(fd);
+        return rc;
+    }
+    *fd_out = fd;
+    return 0;
+}

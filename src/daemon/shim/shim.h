@@ -1,0 +1,102 @@
+/*
+ * shim.h — galvani-shim, the per-job supervisor (docs/protocol.md, "The
+ * supervisor"; docs/guarantees.md).
+ *
+ * One shim runs one process job.  galvanid starts it (posix_spawn, new
+ * session) with fd 3 = one end of a socketpair and fd 4 = the run dir's
+ * lock file, already locked (flock): the lock lives exactly as long as the
+ * shim, which is how a restarted daemon tells a live shim from a dead one.
+ * The shim forks once at start and the parent exits, so the shim is never
+ * galvanid's child for long: it is reparented to init and nothing of
+ * galvanid's (its process group, its death) reaches it.
+ *
+ * It reads the job spec from fd 3, creates <run dir>/sock (a listening unix
+ * socket for later daemons), marks <run dir>/started, forks the job exactly
+ * as galvanid used to (own session, /dev/null on stdin, pipes on stdout and
+ * stderr, the control socketpair on fd 3, the spec's env plus
+ * GALVANI_CONTROL_FD / GALVANI_JOB_ID), writes <run dir>/pid and answers
+ * "hello PID TICKS running 0" (or "failed STAGE ERRNO" with nothing left
+ * running).  From then on it owns the pipes, the control fd and the log
+ * file; it forwards protocol lines to whichever daemon is connected and
+ * queues them (bounded) while none is.  When the job has ended it writes
+ * <run dir>/exit (the undelivered lines and the exit line, tmp + rename),
+ * sends the exit to a connected daemon and waits (bounded) for its "ack".
+ *
+ * Files: main.c (start-up, spec, spawning the job), loop.c (the poll loop:
+ * output, commands, cancel escalation, the queue, the exit record).
+ * Dependencies: libc and src/daemon/runner/{wire,proc}.c only.
+ */
+#ifndef GALVANI_SHIM_H
+#define GALVANI_SHIM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "runner/wire.h"
+
+#define SHIM_LINE_MAX 4096            /* protocol lines from the job (as GVD_LINE_MAX) */
+#define SHIM_CMD_MAX (2 * 65536 + 64) /* one escaped command from the daemon */
+#define SHIM_QUEUE_MAX (256 * 1024)   /* lines kept for the daemon, bytes */
+#define SHIM_CTL_QUEUE_MAX (256 * 1024) /* bytes queued to the job's control fd */
+#define SHIM_LEFTOVER_GRACE_MS 1000   /* after exit: SIGTERM -> SIGKILL for the rest of the group */
+#define SHIM_DRAIN_MS 1000            /* then how long to wait for output EOF */
+#define SHIM_ACK_MS 5000              /* how long a connected daemon has to ack the exit */
+#define SHIM_SPEC_MS 10000            /* how long galvanid has to send the spec */
+
+enum { SHIM_CANCEL_NONE = 0, SHIM_CANCEL_ASKED, SHIM_CANCEL_TERM, SHIM_CANCEL_KILL };
+
+typedef struct shim {
+    /* the spec (owned) */
+    char **argv, **env;
+    size_t argc, envc;
+    char *cwd, *log_path, *dir;
+    uint64_t log_limit;
+    long long job_id;
+    bool coop; /* cooperative pause mode */
+
+    /* descriptors, -1 when closed */
+    int conn, lst, sfd, out, err, ctl, log_fd;
+    uint64_t log_size;
+    bool log_full, log_ends_nl;
+
+    /* the job */
+    pid_t pid;
+    uint64_t ticks;
+    bool reaped, paused, cancel_requested;
+    int cancel_stage;
+    unsigned grace_ms;
+    int exit_status, term_signal;
+    int64_t kill_at, drain_at, ack_at; /* monotonic ms, -1: none */
+    bool exit_queued, done;
+
+    /* to the daemon: `pre` (hello + kept lines) goes first, then q from q_off */
+    gvd_buf pre, q;
+    size_t q_off;
+    bool dropped; /* lines were dropped from q: `keep` lines matter */
+    char *keep_progress, *keep_status; /* latest dropped progress / status line (wire form) */
+    /* to the job's control fd */
+    gvd_buf ctlq;
+    unsigned long long ctl_sent; /* bytes written to the job since the last "sent" */
+
+    gvd_lines out_lines, ctl_lines, conn_lines;
+    char out_buf[SHIM_LINE_MAX], ctl_buf[SHIM_LINE_MAX];
+    char *conn_buf; /* SHIM_CMD_MAX + 1 */
+} shim;
+
+/* main.c */
+int64_t shim_now_ms(void);
+void shim_close(int *fd);
+int shim_write_all(int fd, const char *p, size_t n);
+int shim_write_file(const char *dir, const char *name, const char *data, size_t n);
+
+/* loop.c */
+void shim_queue(shim *s, const char *word, const char *data, size_t n);
+void shim_warn(shim *s, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+int shim_run(shim *s);
+
+#endif

@@ -1,0 +1,120 @@
+/*
+ * lib.mjs — what the dashboard's browser test and the docs screenshot share:
+ * playwright-core (installed here with `npm ci` on first use), Debian's
+ * chromium, and the real galvanid on a loopback port with a temporary
+ * database.
+ *
+ * The daemon gets a fixed free port rather than port 0 because the test
+ * restarts it and the page must find it again at the same address.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const HERE = dirname(fileURLToPath(import.meta.url));
+export const CHROMIUM = '/usr/bin/chromium';
+export const DEADLINE_MS = 20000; /* any single wait */
+
+/* playwright-core, from tests/web/node_modules (npm ci from the lock file when missing). */
+export async function playwright() {
+  if (!existsSync(join(HERE, 'node_modules', 'playwright-core', 'package.json'))) {
+    const r = spawnSync('npm', ['ci', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: HERE, stdio: 'inherit' });
+    if (r.status !== 0) throw new Error(`npm ci in ${HERE} failed (status ${r.status}): is the npm registry reachable?`);
+  }
+  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium (scripts/deps does)`);
+  return import(join(HERE, 'node_modules', 'playwright-core', 'index.mjs'));
+}
+
+export async function launch(pw) {
+  return pw.chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+    timeout: DEADLINE_MS,
+  });
+}
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export function tempDir(prefix) {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/* One galvanid process.  start() resolves once it logs galvanid.listening. */
+export class Daemon {
+  constructor(bin, dir, port, extra = []) {
+    this.bin = bin;
+    this.dir = dir;
+    this.port = port;
+    this.extra = extra;
+    this.log = '';
+    this.proc = null;
+  }
+
+  get url() { return `http://127.0.0.1:${this.port}`; }
+
+  start() {
+    const args = ['--listen', `127.0.0.1:${this.port}`, '--db', join(this.dir, 'galvani.db'), ...this.extra];
+    const proc = spawn(this.bin, args, { cwd: this.dir, stdio: ['ignore', 'ignore', 'pipe'] });
+    this.proc = proc;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => fail(new Error('galvanid did not start in time')), DEADLINE_MS);
+      const fail = (e) => { clearTimeout(timer); reject(new Error(e.message + ':\n' + this.log.slice(-3000))); };
+      proc.on('error', fail);
+      proc.on('exit', (code, sig) => fail(new Error(`galvanid exited (${code ?? sig}) before listening`)));
+      proc.stderr.setEncoding('utf8');
+      proc.stderr.on('data', (chunk) => {
+        this.log += chunk;
+        if (/galvanid\.listening /.test(this.log)) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+  }
+
+  /* SIGTERM and wait; resolves with the exit code (signal name if killed). */
+  stop(sig = 'SIGTERM') {
+    const proc = this.proc;
+    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve(proc ? proc.exitCode : 0);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => proc.kill('SIGKILL'), DEADLINE_MS);
+      proc.removeAllListeners('exit');
+      proc.on('exit', (code, signal) => { clearTimeout(timer); resolve(code ?? signal); });
+      proc.kill(sig);
+    });
+  }
+
+  async request(method, path, body) {
+    const res = await fetch(this.url + path, {
+      method,
+      headers: body === undefined ? {} : { 'Content-Type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    return { status: res.status, headers: res.headers, text, json: text && /json/.test(res.headers.get('content-type') || '') ? JSON.parse(text) : null };
+  }
+}
+
+/* Poll `fn` (async) until it returns a truthy value; the value, or throw naming `what`. */
+export async function waitFor(fn, what, timeout = DEADLINE_MS) {
+  const end = Date.now() + timeout;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error('timed out waiting for ' + what);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}

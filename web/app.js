@@ -1,0 +1,352 @@
+/*
+ * app.js — the dashboard's entry point: the connection to galvanid and the
+ * client-side state.
+ *
+ * State comes only from the /ws/jobs stream (docs/api.md, "Streams"): a
+ * snapshot first, which REPLACES everything (also after a reconnect: the
+ * snapshot is the daemon's current truth), then "job" messages (the full job,
+ * replace by id), "removed" and "counts".  Actions go through the JSON API
+ * and do not touch the state: their effect comes back over the stream within
+ * one flush (20 ms), so the page never shows a state the daemon has not
+ * committed, and a response cannot race an older stream message.
+ *
+ * Rendering is batched: a message only marks its job dirty; one
+ * requestAnimationFrame callback per frame updates the dirty rows in place
+ * (view.js), the counts and the selected job's panel (detail.js).  With
+ * hundreds of jobs each sending 50 updates/s this costs one DOM update per
+ * job per frame, and nothing while the tab is hidden.
+ *
+ * The history behind the charts (progress and each ::metric over time) is
+ * kept here, client-side, from the moment the page sees a job; each series
+ * is bounded (MAX_POINTS, thinned by half when full, so it keeps its whole
+ * time span at a coarser resolution).
+ *
+ * Auth: a token given as /#token=... or ?token=... is moved into
+ * sessionStorage (and out of the address bar), sent as "Authorization:
+ * Bearer" on every request and as ?token= on the WebSocket URL (browsers
+ * cannot set headers on a WebSocket).  Without a token nothing is sent.
+ */
+import { createTable } from './view.js';
+import { createDetail } from './detail.js';
+import { setupNewJobForm } from './forms.js';
+import { STATUSES, errorText } from './format.js';
+
+const TOKEN_KEY = 'galvani.token';
+const MAX_POINTS = 400;
+const BACKOFF_MS = [500, 1000, 2000, 4000, 8000];
+
+const $ = (id) => document.getElementById(id);
+
+/* ---- token ------------------------------------------------------------------ */
+
+function takeTokenFromUrl() {
+  const url = new URL(location.href);
+  const hash = new URLSearchParams(url.hash.replace(/^#/, ''));
+  const t = hash.get('token') || url.searchParams.get('token');
+  if (t) {
+    sessionStorage.setItem(TOKEN_KEY, t);
+    hash.delete('token');
+    url.searchParams.delete('token');
+    const rest = hash.toString();
+    url.hash = rest ? '#' + rest : '';
+    history.replaceState(null, '', url.pathname + url.search + url.hash);
+  }
+  return sessionStorage.getItem(TOKEN_KEY) || '';
+}
+let token = takeTokenFromUrl();
+
+/* ---- state ---------------------------------------------------------------------- */
+
+const state = {
+  jobs: new Map(),      /* id -> the latest job object */
+  hist: new Map(),      /* id -> { created, progress: series, metrics: Map name -> series } */
+  counts: null,
+  selected: 0,
+};
+
+function pushPoint(s, t, v) {
+  s.t.push(t);
+  s.v.push(v);
+  if (s.t.length > MAX_POINTS) {
+    /* keep every other point (and always the newest): same span, half the resolution */
+    const keep = (_, i, a) => i % 2 === 0 || i === a.length - 1;
+    s.t = s.t.filter(keep);
+    s.v = s.v.filter(keep);
+  }
+}
+
+/* Record the job's progress and metrics if they changed. */
+function record(job, now) {
+  let h = state.hist.get(job.id);
+  if (!h || h.created !== job.created_at) {
+    h = { created: job.created_at, progress: { t: [], v: [] }, metrics: new Map() };
+    state.hist.set(job.id, h);
+  }
+  const p = h.progress;
+  if (typeof job.progress === 'number' && (p.v.length === 0 || p.v[p.v.length - 1] !== job.progress))
+    pushPoint(p, now, job.progress);
+  for (const [name, value] of Object.entries(job.metrics || {})) {
+    const v = typeof value === 'number' ? value : Number(value);
+    if (!Number.isFinite(v)) continue;
+    let s = h.metrics.get(name);
+    if (!s) h.metrics.set(name, (s = { t: [], v: [] }));
+    if (s.v.length === 0 || s.v[s.v.length - 1] !== v) pushPoint(s, now, v);
+  }
+}
+
+/* ---- the API ------------------------------------------------------------------ */
+
+/* fetch with the token; never throws.  { ok, status, data, text, error } where
+ * error is the daemon's {code, message} (or a network error in that shape). */
+async function api(method, path, body) {
+  const headers = {};
+  if (token) headers.Authorization = 'Bearer ' + token;
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  let res;
+  try {
+    res = await fetch(path, {
+      method, headers, cache: 'no-store',
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (e) {
+    return { ok: false, status: 0, error: { code: 'unreachable', message: 'galvanid is not reachable (' + e.message + ')' } };
+  }
+  const text = await res.text().catch(() => '');
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch { data = null; }
+  if (res.status === 401) showUnauthorized(data && data.error ? data.error.message : '');
+  if (!res.ok) {
+    const error = (data && data.error) || { code: 'http_' + res.status, message: text.trim() || res.statusText };
+    return { ok: false, status: res.status, data, text, error };
+  }
+  return { ok: true, status: res.status, data, text };
+}
+
+let toastTimer = 0;
+function toast(msg) {
+  const el = $('toast');
+  el.textContent = msg;
+  el.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => { el.hidden = true; }, 6000);
+}
+
+async function act(id, action) {
+  const r = action === 'delete' ? await api('DELETE', `/jobs/${id}`) : await api('POST', `/jobs/${id}/${action}`);
+  if (!r.ok) toast(errorText(r));
+  return r;
+}
+
+/* ---- rendering ----------------------------------------------------------------- */
+
+const dirty = new Set();
+let countsDirty = false, resetPending = false, framePending = false;
+
+function schedule() {
+  if (!framePending) {
+    framePending = true;
+    requestAnimationFrame(frame);
+  }
+}
+
+function frame() {
+  framePending = false;
+  if (resetPending) {
+    resetPending = false;
+    table.reset([...state.jobs.values()]);
+    if (state.selected) {
+      if (state.jobs.has(state.selected)) detail.update(state.jobs.get(state.selected));
+      else select(0);
+    }
+    dirty.clear();
+  }
+  for (const id of dirty) {
+    const job = state.jobs.get(id);
+    if (job) table.update(job);
+  }
+  if (state.selected && dirty.has(state.selected)) detail.update(state.jobs.get(state.selected));
+  dirty.clear();
+  if (countsDirty) {
+    countsDirty = false;
+    renderCounts();
+  }
+  $('empty').hidden = state.jobs.size > 0;
+}
+
+let filter = '';
+function renderCounts() {
+  const nav = $('counts');
+  const c = state.counts || {};
+  if (!nav.firstChild) {
+    for (const st of STATUSES) {
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.className = 'chip';
+      b.dataset.status = st;
+      b.setAttribute('aria-pressed', 'false');
+      b.title = 'show only ' + st + ' jobs (click again for all)';
+      b.innerHTML = '<i class="dot"></i><span></span><b></b>';
+      b.children[1].textContent = st;
+      b.addEventListener('click', () => {
+        filter = filter === st ? '' : st;
+        for (const x of nav.querySelectorAll('.chip[data-status]'))
+          x.setAttribute('aria-pressed', String(x.dataset.status === filter));
+        table.setFilter(filter);
+      });
+      nav.appendChild(b);
+    }
+    const total = document.createElement('span');
+    total.className = 'chip static';
+    total.id = 'count-total';
+    nav.appendChild(total);
+  }
+  for (const st of STATUSES)
+    nav.querySelector(`.chip[data-status="${st}"] b`).textContent = String(c[st] ?? 0);
+  $('count-total').textContent = `total ${c.total ?? 0} · max running ${c.max_running ?? '?'}`;
+}
+
+/* Select a job (0: none).  `known` is the job as an API response gave it,
+ * for a job created a moment ago whose stream message may not be here yet. */
+function select(id, known) {
+  state.selected = id;
+  table.select(id);
+  detail.show(id ? state.jobs.get(id) || known : null);
+}
+
+const ctx = { api, act, toast, select, state, history: (id) => state.hist.get(id) };
+const table = createTable(ctx);
+const detail = createDetail(ctx);
+setupNewJobForm(ctx);
+
+/* ---- the stream ------------------------------------------------------------------ */
+
+let ws = null, attempt = 0, retryAt = 0, retryTimer = 0, countdown = 0, wasLive = false;
+
+function setConn(st, text) {
+  const el = $('conn');
+  el.dataset.state = st;
+  el.textContent = text;
+}
+
+function banner(kind, text) {
+  const b = $('banner');
+  if (!kind) {
+    b.hidden = true;
+    document.body.classList.remove('stale');
+    return;
+  }
+  b.hidden = false;
+  b.dataset.kind = kind;
+  $('banner-text').textContent = text;
+  $('token-form').hidden = kind !== 'auth';
+  document.body.classList.toggle('stale', kind === 'disconnected');
+}
+
+function showUnauthorized(message) {
+  setConn('unauthorized', 'unauthorized');
+  banner('auth', (token ? 'galvanid refused the token (401 Unauthorized)' : 'galvanid requires a token (401 Unauthorized)') +
+         (message ? ': ' + message : '') + '. Open this page as /#token=YOUR_TOKEN, or paste it here:');
+}
+
+function onMessage(msg) {
+  const now = Date.now();
+  switch (msg.type) {
+  case 'snapshot':
+    state.jobs = new Map(msg.jobs.map((j) => [j.id, j]));
+    for (const id of [...state.hist.keys()]) if (!state.jobs.has(id)) state.hist.delete(id);
+    for (const j of msg.jobs) record(j, now);
+    state.counts = msg.counts;
+    resetPending = countsDirty = true;
+    attempt = 0;
+    wasLive = true;
+    setConn('live', msg.truncated ? 'live (newest 1000 jobs)' : 'live');
+    banner(null);
+    break;
+  case 'job':
+    state.jobs.set(msg.job.id, msg.job);
+    record(msg.job, now);
+    dirty.add(msg.job.id);
+    break;
+  case 'removed':
+    state.jobs.delete(msg.id);
+    state.hist.delete(msg.id);
+    table.remove(msg.id);
+    if (state.selected === msg.id) select(0);
+    break;
+  case 'counts':
+    state.counts = msg.counts;
+    countsDirty = true;
+    break;
+  default:
+    return; /* a message type this page does not know: newer daemon */
+  }
+  schedule();
+}
+
+function connect() {
+  clearTimeout(retryTimer);
+  clearInterval(countdown);
+  if (ws) return;
+  const url = new URL('/ws/jobs', location.href);
+  url.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  if (token) url.searchParams.set('token', token);
+  if (!wasLive) setConn('connecting', 'connecting…');
+  const sock = new WebSocket(url);
+  ws = sock;
+  let opened = false;
+  sock.onopen = () => { opened = true; };
+  sock.onmessage = (e) => {
+    let msg;
+    try { msg = JSON.parse(e.data); } catch { return; }
+    onMessage(msg);
+  };
+  sock.onclose = (e) => {
+    if (ws !== sock) return;
+    ws = null;
+    lost(opened, e.code);
+  };
+}
+
+/* The stream is gone (or never opened): say so, then retry with backoff.  A
+ * WebSocket handshake refused with 401 looks like any failure to the page,
+ * so a failed open is followed by a plain request that shows what it was. */
+async function lost(opened, code) {
+  const delay = BACKOFF_MS[Math.min(attempt, BACKOFF_MS.length - 1)] * (0.8 + 0.4 * Math.random());
+  attempt++;
+  retryAt = Date.now() + delay;
+  retryTimer = setTimeout(connect, delay);
+  if (!opened) {
+    const r = await api('GET', '/jobs?limit=0');
+    if (r.status === 401) return; /* showUnauthorized has put up its banner */
+  }
+  const why = code === 1001 ? 'galvanid is shutting down' : code === 1008 ? 'this page fell too far behind' : 'connection lost';
+  const tick = () => {
+    if (ws) return;
+    const s = Math.max(0, Math.ceil((retryAt - Date.now()) / 1000));
+    setConn('retrying', 'reconnecting…');
+    banner('disconnected', `Disconnected from galvanid (${why}): reconnecting in ${s} s (attempt ${attempt}). ` +
+           'The jobs below show the last state seen.');
+  };
+  tick();
+  clearInterval(countdown);
+  countdown = setInterval(tick, 1000);
+}
+
+$('banner-retry').addEventListener('click', () => { attempt = 0; connect(); });
+$('token-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  token = $('token-input').value.trim();
+  if (token) sessionStorage.setItem(TOKEN_KEY, token);
+  else sessionStorage.removeItem(TOKEN_KEY);
+  $('token-input').value = '';
+  attempt = 0;
+  if (ws) ws.close();
+  ws = null;
+  connect();
+});
+document.addEventListener('keydown', (e) => {
+  if (e.key === 'Escape' && state.selected) select(0);
+});
+
+renderCounts();
+connect();
