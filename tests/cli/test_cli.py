@@ -28,7 +28,7 @@ DEADLINE = 15.0  # seconds any single wait may take before the test fails
 # The daemon fixture and the polling helper are the end-to-end suite's.
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "daemon", "e2e"))
 import test_e2e  # noqa: E402
-from test_e2e import Daemon, wait_for  # noqa: E402
+from test_e2e import Daemon, end_leftover_jobs, wait_for  # noqa: E402
 
 test_e2e.DEADLINE = DEADLINE  # the same start/stop bounds as before
 
@@ -42,6 +42,8 @@ class CliTest(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         rc = cls.d.stop()
+        # Jobs outlive galvanid under their supervisors: end what is left.
+        end_leftover_jobs(os.path.join(cls.tmp.name, "galvani.db.run"))
         cls.tmp.cleanup()
         # A sanitizer build of galvanid reports leaks through its exit status.
         assert rc == 0, "galvanid exited with %s:\n%s" % (rc, "".join(cls.d.lines)[-4000:])
@@ -439,6 +441,8 @@ class CliTokenTest(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         rc = cls.d.stop()
+        # Jobs outlive galvanid under their supervisors: end what is left.
+        end_leftover_jobs(os.path.join(cls.tmp.name, "galvani.db.run"))
         cls.tmp.cleanup()
         assert rc == 0, "galvanid exited with %s:\n%s" % (rc, "".join(cls.d.lines)[-4000:])
         assert cls.FULL not in "".join(cls.d.lines)

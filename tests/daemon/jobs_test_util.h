@@ -89,9 +89,13 @@ static inline void mfx_free(mfx *m)
     free(m);
 }
 
+/* uv_stop too: the timer may fire in the timers phase of a UV_RUN_ONCE
+ * whose poll would then block with no timeout left (the loop clock was stale
+ * after a blocking call); a stopped loop polls with timeout 0. */
 static inline void mfx_deadline_cb(uv_timer_t *t)
 {
     *(int *)t->data = 1;
+    uv_stop(t->loop);
 }
 
 /* Runs the loop while pred(ud) is true, at most ms.  Returns !pred at the

@@ -584,6 +584,20 @@ static inline int64_t api_create(api_harness *h, const char *spec)
 }
 
 /* GET /jobs/{id} until its status is `status` (or the deadline). */
+/* A job spec whose every state frame is big: a shell loop reporting
+ * progress a hundred times a second, carrying a params object with a
+ * `blob_bytes`-long string.  For the slow-client tests.  Caller frees. */
+static inline char *api_chatty_big_spec(size_t blob_bytes)
+{
+    char *spec = malloc(blob_bytes + 300);
+    assert_non_null(spec);
+    int n = sprintf(spec, "{\"command\":[\"sh\",\"-c\",\"i=0; while :; do echo ::progress $((i %% 100)); "
+                          "i=$((i+1)); sleep 0.01; done\"],\"params\":{\"blob\":\"");
+    memset(spec + n, 'x', blob_bytes);
+    strcpy(spec + n + blob_bytes, "\"}}");
+    return spec;
+}
+
 static inline bool api_wait_status(api_harness *h, int64_t id, const char *status, int timeout_ms)
 {
     char path[64];

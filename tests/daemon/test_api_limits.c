@@ -300,11 +300,7 @@ static void test_sse_slow_client_dropped(void **state)
 
     /* ~24 KiB per frame, a hundred frames a second */
     size_t big = 24 * 1024;
-    char *spec = malloc(big + 300);
-    int n = sprintf(spec, "{\"command\":[\"sh\",\"-c\",\"i=0; while :; do echo ::progress $((i %% 100)); "
-                          "i=$((i+1)); sleep 0.01; done\"],\"params\":{\"blob\":\"");
-    memset(spec + n, 'x', big);
-    strcpy(spec + n + big, "\"}}");
+    char *spec = api_chatty_big_spec(big);
 
     tconn slow, fast;
     assert_int_equal(tconn_open_opt(&slow, H.port, 4096), 0);

@@ -500,11 +500,7 @@ static void test_slow_client_is_bounded_and_dropped(void **state)
     /* ~48 KiB per frame: a job carrying a big params object that reports
      * progress a hundred times a second until it is cancelled */
     size_t big = 48 * 1024;
-    char *spec = malloc(big + 300);
-    int n = sprintf(spec, "{\"command\":[\"sh\",\"-c\",\"i=0; while :; do echo ::progress $((i %% 100)); "
-                          "i=$((i+1)); sleep 0.01; done\"],\"params\":{\"blob\":\"");
-    memset(spec + n, 'x', big);
-    strcpy(spec + n + big, "\"}}");
+    char *spec = api_chatty_big_spec(big);
 
     tconn slow, fast;
     http_resp r = ws_connect_opt(&slow, H.port, "/ws/jobs", 4096);

@@ -8,7 +8,7 @@
  * restarts it and the page must find it again at the same address.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -95,6 +95,23 @@ export class Daemon {
       proc.on('exit', (code, signal) => { clearTimeout(timer); resolve(code ?? signal); });
       proc.kill(sig);
     });
+  }
+
+  /* Jobs outlive galvanid under their supervisors (galvani-shim): after
+   * stop(), kill the process group of every job a test left behind — each
+   * run dir's pid file says "PID START_TICKS", and a group is killed only if
+   * /proc still shows that start time (a recycled pid is left alone). */
+  endLeftoverJobs() {
+    const root = join(this.dir, 'galvani.db.run');
+    if (!existsSync(root)) return;
+    for (const d of readdirSync(root)) {
+      try {
+        const [pid, ticks] = readFileSync(join(root, d, 'pid'), 'utf8').trim().split(/\s+/).map(Number);
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        if (Number(fields[19]) === ticks) process.kill(-pid, 'SIGKILL');
+      } catch { /* no pid file yet, or the job is gone */ }
+    }
   }
 
   async request(method, path, body) {

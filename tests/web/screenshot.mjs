@@ -53,5 +53,6 @@ try {
 } finally {
   if (browser) await browser.close();
   await daemon.stop();
+  daemon.endLeftoverJobs();
   tmp.cleanup();
 }

@@ -323,7 +323,7 @@ try {
   if (daemon) console.error('galvanid log (tail):\n' + daemon.log.slice(-3000));
 } finally {
   if (browser) await browser.close().catch(() => {});
-  if (daemon) await daemon.stop();
+  if (daemon) { await daemon.stop(); daemon.endLeftoverJobs(); }
   tmp.cleanup();
   clearTimeout(watchdog);
 }
