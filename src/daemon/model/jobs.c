@@ -363,7 +363,10 @@ static void gvd_recover(gvd_job *job)
     gv_batch_end();
     gvd_log(GVD_LOG_WARN, "job.recovered", "job=%lld was=%s now=%s error=%s", (long long)job->id,
             gvd_status_name(st), never ? "queued" : "failed", gvd_log_quote(err, (char[400]){0}, 400));
-    (void)gvd_job_persist_now(job); /* effects are not running yet: write it here */
+    /* Effects are not running yet: write it here, and if the store refuses
+     * (disk full at start), keep it dirty so the fault retry writes it. */
+    if (gvd_job_persist_now(job) != 0)
+        gvd_jobs_mark_dirty(job->jobs, job);
 }
 
 /* Run dirs no running / paused job owns (a crash between storing a job's

@@ -10,20 +10,29 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Room for `need` more bytes (capacity doubles, so appends are amortised
+ * O(1)).  0 or -ENOMEM, the buffer unchanged then. */
+static int gvd_buf_reserve(gvd_buf *b, size_t need)
+{
+    if (b->len + need <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + need)
+        cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (!p)
+        return -ENOMEM;
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
 int gvd_buf_add(gvd_buf *b, const void *data, size_t n)
 {
     if (n == 0)
         return 0;
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p)
-            return -ENOMEM;
-        b->p = p;
-        b->cap = cap;
-    }
+    if (gvd_buf_reserve(b, n) != 0)
+        return -ENOMEM;
     memcpy(b->p + b->len, data, n);
     b->len += n;
     return 0;
@@ -62,17 +71,8 @@ int gvd_wire_put(gvd_buf *b, const char *word, const char *data, size_t n)
 {
     size_t wl = strlen(word);
     /* Worst case every byte doubles: reserve once, then write in place. */
-    size_t need = wl + 1 + 2 * n + 1;
-    if (b->len + need > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + need)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p)
-            return -ENOMEM;
-        b->p = p;
-        b->cap = cap;
-    }
+    if (gvd_buf_reserve(b, wl + 1 + 2 * n + 1) != 0)
+        return -ENOMEM;
     char *o = b->p + b->len;
     memcpy(o, word, wl);
     o += wl;
