@@ -419,6 +419,20 @@ static void test_bad_bodies_keep_the_server_alive(void **state)
     assert_non_null(strstr(http_error_message(&r), "\"colour\""));
     http_resp_free(&r);
 
+    /* fields of the other kind are refused, not silently dropped */
+    r = http_json(&H, "POST", "/jobs", "{\"kind\":\"demo\",\"env\":{\"A\":\"1\"}}");
+    assert_error(&r, 400, "invalid_spec");
+    assert_string_equal(http_error_message(&r), "a demo job takes no \"env\" (it runs inside galvanid)");
+    http_resp_free(&r);
+    r = http_json(&H, "POST", "/jobs", "{\"kind\":\"demo\",\"pause_mode\":\"cooperative\"}");
+    assert_error(&r, 400, "invalid_spec");
+    assert_non_null(strstr(http_error_message(&r), "\"pause_mode\""));
+    http_resp_free(&r);
+    r = http_json(&H, "POST", "/jobs", "{\"command\":[\"true\"],\"demo_step_ms\":5}");
+    assert_error(&r, 400, "invalid_spec");
+    assert_string_equal(http_error_message(&r), "only a demo job takes \"demo_step_ms\"");
+    http_resp_free(&r);
+
     r = http_json(&H, "POST", "/jobs", "\"just a string\"");
     assert_error(&r, 400, "invalid_json");
     http_resp_free(&r);

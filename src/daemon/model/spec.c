@@ -251,6 +251,16 @@ static int gvd_spec_fill(json_t *body, const gvd_config *cfg, gvd_spec *spec, gv
             return gvd_bad(err, "a demo job takes no \"command\"", NULL, NULL);
         if (spec->shell)
             return gvd_bad(err, "a demo job takes no \"shell\"", NULL, NULL);
+        /* The demo runs inside galvanid: a process's fields would be accepted
+         * and then silently mean nothing. */
+        static const char *const process_only[] = {"env", "cwd", "pause_mode", NULL};
+        for (int i = 0; process_only[i]; i++) {
+            json_t *v = json_object_get(body, process_only[i]);
+            if (v && !json_is_null(v))
+                return gvd_bad(err, "a demo job takes no \"%s\" (it runs inside galvanid)", process_only[i], NULL);
+        }
+    } else if (json_object_get(body, "demo_step_ms") && !json_is_null(json_object_get(body, "demo_step_ms"))) {
+        return gvd_bad(err, "only a demo job takes \"demo_step_ms\"", NULL, NULL);
     } else if (!command || json_is_null(command)) {
         return gvd_bad(err, "field \"command\" is required (an array of strings, or a string with "
                             "\"shell\": true)", NULL, NULL);
