@@ -281,6 +281,28 @@ static void test_run_dir_too_long(void **state)
     uv_run(&c->loop, UV_RUN_NOWAIT);
 }
 
+/* A supervisor that answers nonsense (or nothing) may still be starting the
+ * job: spawn kills it and whatever its group started before it reports that
+ * the job did not start, and leaves no run dir. */
+static void test_bad_supervisor_is_killed(void **state)
+{
+    ctx *c = *state;
+    char *const argv[] = {"/bin/true", NULL};
+    gvd_exec_opts o = process_opts(c, argv);
+    o.shim_path = fixture("fake_shim.sh");
+    char err[512] = "";
+    assert_null(gvd_exec_spawn(&c->loop, &o, &events, &c->r, err, sizeof err));
+    assert_string_equal(err, "the job supervisor answered nonsense (it was killed, with anything it started)");
+    char fake[PATH_MAX + 8];
+    assert_true(snprintf(fake, sizeof fake, "%s.fake", c->run) < (int)sizeof fake);
+    pid_t left = read_pid_file(c, fake);
+    assert_true(left > 1);
+    assert_true(run_until(c, pid_dead_pred, &left, 2000));
+    assert_int_equal(access(c->run, F_OK), -1);
+    assert_int_equal(unlink(fake), 0);
+    uv_run(&c->loop, UV_RUN_NOWAIT);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -293,6 +315,7 @@ int main(void)
         T(test_supervisor_killed),
         T(test_never_started),
         T(test_run_dir_too_long),
+        T(test_bad_supervisor_is_killed),
     };
     return cmocka_run_group_tests(tests, runner_group_setup, NULL);
 #undef T

@@ -115,6 +115,9 @@ int gvd__shim_connect(const char *run_dir, int *fd, gvd_hello *hello);
 int gvd__run_dir_rm(const char *run_dir, bool force);
 /* Read run_dir/name whole into b. */
 int gvd__run_read(const char *run_dir, const char *name, gvd_buf *b);
+/* The job's "PID START_TICKS" from the run dir's pid file: 0, or -ENOENT if
+ * there is none (yet) or it is unreadable. */
+int gvd__run_read_pid(const char *run_dir, pid_t *pid, uint64_t *start_ticks);
 int gvd__hello_parse(char *line, size_t len, gvd_hello *h);
 
 /* demo.c */

@@ -287,16 +287,12 @@ gvd_exec *gvd__process_adopt(uv_loop_t *loop, const gvd_exec_adopt_opts *opts, c
     }
     x->pid = opts->pid;
     x->start_ticks = opts->start_ticks;
-    gvd_buf pidfile = {0};
-    if (gvd__run_read(opts->run_dir, "pid", &pidfile) == 0 && gvd_buf_add(&pidfile, "", 1) == 0) {
-        long pid;
-        unsigned long long ticks;
-        if (sscanf(pidfile.p, "%ld %llu", &pid, &ticks) == 2 && pid > 1) {
-            x->pid = (pid_t)pid;
-            x->start_ticks = ticks;
-        }
+    pid_t pid;
+    uint64_t ticks;
+    if (gvd__run_read_pid(opts->run_dir, &pid, &ticks) == 0) {
+        x->pid = pid;
+        x->start_ticks = ticks;
     }
-    gvd_buf_free(&pidfile);
     /* A live shim may be starting (no socket yet) or finishing (socket gone,
      * lock not yet released): retry, bounded, until it answers or is gone. */
     for (int tries = 0; st == GVD_RUN_LIVE; tries++) {

@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "exec_int.h"
+#include "proc.h"
 
 extern char **environ;
 
@@ -131,6 +132,41 @@ int gvd__run_read(const char *run_dir, const char *name, gvd_buf *b)
     }
     close(fd);
     return rc;
+}
+
+int gvd__run_read_pid(const char *run_dir, pid_t *pid, uint64_t *start_ticks)
+{
+    gvd_buf b = {0};
+    int rc = -ENOENT;
+    if (gvd__run_read(run_dir, "pid", &b) == 0 && gvd_buf_add(&b, "", 1) == 0) {
+        long p;
+        unsigned long long t;
+        if (sscanf(b.p, "%ld %llu", &p, &t) == 2 && p > 1) {
+            *pid = (pid_t)p;
+            *start_ticks = t;
+            rc = 0;
+        }
+    }
+    gvd_buf_free(&b);
+    return rc;
+}
+
+/* A shim that did not answer in time, or answered nonsense, may still be
+ * starting the job, and the caller is about to report that the job did not
+ * start: make that true.  posix_spawn made the first process a session and
+ * group leader and the forked shim stays in its group, so kill(-group)
+ * reaches it (the group id cannot be reused while the shim lives); once its
+ * lock is free (the kernel releases it with the dead process's fds), a job
+ * it had forked is in the pid file — killed if its start time matches. */
+static void gvd_shim_abort(pid_t shim_group, const char *run_dir)
+{
+    (void)kill(-shim_group, SIGKILL);
+    for (int i = 0; i < 200 && !gvd_run_lock_free(run_dir); i++)
+        nanosleep(&(struct timespec){0, 1000000}, NULL); /* 1 ms, 200 ms at most */
+    pid_t pid;
+    uint64_t ticks;
+    if (gvd__run_read_pid(run_dir, &pid, &ticks) == 0)
+        (void)gvd_exec_kill_stale(pid, ticks);
 }
 
 /* ---- lines over a blocking-with-deadline socket ---------------------------- */
@@ -393,7 +429,9 @@ int gvd__shim_start(const gvd_exec_opts *o, int *fd_out, gvd_hello *hello, char 
     if (n == 0)
         n = gvd_read_line(sv[0], line, sizeof line, deadline);
     if (n < 0) {
-        gvd__set_err(err, errlen, "the job supervisor did not answer: %s", strerror(-n));
+        gvd_shim_abort(pid, o->run_dir);
+        gvd__set_err(err, errlen, "the job supervisor did not answer: %s (it was killed, with anything it started)",
+                     strerror(-n));
         goto out;
     }
     char stage[16];
@@ -404,7 +442,8 @@ int gvd__shim_start(const gvd_exec_opts *o, int *fd_out, gvd_hello *hello, char 
         goto out;
     }
     if (gvd__hello_parse(line, (size_t)n, hello) != 0) {
-        gvd__set_err(err, errlen, "the job supervisor answered nonsense");
+        gvd_shim_abort(pid, o->run_dir);
+        gvd__set_err(err, errlen, "the job supervisor answered nonsense (it was killed, with anything it started)");
         goto out;
     }
     *fd_out = sv[0];
@@ -420,8 +459,8 @@ out:
     for (size_t i = 0; i < sizeof fds / sizeof *fds; i++)
         if (*fds[i] >= 0)
             close(*fds[i]);
-    /* A shim that did not answer may still run: its dir stays then (a
-     * restart resolves it). */
+    /* A shim that could not be killed keeps its dir (its lock is held): a
+     * restart resolves it. */
     if (rc != 0)
         (void)gvd__run_dir_rm(o->run_dir, refused);
     return rc;
