@@ -268,6 +268,7 @@ typedef struct tconn {
     char *buf;
     size_t len, cap;
     bool eof;
+    int err; /* after eof: 0 for a clean end (FIN), else recv's errno (ECONNRESET...) */
 } tconn;
 
 static inline int tconn_open_opt(tconn *c, int port, int rcvbuf)
@@ -341,6 +342,7 @@ static inline int tconn_fill(tconn *c, int timeout_ms)
     ssize_t k = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
     if (k <= 0) {
         c->eof = true;
+        c->err = k < 0 ? errno : 0;
         return -1;
     }
     c->len += (size_t)k;

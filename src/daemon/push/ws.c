@@ -27,6 +27,7 @@
 #include <h2o/websocket.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "../util/log.h"
 
@@ -35,6 +36,8 @@
 #define GVD_WS_CTRL_MAX 16384
 /* Largest message a client may send us; wslay closes with 1009 beyond. */
 #define GVD_WS_MAX_MSG 65536
+/* Unread client bytes discarded at close so that it ends with a FIN. */
+#define GVD_WS_DRAIN_MAX (1024 * 1024)
 
 typedef struct gvd_ws {
     gvd_client c;                 /* first: the hub hands us &c */
@@ -67,6 +70,20 @@ static void gvd_ws_free(gvd_ws *ws)
     free(ws);
 }
 
+/* Read and discard what the client sent that nobody read, at most
+ * GVD_WS_DRAIN_MAX bytes, without blocking. */
+static void gvd_ws_drain(int fd)
+{
+    char buf[16384];
+    size_t total = 0;
+    while (fd >= 0 && total < GVD_WS_DRAIN_MAX) {
+        ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (n <= 0)
+            break; /* EAGAIN (nothing more), EOF or an error */
+        total += (size_t)n;
+    }
+}
+
 /* Close the socket and free everything, now.  Not while h2o still owes us
  * the upgrade callback: then only detach, and that callback finishes. */
 static void gvd_ws_close_now(gvd_ws *ws, const char *why)
@@ -78,6 +95,13 @@ static void gvd_ws_close_now(gvd_ws *ws, const char *why)
         return;
     }
     if (ws->sock) {
+        /* Closing a socket whose receive queue still holds bytes makes the
+         * kernel send a reset instead of a FIN, and a reset destroys what
+         * the client has not read yet — our close frame (1009 after a
+         * too-big message, whose tail we never read) included.  So first
+         * drop what has arrived (bounded; a client still streaming may
+         * still get a reset). */
+        gvd_ws_drain(h2o_socket_get_fd(ws->sock));
         /* h2o drops the write callback of a closed socket and libuv no
          * longer reads our buffers once the fd is closed, so the frames in
          * flight can go at once (gvd_ws_free). */
