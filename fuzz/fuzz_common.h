@@ -56,4 +56,16 @@ static inline size_t fuzz_chunk(fuzz_rng *r, size_t left)
     return n < left ? n : left;
 }
 
+/* A private temporary directory for a target's database and logs: in
+ * /dev/shm when it exists (no disk I/O per execution), else /tmp.  `dir`
+ * must hold at least 32 bytes. */
+static inline void fuzz_make_tmpdir(char *dir, size_t size)
+{
+    snprintf(dir, size, "/dev/shm/galvani-fuzz-XXXXXX");
+    if (!mkdtemp(dir)) {
+        snprintf(dir, size, "/tmp/galvani-fuzz-XXXXXX");
+        FUZZ_CHECK(mkdtemp(dir) != NULL);
+    }
+}
+
 #endif

@@ -67,11 +67,7 @@ static params_fixture *fixture_get(void)
     gvd_log_set_level(GVD_LOG_ERROR);
     params_fixture *f = calloc(1, sizeof *f);
     FUZZ_CHECK(f != NULL);
-    snprintf(f->dir, sizeof f->dir, "/dev/shm/galvani-fuzz-XXXXXX");
-    if (!mkdtemp(f->dir)) {
-        snprintf(f->dir, sizeof f->dir, "/tmp/galvani-fuzz-XXXXXX");
-        FUZZ_CHECK(mkdtemp(f->dir) != NULL);
-    }
+    fuzz_make_tmpdir(f->dir, sizeof f->dir);
     FUZZ_CHECK(uv_loop_init(&f->loop) == 0);
     char path[128], logs[128], err[256];
     snprintf(path, sizeof path, "%s/galvani.db", f->dir);

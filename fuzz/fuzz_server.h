@@ -138,11 +138,7 @@ static inline fz_server *fz_server_get(fz_which which)
 
     fz_server *f = calloc(1, sizeof *f);
     FUZZ_CHECK(f != NULL);
-    snprintf(f->dir, sizeof f->dir, "/dev/shm/galvani-fuzz-XXXXXX");
-    if (!mkdtemp(f->dir)) {
-        snprintf(f->dir, sizeof f->dir, "/tmp/galvani-fuzz-XXXXXX");
-        FUZZ_CHECK(mkdtemp(f->dir) != NULL);
-    }
+    fuzz_make_tmpdir(f->dir, sizeof f->dir);
     FUZZ_CHECK(uv_loop_init(&f->loop) == 0);
     char path[128], logs[128], err[256];
     snprintf(path, sizeof path, "%s/galvani.db", f->dir);

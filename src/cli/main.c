@@ -622,6 +622,29 @@ static int gvc_cmd_logs(gvc_ctx *ctx, int argc, char **argv)
 /* Argument handling                                                      */
 /* ---------------------------------------------------------------------- */
 
+/* Take `name VALUE` or `name=VALUE` at argv[*i] into *out.  Returns 1 if
+ * taken, 0 if argv[*i] is another option, 2 for a missing value (printed). */
+static int gvc_take_value(const char *cmd, int argc, char **argv, int *i, const char *name, const char *what,
+                          const char **out)
+{
+    const char *a = argv[*i];
+    size_t n = strlen(name);
+    if (strncmp(a, name, n) != 0)
+        return 0;
+    if (a[n] == '=') {
+        *out = a + n + 1;
+        return 1;
+    }
+    if (a[n] != '\0')
+        return 0;
+    if (*i + 1 >= argc) {
+        gvc_usage_error(cmd, "%s needs %s", name, what);
+        return 2;
+    }
+    *out = argv[++*i];
+    return 1;
+}
+
 /* Take a shared option at argv[*i] if it is one.  Returns 1 if taken, 0 if
  * not a shared option, 2 for a usage error (printed). */
 static int gvc_take_shared(gvc_ctx *ctx, const char *cmd, int argc, char **argv, int *i)
@@ -631,31 +654,10 @@ static int gvc_take_shared(gvc_ctx *ctx, const char *cmd, int argc, char **argv,
         ctx->json = 1;
         return 1;
     }
-    if (!strncmp(a, "--server=", 9)) {
-        ctx->server = a + 9;
-        return 1;
-    }
-    if (!strcmp(a, "--server")) {
-        if (*i + 1 >= argc) {
-            gvc_usage_error(cmd, "--server needs a URL");
-            return 2;
-        }
-        ctx->server = argv[++*i];
-        return 1;
-    }
-    if (!strncmp(a, "--token=", 8)) {
-        ctx->token = a + 8;
-        return 1;
-    }
-    if (!strcmp(a, "--token")) {
-        if (*i + 1 >= argc) {
-            gvc_usage_error(cmd, "--token needs a value");
-            return 2;
-        }
-        ctx->token = argv[++*i];
-        return 1;
-    }
-    return 0;
+    int rc = gvc_take_value(cmd, argc, argv, i, "--server", "a URL", &ctx->server);
+    if (rc == 0)
+        rc = gvc_take_value(cmd, argc, argv, i, "--token", "a value", &ctx->token);
+    return rc;
 }
 
 int main(int argc, char **argv)
