@@ -49,13 +49,19 @@ static gvd_point gvd_merge(gvd_point a, gvd_point b)
                        .w = a.w + b.w};
 }
 
-/* Merge the older half (an even number of points) pairwise, in place. */
+/* Merge the older half pairwise, in place.  The very first point is kept
+ * as it is: a merged point sits at the mean time of what it merged, so
+ * merging the first one would move the start of the chart away from the
+ * start of the run. */
 static void gvd_compact(gvd_series *s)
 {
-    size_t half = (s->len / 2) & ~(size_t)1;
+    /* An even count of points after the first, at least 2 (bound >= 4), so
+     * that every compaction frees room. */
+    size_t half = ((s->len - 1) / 2 + 1) & ~(size_t)1;
+    gvd_point *older = s->pts + 1;
     for (size_t i = 0; i < half / 2; i++)
-        s->pts[i] = gvd_merge(s->pts[2 * i], s->pts[2 * i + 1]);
-    memmove(s->pts + half / 2, s->pts + half, (s->len - half) * sizeof *s->pts);
+        older[i] = gvd_merge(older[2 * i], older[2 * i + 1]);
+    memmove(older + half / 2, older + half, (s->len - 1 - half) * sizeof *s->pts);
     s->len -= half / 2;
     s->compactions++;
     s->stored = 0; /* every index moved: the store's copy is rewritten */

@@ -5,11 +5,13 @@
  * A series holds at most `bound` points.  Adding a point to a full series
  * first merges its older half pairwise (each pair becomes one point at the
  * weighted mean of their times and values, weighted by how many reported
- * points each already stands for), which frees a quarter of the bound.  So
- * the newest half of the bound is always at full resolution, and the older
- * a stretch of the history, the coarser it is (each compaction halves the
- * resolution of what it merges): the whole run stays visible, its recent
- * part in detail.  Memory is bound * 24 bytes per series, allocated once.
+ * points each already stands for), which frees about a quarter of the
+ * bound; the very first point is never merged, so the series always starts
+ * where the run started.  So the newest half of the bound is always at full
+ * resolution, and the older a stretch of the history, the coarser it is
+ * (each compaction halves the resolution of what it merges): the whole run
+ * stays visible, its recent part in detail.  Memory is bound * 24 bytes per
+ * series, allocated once.
  *
  * Pure: no I/O, no signals; unit-tested in tests/daemon/test_params.c.  The
  * store bookkeeping (`stored`, `stored_len`) is only read and written by
