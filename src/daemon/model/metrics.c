@@ -145,9 +145,12 @@ static json_t *gvd_series_json(const gvd_series *s, double since_ms)
 {
     json_t *arr = json_array();
     for (size_t k = 0; arr && k < s->len; k++) {
-        if (since_ms >= 0 && s->pts[k].t_ms < since_ms)
+        /* Compared as served (whole ms), so that ?since=T of a T a client
+         * read back always includes that point. */
+        json_int_t t = (json_int_t)llround(s->pts[k].t_ms);
+        if (since_ms >= 0 && (double)t < since_ms)
             continue;
-        json_t *pt = json_pack("[I, f]", (json_int_t)llround(s->pts[k].t_ms), s->pts[k].v);
+        json_t *pt = json_pack("[I, f]", t, s->pts[k].v);
         if (!pt || json_array_append_new(arr, pt) != 0) {
             json_decref(arr);
             return NULL;
