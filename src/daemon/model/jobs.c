@@ -451,12 +451,22 @@ static int gvd_load_row(void *ud, const gvd_job_row *row)
         return -1;
     }
     gvd_list_append(jobs, job);
-    gvd_recover(job);
-    job->persisted_status = gvd_job_status_peek(job);
-    gvd_job_start_effects(job);
-    if (!gvd_status_finished(gvd_job_status_peek(job)))
-        gvd_jobs_live_add(jobs, job);
     return 0;
+}
+
+/* Once every job and its history is loaded: resolve what a previous daemon
+ * left running, then start the effects (which must see the real state: the
+ * params history sets params_applied, which the persist effect would
+ * otherwise take for a change to write back). */
+static void gvd_start_loaded(gvd_jobs *jobs)
+{
+    for (gvd_job *job = jobs->first; job; job = job->next) {
+        gvd_recover(job);
+        job->persisted_status = gvd_job_status_peek(job);
+        gvd_job_start_effects(job);
+        if (!gvd_status_finished(gvd_job_status_peek(job)))
+            gvd_jobs_live_add(jobs, job);
+    }
 }
 
 gvd_jobs *gvd_jobs_new(uv_loop_t *loop, gvd_store *store, const gvd_config *cfg, gvd_error *err)
@@ -535,6 +545,7 @@ gvd_jobs *gvd_jobs_new(uv_loop_t *loop, gvd_store *store, const gvd_config *cfg,
         gvd_jobs_free(jobs);
         return NULL;
     }
+    gvd_start_loaded(jobs);
     gvd_sweep_run_dirs(jobs);
     gv_scope_enter(jobs->scope);
     jobs->scheduler = gv_effect_new(gvd_scheduler_fx, jobs);

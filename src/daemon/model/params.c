@@ -114,12 +114,14 @@ static int gvd_refused(gvd_job *job, gvd_error *err, const char *detail)
     return -1;
 }
 
-/* The store refused the change: put the old params back.  The params_rev
- * bump re-sends the job to the streams (which may have seen the new params
- * go by) and makes the persist effect write the old params again, which
- * the store already holds. */
+/* The store refused the change: forget it and put the old params back.
+ * The params_rev bump re-sends the job to the streams (which may have seen
+ * the new params go by) and makes the persist effect write the old params
+ * again, which the store already holds. */
 static void gvd_put_back(gvd_job *job, json_t *old, json_t *next)
 {
+    job->nchanges--;
+    json_decref(job->changes[job->nchanges].patch);
     job->params = old;
     json_decref(next);
     gv_signal_set_int(job->params_rev, gv_value_to_int(gv_signal_peek(job->params_rev)) + 1);
@@ -179,26 +181,24 @@ int gvd_job_set_params_by(gvd_job *job, json_t *patch, const char *who, gvd_erro
         return gvd_refused(job, err, serr);
     }
     free(patch_text);
+    /* In memory before params_rev moves, so that the job the streams are
+     * sent already carries the new revision; taken back if the store
+     * refuses. */
     json_t *old = job->params;
     job->params = next;
+    (void)gvd_changes_push(job, kept, who, now, 0); /* room was made above: cannot fail */
     int64_t rev = gv_value_to_int(gv_signal_peek(job->params_rev)) + 1;
     gv_signal_set_int(job->params_rev, rev);
     if (job->persisted_params_rev != rev) { /* the job row was refused */
         gvd_store_rollback(st);
         gvd_put_back(job, old, next);
-        json_decref(kept);
         return gvd_refused(job, err, job->persist_error);
     }
     if (gvd_store_commit(st, serr, sizeof serr) != 0) {
         gvd_put_back(job, old, next);
-        json_decref(kept);
         return gvd_refused(job, err, serr);
     }
     json_decref(old);
-    (void)gvd_changes_push(job, kept, who, now, 0); /* room was made above: cannot fail */
-    /* params_rev moved before the change was counted: notify once more so
-     * the streams carry the new params_revision. */
-    gv_signal_set_int(job->params_rev, gv_value_to_int(gv_signal_peek(job->params_rev)) + 1);
     gvd_send_params(job);
     return 0;
 }
