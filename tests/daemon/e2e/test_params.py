@@ -14,6 +14,9 @@ GET .../metrics; docs/protocol.md: "params N {json}" / "ack params N").
   job reporting thousands of points, it survives SIGTERM and kill -9 (what
   the store had committed, which the test reads from the file itself), and
   deleting the job deletes it;
+- a full disk (the fault-injecting VFS): a params change is 503 and changes
+  nothing, points reported meanwhile are served from memory and stored once
+  the disk takes writes again;
 - examples/train.py, run short: an lr change mid-run is acknowledged and
   visible in its metric history;
 - the CLI (when GALVANI_CLI is set): set prints the revision, show the
@@ -31,6 +34,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_e2e import Daemon, DaemonTest, read, wait_for  # noqa: E402
+from test_faults import FaultTest  # noqa: E402
 
 ENV = {"PATH": "/usr/bin:/bin"}
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..")
@@ -249,6 +253,47 @@ echo "progress 100" >&$GALVANI_CONTROL_FD
         # 409 while its process is still being stopped: wait for the 204.
         wait_for(lambda: self.d.request("DELETE", "/jobs/%d" % job["id"])[0] == 204, what="the delete")
         self.assertEqual(metric_rows(db, job["id"]), 0)
+
+
+class DiskFull(FaultTest):
+    def test_params_refused_and_points_kept_through_a_full_disk(self):
+        coop = self.script("coop.sh", COOP % {"dir": self.dir})
+        job = self.d.create(command=[coop], pause_mode="cooperative", env=ENV)
+        go = os.path.join(self.dir, "go")
+        # Reports 100 points once the file `go` exists (the job waits for it).
+        reporter = self.script("burst.sh", """#!/bin/sh
+echo "progress 1" >&$GALVANI_CONTROL_FD
+while [ ! -e %s ]; do sleep 0.01; done
+i=0
+while [ $i -lt 100 ]; do i=$((i+1)); echo "metric loss $i" >&$GALVANI_CONTROL_FD; done
+echo "progress 100" >&$GALVANI_CONTROL_FD
+exec sleep 60
+""" % go)
+        burst = self.d.create(command=[reporter], env=ENV)
+        wait_for(lambda: self.d.job(job["id"])["current"] == 1 and self.d.job(burst["id"])["current"] == 1,
+                 what="both jobs to run")
+        self.assertEqual(self.d.request("PATCH", "/jobs/%d/params" % job["id"], {"lr": 0.1})[0], 200)
+        self.fault("full")
+        self.assert_unavailable(self.d.request("PATCH", "/jobs/%d/params" % job["id"], {"lr": 0.2}), "disk full")
+        j = self.d.job(job["id"])
+        self.assertEqual((j["params"], j["params_revision"]), ({"lr": 0.1}, 1))
+        self.assertEqual(len(self.d.request("GET", "/jobs/%d/params/history" % job["id"])[2]["history"]), 1)
+        open(go, "w").close()
+        wait_for(lambda: self.d.job(burst["id"])["current"] == 100, what="the burst")
+        served = self.d.request("GET", "/jobs/%d/metrics" % burst["id"])[2]["metrics"]["loss"]
+        self.assertEqual([v for _, v in served], list(range(1, 101)))  # from memory
+        self.assertEqual(metric_rows(self.db, burst["id"]), 0)
+        self.fault("")
+        self.wait_recovered()
+        wait_for(lambda: metric_rows(self.db, burst["id"]) == 100, what="the points to be stored after the fault")
+        self.assertEqual(self.d.request("PATCH", "/jobs/%d/params" % job["id"], {"lr": 0.3})[2]["params_revision"], 2)
+        con = sqlite3.connect(self.db, timeout=5)
+        try:
+            rows = con.execute("SELECT revision FROM params_history WHERE job_id = ? ORDER BY revision",
+                               (job["id"],)).fetchall()
+        finally:
+            con.close()
+        self.assertEqual(rows, [(1,), (2,)])
 
 
 class Token(DaemonTest):
