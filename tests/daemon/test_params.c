@@ -10,7 +10,8 @@
  *     refused;
  *   - "ack params N" in the protocol parser;
  *   - params_history and metric_points in a real SQLite file: round trip,
- *     replace and trim, and deleting the job deletes its history (cascade).
+ *     prune, replace and trim, and deleting the job deletes its history
+ *     (cascade).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -300,6 +301,11 @@ static void test_store_tables(void **state)
     gvd_params_row dup = {.job_id = id, .revision = 2, .patch_json = "{}", .who = "local", .at = 9};
     assert_int_equal(gvd_store_params_insert(st, &dup, err, sizeof err), -1);
     assert_int_equal(gvd_store_params_applied(st, id, 2, 42.5, err, sizeof err), 0);
+    for (int r = 4; r <= 5; r++) {
+        gvd_params_row p = {.job_id = id, .revision = r, .patch_json = "{}", .who = "token", .at = r};
+        assert_int_equal(gvd_store_params_insert(st, &p, err, sizeof err), 0);
+    }
+    assert_int_equal(gvd_store_params_prune(st, id, 2, err, sizeof err), 0); /* the oldest two go */
     for (int k = 0; k < 6; k++) {
         gvd_point_row pt = {.job_id = id, .name = "loss", .idx = k, .t_ms = k, .value = k, .weight = 1};
         assert_int_equal(gvd_store_point_put(st, &pt, err, sizeof err), 0);
@@ -317,7 +323,8 @@ static void test_store_tables(void **state)
     seen s = {0};
     assert_int_equal(gvd_store_params_load(st, on_params, &s, err, sizeof err), 0);
     assert_int_equal(s.params, 3);
-    assert_true(s.applied[1] == 0 && s.applied[2] == 42.5 && s.applied[3] == 0);
+    assert_int_equal(s.last_rev, 5);
+    assert_true(s.applied[1] == 0 && s.applied[2] == 0 && s.applied[3] == 0 && s.applied[4] == 0);
     assert_int_equal(gvd_store_points_load(st, on_point, &s, err, sizeof err), 0);
     assert_int_equal(s.points, 4);
     assert_true(s.values[0] == 10 && s.values[3] == 13);

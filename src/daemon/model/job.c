@@ -23,7 +23,6 @@
 
 #include "../util/log.h"
 
-
 double gvd_now(void)
 {
     struct timespec ts;
@@ -348,7 +347,9 @@ static void gvd_on_message(void *ud, const gvd_msg *msg)
         break;
     case GVD_MSG_METRIC: {
         json_t *old = json_object_get(job->metrics, msg->text);
-        /* Every report is a point of the history, also a repeated value. */
+        /* Every report is a point of the history, also a repeated value;
+         * the history holds as many series as `metrics` holds names, so a
+         * refusal here is the same limit (or no memory for a new series). */
         bool kept = gvd_metrics_record(job, msg->text, msg->value, gvd_now()) == 0;
         if (!kept || (!old && json_object_size(job->metrics) >= GVD_MAX_METRICS)) {
             gvd_log(GVD_LOG_WARN, "job.protocol", "job=%lld reason=\"too many metrics\" metric=%s",

@@ -132,9 +132,11 @@ struct gvd_job {
     double not_before;        /* retry backoff: not scheduled before (s) */
     int open_handles;         /* uv handles still to be closed before free */
 
-    /* params.c: the history of params changes (all kept: one per PATCH) */
+    /* params.c: the history of params changes, the newest
+     * GVD_PARAMS_HISTORY_MAX of them (older ones are pruned) */
     json_t *schema;           /* borrowed from spec_json ("params_schema"), or NULL */
-    gvd_params_change *changes; /* owned, changes[i].revision == i + 1 */
+    int64_t params_revision;  /* the latest revision; 0 = the spec's params */
+    gvd_params_change *changes; /* owned, oldest first, consecutive revisions ending at params_revision */
     size_t nchanges, changes_cap;
     int64_t applied_stored;   /* revisions up to this one have applied_at in the store */
     int64_t applied_writing;  /* what the current flush wrote, stored once it commits */
@@ -248,6 +250,8 @@ int gvd_schema_check(json_t *schema, gvd_error *err);
 int gvd_schema_validate(json_t *schema, json_t *params, gvd_error *err);
 
 /* params.c */
+#define GVD_PARAMS_HISTORY_MAX 1000 /* changes kept per job */
+#define GVD_PARAMS_HISTORY_PRUNE 100 /* dropped at once when it is full */
 int64_t gvd_params_revision(const gvd_job *job);
 /* "ack params" (has_rev false: the latest revision) or "ack params N". */
 void gvd_params_ack(gvd_job *job, bool has_rev, long long rev);

@@ -22,6 +22,11 @@
  * Applied marks are written behind, with the progress flush (they are
  * bookkeeping of what the job said, like its progress); the change itself
  * is written synchronously.
+ *
+ * Bounded: a job keeps its newest GVD_PARAMS_HISTORY_MAX changes (1000);
+ * the change that finds the history full also deletes the oldest
+ * GVD_PARAMS_HISTORY_PRUNE (100), in its transaction.  Revisions keep
+ * counting, so a pruned history starts above 1.
  */
 #include "model.h"
 
@@ -33,7 +38,14 @@
 
 int64_t gvd_params_revision(const gvd_job *job)
 {
-    return (int64_t)job->nchanges;
+    return job->params_revision;
+}
+
+/* The kept change of revision `rev`, or NULL (pruned, or never made). */
+static gvd_params_change *gvd_change(gvd_job *job, int64_t rev)
+{
+    int64_t oldest = job->params_revision - (int64_t)job->nchanges + 1;
+    return rev >= oldest && rev <= job->params_revision ? &job->changes[rev - oldest] : NULL;
 }
 
 static int64_t gvd_applied(const gvd_job *job)
@@ -55,8 +67,10 @@ static int gvd_changes_reserve(gvd_job *job)
     return 0;
 }
 
-/* Append a change (takes `patch`); -1 when out of memory (patch released). */
-static int gvd_changes_push(gvd_job *job, json_t *patch, const char *who, double at, double applied_at)
+/* Append revision `revision` (the next one; takes `patch`); -1 when out of
+ * memory (patch released). */
+static int gvd_changes_push(gvd_job *job, int64_t revision, json_t *patch, const char *who, double at,
+                            double applied_at)
 {
     if (gvd_changes_reserve(job) != 0) {
         json_decref(patch);
@@ -64,7 +78,8 @@ static int gvd_changes_push(gvd_job *job, json_t *patch, const char *who, double
     }
     gvd_params_change *c = &job->changes[job->nchanges];
     memset(c, 0, sizeof *c);
-    c->revision = (int64_t)job->nchanges + 1;
+    c->revision = revision;
+    job->params_revision = revision;
     c->patch = patch;
     snprintf(c->who, sizeof c->who, "%s", who);
     c->at = at;
@@ -121,6 +136,7 @@ static int gvd_refused(gvd_job *job, gvd_error *err, const char *detail)
 static void gvd_put_back(gvd_job *job, json_t *old, json_t *next)
 {
     job->nchanges--;
+    job->params_revision--;
     json_decref(job->changes[job->nchanges].patch);
     job->params = old;
     json_decref(next);
@@ -173,7 +189,11 @@ int gvd_job_set_params_by(gvd_job *job, json_t *patch, const char *who, gvd_erro
     char serr[256];
     gvd_store *st = job->jobs->store;
     gvd_params_row row = {.job_id = job->id, .revision = revision, .patch_json = patch_text, .who = who, .at = now};
-    if (gvd_store_begin(st, serr, sizeof serr) != 0 || gvd_store_params_insert(st, &row, serr, sizeof serr) != 0) {
+    /* A full history loses its oldest changes, in the same transaction. */
+    size_t prune = job->nchanges >= GVD_PARAMS_HISTORY_MAX ? GVD_PARAMS_HISTORY_PRUNE : 0;
+    int64_t prune_upto = job->nchanges ? job->changes[0].revision + (int64_t)prune - 1 : 0;
+    if (gvd_store_begin(st, serr, sizeof serr) != 0 || gvd_store_params_insert(st, &row, serr, sizeof serr) != 0 ||
+        (prune && gvd_store_params_prune(st, job->id, prune_upto, serr, sizeof serr) != 0)) {
         gvd_store_rollback(st);
         free(patch_text);
         json_decref(next);
@@ -186,7 +206,7 @@ int gvd_job_set_params_by(gvd_job *job, json_t *patch, const char *who, gvd_erro
      * refuses. */
     json_t *old = job->params;
     job->params = next;
-    (void)gvd_changes_push(job, kept, who, now, 0); /* room was made above: cannot fail */
+    (void)gvd_changes_push(job, revision, kept, who, now, 0); /* room was made above: cannot fail */
     int64_t rev = gv_value_to_int(gv_signal_peek(job->params_rev)) + 1;
     gv_signal_set_int(job->params_rev, rev);
     if (job->persisted_params_rev != rev) { /* the job row was refused */
@@ -199,6 +219,12 @@ int gvd_job_set_params_by(gvd_job *job, json_t *patch, const char *who, gvd_erro
         return gvd_refused(job, err, serr);
     }
     json_decref(old);
+    if (prune) {
+        for (size_t i = 0; i < prune; i++)
+            json_decref(job->changes[i].patch);
+        job->nchanges -= prune;
+        memmove(job->changes, job->changes + prune, job->nchanges * sizeof *job->changes);
+    }
     gvd_send_params(job);
     return 0;
 }
@@ -220,8 +246,11 @@ void gvd_params_ack(gvd_job *job, bool has_rev, long long rev)
     if (target <= gvd_applied(job))
         return; /* old news (an ack of revision 0, or a repeat) */
     double now = gvd_now();
-    for (int64_t r = gvd_applied(job) + 1; r <= target; r++)
-        job->changes[r - 1].applied_at = now;
+    for (int64_t r = gvd_applied(job) + 1; r <= target; r++) {
+        gvd_params_change *c = gvd_change(job, r);
+        if (c) /* else pruned: nothing to mark */
+            c->applied_at = now;
+    }
     gv_signal_set_int(job->params_applied, target);
     gvd_jobs_mark_history(job->jobs, job);
 }
@@ -231,9 +260,11 @@ void gvd_params_ack(gvd_job *job, bool has_rev, long long rev)
 int gvd_params_write(gvd_job *job, char *err, size_t errlen)
 {
     int64_t applied = gvd_applied(job);
-    for (int64_t r = job->applied_stored + 1; r <= applied; r++)
-        if (gvd_store_params_applied(job->jobs->store, job->id, r, job->changes[r - 1].applied_at, err, errlen) != 0)
+    for (int64_t r = job->applied_stored + 1; r <= applied; r++) {
+        gvd_params_change *c = gvd_change(job, r);
+        if (c && gvd_store_params_applied(job->jobs->store, job->id, r, c->applied_at, err, errlen) != 0)
             return -1;
+    }
     job->applied_writing = applied;
     return 0;
 }
@@ -250,19 +281,20 @@ static int gvd_params_row_cb(void *ud, const gvd_params_row *row)
     gvd_job *job = gvd_jobs_get(jobs, row->job_id);
     if (!job)
         return 0;
-    if (row->revision != (int64_t)job->nchanges + 1) {
-        /* Revisions are written 1, 2, ... in transactions: a gap means the
-         * file was edited.  Keep what is consistent. */
+    if (row->revision < 1 || (job->nchanges && row->revision != job->params_revision + 1)) {
+        /* Revisions are written 1, 2, ... in transactions and pruned from
+         * the oldest: a gap means the file was edited.  Keep what is
+         * consistent. */
         gvd_log(GVD_LOG_ERROR, "store.bad_row", "job=%lld params_revision=%lld expected=%lld", (long long)job->id,
-                (long long)row->revision, (long long)job->nchanges + 1);
+                (long long)row->revision, (long long)job->params_revision + 1);
         return 0;
     }
     json_t *patch = json_loads(row->patch_json ? row->patch_json : "{}", 0, NULL);
     if (!patch)
         patch = json_object(); /* unreadable: keep the revision, show an empty patch */
-    if (!patch || gvd_changes_push(job, patch, row->who ? row->who : "", row->at, row->applied_at) != 0)
+    if (!patch || gvd_changes_push(job, row->revision, patch, row->who ? row->who : "", row->at, row->applied_at) != 0)
         return -1;
-    if (row->applied_at > 0 && row->revision == gvd_applied(job) + 1) {
+    if (row->applied_at > 0) { /* acknowledged revisions are a prefix: the last one wins */
         gv_signal_set_int(job->params_applied, row->revision);
         job->applied_stored = row->revision;
     }

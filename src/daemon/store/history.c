@@ -17,6 +17,7 @@ static const char gvd_sql_hist_insert[] =
     "INSERT INTO params_history (job_id, revision, patch_json, who, at, applied_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 static const char gvd_sql_hist_applied[] =
     "UPDATE params_history SET applied_at = ?3 WHERE job_id = ?1 AND revision = ?2";
+static const char gvd_sql_hist_prune[] = "DELETE FROM params_history WHERE job_id = ?1 AND revision <= ?2";
 static const char gvd_sql_hist_load[] =
     "SELECT job_id, revision, patch_json, who, at, applied_at FROM params_history ORDER BY job_id, revision";
 static const char gvd_sql_point_put[] =
@@ -29,6 +30,7 @@ int gvd_store_prepare_history(gvd_store *st, char *err, size_t errlen)
 {
     if (gvd_store_prepare(st, &st->hist_insert, gvd_sql_hist_insert, "params insert", err, errlen) != 0 ||
         gvd_store_prepare(st, &st->hist_applied, gvd_sql_hist_applied, "params applied", err, errlen) != 0 ||
+        gvd_store_prepare(st, &st->hist_prune, gvd_sql_hist_prune, "params prune", err, errlen) != 0 ||
         gvd_store_prepare(st, &st->hist_load, gvd_sql_hist_load, "params load", err, errlen) != 0 ||
         gvd_store_prepare(st, &st->point_put, gvd_sql_point_put, "point put", err, errlen) != 0 ||
         gvd_store_prepare(st, &st->point_trim, gvd_sql_point_trim, "point trim", err, errlen) != 0 ||
@@ -95,6 +97,16 @@ int gvd_store_params_applied(gvd_store *st, int64_t job_id, int64_t revision, do
     rc |= sqlite3_bind_int64(s, 2, revision);
     rc |= sqlite3_bind_double(s, 3, applied_at);
     return gvd_write(st, s, rc, "params applied", err, errlen);
+}
+
+int gvd_store_params_prune(gvd_store *st, int64_t job_id, int64_t upto, char *err, size_t errlen)
+{
+    if (!gvd_open(st, err, errlen, "params prune"))
+        return -1;
+    sqlite3_stmt *s = st->hist_prune;
+    int rc = sqlite3_bind_int64(s, 1, job_id);
+    rc |= sqlite3_bind_int64(s, 2, upto);
+    return gvd_write(st, s, rc, "params prune", err, errlen);
 }
 
 int gvd_store_point_put(gvd_store *st, const gvd_point_row *row, char *err, size_t errlen)

@@ -401,7 +401,7 @@ void gvd_store_close(gvd_store *st)
     }
     sqlite3_stmt **stmts[] = {&st->insert,      &st->update,       &st->del,          &st->load,
                               &st->begin,       &st->commit,       &st->rollback,     &st->hist_insert,
-                              &st->hist_applied, &st->hist_load,   &st->point_put,    &st->point_trim,
+                              &st->hist_applied, &st->hist_prune,  &st->hist_load,   &st->point_put,    &st->point_trim,
                               &st->point_load};
     for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++) {
         /* NULL is a no-op; the code only repeats the statement's last

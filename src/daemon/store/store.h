@@ -89,6 +89,9 @@ typedef struct gvd_params_row {
 } gvd_params_row;
 
 int gvd_store_params_insert(gvd_store *st, const gvd_params_row *row, char *err, size_t errlen);
+/* Delete the job's history rows up to revision `upto` (the oldest ones,
+ * when the job keeps too many). */
+int gvd_store_params_prune(gvd_store *st, int64_t job_id, int64_t upto, char *err, size_t errlen);
 /* Set applied_at of revision `revision` of the job (no-op if it has none). */
 int gvd_store_params_applied(gvd_store *st, int64_t job_id, int64_t revision, double applied_at, char *err,
                              size_t errlen);

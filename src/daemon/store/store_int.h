@@ -20,7 +20,7 @@ struct gvd_store {
     sqlite3_stmt *insert, *update, *del, *load;
     sqlite3_stmt *begin, *commit, *rollback;
     /* history.c: params history and metric points */
-    sqlite3_stmt *hist_insert, *hist_applied, *hist_load;
+    sqlite3_stmt *hist_insert, *hist_applied, *hist_prune, *hist_load;
     sqlite3_stmt *point_put, *point_trim, *point_load;
     char integrity[512]; /* gvd_store_integrity's answer when not "ok" */
     /* faults.c: the availability state (see store.h, "faults") */

@@ -7,7 +7,8 @@ GET .../metrics; docs/protocol.md: "params N {json}" / "ack params N").
   params_applied and stamps applied_at; the old "ack params" means the
   latest; a stop-mode job is sent nothing and its changes stay unapplied;
 - the history: every change in order with revision, patch, who ("local", or
-  "token" with --token-file), at, applied_at;
+  "token" with --token-file), at, applied_at; the newest 1000 kept, also
+  across a restart;
 - params_schema: a bad schema is 400, initial params that break it 422, a
   patch that breaks it 422 naming field and rule — and nothing changes;
 - the metric history: ?since / ?name (bad values 400), the bound holds for a
@@ -120,6 +121,29 @@ class ParamsTest(DaemonTest):
         # A finished job takes no params (409) and its history stays.
         self.patch(job["id"], {"lr": 1}, want=409)
         self.assertEqual(self.history(job["id"])["params_revision"], 3)
+
+    def test_history_is_bounded_and_survives_a_restart(self):
+        job = self.d.create(command=["sleep", "60"], env=ENV)
+        for i in range(1, 1006):
+            self.patch(job["id"], {"step": i})
+        h = self.history(job["id"])
+        # 1000 kept; the 1001st change dropped the oldest 100; 4 more since.
+        self.assertEqual(h["params_revision"], 1005)
+        self.assertEqual([e["revision"] for e in h["history"]], list(range(101, 1006)))
+        self.assertEqual(h["history"][-1]["patch"], {"step": 1005})
+        db = os.path.join(self.dir, "galvani.db")
+        con = sqlite3.connect(db, timeout=5)
+        try:
+            rows = con.execute("SELECT MIN(revision), MAX(revision), COUNT(*) FROM params_history WHERE job_id = ?",
+                               (job["id"],)).fetchone()
+        finally:
+            con.close()
+        self.assertEqual(rows, (101, 1005, 905))
+        self.d.stop()
+        self.d = Daemon(self.dir)
+        self.assertEqual(self.history(job["id"]), h)
+        self.assertEqual(self.patch(job["id"], {"step": 0})["params_revision"], 1006)
+        self.cancel(job["id"])
 
     def test_stop_mode_job_is_sent_nothing_and_applies_nothing(self):
         script = self.script("quiet.sh", "#!/bin/sh\necho ::progress 1\nexec sleep 60\n")
