@@ -161,7 +161,8 @@ class ParamsTest(DaemonTest):
         job = self.coop(params={"lr": 0.1, "epochs": 3}, params_schema=schema)
         self.assertEqual(job["params_schema"], schema)
         self.patch(job["id"], {"lr": 0.5, "mode": "fast"})
-        before = self.d.job(job["id"])
+        before = wait_for(lambda: (lambda j: j if j["params_applied"] == 1 else None)(self.d.job(job["id"])),
+                          what="the ack of revision 1")
         cases = [({"lr": 1.5}, "lr", "max"), ({"lr": -1}, "lr", "min"), ({"lr": "x"}, "lr", "type"),
                  ({"mode": "slow"}, "mode", "enum"), ({"epochs": 2.5}, "epochs", "type"),
                  ({"epochs": None}, "epochs", "required"), ({"lR": 0.1}, "lR", "unknown"),
@@ -201,6 +202,24 @@ def metric_rows(db, job_id):
         con.close()
 
 
+class SmallBound(DaemonTest):
+    extra_args = ("--metric-points", "10")
+
+    def test_metric_points_flag(self):
+        script = self.script("r.sh", "#!/bin/sh\ni=0\nwhile [ $i -lt 100 ]; do i=$((i+1)); "
+                                     "echo \"::metric m $i\"; done\n")
+        job = self.d.create(command=[script], env=ENV)
+        self.d.wait_status(job["id"], "succeeded")
+        m = self.d.request("GET", "/jobs/%d/metrics" % job["id"])[2]["metrics"]["m"]
+        self.assertLessEqual(len(m), 10)
+        self.assertEqual((m[0][1], m[-1][1]), (1, 100))
+        for bad in ("3", "x", "100001"):
+            p = subprocess.run([os.environ.get("GALVANID", "galvanid"), "--metric-points", bad], capture_output=True,
+                               text=True, timeout=20)
+            self.assertEqual(p.returncode, 2)
+            self.assertIn("--metric-points takes a number of points", p.stderr)
+
+
 class MetricHistory(DaemonTest):
     def reporter(self, n, name="loss", then="exec sleep 60"):
         return self.script("report-%s-%d.sh" % (name, n), """#!/bin/sh
@@ -238,7 +257,7 @@ echo "progress 100" >&$GALVANI_CONTROL_FD
         self.d.request("POST", "/jobs/%d/cancel" % job["id"])
 
     def test_bound_holds_for_many_points(self):
-        n = 3000
+        n = 3000  # with the default bound, 512
         job = self.d.create(command=[self.reporter(n, then="exit 0")], env=ENV)
         self.d.wait_status(job["id"], "succeeded")
         loss = self.metrics(job["id"])["loss"]
@@ -343,6 +362,10 @@ class Token(DaemonTest):
 
 
 class Train(DaemonTest):
+    # Enough points that nothing is merged however long a loaded machine
+    # takes between the steps below: the assertions read exact reports.
+    extra_args = ("--metric-points", "100000")
+
     def test_lr_change_mid_run_is_acknowledged_and_visible(self):
         # Many short steps: the run outlasts the test, which cancels it.
         job = self.d.create(command=["/usr/bin/python3", TRAIN, "--steps", "100000", "--step-ms", "5"],
