@@ -202,6 +202,30 @@ void gv__computed_run(gv_runtime *rt, gv_computed *c)
  * pushed when the way back is ambiguous, because a computed with a single
  * subscriber link finds its reader through that link (as alien-signals does). */
 
+/* The effect being validated was disposed by a compute function the walk
+ * ran: stop, and run nothing more for it (what is left may be kept alive only
+ * by the disposed effect's links).  Clear CHECKING from `node` up to the root;
+ * the nodes keep PENDING or their old seen_global, so the next reader
+ * validates them. */
+__attribute__((noinline, cold)) static bool gv_abandon_walk(gv_runtime *rt, gv_node *node, gv_node *root,
+                                                           size_t base)
+{
+    for (;;) {
+        node->flags &= (uint16_t)~GV_F_CHECKING;
+        if (node == root)
+            break;
+        size_t top = rt->stack_top;
+        if (top > base && ((gv_link *)rt->stack[top - 1])->dep == node) {
+            node = rt->stack[top - 2];
+            rt->stack_top = top - 2;
+        } else {
+            node = node->subs->sub;
+        }
+    }
+    rt->stack_top = base;
+    return false;
+}
+
 bool gv__deps_changed(gv_runtime *rt, gv_node *root)
 {
     size_t base = rt->stack_top;
@@ -221,6 +245,8 @@ bool gv__deps_changed(gv_runtime *rt, gv_node *root)
                 }
                 if (gv__must_run(rt, dep)) {
                     gv_run(rt, (gv_computed *)dep);
+                    if (__builtin_expect(root->flags & GV_F_DISPOSED, 0))
+                        return gv_abandon_walk(rt, node, root, base);
                 } else if (gv__needs_check(rt, dep)) {
                     /* When `link` is dep's only subscriber link, the way back
                      * up is dep->subs itself; otherwise remember it. */
@@ -252,6 +278,8 @@ bool gv__deps_changed(gv_runtime *rt, gv_node *root)
             gv_computed *c = (gv_computed *)node;
             if (changed) {
                 gv_run(rt, c);
+                if (__builtin_expect(root->flags & GV_F_DISPOSED, 0))
+                    return gv_abandon_walk(rt, node, root, base);
             } else {
                 node->flags &= (uint16_t)~(GV_F_PENDING | GV_F_STALE);
                 c->seen_global = rt->global_version;

@@ -121,38 +121,45 @@ static void test_flush_round_trip_after_batch(void **state)
     gv_signal_free(r.s);
 }
 
-/* Within a batch, the value a reader saw is the one a detour returns to: a
- * batch recorded only its start value, so s := 15; read; s := 5; s := 15 gave
- * the signal a new version and the reader re-ran for nothing. */
-typedef struct counted {
+/* A reader that saw a value inside the batch does not make the batch's end
+ * count as a change for readers that did not: an earlier core re-recorded the
+ * start when a reader saw an intermediate value, and so forgot the batch's
+ * real start. */
+typedef struct sread {
     gv_signal *s;
-    int computes;
-} counted;
+    int runs;
+} sread;
 
-static void counted_fn(gv_value *out, const gv_value *prev, void *ud)
+static void sread_fn(void *ud)
 {
-    (void)prev;
-    counted *c = ud;
-    c->computes++;
-    *out = gv_int(gv_signal_get_int(c->s));
+    sread *r = ud;
+    r->runs++;
+    (void)gv_signal_get_int(r->s);
 }
 
-static void test_batch_detour_back_to_seen_value(void **state)
+static void cread_fn(gv_value *out, const gv_value *prev, void *ud)
+{
+    (void)prev;
+    *out = gv_int(gv_signal_get_int(ud));
+}
+
+static void test_batch_back_to_start_after_a_read(void **state)
 {
     (void)state;
-    counted k = {.s = gv_signal_new(gv_int(0))};
-    gv_computed *c = gv_computed_new(counted_fn, &k);
+    sread r = {.s = gv_signal_new(gv_int(0))};
+    gv_effect *e = gv_effect_new(sread_fn, &r);
+    gv_computed *c = gv_computed_new(cread_fn, r.s);
     gv_batch_begin();
-    gv_signal_set_int(k.s, 15);
-    assert_int_equal(gv_computed_get_int(c), 15);
-    gv_signal_set_int(k.s, 5);
-    gv_signal_set_int(k.s, 15);
-    assert_int_equal(gv_computed_get_int(c), 15);
+    gv_signal_set_int(r.s, 5);
+    assert_int_equal(gv_computed_get_int(c), 5);
+    gv_signal_set_int(r.s, 7);
+    gv_signal_set_int(r.s, 0);
     gv_batch_end();
-    assert_int_equal(gv_computed_get_int(c), 15);
-    assert_int_equal(k.computes, 1);
+    assert_int_equal(r.runs, 1);
+    assert_int_equal(gv_computed_get_int(c), 0);
+    gv_effect_free(e);
     gv_computed_free(c);
-    gv_signal_free(k.s);
+    gv_signal_free(r.s);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -224,13 +231,86 @@ static void test_rewatched_computed_passes_writes_on(void **state)
     gv_signal_free(a);
 }
 
+/* ------------------------------------------------------------------------ */
+/* An effect disposed during its own validation stops being validated        */
+/* ------------------------------------------------------------------------ */
+
+/* The walk went on validating an effect that a compute function on its path
+ * had disposed, running compute functions of computeds whose handles the
+ * effect's cleanup had freed and that nothing but the disposed effect's
+ * (deferred) links still held. */
+typedef struct f8 {
+    gv_signal *s;
+    gv_computed *c1, *c2;
+    gv_effect *e;
+    int freed, ran_after_free;
+} f8;
+
+static f8 f8_state;
+
+static void f8_c1(gv_value *out, const gv_value *prev, void *ud)
+{
+    (void)prev;
+    (void)ud;
+    int64_t v = gv_signal_get_int(f8_state.s);
+    if (v == 1 && f8_state.e) {
+        gv_effect *e = f8_state.e;
+        f8_state.e = NULL;
+        gv_effect_free(e);
+    }
+    *out = gv_int(v);
+}
+
+static void f8_c2(gv_value *out, const gv_value *prev, void *ud)
+{
+    (void)prev;
+    (void)ud;
+    if (f8_state.freed)
+        f8_state.ran_after_free++;
+    *out = gv_int(gv_computed_get_int(f8_state.c1) + 1);
+}
+
+static void f8_cleanup(void *ud)
+{
+    (void)ud;
+    f8_state.freed = 1;
+    gv_computed_free(f8_state.c2);
+    gv_computed_free(f8_state.c1);
+}
+
+static void f8_effect(void *ud)
+{
+    (void)ud;
+    (void)gv_computed_get_int(f8_state.c2);
+    (void)gv_on_cleanup(f8_cleanup, NULL);
+}
+
+static void test_validation_stops_at_disposal(void **state)
+{
+    (void)state;
+    memset(&f8_state, 0, sizeof f8_state);
+    f8_state.s = gv_signal_new(gv_int(0));
+    f8_state.c1 = gv_computed_new(f8_c1, NULL);
+    f8_state.c2 = gv_computed_new(f8_c2, NULL);
+    f8_state.e = gv_effect_new(f8_effect, NULL);
+    gv_signal_set_int(f8_state.s, 1);
+    assert_int_equal(f8_state.freed, 1);
+    assert_int_equal(f8_state.ran_after_free, 0);
+    gv_stats st;
+    gv_test_stats(&st);
+    assert_int_equal(st.computeds, 0);
+    assert_int_equal(st.effects, 0);
+    gv_signal_free(f8_state.s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         GV_TEST(test_read_frees_its_own_computed),
         GV_TEST(test_flush_round_trip_after_batch),
-        GV_TEST(test_batch_detour_back_to_seen_value),
+        GV_TEST(test_batch_back_to_start_after_a_read),
         GV_TEST(test_rewatched_computed_passes_writes_on),
+        GV_TEST(test_validation_stops_at_disposal),
     };
     return GV_RUN_TESTS(tests);
 }
