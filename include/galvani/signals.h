@@ -272,16 +272,26 @@ typedef void (*gv_cleanup_fn)(void *ud);
  * disposed during that first run (by itself or by freeing its owner). */
 gv_effect *gv_effect_new(gv_effect_fn fn, void *ud);
 
-/* Dispose: run the pending cleanups, dispose owned effects, unsubscribe, free.
- * Allowed from inside the effect's own run (it then completes after the run
- * returns).  NULL is a no-op.  The handle of an effect owned by another effect
- * or a scope is invalid once that owner re-runs or is disposed. */
+/* Dispose: dispose owned effects, run the pending cleanups, unsubscribe, free.
+ * NULL is a no-op.  The handle of an effect owned by another effect or a scope
+ * is invalid once that owner re-runs or is disposed.
+ *
+ * Disposal is allowed from anywhere: a compute function (even one run to
+ * validate this very effect), an effect, a cleanup, the error handler, a
+ * value's destroy function, during a flush — of the effect itself or of any
+ * other node (this holds for gv_scope_free, gv_computed_free and
+ * gv_signal_free too).  The rule: what can be observed happens at once — the
+ * effect leaves the queue and its owner, its owned effects are disposed, its
+ * cleanups run, and it never runs again (disposed from its own run, the
+ * cleanups run when the run returns) — while the memory, links included, is
+ * freed only when the outermost library call on the stack returns. */
 void gv_effect_free(gv_effect *e);
 
 /* Register a cleanup for the effect that is running now.  Cleanups run before
  * the effect's next run and when it is disposed: first the owned effects are
- * disposed (newest first), then the cleanups run newest first.  Returns false
- * (and does nothing) when no effect is running. */
+ * disposed (newest first), then the cleanups run newest first (release in the
+ * reverse order of acquisition; docs/signals.md says why).  Returns false (and
+ * does nothing) when no effect is running. */
 bool gv_on_cleanup(gv_cleanup_fn fn, void *ud);
 
 /* ------------------------------------------------------------------------ */
@@ -305,7 +315,11 @@ void gv_scope_free(gv_scope *sc);
 /* ------------------------------------------------------------------------ */
 
 /* Writes inside a batch notify effects once, when the outermost batch ends.
- * Reads inside a batch see the new values (computeds recompute on demand). */
+ * Reads inside a batch see the new values (computeds recompute on demand).
+ * A signal whose value when the outermost batch ends is equal (by its
+ * equality) to its value when it began has not changed: nothing downstream
+ * re-evaluates or re-runs, unless a reader saw a value in between.  The same
+ * holds for writes made by effects during a flush. */
 void gv_batch_begin(void);
 void gv_batch_end(void);
 

@@ -182,10 +182,9 @@ __attribute__((always_inline)) static inline void gv_run(gv_runtime *rt, gv_comp
         gv_settle(c, prev_err, &out);
     }
     c->seen_global = rt->global_version;
-    /* The function may have dropped the last reference: the release was
-     * deferred until now (see gv_release_pending). */
-    if (__builtin_expect(n->refs == 0, 0))
-        gv__node_release(rt, n);
+    /* If the function dropped the last reference, the node is in the
+     * graveyard: a run always happens under a hold, so it is freed only once
+     * the outermost library call returns. */
 }
 
 void gv__computed_run(gv_runtime *rt, gv_computed *c)
@@ -304,7 +303,7 @@ static void gv_retry_deep(gv_runtime *rt, gv_computed *top)
     if (gv__needs_refresh(rt, &top->node))
         gv__computed_refresh(rt, top);
     if (rt->batch_depth == 0)
-        gv__flush(rt);
+        gv__batch_done(rt);
 }
 
 enum gv_read_mode { GV_READ_GET, GV_READ_CATCH, GV_READ_PEEK };
@@ -335,6 +334,8 @@ static bool gv_computed_read(gv_runtime *rt, gv_computed *c, enum gv_read_mode m
         gv_refuse_cycle(rt, n, mode);
         return false;
     }
+    /* Compute functions run from here on may dispose anything. */
+    gv__hold(rt);
     if (gv__needs_refresh(rt, n))
         gv__computed_refresh(rt, c);
     if (__builtin_expect(rt->deep_retry != NULL, 0) && rt->compute_depth == 0) {
@@ -344,6 +345,7 @@ static bool gv_computed_read(gv_runtime *rt, gv_computed *c, enum gv_read_mode m
     }
     if (mode != GV_READ_PEEK && rt->active)
         gv__track(rt, n);
+    gv__unhold(rt);
     return true;
 }
 

@@ -12,6 +12,13 @@
  * runs form the next "round"; after max_flush_rounds rounds the flush stops
  * with GV_ECYCLE rather than loop forever.  An effect whose owner effect is
  * also queued waits for it: the owner's re-run may dispose it.
+ *
+ * Disposal.  gv_effect_free, gv_scope_free and an owner's re-run may be
+ * called from anywhere: a compute function validating this very effect, an
+ * effect, a cleanup, the error handler.  Disposal does at once what can be
+ * seen (the effect leaves the queue and its owner, its children are disposed,
+ * its cleanups run, it never runs again) and leaves the memory, links
+ * included, to gv__drain (internal.h, "Deferred destruction").
  */
 #include "internal.h"
 
@@ -19,6 +26,7 @@
 #define GV_SCOPE_OF(o) ((gv_scope *)(void *)((char *)(o) - offsetof(gv_scope, owner)))
 
 static void gv_owner_dispose(gv_runtime *rt, gv_owner *o);
+static void gv_dequeue(gv_runtime *rt, gv_effect *e);
 
 /* ---- owner tree ------------------------------------------------------- */
 
@@ -52,15 +60,31 @@ static void gv_owner_detach(gv_owner *o)
     o->parent = o->prev_sibling = o->next_sibling = NULL;
 }
 
+/* Newest first.  Each disposal detaches the child, and a child's cleanup may
+ * dispose its siblings too: re-read last_child every time. */
 static void gv_dispose_children(gv_runtime *rt, gv_owner *o)
 {
     while (o->last_child)
         gv_owner_dispose(rt, o->last_child);
 }
 
+/* The owner that effects created now belong to: the running effect or the
+ * entered scope, but not from inside a compute function (a computed re-runs
+ * when it likes and must not take effects down with it).  An owner disposed
+ * in the meantime still takes them: it disposes them when its run returns
+ * (an effect) or when its memory goes (a scope). */
+static gv_owner *gv_current_owner(gv_runtime *rt)
+{
+    if (rt->current && rt->current->kind == GV_KIND_COMPUTED)
+        return NULL;
+    return rt->owner;
+}
+
 /* ---- effects ---------------------------------------------------------- */
 
-/* Dispose owned effects, then run the cleanups, untracked and unowned. */
+/* Dispose owned effects, then run the cleanups, untracked and unowned.  Each
+ * cleanup is popped before it runs, so one that disposes this very effect
+ * (which cleans up again) runs no cleanup twice. */
 static void gv_effect_cleanup_slow(gv_runtime *rt, gv_effect *e)
 {
     gv_node *saved_active = rt->active, *saved_current = rt->current;
@@ -83,11 +107,27 @@ static inline void gv_effect_cleanup(gv_runtime *rt, gv_effect *e)
         gv_effect_cleanup_slow(rt, e);
 }
 
-static void gv_effect_destroy(gv_runtime *rt, gv_effect *e)
+/* Dispose `e` now: everything observable happens here (it leaves the queue
+ * and the owner tree, its children are disposed and its cleanups run, and it
+ * never runs again); its memory and links go when the runtime is no longer
+ * held (internal.h, "Deferred destruction").  PENDING stays set for good, so
+ * writes never queue it again (propagate skips pending nodes). */
+static void gv_effect_dispose(gv_runtime *rt, gv_effect *e)
 {
-    if (e->node.flags & GV_F_QUEUED)
-        rt->queue[e->queue_slot] = NULL;
+    gv_node *n = &e->node;
+    n->flags |= GV_F_DISPOSED | GV_F_PENDING;
+    if (n->flags & GV_F_QUEUED)
+        gv_dequeue(rt, e);
+    gv_owner_detach(&e->owner);
+    if (n->flags & GV_F_RUNNING)
+        return; /* gv_effect_execute finishes the job when the run returns */
     gv_effect_cleanup(rt, e);
+    gv__bury(rt, n);
+}
+
+void gv__effect_finalize(gv_runtime *rt, gv_effect *e)
+{
+    gv_dispose_children(rt, &e->owner); /* none: disposal took them */
     gv__unlink_all(rt, &e->node);
     gv__err_unref(e->error);
     gv__live_remove(rt, &e->node);
@@ -96,12 +136,14 @@ static void gv_effect_destroy(gv_runtime *rt, gv_effect *e)
     gv__pool_free(&rt->effect_pool, e);
 }
 
-/* Run the effect's function now.  Returns false if the effect disposed of
- * itself during the run (it is freed then). */
+/* Run the effect's function now.  Returns false if the effect was disposed,
+ * before the run (by one of its own cleanups) or during it. */
 static bool gv_effect_execute(gv_runtime *rt, gv_effect *e)
 {
     gv_node *n = &e->node;
     gv_effect_cleanup(rt, e);
+    if (n->flags & GV_F_DISPOSED)
+        return false;
     gv_node *saved_active = rt->active, *saved_current = rt->current;
     gv_owner *saved_owner = rt->owner;
     if (saved_current) /* see gv__computed_run */
@@ -123,24 +165,31 @@ static bool gv_effect_execute(gv_runtime *rt, gv_effect *e)
     if (e->error) {
         gv_err *err = e->error;
         e->error = NULL;
-        gv__report(rt, &err->pub, gv__name(n));
+        gv__report(rt, &err->pub, gv__name(n)); /* the handler may dispose `e` */
         gv__err_unref(err);
     }
     if (n->flags & GV_F_DISPOSED) {
-        gv_effect_destroy(rt, e);
+        /* Disposed while it ran: what it created or registered since goes now. */
+        n->flags |= GV_F_PENDING;
+        gv_effect_cleanup(rt, e);
+        gv__bury(rt, n);
         return false;
     }
     return true;
 }
 
-/* Run if a dependency really changed (or it never ran). */
+/* Run if a dependency really changed (or it never ran).  Validation runs
+ * compute functions, which may dispose `e`: check before running it. */
 static void gv_effect_update(gv_runtime *rt, gv_effect *e)
 {
     gv_node *n = &e->node;
-    if (n->flags & GV_F_DIRTY)
+    if (n->flags & GV_F_DIRTY) {
         gv_effect_execute(rt, e);
-    else if (n->flags & GV_F_PENDING) {
-        if (gv__deps_changed(rt, n))
+    } else if (n->flags & GV_F_PENDING) {
+        bool changed = gv__deps_changed(rt, n);
+        if (n->flags & GV_F_DISPOSED)
+            return;
+        if (changed)
             gv_effect_execute(rt, e);
         else
             n->flags &= (uint16_t)~GV_F_PENDING;
@@ -160,19 +209,21 @@ gv_effect *gv_effect_new(gv_effect_fn fn, void *ud)
     e->owner.is_effect = 1;
     e->fn = fn;
     e->ud = ud;
-    /* Effects created inside a compute function are top-level: a computed
-     * re-runs when it likes and must not take effects down with it. */
-    bool in_compute = rt->current && rt->current->kind == GV_KIND_COMPUTED;
-    gv_owner_attach(&e->owner, in_compute ? NULL : rt->owner);
+    gv_owner_attach(&e->owner, gv_current_owner(rt));
     gv__live_add(rt, &e->node);
     rt->stats.effects++;
 
     /* The first run is a batch: what it writes flushes once it is done. */
+    gv__hold(rt);
     rt->batch_depth++;
-    bool alive = gv_effect_execute(rt, e);
+    gv_effect_execute(rt, e);
     if (--rt->batch_depth == 0)
-        gv__flush(rt);
-    return alive ? e : NULL;
+        gv__batch_done(rt);
+    /* Disposed during its first run or the flush after it: its memory goes
+     * with the hold, and the caller gets no handle. */
+    gv_effect *alive = (e->node.flags & GV_F_DISPOSED) ? NULL : e;
+    gv__unhold(rt);
+    return alive;
 }
 
 void gv_effect_free(gv_effect *e)
@@ -180,11 +231,9 @@ void gv_effect_free(gv_effect *e)
     if (!e || (e->node.flags & GV_F_DISPOSED))
         return;
     gv_runtime *rt = gv__rt();
-    e->node.flags |= GV_F_DISPOSED;
-    gv_owner_detach(&e->owner);
-    if (e->node.flags & GV_F_RUNNING)
-        return; /* gv_effect_execute finishes the job when the run returns */
-    gv_effect_destroy(rt, e);
+    gv__hold(rt);
+    gv_effect_dispose(rt, e);
+    gv__unhold(rt);
 }
 
 bool gv_on_cleanup(gv_cleanup_fn fn, void *ud)
@@ -219,8 +268,7 @@ gv_scope *gv_scope_new(void)
     gv_scope *sc = calloc(1, sizeof *sc);
     if (!sc)
         return NULL;
-    bool in_compute = rt->current && rt->current->kind == GV_KIND_COMPUTED;
-    gv_owner_attach(&sc->owner, in_compute ? NULL : rt->owner);
+    gv_owner_attach(&sc->owner, gv_current_owner(rt));
     rt->stats.scopes++;
     return sc;
 }
@@ -239,31 +287,44 @@ void gv_scope_leave(gv_scope *sc)
         rt->owner = sc->saved;
 }
 
-static void gv_scope_destroy(gv_runtime *rt, gv_scope *sc)
+/* Like an effect: disposed now (children newest first), freed later. */
+static void gv_scope_dispose(gv_runtime *rt, gv_scope *sc)
 {
+    sc->owner.disposed = 1;
+    gv_owner_detach(&sc->owner);
     gv_dispose_children(rt, &sc->owner);
     if (rt->owner == &sc->owner)
         rt->owner = sc->saved;
+    gv__bury_scope(rt, sc);
+}
+
+void gv__scope_finalize(gv_runtime *rt, gv_scope *sc)
+{
+    /* A disposed scope that is still entered somewhere up the stack is left
+     * for the owner it was entered from. */
+    while (rt->owner && !rt->owner->is_effect && rt->owner->disposed)
+        rt->owner = GV_SCOPE_OF(rt->owner)->saved;
+    gv_dispose_children(rt, &sc->owner);
     rt->stats.scopes--;
     free(sc);
 }
 
 void gv_scope_free(gv_scope *sc)
 {
-    if (!sc)
+    if (!sc || sc->owner.disposed)
         return;
-    gv_owner_detach(&sc->owner);
-    gv_scope_destroy(gv__rt(), sc);
+    gv_runtime *rt = gv__rt();
+    gv__hold(rt);
+    gv_scope_dispose(rt, sc);
+    gv__unhold(rt);
 }
 
 static void gv_owner_dispose(gv_runtime *rt, gv_owner *o)
 {
-    if (o->is_effect) {
-        gv_effect_free(GV_EFFECT_OF(o));
-    } else {
-        gv_owner_detach(o);
-        gv_scope_destroy(rt, GV_SCOPE_OF(o));
-    }
+    if (o->is_effect)
+        gv_effect_dispose(rt, GV_EFFECT_OF(o));
+    else
+        gv_scope_dispose(rt, GV_SCOPE_OF(o));
 }
 
 /* ---- the queue -------------------------------------------------------- */
@@ -323,6 +384,7 @@ void gv__flush(gv_runtime *rt)
     if (rt->flushing || rt->batch_depth || rt->queue_len == 0)
         return;
     rt->flushing = 1;
+    gv__hold(rt);
     size_t i = 0, round_end = rt->queue_len;
     unsigned rounds = 0;
     while (i < rt->queue_len) {
@@ -350,4 +412,7 @@ void gv__flush(gv_runtime *rt)
     }
     rt->queue_len = 0;
     rt->flushing = 0;
+    if (rt->njournal)
+        gv__journal_close(rt);
+    gv__unhold(rt);
 }

@@ -12,8 +12,10 @@
  *   watch/unwatch   a computed gaining its first / losing its last subscriber
  *                   moves its links into / out of its dependencies' subscriber
  *                   lists, and so on upstream.
- *   release         a node whose last reference went away is destroyed, and
- *                   the references it held are dropped in turn.
+ *   release         a node whose last reference went away goes to the
+ *                   graveyard; gv__drain destroys it and drops the
+ *                   references it held in turn (internal.h, "Deferred
+ *                   destruction").
  *
  * The stack may be reallocated by any user callback (a compute function that
  * reads something nested), so walks keep indices, never pointers into it.
@@ -135,7 +137,7 @@ void gv__track_slow(gv_runtime *rt, gv_node *dep, gv_link *tail, gv_link *next)
 /* ---- dropping links and releasing nodes ------------------------------- */
 
 /* Remove one link everywhere.  If that released the last reference to its
- * dependency, the dependency is pushed on the stack for gv_release_pending. */
+ * dependency, the dependency goes to the graveyard (gv__bury). */
 static void gv_drop_link(gv_runtime *rt, gv_link *l)
 {
     gv_node *dep = l->dep, *sub = l->sub;
@@ -156,37 +158,16 @@ static void gv_drop_link(gv_runtime *rt, gv_link *l)
         dep->last_link = NULL;
     gv__link_release(rt, l);
     if (--dep->refs == 0)
-        gv__push(rt, dep);
-}
-
-/* Destroy the nodes pushed above `base`, and whatever that releases. */
-static void gv_release_pending(gv_runtime *rt, size_t base)
-{
-    while (rt->stack_top > base) {
-        gv_node *n = rt->stack[--rt->stack_top];
-        if (n->flags & GV_F_RUNNING)
-            continue; /* released by gv__computed_run when its function returns */
-        if (n->kind == GV_KIND_COMPUTED) {
-            /* Unreferenced, so nobody subscribes to it: its links are not in
-             * any subscriber list and dropping them pushes what they free. */
-            while (n->deps)
-                gv_drop_link(rt, n->deps);
-            gv__computed_destroy(rt, (gv_computed *)n);
-        } else {
-            gv__signal_destroy(rt, (gv_signal *)n);
-        }
-    }
+        gv__bury(rt, dep);
 }
 
 void gv__purge_from(gv_runtime *rt, gv_link *from)
 {
-    size_t base = rt->stack_top;
     while (from) {
         gv_link *next = from->next_dep;
         gv_drop_link(rt, from);
         from = next;
     }
-    gv_release_pending(rt, base);
 }
 
 void gv__unlink_all(gv_runtime *rt, gv_node *sub)
@@ -198,9 +179,9 @@ void gv__unlink_all(gv_runtime *rt, gv_node *sub)
 
 void gv__node_release(gv_runtime *rt, gv_node *n)
 {
-    size_t base = rt->stack_top;
-    gv__push(rt, n);
-    gv_release_pending(rt, base);
+    gv__bury(rt, n);
+    if (!rt->hold)
+        gv__drain(rt);
 }
 
 /* ---- push ------------------------------------------------------------- */

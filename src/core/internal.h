@@ -38,6 +38,30 @@
  * (a read of a node that is computing is refused as a cycle and not linked),
  * so counting is enough.  Effects are owned by an owner tree (gv_owner).
  *
+ * Deferred destruction
+ * --------------------
+ * User code runs in the middle of the library's walks: a compute function
+ * while an effect is being validated, an effect or a cleanup during a flush,
+ * the error handler, a value's destroy function.  Any of them may dispose any
+ * node, including one the walk holds a pointer to.  So no node's memory (nor
+ * its links) is given back while library code is on the stack: every entry
+ * point that can call user code holds the runtime (rt->hold), and a node
+ * whose life ends meanwhile is only marked (DEAD; an effect also DISPOSED) and
+ * put in the graveyard (rt->dead).  What is observable happens at once: a
+ * disposed effect leaves the queue and the owner tree, runs its cleanups and
+ * never runs again.  The memory is reclaimed by gv__drain when the outermost
+ * hold is released, with nothing of the library left on the stack.
+ *
+ * Batches and the journal
+ * -----------------------
+ * Versions of signals are drawn from the thread's global counter, so a
+ * version is never reused.  The first write to a signal inside a batch (or a
+ * flush) records its version and value in the journal; a later write in the
+ * same batch that makes the value equal to the recorded one puts the recorded
+ * version back.  A reader that did not see the intermediate value then finds
+ * its link's version unchanged: the round trip was a no-op for it, while a
+ * reader that did see it finds a version it never read and re-runs.
+ *
  * No recursion
  * ------------
  * propagate, refresh and the cascades walk with an explicit stack kept in the
@@ -76,10 +100,13 @@ enum gv_flag {
     GV_F_CHECKING = 1u << 9, /* on the path of a gv__deps_changed walk: its
                                 reader is being validated, so a compute
                                 function reading it now closes a cycle */
-    GV_F_RESCAN = 1u << 8    /* running: another node ran nested inside this
+    GV_F_RESCAN = 1u << 8,   /* running: another node ran nested inside this
                                 run and may have overwritten the last_link of
                                 one of its dependencies, so duplicate reads
                                 must be found by scanning (see gv__track) */
+    GV_F_DEAD = 1u << 10,    /* in the graveyard: freed by gv__drain (unless a
+                                signal or computed was referenced again) */
+    GV_F_JOURNALED = 1u << 11 /* signal: has a journal entry, at index `run` */
 };
 
 
@@ -133,6 +160,7 @@ struct gv_computed {
  * list so that any of them can leave in O(1). */
 struct gv_owner {
     uint8_t is_effect;
+    uint8_t disposed;
     gv_owner *parent;
     gv_owner *first_child, *last_child;
     gv_owner *prev_sibling, *next_sibling;
@@ -176,6 +204,13 @@ typedef struct gv_pool {
     size_t nslabs, slab_cap;
 } gv_pool;
 
+/* A signal's version and value when a batch first wrote it (see the top). */
+typedef struct gv_journal_entry {
+    gv_signal *signal; /* NULL once the signal was destroyed */
+    uint64_t version;
+    gv_value value;    /* owned: a copy of a string, the handed-over pointer */
+} gv_journal_entry;
+
 typedef struct gv_runtime {
     gv_node *active;   /* who subscribes to reads now (NULL: untracked) */
     gv_node *current;  /* whose function runs now (computed or effect) */
@@ -201,6 +236,17 @@ typedef struct gv_runtime {
     gv_link *free_links;
     void **slabs;
     size_t nslabs, slab_cap;
+
+    /* deferred destruction (see the top) */
+    unsigned hold;          /* entry points on the stack that may run user code */
+    gv_node **dead;         /* graveyard: nodes to free once hold drops to 0 */
+    size_t ndead, dead_cap;
+    gv_scope **dead_scopes; /* disposed scopes, likewise */
+    size_t ndead_scopes, dead_scopes_cap;
+
+    /* batch journal (see the top) */
+    gv_journal_entry *journal;
+    size_t njournal, journal_cap;
 
     gv_node *live; /* all live nodes (for the DOT dump) */
     gv_pool signal_pool, computed_pool, effect_pool;
@@ -250,6 +296,20 @@ gv_extra *gv__extra(gv_node *n); /* allocates on demand; aborts on OOM */
 const char *gv__name(const gv_node *n);
 void gv__set_name(gv_node *n, const char *name);
 void gv__report(gv_runtime *rt, const gv_error *err, const char *node_name);
+
+/* deferred destruction (runtime.c) */
+void gv__bury(gv_runtime *rt, gv_node *n);
+void gv__bury_scope(gv_runtime *rt, gv_scope *sc);
+void gv__drain(gv_runtime *rt);
+static inline void gv__hold(gv_runtime *rt) { rt->hold++; }
+static inline void gv__unhold(gv_runtime *rt)
+{
+    if (--rt->hold == 0 && __builtin_expect((rt->ndead | rt->ndead_scopes) != 0, 0))
+        gv__drain(rt);
+}
+
+/* batch journal (signal.c) */
+void gv__journal_close(gv_runtime *rt);
 
 /* errors (runtime.c) */
 gv_err *gv__err_new(int code, const char *message, const char *origin);
@@ -368,6 +428,16 @@ static inline void gv__enqueue(gv_runtime *rt, gv_effect *e)
     rt->queue[rt->queue_len++] = e;
 }
 void gv__flush(gv_runtime *rt);
+/* The outermost batch (or an effect's first run) ended: flush the queue, and
+ * close the journal unless a flush is still under way further up. */
+static inline void gv__batch_done(gv_runtime *rt)
+{
+    gv__flush(rt);
+    if (!rt->flushing && rt->njournal)
+        gv__journal_close(rt);
+}
+void gv__effect_finalize(gv_runtime *rt, gv_effect *e);
+void gv__scope_finalize(gv_runtime *rt, gv_scope *sc);
 
 /* signal.c */
 void gv__signal_destroy(gv_runtime *rt, gv_signal *s);

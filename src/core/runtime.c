@@ -175,6 +175,73 @@ void gv__stack_reserve(gv_runtime *rt, size_t more)
     rt->stack_cap = cap;
 }
 
+/* ---- deferred destruction --------------------------------------------- */
+
+/* The graveyard only grows, like the other work arrays: after the first
+ * disposals, disposing allocates nothing. */
+static void *gv_grow(void *arr, size_t *cap, size_t elem)
+{
+    size_t n = *cap ? *cap * 2 : 64;
+    void *p = realloc(arr, n * elem);
+    if (!p)
+        gv__oom();
+    *cap = n;
+    return p;
+}
+
+void gv__bury(gv_runtime *rt, gv_node *n)
+{
+    if (n->flags & GV_F_DEAD)
+        return;
+    if (rt->ndead == rt->dead_cap) {
+        rt->dead = gv_grow(rt->dead, &rt->dead_cap, sizeof *rt->dead);
+        gv__register_thread(rt);
+    }
+    n->flags |= GV_F_DEAD;
+    rt->dead[rt->ndead++] = n;
+}
+
+void gv__bury_scope(gv_runtime *rt, gv_scope *sc)
+{
+    if (rt->ndead_scopes == rt->dead_scopes_cap) {
+        rt->dead_scopes = gv_grow(rt->dead_scopes, &rt->dead_scopes_cap, sizeof *rt->dead_scopes);
+        gv__register_thread(rt);
+    }
+    rt->dead_scopes[rt->ndead_scopes++] = sc;
+}
+
+/* Free the graveyard.  Called with nothing of the library on the stack; it
+ * holds the runtime itself, so what a value's destroy function disposes, or
+ * what a destroyed node's links release, joins the graveyard and is freed by
+ * this same loop. */
+void gv__drain(gv_runtime *rt)
+{
+    rt->hold++;
+    for (;;) {
+        if (rt->ndead) {
+            gv_node *n = rt->dead[--rt->ndead];
+            n->flags &= (uint16_t)~GV_F_DEAD;
+            if (n->kind == GV_KIND_EFFECT) {
+                gv__effect_finalize(rt, (gv_effect *)n);
+            } else if (n->refs) {
+                continue; /* read again since it was buried: alive */
+            } else if (n->kind == GV_KIND_COMPUTED) {
+                /* Unreferenced, so nobody subscribes to it: its links are
+                 * in no subscriber list. */
+                gv__unlink_all(rt, n);
+                gv__computed_destroy(rt, (gv_computed *)n);
+            } else {
+                gv__signal_destroy(rt, (gv_signal *)n);
+            }
+        } else if (rt->ndead_scopes) {
+            gv__scope_finalize(rt, rt->dead_scopes[--rt->ndead_scopes]);
+        } else {
+            break;
+        }
+    }
+    rt->hold--;
+}
+
 /* ---- live nodes, names ------------------------------------------------ */
 
 void gv__live_add(gv_runtime *rt, gv_node *n)
@@ -320,7 +387,7 @@ void gv_batch_end(void)
     if (rt->batch_depth == 0)
         return; /* unbalanced end: ignore rather than underflow */
     if (--rt->batch_depth == 0)
-        gv__flush(rt);
+        gv__batch_done(rt);
 }
 
 gv_untracked_t gv_untracked_begin(void)
@@ -366,6 +433,19 @@ void gv_runtime_release(void)
     free(rt->queue);
     rt->queue = NULL;
     rt->queue_len = rt->queue_cap = 0;
+    /* Both are empty whenever no library call is under way. */
+    free(rt->dead);
+    rt->dead = NULL;
+    rt->ndead = rt->dead_cap = 0;
+    free(rt->dead_scopes);
+    rt->dead_scopes = NULL;
+    rt->ndead_scopes = rt->dead_scopes_cap = 0;
+    /* Closed entries keep their string buffers for re-use (signal.c). */
+    for (size_t i = 0; i < rt->journal_cap; i++)
+        gv__value_clear(&rt->journal[i].value);
+    free(rt->journal);
+    rt->journal = NULL;
+    rt->njournal = rt->journal_cap = 0;
     /* Nodes and links still in use live in the slabs: keep those while any
      * exist. */
     if (rt->stats.signals == 0)

@@ -1,12 +1,17 @@
 /*
  * signal.c — writable values.
  *
- * A write that changes the value bumps the signal's version and the thread's
- * global version, marks everything downstream PENDING (gv__propagate) and,
- * unless a batch or a flush is already under way, runs the queued effects
- * before returning — so synchronous code sees its effects done.
+ * A write that changes the value gives the signal a new version (from the
+ * thread's global counter), marks everything downstream PENDING
+ * (gv__propagate) and, unless a batch or a flush is already under way, runs
+ * the queued effects before returning — so synchronous code sees its effects
+ * done.  Inside a batch or a flush the journal (internal.h) makes a value
+ * written back to its start value a no-op for every reader that did not see
+ * the values in between.
  */
 #include "internal.h"
+
+#include <string.h>
 
 gv_signal *gv_signal_new(gv_value initial)
 {
@@ -36,6 +41,8 @@ void gv_signal_free(gv_signal *s)
 
 void gv__signal_destroy(gv_runtime *rt, gv_signal *s)
 {
+    if (s->node.flags & GV_F_JOURNALED) /* its start value goes when the batch ends */
+        rt->journal[s->node.run].signal = NULL;
     gv__value_clear(&s->value);
     gv__live_remove(rt, &s->node);
     rt->stats.signals--;
@@ -78,6 +85,87 @@ bool gv_signal_get_bool(gv_signal *s) { return gv_value_to_bool(gv_signal_read(s
 const char *gv_signal_get_string(gv_signal *s) { return gv_value_to_string(gv_signal_get(s)); }
 void *gv_signal_get_pointer(gv_signal *s) { return gv_value_to_pointer(gv_signal_get(s)); }
 
+/* ---- the batch journal (internal.h, "Batches and the journal") -------- */
+
+/* Give the journal the signal's current value before a batch first replaces
+ * it.  A pointer is taken over rather than copied: until the batch ends the
+ * start value stays alive, so a new object allocated at the same address
+ * cannot pass for it. */
+static void gv_journal_take_pointer(gv_journal_entry *e, gv_signal *s)
+{
+    e->value = s->value;
+    s->value.destroy = NULL;
+}
+
+static gv_journal_entry *gv_journal_open(gv_runtime *rt, gv_signal *s)
+{
+    if (rt->njournal == rt->journal_cap) {
+        size_t cap = rt->journal_cap ? rt->journal_cap * 2 : 16;
+        gv_journal_entry *j = realloc(rt->journal, cap * sizeof *j);
+        if (!j)
+            gv__oom();
+        memset(j + rt->journal_cap, 0, (cap - rt->journal_cap) * sizeof *j);
+        gv__register_thread(rt);
+        rt->journal = j;
+        rt->journal_cap = cap;
+    }
+    gv_journal_entry *e = &rt->journal[rt->njournal];
+    if (s->value.type == GV_POINTER) {
+        gv__value_clear(&e->value); /* a string kept from an earlier batch */
+        gv_journal_take_pointer(e, s);
+    } else if (!gv__value_store(&e->value, &s->value)) {
+        return NULL; /* no memory to copy the string: the write just counts */
+    }
+    e->signal = s;
+    e->version = s->node.version;
+    s->node.run = rt->njournal++;
+    s->node.flags |= GV_F_JOURNALED;
+    return e;
+}
+
+/* Store a write made inside a batch or a flush, and give the signal back its
+ * version from the batch's start if the value is equal to that start value. */
+__attribute__((noinline)) static void gv_signal_store_journaled(gv_runtime *rt, gv_signal *s, const gv_value *v)
+{
+    gv_journal_entry *e;
+    if (s->node.flags & GV_F_JOURNALED) {
+        e = &rt->journal[s->node.run];
+        /* Written back to the start pointer earlier in this batch: the
+         * journal owns it again while something else is stored. */
+        if (s->value.type == GV_POINTER && e->value.type == GV_POINTER && s->value.as.p == e->value.as.p &&
+            s->value.destroy)
+            gv_journal_take_pointer(e, s);
+    } else {
+        e = gv_journal_open(rt, s);
+    }
+    (void)gv__store(&s->value, v);
+    s->node.version = rt->global_version;
+    if (!e || !gv__equal(&s->node, &e->value, &s->value))
+        return;
+    if (e->value.type == GV_POINTER && s->value.type == GV_POINTER && e->value.as.p == s->value.as.p)
+        e->value.destroy = NULL; /* the very start pointer: the signal owns it */
+    s->node.version = e->version;
+}
+
+void gv__journal_close(gv_runtime *rt)
+{
+    /* From the end, moving each value out before releasing it: a destroy
+     * function may write signals, even open a batch of its own. */
+    gv__hold(rt);
+    while (rt->njournal) {
+        gv_journal_entry *e = &rt->journal[--rt->njournal];
+        if (e->signal)
+            e->signal->node.flags &= (uint16_t)~GV_F_JOURNALED;
+        e->signal = NULL;
+        if (e->value.type != GV_STRING) { /* a string buffer is kept for re-use */
+            gv_value old = e->value;
+            e->value = gv_none();
+            gv__value_clear(&old);
+        }
+    }
+    gv__unhold(rt);
+}
+
 bool gv_signal_set(gv_signal *s, gv_value v)
 {
     gv_runtime *rt = gv__rt();
@@ -91,19 +179,27 @@ bool gv_signal_set(gv_signal *s, gv_value v)
         gv__fail_current(rt, gv__err_new(GV_ESIDEEFFECT, msg, gv__name(rt->current)));
         return false;
     }
+    /* An equality or a destroy function may dispose anything, `s` included. */
+    gv__hold(rt);
     if (gv__equal(&s->node, &s->value, &v)) {
         gv__value_discard(&v, &s->value);
+        gv__unhold(rt);
         return false;
     }
     /* On OOM the signal holds GV_NONE: still a change, so readers see it. */
-    (void)gv__store(&s->value, &v);
-    s->node.version++;
     rt->global_version++;
+    if (__builtin_expect((rt->batch_depth | (unsigned)rt->flushing) == 0, 1)) {
+        (void)gv__store(&s->value, &v);
+        s->node.version = rt->global_version;
+    } else {
+        gv_signal_store_journaled(rt, s, &v);
+    }
     if (s->node.subs) {
         gv__propagate(rt, s->node.subs);
         if (rt->batch_depth == 0)
             gv__flush(rt);
     }
+    gv__unhold(rt);
     return true;
 }
 

@@ -148,7 +148,16 @@ static inline int gv_test_group_teardown(void **state)
 
 #define GV_TEST(fn) cmocka_unit_test_setup_teardown(fn, gv_test_setup, gv_test_teardown)
 
-#define GV_RUN_TESTS(tests) cmocka_run_group_tests(tests, NULL, gv_test_group_teardown)
+/* GV_TEST_FILTER=pattern runs only the matching tests (cmocka's wildcards),
+ * e.g. to watch one scenario fail against an older build of the core. */
+static inline void gv_test_apply_filter(void)
+{
+    const char *filter = getenv("GV_TEST_FILTER");
+    if (filter && *filter)
+        cmocka_set_test_filter(filter);
+}
+
+#define GV_RUN_TESTS(tests) (gv_test_apply_filter(), cmocka_run_group_tests(tests, NULL, gv_test_group_teardown))
 
 /* ------------------------------------------------------------------------ */
 /* Small helpers                                                             */
