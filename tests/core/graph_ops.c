@@ -238,11 +238,13 @@ static int go_decode_body(go_prog *g, go_rd *r, bool effect, int depth)
             s->a = (uint8_t)(2 + rd(r) % 4);
             s->b = (uint8_t)(rd(r) % s->a);
             break;
-        case ST_ACT:
-            s->act.kind = rd(r) % 3;
+        case ST_ACT: {
+            static const uint8_t kinds[4] = {AC_DISPOSE, AC_DISPOSE, AC_FREE_SCOPE, AC_FREE_VAL};
+            s->act.kind = kinds[rd(r) % 4];
             s->act.target = rd(r);
             s->act.when = rd(r);
             break;
+        }
         case ST_CLEANUP:
             s->act.kind = rd(r) % 4;
             s->act.target = rd(r);
@@ -303,6 +305,9 @@ static void go_decode(go_prog *g, const uint8_t *data, size_t size)
         if (g->nvals == 0 && op->kind != OP_SCOPE && op->kind != OP_HANDLER && op->kind != OP_FREE_EFFECT &&
             op->kind != OP_FREE_SCOPE)
             op->kind = OP_SIGNAL;
+        /* With every node slot taken, a new node becomes a write. */
+        if ((op->kind == OP_SIGNAL || op->kind == OP_COMPUTED) && g->nvals == GO_MAXV)
+            op->kind = OP_SET;
         switch (op->kind) {
         case OP_SIGNAL:
             op->v = rd(&r) % 16;
@@ -366,7 +371,7 @@ static void go_decode(go_prog *g, const uint8_t *data, size_t size)
             break;
         }
         if (op->kind == OP_SIGNAL || op->kind == OP_COMPUTED) {
-            if (g->nvals == GO_MAXV || (op->kind == OP_COMPUTED && op->body < 0)) {
+            if (op->kind == OP_COMPUTED && op->body < 0) {
                 op->kind = OP_NOP;
             } else {
                 op->slot = (uint8_t)g->nvals;
@@ -603,6 +608,7 @@ typedef struct go_val {
     go_res last_read;       /* signals: what the last read saw */
     go_res last_eval;       /* computeds: the last evaluation's result */
     bool has_eval;
+    go_body rb;             /* computeds: the body, resolved against the live nodes */
     go_rec rec;             /* computeds: the tracked reads of the last run */
     uint64_t memo_epoch;
     go_res memo;
@@ -615,18 +621,20 @@ typedef struct go_inst {
     int parent, scope;   /* owner: effect instance or scope, -1 if none */
     int created_run;     /* the owner effect's run that created it */
     bool disposed;       /* disposal requested (handle invalid from then on) */
+    bool detached;       /* freed explicitly: it left its owner at once */
     bool pins_held;
     int running, runs;
     int pending_err;     /* code the error handler must report for the last run */
     int cleanups;        /* newest registered cleanup, -1 if none */
     int nseq;
+    go_body rb;          /* the body, resolved against the live nodes */
     go_rec rec;
 } go_inst;
 
 typedef struct go_scope {
     gv_scope *h;
     int parent, created_run;
-    bool disposed, entered;
+    bool disposed, entered, detached;
 } go_scope;
 
 typedef struct go_cln {
@@ -656,6 +664,7 @@ typedef struct go_state {
     uint64_t epoch;
     int batch_depth;
     int compute_depth;
+    int cleanup_depth; /* cleanups on the stack */
     int last_finished; /* effect instance whose function returned last */
     bool has_handler_act;
     go_act handler_act;
@@ -738,7 +747,7 @@ static go_res go_model(int slot);
 
 static go_res go_model_body(int slot)
 {
-    const go_body *b = &S->prog.bodies[S->vals[slot].body];
+    const go_body *b = &S->vals[slot].rb;
     int64_t acc = b->base;
     for (int i = 0; i < b->nsteps; i++) {
         const go_step *s = &b->steps[i];
@@ -841,18 +850,16 @@ static void go_check_justified(const go_rec *rec, const char *who)
 
 static void go_try_free(int slot);
 
-static void go_pin_body(int id, int delta)
+/* A live holder (a computed with its handle, an effect not disposed) pins
+ * what its resolved body reads or writes: those handles stay valid. */
+static void go_pin_body(const go_body *b, int delta)
 {
-    const go_body *b = &S->prog.bodies[id];
     for (int i = 0; i < b->nsteps; i++) {
         const go_step *s = &b->steps[i];
-        if (s->kind == ST_CHILD || s->kind == ST_SCOPE_CHILD) {
-            if (!s->off)
-                go_pin_body(s->child, delta);
-            continue;
-        }
         uint8_t slots[3];
         int n = 0;
+        if (s->off)
+            continue;
         if (s->kind == ST_READ || s->kind == ST_WRITE)
             slots[n++] = s->a;
         else if (s->kind == ST_COND) {
@@ -860,8 +867,6 @@ static void go_pin_body(int id, int delta)
             slots[n++] = s->b;
             slots[n++] = s->c;
         }
-        if (s->off)
-            n = 0;
         for (int k = 0; k < n; k++) {
             S->vals[slots[k]].pins += delta;
             if (delta < 0)
@@ -870,23 +875,66 @@ static void go_pin_body(int id, int delta)
     }
 }
 
-/* Does the body (or a child body) use a node whose handle is gone?  Such a
- * body is not instantiated: it could not run within the contract. */
-static bool go_body_uses_freed(int id)
+/* A node for a body to use instead of `slot` if its handle is gone: the
+ * nearest one below it that the program has not freed (or above, when
+ * `limit` < 0: only computeds must read older nodes, to stay acyclic). */
+static int go_live_slot(int slot, int limit, bool signal_only)
 {
-    const go_body *b = &S->prog.bodies[id];
-    for (int i = 0; i < b->nsteps; i++) {
-        const go_step *s = &b->steps[i];
-        if (s->off)
+    if (!S->vals[slot].freed && (limit < 0 || slot < limit))
+        return slot;
+    for (int k = (limit >= 0 && limit <= slot ? limit : slot) - 1; k >= 0; k--)
+        if (!S->vals[k].requested && (!signal_only || S->vals[k].kind == OP_SIGNAL))
+            return k;
+    if (limit < 0)
+        for (int k = slot + 1; k < S->nvals; k++)
+            if (!S->vals[k].requested && (!signal_only || S->vals[k].kind == OP_SIGNAL))
+                return k;
+    return -1;
+}
+
+/* Resolve a body's node references for a new holder: a node the program has
+ * freed since the body was decoded is replaced by a live one (so a late body
+ * still has something to read); with none left the step is off. */
+static void go_resolve(const go_body *src, go_body *dst, int limit, const char *who)
+{
+    *dst = *src;
+    for (int i = 0; i < dst->nsteps; i++) {
+        go_step *st = &dst->steps[i];
+        if (st->off)
             continue;
-        if ((s->kind == ST_CHILD || s->kind == ST_SCOPE_CHILD) && go_body_uses_freed(s->child))
-            return true;
-        if ((s->kind == ST_READ || s->kind == ST_WRITE) && S->vals[s->a].freed)
-            return true;
-        if (s->kind == ST_COND && (S->vals[s->a].freed || S->vals[s->b].freed || S->vals[s->c].freed))
-            return true;
+        uint8_t *refs[3];
+        int n = 0;
+        if (st->kind == ST_READ || st->kind == ST_WRITE)
+            refs[n++] = &st->a;
+        else if (st->kind == ST_COND) {
+            refs[n++] = &st->a;
+            refs[n++] = &st->b;
+            refs[n++] = &st->c;
+        }
+        for (int k = 0; k < n; k++) {
+            int r = go_live_slot(*refs[k], limit, st->kind == ST_WRITE);
+            if (r < 0) {
+                st->off = true;
+            } else if (r != *refs[k]) {
+                if (S->flags & GO_TRACE)
+                    fprintf(stderr, "   %s: step %d uses %c%d for %c%d (freed)\n", who, i,
+                            S->vals[r].kind == OP_SIGNAL ? 's' : 'c', r,
+                            S->vals[*refs[k]].kind == OP_SIGNAL ? 's' : 'c', *refs[k]);
+                *refs[k] = (uint8_t)r;
+            }
+        }
     }
-    return false;
+    /* The writes must still converge (see go_decode_body). */
+    for (int i = 0; i < dst->nsteps; i++) {
+        go_step *w = &dst->steps[i];
+        if (w->kind != ST_WRITE || w->off)
+            continue;
+        if (go_body_reads(dst, w->a))
+            w->off = true;
+        for (int k = 0; k < i; k++)
+            if (dst->steps[k].kind == ST_WRITE && !dst->steps[k].off && dst->steps[k].a == w->a)
+                w->off = true;
+    }
 }
 
 static void go_release_val(int slot)
@@ -894,7 +942,7 @@ static void go_release_val(int slot)
     go_val *v = &S->vals[slot];
     if (v->pins_held) {
         v->pins_held = false;
-        go_pin_body(v->body, -1);
+        go_pin_body(&v->rb, -1);
     }
 }
 
@@ -927,7 +975,7 @@ static void go_release_inst(int id)
     go_inst *in = &S->insts[id];
     if (in->pins_held) {
         in->pins_held = false;
-        go_pin_body(in->body, -1);
+        go_pin_body(&in->rb, -1);
     }
 }
 
@@ -972,6 +1020,7 @@ static bool go_inst_valid(int id)
 static void go_dispose_inst(int id)
 {
     gv_effect *h = S->insts[id].h;
+    S->insts[id].detached = true;
     go_mark_inst(id);
     gv_effect_free(h);
 }
@@ -979,6 +1028,7 @@ static void go_dispose_inst(int id)
 static void go_free_scope(int k)
 {
     gv_scope *h = S->scopes[k].h;
+    S->scopes[k].detached = true;
     go_mark_scope(k);
     gv_scope_free(h);
 }
@@ -1178,9 +1228,8 @@ static bool go_fires(const go_act *a, int run)
 
 /* Run a body's steps for a compute function (ctx.kind CX_COMPUTE) or an
  * effect (CX_EFFECT). */
-static go_res go_run_body(int body, go_ctx ctx, go_rec *rec, int run, const char *who)
+static go_res go_run_body(const go_body *b, int body, go_ctx ctx, go_rec *rec, int run, const char *who)
 {
-    const go_body *b = &S->prog.bodies[body];
     bool effect = ctx.kind == CX_EFFECT;
     int64_t acc = b->base;
     bool abort;
@@ -1300,7 +1349,7 @@ static void go_compute_fn(gv_value *out, const gv_value *prev, void *ud)
     v->running++;
     S->compute_depth++;
     v->rec.n = 0;
-    go_res r = go_run_body(v->body, (go_ctx){CX_COMPUTE, slot}, &v->rec, v->runs, who);
+    go_res r = go_run_body(&v->rb, v->body, (go_ctx){CX_COMPUTE, slot}, &v->rec, v->runs, who);
     if (!r.err)
         *out = gv_int(r.v);
     if (!v->has_eval || !go_res_eq(slot, r, v->last_eval))
@@ -1352,7 +1401,7 @@ static void go_effect_fn(void *ud)
             go_mark_scope(k);
     in->running++;
     in->rec.n = 0;
-    go_res r = go_run_body(in->body, (go_ctx){CX_EFFECT, id}, &in->rec, in->runs, who);
+    go_res r = go_run_body(&in->rb, in->body, (go_ctx){CX_EFFECT, id}, &in->rec, in->runs, who);
     if (r.err)
         in->pending_err = (int)r.v;
     in->running--;
@@ -1374,6 +1423,14 @@ static bool go_owned_cleanups_done(int id, int run)
 {
     for (int j = 0; j < S->ninst; j++) {
         const go_inst *o = &S->insts[j];
+        /* What was freed explicitly left its owner at once: the owner's
+         * cleanups need not wait for its disposal to finish. */
+        if (o->detached || (o->scope >= 0 && S->scopes[o->scope].detached))
+            continue;
+        /* An owned effect disposed while its function runs completes its
+         * disposal when the run returns. */
+        if (o->running)
+            continue;
         bool owned = (o->parent == id && o->created_run == run) ||
                      (o->scope >= 0 && S->scopes[o->scope].parent == id && S->scopes[o->scope].created_run == run);
         if (owned && !go_all_cleanups_done(j))
@@ -1398,9 +1455,14 @@ static void go_cleanup_fn(void *ud)
         if (o->run == cl->run && o->seq > cl->seq && !o->done)
             go_fail("%s ran before cleanup %d of the same run (cleanups run newest first)", who, o->seq);
     }
-    if (!go_owned_cleanups_done(cl->inst, cl->run))
+    /* Owned effects are disposed before the cleanups run, unless this
+     * disposal was started by a cleanup: then the disposal that cleanup is
+     * part of may be an owned effect's, still on the stack. */
+    if (S->cleanup_depth == 0 && !go_owned_cleanups_done(cl->inst, cl->run))
         go_fail("%s ran before the effects that run created were disposed", who);
+    S->cleanup_depth++;
     go_action(&cl->act, (go_ctx){CX_CLEANUP, cl->inst});
+    S->cleanup_depth--;
 }
 
 static void go_handler(const gv_error *err, const char *node_name, void *ud)
@@ -1427,6 +1489,10 @@ static void go_handler(const gv_error *err, const char *node_name, void *ud)
 static void go_action(const go_act *a, go_ctx ctx)
 {
     if (a->kind != AC_READ && (S->flags & GO_NO_CALLBACK_ACTIONS))
+        return;
+    if (a->kind == AC_FREE_VAL && ctx.kind == CX_COMPUTE && (S->flags & GO_NO_COMPUTE_FREE))
+        return;
+    if (ctx.kind == CX_HANDLER && (S->flags & GO_NO_HANDLER_ACTIONS))
         return;
     switch (a->kind) {
     case AC_DISPOSE: {
@@ -1463,10 +1529,27 @@ static void go_action(const go_act *a, go_ctx ctx)
     }
 }
 
+/* Was the effect disposed through an owner whose function is still running?
+ * The library then disposes the owner's effects when that run returns, so
+ * gv_effect_new may still hand out a handle (invalid all the same: its owner
+ * was disposed). */
+static bool go_disposal_deferred(int id)
+{
+    for (;;) {
+        const go_inst *in = &S->insts[id];
+        int owner = in->parent >= 0 ? in->parent : in->scope >= 0 ? S->scopes[in->scope].parent : -1;
+        if (owner < 0)
+            return false;
+        if (S->insts[owner].disposed && S->insts[owner].running)
+            return true;
+        id = owner;
+    }
+}
+
 /* A new effect instance, owned by an effect instance, a scope, or nobody. */
 static int go_new_inst(int body, int parent, int scope)
 {
-    if (S->ninst == GO_MAXI || go_body_uses_freed(body))
+    if (S->ninst == GO_MAXI)
         return -1;
     int id = S->ninst++;
     go_inst *in = &S->insts[id];
@@ -1476,16 +1559,19 @@ static int go_new_inst(int body, int parent, int scope)
     in->scope = scope;
     in->created_run = parent >= 0 ? S->insts[parent].runs : scope >= 0 ? S->scopes[scope].created_run : 0;
     in->cleanups = -1;
+    char who[16];
+    snprintf(who, sizeof who, "e%d", id);
+    go_resolve(&S->prog.bodies[body], &in->rb, -1, who);
     in->pins_held = true;
-    go_pin_body(body, +1);
+    go_pin_body(&in->rb, +1);
     gv_effect *h = gv_effect_new(go_effect_fn, in);
     if (!h) {
         if (!in->disposed)
             go_fail("gv_effect_new returned NULL for e%d, which was not disposed during its first run", id);
         go_mark_inst(id);
-    } else if (in->disposed) {
+    } else if (in->disposed && !go_disposal_deferred(id)) {
         go_fail("gv_effect_new returned a handle for e%d, which was disposed during its first run", id);
-    } else {
+    } else if (!in->disposed) {
         in->h = h;
     }
     return id;
@@ -1574,13 +1660,11 @@ static void go_exec(const go_op *op)
         v->body = op->body;
         v->eqk = op->eqk;
         S->nvals = op->slot + 1;
-        if (go_body_uses_freed(op->body)) {
-            /* Never created: it counts as freed, for the bodies after it. */
-            v->requested = v->freed = true;
-            break;
-        }
+        char who[16];
+        snprintf(who, sizeof who, "c%d", op->slot);
+        go_resolve(&S->prog.bodies[op->body], &v->rb, op->slot, who);
         v->pins_held = true;
-        go_pin_body(op->body, +1);
+        go_pin_body(&v->rb, +1);
         v->c = gv_computed_new(go_compute_fn, v);
         if (!v->c) {
             go_fail("gv_computed_new returned NULL");
@@ -1726,7 +1810,7 @@ int go_run(const uint8_t *data, size_t size, unsigned flags, go_result *res)
     }
     memset(st, 0, offsetof(go_state, vals));
     st->nvals = st->ninst = st->nscopes = st->ncln = 0;
-    st->batch_depth = st->compute_depth = 0;
+    st->batch_depth = st->compute_depth = st->cleanup_depth = 0;
     st->epoch = 1;
     st->last_finished = -1;
     st->has_handler_act = false;

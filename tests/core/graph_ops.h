@@ -39,7 +39,9 @@ enum {
                                          (compute, effect, cleanup, handler) */
     GO_NO_BATCH_SETBACK = 1u << 1,    /* a batch never ends with a signal back
                                          at the value it had when it began */
-    GO_TRACE = 1u << 2                /* print each operation to stderr as it runs */
+    GO_TRACE = 1u << 2,               /* print each operation (and effect run) to stderr */
+    GO_NO_COMPUTE_FREE = 1u << 3,     /* compute functions never free value handles */
+    GO_NO_HANDLER_ACTIONS = 1u << 4   /* the error handler does nothing but check */
 };
 
 typedef struct go_result {
