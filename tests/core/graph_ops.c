@@ -392,13 +392,19 @@ static void go_print_node(FILE *out, int slot)
     fprintf(out, "%c%d", go_pp->vkind[slot] == OP_SIGNAL ? 's' : 'c', slot);
 }
 
-static void go_print_act(FILE *out, const go_act *a, bool when)
+/* Targets are picked at run time among what exists then: "#n" is the n-th
+ * (modulo their number) live effect, scope or not-yet-freed node. */
+static void go_print_act(FILE *out, const go_act *a, bool when, bool compute)
 {
     static const char *const names[] = {"dispose-effect", "free-scope", "free-value", "read"};
-    static const char *const modes[] = {"self", "owner/reader", "sibling", "by-index"};
+    static const char *const modes[] = {"self, else ", "owner, else ", "sibling, else ", ""};
     fprintf(out, "%s", names[a->kind]);
-    if (a->kind == AC_DISPOSE)
-        fprintf(out, "(%s #%d)", modes[a->target & 3], a->target >> 2);
+    if (a->kind == AC_DISPOSE && compute && (a->target & 3) == 1)
+        fprintf(out, "(an effect that read it, else #%d)", a->target >> 2);
+    else if (a->kind == AC_DISPOSE && !(compute && (a->target & 3) != 3))
+        fprintf(out, "(%s#%d)", modes[a->target & 3], a->target >> 2);
+    else if (a->kind == AC_DISPOSE)
+        fprintf(out, "(#%d)", a->target >> 2);
     else
         fprintf(out, "(#%d)", a->target);
     if (when) {
@@ -436,11 +442,11 @@ static void go_print_body(FILE *out, const go_prog *g, int id, int indent)
             fprintf(out, "fail if acc %% %d == %d", s->a, s->b);
             break;
         case ST_ACT:
-            go_print_act(out, &s->act, true);
+            go_print_act(out, &s->act, true, !b->effect);
             break;
         case ST_CLEANUP:
             fprintf(out, "on-cleanup ");
-            go_print_act(out, &s->act, false);
+            go_print_act(out, &s->act, false, false);
             break;
         case ST_CHILD:
         case ST_SCOPE_CHILD:
@@ -490,7 +496,7 @@ void go_print(const uint8_t *data, size_t size, FILE *out)
         case OP_EFFECT:
             fprintf(out, "effect");
             if (op->in_scope)
-                fprintf(out, " in scope #%d", op->sel);
+                fprintf(out, " in scope #%d (if there is one)", op->sel);
             fprintf(out, " ");
             go_print_body(out, g, op->body, 0);
             break;
@@ -537,7 +543,7 @@ void go_print(const uint8_t *data, size_t size, FILE *out)
             break;
         case OP_HANDLER:
             fprintf(out, "error handler will ");
-            go_print_act(out, &op->act, false);
+            go_print_act(out, &op->act, false, false);
             break;
         }
         fprintf(out, "\n");
