@@ -32,19 +32,25 @@
  *     counter follows the documented equality cut-off in an order-independent
  *     way: a computed's counter moves when an evaluation's result differs from
  *     its previous evaluation's; a signal's when a read (anywhere) sees a value
- *     different from the previous read, when a write outside a batch changes
- *     it, and when the outermost batch ends with it different from its value
- *     at the start of the batch.  So a batch that sets a signal to a new value
- *     and back, unobserved in between, justifies nothing;
+ *     different from the previous read, when a top-level write outside a
+ *     batch changes it, and when the outermost batch ends with it different
+ *     from its value at the start of the batch.  So a batch that sets a signal
+ *     to a new value and back, unobserved in between, justifies nothing; and
+ *     as a flush is like a batch, neither does an effect's write of a new
+ *     value and back (an effect's write that sticks justifies its readers by
+ *     the value itself);
  *   - no missed run: at quiescence (after every top-level operation) every
  *     live effect saw, in its last run, the values the model gives now for
  *     every node it read;
  *   - disposal: an effect's function never runs after the effect was disposed
  *     (explicitly, by its owner's disposal, or by its owner's re-run); every
  *     cleanup runs exactly once, before the next run or at disposal, newest
- *     first, after the effects its run created were disposed; gv_effect_new
- *     returns NULL exactly when the new effect was disposed during its first
- *     run;
+ *     first, after the effects its run created were disposed (unless those
+ *     are running, were freed explicitly, or the disposal was started by a
+ *     cleanup: then theirs may still be on the stack); gv_effect_new returns
+ *     NULL exactly when the new effect was disposed during its first run or
+ *     the flush after it (not when its owner was disposed while the owner's
+ *     function runs: that disposal completes when the run returns);
  *   - errors: the error handler is called exactly for the effect runs that the
  *     model says failed (reading a failing computed with a propagating read,
  *     or failing by itself), with that code;
@@ -55,11 +61,12 @@
  * contract whatever the bytes say: a handle is never used after the program
  * freed it (handles of signals and computeds that a live body reads are
  * "pinned": freeing them is deferred until no live body can read them any
- * more); an effect's handle is forgotten the moment its owner re-runs or is
+ * more; a body instantiated after a node it names was freed reads the
+ * nearest live node instead); an effect's handle is forgotten the moment its owner re-runs or is
  * disposed (the interpreter tracks the owner tree itself); a scope is never
- * freed while it is entered; effects only write constants, each signal has at
- * most one writing body, and a body never writes what it reads itself, so the
- * writes converge; a cleanup or the error handler reads a computed only when
+ * freed while it is entered; effects only write constants (possibly a value
+ * and back), each signal has at most one writing body, and a body never
+ * writes what it reads itself, so the writes converge; a cleanup or the error handler reads a computed only when
  * no compute function is running (a read of a computed that is being
  * validated is a cycle for the library).
  */
@@ -261,7 +268,9 @@ static int go_decode_body(go_prog *g, go_rd *r, bool effect, int depth)
             break;
         case ST_WRITE: {
             int sig = go_signal_ref(g, rd(r));
-            s->b = rd(r) % 16;
+            uint8_t v = rd(r);
+            s->b = v % 16;
+            s->c = (v >> 4) % 3 == 0; /* and back: a detour inside the flush */
             s->off = sig < 0;
             s->a = sig < 0 ? 0 : (uint8_t)sig;
             break;
@@ -457,7 +466,7 @@ static void go_print_body(FILE *out, const go_prog *g, int id, int indent)
         case ST_WRITE:
             fprintf(out, "write ");
             go_print_node(out, s->a);
-            fprintf(out, " := %d", s->b);
+            fprintf(out, " := %d%s", s->b, s->c ? " and back" : "");
             break;
         }
         fprintf(out, "\n");
@@ -1201,8 +1210,12 @@ static go_res go_read(int slot, int mode, bool in_fn, const char *who, bool *abo
     return m;
 }
 
-/* A signal write: the model first (effects may run inside the call). */
-static void go_write(int slot, int64_t value, const char *who)
+/* A signal write: the model first (effects may run inside the call).  A
+ * top-level write outside a batch is a change observed at once (it flushes
+ * before returning); an effect's write is not: the flush it is part of is
+ * like a batch, so a detour (set and back) inside it changes nothing, and a
+ * real change justifies the readers' re-runs by the value itself. */
+static void go_write(int slot, int64_t value, bool top_level, const char *who)
 {
     go_val *v = &S->vals[slot];
     go_res now = {false, v->value}, next = {false, value};
@@ -1210,7 +1223,7 @@ static void go_write(int slot, int64_t value, const char *who)
     if (changed) {
         v->value = value;
         S->epoch++;
-        if (S->batch_depth == 0)
+        if (top_level && S->batch_depth == 0)
             v->cnt++;
     }
     bool r = gv_signal_set_int(v->s, value);
@@ -1334,7 +1347,10 @@ static go_res go_run_body(const go_body *b, int body, go_ctx ctx, go_rec *rec, i
                 S->writer[s->a] = body;
             if (S->writer[s->a] != body || S->vals[s->a].freed)
                 break;
-            go_write(s->a, s->b, who);
+            int64_t orig = S->vals[s->a].value;
+            go_write(s->a, s->b, false, who);
+            if (s->c)
+                go_write(s->a, orig, false, who);
             break;
         }
         }
@@ -1628,7 +1644,7 @@ static void go_set(int slot, uint8_t v, bool same, const char *who)
 {
     if (S->vals[slot].requested)
         return;
-    go_write(slot, same ? S->vals[slot].value : v, who);
+    go_write(slot, same ? S->vals[slot].value : v, true, who);
 }
 
 static void go_exec(const go_op *op)

@@ -38,7 +38,9 @@
 
 /* Seeds of the default list that fail on the current core for a known,
  * reported library bug; skipped unless GV_GRAPH_KNOWN=1 (or GV_GRAPH_SEEDS
- * is given).  Remove a seed once its bug is fixed.
+ * is given).  Each is listed under the first bug it hits; all of them passed
+ * against a core with diagnostic fixes of the three.  Remove a seed once its
+ * bug is fixed (and check it does not hit another).
  *
  * Use after free: a computed whose last handle is freed while a read of it
  * (top level, or untracked in a cleanup) evaluates it — by its own compute
@@ -50,7 +52,14 @@
  *     computed c1 { get s0; free c1 }
  *     read c1
  *
- * Missed update (262): gv_watch marks a computed PENDING when it joins the
+ * Unjustified re-run: the journal of a batch stays open through the flush
+ * that ends it, so an effect that sets a signal to a new value and back during
+ * that flush is compared with the batch's start value, not the flush's: the
+ * signal gets a new version and readers that already ran in this flush run
+ * again.  Minimal: effects R (reads s) and W (reads t; sets s := 100 and back);
+ * batch { s := 5; t := 1 }  ->  R runs twice.
+ *
+ * Missed update: gv_watch marks a computed PENDING when it joins the
  * subscriber lists with an old seen_global, and a PENDING node stops
  * propagate, so a later write upstream of it never reaches its new readers.
  * Minimal (no disposal from callbacks needed):
@@ -58,8 +67,9 @@
  *     e0 reads top; set b = 1; free e0      (top, ca unwatched; ca stale)
  *     e1 reads top; set a = 2               -> top stays 11, e1 does not run */
 static const unsigned known_failing[] = {
-    26, 35, 57, 77, 113, 147, 149, 153, 176, 222, 237, 246, /* use after free */
-    262,                                                    /* missed update */
+    26, 35, 57, 77, 94, 113, 147, 156, 176, 184, 222, 237, 246, /* use after free */
+    3, 13, 90, 120, 153, 196, 199, 202, 211, 221,               /* unjustified re-run */
+    262,                                                        /* missed update */
 };
 
 static bool is_known_failing(size_t seed)
@@ -118,7 +128,8 @@ static void crash_class(int fd, char *cls, size_t cls_size)
  * 2 the child crashed or was killed (a sanitizer report, SEGV, abort; the
  * class names the report's first frame).  `quiet`: the child's stderr goes
  * to a temporary file instead of ours. */
-static int run_forked(const uint8_t *data, size_t size, unsigned flags, char *cls, size_t cls_size, bool quiet)
+static int run_forked(const uint8_t *data, size_t size, unsigned flags, char *cls, size_t cls_size, bool quiet,
+                      char *full, size_t full_size)
 {
     int fds[2];
     if (pipe(fds) != 0)
@@ -165,6 +176,8 @@ static int run_forked(const uint8_t *data, size_t size, unsigned flags, char *cl
     }
     msg[len] = '\0';
     close(fds[0]);
+    if (full)
+        snprintf(full, full_size, "%s", msg);
     int status = 0;
     while (waitpid(pid, &status, 0) < 0) {
     }
@@ -200,14 +213,14 @@ static int run_forked(const uint8_t *data, size_t size, unsigned flags, char *cl
 static bool still_fails(const uint8_t *data, size_t size, unsigned flags, int kind, const char *cls)
 {
     char c[256];
-    int k = run_forked(data, size, flags, c, sizeof c, true);
+    int k = run_forked(data, size, flags, c, sizeof c, true, NULL, 0);
     return k == kind && strcmp(c, cls) == 0;
 }
 
 static size_t minimize(uint8_t *data, size_t size, unsigned flags)
 {
     char cls[256];
-    int kind = run_forked(data, size, flags, cls, sizeof cls, true);
+    int kind = run_forked(data, size, flags, cls, sizeof cls, true, NULL, 0);
     if (kind == 0) {
         fprintf(stderr, "minimize: the program passes\n");
         return size;
@@ -310,10 +323,10 @@ static uint8_t *read_file(const char *path, size_t *size)
 static bool run_one(const char *label, const uint8_t *data, size_t size, unsigned flags, bool fork_it, bool verbose)
 {
     if (fork_it) {
-        char cls[256];
-        int k = run_forked(data, size, flags, cls, sizeof cls, !verbose);
+        char cls[256], full[1024];
+        int k = run_forked(data, size, flags, cls, sizeof cls, !verbose, full, sizeof full);
         if (k != 0)
-            fprintf(stderr, "%s: %s%s\n", label, k == 2 ? "CRASH " : "FAIL: ", cls);
+            fprintf(stderr, "%s: %s%s\n", label, k == 2 ? "CRASH " : "FAIL: ", k == 2 ? cls : full);
         return k == 0;
     }
     go_result r;
@@ -335,7 +348,7 @@ static void write_corpus(const char *dir, size_t count, unsigned flags)
         size_t size = sizes[seed % (sizeof sizes / sizeof *sizes)];
         go_generate(seed, buf, size);
         char cls[256];
-        if (run_forked(buf, size, flags, cls, sizeof cls, true) != 0)
+        if (run_forked(buf, size, flags, cls, sizeof cls, true, NULL, 0) != 0)
             continue;
         char path[512];
         snprintf(path, sizeof path, "%s/seed-%" PRIu64, dir, seed);
