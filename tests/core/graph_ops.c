@@ -270,7 +270,9 @@ static int go_decode_body(go_prog *g, go_rd *r, bool effect, int depth)
             int sig = go_signal_ref(g, rd(r));
             uint8_t v = rd(r);
             s->b = v % 16;
-            s->c = (v >> 4) % 3 == 0; /* and back: a detour inside the flush */
+            /* 1: and back (a detour inside the flush), 2: the same in a batch
+             * of the effect's own (nested in the flush), 3: just in a batch */
+            s->c = (uint8_t)((v >> 4) % 6 < 3 ? 0 : (v >> 4) % 6 - 2);
             s->off = sig < 0;
             s->a = sig < 0 ? 0 : (uint8_t)sig;
             break;
@@ -466,7 +468,8 @@ static void go_print_body(FILE *out, const go_prog *g, int id, int indent)
         case ST_WRITE:
             fprintf(out, "write ");
             go_print_node(out, s->a);
-            fprintf(out, " := %d%s", s->b, s->c ? " and back" : "");
+            fprintf(out, " := %d%s", s->b,
+                    s->c == 1 ? " and back" : s->c == 2 ? " and back, in a batch" : s->c == 3 ? " in a batch" : "");
             break;
         }
         fprintf(out, "\n");
@@ -1348,9 +1351,13 @@ static go_res go_run_body(const go_body *b, int body, go_ctx ctx, go_rec *rec, i
             if (S->writer[s->a] != body || S->vals[s->a].freed)
                 break;
             int64_t orig = S->vals[s->a].value;
+            if (s->c >= 2)
+                gv_batch_begin();
             go_write(s->a, s->b, false, who);
-            if (s->c)
+            if (s->c == 1 || s->c == 2)
                 go_write(s->a, orig, false, who);
+            if (s->c >= 2)
+                gv_batch_end();
             break;
         }
         }
