@@ -334,18 +334,19 @@ static bool gv_computed_read(gv_runtime *rt, gv_computed *c, enum gv_read_mode m
         gv_refuse_cycle(rt, n, mode);
         return false;
     }
-    /* Compute functions run from here on may dispose anything. */
-    gv__hold(rt);
-    if (gv__needs_refresh(rt, n))
+    if (gv__needs_refresh(rt, n)) {
+        /* Compute functions run from here on may dispose anything. */
+        gv__hold(rt);
         gv__computed_refresh(rt, c);
-    if (__builtin_expect(rt->deep_retry != NULL, 0) && rt->compute_depth == 0) {
-        n->refs++;
-        gv_retry_deep(rt, c);
-        n->refs--; /* the caller holds a handle: this is never the last */
+        if (__builtin_expect(rt->deep_retry != NULL, 0) && rt->compute_depth == 0) {
+            n->refs++;
+            gv_retry_deep(rt, c);
+            n->refs--; /* the caller holds a handle: this is never the last */
+        }
+        gv__unhold(rt);
     }
     if (mode != GV_READ_PEEK && rt->active)
         gv__track(rt, n);
-    gv__unhold(rt);
     return true;
 }
 

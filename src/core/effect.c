@@ -127,7 +127,11 @@ static void gv_effect_dispose(gv_runtime *rt, gv_effect *e)
 
 void gv__effect_finalize(gv_runtime *rt, gv_effect *e)
 {
-    gv_dispose_children(rt, &e->owner); /* none: disposal took them */
+    /* Neither can happen (disposal dequeues it and takes its children, and
+     * PENDING keeps writes from queueing it again); kept cheap insurance. */
+    if (e->node.flags & GV_F_QUEUED)
+        gv_dequeue(rt, e);
+    gv_dispose_children(rt, &e->owner);
     gv__unlink_all(rt, &e->node);
     gv__err_unref(e->error);
     gv__live_remove(rt, &e->node);
@@ -141,9 +145,11 @@ void gv__effect_finalize(gv_runtime *rt, gv_effect *e)
 static bool gv_effect_execute(gv_runtime *rt, gv_effect *e)
 {
     gv_node *n = &e->node;
-    gv_effect_cleanup(rt, e);
-    if (n->flags & GV_F_DISPOSED)
-        return false;
+    if (e->owner.last_child || e->ncleanups) {
+        gv_effect_cleanup_slow(rt, e);
+        if (n->flags & GV_F_DISPOSED) /* by one of its own cleanups */
+            return false;
+    }
     gv_node *saved_active = rt->active, *saved_current = rt->current;
     gv_owner *saved_owner = rt->owner;
     if (saved_current) /* see gv__computed_run */
@@ -412,7 +418,7 @@ void gv__flush(gv_runtime *rt)
     }
     rt->queue_len = 0;
     rt->flushing = 0;
-    if (rt->njournal)
+    if (rt->journal_dirty)
         gv__journal_close(rt);
     gv__unhold(rt);
 }

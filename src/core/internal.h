@@ -56,9 +56,10 @@
  * -----------------------
  * Versions of signals are drawn from the thread's global counter, so a
  * version is never reused.  The first write to a signal inside a batch (or a
- * flush) records its version and value in the journal; a later write in the
- * same batch that makes the value equal to the recorded one puts the recorded
- * version back.  A reader that did not see the intermediate value then finds
+ * flush) records its version and value: a scalar in the node itself, a string
+ * or a pointer in the journal, which owns it until the batch ends.  A later
+ * write in the same batch that makes the value equal to the recorded one puts
+ * the recorded version back.  A reader that did not see the intermediate value then finds
  * its link's version unchanged: the round trip was a no-op for it, while a
  * reader that did see it finds a version it never read and re-runs.
  *
@@ -106,7 +107,6 @@ enum gv_flag {
                                 must be found by scanning (see gv__track) */
     GV_F_DEAD = 1u << 10,    /* in the graveyard: freed by gv__drain (unless a
                                 signal or computed was referenced again) */
-    GV_F_JOURNALED = 1u << 11 /* signal: has a journal entry, at index `run` */
 };
 
 
@@ -128,14 +128,27 @@ typedef struct gv_extra {
     void *equal_ud;
 } gv_extra;
 
+/* A signal's start_type when its start value is kept in rt->journal (a
+ * string or a pointer: the journal owns it) rather than in the node. */
+#define GV_START_IN_JOURNAL 0xff
+
 struct gv_node {
     uint8_t kind;
-    uint8_t unused;
+    uint8_t start_type;  /* signals: type of the batch's start value */
     uint16_t flags;
     uint32_t refs;       /* signals/computeds: handle + readers' links */
-    uint64_t version;    /* bumped whenever the value changes */
-    uint64_t run;        /* computeds/effects: stamp of the current run */
-    gv_link *deps, *deps_tail; /* tail: last link confirmed in this run */
+    uint64_t version;    /* changes whenever the value changes */
+    union {
+        struct {         /* computeds and effects */
+            uint64_t run;              /* stamp of the current run */
+            gv_link *deps, *deps_tail; /* tail: last link confirmed in this run */
+        };
+        struct {         /* signals: the batch journal's record (internal.h) */
+            uint64_t start_epoch;   /* journal epoch of the batch it is for */
+            uint64_t start_version; /* version when the batch first wrote it */
+            uint64_t start_bits;    /* scalar start value, or its journal index */
+        };
+    };
     gv_link *subs, *subs_tail;
     gv_link *last_link;  /* the link most recently read from this node */
     gv_node *live_prev, *live_next; /* the thread's list of live nodes */
@@ -204,11 +217,10 @@ typedef struct gv_pool {
     size_t nslabs, slab_cap;
 } gv_pool;
 
-/* A signal's version and value when a batch first wrote it (see the top). */
+/* The start value of a signal whose value is a string or a pointer when a
+ * batch first writes it (see the top; scalars stay in the node). */
 typedef struct gv_journal_entry {
-    gv_signal *signal; /* NULL once the signal was destroyed */
-    uint64_t version;
-    gv_value value;    /* owned: a copy of a string, the handed-over pointer */
+    gv_value value; /* owned: a copy of the string, the handed-over pointer */
 } gv_journal_entry;
 
 typedef struct gv_runtime {
@@ -244,8 +256,12 @@ typedef struct gv_runtime {
     gv_scope **dead_scopes; /* disposed scopes, likewise */
     size_t ndead_scopes, dead_scopes_cap;
 
-    /* batch journal (see the top) */
-    gv_journal_entry *journal;
+    /* batch journal (see the top): a signal is recorded for the current
+     * batch iff its start_epoch is journal_epoch + 1, so closing the journal
+     * is one increment */
+    uint64_t journal_epoch;
+    int journal_dirty;          /* something was recorded since the last close */
+    gv_journal_entry *journal;  /* start values that are strings or pointers */
     size_t njournal, journal_cap;
 
     gv_node *live; /* all live nodes (for the DOT dump) */
@@ -308,8 +324,6 @@ static inline void gv__unhold(gv_runtime *rt)
         gv__drain(rt);
 }
 
-/* batch journal (signal.c) */
-void gv__journal_close(gv_runtime *rt);
 
 /* errors (runtime.c) */
 gv_err *gv__err_new(int code, const char *message, const char *origin);
@@ -428,12 +442,22 @@ static inline void gv__enqueue(gv_runtime *rt, gv_effect *e)
     rt->queue[rt->queue_len++] = e;
 }
 void gv__flush(gv_runtime *rt);
+/* Close the journal: every record made so far goes stale at once; only
+ * strings and pointers kept in rt->journal need releasing (signal.c). */
+void gv__journal_release(gv_runtime *rt);
+static inline void gv__journal_close(gv_runtime *rt)
+{
+    rt->journal_epoch++;
+    rt->journal_dirty = 0;
+    if (__builtin_expect(rt->njournal != 0, 0))
+        gv__journal_release(rt);
+}
 /* The outermost batch (or an effect's first run) ended: flush the queue, and
  * close the journal unless a flush is still under way further up. */
 static inline void gv__batch_done(gv_runtime *rt)
 {
     gv__flush(rt);
-    if (!rt->flushing && rt->njournal)
+    if (!rt->flushing && rt->journal_dirty)
         gv__journal_close(rt);
 }
 void gv__effect_finalize(gv_runtime *rt, gv_effect *e);

@@ -101,7 +101,7 @@ int gv_dump_dot(FILE *out)
             return -1;
     }
     for (const gv_node *n = rt->live; n; n = n->live_next)
-        for (const gv_link *l = n->deps; l; l = l->next_dep)
+        for (const gv_link *l = n->kind == GV_KIND_SIGNAL ? NULL : n->deps; l; l = l->next_dep)
             if (fprintf(out, "  n%p -> n%p;\n", (const void *)l->dep, (const void *)n) < 0)
                 return -1;
     return fputs("}\n", out) < 0 ? -1 : 0;

@@ -440,9 +440,7 @@ void gv_runtime_release(void)
     free(rt->dead_scopes);
     rt->dead_scopes = NULL;
     rt->ndead_scopes = rt->dead_scopes_cap = 0;
-    /* Closed entries keep their string buffers for re-use (signal.c). */
-    for (size_t i = 0; i < rt->journal_cap; i++)
-        gv__value_clear(&rt->journal[i].value);
+    /* Closed after every batch: its entries own nothing any more. */
     free(rt->journal);
     rt->journal = NULL;
     rt->njournal = rt->journal_cap = 0;

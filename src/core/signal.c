@@ -41,8 +41,6 @@ void gv_signal_free(gv_signal *s)
 
 void gv__signal_destroy(gv_runtime *rt, gv_signal *s)
 {
-    if (s->node.flags & GV_F_JOURNALED) /* its start value goes when the batch ends */
-        rt->journal[s->node.run].signal = NULL;
     gv__value_clear(&s->value);
     gv__live_remove(rt, &s->node);
     rt->stats.signals--;
@@ -87,119 +85,162 @@ void *gv_signal_get_pointer(gv_signal *s) { return gv_value_to_pointer(gv_signal
 
 /* ---- the batch journal (internal.h, "Batches and the journal") -------- */
 
-/* Give the journal the signal's current value before a batch first replaces
- * it.  A pointer is taken over rather than copied: until the batch ends the
- * start value stays alive, so a new object allocated at the same address
- * cannot pass for it. */
-static void gv_journal_take_pointer(gv_journal_entry *e, gv_signal *s)
-{
-    e->value = s->value;
-    s->value.destroy = NULL;
-}
-
-static gv_journal_entry *gv_journal_open(gv_runtime *rt, gv_signal *s)
+/* Record a string or pointer start value in the journal.  A pointer is taken
+ * over rather than copied: until the batch ends the start value stays alive,
+ * so a new object allocated at the same address cannot pass for it. */
+__attribute__((noinline)) static void gv_journal_record_owned(gv_runtime *rt, gv_signal *s)
 {
     if (rt->njournal == rt->journal_cap) {
         size_t cap = rt->journal_cap ? rt->journal_cap * 2 : 16;
         gv_journal_entry *j = realloc(rt->journal, cap * sizeof *j);
         if (!j)
             gv__oom();
-        memset(j + rt->journal_cap, 0, (cap - rt->journal_cap) * sizeof *j);
         gv__register_thread(rt);
         rt->journal = j;
         rt->journal_cap = cap;
     }
     gv_journal_entry *e = &rt->journal[rt->njournal];
     if (s->value.type == GV_POINTER) {
-        gv__value_clear(&e->value); /* a string kept from an earlier batch */
-        gv_journal_take_pointer(e, s);
-    } else if (!gv__value_store(&e->value, &s->value)) {
-        return NULL; /* no memory to copy the string: the write just counts */
+        e->value = s->value;
+        s->value.destroy = NULL;
+    } else {
+        e->value = gv_none();
+        if (!gv__value_store(&e->value, &s->value))
+            gv__oom();
     }
-    e->signal = s;
-    e->version = s->node.version;
-    s->node.run = rt->njournal++;
-    s->node.flags |= GV_F_JOURNALED;
-    return e;
+    s->node.start_type = GV_START_IN_JOURNAL;
+    s->node.start_bits = rt->njournal++;
+}
+
+/* Before a write: the signal holds its very start pointer again (written back
+ * earlier in this batch); the journal owns it while something else is
+ * stored. */
+__attribute__((noinline)) static void gv_journal_retake(gv_runtime *rt, gv_signal *s)
+{
+    gv_journal_entry *e = &rt->journal[s->node.start_bits];
+    if (s->value.type == GV_POINTER && e->value.type == GV_POINTER && s->value.as.p == e->value.as.p &&
+        s->value.destroy) {
+        e->value.destroy = s->value.destroy;
+        s->value.destroy = NULL;
+    }
+}
+
+__attribute__((noinline)) static bool gv_journal_equal_owned(gv_runtime *rt, gv_signal *s)
+{
+    gv_journal_entry *e = &rt->journal[s->node.start_bits];
+    if (!gv__equal(&s->node, &e->value, &s->value))
+        return false;
+    if (e->value.type == GV_POINTER && s->value.type == GV_POINTER && e->value.as.p == s->value.as.p)
+        e->value.destroy = NULL; /* the very start pointer: the signal owns it */
+    return true;
 }
 
 /* Store a write made inside a batch or a flush, and give the signal back its
- * version from the batch's start if the value is equal to that start value. */
+ * version from the batch's start if the value is equal to that start value.
+ * Out of line, so that the unbatched write keeps no registers for it. */
 __attribute__((noinline)) static void gv_signal_store_journaled(gv_runtime *rt, gv_signal *s, const gv_value *v)
 {
-    gv_journal_entry *e;
-    if (s->node.flags & GV_F_JOURNALED) {
-        e = &rt->journal[s->node.run];
-        /* Written back to the start pointer earlier in this batch: the
-         * journal owns it again while something else is stored. */
-        if (s->value.type == GV_POINTER && e->value.type == GV_POINTER && s->value.as.p == e->value.as.p &&
-            s->value.destroy)
-            gv_journal_take_pointer(e, s);
-    } else {
-        e = gv_journal_open(rt, s);
+    gv_node *n = &s->node;
+    uint64_t epoch = rt->journal_epoch + 1;
+    if (n->start_epoch != epoch) { /* the batch's first write: record */
+        if (__builtin_expect(gv__is_scalar(s->value.type), 1)) {
+            n->start_type = (uint8_t)s->value.type;
+            memcpy(&n->start_bits, &s->value.as, sizeof n->start_bits);
+        } else {
+            gv_journal_record_owned(rt, s);
+        }
+        n->start_epoch = epoch;
+        n->start_version = n->version;
+        rt->journal_dirty = 1;
+    } else if (__builtin_expect(n->start_type == GV_START_IN_JOURNAL, 0)) {
+        gv_journal_retake(rt, s);
     }
     (void)gv__store(&s->value, v);
-    s->node.version = rt->global_version;
-    if (!e || !gv__equal(&s->node, &e->value, &s->value))
-        return;
-    if (e->value.type == GV_POINTER && s->value.type == GV_POINTER && e->value.as.p == s->value.as.p)
-        e->value.destroy = NULL; /* the very start pointer: the signal owns it */
-    s->node.version = e->version;
+    bool back;
+    if (n->start_type == GV_INT && s->value.type == GV_INT && !n->extra) {
+        int64_t start;
+        memcpy(&start, &n->start_bits, sizeof start);
+        back = start == s->value.as.i;
+    } else if (__builtin_expect(n->start_type != GV_START_IN_JOURNAL, 1)) {
+        gv_value start = {(gv_type)n->start_type, {0}, NULL};
+        memcpy(&start.as, &n->start_bits, sizeof start.as);
+        back = gv__equal(n, &start, &s->value);
+    } else {
+        back = gv_journal_equal_owned(rt, s);
+    }
+    n->version = back ? n->start_version : rt->global_version;
 }
 
-void gv__journal_close(gv_runtime *rt)
+void gv__journal_release(gv_runtime *rt)
 {
     /* From the end, moving each value out before releasing it: a destroy
      * function may write signals, even open a batch of its own. */
     gv__hold(rt);
     while (rt->njournal) {
         gv_journal_entry *e = &rt->journal[--rt->njournal];
-        if (e->signal)
-            e->signal->node.flags &= (uint16_t)~GV_F_JOURNALED;
-        e->signal = NULL;
-        if (e->value.type != GV_STRING) { /* a string buffer is kept for re-use */
-            gv_value old = e->value;
-            e->value = gv_none();
-            gv__value_clear(&old);
-        }
+        gv_value old = e->value;
+        e->value = gv_none();
+        gv__value_clear(&old);
     }
     gv__unhold(rt);
 }
 
-bool gv_signal_set(gv_signal *s, gv_value v)
+__attribute__((noinline, cold)) static bool gv_signal_refuse_write(gv_runtime *rt, gv_signal *s, gv_value *v)
 {
-    gv_runtime *rt = gv__rt();
-    if (rt->current && rt->current->kind == GV_KIND_COMPUTED) {
-        /* Writes from a compute function would make reads order-dependent. */
-        gv__value_discard(&v, &s->value);
-        const char *name = gv__name(&s->node);
-        char msg[200];
-        snprintf(msg, sizeof msg, "signal%s%s%s written inside a compute function", *name ? " '" : "", name,
-                 *name ? "'" : "");
-        gv__fail_current(rt, gv__err_new(GV_ESIDEEFFECT, msg, gv__name(rt->current)));
-        return false;
-    }
-    /* An equality or a destroy function may dispose anything, `s` included. */
-    gv__hold(rt);
-    if (gv__equal(&s->node, &s->value, &v)) {
-        gv__value_discard(&v, &s->value);
-        gv__unhold(rt);
-        return false;
-    }
-    /* On OOM the signal holds GV_NONE: still a change, so readers see it. */
+    /* Writes from a compute function would make reads order-dependent. */
+    gv__value_discard(v, &s->value);
+    const char *name = gv__name(&s->node);
+    char msg[200];
+    snprintf(msg, sizeof msg, "signal%s%s%s written inside a compute function", *name ? " '" : "", name,
+             *name ? "'" : "");
+    gv__fail_current(rt, gv__err_new(GV_ESIDEEFFECT, msg, gv__name(rt->current)));
+    return false;
+}
+
+/* The write itself, once it is known to change the value. */
+__attribute__((always_inline)) static inline void gv_signal_write(gv_runtime *rt, gv_signal *s, gv_value *v)
+{
     rt->global_version++;
+    /* On OOM the signal holds GV_NONE: still a change, so readers see it. */
     if (__builtin_expect((rt->batch_depth | (unsigned)rt->flushing) == 0, 1)) {
-        (void)gv__store(&s->value, &v);
+        (void)gv__store(&s->value, v);
         s->node.version = rt->global_version;
     } else {
-        gv_signal_store_journaled(rt, s, &v);
+        gv_signal_store_journaled(rt, s, v);
     }
     if (s->node.subs) {
         gv__propagate(rt, s->node.subs);
         if (rt->batch_depth == 0)
             gv__flush(rt);
     }
+}
+
+/* Strings, pointers, custom equality: an equality or a destroy function runs
+ * user code, which may dispose anything, `s` included. */
+__attribute__((noinline)) static bool gv_signal_set_slow(gv_runtime *rt, gv_signal *s, gv_value *v)
+{
+    gv__hold(rt);
+    bool changed = !gv__equal(&s->node, &s->value, v);
+    if (changed)
+        gv_signal_write(rt, s, v);
+    else
+        gv__value_discard(v, &s->value);
     gv__unhold(rt);
+    return changed;
+}
+
+bool gv_signal_set(gv_signal *s, gv_value v)
+{
+    gv_runtime *rt = gv__rt();
+    if (__builtin_expect(rt->current && rt->current->kind == GV_KIND_COMPUTED, 0))
+        return gv_signal_refuse_write(rt, s, &v);
+    /* An int or a bool replacing one, default equality: no user code runs
+     * before the flush, which holds the runtime itself. */
+    if (__builtin_expect(s->node.extra || v.type != s->value.type || (v.type != GV_INT && v.type != GV_BOOL), 0))
+        return gv_signal_set_slow(rt, s, &v);
+    if (v.type == GV_INT ? v.as.i == s->value.as.i : v.as.b == s->value.as.b)
+        return false;
+    gv_signal_write(rt, s, &v);
     return true;
 }
 

@@ -396,7 +396,7 @@ static void test_batch_round_trip_string(void **state)
     (void)state;
     strwatch w = {.s = gv_signal_new(gv_str("start"))};
     gv_effect *e = gv_effect_new(strwatch_fn, &w);
-    for (int i = 0; i < 3; i++) { /* the journal re-uses its copy's buffer */
+    for (int i = 0; i < 3; i++) { /* each batch journals its own copy */
         gv_batch_begin();
         gv_signal_set_string(w.s, "a much longer string than the start value");
         gv_signal_set_string(w.s, "start");
