@@ -1489,6 +1489,22 @@ static void go_cleanup_fn(void *ud)
      * part of may be an owned effect's, still on the stack. */
     if (S->cleanup_depth == 0 && !go_owned_cleanups_done(cl->inst, cl->run))
         go_fail("%s ran before the effects that run created were disposed", who);
+    /* Disposed with its owner: the owner disposes what it owns newest first,
+     * so the effects created after this one by the same owner are gone. */
+    if (S->cleanup_depth == 0 && in->disposed && !in->detached && (in->parent >= 0 || in->scope >= 0)) {
+        for (int j = cl->inst + 1; j < S->ninst; j++) {
+            const go_inst *o = &S->insts[j];
+            if (o->parent != in->parent || o->scope != in->scope || o->created_run != in->created_run ||
+                o->detached || o->running || (o->scope >= 0 && S->scopes[o->scope].detached))
+                continue;
+            if (!go_all_cleanups_done(j)) {
+                go_fail("%s ran before e%d, created after it by the same owner, was disposed (owned effects are "
+                        "disposed newest first)",
+                        who, j);
+                break;
+            }
+        }
+    }
     S->cleanup_depth++;
     go_action(&cl->act, (go_ctx){CX_CLEANUP, cl->inst});
     S->cleanup_depth--;
