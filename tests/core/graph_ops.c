@@ -679,6 +679,7 @@ typedef struct go_state {
     go_cln clns[GO_MAXCL];
     int ncln;
     int writer[GO_MAXV]; /* body that owns the writes to a signal, -1 */
+    int64_t snap[GO_MAXV]; /* signal values when the current flush began */
     uint64_t epoch;
     int batch_depth;
     int compute_depth;
@@ -1213,11 +1214,30 @@ static go_res go_read(int slot, int mode, bool in_fn, const char *who, bool *abo
     return m;
 }
 
+/* The values at the start of a flush, and at its end the changes effects
+ * made in it that stuck: like a batch's, those are changes (the library
+ * gives the signal a new version), a detour is not. */
+static void go_snapshot(void)
+{
+    for (int i = 0; i < S->nvals; i++)
+        S->snap[i] = S->vals[i].value;
+}
+
+static void go_settle_flush(void)
+{
+    for (int i = 0; i < S->nvals; i++) {
+        go_val *v = &S->vals[i];
+        if (v->kind == OP_SIGNAL && !go_res_eq(i, (go_res){false, v->value}, (go_res){false, S->snap[i]}))
+            v->cnt++;
+    }
+}
+
 /* A signal write: the model first (effects may run inside the call).  A
  * top-level write outside a batch is a change observed at once (it flushes
  * before returning); an effect's write is not: the flush it is part of is
- * like a batch, so a detour (set and back) inside it changes nothing, and a
- * real change justifies the readers' re-runs by the value itself. */
+ * like a batch, so a detour (set and back) inside it changes nothing, a
+ * change justifies the readers' re-runs in the flush by the value itself, and
+ * go_settle_flush counts what stuck once the operation is over. */
 static void go_write(int slot, int64_t value, bool top_level, const char *who)
 {
     go_val *v = &S->vals[slot];
@@ -1229,6 +1249,8 @@ static void go_write(int slot, int64_t value, bool top_level, const char *who)
         if (top_level && S->batch_depth == 0)
             v->cnt++;
     }
+    if (top_level && S->batch_depth == 0)
+        go_snapshot(); /* the flush starts after this write */
     bool r = gv_signal_set_int(v->s, value);
     if (r != changed)
         go_fail("%s: gv_signal_set(s%d, %" PRId64 ") returned %s, expected %s (it held %" PRId64 ")", who, slot, value,
@@ -1784,6 +1806,7 @@ static void go_exec(const go_op *op)
             if (v->kind == OP_SIGNAL && !go_res_eq(i, (go_res){false, v->value}, (go_res){false, start[i]}))
                 v->cnt++;
         }
+        go_snapshot();
         gv_batch_end();
         break;
     }
@@ -1877,7 +1900,9 @@ int go_run(const uint8_t *data, size_t size, unsigned flags, go_result *res)
             fprintf(stderr, "-- running op #%zu\n", i);
             fflush(stderr);
         }
+        go_snapshot();
         go_exec(&st->prog.ops[i]);
+        go_settle_flush();
         if (!res->failed)
             go_quiescence();
     }
