@@ -110,7 +110,7 @@ __attribute__((noinline, cold)) static void gv_refuse_deep(gv_runtime *rt, gv_co
     gv__err_unref(c->error);
     c->error = gv__err_new(GV_EDEPTH, msg, gv__name(n));
     gv__value_clear(&c->value);
-    n->flags = (uint16_t)((n->flags | GV_F_FAILED | GV_F_DIRTY) & ~GV_F_PENDING);
+    n->flags = (uint16_t)((n->flags | GV_F_FAILED | GV_F_DIRTY) & ~(GV_F_PENDING | GV_F_STALE));
     n->version++;
     c->seen_global = rt->global_version;
     if (!rt->deep_retry) {
@@ -163,7 +163,7 @@ __attribute__((always_inline)) static inline void gv_run(gv_runtime *rt, gv_comp
     rt->compute_depth--;
     rt->active = saved_active;
     rt->current = saved_current;
-    f = (uint16_t)(n->flags & ~(GV_F_RUNNING | GV_F_DIRTY | GV_F_PENDING));
+    f = (uint16_t)(n->flags & ~(GV_F_RUNNING | GV_F_DIRTY | GV_F_PENDING | GV_F_STALE));
     gv__purge_stale(rt, n);
     gv_type t = out.type;
     bool clean = ((uintptr_t)c->error | (uintptr_t)prev_err | (uintptr_t)n->extra) == 0;
@@ -253,7 +253,7 @@ bool gv__deps_changed(gv_runtime *rt, gv_node *root)
             if (changed) {
                 gv_run(rt, c);
             } else {
-                node->flags &= (uint16_t)~GV_F_PENDING;
+                node->flags &= (uint16_t)~(GV_F_PENDING | GV_F_STALE);
                 c->seen_global = rt->global_version;
             }
             size_t top = rt->stack_top;
@@ -281,7 +281,7 @@ void gv__computed_refresh(gv_runtime *rt, gv_computed *c)
     if (gv__must_run(rt, n) || gv__deps_changed(rt, n)) {
         gv__computed_run(rt, c);
     } else {
-        n->flags &= (uint16_t)~GV_F_PENDING;
+        n->flags &= (uint16_t)~(GV_F_PENDING | GV_F_STALE);
         c->seen_global = rt->global_version;
     }
 }
@@ -326,7 +326,9 @@ __attribute__((noinline, cold)) static void gv_refuse_cycle(gv_runtime *rt, gv_n
         rt->current->flags |= GV_F_VOLATILE;
 }
 
-/* Bring `c` up to date for a read; false if it is computing (a cycle). */
+/* Bring `c` up to date for a read; false if it is computing (a cycle).  The
+ * caller holds the runtime: compute functions run from here may dispose
+ * anything, `c`'s last handle included (see gv_gone). */
 static bool gv_computed_read(gv_runtime *rt, gv_computed *c, enum gv_read_mode mode)
 {
     gv_node *n = &c->node;
@@ -334,32 +336,38 @@ static bool gv_computed_read(gv_runtime *rt, gv_computed *c, enum gv_read_mode m
         gv_refuse_cycle(rt, n, mode);
         return false;
     }
-    if (gv__needs_refresh(rt, n)) {
-        /* Compute functions run from here on may dispose anything. */
-        gv__hold(rt);
+    if (gv__needs_refresh(rt, n))
         gv__computed_refresh(rt, c);
-        if (__builtin_expect(rt->deep_retry != NULL, 0) && rt->compute_depth == 0) {
-            n->refs++;
-            gv_retry_deep(rt, c);
-            n->refs--; /* the caller holds a handle: this is never the last */
-        }
-        gv__unhold(rt);
+    if (__builtin_expect(rt->deep_retry != NULL, 0) && rt->compute_depth == 0) {
+        n->refs++;
+        gv_retry_deep(rt, c);
+        n->refs--; /* the caller holds a handle: this is never the last */
     }
     if (mode != GV_READ_PEEK && rt->active)
         gv__track(rt, n);
     return true;
 }
 
+/* The read made a compute function that freed `c`'s last handle, and nobody
+ * else reads it: it goes when the hold is released, so the reader gets
+ * nothing rather than a pointer into it. */
+static inline bool gv_gone(const gv_computed *c)
+{
+    return (c->node.flags & GV_F_DEAD) && c->node.refs == 0;
+}
+
 __attribute__((noinline)) static const gv_value *gv_computed_value_slow(gv_runtime *rt, gv_computed *c)
 {
-    if (!gv_computed_read(rt, c, GV_READ_GET))
-        return &gv_none_value;
-    if (c->node.flags & GV_F_FAILED) {
-        if (rt->active)
+    const gv_value *v = &gv_none_value;
+    gv__hold(rt);
+    if (gv_computed_read(rt, c, GV_READ_GET) && !gv_gone(c)) {
+        if (!(c->node.flags & GV_F_FAILED))
+            v = &c->value;
+        else if (rt->active)
             gv__fail_current(rt, gv__err_ref(c->error));
-        return &gv_none_value;
     }
-    return &c->value;
+    gv__unhold(rt);
+    return v;
 }
 
 /* The read every compute function does.  Fast path: a watched computed that
@@ -368,7 +376,8 @@ __attribute__((noinline)) static const gv_value *gv_computed_value_slow(gv_runti
 static inline const gv_value *gv_computed_value(gv_runtime *rt, gv_computed *c)
 {
     gv_node *n = &c->node;
-    const uint16_t slow = GV_F_RUNNING | GV_F_CHECKING | GV_F_DIRTY | GV_F_VOLATILE | GV_F_PENDING | GV_F_FAILED;
+    const uint16_t slow =
+        GV_F_RUNNING | GV_F_CHECKING | GV_F_DIRTY | GV_F_VOLATILE | GV_F_PENDING | GV_F_STALE | GV_F_FAILED;
     if (__builtin_expect((n->flags & (slow | GV_F_WATCHING)) != GV_F_WATCHING, 0))
         return gv_computed_value_slow(rt, c);
     if (rt->active)
@@ -384,17 +393,23 @@ const gv_value *gv_computed_get(gv_computed *c)
 const gv_value *gv_computed_peek(gv_computed *c)
 {
     gv_runtime *rt = gv__rt();
-    if (!gv_computed_read(rt, c, GV_READ_PEEK) || (c->node.flags & GV_F_FAILED))
-        return &gv_none_value;
-    return &c->value;
+    const gv_value *v = &gv_none_value;
+    gv__hold(rt);
+    if (gv_computed_read(rt, c, GV_READ_PEEK) && !gv_gone(c) && !(c->node.flags & GV_F_FAILED))
+        v = &c->value;
+    gv__unhold(rt);
+    return v;
 }
 
 const gv_error *gv_computed_error(gv_computed *c)
 {
     gv_runtime *rt = gv__rt();
-    if (!gv_computed_read(rt, c, GV_READ_CATCH))
-        return &gv_cycle_error;
-    return (c->node.flags & GV_F_FAILED) ? &c->error->pub : NULL;
+    const gv_error *err = &gv_cycle_error;
+    gv__hold(rt);
+    if (gv_computed_read(rt, c, GV_READ_CATCH))
+        err = (c->node.flags & GV_F_FAILED) && !gv_gone(c) ? &c->error->pub : NULL;
+    gv__unhold(rt);
+    return err;
 }
 
 int64_t gv_computed_get_int(gv_computed *c)

@@ -389,6 +389,10 @@ void gv__flush(gv_runtime *rt)
 {
     if (rt->flushing || rt->batch_depth || rt->queue_len == 0)
         return;
+    /* The batch that ends here is settled: the flush's own writes are
+     * compared with the values it starts from, not the batch's. */
+    if (rt->journal_dirty)
+        gv__journal_close(rt);
     rt->flushing = 1;
     gv__hold(rt);
     size_t i = 0, round_end = rt->queue_len;

@@ -50,8 +50,8 @@ static void gv_subs_remove(gv_node *dep, gv_link *l)
 
 /* `c` (a computed) just got its first subscriber: subscribe its links, and
  * upstream the computeds that become watched by that.  A computed that was not
- * validated since the last write is marked PENDING as it joins, so that the
- * push side's invariant holds for it. */
+ * validated since the last write is marked STALE as it joins, so that a read
+ * validates it instead of trusting it (see GV_F_STALE for why not PENDING). */
 static void gv_watch(gv_runtime *rt, gv_node *c)
 {
     size_t base = rt->stack_top;
@@ -60,7 +60,7 @@ static void gv_watch(gv_runtime *rt, gv_node *c)
         gv_node *n = rt->stack[--rt->stack_top];
         n->flags |= GV_F_WATCHING;
         if (((gv_computed *)n)->seen_global != rt->global_version)
-            n->flags |= GV_F_PENDING;
+            n->flags |= GV_F_STALE;
         for (gv_link *l = n->deps; l; l = l->next_dep) {
             gv_node *d = l->dep;
             bool first = d->subs == NULL;
@@ -79,7 +79,7 @@ static void gv_unwatch(gv_runtime *rt, gv_node *c)
     gv__push(rt, c);
     while (rt->stack_top > base) {
         gv_node *n = rt->stack[--rt->stack_top];
-        n->flags &= (uint16_t)~GV_F_WATCHING;
+        n->flags &= (uint16_t)~(GV_F_WATCHING | GV_F_STALE);
         for (gv_link *l = n->deps; l; l = l->next_dep) {
             gv_node *d = l->dep;
             gv_subs_remove(d, l);

@@ -107,6 +107,13 @@ enum gv_flag {
                                 must be found by scanning (see gv__track) */
     GV_F_DEAD = 1u << 10,    /* in the graveyard: freed by gv__drain (unless a
                                 signal or computed was referenced again) */
+    GV_F_STALE = 1u << 11    /* computed: joined the subscriber lists without
+                                having been validated since the last write, so
+                                reads must validate it; unlike PENDING it does
+                                not stop propagate, whose invariant is that
+                                below a PENDING node everything is PENDING or
+                                queued — not true of a reader that subscribes
+                                after the write */
 };
 
 
@@ -416,7 +423,7 @@ static inline bool gv__must_run(const gv_runtime *rt, const gv_node *n)
 static inline bool gv__needs_check(const gv_runtime *rt, const gv_node *n)
 {
     if (n->flags & GV_F_WATCHING)
-        return n->flags & GV_F_PENDING;
+        return n->flags & (GV_F_PENDING | GV_F_STALE);
     return ((const gv_computed *)n)->seen_global != rt->global_version;
 }
 static inline bool gv__needs_refresh(const gv_runtime *rt, const gv_node *n)
