@@ -29,16 +29,16 @@
  *     have had a reason, i.e. one of the nodes it read (tracked) in its
  *     previous run now has a different value (by that node's equality) than
  *     it saw, or that node's "observed change" counter moved since.  The
- *     counter follows the documented equality cut-off in an order-independent
- *     way: a computed's counter moves when an evaluation's result differs from
- *     its previous evaluation's; a signal's when a read (anywhere) sees a value
- *     different from the previous read, when a top-level write outside a
- *     batch changes it, and when the outermost batch ends with it different
- *     from its value at the start of the batch.  So a batch that sets a signal
- *     to a new value and back, unobserved in between, justifies nothing; and
- *     as a flush is like a batch, neither does an effect's write of a new
- *     value and back (an effect's write that sticks justifies its readers by
- *     the value itself);
+ *     counter follows the documented rules in an order-independent way: a
+ *     computed's counter moves when an evaluation's result differs (by its
+ *     equality) from its previous evaluation's; a signal's counter is its
+ *     version as signals.h and docs/signals.md define it: a write that
+ *     changes the value gives a new one, except that inside a batch, or a
+ *     flush, a write that brings the value back to the one it had when the
+ *     batch (flush) began gives back the version of then.  So a batch that
+ *     sets a signal to a new value and back, unobserved in between, justifies
+ *     nothing, and neither does an effect's write of a new value and back;
+ *     a reader that saw the detour does re-run;
  *   - no missed run: at quiescence (after every top-level operation) every
  *     live effect saw, in its last run, the values the model gives now for
  *     every node it read;
@@ -607,7 +607,7 @@ typedef struct go_rec {
         uint8_t node;
         go_res seen;  /* what the first read of the run saw */
         go_res last;  /* what the last read of the run saw */
-        uint64_t cnt; /* the node's observed-change counter after the first read */
+        uint64_t cnt; /* the node's counter (version) after the first read */
     } r[GO_MAXR];
 } go_rec;
 
@@ -622,8 +622,7 @@ typedef struct go_val {
     bool pins_held;         /* computeds: its body pins what it reads */
     int pins;               /* live bodies that may still read (or write) it */
     int running, runs;
-    uint64_t cnt;           /* observed changes */
-    go_res last_read;       /* signals: what the last read saw */
+    uint64_t cnt;           /* signals: the model's version; computeds: observed changes */
     go_res last_eval;       /* computeds: the last evaluation's result */
     bool has_eval;
     go_body rb;             /* computeds: the body, resolved against the live nodes */
@@ -679,7 +678,9 @@ typedef struct go_state {
     go_cln clns[GO_MAXCL];
     int ncln;
     int writer[GO_MAXV]; /* body that owns the writes to a signal, -1 */
-    int64_t snap[GO_MAXV]; /* signal values when the current flush began */
+    int64_t seg_value[GO_MAXV]; /* signal values and versions when the current */
+    uint64_t seg_cnt[GO_MAXV];  /* batch or flush began */
+    uint64_t vclock;            /* the model's last signal version */
     uint64_t epoch;
     int batch_depth;
     int compute_depth;
@@ -1145,10 +1146,6 @@ static go_res go_read(int slot, int mode, bool in_fn, const char *who, bool *abo
         if (p->type != GV_INT || p->as.i != m.v)
             go_fail("%s read %s: expected %" PRId64 ", library gave %s%" PRId64, who, name, m.v,
                     p->type == GV_INT ? "" : "a non-int ", p->type == GV_INT ? p->as.i : 0);
-        if (!go_res_eq(slot, m, v->last_read)) {
-            v->cnt++;
-            v->last_read = m;
-        }
         return m;
     }
 
@@ -1214,43 +1211,38 @@ static go_res go_read(int slot, int mode, bool in_fn, const char *who, bool *abo
     return m;
 }
 
-/* The values at the start of a flush, and at its end the changes effects
- * made in it that stuck: like a batch's, those are changes (the library
- * gives the signal a new version), a detour is not. */
-static void go_snapshot(void)
-{
-    for (int i = 0; i < S->nvals; i++)
-        S->snap[i] = S->vals[i].value;
-}
-
-static void go_settle_flush(void)
+/* A batch or a flush begins: a write inside it that brings a signal back to
+ * its value from now gives it back its version from now (the journal). */
+static void go_segment_begin(void)
 {
     for (int i = 0; i < S->nvals; i++) {
-        go_val *v = &S->vals[i];
-        if (v->kind == OP_SIGNAL && !go_res_eq(i, (go_res){false, v->value}, (go_res){false, S->snap[i]}))
-            v->cnt++;
+        S->seg_value[i] = S->vals[i].value;
+        S->seg_cnt[i] = S->vals[i].cnt;
     }
 }
 
-/* A signal write: the model first (effects may run inside the call).  A
- * top-level write outside a batch is a change observed at once (it flushes
- * before returning); an effect's write is not: the flush it is part of is
- * like a batch, so a detour (set and back) inside it changes nothing, a
- * change justifies the readers' re-runs in the flush by the value itself, and
- * go_settle_flush counts what stuck once the operation is over. */
+/* A signal write: the model first (effects may run inside the call).  The
+ * signal's version follows the documented rule: a write that changes the
+ * value gives it a new version, except inside a batch or a flush, where a
+ * write that brings the value back to the one it had when the batch (flush)
+ * began gives back the version it had then.  A top-level write outside a
+ * batch is neither: it stands alone, and the flush it runs starts after it. */
 static void go_write(int slot, int64_t value, bool top_level, const char *who)
 {
     go_val *v = &S->vals[slot];
     go_res now = {false, v->value}, next = {false, value};
     bool changed = !go_res_eq(slot, now, next);
+    bool alone = top_level && S->batch_depth == 0;
     if (changed) {
         v->value = value;
         S->epoch++;
-        if (top_level && S->batch_depth == 0)
-            v->cnt++;
+        if (!alone && go_res_eq(slot, next, (go_res){false, S->seg_value[slot]}))
+            v->cnt = S->seg_cnt[slot];
+        else
+            v->cnt = ++S->vclock;
     }
-    if (top_level && S->batch_depth == 0)
-        go_snapshot(); /* the flush starts after this write */
+    if (alone)
+        go_segment_begin();
     bool r = gv_signal_set_int(v->s, value);
     if (r != changed)
         go_fail("%s: gv_signal_set(s%d, %" PRId64 ") returned %s, expected %s (it held %" PRId64 ")", who, slot, value,
@@ -1703,7 +1695,7 @@ static void go_exec(const go_op *op)
         v->kind = OP_SIGNAL;
         v->body = -1;
         v->value = op->v;
-        v->last_read = (go_res){false, op->v};
+        v->cnt = ++S->vclock;
         v->eqk = op->eqk;
         S->nvals = op->slot + 1;
         S->epoch++;
@@ -1783,6 +1775,7 @@ static void go_exec(const go_op *op)
         for (int i = 0; i < S->nvals; i++)
             start[i] = S->vals[i].value;
         S->batch_depth++;
+        go_segment_begin();
         gv_batch_begin();
         for (int i = 0; i < op->nsub; i++) {
             const go_sub *s = &op->sub[i];
@@ -1799,14 +1792,8 @@ static void go_exec(const go_op *op)
             if (s->kind == SUB_SETBACK && !(S->flags & GO_NO_BATCH_SETBACK))
                 go_set(s->slot, (uint8_t)orig, false, "set back in batch");
         }
-        /* The batch's net changes are the observed ones (before the flush). */
         S->batch_depth--;
-        for (int i = 0; i < S->nvals; i++) {
-            go_val *v = &S->vals[i];
-            if (v->kind == OP_SIGNAL && !go_res_eq(i, (go_res){false, v->value}, (go_res){false, start[i]}))
-                v->cnt++;
-        }
-        go_snapshot();
+        go_segment_begin(); /* the flush */
         gv_batch_end();
         break;
     }
@@ -1900,9 +1887,8 @@ int go_run(const uint8_t *data, size_t size, unsigned flags, go_result *res)
             fprintf(stderr, "-- running op #%zu\n", i);
             fflush(stderr);
         }
-        go_snapshot();
+        go_segment_begin();
         go_exec(&st->prog.ops[i]);
-        go_settle_flush();
         if (!res->failed)
             go_quiescence();
     }

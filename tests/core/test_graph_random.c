@@ -5,9 +5,7 @@
  * model.  Deterministic: the same seeds every run.
  *
  * By hand:
- *   GV_GRAPH_SEEDS=N     run seeds 1..N instead of the fixed list (1..300
- *                        without the known failures below)
- *   GV_GRAPH_KNOWN=1     run the known failures of the fixed list too
+ *   GV_GRAPH_SEEDS=N     run seeds 1..N instead of the fixed list (1..300)
  *   GV_GRAPH_FIRST=F     ... starting at seed F
  *   GV_GRAPH_SEED=S      run seed S only, and print its decoded program
  *   GV_GRAPH_FILE=path   run the program in a file (a libFuzzer crash input)
@@ -35,50 +33,6 @@
 
 #define DEFAULT_BYTES 2400 /* about 270 operations */
 #define DEFAULT_SEEDS 300
-
-/* Seeds of the default list that fail on the current core for a known,
- * reported library bug; skipped unless GV_GRAPH_KNOWN=1 (or GV_GRAPH_SEEDS
- * is given).  Each is listed under the first bug it hits; all of them passed
- * against a core with diagnostic fixes of the three.  Remove a seed once its
- * bug is fixed (and check it does not hit another).
- *
- * Use after free: a computed whose last handle is freed while a read of it
- * (top level, or untracked in a cleanup) evaluates it — by its own compute
- * function, or by a cleanup of an effect that compute function disposed — is
- * read by gv_computed_value_slow after gv_computed_read's unhold already
- * drained it (gv_computed_peek and gv_computed_error read it the same way).
- * Minimal program:
- *     signal s0 = 0
- *     computed c1 { get s0; free c1 }
- *     read c1
- *
- * Unjustified re-run: the journal of a batch stays open through the flush
- * that ends it, so an effect that sets a signal to a new value and back during
- * that flush is compared with the batch's start value, not the flush's: the
- * signal gets a new version and readers that already ran in this flush run
- * again.  Minimal: effects R (reads s) and W (reads t; sets s := 100 and back);
- * batch { s := 5; t := 1 }  ->  R runs twice.
- *
- * Missed update: gv_watch marks a computed PENDING when it joins the
- * subscriber lists with an old seen_global, and a PENDING node stops
- * propagate, so a later write upstream of it never reaches its new readers.
- * Minimal (no disposal from callbacks needed):
- *     a = 1, b = 0; ca = a; top = b * 10 + ca
- *     e0 reads top; set b = 1; free e0      (top, ca unwatched; ca stale)
- *     e1 reads top; set a = 2               -> top stays 11, e1 does not run */
-static const unsigned known_failing[] = {
-    26, 35, 57, 77, 113, 147, 148, 149, 153, 176, 222, 237, 246, /* use after free */
-    75, 94, 120, 196, 198, 202,                                  /* unjustified re-run */
-    262,                                                         /* missed update */
-};
-
-static bool is_known_failing(size_t seed)
-{
-    for (size_t i = 0; i < sizeof known_failing / sizeof *known_failing; i++)
-        if (known_failing[i] == seed)
-            return true;
-    return false;
-}
 
 static size_t env_size(const char *name, size_t dflt)
 {
@@ -410,18 +364,12 @@ static void test_graph_random(void **state)
 
     size_t first = env_size("GV_GRAPH_FIRST", 1);
     size_t nseeds = env_size("GV_GRAPH_SEEDS", DEFAULT_SEEDS);
-    bool skip_known = !getenv("GV_GRAPH_SEEDS") && !env_size("GV_GRAPH_KNOWN", 0) && bytes == DEFAULT_BYTES &&
-                      flags == 0;
     uint8_t *data = malloc(bytes ? bytes : 1);
     assert_non_null(data);
-    size_t failed = 0, ops = 0, skipped = 0;
+    size_t failed = 0, ops = 0;
     gv_stats st0, st1;
     gv_get_stats(&st0);
     for (size_t seed = first; seed < first + nseeds; seed++) {
-        if (skip_known && is_known_failing(seed)) {
-            skipped++;
-            continue;
-        }
         go_generate(seed, data, bytes);
         char label[64];
         snprintf(label, sizeof label, "seed %zu", seed);
@@ -432,9 +380,8 @@ static void test_graph_random(void **state)
     free(data);
     gv_get_stats(&st1);
     fprintf(stderr,
-            "graph_random: %zu programs (%zu operations; %" PRIu64 " compute and %" PRIu64
-            " effect runs), %zu failed, %zu known failures skipped\n",
-            nseeds - skipped, ops, st1.computes - st0.computes, st1.effect_runs - st0.effect_runs, failed, skipped);
+            "graph_random: %zu programs (%zu operations; %" PRIu64 " compute and %" PRIu64 " effect runs), %zu failed\n",
+            nseeds, ops, st1.computes - st0.computes, st1.effect_runs - st0.effect_runs, failed);
     if (failed)
         fprintf(stderr, "graph_random: rerun one with GV_GRAPH_SEED=<seed> (prints the program); "
                         "GV_GRAPH_MINIMIZE=<file> shrinks it\n");
