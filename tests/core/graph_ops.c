@@ -622,6 +622,8 @@ typedef struct go_val {
     bool pins_held;         /* computeds: its body pins what it reads */
     int pins;               /* live bodies that may still read (or write) it */
     int running, runs;
+    int reading;            /* computeds: reads of it in progress (the reader's
+                               call keeps it needed even if its handle goes) */
     uint64_t cnt;           /* signals: the model's version; computeds: observed changes */
     go_res last_eval;       /* computeds: the last evaluation's result */
     bool has_eval;
@@ -973,6 +975,8 @@ static void go_try_free(int slot)
     if (!v->requested || v->freed || v->pins > 0)
         return;
     v->freed = true;
+    if (S->flags & GO_TRACE)
+        fprintf(stderr, "   %c%d handle freed\n", v->kind == OP_SIGNAL ? 's' : 'c', slot);
     if (v->kind == OP_SIGNAL) {
         gv_signal_free(v->s);
     } else {
@@ -1151,6 +1155,7 @@ static go_res go_read(int slot, int mode, bool in_fn, const char *who, bool *abo
 
     go_res seen = {false, 0};
     bool freed_before = v->freed;
+    v->reading++;
     const gv_value *p = NULL;
     const gv_error *e = NULL;
     switch (mode) {
@@ -1185,6 +1190,7 @@ static go_res go_read(int slot, int mode, bool in_fn, const char *who, bool *abo
         break;
     }
     }
+    v->reading--;
     go_res m = go_model(slot);
     if (v->freed != freed_before)
         return m;
@@ -1379,6 +1385,25 @@ static go_res go_run_body(const go_body *b, int body, go_ctx ctx, go_rec *rec, i
     return (go_res){false, acc};
 }
 
+/* Can the library still need this computed?  Yes while the program holds its
+ * handle, while a read of it is in progress, or while a live reader (an
+ * effect not disposed, or running; a computed that is alive itself) read it
+ * in its last run. */
+static bool go_alive(int slot)
+{
+    if (!S->vals[slot].freed || S->vals[slot].reading)
+        return true;
+    for (int j = 0; j < S->ninst; j++) {
+        const go_inst *in = &S->insts[j];
+        if ((!in->disposed || in->running) && go_rec_has(&in->rec, slot))
+            return true;
+    }
+    for (int k = 0; k < S->nvals; k++)
+        if (k != slot && S->vals[k].kind == OP_COMPUTED && go_rec_has(&S->vals[k].rec, slot) && go_alive(k))
+            return true;
+    return false;
+}
+
 static void go_compute_fn(gv_value *out, const gv_value *prev, void *ud)
 {
     (void)prev;
@@ -1387,6 +1412,10 @@ static void go_compute_fn(gv_value *out, const gv_value *prev, void *ud)
     char who[32];
     snprintf(who, sizeof who, "compute c%d", slot);
     v->runs++;
+    if (S->flags & GO_TRACE)
+        fprintf(stderr, "   c%d run %d\n", slot, v->runs);
+    if (!go_alive(slot))
+        go_fail("%s ran after its last reference was gone (handle freed, no live reader)", who);
     if (v->has_eval)
         go_check_justified(&v->rec, who);
     v->running++;
