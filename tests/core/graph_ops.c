@@ -43,7 +43,9 @@
  *     live effect saw, in its last run, the values the model gives now for
  *     every node it read;
  *   - disposal: an effect's function never runs after the effect was disposed
- *     (explicitly, by its owner's disposal, or by its owner's re-run); every
+ *     (explicitly, by its owner's disposal, or by its owner's re-run), nor a
+ *     compute function once nothing can need its computed (handle freed, no
+ *     read of it in progress, no live reader read it in its last run); every
  *     cleanup runs exactly once, before the next run or at disposal, newest
  *     first, after the effects its run created were disposed (unless those
  *     are running, were freed explicitly, or the disposal was started by a
