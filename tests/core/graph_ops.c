@@ -979,13 +979,12 @@ static void go_try_free(int slot)
     v->freed = true;
     if (S->flags & GO_TRACE)
         fprintf(stderr, "   %c%d handle freed\n", v->kind == OP_SIGNAL ? 's' : 'c', slot);
-    if (v->kind == OP_SIGNAL) {
+    /* A computed's body keeps its pins: the library may still run it for
+     * its readers (go_collect releases them once it is dead). */
+    if (v->kind == OP_SIGNAL)
         gv_signal_free(v->s);
-    } else {
+    else
         gv_computed_free(v->c);
-        if (!v->running)
-            go_release_val(slot);
-    }
 }
 
 static void go_request_free(int slot)
@@ -1406,6 +1405,23 @@ static bool go_alive(int slot)
     return false;
 }
 
+/* Release the pins of computeds whose handle is gone and that nothing can
+ * need any more (at top level, between operations). */
+static void go_collect(void)
+{
+    bool again = true;
+    while (again) {
+        again = false;
+        for (int k = 0; k < S->nvals; k++) {
+            go_val *v = &S->vals[k];
+            if (v->kind == OP_COMPUTED && v->freed && v->pins_held && !v->running && !go_alive(k)) {
+                go_release_val(k);
+                again = true;
+            }
+        }
+    }
+}
+
 static void go_compute_fn(gv_value *out, const gv_value *prev, void *ud)
 {
     (void)prev;
@@ -1432,8 +1448,6 @@ static void go_compute_fn(gv_value *out, const gv_value *prev, void *ud)
     v->has_eval = true;
     S->compute_depth--;
     v->running--;
-    if (v->freed && !v->running)
-        go_release_val(slot);
 }
 
 static bool go_cleanups_done_before(const go_inst *in, int run)
@@ -1870,6 +1884,7 @@ static void go_finish(const gv_stats *before)
             go_fail("interpreter: effect e%d is not disposed after everything was freed", id);
     for (int k = S->nvals - 1; k >= 0; k--)
         go_request_free(k);
+    go_collect();
     for (int k = 0; k < S->nvals; k++)
         if (!S->vals[k].freed)
             go_fail("interpreter: %c%d still pinned after everything was disposed",
@@ -1920,6 +1935,7 @@ int go_run(const uint8_t *data, size_t size, unsigned flags, go_result *res)
         }
         go_segment_begin();
         go_exec(&st->prog.ops[i]);
+        go_collect();
         if (!res->failed)
             go_quiescence();
     }
