@@ -4,7 +4,7 @@
  * Does `steps` units of work (argv[1], default 50), reporting progress, a
  * status and a metric on the control fd galvanid passes in
  * $GALVANI_CONTROL_FD, and obeys the commands galvanid writes there:
- * "pause", "resume", "cancel" and "params {json}" (this job understands
+ * "pause", "resume", "cancel" and "params N {json}" (this job understands
  * {"delay_ms": N}).  Outside galvanid it reports with "::" lines on stdout,
  * so it also runs from a terminal:   build/examples/progress_job 5
  *
@@ -116,7 +116,15 @@ int main(int argc, char **argv)
                 if (v > 0)
                     delay_ms = v;
             }
-            report("ack params");
+            /* "params N {...}": acknowledge revision N, so that galvanid
+             * knows which change is applied ("params {...}" without N
+             * comes from an older galvanid: plain "ack params"). */
+            char *end;
+            long long rev = strtoll(cmd + 7, &end, 10);
+            if (end != cmd + 7 && rev >= 0)
+                report("ack params %lld", rev);
+            else
+                report("ack params");
         } else if (strcmp(cmd, "pause") == 0) {
             report("ack pause");
             report("status paused");

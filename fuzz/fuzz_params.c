@@ -2,7 +2,7 @@
  * fuzz_params.c — libFuzzer target for a params patch, the body of
  * PATCH /jobs/{id}/params: the bytes are parsed as the HTTP layer parses a
  * body (json_loadb with JSON_REJECT_DUPLICATES, api/http.c) and applied by
- * the real gvd_job_set_params (model/control.c) to a live job of the real
+ * the real gvd_job_set_params (model/params.c) to a live job of the real
  * job model, which persists the result to a real SQLite store before
  * answering.  (The HTTP path in front of it is fuzzed by fuzz_http.)
  *
@@ -13,7 +13,8 @@
  * is refused with 400 "invalid_params"; an object is accepted and the job's
  * params (as GET /jobs/{id} shows them) are exactly the JSON merge of the
  * patch: every non-null value set, every null key removed, nothing else
- * touched; and the params revision moves.
+ * touched; and the params revision moves.  (Each input makes two history
+ * entries; the job keeps the newest 1000, so a long run stays bounded.)
  */
 #include <jansson.h>
 #include <stdlib.h>

@@ -19,7 +19,11 @@
  * The history behind the charts (progress and each ::metric over time) is
  * kept here, client-side, from the moment the page sees a job; each series
  * is bounded (MAX_POINTS, thinned by half when full, so it keeps its whole
- * time span at a coarser resolution).
+ * time span at a coarser resolution).  When a job is opened, its metric
+ * history as galvanid keeps it (GET /jobs/{id}/metrics) replaces what the
+ * page saw itself, so a reload or a late visitor draws the whole run; and
+ * its params history (GET /jobs/{id}/params/history) gives the charts a
+ * mark per params change, fetched again whenever params_revision moves.
  *
  * Auth: a token given as /#token=... or ?token=... is moved into
  * sessionStorage (and out of the address bar), sent as "Authorization:
@@ -32,7 +36,7 @@ import { setupNewJobForm } from './forms.js';
 import { STATUSES, errorText } from './format.js';
 
 const TOKEN_KEY = 'galvani.token';
-const MAX_POINTS = 400;
+const MAX_POINTS = 600; /* above the daemon's 512 per series: a loaded history is drawn whole */
 const BACKOFF_MS = [500, 1000, 2000, 4000, 8000];
 
 const $ = (id) => document.getElementById(id);
@@ -59,7 +63,8 @@ let token = takeTokenFromUrl();
 
 const state = {
   jobs: new Map(),      /* id -> the latest job object */
-  hist: new Map(),      /* id -> { created, progress: series, metrics: Map name -> series } */
+  hist: new Map(),      /* id -> { created, progress: series, metrics: Map name -> series,
+                           marks: [{ t, rev }] (params changes), marksRev } */
   counts: null,
   selected: 0,
 };
@@ -79,7 +84,7 @@ function pushPoint(s, t, v) {
 function record(job, now) {
   let h = state.hist.get(job.id);
   if (!h || h.created !== job.created_at) {
-    h = { created: job.created_at, progress: { t: [], v: [] }, metrics: new Map() };
+    h = { created: job.created_at, progress: { t: [], v: [] }, metrics: new Map(), marks: [], marksRev: -1 };
     state.hist.set(job.id, h);
   }
   const p = h.progress;
@@ -92,6 +97,40 @@ function record(job, now) {
     if (!s) h.metrics.set(name, (s = { t: [], v: [] }));
     if (s.v.length === 0 || s.v[s.v.length - 1] !== v) pushPoint(s, now, v);
   }
+}
+
+/* The daemon's history of job `id`: its metric series replace what the
+ * page recorded up to their last point (points the page saw after it are
+ * kept), and the params changes become marks.  Resolves to true if the job
+ * is still known. */
+async function loadHistory(id, withMetrics) {
+  const [m, p] = await Promise.all([
+    withMetrics ? api('GET', `/jobs/${id}/metrics`) : Promise.resolve({ ok: false }),
+    api('GET', `/jobs/${id}/params/history`),
+  ]);
+  const job = state.jobs.get(id);
+  if (!job) return false;
+  record(job, Date.now());
+  const h = state.hist.get(id);
+  if (m.ok) {
+    for (const [name, pts] of Object.entries(m.data.metrics || {})) {
+      const s = { t: pts.map((pt) => pt[0]), v: pts.map((pt) => pt[1]) };
+      const last = s.t.length ? s.t[s.t.length - 1] : -Infinity;
+      const seen = h.metrics.get(name);
+      /* like record(): a point only for a new value (the page's own point for
+       * the value it found at load time is the daemon's last one) */
+      if (seen) {
+        for (let i = 0; i < seen.t.length; i++)
+          if (seen.t[i] > last && seen.v[i] !== s.v[s.v.length - 1]) pushPoint(s, seen.t[i], seen.v[i]);
+      }
+      h.metrics.set(name, s);
+    }
+  }
+  if (p.ok) {
+    h.marks = p.data.history.map((e) => ({ t: Date.parse(e.at), rev: e.revision }));
+    h.marksRev = p.data.params_revision;
+  }
+  return true;
 }
 
 /* ---- the API ------------------------------------------------------------------ */
@@ -213,7 +252,7 @@ function select(id, known) {
   detail.show(id ? state.jobs.get(id) || known : null);
 }
 
-const ctx = { api, act, toast, select, state, history: (id) => state.hist.get(id) };
+const ctx = { api, act, toast, select, state, history: (id) => state.hist.get(id), loadHistory };
 const table = createTable(ctx);
 const detail = createDetail(ctx);
 setupNewJobForm(ctx);

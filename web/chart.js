@@ -6,7 +6,9 @@
  * the selected job's charts can be redrawn every animation frame that has
  * news.  While the job is still active the time axis runs to `now` and the
  * last value is carried forward as a dashed line (a paused job's flat
- * progress is visible as such).
+ * progress is visible as such).  Params changes are drawn as marks: a
+ * dotted vertical line at the time of the change, labelled with its
+ * revision ("r3").
  */
 import { fmtDur, fmtNum } from './format.js';
 
@@ -20,7 +22,8 @@ function niceStep(range, n) {
 
 /*
  * series: { t: [ms], v: [number] } (same length, t ascending)
- * o: { label, color, min, max (fixed y range, optional), now (ms, optional: extend to it) }
+ * o: { label, color, min, max (fixed y range, optional), now (ms, optional: extend to it),
+ *      marks: [{ t (ms), rev }] (optional: params changes) }
  */
 export function drawChart(canvas, series, o) {
   const dpr = window.devicePixelRatio || 1;
@@ -37,6 +40,7 @@ export function drawChart(canvas, series, o) {
   g.textBaseline = 'middle';
   const n = series.t.length;
   canvas.dataset.points = n;
+  canvas.dataset.marks = '';
 
   /* title left, latest value right */
   g.fillStyle = '#8b98ab';
@@ -91,6 +95,24 @@ export function drawChart(canvas, series, o) {
   }
   g.strokeStyle = '#3a4558';
   g.beginPath(); g.moveTo(L + 0.5, T); g.lineTo(L + 0.5, T + ph); g.lineTo(L + pw, T + ph + 0.5); g.stroke();
+
+  /* params changes, under the series; the revisions drawn are listed in
+   * data-marks (the browser test reads them) */
+  const drawn = [];
+  g.strokeStyle = '#e2e8f0';
+  g.fillStyle = '#e2e8f0';
+  g.lineWidth = 1;
+  g.setLineDash([2, 3]);
+  g.textAlign = 'left';
+  for (const m of o.marks || []) {
+    if (!(m.t >= t0 && m.t <= t1)) continue;
+    const mx = Math.round(x(m.t)) + 0.5;
+    g.beginPath(); g.moveTo(mx, T); g.lineTo(mx, T + ph); g.stroke();
+    g.fillText('r' + m.rev, Math.min(mx + 3, L + pw - 16), T + 8);
+    drawn.push(m.rev);
+  }
+  g.setLineDash([]);
+  canvas.dataset.marks = drawn.join(',');
 
   /* the series: steps would suggest more than we know; straight segments */
   g.strokeStyle = o.color;

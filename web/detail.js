@@ -3,7 +3,11 @@
  * and one per reported ::metric, a params editor and a tail of its log.
  *
  * Charts are redrawn in the animation frame that carries news of the job,
- * and once a second while it is active (the time axis runs to now).  The
+ * and once a second while it is active (the time axis runs to now).  Opening
+ * a job loads its metric history and params changes from galvanid
+ * (app.js, loadHistory): every chart shows a mark per params change ("r3"
+ * at the time revision 3 was accepted), reloaded when params_revision
+ * moves.  The
  * log has no stream: it is polled (GET /jobs/{id}/log?tail=...) once a
  * second while the job is active and read once more when it has ended; a
  * poll is skipped while the previous one is still out.
@@ -38,13 +42,29 @@ export function createDetail(ctx) {
     const h = ctx.history(job.id);
     const now = ACTIVE.has(job.status) && job.status !== 'queued' ? Date.now() : undefined;
     const empty = { t: [], v: [] };
+    const marks = h ? h.marks : [];
     drawChart(chartFor(''), h ? h.progress : empty, {
-      label: 'progress', unit: '%', color: '#38bdf8', min: 0, max: 100, now,
+      label: 'progress', unit: '%', color: '#38bdf8', min: 0, max: 100, now, marks,
     });
     if (!h) return;
     let i = 0;
     for (const [name, s] of h.metrics)
-      drawChart(chartFor(name), s, { label: name, color: PALETTE[i++ % PALETTE.length], now });
+      drawChart(chartFor(name), s, { label: name, color: PALETTE[i++ % PALETTE.length], now, marks });
+  }
+
+  /* Fetch the job's history (metrics too when it was just opened); one
+   * request at a time, and a newer revision seen meanwhile asks again. */
+  let loading = false;
+  async function loadHistory(withMetrics) {
+    if (!job || loading) return;
+    const id = job.id;
+    loading = true;
+    const known = await ctx.loadHistory(id, withMetrics);
+    loading = false;
+    if (!job || job.id !== id || !known) return;
+    const h = ctx.history(id);
+    if (h && h.marksRev !== job.params_revision) loadHistory(false);
+    else requestAnimationFrame(drawCharts);
   }
 
   function meta(rows) {
@@ -75,6 +95,7 @@ export function createDetail(ctx) {
       ['rate · ETA', job.status === 'running'
         ? `${Number.isFinite(job.rate) ? fmtNum(job.rate) + ' %/s' : '—'} · ${fmtDur(job.eta)}` : ''],
       ['pause mode', job.pause_mode],
+      ['params rev', job.params_revision ? `${job.params_revision} (applied ${job.params_applied})` : ''],
       ['pid', job.pid],
       ['created', fmtTime(job.created_at)],
       ['started', job.started_at ? fmtTime(job.started_at) : ''],
@@ -132,6 +153,7 @@ export function createDetail(ctx) {
     if (job) {
       render();
       pollLog();
+      loadHistory(true);
     }
   }
 
@@ -142,9 +164,11 @@ export function createDetail(ctx) {
       return;
     }
     const wasActive = job && ACTIVE.has(job.status);
+    const lastRev = job ? job.params_revision : undefined;
     job = j;
     if (wasActive && !ACTIVE.has(j.status)) logDone = false; /* one last read */
     render();
+    if (j.params_revision !== lastRev) loadHistory(false); /* a new mark */
   }
 
   $('params-text').addEventListener('input', () => { paramsEdited = true; });

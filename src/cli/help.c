@@ -17,6 +17,7 @@ const char gvc_main_help[] =
     "  resume ID...                   resume paused jobs\n"
     "  cancel ID...                   cancel queued, running or paused jobs\n"
     "  set ID KEY=VALUE...            change a job's params (VALUE is JSON if it parses, else a string)\n"
+    "  params [--history] ID          a job's params and revision (--history: every change)\n"
     "  logs [-f] ID                   print a job's captured output (-f: follow it until the job ends)\n"
     "  watch [ID...]                  live progress of all active jobs, or of these until they end\n"
     "\n"
@@ -60,7 +61,13 @@ static const char *const gvc_cmd_help[][2] = {
                "Cancel queued, running or paused jobs; with no ID, cancel the demo job.\n"},
     {"set", "usage: galvani set ID KEY=VALUE... [--json]\n\n"
             "Merge params into a job: VALUE is JSON if it parses (3, 0.5, true, [1,2], {\"a\":1}),\n"
-            "otherwise a string; KEY=null removes the param.\n"},
+            "otherwise a string; KEY=null removes the param.  Prints the params and their new revision;\n"
+            "a change the job's params_schema refuses is an error that names the param and the rule.\n"},
+    {"params", "usage: galvani params [--history] ID [--json]\n\n"
+               "Print the job's params, their revision (one per accepted change) and the last revision the\n"
+               "job acknowledged (cooperative jobs answer \"ack params N\"; 0: none).\n"
+               "  --history   every change, oldest first: revision, when, who (token or local), when the\n"
+               "              job applied it (- if it never said so), the patch\n"},
     {"logs", "usage: galvani logs [-f|--follow] ID\n\nPrint the job's captured stdout and stderr (--json has no "
              "effect: the log is text).\n"
              "  -f, --follow   keep printing what the job writes, like tail -f, until the job has ended\n"

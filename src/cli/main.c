@@ -7,6 +7,7 @@
  *
  * Exit codes: 0 success, 1 the request failed (daemon unreachable, HTTP
  * error), 2 usage error (nothing was sent). */
+#include "cli.h"
 #include "help.h"
 #include "http.h"
 #include "watch.h"
@@ -23,22 +24,7 @@
 #define GALVANI_CLI_VERSION "unknown"
 #endif
 
-/* The daemon sends at most 15 significant digits; printing doubles with
- * jansson's default 17 would turn the user's 0.1 into 0.10000000000000001. */
-#define GVC_DUMP_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
-
-/* Options shared by every command. */
-typedef struct gvc_ctx {
-    const char *server;
-    const char *token;  /* --token / GALVANI_TOKEN, or NULL */
-    int json;
-    int tty;        /* stdout is a terminal: live views redraw in place */
-    int color;      /* tty and NO_COLOR is unset */
-    gvc_http http;
-} gvc_ctx;
-
-/* Printed after a usage error, which exits 2 before anything is sent. */
-static int gvc_usage_error(const char *cmd, const char *fmt, ...)
+int gvc_usage_error(const char *cmd, const char *fmt, ...)
 {
     va_list ap;
     fputs("galvani: ", stderr);
@@ -53,9 +39,7 @@ static int gvc_usage_error(const char *cmd, const char *fmt, ...)
 /* Requests                                                               */
 /* ---------------------------------------------------------------------- */
 
-/* Send one request and report failures the way every command does.
- * Returns 0 with *out filled (2xx), or 1 after printing the reason. */
-static int gvc_call(gvc_ctx *ctx, const char *method, const char *path, const char *body,
+int gvc_call(gvc_ctx *ctx, const char *method, const char *path, const char *body,
                     gvc_buf *out)
 {
     long status = 0;
@@ -69,17 +53,14 @@ static int gvc_call(gvc_ctx *ctx, const char *method, const char *path, const ch
     return 1;
 }
 
-/* Print a 2xx body as it came (--json).  The daemon ends bodies with a
- * newline; add one if it did not, so several answers stay one per line. */
-static void gvc_print_raw(const gvc_buf *b)
+void gvc_print_raw(const gvc_buf *b)
 {
     fwrite(b->data, 1, b->len, stdout);
     if (b->len == 0 || b->data[b->len - 1] != '\n')
         putchar('\n');
 }
 
-/* Parse a 2xx JSON body; prints an error and returns NULL if it is not JSON. */
-static json_t *gvc_parse(const gvc_buf *b)
+json_t *gvc_parse(const gvc_buf *b)
 {
     json_error_t err;
     json_t *doc = json_loads(b->data, 0, &err);
@@ -109,8 +90,7 @@ static int gvc_id_arg(const char *cmd, const char *arg, long long *id)
     return 0;
 }
 
-/* Exactly one job-id argument (show, logs). */
-static int gvc_single_id(const char *cmd, int argc, char **argv, long long *id)
+int gvc_single_id(const char *cmd, int argc, char **argv, long long *id)
 {
     if (argc != 1)
         return gvc_usage_error(cmd, "%s: expected one job ID", cmd);
@@ -163,7 +143,7 @@ static void gvc_print_status(const gvc_ctx *ctx, const char *status, int width)
         printf("%-*s", width, status);
 }
 
-static const char *gvc_str(const json_t *job, const char *key, const char *dflt)
+const char *gvc_str(const json_t *job, const char *key, const char *dflt)
 {
     const char *s = json_string_value(json_object_get(job, key));
     return s ? s : dflt;
@@ -205,7 +185,8 @@ static void gvc_print_field(const gvc_ctx *ctx, const json_t *job, const char *k
 static void gvc_print_job(const gvc_ctx *ctx, const json_t *job)
 {
     static const char *const keys[] = {
-        "id", "name", "kind", "status", "progress", "message", "metrics", "params", "command",
+        "id", "name", "kind", "status", "progress", "message", "metrics", "params", "params_revision",
+        "params_applied", "params_schema", "command",
         "shell", "pause_mode", "pid", "exit_code", "signal", "attempts", "max_retries", "priority",
         "timeout", "rate", "eta", "created_at", "started_at", "finished_at", "error",
     };
@@ -498,7 +479,8 @@ static int gvc_cmd_set(gvc_ctx *ctx, int argc, char **argv)
         json_t *job = gvc_parse(&b);
         char *params = job ? json_dumps(json_object_get(job, "params"), GVC_DUMP_FLAGS | JSON_SORT_KEYS) : NULL;
         if (params)
-            printf("job %lld params: %s\n", id, params);
+            printf("job %lld params: %s (revision %lld)\n", id, params,
+                   (long long)json_integer_value(json_object_get(job, "params_revision")));
         else
             rc = 1;
         free(params);
@@ -727,7 +709,8 @@ int main(int argc, char **argv)
     /* Only run takes options of its own and a command line; for the others
      * an unknown "--x" before any id is a usage error, caught here so that
      * the per-command code sees plain words. */
-    if (strcmp(cmd, "run") != 0 && strcmp(cmd, "ls") != 0 && strcmp(cmd, "logs") != 0) {
+    if (strcmp(cmd, "run") != 0 && strcmp(cmd, "ls") != 0 && strcmp(cmd, "logs") != 0 &&
+        strcmp(cmd, "params") != 0) {
         for (int j = 0; j < n; j++) {
             if (rest[j][0] == '-') {
                 rc = gvc_usage_error(cmd, "%s: unknown option '%s'", cmd, rest[j]);
@@ -757,6 +740,8 @@ int main(int argc, char **argv)
         rc = gvc_cmd_set(&ctx, n, rest);
     else if (!strcmp(cmd, "watch"))
         rc = gvc_cmd_watch(&ctx, n, rest);
+    else if (!strcmp(cmd, "params"))
+        rc = gvc_cmd_params(&ctx, n, rest);
     else
         rc = gvc_cmd_logs(&ctx, n, rest);
     gvc_http_free(&ctx.http);

@@ -142,7 +142,13 @@ __attribute__((noinline)) static void gv_signal_store_journaled(gv_runtime *rt, 
 {
     gv_node *n = &s->node;
     uint64_t epoch = rt->journal_epoch + 1;
-    if (n->start_epoch != epoch) { /* the batch's first write: record */
+    /* Record the value the write replaces when it is the batch's first write,
+     * and again when a reader has seen it since the last write (the last
+     * tracked read linked this very version): going back to the value a
+     * reader saw is then no change for it.  A read this test misses (its link
+     * dropped since) only costs a re-run that could have been saved. */
+    if (n->start_epoch != epoch ||
+        (n->version != n->start_version && n->last_link && n->last_link->version == n->version)) {
         if (__builtin_expect(gv__is_scalar(s->value.type), 1)) {
             n->start_type = (uint8_t)s->value.type;
             memcpy(&n->start_bits, &s->value.as, sizeof n->start_bits);

@@ -23,6 +23,7 @@
 
 #include "api/server.h"
 #include "model/jobs.h"
+#include "model/series.h"
 #include "store/store.h"
 #include "util/log.h"
 
@@ -53,6 +54,8 @@ static void gvd_usage(FILE *out)
           "      --max-jobs N         jobs kept (default 10000; 0: no limit): past it the oldest finished\n"
           "                           jobs are deleted with their logs; queued/running/paused ones never are\n"
           "      --keep-finished AGE  also delete finished jobs older than AGE (e.g. 3600, 90m, 12h, 7d)\n"
+          "      --metric-points N    points kept per metric series of a job (default 512, 4..100000):\n"
+          "                           older points are merged pairwise (docs/api.md)\n"
           "      --cancel-grace SECS  SIGTERM -> SIGKILL delay on cancel (default 5)\n"
           "      --log-level LEVEL    debug, info, warn or error (default info; env GALVANI_LOG_LEVEL)\n"
           "      --allow-origin LIST  web origins (comma list, or *) allowed to control jobs and open\n"
@@ -275,6 +278,7 @@ int main(int argc, char **argv)
     const char *allow_origin = getenv("GALVANI_ALLOW_ORIGIN");
     unsigned long long log_limit = 10ull << 20, grace_s = 5, max_run = 4;
     unsigned long long max_jobs = GVD_MAX_JOBS_DEFAULT;
+    unsigned long long metric_points = GVD_SERIES_DEFAULT_BOUND;
     double keep_finished_s = 0;
     int sync_full = 0;
     static char token_buf[4100], read_token_buf[4100];
@@ -295,6 +299,7 @@ int main(int argc, char **argv)
         {"request-timeout", required_argument, NULL, 26}, {"stream-buffer", required_argument, NULL, 27},
         {"stream-grace", required_argument, NULL, 28},
         {"max-jobs", required_argument, NULL, 40},    {"keep-finished", required_argument, NULL, 41},
+        {"metric-points", required_argument, NULL, 42},
         {"run-dir", required_argument, NULL, 50},     {"shim", required_argument, NULL, 51},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},          {NULL, 0, NULL, 0}};
@@ -384,6 +389,13 @@ int main(int argc, char **argv)
                 return 2;
             }
             break;
+        case 42:
+            if (gvd_parse_uint(optarg, 100000, &metric_points) || metric_points < GVD_SERIES_MIN_BOUND) {
+                fprintf(stderr, "galvanid: --metric-points takes a number of points (4..100000), not '%s'\n",
+                        optarg);
+                return 2;
+            }
+            break;
         case 'h': gvd_usage(stdout); return 0;
         case 'V': puts("galvanid 0.1.0"); return 0;
         default: gvd_usage(stderr); return 2;
@@ -452,6 +464,7 @@ int main(int argc, char **argv)
                       .shim_path = shim_path,
                       .leave_running = true,
                       .max_jobs = max_jobs ? (unsigned)max_jobs : GVD_MAX_JOBS_UNLIMITED,
+                      .metric_points = (unsigned)metric_points,
                       .keep_finished_s = keep_finished_s};
     gvd_error jerr = {0};
     d.jobs = gvd_jobs_new(d.loop, d.store, &cfg, &jerr);

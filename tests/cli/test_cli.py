@@ -173,7 +173,7 @@ class CliTest(unittest.TestCase):
         self.assertEqual(self.job(jid)["params"], job["params"])
         out = self.ok("set", str(jid), "lr=0.1")
         self.assertEqual(out, 'job %d params: {"arr":[1,2],"flag":true,"keep":1,"lr":0.1,"n":3,'
-                              '"q":"7","s":"hello world"}\n' % jid)
+                              '"q":"7","s":"hello world"} (revision 2)\n' % jid)
 
     def test_demo_job(self):
         job = self.ok_json("start")

@@ -121,6 +121,40 @@ static void test_flush_round_trip_after_batch(void **state)
     gv_signal_free(r.s);
 }
 
+/* Within a batch, the value a reader saw is the one a detour returns to: a
+ * batch recorded only its start value, so s := 15; read; s := 5; s := 15 gave
+ * the signal a new version and the reader re-ran for nothing. */
+typedef struct counted {
+    gv_signal *s;
+    int computes;
+} counted;
+
+static void counted_fn(gv_value *out, const gv_value *prev, void *ud)
+{
+    (void)prev;
+    counted *c = ud;
+    c->computes++;
+    *out = gv_int(gv_signal_get_int(c->s));
+}
+
+static void test_batch_detour_back_to_seen_value(void **state)
+{
+    (void)state;
+    counted k = {.s = gv_signal_new(gv_int(0))};
+    gv_computed *c = gv_computed_new(counted_fn, &k);
+    gv_batch_begin();
+    gv_signal_set_int(k.s, 15);
+    assert_int_equal(gv_computed_get_int(c), 15);
+    gv_signal_set_int(k.s, 5);
+    gv_signal_set_int(k.s, 15);
+    assert_int_equal(gv_computed_get_int(c), 15);
+    gv_batch_end();
+    assert_int_equal(gv_computed_get_int(c), 15);
+    assert_int_equal(k.computes, 1);
+    gv_computed_free(c);
+    gv_signal_free(k.s);
+}
+
 /* ------------------------------------------------------------------------ */
 /* A computed re-watched after a write still passes later writes on          */
 /* ------------------------------------------------------------------------ */
@@ -195,6 +229,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         GV_TEST(test_read_frees_its_own_computed),
         GV_TEST(test_flush_round_trip_after_batch),
+        GV_TEST(test_batch_detour_back_to_seen_value),
         GV_TEST(test_rewatched_computed_passes_writes_on),
     };
     return GV_RUN_TESTS(tests);

@@ -72,6 +72,10 @@ bool gvd_auth_required(h2o_iovec_t path);
 /* 0 if the request may proceed, -1 after answering 401 (no / wrong token) or
  * 403 (a read-only token on a request that changes state). */
 int gvd_auth_check(gvd_server *s, h2o_req_t *req, bool changes_state);
+/* Who is asking, for the params history: "token" when a token is required
+ * (only the full token may change params), "local" when galvanid runs
+ * without one (whoever can reach its port).  Tokens have no names. */
+const char *gvd_auth_who(const gvd_server *s, h2o_req_t *req);
 /* `path` (with its query) for a log line: token=... values replaced. */
 const char *gvd_auth_redact(h2o_iovec_t path, char *buf, size_t size);
 

@@ -28,6 +28,7 @@ const char *gvd_http_reason(int status)
     case 413: return "Payload Too Large";
     case 415: return "Unsupported Media Type";
     case 417: return "Expectation Failed";
+    case 422: return "Unprocessable Content";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
     case 503: return "Service Unavailable";
@@ -105,6 +106,15 @@ void gvd_http_error(h2o_req_t *req, int status, const char *code, const char *fm
 void gvd_http_error_from(h2o_req_t *req, const gvd_error *err)
 {
     int status = err->http >= 400 && err->http <= 599 ? err->http : 500;
+    if (err->field[0] && err->rule) {
+        /* A params schema violation: the field and the rule, for programs. */
+        json_t *body = json_pack("{s:{s:s, s:s, s:s, s:s}}", "error", "code", err->code ? err->code : "error",
+                                 "message", err->message, "field", err->field, "rule", err->rule);
+        if (body) {
+            gvd_http_json(req, status, body, NULL);
+            return;
+        }
+    }
     gvd_http_error(req, status, err->code ? err->code : "error", "%s", err->message);
 }
 

@@ -109,7 +109,7 @@ static bool gvd_split_job_path(h2o_iovec_t path, int64_t *id, h2o_iovec_t *seg, 
     const char *slash = memchr(p, '/', (size_t)(end - p));
     *seg = h2o_iovec_init(p, (size_t)((slash ? slash : end) - p));
     *action = slash ? h2o_iovec_init(slash + 1, (size_t)(end - slash - 1)) : h2o_iovec_init("", 0);
-    if (memchr(action->base, '/', action->len))
+    if (memchr(action->base, '/', action->len) && !gvd_path_is(*action, "params/history"))
         return false;
     *id = 0;
     if (seg->len == 0 || seg->len > 18)
@@ -134,19 +134,42 @@ static void gvd_on_transition(h2o_req_t *req, gvd_job *job, int (*fn)(gvd_job *,
     gvd_http_json(req, 200, gvd_job_json(job), NULL);
 }
 
-static void gvd_on_params(h2o_req_t *req, gvd_job *job)
+static void gvd_on_params(gvd_server *s, h2o_req_t *req, gvd_job *job)
 {
     json_t *patch = gvd_http_json_body(req, "a params patch");
     if (!patch)
         return;
     gvd_error err = {0};
-    int rc = gvd_job_set_params(job, patch, &err);
+    int rc = gvd_job_set_params_by(job, patch, gvd_auth_who(s, req), &err);
     json_decref(patch);
     if (rc != 0) {
         gvd_http_error_from(req, &err);
         return;
     }
     gvd_http_json(req, 200, gvd_job_json(job), NULL);
+}
+
+/* GET /jobs/{id}/metrics[?since=T_MS][&name=NAME]. */
+static void gvd_on_metrics(h2o_req_t *req, gvd_job *job)
+{
+    static const char *const names[] = {"since", "name", NULL};
+    gvd_query q;
+    if (gvd_query_parse(req, names, &q) != 0)
+        return;
+    int64_t since = -1;
+    const char *v = gvd_query_get(&q, "since");
+    if (v && (since = gvd_parse_uint(v, INT64_MAX / 2)) < 0) {
+        gvd_http_error(req, 400, "invalid_query",
+                       "since must be a time in milliseconds since 1970 (a non-negative integer), not \"%s\"", v);
+        return;
+    }
+    const char *name = gvd_query_get(&q, "name");
+    if (name && !*name) {
+        gvd_http_error(req, 400, "invalid_query", "name must be a metric name, not empty");
+        return;
+    }
+    json_t *body = gvd_job_metrics_json(job, (double)since, name);
+    gvd_http_json(req, 200, body, NULL);
 }
 
 static void gvd_on_log(h2o_req_t *req, gvd_job *job)
@@ -199,10 +222,12 @@ static void gvd_on_job_path(gvd_server *s, h2o_req_t *req, h2o_iovec_t path)
         allow = "POST", transition = gvd_job_cancel;
     else if (gvd_path_is(action, "params"))
         allow = "PATCH";
-    else if (gvd_path_is(action, "log"))
+    else if (gvd_path_is(action, "log") || gvd_path_is(action, "metrics") || gvd_path_is(action, "params/history"))
         allow = "GET";
     else {
-        gvd_http_error(req, 404, "not_found", "no such route: %.*s (job actions: pause, resume, cancel, params, log)",
+        gvd_http_error(req, 404, "not_found",
+                       "no such route: %.*s (job actions: pause, resume, cancel, params, params/history, log, "
+                       "metrics)",
                        (int)path.len, path.base);
         return;
     }
@@ -221,7 +246,14 @@ static void gvd_on_job_path(gvd_server *s, h2o_req_t *req, h2o_iovec_t path)
     if (transition) {
         gvd_on_transition(req, job, transition);
     } else if (gvd_path_is(action, "params")) {
-        gvd_on_params(req, job);
+        gvd_on_params(s, req, job);
+    } else if (gvd_path_is(action, "params/history")) {
+        static const char *const none[] = {NULL};
+        gvd_query q;
+        if (gvd_query_parse(req, none, &q) == 0)
+            gvd_http_json(req, 200, gvd_job_params_history_json(job), NULL);
+    } else if (gvd_path_is(action, "metrics")) {
+        gvd_on_metrics(req, job);
     } else if (gvd_path_is(action, "log")) {
         gvd_on_log(req, job);
     } else if (gvd_method(req, "GET")) {

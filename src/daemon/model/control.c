@@ -76,57 +76,9 @@ int gvd_job_cancel(gvd_job *job, gvd_error *err)
     return gvd_transition(job, GVD_CANCELLED, "cancelled", err);
 }
 
-int gvd_job_set_params(gvd_job *job, json_t *patch, gvd_error *err)
-{
-    if (!json_is_object(patch)) {
-        gvd_error_set(err, 400, "invalid_params", "params must be a JSON object (a null value removes a key)");
-        return -1;
-    }
-    if (gvd_status_finished(gvd_job_status_peek(job)))
-        return gvd_refuse(job, "re-parameterised", "a queued, running or paused job takes new params", err);
-    json_t *next = json_deep_copy(job->params);
-    if (!next) {
-        gvd_error_set(err, 503, "out_of_memory", "out of memory");
-        return -1;
-    }
-    const char *key;
-    json_t *value;
-    json_object_foreach(patch, key, value) {
-        if (json_is_null(value))
-            json_object_del(next, key);
-        else
-            json_object_set(next, key, value);
-    }
-    json_t *old = job->params;
-    job->params = next;
-    int64_t rev = gv_value_to_int(gv_signal_peek(job->params_rev)) + 1;
-    gv_signal_set_int(job->params_rev, rev);
-    if (job->persisted_params_rev != rev) { /* the store refused: put it back */
-        job->params = old;
-        json_decref(next);
-        gv_signal_set_int(job->params_rev, rev + 1);
-        return gvd_store_refused(job, "re-parameterised", err);
-    }
-    json_decref(old);
-    if (job->exec && job->spec.pause_mode == GVD_PAUSE_COOPERATIVE) {
-        char *text = json_dumps(job->params, JSON_COMPACT);
-        if (text) {
-            size_t n = strlen(text) + 8;
-            char *line = malloc(n);
-            if (line) {
-                snprintf(line, n, "params %s", text);
-                (void)gvd_exec_send(job->exec, line); /* a job that closed its channel just misses it */
-                free(line);
-            }
-            free(text);
-        }
-    }
-    return 0;
-}
-
 /* ---- JSON ------------------------------------------------------------- */
 
-static json_t *gvd_time_json(double t)
+json_t *gvd_time_json(double t)
 {
     if (t <= 0)
         return json_null();
@@ -170,6 +122,11 @@ json_t *gvd_job_json(gvd_job *job)
     rc |= json_object_set_new(o, "message", json_string(gv_signal_get_string(job->message)));
     rc |= json_object_set_new(o, "metrics", json_deep_copy(job->metrics));
     rc |= json_object_set_new(o, "params", json_deep_copy(job->params));
+    rc |= json_object_set_new(o, "params_revision", json_integer(gvd_params_revision(job)));
+    rc |= json_object_set_new(o, "params_applied",
+                              json_integer(gv_value_to_int(gv_signal_peek(job->params_applied))));
+    if (job->schema)
+        rc |= json_object_set_new(o, "params_schema", json_deep_copy(job->schema));
     if (job->spec.kind == GVD_EXEC_PROCESS) {
         rc |= json_object_set_new(o, "command", json_deep_copy(json_object_get(job->spec_json, "command")));
         rc |= json_object_set_new(o, "shell", json_boolean(job->spec.shell));

@@ -23,8 +23,6 @@
 
 #include "../util/log.h"
 
-#define GVD_MAX_METRICS 64
-
 double gvd_now(void)
 {
     struct timespec ts;
@@ -152,6 +150,7 @@ static void gvd_persist_fx(void *ud)
     (void)gv_signal_get(job->exit_status);
     (void)gv_signal_get(job->attempts);
     (void)gv_signal_get(job->error);
+    (void)gv_signal_get(job->params_applied);
     static int64_t const first_run = -1;
     if (job->persisted_params_rev == first_run) { /* the row was just inserted */
         job->persisted_params_rev = params_rev;
@@ -254,6 +253,7 @@ static void gvd_spawn(gvd_job *job)
     job->timeout_left_ms = job->spec.timeout_s > 0 ? (uint64_t)ceil(job->spec.timeout_s * 1000.0) : 0;
     gvd_timeout_start(job);
     gv_signal_set_int(job->pid, gvd_exec_pid(job->exec));
+    gvd_params_deliver(job); /* params patched before this attempt started */
 }
 
 int gvd_job_adopt(gvd_job *job, bool *never_started, char *err, size_t errlen)
@@ -347,7 +347,11 @@ static void gvd_on_message(void *ud, const gvd_msg *msg)
         break;
     case GVD_MSG_METRIC: {
         json_t *old = json_object_get(job->metrics, msg->text);
-        if (!old && json_object_size(job->metrics) >= GVD_MAX_METRICS) {
+        /* Every report is a point of the history, also a repeated value;
+         * the history holds as many series as `metrics` holds names, so a
+         * refusal here is the same limit (or no memory for a new series). */
+        bool kept = gvd_metrics_record(job, msg->text, msg->value, gvd_now()) == 0;
+        if (!kept || (!old && json_object_size(job->metrics) >= GVD_MAX_METRICS)) {
             gvd_log(GVD_LOG_WARN, "job.protocol", "job=%lld reason=\"too many metrics\" metric=%s",
                     (long long)job->id, gvd_log_quote(msg->text, q, sizeof q));
             break;
@@ -359,7 +363,10 @@ static void gvd_on_message(void *ud, const gvd_msg *msg)
         break;
     }
     case GVD_MSG_ACK:
-        gvd_log(GVD_LOG_DEBUG, "job.ack", "job=%lld ack=%s", (long long)job->id, gvd_log_quote(msg->text, q, sizeof q));
+        gvd_log(GVD_LOG_DEBUG, "job.ack", "job=%lld ack=%s revision=%lld", (long long)job->id,
+                gvd_log_quote(msg->text, q, sizeof q), msg->has_revision ? msg->revision : -1LL);
+        if (strcmp(msg->text, "params") == 0)
+            gvd_params_ack(job, msg->has_revision, msg->revision);
         break;
     case GVD_MSG_INVALID:
         gvd_log(GVD_LOG_WARN, "job.protocol", "job=%lld reason=%s", (long long)job->id,
@@ -465,7 +472,7 @@ static void gvd_notify_fx(void *ud)
     gvd_job *job = ud;
     gv_signal *visible[] = {job->status, job->current, job->total, job->message, job->metrics_rev,
                             job->params_rev, job->pid, job->exit_status, job->term_signal, job->attempts,
-                            job->started_at, job->finished_at, job->error};
+                            job->started_at, job->finished_at, job->error, job->params_applied};
     for (size_t i = 0; i < sizeof visible / sizeof *visible; i++)
         (void)gv_signal_get(visible[i]);
     (void)gv_computed_get(job->percent);
@@ -515,6 +522,9 @@ gvd_job *gvd_job_new(gvd_jobs *jobs, int64_t id, gvd_spec *spec, json_t *spec_js
     memset(spec, 0, sizeof *spec);
     job->spec_json = spec_json;
     job->params = params;
+    job->schema = json_object_get(spec_json, "params_schema");
+    if (json_is_null(job->schema))
+        job->schema = NULL;
     job->metrics = json_object();
     job->created_at = created_at;
     job->persisted_params_rev = -1;
@@ -539,6 +549,7 @@ gvd_job *gvd_job_new(gvd_jobs *jobs, int64_t id, gvd_spec *spec, json_t *spec_js
     job->started_at = gv_signal_new(gv_double(0));
     job->finished_at = gv_signal_new(gv_double(0));
     job->error = gv_signal_new(gv_str(""));
+    job->params_applied = gv_signal_new(gv_int(0));
     job->percent = gv_computed_new(gvd_percent_fn, job);
     job->rate = gv_computed_new(gvd_rate_fn, job);
     job->eta = gv_computed_new(gvd_eta_fn, job);
@@ -549,7 +560,8 @@ gvd_job *gvd_job_new(gvd_jobs *jobs, int64_t id, gvd_spec *spec, json_t *spec_js
     job->open_handles = 2;
     if (!job->metrics || !job->status || !job->current || !job->total || !job->progress_at || !job->message ||
         !job->metrics_rev || !job->params_rev || !job->pid || !job->exit_status || !job->term_signal ||
-        !job->attempts || !job->started_at || !job->finished_at || !job->error || !job->percent || !job->rate ||
+        !job->attempts || !job->started_at || !job->finished_at || !job->error || !job->params_applied ||
+        !job->percent || !job->rate ||
         !job->eta || !job->scope || (job->spec.kind == GVD_EXEC_PROCESS && !job->log_path)) {
         gvd_job_free(job);
         return NULL;
@@ -614,6 +626,8 @@ static void gvd_job_handle_closed(uv_handle_t *h)
     json_decref(job->spec_json);
     json_decref(job->params);
     json_decref(job->metrics);
+    gvd_params_free(job);
+    gvd_metrics_free(job);
     free(job->log_path);
     free(job);
 }
@@ -626,7 +640,7 @@ void gvd_job_free(gvd_job *job)
     gv_computed_free(job->percent);
     gv_signal *sigs[] = {job->status, job->current, job->total, job->progress_at, job->message, job->metrics_rev,
                          job->params_rev, job->pid, job->exit_status, job->term_signal, job->attempts,
-                         job->started_at, job->finished_at, job->error};
+                         job->started_at, job->finished_at, job->error, job->params_applied};
     for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
         gv_signal_free(sigs[i]);
     if (job->exec) {

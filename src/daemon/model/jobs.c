@@ -199,10 +199,16 @@ bool gvd_jobs_flush(gvd_jobs *jobs)
      * each job on its own would fail the same way, once per job: skip. */
     bool txn = gvd_store_begin(jobs->store, err, sizeof err) == 0;
     size_t n = 0;
-    for (gvd_job *job = list; txn && job; job = job->dirty_next)
+    for (gvd_job *job = list; txn && job; job = job->dirty_next) {
         if (job->dirty && gvd_job_persist_now(job) == 0)
             n++;
-    if (txn && gvd_store_commit(jobs->store, err, sizeof err) != 0) {
+        /* Metric points and applied marks ride in the same transaction;
+         * they count as written only once it commits. */
+        job->history_written = job->history_dirty && gvd_params_write(job, err, sizeof err) == 0 &&
+                               gvd_metrics_write(job, err, sizeof err) == 0;
+    }
+    bool committed = txn && gvd_store_commit(jobs->store, err, sizeof err) == 0;
+    if (txn && !committed) {
         /* The store rolled the batch back: everything in it is unsaved.  A
          * fault is logged once by the store (store.unavailable). */
         gvd_log(gvd_store_available(jobs->store) ? GVD_LOG_ERROR : GVD_LOG_DEBUG, "store.commit_failed",
@@ -210,11 +216,22 @@ bool gvd_jobs_flush(gvd_jobs *jobs)
         for (gvd_job *job = list; job; job = job->dirty_next)
             job->dirty = true;
     }
+    for (gvd_job *job = list; committed && job; job = job->dirty_next) {
+        if (job->history_written) {
+            gvd_params_committed(job);
+            gvd_metrics_committed(job);
+            job->history_dirty = false;
+        }
+    }
     bool all = true;
     for (gvd_job *job = list, *next; job; job = next) {
         next = job->dirty_next;
         job->dirty_next = NULL;
-        if (!job->dirty) {
+        job->history_written = false;
+        if (!job->dirty && job->history_dirty) {
+            all = false;
+            gvd_jobs_mark_history(jobs, job);
+        } else if (!job->dirty) {
             /* Written: a status a failed synchronous write left pending
              * (an exit while the disk was full) is stored now. */
             job->persisted_status = gvd_job_status_peek(job);
@@ -232,9 +249,9 @@ static void gvd_flush_cb(uv_timer_t *t)
     (void)gvd_jobs_flush(t->data);
 }
 
-void gvd_jobs_mark_dirty(gvd_jobs *jobs, gvd_job *job)
+/* List the job for the next flush (the row, its history, or both). */
+static void gvd_jobs_list_dirty(gvd_jobs *jobs, gvd_job *job)
 {
-    job->dirty = true;
     if (!job->dirty_listed) {
         job->dirty_listed = true;
         job->dirty_next = jobs->dirty_first;
@@ -246,6 +263,18 @@ void gvd_jobs_mark_dirty(gvd_jobs *jobs, gvd_job *job)
         gvd_faults_arm(jobs);
     else if (!uv_is_active((uv_handle_t *)&jobs->flush_timer))
         uv_timer_start(&jobs->flush_timer, gvd_flush_cb, jobs->cfg.progress_flush_ms, 0);
+}
+
+void gvd_jobs_mark_dirty(gvd_jobs *jobs, gvd_job *job)
+{
+    job->dirty = true;
+    gvd_jobs_list_dirty(jobs, job);
+}
+
+void gvd_jobs_mark_history(gvd_jobs *jobs, gvd_job *job)
+{
+    job->history_dirty = true;
+    gvd_jobs_list_dirty(jobs, job);
 }
 
 static void gvd_dirty_forget(gvd_jobs *jobs, gvd_job *job)
@@ -260,6 +289,7 @@ static void gvd_dirty_forget(gvd_jobs *jobs, gvd_job *job)
     }
     job->dirty_listed = false;
     job->dirty = false;
+    job->history_dirty = false;
 }
 
 /* ---- the scheduler ---------------------------------------------------- */
@@ -421,12 +451,22 @@ static int gvd_load_row(void *ud, const gvd_job_row *row)
         return -1;
     }
     gvd_list_append(jobs, job);
-    gvd_recover(job);
-    job->persisted_status = gvd_job_status_peek(job);
-    gvd_job_start_effects(job);
-    if (!gvd_status_finished(gvd_job_status_peek(job)))
-        gvd_jobs_live_add(jobs, job);
     return 0;
+}
+
+/* Once every job and its history is loaded: resolve what a previous daemon
+ * left running, then start the effects (which must see the real state: the
+ * params history sets params_applied, which the persist effect would
+ * otherwise take for a change to write back). */
+static void gvd_start_loaded(gvd_jobs *jobs)
+{
+    for (gvd_job *job = jobs->first; job; job = job->next) {
+        gvd_recover(job);
+        job->persisted_status = gvd_job_status_peek(job);
+        gvd_job_start_effects(job);
+        if (!gvd_status_finished(gvd_job_status_peek(job)))
+            gvd_jobs_live_add(jobs, job);
+    }
 }
 
 gvd_jobs *gvd_jobs_new(uv_loop_t *loop, gvd_store *store, const gvd_config *cfg, gvd_error *err)
@@ -497,13 +537,15 @@ gvd_jobs *gvd_jobs_new(uv_loop_t *loop, gvd_store *store, const gvd_config *cfg,
         return NULL;
     }
     char serr[256];
-    if (gvd_store_load(store, gvd_load_row, jobs, serr, sizeof serr) != 0) {
+    if (gvd_store_load(store, gvd_load_row, jobs, serr, sizeof serr) != 0 ||
+        gvd_params_load(jobs, serr, sizeof serr) != 0 || gvd_metrics_load(jobs, serr, sizeof serr) != 0) {
         char msg[400];
         snprintf(msg, sizeof msg, "cannot load jobs: %s", serr);
         gvd_error_set(err, 500, "store_failed", msg);
         gvd_jobs_free(jobs);
         return NULL;
     }
+    gvd_start_loaded(jobs);
     gvd_sweep_run_dirs(jobs);
     gv_scope_enter(jobs->scope);
     jobs->scheduler = gv_effect_new(gvd_scheduler_fx, jobs);

@@ -60,6 +60,10 @@ typedef struct gvd_config {
      * are never deleted, so they may exceed max_jobs. */
     unsigned max_jobs;
     double keep_finished_s;
+    /* Metric history: points kept per ::metric series of a job (0: the
+     * default GVD_SERIES_DEFAULT_BOUND, 512); older points are merged
+     * pairwise (model/series.h). */
+    unsigned metric_points;
 } gvd_config;
 
 #define GVD_MAX_JOBS_DEFAULT 10000u
@@ -73,6 +77,11 @@ typedef struct gvd_error {
     const char *code; /* static: "invalid_spec", "not_found", "invalid_transition", "store_unavailable",
                          "store_failed", "spawn_failed" */
     char message[512];
+    /* A params schema violation (422 invalid_params) also names the
+     * parameter and the rule ("min", "type", "required", ...); the API adds
+     * them to the error object.  "" / NULL otherwise. */
+    char field[128];
+    const char *rule;
 } gvd_error;
 
 /* Load every job from the store and re-adopt those a previous daemon left
@@ -106,6 +115,21 @@ int gvd_job_cancel(gvd_job *job, gvd_error *err);
 /* PATCH /jobs/{id}/params: merge `patch` (an object; a null value removes a
  * key) into the params; a running cooperative job is sent "params {...}". */
 int gvd_job_set_params(gvd_job *job, json_t *patch, gvd_error *err);
+/* The same, recording `who` made the change in the params history ("token",
+ * "local", ...; docs/api.md).  Each accepted patch is a new revision
+ * (params_revision), stored with the patch in the same transaction as the
+ * new params; a patch that breaks the job's params_schema is 422 and
+ * changes nothing.  Cooperative jobs are sent "params N {json}" and answer
+ * "ack params N"; params_applied follows their acks. */
+int gvd_job_set_params_by(gvd_job *job, json_t *patch, const char *who, gvd_error *err);
+/* GET /jobs/{id}/params/history: {"params_revision": n, "params_applied": n,
+ * "history": [{"revision", "patch", "who", "at", "applied_at"}, ...]}
+ * (oldest first; new reference). */
+json_t *gvd_job_params_history_json(gvd_job *job);
+/* GET /jobs/{id}/metrics: {"metrics": {"loss": [[t_ms, value], ...], ...}}
+ * with only points at or after since_ms (< 0: all) and only the series
+ * `name` (NULL: all).  New reference. */
+json_t *gvd_job_metrics_json(gvd_job *job, double since_ms, const char *name);
 /* DELETE /jobs/{id}: finished jobs only (409 otherwise). */
 int gvd_jobs_delete(gvd_jobs *jobs, gvd_job *job, gvd_error *err);
 

@@ -5,7 +5,11 @@
  *            what the runner reports
  *   jobs.c   the registry: ids, listing, the scheduler, restart recovery,
  *            progress write-behind
- *   json.c   a job as JSON
+ *   control.c  the transitions users ask for, a job as JSON
+ *   schema.c   the optional params_schema and checking params against it
+ *   params.c   params revisions, their history, delivery and acks
+ *   series.c   a bounded, downsampling time series (pure)
+ *   metrics.c  each job's metric history: recording, JSON, persistence
  *
  * A job's state lives in signals; its effects (owned by the job's scope) do
  * all side effects:
@@ -27,6 +31,7 @@
 
 #include "../runner/exec.h"
 #include "jobs.h"
+#include "series.h"
 
 typedef struct gvd_spec {
     char *name;
@@ -68,6 +73,15 @@ typedef enum gvd_exec_state {
     GVD_EXEC_STOPPING  /* cancel sent, waiting for it to die */
 } gvd_exec_state;
 
+/* params.c: one accepted params patch (the history). */
+typedef struct gvd_params_change {
+    int64_t revision;  /* 1, 2, ...: the index in the history + 1 */
+    json_t *patch;     /* owned: the patch as sent */
+    char who[16];      /* "token", "local" */
+    double at;         /* accepted (s) */
+    double applied_at; /* acknowledged by the job (s); 0 = not yet */
+} gvd_params_change;
+
 struct gvd_job {
     gvd_jobs *jobs;
     int64_t id;
@@ -93,6 +107,7 @@ struct gvd_job {
     gv_signal *started_at;   /* double, 0 = never */
     gv_signal *finished_at;  /* double */
     gv_signal *error;        /* string, "" = none */
+    gv_signal *params_applied; /* int: the last params revision the job acknowledged */
 
     /* derived */
     gv_computed *percent;    /* 0..100 */
@@ -116,6 +131,21 @@ struct gvd_job {
     uv_timer_t retry_timer;
     double not_before;        /* retry backoff: not scheduled before (s) */
     int open_handles;         /* uv handles still to be closed before free */
+
+    /* params.c: the history of params changes, the newest
+     * GVD_PARAMS_HISTORY_MAX of them (older ones are pruned) */
+    json_t *schema;           /* borrowed from spec_json ("params_schema"), or NULL */
+    int64_t params_revision;  /* the latest revision; 0 = the spec's params */
+    gvd_params_change *changes; /* owned, oldest first, consecutive revisions ending at params_revision */
+    size_t nchanges, changes_cap;
+    int64_t applied_stored;   /* revisions up to this one have applied_at in the store */
+    int64_t applied_writing;  /* what the current flush wrote, stored once it commits */
+
+    /* metrics.c: one bounded series per ::metric name */
+    gvd_series *series;       /* owned */
+    size_t nseries, series_cap;
+    bool history_dirty;       /* points or applied marks not yet in the store */
+    bool history_written;     /* written in the flush now running (jobs.c) */
 
     /* persistence bookkeeping */
     gvd_status persisted_status;
@@ -166,6 +196,8 @@ struct gvd_jobs {
 };
 
 double gvd_now(void); /* wall clock, seconds */
+/* control.c: UNIX seconds as an ISO-8601 UTC string with milliseconds; null for t <= 0. */
+json_t *gvd_time_json(double t);
 
 /* job.c */
 gvd_job *gvd_job_new(gvd_jobs *jobs, int64_t id, gvd_spec *spec, json_t *spec_json, json_t *params,
@@ -211,7 +243,43 @@ int gvd_retention_new(gvd_jobs *jobs);
 void gvd_retention_free(gvd_jobs *jobs);
 void gvd_retention_schedule(gvd_jobs *jobs);
 
+/* schema.c: 0, or -1 with err (400 invalid_spec naming the entry and rule). */
+int gvd_schema_check(json_t *schema, gvd_error *err);
+/* Check a job's whole params against its schema (NULL: no schema, all
+ * fine).  0, or -1 with err (422 invalid_params, err->field and err->rule). */
+int gvd_schema_validate(json_t *schema, json_t *params, gvd_error *err);
+
+/* params.c */
+#define GVD_PARAMS_HISTORY_MAX 1000 /* changes kept per job */
+#define GVD_PARAMS_HISTORY_PRUNE 100 /* dropped at once when it is full */
+int64_t gvd_params_revision(const gvd_job *job);
+/* "ack params" (has_rev false: the latest revision) or "ack params N". */
+void gvd_params_ack(gvd_job *job, bool has_rev, long long rev);
+/* Send the current params to a cooperative job that just started, if they
+ * were ever patched ("params N {json}"). */
+void gvd_params_deliver(gvd_job *job);
+/* In the flush's transaction: write applied marks not yet stored.  0 or -1. */
+int gvd_params_write(gvd_job *job, char *err, size_t errlen);
+void gvd_params_committed(gvd_job *job);
+/* At start: the history from the store (after the jobs are loaded). */
+int gvd_params_load(gvd_jobs *jobs, char *err, size_t errlen);
+void gvd_params_free(gvd_job *job);
+
+/* metrics.c */
+/* A ::metric report: one more point of series `name` at now.  Bounded by
+ * GVD_MAX_METRICS series per job (further names are refused, logged by the
+ * caller).  0, or -1 if refused. */
+int gvd_metrics_record(gvd_job *job, const char *name, double value, double now_s);
+int gvd_metrics_write(gvd_job *job, char *err, size_t errlen); /* in the flush's transaction */
+void gvd_metrics_committed(gvd_job *job);
+int gvd_metrics_load(gvd_jobs *jobs, char *err, size_t errlen);
+void gvd_metrics_free(gvd_job *job);
+#define GVD_MAX_METRICS 64
+
 /* jobs.c */
+/* The job has history (metric points, applied marks) to write: list it for
+ * the write-behind flush without marking its row dirty. */
+void gvd_jobs_mark_history(gvd_jobs *jobs, gvd_job *job);
 void gvd_jobs_run_dir(const gvd_jobs *jobs, int64_t id, char *out, size_t n); /* <run_dir>/<id> */
 /* Write every dirty job in one transaction; false if some stay unwritten. */
 bool gvd_jobs_flush(gvd_jobs *jobs);

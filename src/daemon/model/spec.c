@@ -20,7 +20,7 @@
 
 static const char *const gvd_spec_fields[] = {"name", "kind", "command", "shell", "env", "cwd", "params",
                                               "timeout", "max_retries", "retry_backoff", "priority",
-                                              "pause_mode", "demo_step_ms", NULL};
+                                              "pause_mode", "demo_step_ms", "params_schema", NULL};
 
 static char *gvd_strdup(const char *s)
 {
@@ -79,7 +79,7 @@ static int gvd_check_unknown(json_t *body, gvd_error *err)
         return 0;
     return gvd_bad(err,
                    "unknown field%s %s (known: name, kind, command, shell, env, cwd, params, timeout, "
-                   "max_retries, retry_backoff, priority, pause_mode, demo_step_ms)",
+                   "max_retries, retry_backoff, priority, pause_mode, demo_step_ms, params_schema)",
                    unknown > 1 ? "s" : "", names);
 }
 
@@ -345,6 +345,9 @@ static json_t *gvd_spec_normalize(json_t *body, const gvd_spec *spec)
     rc |= json_object_set_new(n, "max_retries", json_integer(spec->max_retries));
     rc |= json_object_set_new(n, "retry_backoff", json_real(spec->retry_backoff_s));
     rc |= json_object_set_new(n, "priority", json_integer(spec->priority));
+    json_t *schema = json_object_get(body, "params_schema");
+    if (schema && !json_is_null(schema))
+        rc |= json_object_set_new(n, "params_schema", json_deep_copy(schema));
     if (rc) {
         json_decref(n);
         return NULL;
@@ -359,9 +362,22 @@ int gvd_spec_parse(json_t *body, const gvd_config *cfg, gvd_spec *spec, json_t *
         gvd_error_set(err, 400, "invalid_spec", "the job spec must be a JSON object");
         return -1;
     }
-    if (gvd_check_unknown(body, err) || gvd_spec_fill(body, cfg, spec, err))
+    if (gvd_check_unknown(body, err))
         return -1;
+    /* The schema first, then the initial params against it (422 naming the
+     * param and the rule, like a refused patch). */
+    json_t *schema = json_object_get(body, "params_schema");
+    if (schema && json_is_null(schema))
+        schema = NULL;
     json_t *p = json_object_get(body, "params");
+    if (schema && gvd_schema_check(schema, err) != 0)
+        return -1;
+    if (gvd_spec_fill(body, cfg, spec, err))
+        return -1;
+    if (schema && gvd_schema_validate(schema, json_is_object(p) ? p : NULL, err) != 0) {
+        gvd_spec_clear(spec);
+        return -1;
+    }
     *params = p && json_is_object(p) ? json_deep_copy(p) : json_object();
     *normalized = gvd_spec_normalize(body, spec);
     if (!*params || !*normalized) {

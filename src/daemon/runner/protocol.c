@@ -251,8 +251,24 @@ static gvd_msg_kind gvd_parse_ack(gvd_msg *msg, gvd_span args, gvd_span line)
     gvd_span w = gvd_next_word(&args);
     if (w.n == 0)
         return gvd_invalid(msg, "ack needs a word: pause, resume, cancel or params", line);
-    if (args.n != 0)
+    if (args.n != 0 && gvd_span_is(w, "params")) {
+        /* "ack params N": the revision, 1 to 18 decimal digits. */
+        gvd_span n = gvd_next_word(&args);
+        if (args.n != 0)
+            return gvd_invalid(msg, "unexpected text after the params revision", line);
+        long long rev = 0;
+        for (size_t i = 0; i < n.n; i++) {
+            if (n.p[i] < '0' || n.p[i] > '9')
+                return gvd_invalid(msg, "unexpected text after the ack word", line);
+            if (n.n > 18)
+                return gvd_invalid(msg, "params revision too large (ack params N)", line);
+            rev = rev * 10 + (n.p[i] - '0');
+        }
+        msg->revision = rev;
+        msg->has_revision = true;
+    } else if (args.n != 0) {
         return gvd_invalid(msg, "unexpected text after the ack word", line);
+    }
     for (size_t i = 0; i < sizeof words / sizeof *words; i++) {
         if (gvd_span_is(w, words[i])) {
             msg->kind = GVD_MSG_ACK;

@@ -9,11 +9,12 @@
  *     ::status compiling     a short free-text status message
  *     ::metric loss 0.31     a named number (a time series in the dashboard)
  *     ::ack pause            cooperative acknowledgements: pause, resume,
- *                            cancel, params
+ *                            cancel, params; "ack params N" names the
+ *                            params revision the job now runs with
  *
  * On the control fd the "::" prefix is optional.  The daemon writes commands
  * to cooperative jobs on the same fd: "pause", "resume", "cancel",
- * "params {json}".  A malformed line is reported as GVD_MSG_INVALID with a
+ * "params N {json}" (N: the params revision).  A malformed line is reported as GVD_MSG_INVALID with a
  * reason; it is logged and ignored, never fatal.  The parser is a pure
  * function (no allocation, no I/O), which makes it easy to fuzz.
  */
@@ -39,6 +40,8 @@ typedef struct gvd_msg {
     double current, total; /* PROGRESS; total = 100 unless given */
     bool has_total;
     double value;          /* METRIC */
+    long long revision;    /* ACK params N: N (has_revision); "ack params" alone means the latest */
+    bool has_revision;
     char text[GVD_MSG_TEXT_MAX];
     const char *reason;    /* INVALID: static string */
 } gvd_msg;

@@ -73,6 +73,32 @@ static const char *const gvd_migrations[] = {
     "CREATE INDEX jobs_status ON jobs (status);"
     "CREATE INDEX jobs_created_at ON jobs (created_at);"
     "PRAGMA application_id = " GVD_STR(GVD_STORE_APP_ID) ";",
+    /* 2: the params history (one row per accepted PATCH, docs/api.md) and the
+     * metric history (one row per kept point of each ::metric series,
+     * downsampled by the model: model/series.c).  Both go with their job:
+     * ON DELETE CASCADE (foreign_keys is on for every connection).  The
+     * primary keys lead with job_id, which is also what the cascade needs
+     * to find a job's rows without a scan.  No new column in jobs: the
+     * job's params_revision / params_applied are derived from its history
+     * rows at load. */
+    "CREATE TABLE params_history ("
+    "  job_id      INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,"
+    "  revision    INTEGER NOT NULL CONSTRAINT revision_positive CHECK (revision > 0),"
+    "  patch_json  TEXT    NOT NULL,"
+    "  who         TEXT    NOT NULL,"
+    "  at          REAL    NOT NULL,"
+    "  applied_at  REAL," /* NULL until the job acknowledged this revision (or a later one) */
+    "  PRIMARY KEY (job_id, revision)"
+    ") STRICT;"
+    "CREATE TABLE metric_points ("
+    "  job_id  INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,"
+    "  name    TEXT    NOT NULL,"
+    "  idx     INTEGER NOT NULL," /* position in the series, 0 = oldest */
+    "  t_ms    REAL    NOT NULL,"
+    "  value   REAL    NOT NULL,"
+    "  weight  INTEGER NOT NULL DEFAULT 1," /* how many reported points this one stands for */
+    "  PRIMARY KEY (job_id, name, idx)"
+    ") STRICT;",
 };
 
 #define GVD_STORE_VERSION ((int)(sizeof gvd_migrations / sizeof gvd_migrations[0]))
@@ -353,7 +379,7 @@ gvd_store *gvd_store_open(const char *path, char *err, size_t errlen)
     if (gvd_migrate(st, err, errlen) != 0)
         goto fail;
 
-    if (gvd_store_prepare_rows(st, err, errlen) != 0 ||
+    if (gvd_store_prepare_rows(st, err, errlen) != 0 || gvd_store_prepare_history(st, err, errlen) != 0 ||
         gvd_store_prepare(st, &st->begin, "BEGIN IMMEDIATE", "begin", err, errlen) != 0 ||
         gvd_store_prepare(st, &st->commit, "COMMIT", "commit", err, errlen) != 0 ||
         gvd_store_prepare(st, &st->rollback, "ROLLBACK", "rollback", err, errlen) != 0)
@@ -373,7 +399,10 @@ void gvd_store_close(gvd_store *st)
         gvd_log(GVD_LOG_WARN, "store.close_rollback", "reason=\"transaction still open at close\"");
         gvd_rollback_quietly(st);
     }
-    sqlite3_stmt **stmts[] = {&st->insert, &st->update, &st->del, &st->load, &st->begin, &st->commit, &st->rollback};
+    sqlite3_stmt **stmts[] = {&st->insert,      &st->update,       &st->del,          &st->load,
+                              &st->begin,       &st->commit,       &st->rollback,     &st->hist_insert,
+                              &st->hist_applied, &st->hist_prune,  &st->hist_load,   &st->point_put,    &st->point_trim,
+                              &st->point_load};
     for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++) {
         /* NULL is a no-op; the code only repeats the statement's last
          * error, which was reported when it happened. */
@@ -466,6 +495,12 @@ int gvd_store_commit(gvd_store *st, char *err, size_t errlen)
     if (err && used + 1 < errlen)
         snprintf(err + used, errlen - used, "; the batch was rolled back");
     return -1;
+}
+
+void gvd_store_rollback(gvd_store *st)
+{
+    if (st && st->db)
+        gvd_rollback_quietly(st);
 }
 
 /* ---- integrity ------------------------------------------------------------ */

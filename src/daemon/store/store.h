@@ -63,10 +63,61 @@ int gvd_store_load(gvd_store *st, gvd_store_row_fn fn, void *ud, char *err, size
 /* Group several writes into one transaction (progress write-behind). */
 int gvd_store_begin(gvd_store *st, char *err, size_t errlen);
 int gvd_store_commit(gvd_store *st, char *err, size_t errlen);
+/* Abandon the open batch (nothing of it is stored); a no-op without one. */
+void gvd_store_rollback(gvd_store *st);
 
 /* "ok" or the first problem PRAGMA integrity_check reports (static or owned
  * by the store until the next call). */
 const char *gvd_store_integrity(gvd_store *st);
+
+/* ---- params and metric history (history.c) --------------------------------
+ *
+ * Written by the model inside its batches (a params change in the same
+ * transaction as the job row; points and "applied" marks by the progress
+ * write-behind), read back once at start.  A job's rows go with it: delete
+ * cascades.  Strings are bound without a copy: they need to live during the
+ * call only. */
+
+/* One accepted PATCH /jobs/{id}/params. */
+typedef struct gvd_params_row {
+    int64_t job_id;
+    int64_t revision;       /* 1, 2, ... per job */
+    const char *patch_json; /* the patch as sent (a JSON object) */
+    const char *who;        /* "token", "local", ... (docs/api.md) */
+    double at;              /* UNIX seconds */
+    double applied_at;      /* 0 = not acknowledged (NULL in SQL) */
+} gvd_params_row;
+
+int gvd_store_params_insert(gvd_store *st, const gvd_params_row *row, char *err, size_t errlen);
+/* Delete the job's history rows up to revision `upto` (the oldest ones,
+ * when the job keeps too many). */
+int gvd_store_params_prune(gvd_store *st, int64_t job_id, int64_t upto, char *err, size_t errlen);
+/* Set applied_at of revision `revision` of the job (no-op if it has none). */
+int gvd_store_params_applied(gvd_store *st, int64_t job_id, int64_t revision, double applied_at, char *err,
+                             size_t errlen);
+/* Every row, by job then revision. */
+typedef int (*gvd_store_params_fn)(void *ud, const gvd_params_row *row);
+int gvd_store_params_load(gvd_store *st, gvd_store_params_fn fn, void *ud, char *err, size_t errlen);
+
+/* One kept point of a metric series; idx 0 is the oldest. */
+typedef struct gvd_point_row {
+    int64_t job_id;
+    const char *name;
+    int64_t idx;
+    double t_ms, value;
+    int64_t weight;         /* reported points merged into this one (>= 1) */
+} gvd_point_row;
+
+/* Insert or replace the point at (job, name, idx): writing a series again
+ * after a failed commit is harmless. */
+int gvd_store_point_put(gvd_store *st, const gvd_point_row *row, char *err, size_t errlen);
+/* Delete the job's points of `name` from index `from` on (a series that
+ * shrank when it was downsampled). */
+int gvd_store_points_trim(gvd_store *st, int64_t job_id, const char *name, int64_t from, char *err,
+                          size_t errlen);
+/* Every point, by job, name, idx. */
+typedef int (*gvd_store_point_fn)(void *ud, const gvd_point_row *row);
+int gvd_store_points_load(gvd_store *st, gvd_store_point_fn fn, void *ud, char *err, size_t errlen);
 
 /* ---- faults (faults.c) ----------------------------------------------------
  *

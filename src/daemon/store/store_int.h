@@ -19,6 +19,9 @@ struct gvd_store {
     /* Prepared once at open, reset after each use, finalized at close. */
     sqlite3_stmt *insert, *update, *del, *load;
     sqlite3_stmt *begin, *commit, *rollback;
+    /* history.c: params history and metric points */
+    sqlite3_stmt *hist_insert, *hist_applied, *hist_prune, *hist_load;
+    sqlite3_stmt *point_put, *point_trim, *point_load;
     char integrity[512]; /* gvd_store_integrity's answer when not "ok" */
     /* faults.c: the availability state (see store.h, "faults") */
     gvd_store_fault fault;
@@ -33,6 +36,9 @@ int gvd_store_schema_version(void);
 
 /* rows.c: prepare the row statements (called by gvd_store_open). */
 int gvd_store_prepare_rows(gvd_store *st, char *err, size_t errlen);
+
+/* history.c: prepare the params-history and metric-point statements. */
+int gvd_store_prepare_history(gvd_store *st, char *err, size_t errlen);
 
 /* Prepare a statement that lives until close; "store <what>: ..." on error. */
 int gvd_store_prepare(gvd_store *st, sqlite3_stmt **out, const char *sql, const char *what, char *err,

@@ -392,7 +392,7 @@ done
         wait_for(lambda: os.path.exists(acks) and "resume" in read(acks), what="commands")
         lines = read(acks).splitlines()
         self.assertEqual(lines[0], "pause")
-        self.assertTrue(lines[1].startswith("params ") and json.loads(lines[1][7:]) == {"k": 1}, lines)
+        self.assertTrue(lines[1].startswith("params 1 ") and json.loads(lines[1][9:]) == {"k": 1}, lines)
         self.assertEqual(lines[2], "resume")
         self.d.request("POST", "/jobs/%d/cancel" % job["id"])
         self.d.wait_status(job["id"], "cancelled")

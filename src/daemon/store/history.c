@@ -1,0 +1,218 @@
+/*
+ * history.c — the params history and the metric points (see store.h,
+ * "params and metric history"; the tables are migration 2 in store.c).
+ *
+ * Same rules as rows.c: one statement per operation, prepared at open,
+ * reset and unbound after every use (no read transaction left open, no
+ * binding pointing at a caller's string), strings bound SQLITE_STATIC.
+ * Writes report their outcome to faults.c, so a full disk during a flush of
+ * metric points is a store fault like any other.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "store_int.h"
+
+static const char gvd_sql_hist_insert[] =
+    "INSERT INTO params_history (job_id, revision, patch_json, who, at, applied_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+static const char gvd_sql_hist_applied[] =
+    "UPDATE params_history SET applied_at = ?3 WHERE job_id = ?1 AND revision = ?2";
+static const char gvd_sql_hist_prune[] = "DELETE FROM params_history WHERE job_id = ?1 AND revision <= ?2";
+static const char gvd_sql_hist_load[] =
+    "SELECT job_id, revision, patch_json, who, at, applied_at FROM params_history ORDER BY job_id, revision";
+static const char gvd_sql_point_put[] =
+    "INSERT OR REPLACE INTO metric_points (job_id, name, idx, t_ms, value, weight) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+static const char gvd_sql_point_trim[] = "DELETE FROM metric_points WHERE job_id = ?1 AND name = ?2 AND idx >= ?3";
+static const char gvd_sql_point_load[] =
+    "SELECT job_id, name, idx, t_ms, value, weight FROM metric_points ORDER BY job_id, name, idx";
+
+int gvd_store_prepare_history(gvd_store *st, char *err, size_t errlen)
+{
+    if (gvd_store_prepare(st, &st->hist_insert, gvd_sql_hist_insert, "params insert", err, errlen) != 0 ||
+        gvd_store_prepare(st, &st->hist_applied, gvd_sql_hist_applied, "params applied", err, errlen) != 0 ||
+        gvd_store_prepare(st, &st->hist_prune, gvd_sql_hist_prune, "params prune", err, errlen) != 0 ||
+        gvd_store_prepare(st, &st->hist_load, gvd_sql_hist_load, "params load", err, errlen) != 0 ||
+        gvd_store_prepare(st, &st->point_put, gvd_sql_point_put, "point put", err, errlen) != 0 ||
+        gvd_store_prepare(st, &st->point_trim, gvd_sql_point_trim, "point trim", err, errlen) != 0 ||
+        gvd_store_prepare(st, &st->point_load, gvd_sql_point_load, "point load", err, errlen) != 0)
+        return -1;
+    return 0;
+}
+
+static void gvd_done(sqlite3_stmt *stmt)
+{
+    (void)sqlite3_reset(stmt); /* repeats the last step's error, already reported */
+    (void)sqlite3_clear_bindings(stmt);
+}
+
+/* Step a bound write statement once: 0, or -1 with the message (and the
+ * fault state updated).  `bound` is the OR of the bind calls' codes. */
+static int gvd_write(gvd_store *st, sqlite3_stmt *stmt, int bound, const char *op, char *err, size_t errlen)
+{
+    if (bound != SQLITE_OK) {
+        gvd_store_sqlerr(st, err, errlen, op);
+        gvd_done(stmt);
+        return -1;
+    }
+    if (sqlite3_step(stmt) != SQLITE_DONE) {
+        gvd_store_sqlerr(st, err, errlen, op);
+        gvd_store_write_failed(st, err);
+        gvd_done(stmt);
+        return -1;
+    }
+    gvd_done(stmt);
+    gvd_store_write_ok(st);
+    return 0;
+}
+
+static bool gvd_open(gvd_store *st, char *err, size_t errlen, const char *op)
+{
+    if (st)
+        return true;
+    gvd_store_errf(err, errlen, "store %s: store is not open", op);
+    return false;
+}
+
+int gvd_store_params_insert(gvd_store *st, const gvd_params_row *row, char *err, size_t errlen)
+{
+    if (!gvd_open(st, err, errlen, "params insert"))
+        return -1;
+    sqlite3_stmt *s = st->hist_insert;
+    int rc = sqlite3_bind_int64(s, 1, row->job_id);
+    rc |= sqlite3_bind_int64(s, 2, row->revision);
+    rc |= sqlite3_bind_text(s, 3, row->patch_json ? row->patch_json : "{}", -1, SQLITE_STATIC);
+    rc |= sqlite3_bind_text(s, 4, row->who ? row->who : "", -1, SQLITE_STATIC);
+    rc |= sqlite3_bind_double(s, 5, row->at);
+    rc |= row->applied_at > 0 ? sqlite3_bind_double(s, 6, row->applied_at) : sqlite3_bind_null(s, 6);
+    return gvd_write(st, s, rc, "params insert", err, errlen);
+}
+
+int gvd_store_params_applied(gvd_store *st, int64_t job_id, int64_t revision, double applied_at, char *err,
+                             size_t errlen)
+{
+    if (!gvd_open(st, err, errlen, "params applied"))
+        return -1;
+    sqlite3_stmt *s = st->hist_applied;
+    int rc = sqlite3_bind_int64(s, 1, job_id);
+    rc |= sqlite3_bind_int64(s, 2, revision);
+    rc |= sqlite3_bind_double(s, 3, applied_at);
+    return gvd_write(st, s, rc, "params applied", err, errlen);
+}
+
+int gvd_store_params_prune(gvd_store *st, int64_t job_id, int64_t upto, char *err, size_t errlen)
+{
+    if (!gvd_open(st, err, errlen, "params prune"))
+        return -1;
+    sqlite3_stmt *s = st->hist_prune;
+    int rc = sqlite3_bind_int64(s, 1, job_id);
+    rc |= sqlite3_bind_int64(s, 2, upto);
+    return gvd_write(st, s, rc, "params prune", err, errlen);
+}
+
+int gvd_store_point_put(gvd_store *st, const gvd_point_row *row, char *err, size_t errlen)
+{
+    if (!gvd_open(st, err, errlen, "point put"))
+        return -1;
+    sqlite3_stmt *s = st->point_put;
+    int rc = sqlite3_bind_int64(s, 1, row->job_id);
+    rc |= sqlite3_bind_text(s, 2, row->name, -1, SQLITE_STATIC);
+    rc |= sqlite3_bind_int64(s, 3, row->idx);
+    rc |= sqlite3_bind_double(s, 4, row->t_ms);
+    rc |= sqlite3_bind_double(s, 5, row->value);
+    rc |= sqlite3_bind_int64(s, 6, row->weight);
+    return gvd_write(st, s, rc, "point put", err, errlen);
+}
+
+int gvd_store_points_trim(gvd_store *st, int64_t job_id, const char *name, int64_t from, char *err,
+                          size_t errlen)
+{
+    if (!gvd_open(st, err, errlen, "point trim"))
+        return -1;
+    sqlite3_stmt *s = st->point_trim;
+    int rc = sqlite3_bind_int64(s, 1, job_id);
+    rc |= sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
+    rc |= sqlite3_bind_int64(s, 3, from);
+    return gvd_write(st, s, rc, "point trim", err, errlen);
+}
+
+/* Walk a load statement; `cb` turns the current row into the caller's
+ * callback (ctx holds it and its argument). */
+typedef int (*gvd_row_cb)(sqlite3_stmt *stmt, void *ctx);
+
+static int gvd_walk(gvd_store *st, sqlite3_stmt *stmt, gvd_row_cb cb, void *ctx, const char *op, char *err,
+                    size_t errlen)
+{
+    if (!gvd_open(st, err, errlen, op))
+        return -1;
+    int result = 0;
+    for (;;) {
+        int rc = sqlite3_step(stmt);
+        if (rc == SQLITE_DONE)
+            break;
+        if (rc != SQLITE_ROW) {
+            gvd_store_sqlerr(st, err, errlen, op);
+            result = -1;
+            break;
+        }
+        int stop = cb(stmt, ctx);
+        if (stop != 0) {
+            gvd_store_errf(err, errlen, "store %s: stopped by the caller (returned %d)", op, stop);
+            result = stop;
+            break;
+        }
+    }
+    (void)sqlite3_reset(stmt);
+    return result;
+}
+
+typedef struct gvd_params_walk {
+    gvd_store_params_fn fn;
+    void *ud;
+} gvd_params_walk;
+
+static int gvd_params_cb(sqlite3_stmt *s, void *ctx)
+{
+    gvd_params_walk *w = ctx;
+    gvd_params_row row = {
+        .job_id = sqlite3_column_int64(s, 0),
+        .revision = sqlite3_column_int64(s, 1),
+        .patch_json = (const char *)sqlite3_column_text(s, 2),
+        .who = (const char *)sqlite3_column_text(s, 3),
+        .at = sqlite3_column_double(s, 4),
+        .applied_at = sqlite3_column_type(s, 5) == SQLITE_NULL ? 0 : sqlite3_column_double(s, 5),
+    };
+    return w->fn(w->ud, &row);
+}
+
+int gvd_store_params_load(gvd_store *st, gvd_store_params_fn fn, void *ud, char *err, size_t errlen)
+{
+    gvd_params_walk w = {fn, ud};
+    return gvd_walk(st, st ? st->hist_load : NULL, gvd_params_cb, &w, "params load", err, errlen);
+}
+
+typedef struct gvd_point_walk {
+    gvd_store_point_fn fn;
+    void *ud;
+} gvd_point_walk;
+
+static int gvd_point_cb(sqlite3_stmt *s, void *ctx)
+{
+    gvd_point_walk *w = ctx;
+    gvd_point_row row = {
+        .job_id = sqlite3_column_int64(s, 0),
+        .name = (const char *)sqlite3_column_text(s, 1),
+        .idx = sqlite3_column_int64(s, 2),
+        .t_ms = sqlite3_column_double(s, 3),
+        .value = sqlite3_column_double(s, 4),
+        .weight = sqlite3_column_int64(s, 5),
+    };
+    if (!row.name)
+        return 0; /* NOT NULL column: only an allocation failure gets here; skip the point */
+    return w->fn(w->ud, &row);
+}
+
+int gvd_store_points_load(gvd_store *st, gvd_store_point_fn fn, void *ud, char *err, size_t errlen)
+{
+    gvd_point_walk w = {fn, ud};
+    return gvd_walk(st, st ? st->point_load : NULL, gvd_point_cb, &w, "point load", err, errlen);
+}
