@@ -28,7 +28,7 @@
  *   - no unjustified run: a compute or effect function that runs again must
  *     have had a reason, i.e. one of the nodes it read (tracked) in its
  *     previous run now has a different value (by that node's equality) than
- *     it saw, or that node's "observed change" counter moved since.  The
+ *     it saw, or that node's change counter moved since.  The
  *     counter follows the documented rules in an order-independent way: a
  *     computed's counter moves when an evaluation's result differs (by its
  *     equality) from its previous evaluation's; a signal's counter is its
