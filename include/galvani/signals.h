@@ -269,7 +269,9 @@ typedef void (*gv_cleanup_fn)(void *ud);
  * (once per write, or once per outermost batch).  `ud` is borrowed.  Effects
  * created while another effect runs are owned by it; while a scope is entered,
  * by the scope.  Returns NULL when out of memory, or when the effect was
- * disposed during that first run (by itself or by freeing its owner). */
+ * disposed during that first run or the flush after it.  An owned effect's
+ * handle is valid until its owner re-runs or is disposed — including an owner
+ * disposed from its own run, whose children go when that run returns. */
 gv_effect *gv_effect_new(gv_effect_fn fn, void *ud);
 
 /* Dispose: dispose owned effects, run the pending cleanups, unsubscribe, free.
