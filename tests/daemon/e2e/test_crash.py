@@ -37,7 +37,10 @@ class CrashRestart(DaemonTest):
 
     def test_kill9_restart_readopts(self):
         d = self.d
-        ticker = self.run_script("i=0; while [ $i -lt 600 ]; do i=$((i+1)); echo \"::progress $((i/6))\"; "
+        # The ticker must outlive the whole test however slow the machine is
+        # (it used to end by itself after 600 steps, ~30 s): it counts on,
+        # and the test follows `current`, one step per line.
+        ticker = self.run_script("i=0; while :; do i=$((i+1)); echo \"::progress $i/1000000\"; "
                                  "sleep 0.05; done")
         counter = self.run_script("while :; do echo x >> %s/counter; sleep 0.02; done" % self.dir)
         # These two end when the test creates the "go" file, after the kill.
@@ -54,12 +57,12 @@ class CrashRestart(DaemonTest):
         ids = [running["id"], paused["id"], failing["id"], succeeding["id"], coop_job["id"]]
         for i in ids:
             d.wait_status(i, "running")
-        wait_for(lambda: d.job(running["id"])["progress"] >= 2, what="the ticker to progress")
+        wait_for(lambda: d.job(running["id"])["current"] >= 2, what="the ticker to progress")
         wait_for(lambda: d.job(coop_job["id"])["message"] == "ready", what="the cooperative job to be ready")
         self.assertEqual(d.request("POST", "/jobs/%d/pause" % paused["id"])[0], 200)
         pids = {i: d.job(i)["pid"] for i in ids}
         wait_for(lambda: group_stopped(pids[paused["id"]]), what="the counter to stop")
-        before = d.job(running["id"])["progress"]
+        before = d.job(running["id"])["current"]
 
         # kill -9: no shutdown code runs at all.
         d.proc.send_signal(signal.SIGKILL)
@@ -85,7 +88,7 @@ class CrashRestart(DaemonTest):
         self.assertEqual((job["exit_code"], job["progress"]), (0, 100))
         job = d.job(running["id"])
         self.assertEqual((job["status"], job["pid"], job["attempts"]), ("running", pids[running["id"]], 1))
-        wait_for(lambda: d.job(running["id"])["progress"] > before + 1, what="the ticker to progress after restart")
+        wait_for(lambda: d.job(running["id"])["current"] > before + 1, what="the ticker to progress after restart")
         job = d.job(paused["id"])
         self.assertEqual((job["status"], job["pid"]), ("paused", pids[paused["id"]]))
         self.assertTrue(group_stopped(pids[paused["id"]]))
