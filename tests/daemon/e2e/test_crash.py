@@ -15,7 +15,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_e2e import DaemonTest, alive, group_stopped, wait_for  # noqa: E402
+from test_e2e import DEADLINE, DaemonTest, alive, group_stopped, wait_for  # noqa: E402
 
 ENV = {"PATH": "/usr/bin:/bin"}
 
@@ -67,7 +67,7 @@ class CrashRestart(DaemonTest):
         # kill -9: no shutdown code runs at all.
         d.proc.send_signal(signal.SIGKILL)
         d.proc.wait(10)
-        d.pump.join(5)
+        d.pump.join(DEADLINE)
         d.proc.stderr.close()
         # While galvanid is dead: the jobs go on, and two of them end.
         open(os.path.join(self.dir, "go"), "w").close()
@@ -117,7 +117,7 @@ class CrashRestart(DaemonTest):
         self.assertEqual(sorted(self.runs()), sorted(ids))
         wait_for(lambda: os.listdir(os.path.join(self.dir, "galvani.db.run")) == [],
                  what="the run dirs to be removed")
-        self.assertIn("job.adopted", d.log())
+        d.wait_log("job.adopted")
         sys.stderr.write("\n[crash] restart to listening, %d jobs re-adopted: %.0f ms\n"
                          % (len(ids), adopted_in * 1000))
 
@@ -141,7 +141,7 @@ class CrashRestart(DaemonTest):
         again = d.wait_status(job["id"], "succeeded")
         self.assertEqual(self.runs(), [job["id"]])
         self.assertEqual(again["attempts"], 1)
-        self.assertIn("now=queued", d.log())
+        d.wait_log("now=queued")
 
     def test_stored_status_wins_over_the_process(self):
         """galvanid died between committing a pause (or resume) and telling

@@ -170,12 +170,18 @@ class Daemon:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             raise AssertionError("galvanid did not stop on %s" % sig)
-        self.pump.join(5)
+        self.pump.join(DEADLINE)
         self.proc.stderr.close()
         return rc
 
     def log(self):
         return "".join(self.lines)
+
+    def wait_log(self, text):
+        """Until galvanid's log has `text`: a thread reads its stderr, so a
+        line it has written may not be in self.lines yet (on a busy machine,
+        for a while)."""
+        return wait_for(lambda: text in self.log(), what="%r in galvanid's log" % text)
 
     def request(self, method, path, body=None, ctype="application/json", raw=None, headers=None):
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=DEADLINE)
@@ -369,7 +375,7 @@ sleep 3600
         status, _, patched = self.d.request("PATCH", "/jobs/%d/params" % job["id"], {"lr": 0.2, "epochs": None})
         self.assertEqual(status, 200, patched)
         self.assertEqual(patched["params"], {"lr": 0.2})
-        self.assertIn("job.protocol", self.d.log())  # the malformed line was logged, not fatal
+        self.d.wait_log("job.protocol")  # the malformed line was logged, not fatal
         self.d.request("POST", "/jobs/%d/cancel" % job["id"])
         self.d.wait_status(job["id"], "cancelled")
 

@@ -189,6 +189,7 @@ class DiskFull(FaultTest):
             self.assertEqual(job["status"], "paused")
         finally:
             watcher.close()
+        d.wait_log("store.recovered")  # (the log is read by a thread: wait for the last line expected)
         log = d.log()
         self.assertEqual(log.count("store.unavailable"), 1, log[-3000:])
         self.assertEqual(log.count("store.recovered"), 1)
@@ -316,6 +317,7 @@ class Locked(FaultTest):
         self.wait_recovered()
         status, _, body = d.request("POST", "/jobs/%d/resume" % job["id"])
         self.assertEqual(status, 200, body)
+        d.wait_log("store.recovered")  # (the log is read by a thread: wait for the last line expected)
         log = d.log()
         self.assertEqual(log.count("store.unavailable"), 1)
         self.assertIn('cause="database is locked"', log)

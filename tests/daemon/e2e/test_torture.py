@@ -101,7 +101,7 @@ class Torture(DaemonTest):
             # Anywhere: mid-request, mid-spawn, mid-exit, mid-commit.
             self.d.proc.send_signal(signal.SIGKILL)
             self.d.proc.wait(10)
-            self.d.pump.join(5)
+            self.d.pump.join(60)  # the rest of its log (a deadline, generous)
             self.d.proc.stderr.close()
             logs.append(self.d.log())
             self.d.lines = []
