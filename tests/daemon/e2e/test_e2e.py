@@ -90,7 +90,7 @@ def start_ticks(pid):
     return int(data[data.rindex(")") + 2:].split()[19])
 
 
-def end_leftover_jobs(run_root, timeout=10.0):
+def end_leftover_jobs(run_root, timeout=DEADLINE):
     """Jobs outlive galvanid (their galvani-shim keeps them): kill what a test
     left running under run_root (each run dir's pid file: "PID TICKS"), then
     wait until every shim has recorded the exit and gone (its run dir's lock

@@ -265,7 +265,7 @@ class HostileClients(unittest.TestCase):
         # The good client: frames kept coming, on time, the whole while.
         good.terminate()
         good.wait(DEADLINE)
-        collector.join(5)
+        collector.join(DEADLINE)  # every line the reader printed is in `lat` before the checks
         good.stdout.close()
         during = sorted(v for t, v in lat if t_connect <= t <= t_all_gone)
         span = t_all_gone - t_connect
