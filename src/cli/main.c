@@ -417,19 +417,28 @@ static int gvc_cmd_transition(gvc_ctx *ctx, const char *cmd, int argc, char **ar
         snprintf(path, sizeof path, "/%s", cmd);
         return gvc_job_request(ctx, "POST", path, NULL, 1);
     }
-    long long id;
+    /* Every id is checked before the first request (a typo in the third id
+     * must not leave the first two cancelled), and kept from that check, so
+     * the requests use exactly the values that were validated. */
+    long long *ids = calloc((size_t)argc, sizeof *ids);
+    if (!ids) {
+        fputs("galvani: out of memory\n", stderr);
+        return 1;
+    }
     for (int i = 0; i < argc; i++) {
-        int bad = gvc_id_arg(cmd, argv[i], &id);
-        if (bad)
+        int bad = gvc_id_arg(cmd, argv[i], &ids[i]);
+        if (bad) {
+            free(ids);
             return bad;
+        }
     }
     int rc = 0;
     for (int i = 0; i < argc; i++) {
-        gvc_parse_id(argv[i], &id);
-        snprintf(path, sizeof path, "/jobs/%lld/%s", id, cmd);
+        snprintf(path, sizeof path, "/jobs/%lld/%s", ids[i], cmd);
         if (gvc_job_request(ctx, "POST", path, NULL, 1))
             rc = 1;
     }
+    free(ids);
     return rc;
 }
 

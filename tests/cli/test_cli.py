@@ -12,18 +12,21 @@ both).
 import json
 import os
 import pty
+import queue
 import re
+import select
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
 GALVANID = os.environ.get("GALVANID", "galvanid")
 CLI = os.environ.get("GALVANI_CLI", "galvani")
-DEADLINE = 15.0  # seconds any single wait may take before the test fails
+DEADLINE = 30.0  # seconds any single wait may take before the test fails (a busy machine is slow, not wrong)
 
 # The daemon fixture and the polling helper are the end-to-end suite's.
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "daemon", "e2e"))
@@ -31,6 +34,50 @@ import test_e2e  # noqa: E402
 from test_e2e import Daemon, end_leftover_jobs, wait_for  # noqa: E402
 
 test_e2e.DEADLINE = DEADLINE  # the same start/stop bounds as before
+
+
+class Lines:
+    """The lines a process writes to a pipe, read by a thread, so that a test
+    can wait for one with a deadline (a bare readline() would wait forever
+    on a CLI that hangs)."""
+
+    def __init__(self, stream):
+        self.q = queue.Queue()
+        self.seen = []
+        self.thread = threading.Thread(target=self._pump, args=(stream,), daemon=True)
+        self.thread.start()
+
+    def _pump(self, stream):
+        for line in stream:
+            self.q.put(line)
+        self.q.put(None)
+
+    def until(self, pred, what):
+        """Read up to and including the first line for which pred is true;
+        fails at the deadline or at the end of the stream."""
+        end = time.monotonic() + DEADLINE
+        while True:
+            try:
+                line = self.q.get(timeout=max(0.0, end - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError("timed out waiting for %s; got %r" % (what, self.seen))
+            if line is None:
+                raise AssertionError("the output ended before %s; got %r" % (what, self.seen))
+            self.seen.append(line)
+            if pred(line):
+                return line
+
+    def rest(self):
+        """Every line up to the end of the stream."""
+        end = time.monotonic() + DEADLINE
+        while True:
+            try:
+                line = self.q.get(timeout=max(0.0, end - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError("timed out waiting for the end of the output; got %r" % (self.seen,))
+            if line is None:
+                return self.seen
+            self.seen.append(line)
 
 
 class CliTest(unittest.TestCase):
@@ -81,19 +128,42 @@ class CliTest(unittest.TestCase):
                         what="job %d to be %s" % (job_id, "/".join(statuses)))
 
     def sleeper(self, *extra):
-        job = self.ok_json("run", *extra, "--", "sleep", "30")
+        # (an hour: it must still be running at the end of any test, however
+        # slow the machine; the cleanup cancels it)
+        job = self.ok_json("run", *extra, "--", "sleep", "3600")
         self.addCleanup(self.cli, "cancel", str(job["id"]))
         return job
+
+    def gates(self):
+        """Files a job can wait for, so that it moves on only once the test
+        has seen what it had to see (not "each state lasts 0.4 s, long enough
+        on a slow machine").  Returns (wait, release): wait(n) is the shell
+        code that waits for gate n, release(n) opens it."""
+        d = tempfile.mkdtemp(prefix="gates-", dir=self.tmp.name)
+
+        def wait(n):
+            return "while [ ! -e %s/%d ]; do sleep 0.02; done" % (d, n)
+
+        def release(n):
+            open(os.path.join(d, str(n)), "w").close()
+        return wait, release
+
+    def steps(self, tail=""):
+        """A job that goes 25, 50, 75, 100 %, waiting at 25, 50 and 75 until
+        the test releases gate 1, 2, 3.  Returns (shell script, release)."""
+        wait, release = self.gates()
+        script = "; ".join("echo ::progress %d; %s" % (25 * i, wait(i)) for i in (1, 2, 3))
+        return script + "; echo ::progress 100" + tail, release
 
     # -- tests ------------------------------------------------------------
 
     def test_run_ls_show(self):
         job = self.ok_json("run", "--name", "t-run", "--param", "lr=0.5", "--param", "tag=abc",
-                           "--param", "steps=[1,2]", "--", "sleep", "30")
+                           "--param", "steps=[1,2]", "--", "sleep", "3600")
         self.addCleanup(self.cli, "cancel", str(job["id"]))
         self.assertEqual(job["name"], "t-run")
         self.assertEqual(job["kind"], "process")
-        self.assertEqual(job["command"], ["sleep", "30"])
+        self.assertEqual(job["command"], ["sleep", "3600"])
         self.assertEqual(job["shell"], False)
         self.assertEqual(job["pause_mode"], "stop")
         self.assertEqual(job["params"], {"lr": 0.5, "tag": "abc", "steps": [1, 2]})
@@ -101,7 +171,7 @@ class CliTest(unittest.TestCase):
         jid = job["id"]
 
         # Without --json, run prints just the new id.
-        out = self.ok("run", "--name", "t-run2", "--", "sleep", "30")
+        out = self.ok("run", "--name", "t-run2", "--", "sleep", "3600")
         self.assertRegex(out, r"^\d+\n$")
         self.addCleanup(self.cli, "cancel", out.strip())
         self.assertEqual(int(out), jid + 1)
@@ -126,7 +196,7 @@ class CliTest(unittest.TestCase):
         self.assertEqual(fields["id"], str(jid))
         self.assertEqual(fields["name"], "t-run")
         self.assertEqual(fields["status"], "running")
-        self.assertEqual(fields["command"], '["sleep","30"]')
+        self.assertEqual(fields["command"], '["sleep","3600"]')
         self.assertEqual(json.loads(fields["params"]), {"lr": 0.5, "tag": "abc", "steps": [1, 2]})
         shown = self.job(jid)
         self.assertEqual(shown["id"], jid)
@@ -240,8 +310,9 @@ class CliTest(unittest.TestCase):
         self.assertIn("--follow", self.ok("run", "--help"))
         self.assertRegex(self.ok("--version"), r"^galvani \d+\.\d+\.\d+\n$")
 
-    def on_pty(self, *args):
-        """Run galvani with stdout on a pseudo-terminal; returns (rc, output)."""
+    def on_pty(self, *args, on_output=None):
+        """Run galvani with stdout on a pseudo-terminal; returns (rc, output).
+        on_output(text so far) is called after each read (to release gates)."""
         master, slave = pty.openpty()
         env = dict(os.environ, GALVANI_URL=self.d.url)
         env.pop("NO_COLOR", None)
@@ -249,37 +320,71 @@ class CliTest(unittest.TestCase):
                              stderr=subprocess.PIPE, env=env)
         os.close(slave)
         chunks = []
-        while True:
-            try:
-                data = os.read(master, 65536)
-            except OSError:  # EIO: the terminal's other side is closed
-                break
-            if not data:
-                break
-            chunks.append(data)
-        os.close(master)
-        rc = p.wait(DEADLINE)
-        p.stderr.close()
+        end = time.monotonic() + DEADLINE
+        try:
+            while True:
+                left = end - time.monotonic()
+                if left <= 0 or not select.select([master], [], [], left)[0]:
+                    p.kill()
+                    raise AssertionError("galvani %s: no end of output in %.0f s: %r" %
+                                         (" ".join(args), DEADLINE, b"".join(chunks)))
+                try:
+                    data = os.read(master, 65536)
+                except OSError:  # EIO: the terminal's other side is closed
+                    break
+                if not data:
+                    break
+                chunks.append(data)
+                if on_output:
+                    on_output(b"".join(chunks).decode(errors="replace"))
+        finally:
+            os.close(master)
+            rc = p.wait(DEADLINE)
+            p.stderr.close()
         return rc, b"".join(chunks).decode()
 
-    # Each state lasts 0.4 s, far longer than the server's 20 ms coalescing, so
-    # the intermediate frames the tests look for are seen even on a slow,
-    # sanitizer-instrumented machine.
-    STEPS = "for i in 1 2 3 4; do echo ::progress $((i*25)); sleep 0.4; done"
+    def popen(self, *args):
+        env = dict(os.environ, GALVANI_URL=self.d.url)
+        env.pop("NO_COLOR", None)
+        p = subprocess.Popen([CLI] + list(args), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=env)
+
+        def end():
+            if p.poll() is None:
+                p.kill()
+                p.wait(DEADLINE)
+            p.stdout.close()
+            p.stderr.close()
+        self.addCleanup(end)
+        return p
 
     def test_run_follow(self):
-        p = self.cli("run", "--follow", "--name", "t-follow", "--", "sh", "-c", self.STEPS + "; exit 3")
-        self.assertEqual(p.returncode, 3, p.stderr)  # the job's exit status
-        lines = p.stdout.splitlines()
-        jid = int(lines[0])
+        # The job waits at 25, 50 and 75 % until the follower has shown the
+        # state: every intermediate line is certain, not a matter of timing.
+        script, release = self.steps("; exit 3")
+        p = self.popen("run", "--follow", "--name", "t-follow", "--", "sh", "-c", script)
+        out = Lines(p.stdout)
+        jid = int(out.until(lambda l: True, "the new job's id"))
+        for i in (1, 2, 3):
+            out.until(lambda l: l == "job %d t-follow: running %d%%\n" % (jid, 25 * i), "%d %%" % (25 * i))
+            release(i)
+        lines = [l.rstrip("\n") for l in out.rest()]
+        self.assertEqual(p.wait(DEADLINE), 3, p.stderr.read())  # the job's exit status
         self.assertEqual(lines[-1], "job %d t-follow: failed 100%%" % jid)
         self.assertIn("job %d t-follow: running 50%%" % jid, lines)
         # Plain mode prints a line only when status or progress changed.
         self.assertEqual(len(lines[1:]), len(set(lines[1:])), lines)
 
-        p = self.cli("--json", "run", "--follow", "--", "sh", "-c", "echo ::progress 50; sleep 0.2")
-        self.assertEqual(p.returncode, 0, p.stderr)
-        msgs = [json.loads(l) for l in p.stdout.splitlines()]
+        # --json: run's answer, the snapshot, the job's changes to its end.
+        # The job ends only after the snapshot arrived, so there are changes.
+        wait, release = self.gates()
+        p = self.popen("--json", "run", "--follow", "--", "sh", "-c", "echo ::progress 50; " + wait(1))
+        out = Lines(p.stdout)
+        out.until(lambda l: json.loads(l).get("type") == "snapshot", "the snapshot")
+        release(1)
+        lines = out.rest()
+        self.assertEqual(p.wait(DEADLINE), 0, p.stderr.read())
+        msgs = [json.loads(l) for l in lines]
         self.assertIn(msgs[0]["status"], ("queued", "running"))  # run's answer: the new job
         self.assertEqual(msgs[1]["type"], "snapshot")
         self.assertEqual([j["id"] for j in msgs[1]["jobs"]], [msgs[0]["id"]])
@@ -287,7 +392,8 @@ class CliTest(unittest.TestCase):
         self.assertEqual((msgs[-1]["job"]["status"], msgs[-1]["job"]["exit_code"]), ("succeeded", 0))
 
     def test_watch_ids(self):
-        a = self.ok_json("run", "--name", "w-a", "--", "sh", "-c", self.STEPS)["id"]
+        a = self.ok_json("run", "--name", "w-a", "--", "sh", "-c",
+                         "for i in 1 2 3 4; do echo ::progress $((i*25)); sleep 0.1; done")["id"]
         b = self.ok_json("run", "--name", "w-b", "--", "sh", "-c", "sleep 0.3")["id"]
         p = self.cli("watch", str(a), str(b))
         self.assertEqual(p.returncode, 0, p.stderr)
@@ -303,34 +409,35 @@ class CliTest(unittest.TestCase):
         self.assertEqual(self.cli("watch", "x").returncode, 2)
 
     def test_watch_all(self):
-        env = dict(os.environ, GALVANI_URL=self.d.url)
-        w = subprocess.Popen([CLI, "watch"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, env=env)
-        try:
-            # The job is still active for a second, so whether watch subscribes
-            # before it is created (a "job" event) or after (in the snapshot),
-            # it is shown, and its progress follows.
-            jid = self.ok_json("run", "--name", "w-all", "--", "sh", "-c",
-                               "sleep 1; echo ::progress 40; sleep 0.5")["id"]
-            want = "job %d w-all: succeeded 100%%\n" % jid
-            seen = []
-            end = time.monotonic() + DEADLINE
-            while time.monotonic() < end:
-                line = w.stdout.readline()
-                seen.append(line)
-                if line == want or not line:
-                    break
-            self.assertEqual(seen[-1], want, seen)
-            self.assertIn("job %d w-all: running 40%%\n" % jid, seen)
-        finally:
-            w.terminate()
-            w.wait(DEADLINE)
-            w.stdout.close()
-            w.stderr.close()
+        w = self.popen("watch")
+        out = Lines(w.stdout)
+        # The job moves on only once watch has shown it, so whether watch
+        # subscribed before it was created (a "job" event) or after (in the
+        # snapshot), it is shown, and its progress follows.
+        wait, release = self.gates()
+        jid = self.ok_json("run", "--name", "w-all", "--", "sh", "-c",
+                           "%s; echo ::progress 40; %s" % (wait(1), wait(2)))["id"]
+        out.until(lambda l: l.startswith("job %d w-all: " % jid), "watch to show the job")
+        release(1)
+        out.until(lambda l: l == "job %d w-all: running 40%%\n" % jid, "40 %")
+        release(2)
+        out.until(lambda l: l == "job %d w-all: succeeded 100%%\n" % jid, "the job to succeed")
+        w.terminate()
+        w.wait(DEADLINE)
+        out.rest()  # to the end of the pipe, so the reader is done before the cleanup closes it
 
     def test_watch_on_a_terminal(self):
-        jid = self.ok_json("run", "--name", "w-tty", "--", "sh", "-c", self.STEPS)["id"]
-        rc, out = self.on_pty("watch", str(jid))
+        script, release = self.steps()
+        jid = self.ok_json("run", "--name", "w-tty", "--", "sh", "-c", script)["id"]
+        released = set()
+
+        def on_output(text):
+            # each state is released once the terminal has shown it
+            for i in (1, 2, 3):
+                if i not in released and "] %3d%%" % (25 * i) in text:
+                    released.add(i)
+                    release(i)
+        rc, out = self.on_pty("watch", str(jid), on_output=on_output)
         self.assertEqual(rc, 0, out)
         # Redrawn in place: each frame moves the cursor up over the last one.
         frames = out.split("\x1b[1A")
@@ -355,7 +462,8 @@ class CliTest(unittest.TestCase):
         percentage change in place -- the block is redrawn, not appended."""
         if not shutil.which("tmux"):
             self.skipTest("tmux is not installed (scripts/deps installs it)")
-        jid = self.ok_json("run", "--name", "w-tmux", "--", "sh", "-c", self.STEPS)["id"]
+        script, release = self.steps()
+        jid = self.ok_json("run", "--name", "w-tmux", "--", "sh", "-c", script)["id"]
         sock = os.path.join(self.tmp.name, "tmux-%d.sock" % jid)
         tmux = ["tmux", "-S", sock]
         inner = "GALVANI_URL=%s %s watch %d; echo EXIT=$?; sleep 60" % (self.d.url, CLI, jid)
@@ -363,7 +471,8 @@ class CliTest(unittest.TestCase):
                        check=True, timeout=DEADLINE, env=dict(os.environ, TERM="xterm"))
         self.addCleanup(subprocess.run, tmux + ["kill-server"], capture_output=True, timeout=DEADLINE)
         screens = []
-        end = time.monotonic() + DEADLINE
+        released = set()
+        end = time.monotonic() + 2 * DEADLINE
         while time.monotonic() < end:
             screen = subprocess.run(tmux + ["capture-pane", "-p"], capture_output=True, text=True,
                                     timeout=DEADLINE, check=True).stdout
@@ -371,6 +480,11 @@ class CliTest(unittest.TestCase):
                 screens.append(screen)
             if "EXIT=" in screen:
                 break
+            # the job goes on from 25, 50, 75 % only once a sample showed it
+            for i in (1, 2, 3):
+                if i not in released and "] %3d%%" % (25 * i) in screen:
+                    released.add(i)
+                    release(i)
             time.sleep(0.05)
         final = screens[-1]
         self.assertIn("EXIT=0", final)
@@ -394,24 +508,21 @@ class CliTest(unittest.TestCase):
             self.assertEqual(bar, int(p * 24 / 100 + 0.5))
 
     def test_logs_follow(self):
-        script = "for i in 1 2 3 4 5; do echo line $i; sleep 0.3; done; echo done >&2"
+        # The job writes its first line, then waits for the test: the first
+        # line is certainly printed while the job still runs (it follows,
+        # not dumps), however slow the machine.
+        wait, release = self.gates()
+        script = "echo line 1; %s; for i in 2 3 4 5; do echo line $i; sleep 0.05; done; echo done >&2" % wait(1)
         jid = self.ok_json("run", "--name", "t-logs-f", "--", "sh", "-c", script)["id"]
-        env = dict(os.environ, GALVANI_URL=self.d.url)
-        p = subprocess.Popen([CLI, "logs", "-f", str(jid)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, env=env)
-        try:
-            first = p.stdout.readline()
-            # printed while the job was still writing: it follows, not dumps
-            self.assertEqual(first, "line 1\n")
-            self.assertEqual(self.job(jid)["status"], "running")
-            rest = p.stdout.read()
-            self.assertEqual(p.wait(DEADLINE), 0)
-        finally:
-            if p.poll() is None:
-                p.kill()
-            p.stdout.close()
-            stderr = p.stderr.read()
-            p.stderr.close()
+        p = self.popen("logs", "-f", str(jid))
+        out = Lines(p.stdout)
+        first = out.until(lambda l: True, "the first line")
+        self.assertEqual(first, "line 1\n")
+        self.assertEqual(self.job(jid)["status"], "running")
+        release(1)
+        rest = "".join(out.rest()[1:])
+        self.assertEqual(p.wait(DEADLINE), 0)
+        stderr = p.stderr.read()
         self.assertEqual(first + rest, "line 1\nline 2\nline 3\nline 4\nline 5\ndone\n")
         self.assertEqual(stderr, "")
         self.assertEqual(self.job(jid)["status"], "succeeded")
@@ -469,7 +580,7 @@ class CliTokenTest(unittest.TestCase):
                          (1, ["galvani: the token is not valid for this galvanid",
                               "galvani: galvanid refused the token given (--token or GALVANI_TOKEN)"]))
         # --token (anywhere among the shared options), --token=, GALVANI_TOKEN
-        p = self.cli("--json", "run", "--token", self.FULL, "--name", "tok", "--", "sleep", "30")
+        p = self.cli("--json", "run", "--token", self.FULL, "--name", "tok", "--", "sleep", "3600")
         self.assertEqual(p.returncode, 0, p.stderr)
         jid = json.loads(p.stdout)["id"]
         p = self.cli("show", str(jid), "--token=" + self.FULL)

@@ -98,6 +98,12 @@ static inline void mfx_deadline_cb(uv_timer_t *t)
     uv_stop(t->loop);
 }
 
+/* How long a test waits for something that must happen (a status, a
+ * count) before it fails.  Generous: it only ends a test that is stuck, and
+ * a busy (CI) machine under ASan may be many times slower than an idle one.
+ * run_for() windows, in which something must NOT happen, are short. */
+#define T_WAIT_MS 30000
+
 /* Runs the loop while pred(ud) is true, at most ms.  Returns !pred at the
  * end (true: the condition was reached). */
 static inline bool run_while(mfx *m, bool (*pred)(void *), void *ud, unsigned ms)

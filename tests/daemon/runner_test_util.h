@@ -43,6 +43,12 @@
 
 #define MAX_MSGS 4096
 
+/* How long a test waits for something that must happen (an exit, a message,
+ * a file) before it fails.  Generous: it only ends a test that is stuck, and
+ * a busy (CI) machine under ASan may be many times slower than an idle one.
+ * run_for() windows, in which something must NOT happen, are short. */
+#define T_WAIT_MS 30000
+
 /* ---- per-test state ----------------------------------------------------- */
 
 typedef struct rec {
@@ -158,14 +164,14 @@ static inline int teardown(void **state)
         (void)kill(-c->job_pid, SIGKILL); /* a job left running (or ended: ESRCH) */
     /* Its supervisor then records the exit and goes, releasing the run
      * dir's lock (bounded wait). */
-    for (int i = 0; i < 500 && gvd_exec_remove_run_dir(c->run) == -EBUSY; i++)
+    for (int i = 0; i < T_WAIT_MS / 10 && gvd_exec_remove_run_dir(c->run) == -EBUSY; i++)
         nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
     /* Let every handle close (a freed live process is SIGKILLed and must be
      * reaped first).  The unreferenced watchdog only matters if something
      * never closes: then uv_loop_close below fails the test. */
     uv_timer_t dog;
     assert_int_equal(uv_timer_init(&c->loop, &dog), 0);
-    assert_int_equal(uv_timer_start(&dog, loop_stop_cb, 5000, 0), 0);
+    assert_int_equal(uv_timer_start(&dog, loop_stop_cb, T_WAIT_MS, 0), 0);
     uv_unref((uv_handle_t *)&dog);
     uv_run(&c->loop, UV_RUN_DEFAULT);
     uv_close((uv_handle_t *)&dog, NULL);
@@ -371,7 +377,7 @@ static inline bool file_exists(ctx *c, void *arg)
 
 static inline pid_t read_pid_file(ctx *c, const char *path)
 {
-    assert_true(run_until(c, file_exists, (void *)path, 5000));
+    assert_true(run_until(c, file_exists, (void *)path, T_WAIT_MS));
     /* The shell writes "pid\n" with one write; wait for the newline. */
     for (int i = 0; i < 100; i++) {
         char *s = slurp(path, NULL);
@@ -444,6 +450,17 @@ static inline bool file_grew(ctx *c, void *arg)
     (void)c;
     const char **a = arg;
     return file_size(a[0]) > (off_t)(intptr_t)a[1];
+}
+
+/* arg: {path, text}: the file contains text. */
+static inline bool file_contains(ctx *c, void *arg)
+{
+    (void)c;
+    const char **a = arg;
+    char *s = slurp(a[0], NULL);
+    bool found = s && strstr(s, a[1]);
+    free(s);
+    return found;
 }
 
 static inline double ms_since(uint64_t t0)

@@ -47,7 +47,7 @@ static http_resp req_auth(const char *method, const char *path, const char *auth
     if (body)
         assert_int_equal(tconn_send(&c, body, strlen(body)), 0);
     http_resp r;
-    if (http_read(&c, &r, 5000) != 0)
+    if (http_read(&c, &r, T_WAIT_MS) != 0)
         fail_msg("%s %s: no complete response", method, path);
     tconn_close(&c);
     return r;
@@ -83,7 +83,7 @@ static int ws_status(const char *path, const char *auth, tconn *keep)
                      path, auth ? "Authorization: " : "", auth ? auth : "", auth ? "\r\n" : "");
     assert_int_equal(tconn_send(&c, req, (size_t)n), 0);
     http_resp r;
-    if (http_read(&c, &r, 5000) != 0)
+    if (http_read(&c, &r, T_WAIT_MS) != 0)
         fail_msg("GET %s: no upgrade response", path);
     int status = r.status;
     http_resp_free(&r);
@@ -177,7 +177,7 @@ static void test_full_token(void **state)
     /* streams: header, or the query for browsers */
     tconn ws;
     assert_int_equal(ws_status("/ws/jobs", auth, &ws), 101);
-    json_t *snap = ws_read_json(&ws, 3000);
+    json_t *snap = ws_read_json(&ws, T_WAIT_MS);
     assert_non_null(snap);
     assert_string_equal(json_str(snap, "type"), "snapshot");
     json_decref(snap);
@@ -191,7 +191,7 @@ static void test_full_token(void **state)
     int n = snprintf(req, sizeof req, "GET /events?job=%lld&token=%s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
                      (long long)id, FULL);
     assert_int_equal(tconn_send(&c, req, (size_t)n), 0);
-    assert_true(tconn_skip_past(&c, "event: snapshot\ndata: {\"type\":\"snapshot\",\"jobs\":[{\"id\":", t_now_ms() + 3000));
+    assert_true(tconn_skip_past(&c, "event: snapshot\ndata: {\"type\":\"snapshot\",\"jobs\":[{\"id\":", t_now_ms() + T_WAIT_MS));
     tconn_close(&c);
 }
 
@@ -221,7 +221,7 @@ static void test_read_only_token(void **state)
     /* ... and watch */
     tconn ws;
     assert_int_equal(ws_status("/ws/jobs", ro, &ws), 101);
-    json_t *snap = ws_read_json(&ws, 3000);
+    json_t *snap = ws_read_json(&ws, T_WAIT_MS);
     assert_non_null(snap);
     assert_int_equal(json_array_size(json_object_get(snap, "jobs")), 1);
     json_decref(snap);
@@ -230,7 +230,7 @@ static void test_read_only_token(void **state)
     tconn_open(&c, H.port);
     const char ev[] = "GET /events?token=read.only~token%2B42%3D HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
     assert_int_equal(tconn_send(&c, ev, sizeof ev - 1), 0);
-    assert_true(tconn_skip_past(&c, "event: snapshot", t_now_ms() + 3000));
+    assert_true(tconn_skip_past(&c, "event: snapshot", t_now_ms() + T_WAIT_MS));
     tconn_close(&c);
 
     /* it cannot change anything: 403, and the job is untouched */

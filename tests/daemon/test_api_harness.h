@@ -57,6 +57,12 @@
 
 /* ---- time ---------------------------------------------------------------- */
 
+/* How long a test waits for something that must happen before it fails.
+ * Generous: it only ends a test whose server is stuck, and a busy (CI)
+ * machine under ASan may be many times slower than an idle one.  A wait that
+ * expects nothing to happen is a short observation window of its own. */
+#define T_WAIT_MS 30000
+
 static inline int64_t t_now_ms(void)
 {
     struct timespec ts;
@@ -536,7 +542,7 @@ static inline http_resp http_do(api_harness *h, const char *method, const char *
     http_resp r;
     tconn_open(&c, h->port);
     http_send_req(&c, method, path, ctype, body, body ? strlen(body) : 0, false);
-    if (http_read(&c, &r, 5000) != 0)
+    if (http_read(&c, &r, T_WAIT_MS) != 0)
         fail_msg("%s %s: no complete response", method, path);
     tconn_close(&c);
     return r;
@@ -620,7 +626,7 @@ static inline bool api_wait_status(api_harness *h, int64_t id, const char *statu
  * outlives the test. */
 static inline void api_drain(api_harness *h)
 {
-    int64_t deadline = t_now_ms() + 10000;
+    int64_t deadline = t_now_ms() + T_WAIT_MS;
     for (;;) {
         http_resp r = http_do(h, "GET", "/jobs?status=queued,running,paused&limit=1000", NULL, NULL);
         assert_int_equal(r.status, 200);
@@ -636,7 +642,7 @@ static inline void api_drain(api_harness *h)
         if (n == 0)
             return;
         if (t_now_ms() > deadline)
-            fail_msg("jobs still active after cancelling them for 10 s");
+            fail_msg("jobs still active after cancelling them for %d s", T_WAIT_MS / 1000);
         t_sleep_ms(30);
     }
 }
@@ -672,7 +678,7 @@ static inline http_resp ws_connect_opt(tconn *c, int port, const char *path, int
                      path);
     assert_int_equal(tconn_send(c, req, (size_t)n), 0);
     http_resp r;
-    if (http_read(c, &r, 5000) != 0)
+    if (http_read(c, &r, T_WAIT_MS) != 0)
         fail_msg("GET %s: no upgrade response", path);
     return r;
 }

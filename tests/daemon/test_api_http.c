@@ -136,7 +136,7 @@ static void test_list_filter_and_pages(void **state)
     int64_t a = api_create(&H, "{\"kind\":\"demo\",\"demo_step_ms\":1000}");
     int64_t b = api_create(&H, "{\"command\":[\"true\"]}");
     int64_t c = api_create(&H, "{\"kind\":\"demo\",\"demo_step_ms\":1000}");
-    assert_true(api_wait_status(&H, b, "succeeded", 5000));
+    assert_true(api_wait_status(&H, b, "succeeded", T_WAIT_MS));
 
     http_resp r = http_do(&H, "GET", "/jobs", NULL, NULL);
     assert_int_equal(r.status, 200);
@@ -185,7 +185,7 @@ static void test_list_filter_and_pages(void **state)
 static void test_transitions_and_conflicts(void **state)
 {
     (void)state;
-    int64_t id = api_create(&H, "{\"kind\":\"demo\",\"demo_step_ms\":50}");
+    int64_t id = api_create(&H, "{\"kind\":\"demo\",\"demo_step_ms\":1000}");
     char path[64];
     snprintf(path, sizeof path, "/jobs/%lld/pause", (long long)id);
     http_resp r = http_do(&H, "POST", path, NULL, NULL);
@@ -208,7 +208,7 @@ static void test_transitions_and_conflicts(void **state)
     r = http_do(&H, "POST", path, NULL, NULL);
     assert_int_equal(r.status, 200);
     http_resp_free(&r);
-    assert_true(api_wait_status(&H, id, "cancelled", 3000));
+    assert_true(api_wait_status(&H, id, "cancelled", T_WAIT_MS));
 
     snprintf(path, sizeof path, "/jobs/%lld/pause", (long long)id);
     r = http_do(&H, "POST", path, NULL, NULL);
@@ -259,7 +259,7 @@ static void test_log_tail(void **state)
 {
     (void)state;
     int64_t id = api_create(&H, "{\"command\":[\"sh\",\"-c\",\"echo hello; echo world\"]}");
-    assert_true(api_wait_status(&H, id, "succeeded", 5000));
+    assert_true(api_wait_status(&H, id, "succeeded", T_WAIT_MS));
     char path[64];
     snprintf(path, sizeof path, "/jobs/%lld/log", (long long)id);
     http_resp r = http_do(&H, "GET", path, NULL, NULL);
@@ -286,7 +286,7 @@ static void test_log_tail(void **state)
     /* a log bigger than one 64 KiB piece arrives whole */
     id = api_create(&H, "{\"command\":[\"sh\",\"-c\",\"i=0; while [ $i -lt 3000 ]; do "
                         "echo line-$i-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa; i=$((i+1)); done\"]}");
-    assert_true(api_wait_status(&H, id, "succeeded", 10000));
+    assert_true(api_wait_status(&H, id, "succeeded", T_WAIT_MS));
     snprintf(path, sizeof path, "/jobs/%lld/log", (long long)id);
     r = http_do(&H, "GET", path, NULL, NULL);
     assert_int_equal(r.status, 200);
@@ -316,7 +316,7 @@ static void test_delete(void **state)
     snprintf(cancel, sizeof cancel, "%s/cancel", path);
     r = http_do(&H, "POST", cancel, NULL, NULL);
     http_resp_free(&r);
-    assert_true(api_wait_status(&H, id, "cancelled", 3000));
+    assert_true(api_wait_status(&H, id, "cancelled", T_WAIT_MS));
     r = http_do(&H, "DELETE", path, NULL, NULL);
     assert_int_equal(r.status, 204);
     assert_int_equal(r.body_len, 0);
@@ -358,7 +358,7 @@ static void test_seed_routes(void **state)
             assert_string_equal(json_str(r.json, "status"), steps[i][1]);
         http_resp_free(&r);
     }
-    assert_true(api_wait_status(&H, id, "cancelled", 3000));
+    assert_true(api_wait_status(&H, id, "cancelled", T_WAIT_MS));
     r = http_do(&H, "POST", "/resume", NULL, NULL);
     assert_error(&r, 409, "invalid_transition");
     http_resp_free(&r);
@@ -522,7 +522,7 @@ static void test_keep_alive_connection(void **state)
     }
     /* a 204 keeps the connection usable too */
     int64_t id = api_create(&H, "{\"command\":[\"true\"]}");
-    assert_true(api_wait_status(&H, id, "succeeded", 5000));
+    assert_true(api_wait_status(&H, id, "succeeded", T_WAIT_MS));
     char path[64];
     snprintf(path, sizeof path, "/jobs/%lld", (long long)id);
     http_resp r;
@@ -545,7 +545,7 @@ static void test_garbage_request_line(void **state)
     const char *junk = "\x16\x03\x01 not http at all\r\n\r\n";
     tconn_send(&c, junk, strlen(junk));
     /* h2o answers 400 (plain, before any request exists) and closes */
-    while (tconn_fill(&c, 2000) > 0)
+    while (tconn_fill(&c, T_WAIT_MS) > 0)
         ;
     assert_non_null(strstr(c.buf ? c.buf : "", "400"));
     tconn_close(&c);
@@ -561,7 +561,7 @@ static http_resp raw_request(const char *method, const char *path, const char *h
     tconn_open(&c, H.port);
     int n = snprintf(req, sizeof req, "%s %s HTTP/1.1\r\n%sConnection: close\r\n\r\n", method, path, headers);
     assert_int_equal(tconn_send(&c, req, (size_t)n), 0);
-    if (http_read(&c, &r, 3000) != 0)
+    if (http_read(&c, &r, T_WAIT_MS) != 0)
         fail_msg("%s %s: no response", method, path);
     tconn_close(&c);
     return r;

@@ -31,7 +31,7 @@ static json_t *healthz_on(tconn *c)
 {
     http_send_req(c, "GET", "/healthz", NULL, NULL, 0, true);
     http_resp r;
-    if (http_read(c, &r, 5000) != 0)
+    if (http_read(c, &r, T_WAIT_MS) != 0)
         fail_msg("GET /healthz: no response");
     assert_int_equal(r.status, 200);
     json_t *j = json_incref(r.json);
@@ -73,12 +73,12 @@ static void test_header_limits(void **state)
     tconn_open(&c, H.port);
     assert_int_equal(tconn_send(&c, req, strlen(req)), 0);
     http_resp r;
-    assert_int_equal(http_read(&c, &r, 5000), 0);
+    assert_int_equal(http_read(&c, &r, T_WAIT_MS), 0);
     assert_int_equal(r.status, 431);
     assert_string_equal(http_error_code(&r), "headers_too_large");
     assert_non_null(strstr(http_error_message(&r), "more than the limit of 8192"));
     http_resp_free(&r);
-    assert_true(closed_within(&c, 2000));
+    assert_true(closed_within(&c, T_WAIT_MS));
     tconn_close(&c);
     free(req);
 
@@ -89,7 +89,7 @@ static void test_header_limits(void **state)
     strcpy(req + n + 7000, "\r\n\r\n");
     tconn_open(&c, H.port);
     assert_int_equal(tconn_send(&c, req, strlen(req)), 0);
-    assert_int_equal(http_read(&c, &r, 5000), 0);
+    assert_int_equal(http_read(&c, &r, T_WAIT_MS), 0);
     assert_int_equal(r.status, 200);
     http_resp_free(&r);
     tconn_close(&c);
@@ -106,10 +106,10 @@ static void test_header_limits(void **state)
     tconn_open(&c, H.port);
     tconn_send(&c, req, strlen(req)); /* may fail half-way: the server stops reading */
     free(req);
-    int64_t deadline = t_now_ms() + 5000;
+    int64_t deadline = t_now_ms() + T_WAIT_MS;
     assert_true(tconn_find(&c, "\r\n\r\n", deadline) != SIZE_MAX);
     assert_true(strncmp(c.buf, "HTTP/1.1 400 ", 13) == 0);
-    assert_true(closed_within(&c, 2000));
+    assert_true(closed_within(&c, T_WAIT_MS));
     tconn_close(&c);
 
     /* More than h2o's 100 header lines: the same 400. */
@@ -120,7 +120,7 @@ static void test_header_limits(void **state)
     strcpy(many + n, "\r\n");
     tconn_open(&c, H.port);
     assert_int_equal(tconn_send(&c, many, strlen(many)), 0);
-    assert_true(tconn_find(&c, "\r\n\r\n", t_now_ms() + 5000) != SIZE_MAX);
+    assert_true(tconn_find(&c, "\r\n\r\n", t_now_ms() + T_WAIT_MS) != SIZE_MAX);
     assert_true(strncmp(c.buf, "HTTP/1.1 400 ", 13) == 0);
     tconn_close(&c);
     assert_alive();
@@ -144,12 +144,12 @@ static void test_connection_cap(void **state)
     /* The ninth is told why and closed at once. */
     tconn_open(&extra, H.port);
     http_resp r;
-    assert_int_equal(http_read(&extra, &r, 3000), 0);
+    assert_int_equal(http_read(&extra, &r, T_WAIT_MS), 0);
     assert_int_equal(r.status, 503);
     assert_string_equal(http_error_code(&r), "too_many_connections");
     assert_string_equal(http_header(&r, "retry-after"), "1");
     http_resp_free(&r);
-    assert_true(closed_within(&extra, 2000));
+    assert_true(closed_within(&extra, T_WAIT_MS));
     tconn_close(&extra);
 
     /* The connections already open keep working. */
@@ -161,7 +161,7 @@ static void test_connection_cap(void **state)
     /* Room again once some close. */
     for (int i = 0; i < 3; i++)
         tconn_close(&idle[i]);
-    int64_t deadline = t_now_ms() + 3000;
+    int64_t deadline = t_now_ms() + T_WAIT_MS;
     int64_t open = -1;
     while (t_now_ms() < deadline) {
         h = healthz_on(&probe);
@@ -199,7 +199,10 @@ static void test_slow_and_idle_clients_time_out(void **state)
     print_message("slowloris: one byte per 50 ms, cut after %lld ms (timeout 600 ms)\n", (long long)took);
     assert_true(cut);
     assert_int_equal(c.len, 0); /* no response: it never completed a request */
-    assert_true(took >= 550 && took < 3000);
+    /* Not before the timeout; and cut before the last byte (which takes
+     * 4.5 s to trickle), so the timeout counts from the first byte, not per
+     * byte.  No upper bound: how late a busy machine cuts is not the point. */
+    assert_true(took >= 550);
     tconn_close(&c);
 
     /* the same for a body trickled after complete headers */
@@ -217,14 +220,14 @@ static void test_slow_and_idle_clients_time_out(void **state)
     print_message("slow body: one byte per 50 ms, cut after %lld ms\n", (long long)took);
     assert_true(cut);
     assert_int_equal(c.len, 0);
-    assert_true(took >= 550 && took < 3000);
+    assert_true(took >= 550); /* and before the last of its 1000 bytes (50 s) */
     tconn_close(&c);
 
     /* idle after a response */
     tconn_open(&c, H.port);
     json_decref(healthz_on(&c));
     t0 = t_now_ms();
-    assert_true(closed_within(&c, 3000));
+    assert_true(closed_within(&c, T_WAIT_MS));
     took = t_now_ms() - t0;
     print_message("idle keep-alive connection closed after %lld ms\n", (long long)took);
     assert_true(took >= 500);
@@ -233,7 +236,7 @@ static void test_slow_and_idle_clients_time_out(void **state)
     /* a connection that never sends a byte */
     tconn_open(&c, H.port);
     t0 = t_now_ms();
-    assert_true(closed_within(&c, 3000));
+    assert_true(closed_within(&c, T_WAIT_MS));
     assert_true(t_now_ms() - t0 >= 500);
     tconn_close(&c);
     assert_alive();
@@ -246,7 +249,7 @@ static void test_ws_message_too_big(void **state)
     (void)state;
     tconn c;
     ws_connect(&c, H.port, "/ws/jobs");
-    json_t *snap = ws_read_json(&c, 3000);
+    json_t *snap = ws_read_json(&c, T_WAIT_MS);
     assert_non_null(snap);
     json_decref(snap);
     char small[1000];
@@ -254,7 +257,7 @@ static void test_ws_message_too_big(void **state)
     ws_send(&c, 1, small, sizeof small);
     ws_send(&c, 9, "hi", 2); /* still talking: the ping gets its pong */
     ws_frame f;
-    assert_int_equal(ws_read(&c, &f, 3000), 1);
+    assert_int_equal(ws_read(&c, &f, T_WAIT_MS), 1);
     assert_int_equal(f.opcode, 10);
     assert_string_equal(f.data, "hi");
     free(f.data);
@@ -274,11 +277,15 @@ static void test_ws_message_too_big(void **state)
     /* The server reads no further than the frame's first 64 KiB, and its
      * close must still end with a FIN: the bytes it never read must not turn
      * its close into a reset (which can destroy the close frame before the
-     * client reads it).  Give it time to close first. */
-    t_sleep_ms(300);
+     * client reads it).  Let it close first: wait until it has let go of
+     * the WebSocket (not "300 ms is enough"). */
+    int64_t deadline = t_now_ms() + T_WAIT_MS;
+    while (api_stats(&H).ws_clients != 0 && t_now_ms() < deadline)
+        t_sleep_ms(10);
+    assert_int_equal(api_stats(&H).ws_clients, 0);
     int rc;
     int code = -1;
-    while ((rc = ws_read(&c, &f, 3000)) == 1) {
+    while ((rc = ws_read(&c, &f, T_WAIT_MS)) == 1) {
         if (f.opcode == 8)
             code = ws_close_code(&f);
         free(f.data);
@@ -286,7 +293,7 @@ static void test_ws_message_too_big(void **state)
             break;
     }
     assert_int_equal(code, 1009);
-    while (tconn_fill(&c, 3000) > 0)
+    while (tconn_fill(&c, T_WAIT_MS) > 0)
         tconn_consume(&c, c.len);
     assert_true(c.eof);
     assert_int_equal(c.err, 0);
@@ -316,11 +323,11 @@ static void test_sse_slow_client_dropped(void **state)
     http_send_req(&slow, "GET", "/events", NULL, NULL, 0, true);
     tconn_open(&fast, H.port);
     http_send_req(&fast, "GET", "/events", NULL, NULL, 0, true);
-    assert_true(tconn_skip_past(&fast, "event: snapshot", t_now_ms() + 3000));
+    assert_true(tconn_skip_past(&fast, "event: snapshot", t_now_ms() + T_WAIT_MS));
     int64_t id = api_create(&H, spec);
     free(spec);
 
-    int64_t deadline = t_now_ms() + 15000;
+    int64_t deadline = t_now_ms() + T_WAIT_MS;
     gvd_push_stats st = {0};
     int frames = 0;
     while (t_now_ms() < deadline) {
@@ -331,21 +338,22 @@ static void test_sse_slow_client_dropped(void **state)
             break;
     }
     assert_int_equal(st.dropped_slow, 1);
-    assert_true(frames > 10);
+    /* the reader was served meanwhile (how many frames depends on the machine) */
+    assert_true(frames >= 1);
     print_message("slow SSE client: max unsent %zu bytes, dropped while the reading one got %d frames\n",
                   st.max_unsent, frames);
     assert_true(st.max_unsent <= 4 * big + 8192);
 
     /* the slow one is gone; the reader still gets frames */
-    deadline = t_now_ms() + 3000;
+    deadline = t_now_ms() + T_WAIT_MS;
     while ((st = api_stats(&H)).sse_clients != 1 && t_now_ms() < deadline) {
         tconn_skip_past(&fast, "event: job\n", t_now_ms() + 20);
         tconn_consume(&fast, fast.len);
     }
     assert_int_equal(st.sse_clients, 1);
-    assert_true(tconn_skip_past(&fast, "event: job\n", t_now_ms() + 3000));
+    assert_true(tconn_skip_past(&fast, "event: job\n", t_now_ms() + T_WAIT_MS));
     /* reading the slow socket now: what the kernel held, then the end */
-    while (tconn_fill(&slow, 3000) > 0)
+    while (tconn_fill(&slow, T_WAIT_MS) > 0)
         tconn_consume(&slow, slow.len);
     assert_true(slow.eof);
     tconn_close(&slow);

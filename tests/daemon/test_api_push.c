@@ -8,10 +8,15 @@
 
 static api_harness H;
 
+/* Demo jobs step every 100 ms (10 s from 0 to 100 %): a demo started by a
+ * test is still running when the test pauses or cancels it, however slow the
+ * machine (at the harness's 20 ms it was over after 2 s). */
+static const gvd_config demo_cfg = {.demo_step_ms = 100};
+
 static int setup(void **state)
 {
     (void)state;
-    api_start(&H, NULL, NULL);
+    api_start(&H, &demo_cfg, NULL);
     return 0;
 }
 
@@ -30,12 +35,12 @@ static void post(const char *path, int want)
     http_resp_free(&r);
 }
 
-/* Next /ws frame, failing the test if none comes within 2 s. */
+/* Next /ws frame, failing the test if none comes by the deadline. */
 static json_t *next_frame(tconn *ws)
 {
-    json_t *j = ws_read_json(ws, 2000);
+    json_t *j = ws_read_json(ws, T_WAIT_MS);
     if (!j)
-        fail_msg("no frame within 2 s");
+        fail_msg("no frame within %d s", T_WAIT_MS / 1000);
     return j;
 }
 
@@ -54,7 +59,7 @@ static void test_seed_session(void **state)
 
     post("/start", 201);
     /* running frames with progress advancing */
-    int64_t last = -1, distinct = 0, deadline = t_now_ms() + 3000;
+    int64_t last = -1, distinct = 0, deadline = t_now_ms() + T_WAIT_MS;
     while (distinct < 5 && t_now_ms() < deadline) {
         j = next_frame(&ws);
         assert_string_equal(json_str(j, "status"), "running");
@@ -75,8 +80,8 @@ static void test_seed_session(void **state)
             held = json_int(j, "progress");
         json_decref(j);
     }
-    /* paused: ten demo steps' time passes and progress holds */
-    j = ws_read_json(&ws, 200);
+    /* paused: five demo steps' time passes and progress holds */
+    j = ws_read_json(&ws, 500);
     if (j) {
         assert_string_equal(json_str(j, "status"), "paused");
         assert_int_equal(json_int(j, "progress"), held);
@@ -89,7 +94,7 @@ static void test_seed_session(void **state)
 
     post("/resume", 200);
     bool advanced = false;
-    deadline = t_now_ms() + 2000;
+    deadline = t_now_ms() + T_WAIT_MS;
     while (!advanced && t_now_ms() < deadline) {
         j = next_frame(&ws);
         advanced = strcmp(json_str(j, "status"), "running") == 0 && json_int(j, "progress") > held;
@@ -108,7 +113,7 @@ static void test_seed_session(void **state)
 
     post("/cancel", 200);
     bool cancelled = false;
-    deadline = t_now_ms() + 2000;
+    deadline = t_now_ms() + T_WAIT_MS;
     while (!cancelled && t_now_ms() < deadline) {
         j = next_frame(&ws);
         cancelled = strcmp(json_str(j, "status"), "cancelled") == 0;
@@ -125,7 +130,7 @@ static void test_seed_follows_newest_demo(void **state)
     (void)state;
     post("/start", 201);
     post("/cancel", 200);
-    assert_true(api_wait_status(&H, 1, "cancelled", 3000));
+    assert_true(api_wait_status(&H, 1, "cancelled", T_WAIT_MS));
     tconn ws;
     ws_connect(&ws, H.port, "/ws");
     json_t *j = next_frame(&ws);
@@ -138,12 +143,12 @@ static void test_seed_follows_newest_demo(void **state)
     assert_int_equal(json_int(j, "id"), 2);
     json_decref(j);
     post("/cancel", 200);
-    assert_true(api_wait_status(&H, 2, "cancelled", 3000));
+    assert_true(api_wait_status(&H, 2, "cancelled", T_WAIT_MS));
     http_resp r = http_do(&H, "DELETE", "/jobs/2", NULL, NULL);
     assert_int_equal(r.status, 204);
     http_resp_free(&r);
     /* skip job 2's last frames; then job 1 again */
-    int64_t deadline = t_now_ms() + 2000, id = 0;
+    int64_t deadline = t_now_ms() + T_WAIT_MS, id = 0;
     while (id != 1 && t_now_ms() < deadline) {
         j = next_frame(&ws);
         id = json_int(j, "id");
@@ -163,14 +168,14 @@ static void test_seed_follows_newest_demo(void **state)
 
 static json_t *next_of_type(tconn *ws, const char *type)
 {
-    int64_t deadline = t_now_ms() + 3000;
+    int64_t deadline = t_now_ms() + T_WAIT_MS;
     while (t_now_ms() < deadline) {
         json_t *j = ws_read_json(ws, 500);
         if (j && strcmp(json_str(j, "type"), type) == 0)
             return j;
         json_decref(j);
     }
-    fail_msg("no \"%s\" message within 3 s", type);
+    fail_msg("no \"%s\" message within %d s", type, T_WAIT_MS / 1000);
     return NULL;
 }
 
@@ -190,7 +195,7 @@ static void test_jobs_stream(void **state)
 
     int64_t b = api_create(&H, "{\"command\":[\"true\"],\"name\":\"b\"}");
     bool b_done = false, counts_seen = false;
-    int64_t deadline = t_now_ms() + 5000;
+    int64_t deadline = t_now_ms() + T_WAIT_MS;
     while (!(b_done && counts_seen) && t_now_ms() < deadline) {
         j = next_frame(&ws);
         const char *type = json_str(j, "type");
@@ -249,7 +254,7 @@ static void test_jobs_stream_one_job(void **state)
     /* a is deleted: "removed", then the stream ends with close code 1000 */
     snprintf(path, sizeof path, "/jobs/%lld/cancel", (long long)a);
     post(path, 200);
-    assert_true(api_wait_status(&H, a, "cancelled", 3000));
+    assert_true(api_wait_status(&H, a, "cancelled", T_WAIT_MS));
     snprintf(path, sizeof path, "/jobs/%lld", (long long)a);
     http_resp r = http_do(&H, "DELETE", path, NULL, NULL);
     assert_int_equal(r.status, 204);
@@ -258,12 +263,12 @@ static void test_jobs_stream_one_job(void **state)
     assert_int_equal(json_int(j, "id"), a);
     json_decref(j);
     ws_frame f;
-    assert_int_equal(ws_read(&ws, &f, 2000), 1);
+    assert_int_equal(ws_read(&ws, &f, T_WAIT_MS), 1);
     assert_int_equal(f.opcode, 8);
     assert_int_equal(ws_close_code(&f), 1000);
     free(f.data);
     ws_send(&ws, 8, "\x03\xe8", 2);
-    assert_int_equal(ws_read(&ws, &f, 2000), -1); /* then the server closes TCP */
+    assert_int_equal(ws_read(&ws, &f, T_WAIT_MS), -1); /* then the server closes TCP */
     tconn_close(&ws);
 }
 
@@ -302,7 +307,7 @@ static void test_sse_stream(void **state)
     tconn c;
     tconn_open(&c, H.port);
     http_send_req(&c, "GET", "/events", NULL, NULL, 0, true);
-    int64_t deadline = t_now_ms() + 3000;
+    int64_t deadline = t_now_ms() + T_WAIT_MS;
     size_t hend = tconn_find(&c, "\r\n\r\n", deadline);
     assert_true(hend != SIZE_MAX);
     assert_non_null(strstr(c.buf, "200 OK"));
@@ -326,11 +331,11 @@ static void test_sse_stream(void **state)
     assert_true(tconn_skip_past(&c, "\"status\":\"running\"", deadline));
     /* the followed job goes: "removed", then the response ends properly */
     post("/cancel", 200);
-    assert_true(api_wait_status(&H, 1, "cancelled", 3000));
+    assert_true(api_wait_status(&H, 1, "cancelled", T_WAIT_MS));
     http_resp r = http_do(&H, "DELETE", "/jobs/1", NULL, NULL);
     assert_int_equal(r.status, 204);
     http_resp_free(&r);
-    deadline = t_now_ms() + 3000;
+    deadline = t_now_ms() + T_WAIT_MS;
     assert_true(tconn_skip_past(&c, "event: removed\ndata: {\"type\":\"removed\",\"id\":1}\n\n", deadline));
     assert_true(tconn_skip_past(&c, "\r\n0\r\n\r\n", deadline));
     tconn_close(&c);
@@ -346,7 +351,7 @@ static void test_sse_keepalive(void **state)
     tconn c;
     tconn_open(&c, H.port);
     http_send_req(&c, "GET", "/events", NULL, NULL, 0, true);
-    int64_t deadline = t_now_ms() + 3000;
+    int64_t deadline = t_now_ms() + T_WAIT_MS;
     assert_true(tconn_skip_past(&c, "event: snapshot", deadline));
     /* two keep-alive comments in a quiet stream */
     assert_true(tconn_skip_past(&c, "\r\n:\n\n\r\n", deadline));
@@ -361,31 +366,34 @@ static void test_ping_pong(void **state)
     (void)state;
     api_stop(&H);
     gvd_server_opts o = {0};
-    o.push.ping_ms = 100;
+    /* A client silent for two intervals is dropped: 500 ms, so the good
+     * client's answers are never late on a busy machine (at 100 ms one
+     * descheduling of this thread could drop it too). */
+    o.push.ping_ms = 500;
     api_start(&H, NULL, &o);
 
     tconn good, silent;
     ws_connect(&good, H.port, "/ws");
     ws_connect(&silent, H.port, "/ws");
-    /* the good client answers every ping (ws_read_json does) */
-    int pings = 0;
-    int64_t deadline = t_now_ms() + 1000;
-    while (t_now_ms() < deadline) {
+    /* The good client answers every ping (ws_read_json does) while the test
+     * waits for both conditions: four pings seen, and the silent one, which
+     * never answered, disconnected (after its buffered frames).  Counted,
+     * not timed. */
+    int pings = 0, r = 1;
+    int64_t deadline = t_now_ms() + T_WAIT_MS;
+    while ((pings < 4 || r != -1) && t_now_ms() < deadline) {
         ws_frame f;
-        if (ws_read(&good, &f, 50) == 1) {
+        if (ws_read(&good, &f, 20) == 1) {
             if (f.opcode == 9) {
                 pings++;
                 ws_send(&good, 10, f.data, f.len);
             }
             free(f.data);
         }
+        while (r != -1 && (r = ws_read(&silent, &f, 1)) == 1)
+            free(f.data);
     }
     assert_true(pings >= 4);
-    /* the silent one never answered: disconnected (after its buffered frames) */
-    int r;
-    ws_frame f;
-    while ((r = ws_read(&silent, &f, 500)) == 1)
-        free(f.data);
     assert_int_equal(r, -1);
     gvd_push_stats st = api_stats(&H);
     assert_int_equal(st.dropped_ping, 1);
@@ -404,20 +412,20 @@ static void test_client_close_handshake(void **state)
     /* a ping with a payload gets a pong with the same payload */
     ws_send(&ws, 9, "hi", 2);
     ws_frame f;
-    assert_int_equal(ws_read(&ws, &f, 2000), 1);
+    assert_int_equal(ws_read(&ws, &f, T_WAIT_MS), 1);
     assert_int_equal(f.opcode, 10);
     assert_string_equal(f.data, "hi");
     free(f.data);
     /* text from the client is ignored, not fatal */
     ws_send(&ws, 1, "{\"hello\":1}", 11);
     ws_send(&ws, 8, "\x03\xe8" "bye", 5);
-    assert_int_equal(ws_read(&ws, &f, 2000), 1);
+    assert_int_equal(ws_read(&ws, &f, T_WAIT_MS), 1);
     assert_int_equal(f.opcode, 8);
     assert_int_equal(ws_close_code(&f), 1000);
     free(f.data);
-    assert_int_equal(ws_read(&ws, &f, 2000), -1);
+    assert_int_equal(ws_read(&ws, &f, T_WAIT_MS), -1);
     tconn_close(&ws);
-    int64_t deadline = t_now_ms() + 2000;
+    int64_t deadline = t_now_ms() + T_WAIT_MS;
     while (api_stats(&H).ws_clients != 0 && t_now_ms() < deadline)
         t_sleep_ms(10);
     assert_int_equal(api_stats(&H).ws_clients, 0);
@@ -433,19 +441,19 @@ static void test_shutdown_closes_with_1001(void **state)
     tconn sse;
     tconn_open(&sse, H.port);
     http_send_req(&sse, "GET", "/events", NULL, NULL, 0, true);
-    assert_true(tconn_skip_past(&sse, "event: snapshot", t_now_ms() + 2000));
+    assert_true(tconn_skip_past(&sse, "event: snapshot", t_now_ms() + T_WAIT_MS));
 
     api_stop(&H);
     ws_frame f;
-    assert_int_equal(ws_read(&ws, &f, 2000), 1);
+    assert_int_equal(ws_read(&ws, &f, T_WAIT_MS), 1);
     assert_int_equal(f.opcode, 8);
     assert_int_equal(ws_close_code(&f), 1001);
     free(f.data);
     /* the SSE response was finished properly: the last chunk */
-    assert_true(tconn_skip_past(&sse, "0\r\n\r\n", t_now_ms() + 2000));
+    assert_true(tconn_skip_past(&sse, "0\r\n\r\n", t_now_ms() + T_WAIT_MS));
     tconn_close(&ws);
     tconn_close(&sse);
-    api_start(&H, NULL, NULL); /* for teardown */
+    api_start(&H, &demo_cfg, NULL); /* for teardown */
 }
 
 /* ---- coalescing and bounds -------------------------------------------------------- */
@@ -463,14 +471,20 @@ static void test_encode_once(void **state)
     for (int i = 3; i < 5; i++) {
         tconn_open(&c[i], H.port);
         http_send_req(&c[i], "GET", "/events", NULL, NULL, 0, true);
-        assert_true(tconn_skip_past(&c[i], "event: snapshot", t_now_ms() + 2000));
+        assert_true(tconn_skip_past(&c[i], "event: snapshot", t_now_ms() + T_WAIT_MS));
     }
     gvd_push_stats before = api_stats(&H);
     api_create(&H, "{\"kind\":\"demo\",\"demo_step_ms\":30}");
-    t_sleep_ms(400);
+    /* until a few messages went out (progress steps, counts): waited for,
+     * not "400 ms is about 13 steps" */
     gvd_push_stats after = api_stats(&H);
+    int64_t deadline = t_now_ms() + T_WAIT_MS;
+    while (after.encoded - before.encoded < 5 && t_now_ms() < deadline) {
+        t_sleep_ms(20);
+        after = api_stats(&H);
+    }
     uint64_t encoded = after.encoded - before.encoded, queued = after.queued - before.queued;
-    assert_true(encoded >= 5); /* ~13 progress steps, counts */
+    assert_true(encoded >= 5);
     assert_int_equal(queued, 5 * encoded);
     /* one write per client per flush at most */
     assert_true(after.writes - before.writes <= 5 * (after.flushes - before.flushes));
@@ -479,7 +493,7 @@ static void test_encode_once(void **state)
         tconn_close(&c[i]);
     }
     for (int i = 3; i < 5; i++) {
-        assert_true(tconn_skip_past(&c[i], "event: job", t_now_ms() + 2000));
+        assert_true(tconn_skip_past(&c[i], "event: job", t_now_ms() + T_WAIT_MS));
         tconn_close(&c[i]);
     }
 }
@@ -511,7 +525,7 @@ static void test_slow_client_is_bounded_and_dropped(void **state)
     free(spec);
 
     /* The fast client reads along; the slow one reads nothing. */
-    int64_t deadline = t_now_ms() + 15000;
+    int64_t deadline = t_now_ms() + T_WAIT_MS;
     gvd_push_stats st = {0};
     int frames = 0;
     while (t_now_ms() < deadline) {
@@ -523,7 +537,7 @@ static void test_slow_client_is_bounded_and_dropped(void **state)
             break;
     }
     assert_int_equal(st.dropped_slow, 1);
-    assert_true(frames > 20);
+    assert_true(frames >= 1); /* the reader was served meanwhile (how much depends on the machine) */
     /* Without "latest wins" the slow client's backlog would have grown by a
      * frame per step for a second (~200 x 48 KiB = 9.6 MB) before the drop;
      * with it, it never held much more than a frame per key in each of
@@ -540,7 +554,7 @@ static void test_slow_client_is_bounded_and_dropped(void **state)
     /* the fast client is still served, and the slow one is gone once its
      * close had its chance (GVD_PUSH_CLOSE_WAIT_MS) */
     json_decref(next_frame(&fast));
-    deadline = t_now_ms() + 3000;
+    deadline = t_now_ms() + T_WAIT_MS;
     while ((st = api_stats(&H)).ws_clients != 1 && t_now_ms() < deadline)
         t_sleep_ms(20);
     assert_int_equal(st.ws_clients, 1);
@@ -549,7 +563,7 @@ static void test_slow_client_is_bounded_and_dropped(void **state)
      * close frame 1008 (or a cut connection if it could not be delivered). */
     ws_frame f;
     int rc, last_op = 0, code = -1;
-    while ((rc = ws_read(&slow, &f, 3000)) == 1) {
+    while ((rc = ws_read(&slow, &f, T_WAIT_MS)) == 1) {
         last_op = f.opcode;
         if (f.opcode == 8)
             code = ws_close_code(&f);

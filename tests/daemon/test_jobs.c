@@ -99,14 +99,15 @@ static void deadline_cb(uv_timer_t *t)
     uv_stop(t->loop);
 }
 
-/* Run the loop until the job reaches `want` or 10 s pass. */
+/* Run the loop until the job reaches `want` or 30 s pass (a deadline for
+ * a stuck test, generous for a busy machine). */
 static void run_until(fixture *f, gvd_job *job, gvd_status want)
 {
     int expired = 0;
     uv_timer_t deadline;
     uv_timer_init(&f->loop, &deadline);
     deadline.data = &expired;
-    uv_timer_start(&deadline, deadline_cb, 10000, 0);
+    uv_timer_start(&deadline, deadline_cb, 30000, 0);
     while (gvd_job_status(job) != want && !expired)
         uv_run(&f->loop, UV_RUN_ONCE);
     uv_close((uv_handle_t *)&deadline, NULL);
@@ -320,8 +321,8 @@ static void test_restart_readopts_jobs(void **state)
     gvd_error err = {0};
     assert_int_equal(gvd_job_cancel(b, &err), 0);
     run_until(f, b, GVD_CANCELLED);
-    for (int i = 0; i < 250 && json_int_field(b, "signal") == 0; i++)
-        run_for(f, 20); /* the exit follows the (immediate) status */
+    for (int i = 0; i < 1500 && json_int_field(b, "signal") == 0; i++)
+        run_for(f, 20); /* the exit follows the (immediate) status; up to 30 s */
     assert_int_equal(json_int_field(b, "signal"), SIGTERM);
     run_until(f, demo, GVD_SUCCEEDED);
     gvd_job *next = create(f, "{\"kind\": \"demo\", \"demo_step_ms\": 1}");

@@ -20,7 +20,7 @@ static void test_stdout_protocol_and_exit_status(void **state)
      * supervisor reaps it at once.) */
     assert_true(gvd_exec_pid(x) > 1);
 
-    wait_exit(c, 5000);
+    wait_exit(c, T_WAIT_MS);
     assert_int_equal(c->r.exit.exit_status, 3);
     assert_int_equal(c->r.exit.term_signal, 0);
     assert_false(c->r.exit.cancelled);
@@ -67,7 +67,7 @@ static void test_control_fd_messages(void **state)
     char *const argv[] = {"/bin/sh", (char *)fixture("control.sh"), NULL};
     gvd_exec_opts o = process_opts(c, argv);
     spawn(c, &o);
-    wait_exit(c, 5000);
+    wait_exit(c, T_WAIT_MS);
     assert_int_equal(c->r.exit.exit_status, 0);
     assert_int_equal(c->r.nmsg, 4);
     gvd_msg *m = c->r.msgs;
@@ -93,7 +93,7 @@ static void test_environment_is_exact(void **state)
     o.env = env;
     o.job_id = 42;
     spawn(c, &o);
-    wait_exit(c, 5000);
+    wait_exit(c, T_WAIT_MS);
     assert_int_equal(c->r.exit.exit_status, 0);
     char *log = slurp(tmp_path(c, "job.log"), NULL);
     assert_non_null(log);
@@ -111,7 +111,7 @@ static void test_environment_null_and_path_default(void **state)
     o.env = NULL;
     o.job_id = -5;
     spawn(c, &o);
-    wait_exit(c, 5000);
+    wait_exit(c, T_WAIT_MS);
     char *log = slurp(tmp_path(c, "job.log"), NULL);
     assert_non_null(log);
     assert_string_equal(log, "GALVANI_CONTROL_FD=3\nGALVANI_JOB_ID=-5\n");
@@ -133,7 +133,7 @@ static void test_child_descriptors(void **state)
                           NULL};
     gvd_exec_opts o = process_opts(c, argv);
     spawn(c, &o);
-    wait_exit(c, 5000);
+    wait_exit(c, T_WAIT_MS);
     assert_int_equal(c->r.exit.exit_status, 0);
     char *log = slurp(tmp_path(c, "job.log"), NULL);
     assert_non_null(log);
@@ -149,7 +149,7 @@ static void test_cwd(void **state)
     gvd_exec_opts o = process_opts(c, argv);
     o.cwd = c->dir;
     spawn(c, &o);
-    wait_exit(c, 5000);
+    wait_exit(c, T_WAIT_MS);
     char real[PATH_MAX], expect[PATH_MAX + 2];
     assert_non_null(realpath(c->dir, real));
     snprintf(expect, sizeof expect, "%s\n", real);
@@ -166,7 +166,7 @@ static void test_path_search_and_no_log(void **state)
     gvd_exec_opts o = process_opts(c, argv);
     o.log_path = NULL; /* output read and dropped; the protocol still works */
     spawn(c, &o);
-    wait_exit(c, 5000);
+    wait_exit(c, T_WAIT_MS);
     assert_int_equal(c->r.nmsg, 1);
     assert_true(c->r.msgs[0].current == 9);
     assert_int_equal(file_size(tmp_path(c, "job.log")), -1);
@@ -178,7 +178,7 @@ static void test_partial_and_overlong_lines(void **state)
     char *const argv[] = {"/bin/sh", (char *)fixture("partial.sh"), NULL};
     gvd_exec_opts o = process_opts(c, argv);
     spawn(c, &o);
-    wait_exit(c, 5000);
+    wait_exit(c, T_WAIT_MS);
     /* "::prog" + "ress 42" is one message; the 10 kB status line is dropped
      * whole (not cut into a bogus status); the last line has no newline. */
     assert_int_equal(c->r.nmsg, 3);
@@ -200,7 +200,7 @@ static void test_log_cap(void **state)
     gvd_exec_opts o = process_opts(c, argv);
     o.log_limit = 10240;
     spawn(c, &o);
-    wait_exit(c, 10000);
+    wait_exit(c, T_WAIT_MS);
     /* The job was never blocked: it wrote its 1 MiB and the line after. */
     assert_int_equal(c->r.exit.exit_status, 0);
     assert_int_equal(c->r.nmsg, 1);
@@ -231,7 +231,7 @@ static void test_log_cap_counts_existing_content(void **state)
     gvd_exec_opts o = process_opts(c, argv);
     o.log_limit = 10240;
     spawn(c, &o);
-    wait_exit(c, 5000);
+    wait_exit(c, T_WAIT_MS);
     size_t len = 0;
     char *log = slurp(path, &len);
     assert_non_null(log);
@@ -356,7 +356,7 @@ static void test_send_rules_and_calls_after_exit(void **state)
 
     assert_int_equal(gvd_exec_cancel(x, 0), 0); /* no grace: SIGKILL now */
     assert_int_equal(gvd_exec_cancel(x, 0), 0); /* twice is fine */
-    wait_exit(c, 5000);
+    wait_exit(c, T_WAIT_MS);
     assert_int_equal(c->r.exit.exit_status, -1);
     assert_int_equal(c->r.exit.term_signal, SIGKILL);
     assert_true(c->r.exit.cancelled);
@@ -400,13 +400,13 @@ static void test_free_detaches_and_adopt_takes_over(void **state)
     assert_true(gvd_exec_start_ticks(x) == ticks);
     assert_false(gvd_exec_paused(x));
     assert_int_equal(gvd_exec_pause(x), 0);
-    assert_true(run_until(c, group_stopped, &pid, 2000));
+    assert_true(run_until(c, group_stopped, &pid, T_WAIT_MS));
     assert_int_equal(gvd_exec_cancel(x, 2000), 0);
-    wait_exit(c, 3000);
+    wait_exit(c, T_WAIT_MS);
     assert_int_equal(c->r.exit.term_signal, SIGTERM);
     assert_true(c->r.exit.cancelled);
     assert_false(c->r.exit.lost);
-    assert_true(run_until(c, pid_dead_pred, &grandchild, 5000));
+    assert_true(run_until(c, pid_dead_pred, &grandchild, T_WAIT_MS));
     /* on_exit freed the handle: the exit is consumed, the run dir is gone. */
     assert_int_equal(access(c->run, F_OK), -1);
 }
@@ -484,7 +484,7 @@ static void test_kill_stale_checks_start_time(void **state)
 
     /* The same one: killed, group and all. */
     assert_int_equal(gvd_exec_kill_stale(pid, ticks), 1);
-    wait_exit(c, 5000);
+    wait_exit(c, T_WAIT_MS);
     assert_int_equal(c->r.exit.term_signal, SIGKILL);
     assert_false(c->r.exit.cancelled);
     assert_int_equal(gvd_exec_kill_stale(pid, ticks), 0); /* gone now */
@@ -529,7 +529,7 @@ static void test_demo_runs_to_100(void **state)
     assert_int_equal(gvd_exec_pid(x), 0);
     assert_true(gvd_exec_start_ticks(x) == 0);
     assert_int_equal(gvd_exec_send(x, "params {}"), -ENOTSUP);
-    wait_exit(c, 5000);
+    wait_exit(c, T_WAIT_MS);
     assert_demo_steps(c, 1, 100);
     assert_int_equal(c->r.exit.exit_status, 0);
     assert_int_equal(c->r.exit.term_signal, 0);
@@ -540,7 +540,7 @@ static void test_demo_resumes_from_start(void **state)
 {
     ctx *c = *state;
     spawn_demo(c, 1, 97);
-    wait_exit(c, 5000);
+    wait_exit(c, T_WAIT_MS);
     assert_demo_steps(c, 98, 100);
 }
 
@@ -549,7 +549,7 @@ static void test_demo_at_100_exits(void **state)
     ctx *c = *state;
     spawn_demo(c, 1000, 100);
     assert_int_equal(c->r.exits, 0); /* not from inside spawn */
-    wait_exit(c, 500);
+    wait_exit(c, T_WAIT_MS);
     assert_int_equal(c->r.nmsg, 0);
     assert_false(c->r.exit.cancelled);
 }
@@ -558,7 +558,7 @@ static void test_demo_pause_resume(void **state)
 {
     ctx *c = *state;
     gvd_exec *x = spawn_demo(c, 3, 0);
-    wait_msgs(c, 10, 5000);
+    wait_msgs(c, 10, T_WAIT_MS);
     assert_int_equal(gvd_exec_pause(x), 0);
     assert_int_equal(gvd_exec_pause(x), 0);
     int n = c->r.nmsg;
@@ -566,7 +566,7 @@ static void test_demo_pause_resume(void **state)
     assert_int_equal(c->r.nmsg, n);
     assert_int_equal(gvd_exec_resume(x), 0);
     assert_int_equal(gvd_exec_resume(x), 0);
-    wait_exit(c, 5000);
+    wait_exit(c, T_WAIT_MS);
     assert_demo_steps(c, 1, 100);
     assert_false(c->r.exit.cancelled);
 }
@@ -575,13 +575,13 @@ static void test_demo_cancel(void **state)
 {
     ctx *c = *state;
     gvd_exec *x = spawn_demo(c, 2, 0);
-    wait_msgs(c, 5, 5000);
+    wait_msgs(c, 5, T_WAIT_MS);
     assert_int_equal(gvd_exec_pause(x), 0);
     assert_int_equal(gvd_exec_cancel(x, 5000), 0);
     assert_int_equal(c->r.exits, 0); /* delivered from the loop, not from cancel */
     assert_int_equal(gvd_exec_pause(x), -EBUSY);
     int n = c->r.nmsg;
-    wait_exit(c, 1000);
+    wait_exit(c, T_WAIT_MS);
     assert_int_equal(c->r.nmsg, n);
     assert_int_equal(c->r.exit.exit_status, 0);
     assert_int_equal(c->r.exit.term_signal, 0);
@@ -592,7 +592,7 @@ static void test_demo_free_while_running(void **state)
 {
     ctx *c = *state;
     gvd_exec *x = spawn_demo(c, 1, 0);
-    wait_msgs(c, 3, 5000);
+    wait_msgs(c, 3, T_WAIT_MS);
     gvd_exec_free(x);
     c->r.x = NULL;
     int n = c->r.nmsg;

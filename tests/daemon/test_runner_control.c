@@ -11,14 +11,7 @@
 /* Run until the STATUS message `text` arrives (from index 0). */
 static void wait_status(ctx *c, const char *text)
 {
-    (void)wait_msg(c, 0, GVD_MSG_STATUS, text, 5000);
-}
-
-static bool ms_passed(ctx *c, void *arg)
-{
-    (void)c;
-    const uint64_t *until = arg;
-    return uv_hrtime() >= *until;
+    (void)wait_msg(c, 0, GVD_MSG_STATUS, text, T_WAIT_MS);
 }
 
 /* ---- stop mode ----------------------------------------------------------- */
@@ -33,11 +26,11 @@ static void test_pause_stops_and_resume_continues(void **state)
     pid_t pid = gvd_exec_pid(x);
     wait_status(c, "ready");
     const void *grow0[] = {counter, (void *)(intptr_t)0};
-    assert_true(run_until(c, file_grew, grow0, 5000));
+    assert_true(run_until(c, file_grew, grow0, T_WAIT_MS));
 
     assert_int_equal(gvd_exec_pause(x), 0);
     assert_int_equal(gvd_exec_pause(x), 0); /* already paused: fine */
-    assert_true(run_until(c, group_stopped, &pid, 2000));
+    assert_true(run_until(c, group_stopped, &pid, T_WAIT_MS));
     /* Stopped means stopped: the counter file does not grow. */
     run_for(c, 30);
     off_t size = file_size(counter);
@@ -48,11 +41,11 @@ static void test_pause_stops_and_resume_continues(void **state)
 
     assert_int_equal(gvd_exec_resume(x), 0);
     const void *grow[] = {counter, (void *)(intptr_t)size};
-    assert_true(run_until(c, file_grew, grow, 2000));
+    assert_true(run_until(c, file_grew, grow, T_WAIT_MS));
     assert_false(group_stopped(c, &pid));
 
     assert_int_equal(gvd_exec_cancel(x, 2000), 0);
-    wait_exit(c, 3000);
+    wait_exit(c, T_WAIT_MS);
     assert_int_equal(c->r.exit.term_signal, SIGTERM);
     assert_int_equal(c->r.exit.exit_status, -1);
     assert_true(c->r.exit.cancelled);
@@ -67,16 +60,16 @@ static void test_cancel_while_paused(void **state)
     pid_t pid = gvd_exec_pid(x);
     wait_status(c, "ready");
     assert_int_equal(gvd_exec_pause(x), 0);
-    assert_true(run_until(c, group_stopped, &pid, 2000));
-    uint64_t t0 = uv_hrtime();
+    assert_true(run_until(c, group_stopped, &pid, T_WAIT_MS));
     assert_int_equal(gvd_exec_cancel(x, 5000), 0);
     assert_int_equal(gvd_exec_pause(x), -EBUSY);
     assert_int_equal(gvd_exec_resume(x), 0);
-    wait_exit(c, 3000);
-    /* SIGCONT let the stopped group act on SIGTERM at once. */
+    wait_exit(c, T_WAIT_MS);
+    /* SIGCONT let the stopped group act on SIGTERM: without it, SIGTERM
+     * stays pending in a stopped process and SIGKILL ends it at the grace.
+     * The signal says which, however slow the machine (no time bound). */
     assert_int_equal(c->r.exit.term_signal, SIGTERM);
     assert_true(c->r.exit.cancelled);
-    assert_true(ms_since(t0) < 2000);
 }
 
 static void test_cancel_kills_the_tree(void **state)
@@ -93,15 +86,14 @@ static void test_cancel_kills_the_tree(void **state)
     assert_int_equal(gvd_proc_stat_read(grandchild, &st), 0);
     assert_int_equal(st.pgrp, pid); /* in the job's group */
 
-    uint64_t t0 = uv_hrtime();
     assert_int_equal(gvd_exec_cancel(x, 5000), 0);
-    wait_exit(c, 4000);
-    assert_true(ms_since(t0) < 2000); /* SIGTERM was enough: no grace wait */
+    wait_exit(c, T_WAIT_MS);
+    /* SIGTERM was enough: killed by it, not by SIGKILL after the grace */
     assert_int_equal(c->r.exit.exit_status, -1);
     assert_int_equal(c->r.exit.term_signal, SIGTERM);
     assert_true(c->r.exit.cancelled);
     assert_true(pid_dead(pid));
-    assert_true(run_until(c, pid_dead_pred, &grandchild, 1000));
+    assert_true(run_until(c, pid_dead_pred, &grandchild, T_WAIT_MS));
 }
 
 static void test_cancel_escalates_to_sigkill(void **state)
@@ -114,13 +106,12 @@ static void test_cancel_escalates_to_sigkill(void **state)
     uv_update_time(&c->loop);
     uint64_t t0 = uv_hrtime();
     assert_int_equal(gvd_exec_cancel(x, 300), 0);
-    /* Half-way through the grace it is still there: SIGTERM is ignored. */
-    uint64_t until = t0 + 150 * 1000000ull;
-    assert_true(run_until(c, ms_passed, &until, 1000));
-    assert_int_equal(c->r.exits, 0);
-    wait_exit(c, 3000);
+    wait_exit(c, T_WAIT_MS);
+    /* SIGTERM was ignored (killed by SIGKILL, below), and SIGKILL came at
+     * the grace, not before.  (Not "still alive half-way through the grace":
+     * a loop that wakes late on a busy machine may find it already over.) */
     double ms = ms_since(t0);
-    assert_true(ms >= 280 && ms < 2000);
+    assert_true(ms >= 280);
     assert_int_equal(c->r.exit.exit_status, -1);
     assert_int_equal(c->r.exit.term_signal, SIGKILL);
     assert_true(c->r.exit.cancelled);
@@ -135,17 +126,19 @@ static void test_background_child_ended_with_the_job(void **state)
     char *const argv[] = {"/bin/sh", (char *)fixture("background.sh"), (char *)pidfile, NULL};
     gvd_exec_opts o = process_opts(c, argv);
     spawn(c, &o);
-    uint64_t t0 = uv_hrtime();
-    wait_exit(c, 4000);
+    wait_exit(c, T_WAIT_MS);
     /* The child held stdout; it got SIGTERM when the job exited, so the job
-     * is over promptly and completely. */
-    assert_true(ms_since(t0) < 900);
+     * is over, completely (the child is gone too, below).  That the SIGTERM
+     * comes at the job's exit and not after the leftovers' grace is shown
+     * by test_exit_waits_for_the_last_output (a child that answers it) and
+     * test_stubborn_background_child_killed (one that does not), without a
+     * clock. */
     assert_int_equal(c->r.exit.exit_status, 0);
     assert_int_equal(c->r.exit.term_signal, 0);
     assert_false(c->r.exit.cancelled);
     assert_int_equal(c->r.nmsg, 1);
     pid_t child = read_pid_file(c, pidfile);
-    assert_true(run_until(c, pid_dead_pred, &child, 1000));
+    assert_true(run_until(c, pid_dead_pred, &child, T_WAIT_MS));
 }
 
 static void test_stubborn_background_child_killed(void **state)
@@ -156,14 +149,15 @@ static void test_stubborn_background_child_killed(void **state)
     gvd_exec_opts o = process_opts(c, argv);
     spawn(c, &o);
     uint64_t t0 = uv_hrtime();
-    wait_exit(c, 5000);
-    /* It ignored SIGTERM: SIGKILL after the leftovers' grace (1 s). */
+    wait_exit(c, T_WAIT_MS);
+    /* It ignored SIGTERM: SIGKILL after the leftovers' grace (1 s), not
+     * before (no upper bound: a busy machine is slow, not wrong). */
     double ms = ms_since(t0);
-    assert_true(ms >= 900 && ms < 3000);
+    assert_true(ms >= 900);
     assert_int_equal(c->r.exit.exit_status, 0);
     assert_false(c->r.exit.cancelled);
     pid_t child = read_pid_file(c, pidfile);
-    assert_true(run_until(c, pid_dead_pred, &child, 1000));
+    assert_true(run_until(c, pid_dead_pred, &child, T_WAIT_MS));
 }
 
 /* on_exit waits for the output: a child that writes its last line after
@@ -175,7 +169,7 @@ static void test_exit_waits_for_the_last_output(void **state)
     char *const argv[] = {"/bin/sh", (char *)fixture("background.sh"), (char *)pidfile, "graceful", NULL};
     gvd_exec_opts o = process_opts(c, argv);
     spawn(c, &o);
-    wait_exit(c, 4000);
+    wait_exit(c, T_WAIT_MS);
     assert_int_equal(c->r.exit.exit_status, 0);
     assert_int_equal(c->r.nmsg, 2);
     assert_int_equal(c->r.msgs_at_exit, 2);
@@ -197,19 +191,19 @@ static void test_escaped_child_does_not_hold_exit(void **state)
     gvd_exec_opts o = process_opts(c, argv);
     spawn(c, &o);
     uint64_t t0 = uv_hrtime();
-    wait_exit(c, 5000);
+    wait_exit(c, T_WAIT_MS);
     pid_t escaped = read_pid_file(c, pidfile);
     c->stray = escaped;
     /* It left the group (setsid) and still holds stdout: on_exit comes
      * after the bounded drain wait anyway, with the last message. */
     assert_false(pid_dead(escaped));
     double ms = ms_since(t0);
-    assert_true(ms >= 900 && ms < 3000);
+    assert_true(ms >= 900); /* after the bounded drain wait, and not held beyond it (wait_exit) */
     assert_int_equal(c->r.exit.exit_status, 0);
     assert_int_equal(c->r.nmsg, 1);
     assert_true(c->r.msgs[0].current == 100);
     assert_int_equal(kill(escaped, SIGKILL), 0);
-    assert_true(run_until(c, pid_dead_pred, &escaped, 1000));
+    assert_true(run_until(c, pid_dead_pred, &escaped, T_WAIT_MS));
 }
 
 /* ---- cooperative mode ---------------------------------------------------- */
@@ -225,23 +219,21 @@ static void test_cooperative_commands_and_acks(void **state)
     wait_status(c, "ready");
 
     assert_int_equal(gvd_exec_pause(x), 0);
-    int i = wait_msg(c, 0, GVD_MSG_ACK, "pause", 3000);
+    int i = wait_msg(c, 0, GVD_MSG_ACK, "pause", T_WAIT_MS);
     run_for(c, 20);
     assert_false(group_stopped(c, &pid)); /* cooperative: no SIGSTOP */
 
     assert_int_equal(gvd_exec_resume(x), 0);
-    i = wait_msg(c, i, GVD_MSG_ACK, "resume", 3000);
+    i = wait_msg(c, i, GVD_MSG_ACK, "resume", T_WAIT_MS);
 
     assert_int_equal(gvd_exec_send(x, "params {\"lr\":0.1}"), 0);
-    i = wait_msg(c, i, GVD_MSG_ACK, "params", 3000);
-    (void)wait_msg(c, 0, GVD_MSG_STATUS, "params {\"lr\":0.1}", 3000);
+    i = wait_msg(c, i, GVD_MSG_ACK, "params", T_WAIT_MS);
+    (void)wait_msg(c, 0, GVD_MSG_STATUS, "params {\"lr\":0.1}", T_WAIT_MS);
 
-    uint64_t t0 = uv_hrtime();
     assert_int_equal(gvd_exec_cancel(x, 5000), 0);
-    wait_exit(c, 4000);
-    /* It acknowledged, cleaned up and exited by itself, long before the
-     * SIGTERM fallback (at 2.5 s). */
-    assert_true(ms_since(t0) < 2000);
+    wait_exit(c, T_WAIT_MS);
+    /* It acknowledged, cleaned up and exited by itself (status 0, no
+     * signal), not by the SIGTERM fallback at 2.5 s. */
     assert_true(find_msg(c, i, GVD_MSG_ACK, "cancel") >= 0);
     assert_true(find_msg(c, 0, GVD_MSG_STATUS, "cleaned up") >= 0);
     assert_int_equal(c->r.exit.exit_status, 0);
@@ -261,10 +253,11 @@ static void test_cooperative_cancel_falls_back_to_signals(void **state)
     uv_update_time(&c->loop);
     uint64_t t0 = uv_hrtime();
     assert_int_equal(gvd_exec_cancel(x, 600), 0);
-    wait_exit(c, 3000);
-    /* "cancel" ignored; SIGTERM at grace / 2 ended it. */
+    wait_exit(c, T_WAIT_MS);
+    /* "cancel" ignored; SIGTERM at grace / 2 ended it (not before; and not
+     * SIGKILL at the grace: the signal says so, without a clock). */
     double ms = ms_since(t0);
-    assert_true(ms >= 280 && ms < 600);
+    assert_true(ms >= 280);
     assert_int_equal(c->r.exit.term_signal, SIGTERM);
     assert_true(c->r.exit.cancelled);
 }
@@ -280,9 +273,9 @@ static void test_cooperative_stubborn_gets_sigkill(void **state)
     uv_update_time(&c->loop);
     uint64_t t0 = uv_hrtime();
     assert_int_equal(gvd_exec_cancel(x, 400), 0);
-    wait_exit(c, 3000);
+    wait_exit(c, T_WAIT_MS);
     double ms = ms_since(t0);
-    assert_true(ms >= 380 && ms < 2000);
+    assert_true(ms >= 380); /* SIGKILL at the grace, not before */
     assert_int_equal(c->r.exit.term_signal, SIGKILL);
 }
 
@@ -294,7 +287,7 @@ static void test_example_shell(void **state)
     char *const argv[] = {"/bin/sh", (char *)fixture("example_job.sh"), "3", NULL};
     gvd_exec_opts o = process_opts(c, argv);
     spawn(c, &o);
-    wait_exit(c, 5000);
+    wait_exit(c, T_WAIT_MS);
     assert_int_equal(c->r.exit.exit_status, 0);
     assert_int_equal(c->r.nmsg, 6);
     gvd_msg *m = c->r.msgs;
@@ -329,25 +322,25 @@ static void drive_cooperative_example(ctx *c, char *const *argv, const char *par
     o.pause_mode = GVD_PAUSE_COOPERATIVE;
     gvd_exec *x = spawn(c, &o);
     wait_status(c, "working");
-    wait_msg(c, 0, GVD_MSG_METRIC, "items_per_s", 5000);
+    wait_msg(c, 0, GVD_MSG_METRIC, "items_per_s", T_WAIT_MS);
     int n = c->r.nmsg + 6;
-    wait_msgs(c, n, 5000);
+    wait_msgs(c, n, T_WAIT_MS);
 
     assert_int_equal(gvd_exec_pause(x), 0);
-    int i = wait_msg(c, 0, GVD_MSG_ACK, "pause", 3000);
+    int i = wait_msg(c, 0, GVD_MSG_ACK, "pause", T_WAIT_MS);
     run_for(c, 150);
     assert_int_equal(count_kind_from(c, i, GVD_MSG_PROGRESS), 0); /* no work while paused */
     assert_true(find_msg(c, i, GVD_MSG_STATUS, "paused") >= 0);
 
     assert_int_equal(gvd_exec_resume(x), 0);
-    i = wait_msg(c, i, GVD_MSG_ACK, "resume", 3000);
-    wait_msg(c, i, GVD_MSG_PROGRESS, NULL, 3000);
+    i = wait_msg(c, i, GVD_MSG_ACK, "resume", T_WAIT_MS);
+    wait_msg(c, i, GVD_MSG_PROGRESS, NULL, T_WAIT_MS);
 
     assert_int_equal(gvd_exec_send(x, params), 0);
-    i = wait_msg(c, i, GVD_MSG_ACK, "params", 3000);
+    i = wait_msg(c, i, GVD_MSG_ACK, "params", T_WAIT_MS);
 
     assert_int_equal(gvd_exec_cancel(x, 5000), 0);
-    wait_exit(c, 3000);
+    wait_exit(c, T_WAIT_MS);
     assert_true(find_msg(c, i, GVD_MSG_ACK, "cancel") >= 0);
     assert_true(find_msg(c, i, GVD_MSG_STATUS, "cleaning up") >= 0);
     assert_int_equal(c->r.exit.exit_status, 0);

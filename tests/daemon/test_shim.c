@@ -61,7 +61,7 @@ static void test_exit_record_replayed(void **state)
     gvd_exec *x = spawn(c, &o);
     pid_t pid = gvd_exec_pid(x);
     detach(c);
-    assert_true(run_until(c, shim_gone, NULL, 5000));
+    assert_true(run_until(c, shim_gone, NULL, T_WAIT_MS));
     assert_true(pid_dead(pid));
     char path[PATH_MAX + 8];
     snprintf(path, sizeof path, "%s/exit", c->run);
@@ -72,7 +72,7 @@ static void test_exit_record_replayed(void **state)
 
     adopt(c, GVD_PAUSE_STOP, 0, 0);
     assert_int_equal(c->r.exits, 0); /* from the loop, not from adopt */
-    wait_exit(c, 2000);
+    wait_exit(c, T_WAIT_MS);
     assert_int_equal(c->r.nmsg, 2);
     assert_true(c->r.msgs[0].kind == GVD_MSG_PROGRESS && c->r.msgs[0].current == 42);
     assert_string_equal(c->r.msgs[1].text, "bye");
@@ -83,29 +83,53 @@ static void test_exit_record_replayed(void **state)
     assert_int_equal(access(c->run, F_OK), -1); /* consumed: gone */
 }
 
+/* Create an empty file: opens a gate a job script waits for. */
+static void touch(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    assert_true(fd >= 0);
+    close(fd);
+}
+
 /* Lines written while no daemon was connected are queued and arrive, in
  * order, on the next connection. */
 static void test_queue_replayed_on_reconnect(void **state)
 {
     ctx *c = *state;
-    char *const argv[] = {"/bin/sh", "-c",
-                          "echo ::progress 1; sleep 0.3; for i in 2 3 4 5; do echo ::progress $i; done; "
-                          "echo ::status written-while-away; exec sleep 1000",
-                          NULL};
+    /* The rest is written once the test has detached (the file "gate"), and
+     * the test waits until the job has written it (its log): while away for
+     * certain, not "0.3 s after the first line, the test will have
+     * detached". */
+    char script[PATH_MAX + 256];
+    snprintf(script, sizeof script,
+             "echo ::progress 1; while [ ! -e %s ]; do sleep 0.01; done; for i in 2 3 4 5; do echo ::progress $i; "
+             "done; echo ::status written-while-away; exec sleep 1000",
+             tmp_path(c, "gate"));
+    char *const argv[] = {"/bin/sh", "-c", script, NULL};
     gvd_exec_opts o = process_opts(c, argv);
     spawn(c, &o);
-    wait_msgs(c, 1, 5000);
+    wait_msgs(c, 1, T_WAIT_MS);
     detach(c);
-    run_for(c, 600);
+    touch(tmp_path(c, "gate"));
+    const void *written[] = {tmp_path(c, "job.log"), "::status written-while-away\n"};
+    assert_true(run_until(c, file_contains, written, T_WAIT_MS));
+    run_for(c, 50); /* (nothing may arrive: nobody is connected) */
     assert_int_equal(c->r.nmsg, 1);
     gvd_exec *x = adopt(c, GVD_PAUSE_STOP, 0, 0);
-    wait_msgs(c, 6, 2000);
+    wait_msgs(c, 6, T_WAIT_MS);
     for (int i = 1; i < 5; i++)
         assert_true(c->r.msgs[i].kind == GVD_MSG_PROGRESS && c->r.msgs[i].current == i + 1);
     assert_string_equal(c->r.msgs[5].text, "written-while-away");
     assert_int_equal(gvd_exec_cancel(x, 1000), 0);
-    wait_exit(c, 3000);
+    wait_exit(c, T_WAIT_MS);
     assert_int_equal(c->r.exit.term_signal, SIGTERM);
+}
+
+static bool got_metric_3000(ctx *c, void *arg)
+{
+    (void)arg;
+    return c->r.nmsg > 0 && c->r.msgs[c->r.nmsg - 1].kind == GVD_MSG_METRIC &&
+           c->r.msgs[c->r.nmsg - 1].value == 3000;
 }
 
 /* Past SHIM_QUEUE_MAX (256 KiB) the oldest queued lines go, but the latest
@@ -114,21 +138,25 @@ static void test_queue_replayed_on_reconnect(void **state)
 static void test_queue_bounded_keeps_latest_state(void **state)
 {
     ctx *c = *state;
-    char *const argv[] = {"/bin/sh", "-c",
-                          "sleep 0.2; echo ::progress 7; echo ::status before-flood; "
-                          "m=$(printf '%0200d' 0 | tr 0 m); seq 1 3000 | sed \"s/^/::metric $m /\"; "
-                          "exec sleep 1000",
-                          NULL};
+    /* The job writes once the test has detached (the file "gate"), not
+     * "0.2 s after it started", which a busy machine can outlast. */
+    char script[PATH_MAX + 256];
+    snprintf(script, sizeof script,
+             "while [ ! -e %s ]; do sleep 0.01; done; echo ::progress 7; echo ::status before-flood; "
+             "m=$(printf '%%0200d' 0 | tr 0 m); seq 1 3000 | sed \"s/^/::metric $m /\"; "
+             "exec sleep 1000",
+             tmp_path(c, "gate"));
+    char *const argv[] = {"/bin/sh", "-c", script, NULL};
     gvd_exec_opts o = process_opts(c, argv);
     spawn(c, &o);
     detach(c);
+    touch(tmp_path(c, "gate"));
     const void *grow[] = {tmp_path(c, "job.log"), (void *)(intptr_t)(3000 * 210)};
-    assert_true(run_until(c, file_grew, grow, 10000));
+    assert_true(run_until(c, file_grew, grow, T_WAIT_MS));
     run_for(c, 200);
     gvd_exec *x = adopt(c, GVD_PAUSE_STOP, 0, 0);
-    msg_wait last = {GVD_MSG_METRIC, NULL, 0};
-    assert_true(run_until(c, has_msg, &last, 5000));
-    run_for(c, 300);
+    /* until the newest line (metric 3000) is in, not "300 ms after the first" */
+    assert_true(run_until(c, got_metric_3000, NULL, T_WAIT_MS));
     assert_int_equal(c->r.msgs[0].kind, GVD_MSG_PROGRESS); /* kept aside, sent first */
     assert_true(c->r.msgs[0].current == 7);
     assert_string_equal(c->r.msgs[1].text, "before-flood");
@@ -141,7 +169,7 @@ static void test_queue_bounded_keeps_latest_state(void **state)
     assert_true(end[-1].value == 2999);
     assert_true(c->r.msgs[2].value == 3000 - (c->r.nmsg - 2) + 1); /* the newest ones, in order */
     assert_int_equal(gvd_exec_cancel(x, 0), 0);
-    wait_exit(c, 3000);
+    wait_exit(c, T_WAIT_MS);
 }
 
 /* A paused job stays paused while detached, and adopt says so. */
@@ -153,9 +181,9 @@ static void test_paused_state_survives(void **state)
     gvd_exec_opts o = process_opts(c, argv);
     gvd_exec *x = spawn(c, &o);
     pid_t pid = gvd_exec_pid(x);
-    (void)wait_msg(c, 0, GVD_MSG_STATUS, "ready", 5000);
+    (void)wait_msg(c, 0, GVD_MSG_STATUS, "ready", T_WAIT_MS);
     assert_int_equal(gvd_exec_pause(x), 0);
-    assert_true(run_until(c, group_stopped, &pid, 2000));
+    assert_true(run_until(c, group_stopped, &pid, T_WAIT_MS));
     detach(c);
     run_for(c, 100);
     assert_true(group_stopped(c, &pid));
@@ -164,10 +192,10 @@ static void test_paused_state_survives(void **state)
     off_t size = file_size(counter);
     assert_int_equal(gvd_exec_resume(x), 0);
     const void *grow[] = {counter, (void *)(intptr_t)size};
-    assert_true(run_until(c, file_grew, grow, 2000));
+    assert_true(run_until(c, file_grew, grow, T_WAIT_MS));
     assert_false(gvd_exec_paused(x));
     assert_int_equal(gvd_exec_cancel(x, 1000), 0);
-    wait_exit(c, 3000);
+    wait_exit(c, T_WAIT_MS);
 }
 
 /* A cancel's escalation lives in the shim: it completes (SIGTERM ignored,
@@ -179,13 +207,13 @@ static void test_cancel_completes_without_daemon(void **state)
     gvd_exec_opts o = process_opts(c, argv);
     gvd_exec *x = spawn(c, &o);
     pid_t pid = gvd_exec_pid(x);
-    (void)wait_msg(c, 0, GVD_MSG_STATUS, "ready", 5000);
+    (void)wait_msg(c, 0, GVD_MSG_STATUS, "ready", T_WAIT_MS);
     assert_int_equal(gvd_exec_cancel(x, 300), 0);
     detach(c);
-    assert_true(run_until(c, pid_dead_pred, &pid, 3000));
-    assert_true(run_until(c, shim_gone, NULL, 5000));
+    assert_true(run_until(c, pid_dead_pred, &pid, T_WAIT_MS));
+    assert_true(run_until(c, shim_gone, NULL, T_WAIT_MS));
     adopt(c, GVD_PAUSE_STOP, 0, 0);
-    wait_exit(c, 2000);
+    wait_exit(c, T_WAIT_MS);
     assert_int_equal(c->r.exit.term_signal, SIGKILL);
     assert_true(c->r.exit.cancelled);
     assert_false(c->r.exit.lost);
@@ -206,11 +234,11 @@ static void test_supervisor_killed(void **state)
     pid_t shim = ppid_of(pid);
     assert_true(shim > 1 && shim != getpid());
     assert_int_equal(kill(shim, SIGKILL), 0);
-    wait_exit(c, 3000);
+    wait_exit(c, T_WAIT_MS);
     assert_true(c->r.exit.lost);
     assert_int_equal(c->r.exit.exit_status, -1);
-    assert_true(run_until(c, pid_dead_pred, &pid, 3000));
-    assert_true(run_until(c, pid_dead_pred, &grandchild, 3000));
+    assert_true(run_until(c, pid_dead_pred, &pid, T_WAIT_MS));
+    assert_true(run_until(c, pid_dead_pred, &grandchild, T_WAIT_MS));
     assert_int_equal(access(c->run, F_OK), -1);
 
     /* Detached first, then the shim dies: adopt finds started + pid, no
@@ -225,12 +253,12 @@ static void test_supervisor_killed(void **state)
     shim = ppid_of(pid);
     detach(c);
     assert_int_equal(kill(shim, SIGKILL), 0);
-    assert_true(run_until(c, shim_gone, NULL, 3000));
+    assert_true(run_until(c, shim_gone, NULL, T_WAIT_MS));
     assert_false(pid_dead(pid)); /* orphaned, still running */
     adopt(c, GVD_PAUSE_STOP, pid, ticks);
-    wait_exit(c, 2000);
+    wait_exit(c, T_WAIT_MS);
     assert_true(c->r.exit.lost);
-    assert_true(run_until(c, pid_dead_pred, &pid, 3000));
+    assert_true(run_until(c, pid_dead_pred, &pid, T_WAIT_MS));
 }
 
 /* No run dir, or one without the "started" marker: the job never ran, and
@@ -297,7 +325,7 @@ static void test_bad_supervisor_is_killed(void **state)
     assert_true(snprintf(fake, sizeof fake, "%s.fake", c->run) < (int)sizeof fake);
     pid_t left = read_pid_file(c, fake);
     assert_true(left > 1);
-    assert_true(run_until(c, pid_dead_pred, &left, 2000));
+    assert_true(run_until(c, pid_dead_pred, &left, T_WAIT_MS));
     assert_int_equal(access(c->run, F_OK), -1);
     assert_int_equal(unlink(fake), 0);
     uv_run(&c->loop, UV_RUN_NOWAIT);

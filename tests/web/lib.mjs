@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 
 export const HERE = dirname(fileURLToPath(import.meta.url));
 export const CHROMIUM = '/usr/bin/chromium';
-export const DEADLINE_MS = 20000; /* any single wait */
+export const DEADLINE_MS = 30000; /* any single wait (generous: a busy machine is slow, not wrong) */
 
 /* playwright-core, from tests/web/node_modules (npm ci from the lock file when missing). */
 export async function playwright() {
@@ -134,4 +134,19 @@ export async function waitFor(fn, what, timeout = DEADLINE_MS) {
     if (Date.now() > end) throw new Error('timed out waiting for ' + what);
     await new Promise((r) => setTimeout(r, 25));
   }
+}
+
+/* Every process of the group `pgid` is stopped (state T in /proc), as a
+ * pause promises; a shell caught in vfork() while its child was stopped shows
+ * D, and a zombie Z (as tests/daemon/e2e/test_e2e.py's group_stopped). */
+export function groupStopped(pgid) {
+  const states = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat;
+    try { stat = readFileSync(`/proc/${entry}/stat`, 'utf8'); } catch { continue; }
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(fields[2]) === pgid) states.push(fields[0]);
+  }
+  return states.length > 0 && states.includes('T') && states.every((st) => 'TtDZ'.includes(st));
 }

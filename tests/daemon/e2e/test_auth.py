@@ -255,7 +255,7 @@ class AuthTest(unittest.TestCase):
         # (until the server has seen the closes, a request may itself be refused)
         wait_for(lambda: (lambda r: r[0] == 200 and r[2]["connections"]["open"] == 1)(d.request("GET", "/healthz")),
                  what="connections to close")
-        self.assertIn("http.refused reason=max_connections open=4 max=4 refused_total=1", d.log())
+        d.wait_log("http.refused reason=max_connections open=4 max=4 refused_total=1")
 
     def test_log_limit(self):
         d = self.daemon("--log-limit", "1000")

@@ -15,7 +15,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_e2e import DaemonTest, alive, group_stopped, wait_for  # noqa: E402
+from test_e2e import DEADLINE, DaemonTest, alive, group_stopped, wait_for  # noqa: E402
 
 ENV = {"PATH": "/usr/bin:/bin"}
 
@@ -37,7 +37,10 @@ class CrashRestart(DaemonTest):
 
     def test_kill9_restart_readopts(self):
         d = self.d
-        ticker = self.run_script("i=0; while [ $i -lt 600 ]; do i=$((i+1)); echo \"::progress $((i/6))\"; "
+        # The ticker must outlive the whole test however slow the machine is
+        # (it used to end by itself after 600 steps, ~30 s): it counts on,
+        # and the test follows `current`, one step per line.
+        ticker = self.run_script("i=0; while :; do i=$((i+1)); echo \"::progress $i/1000000\"; "
                                  "sleep 0.05; done")
         counter = self.run_script("while :; do echo x >> %s/counter; sleep 0.02; done" % self.dir)
         # These two end when the test creates the "go" file, after the kill.
@@ -54,17 +57,17 @@ class CrashRestart(DaemonTest):
         ids = [running["id"], paused["id"], failing["id"], succeeding["id"], coop_job["id"]]
         for i in ids:
             d.wait_status(i, "running")
-        wait_for(lambda: d.job(running["id"])["progress"] >= 2, what="the ticker to progress")
+        wait_for(lambda: d.job(running["id"])["current"] >= 2, what="the ticker to progress")
         wait_for(lambda: d.job(coop_job["id"])["message"] == "ready", what="the cooperative job to be ready")
         self.assertEqual(d.request("POST", "/jobs/%d/pause" % paused["id"])[0], 200)
         pids = {i: d.job(i)["pid"] for i in ids}
         wait_for(lambda: group_stopped(pids[paused["id"]]), what="the counter to stop")
-        before = d.job(running["id"])["progress"]
+        before = d.job(running["id"])["current"]
 
         # kill -9: no shutdown code runs at all.
         d.proc.send_signal(signal.SIGKILL)
         d.proc.wait(10)
-        d.pump.join(5)
+        d.pump.join(DEADLINE)
         d.proc.stderr.close()
         # While galvanid is dead: the jobs go on, and two of them end.
         open(os.path.join(self.dir, "go"), "w").close()
@@ -85,7 +88,7 @@ class CrashRestart(DaemonTest):
         self.assertEqual((job["exit_code"], job["progress"]), (0, 100))
         job = d.job(running["id"])
         self.assertEqual((job["status"], job["pid"], job["attempts"]), ("running", pids[running["id"]], 1))
-        wait_for(lambda: d.job(running["id"])["progress"] > before + 1, what="the ticker to progress after restart")
+        wait_for(lambda: d.job(running["id"])["current"] > before + 1, what="the ticker to progress after restart")
         job = d.job(paused["id"])
         self.assertEqual((job["status"], job["pid"]), ("paused", pids[paused["id"]]))
         self.assertTrue(group_stopped(pids[paused["id"]]))
@@ -114,7 +117,7 @@ class CrashRestart(DaemonTest):
         self.assertEqual(sorted(self.runs()), sorted(ids))
         wait_for(lambda: os.listdir(os.path.join(self.dir, "galvani.db.run")) == [],
                  what="the run dirs to be removed")
-        self.assertIn("job.adopted", d.log())
+        d.wait_log("job.adopted")
         sys.stderr.write("\n[crash] restart to listening, %d jobs re-adopted: %.0f ms\n"
                          % (len(ids), adopted_in * 1000))
 
@@ -138,7 +141,7 @@ class CrashRestart(DaemonTest):
         again = d.wait_status(job["id"], "succeeded")
         self.assertEqual(self.runs(), [job["id"]])
         self.assertEqual(again["attempts"], 1)
-        self.assertIn("now=queued", d.log())
+        d.wait_log("now=queued")
 
     def test_stored_status_wins_over_the_process(self):
         """galvanid died between committing a pause (or resume) and telling

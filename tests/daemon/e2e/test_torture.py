@@ -11,7 +11,8 @@ same database.  At the end:
     3 after the right number of attempts);
   - no run dir is left, and PRAGMA integrity_check says "ok".
 
-Bounded to about two minutes; with GALVANI_TORTURE_LIGHT=1 (the sanitizer
+About twenty seconds on an idle machine (deadlines of minutes end a stuck
+run); with GALVANI_TORTURE_LIGHT=1 (the sanitizer
 tree, set by tests/CMakeLists.txt) it uses fewer jobs and kills.  The seed
 is printed, and GALVANI_TORTURE_SEED replays a run.
 """
@@ -100,7 +101,7 @@ class Torture(DaemonTest):
             # Anywhere: mid-request, mid-spawn, mid-exit, mid-commit.
             self.d.proc.send_signal(signal.SIGKILL)
             self.d.proc.wait(10)
-            self.d.pump.join(5)
+            self.d.pump.join(60)  # the rest of its log (a deadline, generous)
             self.d.proc.stderr.close()
             logs.append(self.d.log())
             self.d.lines = []
@@ -108,7 +109,7 @@ class Torture(DaemonTest):
             t0 = time.monotonic()
             self.d.start()
             kill_times.append(time.monotonic() - t0)
-        t.join(120)
+        t.join(300)  # deadlines here end a stuck run; a busy machine is slow, not wrong
         self.assertFalse(t.is_alive(), "the submitter did not finish")
 
         db_path = os.path.join(self.dir, "galvani.db")
@@ -121,7 +122,7 @@ class Torture(DaemonTest):
                 db.close()
             return n[0] == 0
 
-        wait_for(all_finished, timeout=90, interval=0.2, what="every job to finish")
+        wait_for(all_finished, timeout=300, interval=0.2, what="every job to finish")
         self.assertEqual(self.d.stop(), 0)
         logs.append(self.d.log())
         text = "".join(logs)
