@@ -123,7 +123,7 @@ class ParamsTest(DaemonTest):
         self.assertEqual(self.history(job["id"])["params_revision"], 3)
 
     def test_history_is_bounded_and_survives_a_restart(self):
-        job = self.d.create(command=["sleep", "60"], env=ENV)
+        job = self.d.create(command=["sleep", "3600"], env=ENV)
         for i in range(1, 1006):
             self.patch(job["id"], {"step": i})
         h = self.history(job["id"])
@@ -146,7 +146,7 @@ class ParamsTest(DaemonTest):
         self.cancel(job["id"])
 
     def test_stop_mode_job_is_sent_nothing_and_applies_nothing(self):
-        script = self.script("quiet.sh", "#!/bin/sh\necho ::progress 1\nexec sleep 60\n")
+        script = self.script("quiet.sh", "#!/bin/sh\necho ::progress 1\nexec sleep 3600\n")
         job = self.d.create(command=[script], env=ENV)
         wait_for(lambda: self.d.job(job["id"])["current"] == 1, what="the job to run")
         self.assertEqual(self.patch(job["id"], {"lr": 0.2})["params_revision"], 1)
@@ -221,7 +221,7 @@ class SmallBound(DaemonTest):
 
 
 class MetricHistory(DaemonTest):
-    def reporter(self, n, name="loss", then="exec sleep 60"):
+    def reporter(self, n, name="loss", then="exec sleep 3600"):
         return self.script("report-%s-%d.sh" % (name, n), """#!/bin/sh
 i=0
 while [ $i -lt %d ]; do i=$((i+1)); echo "metric %s $i" >&$GALVANI_CONTROL_FD; done
@@ -310,7 +310,7 @@ while [ ! -e %s ]; do sleep 0.01; done
 i=0
 while [ $i -lt 100 ]; do i=$((i+1)); echo "metric loss $i" >&$GALVANI_CONTROL_FD; done
 echo "progress 100" >&$GALVANI_CONTROL_FD
-exec sleep 60
+exec sleep 3600
 """ % go)
         burst = self.d.create(command=[reporter], env=ENV)
         wait_for(lambda: self.d.job(job["id"])["current"] == 1 and self.d.job(burst["id"])["current"] == 1,
@@ -351,7 +351,7 @@ class Token(DaemonTest):
 
     def test_who_is_token(self):
         auth = {"Authorization": "Bearer s3cret-token"}
-        s, _, job = self.d.request("POST", "/jobs", {"command": ["sleep", "30"], "env": ENV}, headers=auth)
+        s, _, job = self.d.request("POST", "/jobs", {"command": ["sleep", "3600"], "env": ENV}, headers=auth)
         self.assertEqual(s, 201, job)
         s, _, _ = self.d.request("PATCH", "/jobs/%d/params" % job["id"], {"lr": 1}, headers=auth)
         self.assertEqual(s, 200)
@@ -402,7 +402,7 @@ class Cli(DaemonTest):
         return p.returncode, p.stdout, p.stderr
 
     def test_set_show_and_history(self):
-        job = self.d.create(command=["sleep", "30"], env=ENV,
+        job = self.d.create(command=["sleep", "3600"], env=ENV,
                             params_schema={"lr": {"type": "number", "max": 1}})
         rc, out, _ = self.cli("set", str(job["id"]), "lr=0.5")
         self.assertEqual((rc, out), (0, 'job %d params: {"lr":0.5} (revision 1)\n' % job["id"]))
