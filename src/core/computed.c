@@ -354,16 +354,33 @@ __attribute__((noinline, cold)) static void gv_refuse_cycle(gv_runtime *rt, gv_n
         rt->current->flags |= GV_F_VOLATILE;
 }
 
-/* Bring `c` up to date for a read; false if it is computing (a cycle).  The
- * caller holds the runtime: compute functions run from here may dispose
- * anything, `c`'s last handle included (see gv_gone). */
-static bool gv_computed_read(gv_runtime *rt, gv_computed *c, enum gv_read_mode mode)
+/* The read made a compute function that freed `c`'s last handle, and nobody
+ * else reads it: it goes when the hold is released, so the reader gets
+ * nothing rather than a pointer into it. */
+static inline bool gv_gone(const gv_computed *c)
+{
+    return (c->node.flags & GV_F_DEAD) && c->node.refs == 0;
+}
+
+enum gv_read_result { GV_READ_REFUSED, GV_READ_OK, GV_READ_GONE };
+
+/* Bring `c` up to date for a read: GV_READ_REFUSED if it is computing (a
+ * cycle), GV_READ_GONE if the compute functions that ran freed it (then `c`
+ * must not be touched any more).  Only a refresh runs user code, so only a
+ * refresh holds the runtime. */
+static enum gv_read_result gv_computed_read(gv_runtime *rt, gv_computed *c, enum gv_read_mode mode)
 {
     gv_node *n = &c->node;
     if (__builtin_expect(n->flags & (GV_F_RUNNING | GV_F_CHECKING), 0)) {
         gv_refuse_cycle(rt, n, mode);
-        return false;
+        return GV_READ_REFUSED;
     }
+    if (!gv__needs_refresh(rt, n) && __builtin_expect(rt->deep_retry == NULL, 1)) {
+        if (mode != GV_READ_PEEK && rt->active)
+            gv__track(rt, n);
+        return GV_READ_OK;
+    }
+    gv__hold(rt);
     if (gv__needs_refresh(rt, n))
         gv__computed_refresh(rt, c);
     if (__builtin_expect(rt->deep_retry != NULL, 0) && rt->compute_depth == 0) {
@@ -373,29 +390,21 @@ static bool gv_computed_read(gv_runtime *rt, gv_computed *c, enum gv_read_mode m
     }
     if (mode != GV_READ_PEEK && rt->active)
         gv__track(rt, n);
-    return true;
-}
-
-/* The read made a compute function that freed `c`'s last handle, and nobody
- * else reads it: it goes when the hold is released, so the reader gets
- * nothing rather than a pointer into it. */
-static inline bool gv_gone(const gv_computed *c)
-{
-    return (c->node.flags & GV_F_DEAD) && c->node.refs == 0;
+    enum gv_read_result r = gv_gone(c) ? GV_READ_GONE : GV_READ_OK;
+    gv__unhold(rt);
+    return r;
 }
 
 __attribute__((noinline)) static const gv_value *gv_computed_value_slow(gv_runtime *rt, gv_computed *c)
 {
-    const gv_value *v = &gv_none_value;
-    gv__hold(rt);
-    if (gv_computed_read(rt, c, GV_READ_GET) && !gv_gone(c)) {
-        if (!(c->node.flags & GV_F_FAILED))
-            v = &c->value;
-        else if (rt->active)
+    if (gv_computed_read(rt, c, GV_READ_GET) != GV_READ_OK)
+        return &gv_none_value;
+    if (c->node.flags & GV_F_FAILED) {
+        if (rt->active)
             gv__fail_current(rt, gv__err_ref(c->error));
+        return &gv_none_value;
     }
-    gv__unhold(rt);
-    return v;
+    return &c->value;
 }
 
 /* The read every compute function does.  Fast path: a watched computed that
@@ -421,23 +430,19 @@ const gv_value *gv_computed_get(gv_computed *c)
 const gv_value *gv_computed_peek(gv_computed *c)
 {
     gv_runtime *rt = gv__rt();
-    const gv_value *v = &gv_none_value;
-    gv__hold(rt);
-    if (gv_computed_read(rt, c, GV_READ_PEEK) && !gv_gone(c) && !(c->node.flags & GV_F_FAILED))
-        v = &c->value;
-    gv__unhold(rt);
-    return v;
+    if (gv_computed_read(rt, c, GV_READ_PEEK) != GV_READ_OK || (c->node.flags & GV_F_FAILED))
+        return &gv_none_value;
+    return &c->value;
 }
 
 const gv_error *gv_computed_error(gv_computed *c)
 {
     gv_runtime *rt = gv__rt();
-    const gv_error *err = &gv_cycle_error;
-    gv__hold(rt);
-    if (gv_computed_read(rt, c, GV_READ_CATCH))
-        err = (c->node.flags & GV_F_FAILED) && !gv_gone(c) ? &c->error->pub : NULL;
-    gv__unhold(rt);
-    return err;
+    switch (gv_computed_read(rt, c, GV_READ_CATCH)) {
+    case GV_READ_REFUSED: return &gv_cycle_error;
+    case GV_READ_GONE: return NULL;
+    default: return (c->node.flags & GV_F_FAILED) ? &c->error->pub : NULL;
+    }
 }
 
 int64_t gv_computed_get_int(gv_computed *c)
