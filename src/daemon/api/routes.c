@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "../rules/rules.h"
 #include "../util/log.h"
 
 #define GVD_LIST_DEFAULT_LIMIT 100
@@ -222,12 +223,13 @@ static void gvd_on_job_path(gvd_server *s, h2o_req_t *req, h2o_iovec_t path)
         allow = "POST", transition = gvd_job_cancel;
     else if (gvd_path_is(action, "params"))
         allow = "PATCH";
-    else if (gvd_path_is(action, "log") || gvd_path_is(action, "metrics") || gvd_path_is(action, "params/history"))
+    else if (gvd_path_is(action, "log") || gvd_path_is(action, "metrics") || gvd_path_is(action, "params/history") ||
+             gvd_path_is(action, "events"))
         allow = "GET";
     else {
         gvd_http_error(req, 404, "not_found",
                        "no such route: %.*s (job actions: pause, resume, cancel, params, params/history, log, "
-                       "metrics)",
+                       "metrics, events)",
                        (int)path.len, path.base);
         return;
     }
@@ -254,6 +256,11 @@ static void gvd_on_job_path(gvd_server *s, h2o_req_t *req, h2o_iovec_t path)
             gvd_http_json(req, 200, gvd_job_params_history_json(job), NULL);
     } else if (gvd_path_is(action, "metrics")) {
         gvd_on_metrics(req, job);
+    } else if (gvd_path_is(action, "events")) {
+        static const char *const none[] = {NULL};
+        gvd_query q;
+        if (gvd_query_parse(req, none, &q) == 0)
+            gvd_http_json(req, 200, gvd_job_events_json(job), NULL);
     } else if (gvd_path_is(action, "log")) {
         gvd_on_log(req, job);
     } else if (gvd_method(req, "GET")) {

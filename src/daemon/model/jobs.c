@@ -507,7 +507,7 @@ gvd_jobs *gvd_jobs_new(uv_loop_t *loop, gvd_store *store, const gvd_config *cfg,
     uv_timer_init(loop, &jobs->flush_timer);
     jobs->flush_timer.data = jobs;
     if (!jobs->log_dir || !jobs->run_dir || !jobs->live_rev || !jobs->wake || !jobs->scope ||
-        gvd_faults_new(jobs) != 0 || gvd_retention_new(jobs) != 0) {
+        gvd_faults_new(jobs) != 0 || gvd_retention_new(jobs) != 0 || gvd_rules_new(jobs) != 0) {
         gvd_error_set(err, 503, "out_of_memory", "out of memory");
         gvd_jobs_free(jobs);
         return NULL;
@@ -538,7 +538,8 @@ gvd_jobs *gvd_jobs_new(uv_loop_t *loop, gvd_store *store, const gvd_config *cfg,
     }
     char serr[256];
     if (gvd_store_load(store, gvd_load_row, jobs, serr, sizeof serr) != 0 ||
-        gvd_params_load(jobs, serr, sizeof serr) != 0 || gvd_metrics_load(jobs, serr, sizeof serr) != 0) {
+        gvd_params_load(jobs, serr, sizeof serr) != 0 || gvd_metrics_load(jobs, serr, sizeof serr) != 0 ||
+        gvd_rules_load(jobs, serr, sizeof serr) != 0) {
         char msg[400];
         snprintf(msg, sizeof msg, "cannot load jobs: %s", serr);
         gvd_error_set(err, 500, "store_failed", msg);
@@ -578,6 +579,7 @@ void gvd_jobs_free(gvd_jobs *jobs)
         next = job->next;
         gvd_job_free(job);
     }
+    gvd_rules_free(jobs); /* after the jobs: their rules read its tick */
     gv_signal_free(jobs->live_rev);
     gv_signal_free(jobs->wake);
     uv_close((uv_handle_t *)&jobs->flush_timer, gvd_jobs_timer_closed);

@@ -82,6 +82,9 @@ typedef struct gvd_error {
      * them to the error object.  "" / NULL otherwise. */
     char field[128];
     const char *rule;
+    /* A rule condition that does not parse (400 invalid_spec): the 1-based
+     * column in field (e.g. "rules[0].when"); 0 otherwise. */
+    int column;
 } gvd_error;
 
 /* Load every job from the store and re-adopt those a previous daemon left

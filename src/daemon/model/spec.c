@@ -20,7 +20,7 @@
 
 static const char *const gvd_spec_fields[] = {"name", "kind", "command", "shell", "env", "cwd", "params",
                                               "timeout", "max_retries", "retry_backoff", "priority",
-                                              "pause_mode", "demo_step_ms", "params_schema", NULL};
+                                              "pause_mode", "demo_step_ms", "params_schema", "rules", NULL};
 
 static char *gvd_strdup(const char *s)
 {
@@ -79,7 +79,7 @@ static int gvd_check_unknown(json_t *body, gvd_error *err)
         return 0;
     return gvd_bad(err,
                    "unknown field%s %s (known: name, kind, command, shell, env, cwd, params, timeout, "
-                   "max_retries, retry_backoff, priority, pause_mode, demo_step_ms, params_schema)",
+                   "max_retries, retry_backoff, priority, pause_mode, demo_step_ms, params_schema, rules)",
                    unknown > 1 ? "s" : "", names);
 }
 
@@ -348,6 +348,13 @@ static json_t *gvd_spec_normalize(json_t *body, const gvd_spec *spec)
     json_t *schema = json_object_get(body, "params_schema");
     if (schema && !json_is_null(schema))
         rc |= json_object_set_new(n, "params_schema", json_deep_copy(schema));
+    json_t *rules = json_object_get(body, "rules");
+    if (rules && !json_is_null(rules)) {
+        json_t *norm = NULL;
+        gvd_error ignored = {0};
+        /* checked by gvd_spec_parse already; this only names each rule */
+        rc |= gvd_rules_check_spec(rules, &norm, &ignored) != 0 || json_object_set_new(n, "rules", norm) != 0;
+    }
     if (rc) {
         json_decref(n);
         return NULL;
@@ -372,6 +379,12 @@ int gvd_spec_parse(json_t *body, const gvd_config *cfg, gvd_spec *spec, json_t *
     json_t *p = json_object_get(body, "params");
     if (schema && gvd_schema_check(schema, err) != 0)
         return -1;
+    json_t *rules = json_object_get(body, "rules"), *checked = NULL;
+    if (rules && !json_is_null(rules)) {
+        if (gvd_rules_check_spec(rules, &checked, err) != 0)
+            return -1;
+        json_decref(checked);
+    }
     if (gvd_spec_fill(body, cfg, spec, err))
         return -1;
     if (schema && gvd_schema_validate(schema, json_is_object(p) ? p : NULL, err) != 0) {

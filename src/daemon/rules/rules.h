@@ -1,0 +1,73 @@
+/*
+ * rules.h — reactive rules on jobs (docs/api.md, "Rules").
+ *
+ *   "rules": [{"when": "metrics.fraud_score > 0.9", "then": "pause"}]
+ *
+ * A rule is a condition (rules/expr.h) and an action: pause, cancel, resume
+ * or notify.  On a job, each rule becomes one computed (the condition, over
+ * the job's signals: its tracked reads are exactly the signals the
+ * condition names) and one effect that acts on the computed's edges:
+ *
+ *   false -> true   fire: record what made it true and act (the action runs
+ *                   on the loop right after the flush, as a request would,
+ *                   so the job's own effects see an ordinary transition);
+ *   true -> false   re-arm.
+ *
+ * So a rule fires once per transition of its condition from false to true,
+ * never again while it stays true (a person can resume a job the rule
+ * paused while the score is still high).  A "for 30s" hold starts a timer
+ * when the condition becomes true; the timer sets a signal the effect
+ * reads, and the rule fires if the condition is still true then.  A rule
+ * never acts on a finished job.  Whether each condition was true when last
+ * seen (the latch) is stored with each firing and re-arm, so a restart does
+ * not fire again what already fired.
+ *
+ * Every firing is an event of the job (GET /jobs/{id}/events), stored
+ * (migration 3); a job keeps its newest GVD_EVENTS_MAX.
+ *
+ * Ownership: the engine (gvd_rules, one per gvd_jobs) owns the tick timer
+ * and the queue of pending actions; each job owns its gvd_job_rules (the
+ * compiled rules, their hold timers) and its events.  Everything runs on
+ * the loop thread.
+ */
+#ifndef GALVANI_DAEMON_RULES_H
+#define GALVANI_DAEMON_RULES_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "../model/jobs.h"
+
+#define GVD_RULES_MAX 32      /* rules per job spec */
+#define GVD_EVENTS_MAX 1000   /* events kept per job */
+#define GVD_EVENTS_PRUNE 100  /* dropped at once when full */
+
+typedef struct gvd_rules gvd_rules;
+typedef struct gvd_job_rules gvd_job_rules;
+
+/* spec.c: check the "rules" field of a job spec (an array of {"when",
+ * "then", "name"?}) and return its normalized form (every rule named) in
+ * *normalized (new reference).  0, or -1 with err: 400 invalid_spec naming
+ * the rule, with err->column for a condition that does not parse. */
+int gvd_rules_check_spec(json_t *rules, json_t **normalized, gvd_error *err);
+
+/* The engine: 0, or -1 (out of memory).  Freed by gvd_rules_free, whose
+ * handles close on the loop. */
+int gvd_rules_new(gvd_jobs *jobs);
+void gvd_rules_free(gvd_jobs *jobs);
+/* At start, after the jobs are loaded and before their effects start: the
+ * events and latches from the store.  0, or -1 with err. */
+int gvd_rules_load(gvd_jobs *jobs, char *err, size_t errlen);
+
+/* One job: compile the rules of its spec (gvd_job_new; 0, or -1 when out of
+ * memory), start their computeds and effects (inside the job's scope, after
+ * its own effects), free them (gvd_job_free, after the job's scope). */
+int gvd_job_rules_attach(gvd_job *job);
+void gvd_job_rules_start(gvd_job *job);
+void gvd_job_rules_free(gvd_job *job);
+
+/* GET /jobs/{id}/events: {"events": [{"id", "rule", "when", "then",
+ * "values", "outcome", "at"}, ...]} oldest first (new reference). */
+json_t *gvd_job_events_json(gvd_job *job);
+
+#endif

@@ -1,0 +1,241 @@
+#!/usr/bin/python3
+"""Reactive rules against the real galvanid (docs/api.md, "Rules").
+
+- a rule pauses a job exactly when its metric crosses the threshold, not
+  again while it stays above (a person resumes it), and again only after it
+  dropped and crossed again; every firing is an event with the values that
+  made it true;
+- "for 2s" holds: the firing comes at least 2 s after the crossing, and a
+  blip below the threshold restarts the hold;
+- a metric never reported is unknown: a rule on it never fires, not even
+  under "not";
+- notify writes a log line; resume and cancel act;
+- invalid rules get precise 400s (column and what was expected) and create
+  nothing;
+- kill -9 of galvanid: the firing and its latch survive, a condition that
+  was already true does not fire again after the restart, the next crossing
+  does.
+
+Run with GALVANID=/path/to/galvanid (CTest sets it).
+"""
+import os
+import signal
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from test_e2e import Daemon, DaemonTest, wait_for  # noqa: E402
+
+ENV = {"PATH": "/usr/bin:/bin"}
+
+# Reports ::metric fraud_score whenever the file `score` changes.
+SCORER = """#!/bin/sh
+last=""
+while :; do
+  v=$(cat %(dir)s/score 2>/dev/null)
+  if [ -n "$v" ] && [ "$v" != "$last" ]; then echo "::metric fraud_score $v"; last=$v; fi
+  sleep 0.05
+done
+"""
+
+
+class RulesTest(DaemonTest):
+    def set_score(self, value):
+        tmp = os.path.join(self.dir, "score.tmp")
+        with open(tmp, "w") as f:
+            f.write("%s\n" % value)
+        os.rename(tmp, os.path.join(self.dir, "score"))
+
+    def scorer(self, rules, score=0.5):
+        self.set_score(score)
+        script = self.script("scorer.sh", SCORER % {"dir": self.dir})
+        job = self.d.create(command=[script], env=ENV, rules=rules)
+        self.seen(job["id"], score)
+        return job
+
+    def seen(self, job_id, score):
+        """Wait until galvanid has the score (the rules saw it too: they
+        run in the flush of the same report)."""
+        return wait_for(lambda: (lambda j: j if j["metrics"].get("fraud_score") == score else None)(self.d.job(job_id)),
+                        what="fraud_score %s" % score)
+
+    def events(self, job_id):
+        status, _, body = self.d.request("GET", "/jobs/%d/events" % job_id)
+        self.assertEqual(status, 200, body)
+        return body["events"]
+
+    def post(self, path, want=200):
+        status, _, body = self.d.request("POST", path)
+        self.assertEqual(status, want, body)
+        return body
+
+    def cancel(self, job_id):
+        self.d.request("POST", "/jobs/%d/cancel" % job_id)
+        self.d.wait_status(job_id, "cancelled")
+
+    def test_pause_on_crossing_once_per_transition(self):
+        job = self.scorer([{"when": "metrics.fraud_score > 0.9", "then": "pause"}])
+        jid = job["id"]
+        self.assertEqual(job["rules"], [{"name": "rule-1", "when": "metrics.fraud_score > 0.9", "then": "pause"}])
+        self.assertEqual(self.d.job(jid)["status"], "running")
+        self.assertEqual(self.events(jid), [])
+        self.set_score(0.9)  # not above
+        self.seen(jid, 0.9)
+        self.assertEqual(self.events(jid), [])
+        self.set_score(0.95)
+        self.d.wait_status(jid, "paused")
+        ev = self.events(jid)
+        self.assertEqual(len(ev), 1, ev)
+        self.assertEqual((ev[0]["rule"], ev[0]["then"], ev[0]["outcome"]), ("rule-1", "pause", "paused"))
+        self.assertEqual(ev[0]["values"], {"metrics.fraud_score": 0.95})
+        self.assertEqual(ev[0]["when"], "metrics.fraud_score > 0.9")
+        self.assertRegex(ev[0]["at"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+        # A person looks and resumes while the score is still high: the rule
+        # does not pause it again, not even when the score moves up.
+        self.post("/jobs/%d/resume" % jid)
+        self.set_score(0.97)
+        self.seen(jid, 0.97)
+        self.assertEqual(self.d.job(jid)["status"], "running")
+        self.assertEqual(len(self.events(jid)), 1)
+        # It drops, then spikes again: the second firing.
+        self.set_score(0.3)
+        self.seen(jid, 0.3)
+        self.set_score(0.99)
+        self.d.wait_status(jid, "paused")
+        ev = self.events(jid)
+        self.assertEqual(len(ev), 2, ev)
+        self.assertEqual(ev[1]["values"], {"metrics.fraud_score": 0.99})
+        self.assertGreater(ev[1]["id"], ev[0]["id"])
+        self.cancel(jid)
+
+    def test_hold_for_2s(self):
+        job = self.scorer([{"name": "sustained", "when": "metrics.fraud_score > 0.9 for 2s", "then": "pause"}])
+        jid = job["id"]
+        # A blip above: seen, then gone (the hold restarts from zero).
+        self.set_score(0.95)
+        self.seen(jid, 0.95)
+        self.set_score(0.2)
+        self.seen(jid, 0.2)
+        self.set_score(0.96)
+        self.seen(jid, 0.96)
+        crossed = self.points(jid)[-1][0]  # ms: when galvanid recorded 0.96
+        self.d.wait_status(jid, "paused")
+        ev = self.events(jid)
+        self.assertEqual(len(ev), 1, ev)
+        self.assertEqual(ev[0]["rule"], "sustained")
+        self.assertEqual(ev[0]["values"], {"metrics.fraud_score": 0.96})
+        import datetime
+        at = datetime.datetime.strptime(ev[0]["at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+            tzinfo=datetime.timezone.utc).timestamp() * 1000
+        # Held for 2 s from the last crossing (a little slack for the
+        # whole-millisecond rounding of both times).
+        self.assertGreaterEqual(at, crossed + 2000 - 5, (at, crossed))
+        self.cancel(jid)
+
+    def points(self, jid):
+        status, _, body = self.d.request("GET", "/jobs/%d/metrics?name=fraud_score" % jid)
+        self.assertEqual(status, 200, body)
+        return body["metrics"]["fraud_score"]
+
+    def test_unknown_metric_never_fires(self):
+        job = self.scorer([
+            {"name": "never", "when": "metrics.never_reported > 0.5", "then": "pause"},
+            {"name": "negated", "when": "not (metrics.never_reported < 0.5)", "then": "cancel"},
+            {"name": "zero", "when": "metrics.never_reported == 0", "then": "cancel"},
+            {"name": "sync", "when": "metrics.fraud_score > 0.9", "then": "notify"},
+        ])
+        jid = job["id"]
+        self.set_score(0.95)
+        wait_for(lambda: self.events(jid), what="the notify event")
+        ev = self.events(jid)
+        self.assertEqual([(e["rule"], e["outcome"]) for e in ev], [("sync", "logged")])
+        self.assertEqual(self.d.job(jid)["status"], "running")
+        wait_for(lambda: "rule.notify" in self.d.log(), what="the notify log line")
+        line = [l for l in self.d.log().splitlines() if "rule.notify" in l][0]
+        self.assertIn("job=%d" % jid, line)
+        self.assertIn("rule=sync", line)
+        self.cancel(jid)
+
+    def test_cancel_and_resume_actions_and_fields(self):
+        job = self.scorer([
+            {"when": "status == \"paused\" and metrics.fraud_score <= 0.5", "then": "resume"},
+            {"when": "metrics.fraud_score >= 0.99 and attempts == 1", "then": "cancel"},
+        ])
+        jid = job["id"]
+        self.post("/jobs/%d/pause" % jid)
+        # Paused with a low score: the resume rule fires at once.
+        self.d.wait_status(jid, "running")
+        wait_for(lambda: self.events(jid), what="the resume event")
+        self.assertEqual(self.events(jid)[0]["outcome"], "resumed")
+        self.assertEqual(self.events(jid)[0]["values"], {"status": "paused", "metrics.fraud_score": 0.5})
+        self.set_score(0.995)
+        self.d.wait_status(jid, "cancelled")
+        ev = self.events(jid)
+        self.assertEqual([e["outcome"] for e in ev], ["resumed", "cancelled"])
+
+    def test_invalid_rules_get_precise_400s(self):
+        def refused(rules, words, column=None):
+            status, _, body = self.d.request("POST", "/jobs", {"command": ["true"], "rules": rules})
+            self.assertEqual(status, 400, body)
+            err = body["error"]
+            self.assertEqual(err["code"], "invalid_spec")
+            self.assertIn(words, err["message"])
+            if column is not None:
+                self.assertEqual(err["column"], column, err)
+                self.assertEqual(err["field"], "rules[%d].when" % (len(rules) - 1))
+        refused({"when": "true"}, "must be an array")
+        refused(["x"], "rule 1 must be an object")
+        refused([{"when": "true"}], "needs \"then\"")
+        refused([{"then": "pause"}], "needs \"when\"")
+        refused([{"when": "true", "then": "explode"}], "needs \"then\": \"pause\"")
+        refused([{"when": "true", "then": "pause", "if": 1}], "unknown field \"if\"")
+        refused([{"when": "true", "then": "pause", "name": "a b"}], "\"name\" must be")
+        refused([{"when": "true", "then": "pause", "name": "a"}, {"when": "true", "then": "pause", "name": "a"}],
+                "same \"name\"")
+        refused([{"when": "metrics.x >", "then": "pause"}], "column 12: expected a value", 12)
+        refused([{"when": "progress > \"high\"", "then": "pause"}], "compares a number with a string", 10)
+        refused([{"when": "progres > 1", "then": "pause"}], "unknown field 'progres'", 1)
+        refused([{"when": "true", "then": "pause"}, {"when": "metrics.x > 1 for 3x", "then": "pause"}],
+                "rule 2 \"when\", column 20: expected a unit of time", 20)
+        refused([{"when": "(progress > 1", "then": "pause"}], "expected ')'", 14)
+        refused([{"when": "true", "then": "pause"}] * 33, "at most 32")
+        # Nothing was created.
+        status, _, body = self.d.request("GET", "/jobs")
+        self.assertEqual(status, 200)
+        self.assertEqual(body["total"], 0, body)
+
+    def test_survives_kill9(self):
+        job = self.scorer([{"when": "metrics.fraud_score > 0.9", "then": "pause"}])
+        jid = job["id"]
+        self.set_score(0.95)
+        self.d.wait_status(jid, "paused")
+        self.assertEqual(len(self.events(jid)), 1)
+        # The firing is committed before the event shows (one transaction
+        # with its latch); the pause was written with the metric's value.
+        self.d.proc.send_signal(signal.SIGKILL)
+        self.d.proc.wait()
+        self.d.pump.join(5)
+        self.d.proc.stderr.close()
+        self.d = Daemon(self.dir)
+        j = self.d.wait_status(jid, "paused")
+        self.assertEqual(j["metrics"]["fraud_score"], 0.95)
+        ev = self.events(jid)
+        self.assertEqual(len(ev), 1, ev)
+        self.assertEqual(ev[0]["values"], {"metrics.fraud_score": 0.95})
+        # Resumed while still above: no second firing, before or after a
+        # new report above the threshold.
+        self.post("/jobs/%d/resume" % jid)
+        self.set_score(0.96)
+        self.seen(jid, 0.96)
+        self.assertEqual(self.d.job(jid)["status"], "running")
+        self.assertEqual(len(self.events(jid)), 1)
+        self.set_score(0.1)
+        self.seen(jid, 0.1)
+        self.set_score(0.98)
+        self.d.wait_status(jid, "paused")
+        self.assertEqual(len(self.events(jid)), 2)
+        self.cancel(jid)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
