@@ -537,7 +537,8 @@ gvd_jobs *gvd_jobs_new(uv_loop_t *loop, gvd_store *store, const gvd_config *cfg,
         return NULL;
     }
     char serr[256];
-    if (gvd_store_load(store, gvd_load_row, jobs, serr, sizeof serr) != 0 ||
+    if (gvd_rules_load_globals(jobs, serr, sizeof serr) != 0 ||
+        gvd_store_load(store, gvd_load_row, jobs, serr, sizeof serr) != 0 ||
         gvd_params_load(jobs, serr, sizeof serr) != 0 || gvd_metrics_load(jobs, serr, sizeof serr) != 0 ||
         gvd_rules_load(jobs, serr, sizeof serr) != 0) {
         char msg[400];
@@ -674,10 +675,21 @@ void gvd_jobs_forget(gvd_jobs *jobs, gvd_job *job)
 size_t gvd_jobs_list(gvd_jobs *jobs, unsigned status_mask, size_t offset, size_t limit, gvd_job **out,
                      size_t *total)
 {
+    return gvd_jobs_list_labeled(jobs, status_mask, NULL, NULL, offset, limit, out, total);
+}
+
+size_t gvd_jobs_list_labeled(gvd_jobs *jobs, unsigned status_mask, const char *label, const char *value,
+                             size_t offset, size_t limit, gvd_job **out, size_t *total)
+{
     size_t matched = 0, written = 0;
     for (gvd_job *j = jobs->last; j; j = j->prev) {
         if (status_mask && !(status_mask & (1u << gvd_job_status_peek(j))))
             continue;
+        if (label) {
+            json_t *have = json_object_get(json_object_get(j->spec_json, "labels"), label);
+            if (!json_is_string(have) || strcmp(json_string_value(have), value) != 0)
+                continue;
+        }
         if (matched >= offset && written < limit)
             out[written++] = j;
         matched++;

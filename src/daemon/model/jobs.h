@@ -110,6 +110,11 @@ gvd_job *gvd_jobs_get(gvd_jobs *jobs, int64_t id);
 size_t gvd_jobs_list(gvd_jobs *jobs, unsigned status_mask, size_t offset, size_t limit, gvd_job **out,
                      size_t *total);
 
+/* The same, only jobs whose label `label` is `value` (label NULL: all);
+ * GET /jobs?label=K=V. */
+size_t gvd_jobs_list_labeled(gvd_jobs *jobs, unsigned status_mask, const char *label, const char *value,
+                             size_t offset, size_t limit, gvd_job **out, size_t *total);
+
 /* Transitions.  0, or -1 with err filled (409 for a transition the state
  * machine refuses, 503 if the store failed — then nothing changed). */
 int gvd_job_pause(gvd_job *job, gvd_error *err);

@@ -18,50 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../model/model.h"
 #include "../util/log.h"
-#include "expr.h"
-
-typedef enum gvd_rule_action { GVD_ACT_PAUSE, GVD_ACT_CANCEL, GVD_ACT_RESUME, GVD_ACT_NOTIFY } gvd_rule_action;
-static const char *const gvd_action_names[] = {"pause", "cancel", "resume", "notify", NULL};
-
-/* One rule on one job. */
-typedef struct gvd_rule {
-    gvd_job *job;        /* borrowed: the job owns its rules */
-    char *name, *when;   /* owned */
-    gvd_rule_action action;
-    gvd_expr *expr;      /* owned */
-    gv_computed *cond;   /* bool: the condition is true (without the hold) */
-    gv_signal *held;     /* bool: the hold elapsed while the condition stayed true */
-    gv_effect *fx;       /* owned by the job's scope */
-    uv_timer_t hold_timer; /* closing it frees the rule (gvd_rule_closed) */
-    bool latched;        /* the condition was true when last seen (stored) */
-} gvd_rule;
-
-struct gvd_job_rules {
-    gvd_rule **rules;    /* owned */
-    size_t n;
-    json_t *events;      /* owned: array of event objects, oldest first */
-};
-
-/* A firing or a re-arm waiting for the loop. */
-typedef struct gvd_pending {
-    struct gvd_pending *next;
-    int64_t job_id;
-    char *rule, *when;   /* owned */
-    gvd_rule_action action;
-    bool fire;           /* false: a re-arm (the latch goes back to 0) */
-    json_t *values;      /* owned (fire only) */
-    double at;
-} gvd_pending;
-
-struct gvd_rules {
-    gvd_jobs *jobs;
-    gv_signal *tick;        /* bumped every second: conditions reading `elapsed` */
-    uv_timer_t tick_timer, act_timer;
-    int open_handles;
-    gvd_pending *first, *last;
-};
+#include "rules_int.h"
 
 /* ---- the spec -------------------------------------------------------- */
 
@@ -85,7 +43,9 @@ static bool gvd_rule_name_ok(const char *s)
     return true;
 }
 
-static int gvd_action_parse(const char *s, gvd_rule_action *out)
+const char *const gvd_action_names[] = {"pause", "cancel", "resume", "notify", NULL};
+
+int gvd_action_parse(const char *s, gvd_rule_action *out)
 {
     for (int i = 0; gvd_action_names[i]; i++)
         if (!strcmp(s, gvd_action_names[i])) {
@@ -118,6 +78,8 @@ static int gvd_rule_check(json_t *r, size_t i, json_t *out, gvd_error *err)
     if (name && !(json_is_string(name) && strlen(json_string_value(name)) == json_string_length(name) &&
                   gvd_rule_name_ok(json_string_value(name))))
         return gvd_rule_bad(err, i, "\"name\" must be 1 to 64 of A-Z a-z 0-9 _ - .");
+    if (name && !strncmp(json_string_value(name), "global-", 7))
+        return gvd_rule_bad(err, i, "\"name\" must not start with \"global-\" (the names of global rules)");
     gvd_expr_error ee;
     gvd_expr *e = gvd_expr_parse(json_string_value(when), &ee);
     if (!e) {
@@ -364,30 +326,44 @@ static void gvd_rule_closed(uv_handle_t *h)
     free(r);
 }
 
-/* Before the effect exists: everything but the effect; on failure, the
- * caller closes the timer (which frees the rest). */
-static gvd_rule *gvd_rule_new(gvd_job *job, json_t *def)
+gvd_rule *gvd_rule_new(gvd_job *job, const char *name, const char *when, const char *then, int64_t global_id)
 {
     gvd_rule *r = calloc(1, sizeof *r);
     if (!r)
         return NULL;
     r->job = job;
+    r->global_id = global_id;
     uv_timer_init(job->jobs->loop, &r->hold_timer);
     r->hold_timer.data = r;
-    const char *name = json_string_value(json_object_get(def, "name"));
-    const char *when = json_string_value(json_object_get(def, "when"));
     r->name = strdup(name ? name : "");
     r->when = strdup(when ? when : "");
     gvd_expr_error ee;
-    const char *then = json_string_value(json_object_get(def, "then"));
     if (!r->name || !r->when || !then || gvd_action_parse(then, &r->action) != 0 ||
         !(r->expr = gvd_expr_parse(r->when, &ee))) {
-        gvd_log(GVD_LOG_ERROR, "rule.invalid", "job=%lld rule=%s reason=\"stored rule does not compile\"",
+        /* out of memory, or a stored rule this build no longer accepts */
+        gvd_log(GVD_LOG_ERROR, "rule.invalid", "job=%lld rule=%s reason=\"rule does not compile\"",
                 (long long)job->id, r->name ? r->name : "?");
         uv_close((uv_handle_t *)&r->hold_timer, gvd_rule_closed);
         return NULL;
     }
     return r;
+}
+
+int gvd_job_rules_add(gvd_job *job, gvd_rule *r)
+{
+    gvd_job_rules *jr = job->rules;
+    if (jr->n == jr->cap) {
+        size_t cap = jr->cap ? jr->cap * 2 : 4;
+        gvd_rule **v = realloc(jr->rules, cap * sizeof *v);
+        if (!v) {
+            uv_close((uv_handle_t *)&r->hold_timer, gvd_rule_closed);
+            return -1;
+        }
+        jr->rules = v;
+        jr->cap = cap;
+    }
+    jr->rules[jr->n++] = r;
+    return 0;
 }
 
 int gvd_job_rules_attach(gvd_job *job)
@@ -399,33 +375,51 @@ int gvd_job_rules_attach(gvd_job *job)
     }
     job->rules = jr;
     json_t *defs = json_object_get(job->spec_json, "rules");
-    size_t n = json_array_size(defs);
-    if (n == 0)
-        return 0;
-    if (!(jr->rules = calloc(n, sizeof *jr->rules)))
-        return -1;
-    for (size_t i = 0; i < n; i++) {
-        gvd_rule *r = gvd_rule_new(job, json_array_get(defs, i));
-        if (r)
-            jr->rules[jr->n++] = r; /* a stored rule that no longer compiles is skipped (logged) */
+    for (size_t i = 0; i < json_array_size(defs); i++) {
+        json_t *d = json_array_get(defs, i);
+        gvd_rule *r = gvd_rule_new(job, json_string_value(json_object_get(d, "name")),
+                                   json_string_value(json_object_get(d, "when")),
+                                   json_string_value(json_object_get(d, "then")), 0);
+        if (r && gvd_job_rules_add(job, r) != 0)
+            return -1;
+    }
+    for (gvd_global_rule *g = job->jobs->rules ? job->jobs->rules->globals : NULL; g; g = g->next) {
+        if (!gvd_global_matches(g, job))
+            continue;
+        gvd_rule *r = gvd_rule_new(job, g->name, json_string_value(json_object_get(g->def, "when")),
+                                   json_string_value(json_object_get(g->def, "then")), g->id);
+        if (r && gvd_job_rules_add(job, r) != 0)
+            return -1;
     }
     return 0;
 }
 
+void gvd_rule_start(gvd_rule *r)
+{
+    r->cond = gv_computed_new(gvd_cond_fn, r);
+    r->held = gv_signal_new(gv_bool(false));
+    if (!r->cond || !r->held) {
+        gvd_log(GVD_LOG_ERROR, "rule.dropped", "job=%lld rule=%s reason=\"out of memory\"", (long long)r->job->id,
+                r->name);
+        return;
+    }
+    r->fx = gv_effect_new(gvd_rule_fx, r); /* owned by the scope the caller entered (the job's) */
+}
+
 void gvd_job_rules_start(gvd_job *job)
 {
-    gvd_job_rules *jr = job->rules;
-    for (size_t i = 0; jr && i < jr->n; i++) {
-        gvd_rule *r = jr->rules[i];
-        r->cond = gv_computed_new(gvd_cond_fn, r);
-        r->held = gv_signal_new(gv_bool(false));
-        if (!r->cond || !r->held) {
-            gvd_log(GVD_LOG_ERROR, "rule.dropped", "job=%lld rule=%s reason=\"out of memory\"", (long long)job->id,
-                    r->name);
-            continue;
-        }
-        r->fx = gv_effect_new(gvd_rule_fx, r); /* owned by the job's scope, entered by the caller */
-    }
+    for (size_t i = 0; job->rules && i < job->rules->n; i++)
+        gvd_rule_start(job->rules->rules[i]);
+}
+
+void gvd_rule_dispose(gvd_rule *r)
+{
+    if (r->fx)
+        gv_effect_free(r->fx);
+    r->fx = NULL;
+    gv_computed_free(r->cond);
+    gv_signal_free(r->held);
+    uv_close((uv_handle_t *)&r->hold_timer, gvd_rule_closed);
 }
 
 void gvd_job_rules_free(gvd_job *job)
@@ -434,10 +428,8 @@ void gvd_job_rules_free(gvd_job *job)
     if (!jr)
         return;
     for (size_t i = 0; i < jr->n; i++) {
-        gvd_rule *r = jr->rules[i];
-        gv_computed_free(r->cond);
-        gv_signal_free(r->held);
-        uv_close((uv_handle_t *)&r->hold_timer, gvd_rule_closed);
+        jr->rules[i]->fx = NULL; /* disposed with the job's scope already */
+        gvd_rule_dispose(jr->rules[i]);
     }
     free(jr->rules);
     json_decref(jr->events);
@@ -604,6 +596,7 @@ void gvd_rules_free(gvd_jobs *jobs)
         gvd_pending_free(p); /* not acted on: the latch stays as stored, so a restart decides again */
     }
     eng->first = eng->last = NULL;
+    gvd_globals_free(eng);
     gv_signal_free(eng->tick);
     uv_close((uv_handle_t *)&eng->tick_timer, gvd_rules_closed);
     uv_close((uv_handle_t *)&eng->act_timer, gvd_rules_closed);

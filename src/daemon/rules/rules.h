@@ -66,6 +66,21 @@ int gvd_job_rules_attach(gvd_job *job);
 void gvd_job_rules_start(gvd_job *job);
 void gvd_job_rules_free(gvd_job *job);
 
+/* Global rules (global.c; docs/api.md, "Global rules").  _load_globals
+ * runs at start before the jobs are loaded (a job compiles the global
+ * rules that match it when it is created or loaded). */
+int gvd_rules_load_globals(gvd_jobs *jobs, char *err, size_t errlen);
+/* POST /rules: the new rule (new reference: {"id", "name", "when", "then",
+ * "match", "created_at"}), compiled onto every matching job; or NULL with
+ * err (400 invalid_rule, with err->field "when" and err->column for a
+ * condition that does not parse; 503 if the store refused). */
+json_t *gvd_rules_create(gvd_jobs *jobs, json_t *body, gvd_error *err);
+json_t *gvd_rules_list_json(gvd_jobs *jobs);          /* {"rules": [...]} oldest first */
+json_t *gvd_rules_get_json(gvd_jobs *jobs, int64_t id); /* NULL: no such rule */
+/* DELETE /rules/{id}: removed from every job (their events stay). 0, or -1
+ * with err (404, 503). */
+int gvd_rules_delete(gvd_jobs *jobs, int64_t id, gvd_error *err);
+
 /* GET /jobs/{id}/events: {"events": [{"id", "rule", "when", "then",
  * "values", "outcome", "at"}, ...]} oldest first (new reference). */
 json_t *gvd_job_events_json(gvd_job *job);

@@ -121,6 +121,14 @@ static const char *const gvd_migrations[] = {
     "  rule    TEXT    NOT NULL,"
     "  latched INTEGER NOT NULL CONSTRAINT latched_bool CHECK (latched IN (0, 1)),"
     "  PRIMARY KEY (job_id, rule)"
+    ") STRICT;"
+    /* Global rules (POST /rules): the rule as accepted, without its id.
+     * AUTOINCREMENT: a deleted rule's id (and so its name "global-<id>",
+     * which its events keep) is never handed out again. */
+    "CREATE TABLE rules ("
+    "  id          INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  def_json    TEXT    NOT NULL,"
+    "  created_at  REAL    NOT NULL"
     ") STRICT;",
 };
 
@@ -427,7 +435,8 @@ void gvd_store_close(gvd_store *st)
                               &st->begin,       &st->commit,       &st->rollback,     &st->hist_insert,
                               &st->hist_applied, &st->hist_prune,  &st->hist_load,   &st->point_put,    &st->point_trim,
                               &st->point_load,  &st->event_insert, &st->event_prune, &st->event_load,
-                              &st->latch_put,   &st->latch_load};
+                              &st->latch_put,   &st->latch_load,   &st->latch_forget, &st->rule_insert,
+                              &st->rule_delete, &st->rule_load};
     for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++) {
         /* NULL is a no-op; the code only repeats the statement's last
          * error, which was reported when it happened. */

@@ -145,6 +145,14 @@ int gvd_store_latch_put(gvd_store *st, int64_t job_id, const char *rule, bool la
 typedef int (*gvd_store_latch_fn)(void *ud, int64_t job_id, const char *rule, bool latched);
 int gvd_store_latches_load(gvd_store *st, gvd_store_latch_fn fn, void *ud, char *err, size_t errlen);
 
+/* Global rules (POST /rules): def_json is the rule without its id. */
+int gvd_store_rule_insert(gvd_store *st, const char *def_json, double created_at, int64_t *id, char *err,
+                          size_t errlen);
+/* Delete the rule and the latches of its name on every job. */
+int gvd_store_rule_delete(gvd_store *st, int64_t id, const char *name, char *err, size_t errlen);
+typedef int (*gvd_store_rule_fn)(void *ud, int64_t id, const char *def_json, double created_at);
+int gvd_store_rules_load(gvd_store *st, gvd_store_rule_fn fn, void *ud, char *err, size_t errlen); /* by id */
+
 /* ---- faults (faults.c) ----------------------------------------------------
  *
  * A write that fails because of the environment — disk full (SQLITE_FULL),

@@ -23,7 +23,8 @@ struct gvd_store {
     sqlite3_stmt *hist_insert, *hist_applied, *hist_prune, *hist_load;
     sqlite3_stmt *point_put, *point_trim, *point_load;
     /* history.c: rule firings and latches */
-    sqlite3_stmt *event_insert, *event_prune, *event_load, *latch_put, *latch_load;
+    sqlite3_stmt *event_insert, *event_prune, *event_load, *latch_put, *latch_load, *latch_forget;
+    sqlite3_stmt *rule_insert, *rule_delete, *rule_load; /* global rules */
     char integrity[512]; /* gvd_store_integrity's answer when not "ok" */
     /* faults.c: the availability state (see store.h, "faults") */
     gvd_store_fault fault;

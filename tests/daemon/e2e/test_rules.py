@@ -14,7 +14,11 @@
   nothing;
 - kill -9 of galvanid: the firing and its latch survive, a condition that
   was already true does not fire again after the restart, the next crossing
-  does.
+  does;
+- labels: shown, validated, filtered by GET /jobs?label=K=V;
+- global rules: POST / GET / DELETE /rules, matching by name glob and
+  labels, applied to existing and new jobs, removed from every job when
+  deleted, kept across a restart; bad rules are 400 invalid_rule.
 
 Run with GALVANID=/path/to/galvanid (CTest sets it).
 """
@@ -39,7 +43,9 @@ done
 """
 
 
-class RulesTest(DaemonTest):
+class RulesBase(DaemonTest):
+    """Helpers: a job reporting fraud_score from a file the test writes."""
+
     def set_score(self, value):
         tmp = os.path.join(self.dir, "score.tmp")
         with open(tmp, "w") as f:
@@ -73,6 +79,9 @@ class RulesTest(DaemonTest):
         self.d.request("POST", "/jobs/%d/cancel" % job_id)
         self.d.wait_status(job_id, "cancelled")
 
+
+
+class RulesTest(RulesBase):
     def test_pause_on_crossing_once_per_transition(self):
         job = self.scorer([{"when": "metrics.fraud_score > 0.9", "then": "pause"}])
         jid = job["id"]
@@ -235,6 +244,119 @@ class RulesTest(DaemonTest):
         self.d.wait_status(jid, "paused")
         self.assertEqual(len(self.events(jid)), 2)
         self.cancel(jid)
+
+
+class GlobalRulesTest(RulesBase):
+    def rule(self, body, want=201):
+        status, headers, answer = self.d.request("POST", "/rules", body)
+        self.assertEqual(status, want, answer)
+        if want == 201:
+            self.assertEqual(headers.get("location"), "/rules/%d" % answer["id"])
+        return answer
+
+    def test_labels(self):
+        a = self.d.create(command=["sleep", "30"], env=ENV, labels={"team": "payments", "env": "prod"})
+        b = self.d.create(command=["sleep", "30"], env=ENV, labels={"team": "search"})
+        c = self.d.create(command=["sleep", "30"], env=ENV)
+        self.assertEqual(a["labels"], {"team": "payments", "env": "prod"})
+        self.assertNotIn("labels", c)
+        def ids(query):
+            status, _, body = self.d.request("GET", "/jobs?" + query)
+            self.assertEqual(status, 200, body)
+            return [j["id"] for j in body["jobs"]]
+        self.assertEqual(ids("label=team=payments"), [a["id"]])
+        self.assertEqual(ids("label=team%3Dsearch"), [b["id"]])
+        self.assertEqual(ids("label=team=nobody"), [])
+        self.assertEqual(ids("label=env=prod&status=running,queued"), [a["id"]])
+        status, _, body = self.d.request("GET", "/jobs?label=team")
+        self.assertEqual(status, 400, body)
+        self.assertEqual(body["error"]["code"], "invalid_query")
+        for labels, words in (([], "must be an object"), ({"a b": "x"}, "is not a label name"),
+                              ({"team": 3}, "must be a string"), ({"k%d" % i: "v" for i in range(33)}, "more than 32")):
+            status, _, body = self.d.request("POST", "/jobs", {"command": ["true"], "labels": labels})
+            self.assertEqual(status, 400, body)
+            self.assertIn(words, body["error"]["message"])
+        for j in (a, b, c):
+            self.cancel(j["id"])
+
+    def test_global_rule_applies_to_existing_and_new_jobs(self):
+        self.set_score(0.5)
+        script = self.script("scorer.sh", SCORER % {"dir": self.dir})
+        old = self.d.create(command=[script], env=ENV, name="settle-1", labels={"team": "payments"})
+        other = self.d.create(command=[script], env=ENV, name="report", labels={"team": "payments"})
+        unlabeled = self.d.create(command=[script], env=ENV, name="settle-x")
+        for j in (old, other, unlabeled):
+            self.seen(j["id"], 0.5)
+        rule = self.rule({"when": "metrics.fraud_score > 0.9", "then": "pause",
+                          "match": {"name": "settle-*", "labels": {"team": "payments"}}})
+        self.assertEqual(rule["name"], "global-%d" % rule["id"])
+        self.assertEqual(rule["match"], {"name": "settle-*", "labels": {"team": "payments"}})
+        new = self.d.create(command=[script], env=ENV, name="settle-2", labels={"team": "payments", "x": "y"})
+        self.seen(new["id"], 0.5)
+        status, _, listed = self.d.request("GET", "/rules")
+        self.assertEqual((status, [r["id"] for r in listed["rules"]]), (200, [rule["id"]]))
+        self.assertEqual(self.d.request("GET", "/rules/%d" % rule["id"])[2], rule)
+        self.set_score(0.95)
+        self.d.wait_status(old["id"], "paused")
+        self.d.wait_status(new["id"], "paused")
+        for j in (other, unlabeled):
+            self.seen(j["id"], 0.95)
+            self.assertEqual(self.d.job(j["id"])["status"], "running")
+            self.assertEqual(self.events(j["id"]), [])
+        ev = self.events(old["id"])
+        self.assertEqual([(e["rule"], e["outcome"]) for e in ev], [(rule["name"], "paused")])
+        # Deleted: gone from every job; their events stay.
+        status, _, _ = self.d.request("DELETE", "/rules/%d" % rule["id"])
+        self.assertEqual(status, 204)
+        self.assertEqual(self.d.request("DELETE", "/rules/%d" % rule["id"])[0], 404)
+        self.assertEqual(self.d.request("GET", "/rules")[2], {"rules": []})
+        self.post("/jobs/%d/resume" % old["id"])
+        self.set_score(0.1)
+        self.seen(old["id"], 0.1)
+        self.set_score(0.99)
+        self.seen(old["id"], 0.99)
+        self.assertEqual(self.d.job(old["id"])["status"], "running")
+        self.assertEqual(len(self.events(old["id"])), 1)
+        for j in (old, other, unlabeled, new):
+            self.cancel(j["id"])
+
+    def test_global_rules_survive_a_restart(self):
+        rule = self.rule({"when": "metrics.fraud_score > 0.9", "then": "cancel"})
+        self.d.stop()
+        self.d = Daemon(self.dir)
+        status, _, listed = self.d.request("GET", "/rules")
+        self.assertEqual(listed["rules"], [rule])
+        job = self.scorer([])
+        self.set_score(0.95)
+        self.d.wait_status(job["id"], "cancelled")
+        self.assertEqual([e["rule"] for e in self.events(job["id"])], [rule["name"]])
+        again = self.rule({"when": "true", "then": "notify"})
+        self.assertGreater(again["id"], rule["id"])
+
+    def test_bad_global_rules(self):
+        def refused(body, words, column=None):
+            status, _, answer = self.d.request("POST", "/rules", body)
+            self.assertEqual(status, 400, answer)
+            self.assertEqual(answer["error"]["code"], "invalid_rule" if column is not None or isinstance(body, dict)
+                             else answer["error"]["code"])
+            self.assertIn(words, answer["error"]["message"])
+            if column is not None:
+                self.assertEqual((answer["error"]["field"], answer["error"]["column"]), ("when", column))
+        refused([], "must be a JSON object")
+        refused({"then": "pause"}, "\"when\" is required")
+        refused({"when": "true"}, "\"then\" is required")
+        refused({"when": "true", "then": "pause", "match": "x"}, "\"match\" must be an object")
+        refused({"when": "true", "then": "pause", "match": {"labels": {"a": 1}}}, "must be a string")
+        refused({"when": "true", "then": "pause", "match": {"id": 1}}, "unknown field")
+        refused({"when": "true", "then": "pause", "match": {"name": ""}}, "glob of 1 to 200")
+        refused({"when": "true", "then": "pause", "extra": 1}, "unknown field \"extra\"")
+        refused({"when": "metrics.x > 'a'", "then": "pause"}, "column 11: '>' compares a number with a string", 11)
+        refused({"when": "metrics.x >", "then": "pause"}, "expected a value", 12)
+        self.assertEqual(self.d.request("GET", "/rules")[2], {"rules": []})
+        self.assertEqual(self.d.request("GET", "/rules/9")[0], 404)
+        self.assertEqual(self.d.request("GET", "/rules/x")[0], 404)
+        self.assertEqual(self.d.request("PUT", "/rules")[0], 405)
+        self.assertEqual(self.d.request("POST", "/rules/1")[0], 405)
 
 
 if __name__ == "__main__":
