@@ -536,7 +536,12 @@ gvd_jobs *gvd_jobs_new(uv_loop_t *loop, gvd_store *store, const gvd_config *cfg,
         gvd_jobs_free(jobs);
         return NULL;
     }
-    char serr[256];
+    char werr[400], serr[256];
+    if (gvd_rules_webhook(jobs, werr, sizeof werr) != 0) {
+        gvd_error_set(err, 400, "webhook", werr);
+        gvd_jobs_free(jobs);
+        return NULL;
+    }
     if (gvd_rules_load_globals(jobs, serr, sizeof serr) != 0 ||
         gvd_store_load(store, gvd_load_row, jobs, serr, sizeof serr) != 0 ||
         gvd_params_load(jobs, serr, sizeof serr) != 0 || gvd_metrics_load(jobs, serr, sizeof serr) != 0 ||

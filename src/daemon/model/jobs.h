@@ -64,6 +64,12 @@ typedef struct gvd_config {
      * default GVD_SERIES_DEFAULT_BOUND, 512); older points are merged
      * pairwise (model/series.h). */
     unsigned metric_points;
+    /* The notify action's webhook (rules/webhook.h): http://HOST[:PORT]/PATH
+     * or NULL (notify only logs); the timeout of one attempt (0: 5 s) and
+     * how many attempts (0: 4). */
+    const char *webhook_url;
+    double webhook_timeout_s;
+    unsigned webhook_attempts;
 } gvd_config;
 
 #define GVD_MAX_JOBS_DEFAULT 10000u

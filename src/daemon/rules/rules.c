@@ -20,6 +20,7 @@
 
 #include "../util/log.h"
 #include "rules_int.h"
+#include "webhook.h"
 
 /* ---- the spec -------------------------------------------------------- */
 
@@ -464,6 +465,31 @@ static void gvd_events_append(gvd_job *job, json_t *ev)
     }
 }
 
+/* The webhook's body: the event plus the job it is about.
+ *   {"event": "rule.fired", "job": {"id", "name", "status", "labels"},
+ *    "id", "rule", "when", "then", "values", "outcome", "at"} */
+static void gvd_notify_webhook(gvd_jobs *jobs, gvd_job *job, json_t *ev)
+{
+    json_t *body = json_deep_copy(ev);
+    json_t *labels = json_object_get(job->spec_json, "labels");
+    json_t *about = json_pack("{s:I, s:s, s:s, s:O}", "id", (json_int_t)job->id, "name", job->spec.name, "status",
+                              gvd_status_name(gvd_job_status_peek(job)), "labels", labels ? labels : json_null());
+    char *text = NULL;
+    if (body && about && json_object_set_new(body, "event", json_string("rule.fired")) == 0 &&
+        json_object_set(body, "job", about) == 0)
+        text = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
+    char what[160];
+    snprintf(what, sizeof what, "job=%lld rule=%.100s", (long long)job->id,
+             json_string_value(json_object_get(ev, "rule")));
+    if (text)
+        gvd_webhook_post(jobs->rules->webhook, text, what);
+    else
+        gvd_log(GVD_LOG_ERROR, "rule.webhook_failed", "%s error=\"out of memory\"", what);
+    free(text);
+    json_decref(about);
+    json_decref(body);
+}
+
 /* Act, record, store. */
 static void gvd_fire(gvd_jobs *jobs, gvd_job *job, gvd_pending *p)
 {
@@ -486,7 +512,9 @@ static void gvd_fire(gvd_jobs *jobs, gvd_job *job, gvd_pending *p)
             break;
         }
         static const char *const done[] = {"paused", "cancelled", "resumed", "logged"};
-        if (rc == 0)
+        if (rc == 0 && p->action == GVD_ACT_NOTIFY && jobs->rules->webhook)
+            snprintf(outcome, sizeof outcome, "logged and posted to the webhook");
+        else if (rc == 0)
             snprintf(outcome, sizeof outcome, "%s", done[p->action]);
         else
             snprintf(outcome, sizeof outcome, "not applied: %s", err.message);
@@ -517,6 +545,8 @@ static void gvd_fire(gvd_jobs *jobs, gvd_job *job, gvd_pending *p)
         gvd_log(GVD_LOG_ERROR, "rule.store_failed", "job=%lld rule=%s error=%s", (long long)job->id,
                 gvd_log_quote(p->rule, nq, sizeof nq), gvd_log_quote(serr, (char[300]){0}, 300));
     json_t *ev = gvd_event_json(id, p->rule, p->when, gvd_action_names[p->action], p->values, outcome, p->at);
+    if (ev && p->action == GVD_ACT_NOTIFY && jobs->rules->webhook)
+        gvd_notify_webhook(jobs, job, ev);
     if (ev)
         gvd_events_append(job, ev);
     free(vtext);
@@ -578,6 +608,21 @@ int gvd_rules_new(gvd_jobs *jobs)
     return 0;
 }
 
+int gvd_rules_webhook(gvd_jobs *jobs, char *err, size_t errlen)
+{
+    const gvd_config *cfg = &jobs->cfg;
+    if (!cfg->webhook_url)
+        return 0;
+    char why[300];
+    jobs->rules->webhook = gvd_webhook_new(jobs->loop, cfg->webhook_url, cfg->webhook_timeout_s,
+                                           cfg->webhook_attempts ? cfg->webhook_attempts : 4, why, sizeof why);
+    if (!jobs->rules->webhook) {
+        snprintf(err, errlen, "cannot use the webhook: %s", why);
+        return -1;
+    }
+    return 0;
+}
+
 static void gvd_rules_closed(uv_handle_t *h)
 {
     gvd_rules *eng = h->data;
@@ -597,6 +642,7 @@ void gvd_rules_free(gvd_jobs *jobs)
     }
     eng->first = eng->last = NULL;
     gvd_globals_free(eng);
+    gvd_webhook_free(eng->webhook);
     gv_signal_free(eng->tick);
     uv_close((uv_handle_t *)&eng->tick_timer, gvd_rules_closed);
     uv_close((uv_handle_t *)&eng->act_timer, gvd_rules_closed);

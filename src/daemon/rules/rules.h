@@ -55,6 +55,9 @@ int gvd_rules_check_spec(json_t *rules, json_t **normalized, gvd_error *err);
  * handles close on the loop. */
 int gvd_rules_new(gvd_jobs *jobs);
 void gvd_rules_free(gvd_jobs *jobs);
+/* The notify webhook of cfg.webhook_url (none: 0 at once).  0, or -1 with
+ * err ("cannot use the webhook: ..."). */
+int gvd_rules_webhook(gvd_jobs *jobs, char *err, size_t errlen);
 /* At start, after the jobs are loaded and before their effects start: the
  * events and latches from the store.  0, or -1 with err. */
 int gvd_rules_load(gvd_jobs *jobs, char *err, size_t errlen);

@@ -62,6 +62,7 @@ struct gvd_rules {
     int open_handles;
     gvd_pending *first, *last;
     gvd_global_rule *globals; /* owned, oldest first */
+    struct gvd_webhook *webhook; /* owned; NULL without --webhook */
 };
 
 /* rules.c: a rule on `job` (not started), or NULL (logged). */

@@ -16,21 +16,36 @@
   was already true does not fire again after the restart, the next crossing
   does;
 - labels: shown, validated, filtered by GET /jobs?label=K=V;
+- the webhook (--webhook): a local HTTP server on 127.0.0.1 receives the
+  event; an answer of 500 and a receiver that does not answer within
+  --webhook-timeout are retried with backoff; a receiver that always fails
+  is given up after --webhook-attempts, logged;
+- examples/payments.sh under the CLI (when GALVANI_CLI is set): run with
+  --label and --rule, paused on the first spike, resumed by a person while
+  the score is still high, paused again only by the next spike; show, ls
+  --label, rules add / list / rm / --job;
 - global rules: POST / GET / DELETE /rules, matching by name glob and
   labels, applied to existing and new jobs, removed from every job when
   deleted, kept across a restart; bad rules are 400 invalid_rule.
 
 Run with GALVANID=/path/to/galvanid (CTest sets it).
 """
+import http.server
+import json
 import os
 import signal
+import subprocess
 import sys
+import threading
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_e2e import Daemon, DaemonTest, wait_for  # noqa: E402
 
 ENV = {"PATH": "/usr/bin:/bin"}
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..")
+PAYMENTS = os.path.abspath(os.path.join(ROOT, "examples", "payments.sh"))
+CLI = os.environ.get("GALVANI_CLI")
 
 # Reports ::metric fraud_score whenever the file `score` changes.
 SCORER = """#!/bin/sh
@@ -357,6 +372,143 @@ class GlobalRulesTest(RulesBase):
         self.assertEqual(self.d.request("GET", "/rules/x")[0], 404)
         self.assertEqual(self.d.request("PUT", "/rules")[0], 405)
         self.assertEqual(self.d.request("POST", "/rules/1")[0], 405)
+
+
+@unittest.skipUnless(CLI, "GALVANI_CLI is not set")
+class PaymentsCliTest(RulesBase):
+    def cli(self, *args, want=0):
+        p = subprocess.run([CLI, "--server", self.d.url] + list(args), capture_output=True, text=True, timeout=20)
+        self.assertEqual(p.returncode, want, (args, p.stdout, p.stderr))
+        return p.stdout
+
+    def test_payments_example(self):
+        # 100 batches, 20 ms each: spikes at batches 30..39 and 80..84.
+        jid = int(self.cli("run", "--name", "settle", "--label", "team=payments",
+                           "--rule", "pause=metrics.fraud_score > 0.9", "--", PAYMENTS, "100", "20"))
+        self.d.wait_status(jid, "paused")
+        ev = self.events(jid)
+        self.assertEqual(len(ev), 1, ev)
+        self.assertGreater(ev[0]["values"]["metrics.fraud_score"], 0.9)
+        out = self.cli("show", str(jid))
+        self.assertIn("events       1", out)
+        self.assertIn("metrics.fraud_score", out)
+        self.assertIn("team", out)
+        self.assertIn("settle", self.cli("ls", "--label", "team=payments"))
+        self.assertEqual(self.cli("ls", "--label", "team=other").strip(), "no matching jobs")
+        # A person resumes it: the rest of the first spike does not pause it
+        # again; the second spike (batch 80) does.
+        self.cli("resume", str(jid))
+        j = self.d.wait_status(jid, "paused")
+        self.assertGreaterEqual(j["current"], 80, j)
+        ev = self.events(jid)
+        self.assertEqual(len(ev), 2, ev)
+        self.assertEqual(ev[1]["values"], {"metrics.fraud_score": 0.96})
+        out = self.cli("rules", "--job", str(jid))
+        self.assertIn("rule-1", out)
+        self.assertIn("events       2", out)
+        self.cli("resume", str(jid))
+        self.d.wait_status(jid, "succeeded")
+        # Global rules from the CLI.
+        rid = int(self.cli("rules", "add", "--then", "notify", "--label", "team=payments", "--name-glob", "settle*",
+                           "progress > 50"))
+        self.assertIn("progress > 50", self.cli("rules"))
+        err = subprocess.run([CLI, "--server", self.d.url, "rules", "add", "--then", "pause", "progress >"],
+                             capture_output=True, text=True, timeout=20)
+        self.assertEqual(err.returncode, 1)
+        self.assertIn("column 11", err.stderr)
+        self.cli("rules", "rm", str(rid))
+        self.assertEqual(self.cli("rules").strip(), "no global rules")
+
+
+class Receiver(http.server.ThreadingHTTPServer):
+    """The webhook's receiver: answers each POST as the script says (an
+    HTTP status, or "hang": no answer until the test ends), then 200."""
+    daemon_threads = True
+
+    def __init__(self, script):
+        self.script = list(script)
+        self.got = []  # (path, content type, parsed body, answer)
+        self.lock = threading.Lock()
+        self.release = threading.Event()
+        super().__init__(("127.0.0.1", 0), ReceiverHandler)
+
+
+class ReceiverHandler(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        srv = self.server
+        with srv.lock:
+            answer = srv.script.pop(0) if srv.script else 200
+            srv.got.append((self.path, self.headers["Content-Type"], json.loads(body), answer))
+        if answer == "hang":
+            srv.release.wait(30)
+            return
+        self.send_response(answer)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+class WebhookTest(RulesBase):
+    answers = [500, "hang", 200]
+
+    def setUp(self):
+        self.receiver = Receiver(self.answers)
+        threading.Thread(target=self.receiver.serve_forever, daemon=True).start()
+        self.extra_args = ("--webhook", "http://127.0.0.1:%d/hook" % self.receiver.server_address[1],
+                           "--webhook-timeout", "0.5")
+        super().setUp()
+
+    def tearDown(self):
+        try:
+            super().tearDown()
+        finally:
+            self.receiver.release.set()
+            self.receiver.shutdown()
+            self.receiver.server_close()
+
+    def test_webhook_receives_the_event_and_is_retried(self):
+        job = self.scorer([{"name": "alert", "when": "metrics.fraud_score > 0.9", "then": "notify"}])
+        jid = job["id"]
+        self.set_score(0.95)
+        wait_for(lambda: "rule.webhook " in self.d.log(), what="the delivery")
+        got = self.receiver.got
+        self.assertEqual([g[3] for g in got], [500, "hang", 200])
+        for path, ctype, body, _ in got:
+            self.assertEqual((path, ctype), ("/hook", "application/json"))
+            self.assertEqual(body, got[0][2])  # the same event each time
+        body = got[0][2]
+        self.assertEqual(body["event"], "rule.fired")
+        self.assertEqual(body["job"]["id"], jid)
+        self.assertEqual(body["job"]["status"], "running")
+        self.assertEqual((body["rule"], body["then"]), ("alert", "notify"))
+        self.assertEqual(body["values"], {"metrics.fraud_score": 0.95})
+        log = self.d.log()
+        self.assertEqual(log.count("rule.webhook_retry"), 2, log[-3000:])
+        self.assertIn("answered 500", log)
+        self.assertIn("timed out", log)
+        self.assertRegex(log, r"rule\.webhook job=%d rule=alert status=200 attempts=3" % jid)
+        ev = self.events(jid)
+        self.assertEqual([e["outcome"] for e in ev], ["logged and posted to the webhook"])
+        self.cancel(jid)
+
+
+class WebhookGivesUpTest(WebhookTest):
+    answers = [503] * 10
+
+    def test_webhook_receives_the_event_and_is_retried(self):
+        pass  # the parent's scenario; here every answer is a failure
+
+    def test_webhook_gives_up_after_the_last_attempt(self):
+        job = self.scorer([{"when": "metrics.fraud_score > 0.9", "then": "notify"}])
+        self.set_score(0.95)
+        wait_for(lambda: "rule.webhook_failed" in self.d.log(), what="the webhook to give up")
+        self.assertEqual(len(self.receiver.got), 4)
+        self.assertRegex(self.d.log(), r"rule\.webhook_failed job=%d rule=rule-1 attempts=4 error=\"answered 503\""
+                         % job["id"])
+        self.cancel(job["id"])
 
 
 if __name__ == "__main__":
