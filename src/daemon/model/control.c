@@ -133,6 +133,9 @@ json_t *gvd_job_json(gvd_job *job)
     json_t *rules = json_object_get(job->spec_json, "rules");
     if (rules)
         rc |= json_object_set_new(o, "rules", json_deep_copy(rules));
+    int64_t events = gvd_job_events_count(job);
+    if (events >= 0)
+        rc |= json_object_set_new(o, "events", json_integer(events));
     if (job->spec.kind == GVD_EXEC_PROCESS) {
         rc |= json_object_set_new(o, "command", json_deep_copy(json_object_get(job->spec_json, "command")));
         rc |= json_object_set_new(o, "shell", json_boolean(job->spec.shell));

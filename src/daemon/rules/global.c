@@ -155,8 +155,8 @@ static int gvd_global_check(json_t *body, json_t **out, gvd_error *err)
         return -1;
     }
     gvd_expr_free(e);
-    *out = json_pack("{s:s, s:s, s:O}", "when", json_string_value(when), "then", gvd_action_names[act], "match",
-                     match && !json_is_null(match) ? match : json_object());
+    *out = json_pack("{s:s, s:s, s:o}", "when", json_string_value(when), "then", gvd_action_names[act], "match",
+                     match && !json_is_null(match) ? json_incref(match) : json_object());
     if (!*out) {
         gvd_error_set(err, 503, "out_of_memory", "out of memory");
         return -1;

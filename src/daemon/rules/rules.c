@@ -438,6 +438,14 @@ void gvd_job_rules_free(gvd_job *job)
     job->rules = NULL;
 }
 
+int64_t gvd_job_events_count(const gvd_job *job)
+{
+    const gvd_job_rules *jr = job->rules;
+    if (!jr || (jr->n == 0 && json_array_size(jr->events) == 0))
+        return -1;
+    return (int64_t)json_array_size(jr->events);
+}
+
 json_t *gvd_job_events_json(gvd_job *job)
 {
     json_t *events = job->rules ? json_incref(job->rules->events) : json_array();
@@ -549,6 +557,7 @@ static void gvd_fire(gvd_jobs *jobs, gvd_job *job, gvd_pending *p)
         gvd_notify_webhook(jobs, job, ev);
     if (ev)
         gvd_events_append(job, ev);
+    gvd_jobs_notify(jobs, job, false); /* its "events" count moved: the streams re-send it */
     free(vtext);
 }
 

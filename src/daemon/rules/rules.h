@@ -84,6 +84,10 @@ json_t *gvd_rules_get_json(gvd_jobs *jobs, int64_t id); /* NULL: no such rule */
  * with err (404, 503). */
 int gvd_rules_delete(gvd_jobs *jobs, int64_t id, gvd_error *err);
 
+/* The job's "events" field: how many firings it keeps, or -1 when it has
+ * neither rules nor firings (the field is left out). */
+int64_t gvd_job_events_count(const gvd_job *job);
+
 /* GET /jobs/{id}/events: {"events": [{"id", "rule", "when", "then",
  * "values", "outcome", "at"}, ...]} oldest first (new reference). */
 json_t *gvd_job_events_json(gvd_job *job);
