@@ -5,7 +5,10 @@
  *   - evaluation: comparisons, precedence, three-valued logic (unknown
  *     never holds, not even under "not"), params of any type checked when
  *     evaluated;
- *   - bounds: length and nesting.
+ *   - bounds: length and nesting;
+ *   - the rule tables in a real store (migration 3): events, latches and
+ *     global rules round trip across a reopen, pruning, a rule's delete
+ *     takes its latches, deleting the job deletes its events and latches.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,10 +18,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "rules/expr.h"
+#include "store/store.h"
 
 /* ---- a fake job ------------------------------------------------------------ */
 
@@ -232,12 +237,111 @@ static void test_unknown(void **state)
     assert_string_equal(outcome("eta < 5", job), "unknown");
 }
 
+/* ---- the store tables ---------------------------------------------------- */
+
+typedef struct seen {
+    int events, latches, latched, rules;
+    int64_t last_event;
+    char rule_def[200];
+} seen;
+
+static int on_event(void *ud, const gvd_event_row *row)
+{
+    seen *s = ud;
+    s->events++;
+    assert_true(row->id > s->last_event); /* by job, then id */
+    s->last_event = row->id;
+    assert_string_equal(row->when, "metrics.x > 1");
+    assert_string_equal(row->values_json, "{\"metrics.x\":2}");
+    return 0;
+}
+
+static int on_latch(void *ud, int64_t job_id, const char *rule, bool latched)
+{
+    (void)job_id;
+    (void)rule;
+    seen *s = ud;
+    s->latches++;
+    s->latched += latched;
+    return 0;
+}
+
+static int on_rule(void *ud, int64_t id, const char *def_json, double created_at)
+{
+    (void)id;
+    assert_true(created_at == 7);
+    seen *s = ud;
+    s->rules++;
+    snprintf(s->rule_def, sizeof s->rule_def, "%s", def_json);
+    return 0;
+}
+
+static void test_store_tables(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/gvd-rules-XXXXXX", db[128], err[256];
+    assert_non_null(mkdtemp(dir));
+    snprintf(db, sizeof db, "%s/galvani.db", dir);
+    gvd_store *st = gvd_store_open(db, err, sizeof err);
+    assert_non_null(st);
+    gvd_job_row job = {.name = "j", .kind = "process", .status = "running", .spec_json = "{}",
+                       .params_json = "{}", .metrics_json = "{}", .progress_total = 100, .message = ""};
+    int64_t id = 0, ev = 0, first = 0;
+    assert_int_equal(gvd_store_insert(st, &job, &id, err, sizeof err), 0);
+    for (int i = 0; i < 5; i++) {
+        gvd_event_row row = {.job_id = id, .rule = "rule-1", .when = "metrics.x > 1", .action = "pause",
+                             .values_json = "{\"metrics.x\":2}", .outcome = "paused", .at = i};
+        assert_int_equal(gvd_store_event_insert(st, &row, &ev, err, sizeof err), 0);
+        if (i == 0)
+            first = ev;
+    }
+    assert_int_equal(gvd_store_event_prune(st, id, first + 1, err, sizeof err), 0); /* the oldest two */
+    assert_int_equal(gvd_store_latch_put(st, id, "rule-1", true, err, sizeof err), 0);
+    assert_int_equal(gvd_store_latch_put(st, id, "global-1", true, err, sizeof err), 0);
+    assert_int_equal(gvd_store_latch_put(st, id, "rule-1", false, err, sizeof err), 0); /* replaced */
+    int64_t rid = 0;
+    assert_int_equal(gvd_store_rule_insert(st, "{\"then\":\"pause\",\"when\":\"true\"}", 7, &rid, err, sizeof err), 0);
+    assert_int_equal(rid, 1);
+    gvd_store_close(st);
+
+    st = gvd_store_open(db, err, sizeof err); /* what a restart reads */
+    assert_non_null(st);
+    seen s = {0};
+    assert_int_equal(gvd_store_events_load(st, on_event, &s, err, sizeof err), 0);
+    assert_int_equal(gvd_store_latches_load(st, on_latch, &s, err, sizeof err), 0);
+    assert_int_equal(gvd_store_rules_load(st, on_rule, &s, err, sizeof err), 0);
+    assert_int_equal(s.events, 3);
+    assert_int_equal(s.last_event, ev);
+    assert_int_equal(s.latches, 2);
+    assert_int_equal(s.latched, 1);
+    assert_int_equal(s.rules, 1);
+    assert_string_equal(s.rule_def, "{\"then\":\"pause\",\"when\":\"true\"}");
+    /* deleting the rule takes the latches of its name; ids are not reused */
+    assert_int_equal(gvd_store_rule_delete(st, rid, "global-1", err, sizeof err), 0);
+    assert_int_equal(gvd_store_rule_insert(st, "{}", 7, &rid, err, sizeof err), 0);
+    assert_int_equal(rid, 2);
+    seen after = {0};
+    assert_int_equal(gvd_store_latches_load(st, on_latch, &after, err, sizeof err), 0);
+    assert_int_equal(after.latches, 1);
+    /* deleting the job deletes its events and latches */
+    assert_int_equal(gvd_store_delete(st, id, err, sizeof err), 0);
+    seen gone = {0};
+    assert_int_equal(gvd_store_events_load(st, on_event, &gone, err, sizeof err), 0);
+    assert_int_equal(gvd_store_latches_load(st, on_latch, &gone, err, sizeof err), 0);
+    assert_int_equal(gone.events + gone.latches, 0);
+    gvd_store_close(st);
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_accepts), cmocka_unit_test(test_hold_and_vars),
         cmocka_unit_test(test_parse_refuses), cmocka_unit_test(test_bounds),
         cmocka_unit_test(test_eval),          cmocka_unit_test(test_unknown),
+        cmocka_unit_test(test_store_tables),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
