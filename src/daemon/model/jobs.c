@@ -205,7 +205,8 @@ bool gvd_jobs_flush(gvd_jobs *jobs)
         /* Metric points and applied marks ride in the same transaction;
          * they count as written only once it commits. */
         job->history_written = job->history_dirty && gvd_params_write(job, err, sizeof err) == 0 &&
-                               gvd_metrics_write(job, err, sizeof err) == 0;
+                               gvd_metrics_write(job, err, sizeof err) == 0 &&
+                               gvd_rules_write(job, err, sizeof err) == 0;
     }
     bool committed = txn && gvd_store_commit(jobs->store, err, sizeof err) == 0;
     if (txn && !committed) {
@@ -220,6 +221,7 @@ bool gvd_jobs_flush(gvd_jobs *jobs)
         if (job->history_written) {
             gvd_params_committed(job);
             gvd_metrics_committed(job);
+            gvd_rules_committed(job);
             job->history_dirty = false;
         }
     }

@@ -370,7 +370,12 @@ int gvd_job_rules_add(gvd_job *job, gvd_rule *r)
 int gvd_job_rules_attach(gvd_job *job)
 {
     gvd_job_rules *jr = calloc(1, sizeof *jr);
-    if (!jr || !(jr->events = json_array())) {
+    if (!jr || !(jr->events = json_array()) || !(jr->unstored = json_array()) ||
+        !(jr->latches_unstored = json_object())) {
+        if (jr) {
+            json_decref(jr->events);
+            json_decref(jr->unstored);
+        }
         free(jr);
         return -1;
     }
@@ -434,8 +439,66 @@ void gvd_job_rules_free(gvd_job *job)
     }
     free(jr->rules);
     json_decref(jr->events);
+    json_decref(jr->unstored);
+    json_decref(jr->latches_unstored);
+    free(jr->written_ids);
     free(jr);
     job->rules = NULL;
+}
+
+int gvd_rules_write(gvd_job *job, char *err, size_t errlen)
+{
+    gvd_job_rules *jr = job->rules;
+    if (!jr)
+        return 0;
+    size_t n = json_array_size(jr->unstored);
+    jr->nwritten = 0;
+    if (n) {
+        int64_t *ids = realloc(jr->written_ids, n * sizeof *ids);
+        if (!ids) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        jr->written_ids = ids;
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_t *u = json_array_get(jr->unstored, i), *ev = json_object_get(u, "ev");
+        char *values =
+            json_dumps(json_object_get(ev, "values"), JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(15));
+        gvd_event_row row = {.job_id = job->id,
+                             .rule = json_string_value(json_object_get(ev, "rule")),
+                             .when = json_string_value(json_object_get(ev, "when")),
+                             .action = json_string_value(json_object_get(ev, "then")),
+                             .values_json = values,
+                             .outcome = json_string_value(json_object_get(ev, "outcome")),
+                             .at = json_real_value(json_object_get(u, "at"))};
+        int rc = values ? gvd_store_event_insert(job->jobs->store, &row, &jr->written_ids[i], err, errlen) : -1;
+        free(values);
+        if (rc != 0)
+            return -1;
+        jr->nwritten = i + 1;
+    }
+    const char *rule;
+    json_t *v;
+    json_object_foreach(jr->latches_unstored, rule, v) {
+        if (gvd_store_latch_put(job->jobs->store, job->id, rule, json_is_true(v), err, errlen) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+void gvd_rules_committed(gvd_job *job)
+{
+    gvd_job_rules *jr = job->rules;
+    if (!jr)
+        return;
+    for (size_t i = 0; i < jr->nwritten; i++) {
+        json_t *ev = json_object_get(json_array_get(jr->unstored, i), "ev");
+        json_object_set_new(ev, "id", json_integer(jr->written_ids[i]));
+    }
+    json_array_clear(jr->unstored);
+    json_object_clear(jr->latches_unstored);
+    jr->nwritten = 0;
 }
 
 int64_t gvd_job_events_count(const gvd_job *job)
@@ -485,7 +548,7 @@ static void gvd_notify_webhook(gvd_jobs *jobs, gvd_job *job, json_t *ev)
     char *text = NULL;
     if (body && about && json_object_set_new(body, "event", json_string("rule.fired")) == 0 &&
         json_object_set(body, "job", about) == 0)
-        text = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
+        text = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(15));
     char what[160];
     snprintf(what, sizeof what, "job=%lld rule=%.100s", (long long)job->id,
              json_string_value(json_object_get(ev, "rule")));
@@ -505,7 +568,7 @@ static void gvd_fire(gvd_jobs *jobs, gvd_job *job, gvd_pending *p)
     gvd_error err = {0};
     int rc = 0;
     char vq[1200], nq[100];
-    char *vtext = json_dumps(p->values, JSON_COMPACT | JSON_SORT_KEYS);
+    char *vtext = json_dumps(p->values, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(15));
     if (gvd_status_finished(gvd_job_status_peek(job))) {
         snprintf(outcome, sizeof outcome, "not applied: the job is %s", gvd_status_name(gvd_job_status_peek(job)));
     } else {
@@ -550,11 +613,25 @@ static void gvd_fire(gvd_jobs *jobs, gvd_job *job, gvd_pending *p)
         stored = false;
     }
     if (!stored)
-        gvd_log(GVD_LOG_ERROR, "rule.store_failed", "job=%lld rule=%s error=%s", (long long)job->id,
-                gvd_log_quote(p->rule, nq, sizeof nq), gvd_log_quote(serr, (char[300]){0}, 300));
+        id = 0; /* an id the rolled-back insert took is not the event's */
     json_t *ev = gvd_event_json(id, p->rule, p->when, gvd_action_names[p->action], p->values, outcome, p->at);
     if (ev && p->action == GVD_ACT_NOTIFY && jobs->rules->webhook)
         gvd_notify_webhook(jobs, job, ev);
+    if (stored) {
+        json_object_del(job->rules->latches_unstored, p->rule); /* older than this */
+    } else {
+        /* Kept (id 0 until stored) and written by the write-behind once the
+         * store takes writes again: a full disk loses no firing. */
+        gvd_log(gvd_store_available(jobs->store) ? GVD_LOG_ERROR : GVD_LOG_WARN, "rule.store_deferred",
+                "job=%lld rule=%s error=%s", (long long)job->id, gvd_log_quote(p->rule, nq, sizeof nq),
+                gvd_log_quote(serr, (char[300]){0}, 300));
+        json_t *u = ev ? json_pack("{s:O, s:f}", "ev", ev, "at", p->at) : NULL;
+        if (!u || json_array_append_new(job->rules->unstored, u) != 0 ||
+            json_object_set_new(job->rules->latches_unstored, p->rule, json_true()) != 0)
+            gvd_log(GVD_LOG_ERROR, "rule.dropped", "job=%lld rule=%s reason=\"out of memory\"", (long long)job->id,
+                    gvd_log_quote(p->rule, nq, sizeof nq));
+        gvd_jobs_mark_history(jobs, job);
+    }
     if (ev)
         gvd_events_append(job, ev);
     gvd_jobs_notify(jobs, job, false); /* its "events" count moved: the streams re-send it */
@@ -582,9 +659,13 @@ static void gvd_act_cb(uv_timer_t *t)
             /* deleted meanwhile: its rows went with it */
         } else if (p->fire) {
             gvd_fire(eng->jobs, job, p);
-        } else if (gvd_store_latch_put(eng->jobs->store, job->id, p->rule, false, serr, sizeof serr) != 0) {
-            gvd_log(GVD_LOG_ERROR, "rule.store_failed", "job=%lld rule=%s error=%s", (long long)job->id, p->rule,
+        } else if (gvd_store_latch_put(eng->jobs->store, job->id, p->rule, false, serr, sizeof serr) == 0) {
+            json_object_del(job->rules->latches_unstored, p->rule);
+        } else {
+            gvd_log(GVD_LOG_WARN, "rule.store_deferred", "job=%lld rule=%s error=%s", (long long)job->id, p->rule,
                     gvd_log_quote(serr, (char[300]){0}, 300));
+            if (json_object_set_new(job->rules->latches_unstored, p->rule, json_false()) == 0)
+                gvd_jobs_mark_history(eng->jobs, job);
         }
         gvd_pending_free(p);
         p = next;

@@ -84,6 +84,11 @@ json_t *gvd_rules_get_json(gvd_jobs *jobs, int64_t id); /* NULL: no such rule */
  * with err (404, 503). */
 int gvd_rules_delete(gvd_jobs *jobs, int64_t id, gvd_error *err);
 
+/* In the write-behind's transaction (jobs.c): the firings and latches the
+ * store refused when they happened.  0 or -1; _committed once it commits. */
+int gvd_rules_write(gvd_job *job, char *err, size_t errlen);
+void gvd_rules_committed(gvd_job *job);
+
 /* The job's "events" field: how many firings it keeps, or -1 when it has
  * neither rules nor firings (the field is left out). */
 int64_t gvd_job_events_count(const gvd_job *job);

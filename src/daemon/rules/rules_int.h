@@ -34,6 +34,12 @@ struct gvd_job_rules {
     gvd_rule **rules;    /* owned */
     size_t n, cap;
     json_t *events;      /* owned: array of event objects, oldest first */
+    /* What the store refused (a full disk): written by the progress
+     * write-behind's transaction once it takes writes (gvd_rules_write). */
+    json_t *unstored;    /* owned: [{"ev": <an object of events>, "at": seconds}] */
+    json_t *latches_unstored; /* owned: {rule name: latched} */
+    int64_t *written_ids; /* ids the running flush gave unstored[i] */
+    size_t nwritten;
 };
 
 /* A firing or a re-arm waiting for the loop. */

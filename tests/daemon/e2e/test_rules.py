@@ -15,6 +15,9 @@
 - kill -9 of galvanid: the firing and its latch survive, a condition that
   was already true does not fire again after the restart, the next crossing
   does;
+- a full disk (the fault-injecting VFS): a firing is kept in memory and
+  stored once the disk takes writes again, then survives kill -9 without
+  firing again;
 - labels: shown, validated, filtered by GET /jobs?label=K=V;
 - the webhook (--webhook): a local HTTP server on 127.0.0.1 receives the
   event; an answer of 500 and a receiver that does not answer within
@@ -41,6 +44,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_e2e import Daemon, DaemonTest, wait_for  # noqa: E402
+from test_faults import FaultTest, stored  # noqa: E402
 
 ENV = {"PATH": "/usr/bin:/bin"}
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..")
@@ -372,6 +376,36 @@ class GlobalRulesTest(RulesBase):
         self.assertEqual(self.d.request("GET", "/rules/x")[0], 404)
         self.assertEqual(self.d.request("PUT", "/rules")[0], 405)
         self.assertEqual(self.d.request("POST", "/rules/1")[0], 405)
+
+
+class RulesDiskFull(FaultTest, RulesBase):
+    def test_firing_during_a_full_disk_is_stored_after(self):
+        job = self.scorer([{"name": "alert", "when": "metrics.fraud_score > 0.9", "then": "notify"}])
+        jid = job["id"]
+        self.fault("full")
+        self.set_score(0.95)
+        wait_for(lambda: self.events(jid), what="the firing")
+        ev = self.events(jid)
+        self.assertEqual([(e["id"], e["rule"], e["outcome"]) for e in ev], [(0, "alert", "logged")], self.d.log()[-3000:])
+        self.assertEqual(stored(self.db, "SELECT COUNT(*) FROM rule_events")[0][0], 0)
+        self.fault("")
+        self.wait_recovered()
+        wait_for(lambda: stored(self.db, "SELECT COUNT(*) FROM rule_events")[0][0] == 1, what="the event stored")
+        wait_for(lambda: self.events(jid)[0]["id"] > 0, what="the event's id")
+        self.assertEqual(stored(self.db, "SELECT rule, latched FROM rule_latches WHERE job_id = ?", (jid,)),
+                         [("alert", 1)])
+        # kill -9: the event is kept and the rule, still true, does not fire again.
+        self.d.proc.send_signal(signal.SIGKILL)
+        self.d.proc.wait()
+        self.d.pump.join(5)
+        self.d.proc.stderr.close()
+        self.d = Daemon(self.dir)
+        self.d.wait_status(jid, "running")
+        self.set_score(0.97)
+        self.seen(jid, 0.97)
+        self.assertEqual([e["rule"] for e in self.events(jid)], ["alert"])
+        self.d.request("POST", "/jobs/%d/cancel" % jid)
+        self.d.wait_status(jid, "cancelled")
 
 
 @unittest.skipUnless(CLI, "GALVANI_CLI is not set")
