@@ -6,7 +6,10 @@
  *   the engine     the queue of firings and re-arms, drained on the loop
  *                  right after the flush that produced them: the action
  *                  runs as a request would (gvd_job_pause, ...), then the
- *                  event and the latch are stored in one transaction.
+ *                  event and the latch are stored in one transaction
+ *                  (what the store refuses is kept and written by the
+ *                  progress write-behind once it takes writes again:
+ *                  gvd_rules_write, called from jobs.c's flush).
  * Why a queue: an effect must not start a transition of its own job in the
  * middle of a flush (the transition's revert-on-store-failure logic runs in
  * the job's reconcile effect and expects a batch of its own), and store
