@@ -23,7 +23,9 @@
  * history as galvanid keeps it (GET /jobs/{id}/metrics) replaces what the
  * page saw itself, so a reload or a late visitor draws the whole run; and
  * its params history (GET /jobs/{id}/params/history) gives the charts a
- * mark per params change, fetched again whenever params_revision moves.
+ * mark per params change, fetched again whenever params_revision moves;
+ * its rule firings (GET /jobs/{id}/events) a red mark each, fetched again
+ * whenever the job's `events` count moves.
  *
  * Auth: a token given as /#token=... or ?token=... is moved into
  * sessionStorage (and out of the address bar), sent as "Authorization:
@@ -64,7 +66,8 @@ let token = takeTokenFromUrl();
 const state = {
   jobs: new Map(),      /* id -> the latest job object */
   hist: new Map(),      /* id -> { created, progress: series, metrics: Map name -> series,
-                           marks: [{ t, rev }] (params changes), marksRev } */
+                           marks: [{ t, rev }] (params changes), marksRev,
+                           events: [{ t, rule, then, outcome, values }] (rule firings), eventsSeen } */
   counts: null,
   selected: 0,
 };
@@ -84,7 +87,8 @@ function pushPoint(s, t, v) {
 function record(job, now) {
   let h = state.hist.get(job.id);
   if (!h || h.created !== job.created_at) {
-    h = { created: job.created_at, progress: { t: [], v: [] }, metrics: new Map(), marks: [], marksRev: -1 };
+    h = { created: job.created_at, progress: { t: [], v: [] }, metrics: new Map(), marks: [], marksRev: -1,
+          events: [], eventsSeen: -1 };
     state.hist.set(job.id, h);
   }
   const p = h.progress;
@@ -104,9 +108,11 @@ function record(job, now) {
  * kept), and the params changes become marks.  Resolves to true if the job
  * is still known. */
 async function loadHistory(id, withMetrics) {
-  const [m, p] = await Promise.all([
+  const known = state.jobs.get(id);
+  const [m, p, ev] = await Promise.all([
     withMetrics ? api('GET', `/jobs/${id}/metrics`) : Promise.resolve({ ok: false }),
     api('GET', `/jobs/${id}/params/history`),
+    known && known.events != null ? api('GET', `/jobs/${id}/events`) : Promise.resolve({ ok: false }),
   ]);
   const job = state.jobs.get(id);
   if (!job) return false;
@@ -129,6 +135,14 @@ async function loadHistory(id, withMetrics) {
   if (p.ok) {
     h.marks = p.data.history.map((e) => ({ t: Date.parse(e.at), rev: e.revision }));
     h.marksRev = p.data.params_revision;
+  }
+  if (ev.ok) {
+    h.events = ev.data.events.map((e) => ({
+      t: Date.parse(e.at), rule: e.rule, then: e.then, outcome: e.outcome, values: e.values, at: e.at,
+    }));
+    h.eventsSeen = ev.data.events.length;
+  } else if (job.events == null) {
+    h.eventsSeen = undefined; /* no rules: nothing to fetch */
   }
   return true;
 }

@@ -6,7 +6,8 @@
  * the selected job's charts can be redrawn every animation frame that has
  * news.  While the job is still active the time axis runs to `now` and the
  * last value is carried forward as a dashed line (a paused job's flat
- * progress is visible as such).  Params changes are drawn as marks: a
+ * progress is visible as such).  Rule firings are solid red marks named
+ * after the rule.  Params changes are drawn as marks: a
  * dotted vertical line at the time of the change, labelled with its
  * revision ("r3").
  */
@@ -23,7 +24,8 @@ function niceStep(range, n) {
 /*
  * series: { t: [ms], v: [number] } (same length, t ascending)
  * o: { label, color, min, max (fixed y range, optional), now (ms, optional: extend to it),
- *      marks: [{ t (ms), rev }] (optional: params changes) }
+ *      marks: [{ t (ms), rev }] (optional: params changes),
+ *      events: [{ t (ms), rule, then }] (optional: rule firings) }
  */
 export function drawChart(canvas, series, o) {
   const dpr = window.devicePixelRatio || 1;
@@ -41,6 +43,7 @@ export function drawChart(canvas, series, o) {
   const n = series.t.length;
   canvas.dataset.points = n;
   canvas.dataset.marks = '';
+  canvas.dataset.events = '';
 
   /* title left, latest value right */
   g.fillStyle = '#8b98ab';
@@ -61,7 +64,9 @@ export function drawChart(canvas, series, o) {
 
   const L = 42, R = 10, T = 22, B = 18;
   const pw = w - L - R, ph = h - T - B;
-  const t0 = series.t[0];
+  /* the axis starts at the first point, or earlier at a rule firing the page
+   * loaded from galvanid (a reload: the page's own points start now) */
+  const t0 = Math.min(series.t[0], ...(o.events || []).map((e) => e.t).filter(Number.isFinite));
   const t1 = Math.max(o.now || 0, series.t[n - 1], t0 + 1000);
   let lo = o.min, hi = o.max;
   if (lo === undefined || hi === undefined) {
@@ -113,6 +118,19 @@ export function drawChart(canvas, series, o) {
   }
   g.setLineDash([]);
   canvas.dataset.marks = drawn.join(',');
+
+  /* rule firings, solid red, labelled with the rule; listed in data-events */
+  const fired = [];
+  g.strokeStyle = '#f87171';
+  g.fillStyle = '#f87171';
+  for (const e of o.events || []) {
+    if (!(e.t >= t0 && e.t <= t1)) continue;
+    const ex = Math.round(x(e.t)) + 0.5;
+    g.beginPath(); g.moveTo(ex, T); g.lineTo(ex, T + ph); g.stroke();
+    g.fillText(e.rule + ' ' + e.then, Math.min(ex + 3, L + pw - 60), T + ph - 4);
+    fired.push(e.rule);
+  }
+  canvas.dataset.events = fired.join(',');
 
   /* the series: steps would suggest more than we know; straight segments */
   g.strokeStyle = o.color;

@@ -7,8 +7,9 @@
  * a job loads its metric history and params changes from galvanid
  * (app.js, loadHistory): every chart shows a mark per params change ("r3"
  * at the time revision 3 was accepted), reloaded when params_revision
- * moves.  The
- * log has no stream: it is polled (GET /jobs/{id}/log?tail=...) once a
+ * moves.  Each rule firing (GET /jobs/{id}/events) is a red mark on every
+ * chart and a line under the job's facts, reloaded when `events` moves.
+ * The log has no stream: it is polled (GET /jobs/{id}/log?tail=...) once a
  * second while the job is active and read once more when it has ended; a
  * poll is skipped while the previous one is still out.
  */
@@ -42,14 +43,34 @@ export function createDetail(ctx) {
     const h = ctx.history(job.id);
     const now = ACTIVE.has(job.status) && job.status !== 'queued' ? Date.now() : undefined;
     const empty = { t: [], v: [] };
-    const marks = h ? h.marks : [];
+    const marks = h ? h.marks : [], events = h ? h.events : [];
     drawChart(chartFor(''), h ? h.progress : empty, {
-      label: 'progress', unit: '%', color: '#38bdf8', min: 0, max: 100, now, marks,
+      label: 'progress', unit: '%', color: '#38bdf8', min: 0, max: 100, now, marks, events,
     });
+    drawEvents(events);
     if (!h) return;
     let i = 0;
     for (const [name, s] of h.metrics)
-      drawChart(chartFor(name), s, { label: name, color: PALETTE[i++ % PALETTE.length], now, marks });
+      drawChart(chartFor(name), s, { label: name, color: PALETTE[i++ % PALETTE.length], now, marks, events });
+  }
+
+  /* One line per firing, newest first: when, the rule and its action, the
+   * values that made it true, what the action did. */
+  function drawEvents(events) {
+    const ul = $('d-events');
+    ul.hidden = events.length === 0;
+    const key = events.length ? events[events.length - 1].at + events.length : '';
+    if (ul.dataset.key === key) return;
+    ul.dataset.key = key;
+    ul.textContent = '';
+    for (const e of events.slice().reverse()) {
+      const li = document.createElement('li'), rule = document.createElement('span');
+      rule.className = 'ev-rule';
+      rule.textContent = `${e.rule} ${e.then}`;
+      const vals = Object.entries(e.values || {}).map(([k, v]) => `${k}=${v === null ? 'unknown' : v}`).join(' ');
+      li.append(`${fmtTime(e.at)} `, rule, ` ${vals} → ${e.outcome}`);
+      ul.appendChild(li);
+    }
   }
 
   /* Fetch the job's history (metrics too when it was just opened); one
@@ -63,7 +84,8 @@ export function createDetail(ctx) {
     loading = false;
     if (!job || job.id !== id || !known) return;
     const h = ctx.history(id);
-    if (h && h.marksRev !== job.params_revision) loadHistory(false);
+    if (h && (h.marksRev !== job.params_revision || (job.events != null && h.eventsSeen !== job.events)))
+      loadHistory(false);
     else requestAnimationFrame(drawCharts);
   }
 
@@ -94,6 +116,8 @@ export function createDetail(ctx) {
       ['metrics', metrics],
       ['rate · ETA', job.status === 'running'
         ? `${Number.isFinite(job.rate) ? fmtNum(job.rate) + ' %/s' : '—'} · ${fmtDur(job.eta)}` : ''],
+      ['labels', Object.entries(job.labels || {}).map(([k, v]) => `${k}=${v}`).join('  ')],
+      ['rules', (job.rules || []).map((r) => `${r.name}: ${r.then} when ${r.when}`).join('\n')],
       ['pause mode', job.pause_mode],
       ['params rev', job.params_revision ? `${job.params_revision} (applied ${job.params_applied})` : ''],
       ['pid', job.pid],
@@ -164,11 +188,11 @@ export function createDetail(ctx) {
       return;
     }
     const wasActive = job && ACTIVE.has(job.status);
-    const lastRev = job ? job.params_revision : undefined;
+    const lastRev = job ? job.params_revision : undefined, lastEvents = job ? job.events : undefined;
     job = j;
     if (wasActive && !ACTIVE.has(j.status)) logDone = false; /* one last read */
     render();
-    if (j.params_revision !== lastRev) loadHistory(false); /* a new mark */
+    if (j.params_revision !== lastRev || j.events !== lastEvents) loadHistory(false); /* a new mark */
   }
 
   $('params-text').addEventListener('input', () => { paramsEdited = true; });

@@ -43,5 +43,8 @@ const char *gvc_str(const json_t *job, const char *key, const char *dflt);
 
 /* params.c: galvani params [--history] ID. */
 int gvc_cmd_params(gvc_ctx *ctx, int argc, char **argv);
+/* rules.c: galvani rules ...; the job's firings under galvani show. */
+int gvc_cmd_rules(gvc_ctx *ctx, int argc, char **argv);
+int gvc_print_job_events(gvc_ctx *ctx, long long id);
 
 #endif

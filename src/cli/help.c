@@ -18,6 +18,7 @@ const char gvc_main_help[] =
     "  cancel ID...                   cancel queued, running or paused jobs\n"
     "  set ID KEY=VALUE...            change a job's params (VALUE is JSON if it parses, else a string)\n"
     "  params [--history] ID          a job's params and revision (--history: every change)\n"
+    "  rules [add|rm|--job ID]        global rules; a job's rules and their firings\n"
     "  logs [-f] ID                   print a job's captured output (-f: follow it until the job ends)\n"
     "  watch [ID...]                  live progress of all active jobs, or of these until they end\n"
     "\n"
@@ -43,16 +44,29 @@ static const char *const gvc_cmd_help[][2] = {
             "  --name N          the job's name (default: the program name)\n"
             "  --param K=V       a param; V is JSON if it parses, else a string (repeatable)\n"
             "  --pause-mode M    stop (SIGSTOP, default) or cooperative (the job is told to pause)\n"
+            "  --label K=V       a label (repeatable; galvani ls --label K=V, global rules match them)\n"
+            "  --rule A=COND     a rule: action A (pause, cancel, resume, notify) when COND becomes true,\n"
+            "                    e.g. --rule 'pause=metrics.fraud_score > 0.9' (repeatable)\n"
             "  --shell           run the command through /bin/sh -c\n"
             "  --follow          show the job's progress until it ends, then exit with its exit status\n"},
     {"watch", "usage: galvani watch [ID...] [--json]\n\n"
               "Show live progress bars (plain lines when not on a terminal) from galvanid's event stream.\n"
               "With IDs: those jobs, until all of them have finished.  Without: every job that is active\n"
               "or becomes active, until interrupted.  --json prints each stream message as one line.\n"},
-    {"ls", "usage: galvani ls [--status S[,S...]] [--json]\n"
+    {"ls", "usage: galvani ls [--status S[,S...]] [--label NAME=VALUE] [--json]\n"
            "\n"
-           "List jobs, newest first.  S: queued, running, paused, succeeded, failed, cancelled.\n"},
-    {"show", "usage: galvani show ID [--json]\n\nPrint one job's fields, one per line.\n"},
+           "List jobs, newest first.  S: queued, running, paused, succeeded, failed, cancelled.\n"
+           "--label: only jobs with that label.\n"},
+    {"rules", "usage: galvani rules [--json]\n"
+              "       galvani rules add --then ACTION [--name-glob GLOB] [--label NAME=VALUE]... CONDITION\n"
+              "       galvani rules rm ID\n"
+              "       galvani rules --job ID [--json]\n\n"
+              "Global rules: list them, add one (prints its id; ACTION: pause, cancel, resume, notify;\n"
+              "it applies to jobs whose name matches GLOB and that have every label given, or to every\n"
+              "job), delete one.  --job: a job's own rules and every firing of a rule on it (when, rule,\n"
+              "action, the values that made it true, what the action did).  CONDITION, e.g.\n"
+              "'metrics.fraud_score > 0.9 for 30s': see docs/api.md, Rules.\n"},
+    {"show", "usage: galvani show ID [--json]\n\nPrint one job's fields, one per line, then its rule firings.\n"},
     {"pause", "usage: galvani pause [ID...] [--json]\n\n"
               "Pause running jobs; with no ID, pause the demo job.\n"},
     {"resume", "usage: galvani resume [ID...] [--json]\n\n"

@@ -186,7 +186,7 @@ static void gvc_print_job(const gvc_ctx *ctx, const json_t *job)
 {
     static const char *const keys[] = {
         "id", "name", "kind", "status", "progress", "message", "metrics", "params", "params_revision",
-        "params_applied", "params_schema", "command",
+        "params_applied", "params_schema", "labels", "rules", "command",
         "shell", "pause_mode", "pid", "exit_code", "signal", "attempts", "max_retries", "priority",
         "timeout", "rate", "eta", "created_at", "started_at", "finished_at", "error",
     };
@@ -222,7 +222,8 @@ static int gvc_cmd_run(gvc_ctx *ctx, int argc, char **argv)
             follow = 1;
             continue;
         }
-        if (strcmp(a, "--name") && strcmp(a, "--param") && strcmp(a, "--pause-mode")) {
+        if (strcmp(a, "--name") && strcmp(a, "--param") && strcmp(a, "--pause-mode") && strcmp(a, "--label") &&
+            strcmp(a, "--rule")) {
             rc = gvc_usage_error("run", "run: unknown option '%s'", a);
             goto out;
         }
@@ -239,6 +240,29 @@ static int gvc_cmd_run(gvc_ctx *ctx, int argc, char **argv)
                 goto out;
             }
             mode = v;
+        } else if (!strcmp(a, "--label") || !strcmp(a, "--rule")) {
+            /* --label K=V; --rule ACTION=CONDITION (the first '=' splits: no action has one) */
+            const char *eq = strchr(v, '=');
+            if (!eq || eq == v) {
+                rc = gvc_usage_error("run", "run: %s wants %s, got '%s'", a,
+                                     a[2] == 'l' ? "NAME=VALUE" : "ACTION=CONDITION", v);
+                goto out;
+            }
+            char head[128];
+            snprintf(head, sizeof head, "%.*s", (int)(eq - v), v);
+            if (a[2] == 'l') {
+                json_t *labels = json_object_get(spec, "labels");
+                if (!labels && json_object_set_new(spec, "labels", labels = json_object()))
+                    goto out_oom;
+                if (json_object_set_new(labels, head, json_string(eq + 1)))
+                    goto out_oom;
+            } else {
+                json_t *rules = json_object_get(spec, "rules");
+                if (!rules && json_object_set_new(spec, "rules", rules = json_array()))
+                    goto out_oom;
+                if (json_array_append_new(rules, json_pack("{s:s, s:s}", "when", eq + 1, "then", head)))
+                    goto out_oom;
+            }
         } else if (gvc_add_kv(params, v) != 0) {
             rc = gvc_usage_error("run", "run: --param wants KEY=VALUE, got '%s'", v);
             goto out;
@@ -321,16 +345,28 @@ out:
 
 static int gvc_cmd_ls(gvc_ctx *ctx, int argc, char **argv)
 {
-    const char *status = NULL;
+    const char *status = NULL, *label = NULL;
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--status") && i + 1 < argc)
             status = argv[++i];
         else if (!strncmp(argv[i], "--status=", 9))
             status = argv[i] + 9;
+        else if (!strcmp(argv[i], "--label") && i + 1 < argc)
+            label = argv[++i];
         else
             return gvc_usage_error("ls", "ls: unexpected argument '%s'", argv[i]);
     }
-    char path[256] = "/jobs?limit=1000";
+    char path[512] = "/jobs?limit=1000";
+    if (label) {
+        /* Label names and values are plain words here (letters, digits, _ . - /):
+         * nothing that needs URL escaping. */
+        if (!strchr(label, '=') || strlen(label) > 200 ||
+            strspn(label, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-/=") != strlen(label))
+            return gvc_usage_error("ls", "ls: --label wants NAME=VALUE of letters, digits and _ . - /, got '%s'",
+                                   label);
+        strcat(path, "&label=");
+        strcat(path, label);
+    }
     if (status) {
         /* Status names are lowercase words: checking that here keeps the
          * query free of characters that would need URL escaping; the server
@@ -352,7 +388,7 @@ static int gvc_cmd_ls(gvc_ctx *ctx, int argc, char **argv)
         if (!json_is_array(jobs)) {
             rc = 1;
         } else if (json_array_size(jobs) == 0) {
-            puts(status ? "no matching jobs" : "no jobs");
+            puts(status || label ? "no matching jobs" : "no jobs");
         } else {
             printf("%-6s %-24s %-10s %9s  %s\n", "ID", "NAME", "STATUS", "PROGRESS", "STARTED");
             size_t i;
@@ -405,7 +441,8 @@ static int gvc_cmd_show(gvc_ctx *ctx, int argc, char **argv)
         return bad;
     char path[64];
     snprintf(path, sizeof path, "/jobs/%lld", id);
-    return gvc_job_request(ctx, "GET", path, NULL, 0);
+    int rc = gvc_job_request(ctx, "GET", path, NULL, 0);
+    return rc || ctx->json ? rc : gvc_print_job_events(ctx, id);
 }
 
 /* pause / resume / cancel: each id in turn (all are tried even if one fails,
@@ -719,7 +756,7 @@ int main(int argc, char **argv)
      * an unknown "--x" before any id is a usage error, caught here so that
      * the per-command code sees plain words. */
     if (strcmp(cmd, "run") != 0 && strcmp(cmd, "ls") != 0 && strcmp(cmd, "logs") != 0 &&
-        strcmp(cmd, "params") != 0) {
+        strcmp(cmd, "params") != 0 && strcmp(cmd, "rules") != 0) {
         for (int j = 0; j < n; j++) {
             if (rest[j][0] == '-') {
                 rc = gvc_usage_error(cmd, "%s: unknown option '%s'", cmd, rest[j]);
@@ -751,6 +788,8 @@ int main(int argc, char **argv)
         rc = gvc_cmd_watch(&ctx, n, rest);
     else if (!strcmp(cmd, "params"))
         rc = gvc_cmd_params(&ctx, n, rest);
+    else if (!strcmp(cmd, "rules"))
+        rc = gvc_cmd_rules(&ctx, n, rest);
     else
         rc = gvc_cmd_logs(&ctx, n, rest);
     gvc_http_free(&ctx.http);

@@ -56,6 +56,10 @@ static void gvd_usage(FILE *out)
           "      --keep-finished AGE  also delete finished jobs older than AGE (e.g. 3600, 90m, 12h, 7d)\n"
           "      --metric-points N    points kept per metric series of a job (default 512, 4..100000):\n"
           "                           older points are merged pairwise (docs/api.md)\n"
+          "      --webhook URL        notify rules POST their events to URL (http://HOST[:PORT]/PATH;\n"
+          "                           env GALVANI_WEBHOOK)\n"
+          "      --webhook-timeout SECS  one delivery attempt's timeout (default 5)\n"
+          "      --webhook-attempts N attempts per event, with backoff 0.5 s, 1 s, 2 s... (default 4)\n"
           "      --cancel-grace SECS  SIGTERM -> SIGKILL delay on cancel (default 5)\n"
           "      --log-level LEVEL    debug, info, warn or error (default info; env GALVANI_LOG_LEVEL)\n"
           "      --allow-origin LIST  web origins (comma list, or *) allowed to control jobs and open\n"
@@ -280,6 +284,9 @@ int main(int argc, char **argv)
     unsigned long long max_jobs = GVD_MAX_JOBS_DEFAULT;
     unsigned long long metric_points = GVD_SERIES_DEFAULT_BOUND;
     double keep_finished_s = 0;
+    const char *webhook = getenv("GALVANI_WEBHOOK");
+    double webhook_timeout_s = 5;
+    unsigned long long webhook_attempts = 4;
     int sync_full = 0;
     static char token_buf[4100], read_token_buf[4100];
     const char *token_flag = NULL, *token_file = NULL, *read_flag = NULL, *read_file = NULL;
@@ -300,6 +307,8 @@ int main(int argc, char **argv)
         {"stream-grace", required_argument, NULL, 28},
         {"max-jobs", required_argument, NULL, 40},    {"keep-finished", required_argument, NULL, 41},
         {"metric-points", required_argument, NULL, 42},
+        {"webhook", required_argument, NULL, 43},     {"webhook-timeout", required_argument, NULL, 44},
+        {"webhook-attempts", required_argument, NULL, 45},
         {"run-dir", required_argument, NULL, 50},     {"shim", required_argument, NULL, 51},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},          {NULL, 0, NULL, 0}};
@@ -396,6 +405,22 @@ int main(int argc, char **argv)
                 return 2;
             }
             break;
+        case 43: webhook = optarg; break;
+        case 44: {
+            char *end = NULL;
+            webhook_timeout_s = strtod(optarg, &end);
+            if (!end || *end || !(webhook_timeout_s >= 0.001 && webhook_timeout_s <= 3600)) {
+                fprintf(stderr, "galvanid: --webhook-timeout takes seconds (0.001..3600), not '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        }
+        case 45:
+            if (gvd_parse_uint(optarg, 20, &webhook_attempts) || webhook_attempts < 1) {
+                fprintf(stderr, "galvanid: --webhook-attempts takes a number of attempts (1..20), not '%s'\n", optarg);
+                return 2;
+            }
+            break;
         case 'h': gvd_usage(stdout); return 0;
         case 'V': puts("galvanid 0.1.0"); return 0;
         default: gvd_usage(stderr); return 2;
@@ -465,6 +490,9 @@ int main(int argc, char **argv)
                       .leave_running = true,
                       .max_jobs = max_jobs ? (unsigned)max_jobs : GVD_MAX_JOBS_UNLIMITED,
                       .metric_points = (unsigned)metric_points,
+                      .webhook_url = webhook && *webhook ? webhook : NULL,
+                      .webhook_timeout_s = webhook_timeout_s,
+                      .webhook_attempts = (unsigned)webhook_attempts,
                       .keep_finished_s = keep_finished_s};
     gvd_error jerr = {0};
     d.jobs = gvd_jobs_new(d.loop, d.store, &cfg, &jerr);

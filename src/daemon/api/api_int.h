@@ -100,6 +100,9 @@ void gvd_http_no_content(h2o_req_t *req);
 /* 405 with "Allow: <allow>". */
 void gvd_http_method_not_allowed(h2o_req_t *req, const char *allow);
 
+/* rules_api.c: /rules and /rules/{id}. */
+void gvd_on_rules(gvd_server *s, h2o_req_t *req, h2o_iovec_t path);
+
 /* Query strings: the decoded value of each parameter, checked against the
  * names a route knows (an unknown name is a 400 naming it). */
 typedef struct gvd_query {

@@ -106,6 +106,15 @@ void gvd_http_error(h2o_req_t *req, int status, const char *code, const char *fm
 void gvd_http_error_from(h2o_req_t *req, const gvd_error *err)
 {
     int status = err->http >= 400 && err->http <= 599 ? err->http : 500;
+    if (err->field[0] && err->column > 0) {
+        /* A rule condition that does not parse: where, for programs. */
+        json_t *body = json_pack("{s:{s:s, s:s, s:s, s:i}}", "error", "code", err->code ? err->code : "error",
+                                 "message", err->message, "field", err->field, "column", err->column);
+        if (body) {
+            gvd_http_json(req, status, body, NULL);
+            return;
+        }
+    }
     if (err->field[0] && err->rule) {
         /* A params schema violation: the field and the rule, for programs. */
         json_t *body = json_pack("{s:{s:s, s:s, s:s, s:s}}", "error", "code", err->code ? err->code : "error",

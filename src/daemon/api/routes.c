@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "../rules/rules.h"
 #include "../util/log.h"
 
 #define GVD_LIST_DEFAULT_LIMIT 100
@@ -37,7 +38,7 @@ static const char gvd_status_list[] = "queued, running, paused, succeeded, faile
 
 static void gvd_on_list(gvd_server *s, h2o_req_t *req)
 {
-    static const char *const names[] = {"status", "limit", "offset", NULL};
+    static const char *const names[] = {"status", "limit", "offset", "label", NULL};
     gvd_query q;
     if (gvd_query_parse(req, names, &q) != 0)
         return;
@@ -71,9 +72,23 @@ static void gvd_on_list(gvd_server *s, h2o_req_t *req)
         gvd_http_error(req, 400, "invalid_query", "offset must be a non-negative integer, not \"%s\"", v);
         return;
     }
+    /* ?label=team=payments: the first '=' is the query's, the second splits
+     * the label's name from its value. */
+    char *label = NULL, *value = NULL;
+    if ((v = gvd_query_get(&q, "label"))) {
+        const char *eq = strchr(v, '=');
+        if (!eq || eq == v) {
+            gvd_http_error(req, 400, "invalid_query", "label must be NAME=VALUE (e.g. label=team=payments), not \"%s\"", v);
+            return;
+        }
+        label = h2o_mem_alloc_pool(&req->pool, strlen(v) + 1);
+        strcpy(label, v);
+        label[eq - v] = '\0';
+        value = label + (eq - v) + 1;
+    }
     gvd_job **out = h2o_mem_alloc_pool(&req->pool, sizeof *out * (size_t)(limit ? limit : 1));
     size_t total = 0;
-    size_t n = gvd_jobs_list(s->jobs, mask, (size_t)offset, (size_t)limit, out, &total);
+    size_t n = gvd_jobs_list_labeled(s->jobs, mask, label, value, (size_t)offset, (size_t)limit, out, &total);
     json_t *arr = json_array();
     for (size_t i = 0; arr && i < n; i++)
         json_array_append_new(arr, gvd_job_json(out[i]));
@@ -222,12 +237,13 @@ static void gvd_on_job_path(gvd_server *s, h2o_req_t *req, h2o_iovec_t path)
         allow = "POST", transition = gvd_job_cancel;
     else if (gvd_path_is(action, "params"))
         allow = "PATCH";
-    else if (gvd_path_is(action, "log") || gvd_path_is(action, "metrics") || gvd_path_is(action, "params/history"))
+    else if (gvd_path_is(action, "log") || gvd_path_is(action, "metrics") || gvd_path_is(action, "params/history") ||
+             gvd_path_is(action, "events"))
         allow = "GET";
     else {
         gvd_http_error(req, 404, "not_found",
                        "no such route: %.*s (job actions: pause, resume, cancel, params, params/history, log, "
-                       "metrics)",
+                       "metrics, events)",
                        (int)path.len, path.base);
         return;
     }
@@ -254,6 +270,11 @@ static void gvd_on_job_path(gvd_server *s, h2o_req_t *req, h2o_iovec_t path)
             gvd_http_json(req, 200, gvd_job_params_history_json(job), NULL);
     } else if (gvd_path_is(action, "metrics")) {
         gvd_on_metrics(req, job);
+    } else if (gvd_path_is(action, "events")) {
+        static const char *const none[] = {NULL};
+        gvd_query q;
+        if (gvd_query_parse(req, none, &q) == 0)
+            gvd_http_json(req, 200, gvd_job_events_json(job), NULL);
     } else if (gvd_path_is(action, "log")) {
         gvd_on_log(req, job);
     } else if (gvd_method(req, "GET")) {
@@ -400,6 +421,8 @@ static void gvd_route(gvd_server *s, h2o_req_t *req)
             gvd_http_method_not_allowed(req, "GET, POST");
     } else if (path.len > 6 && memcmp(path.base, "/jobs/", 6) == 0) {
         gvd_on_job_path(s, req, path);
+    } else if (gvd_path_is(path, "/rules") || (path.len > 7 && memcmp(path.base, "/rules/", 7) == 0)) {
+        gvd_on_rules(s, req, path);
     } else if (gvd_path_is(path, "/healthz") || gvd_path_is(path, "/openapi.json")) {
         if (!gvd_method(req, "GET"))
             gvd_http_method_not_allowed(req, "GET");

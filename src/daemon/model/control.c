@@ -127,6 +127,15 @@ json_t *gvd_job_json(gvd_job *job)
                               json_integer(gv_value_to_int(gv_signal_peek(job->params_applied))));
     if (job->schema)
         rc |= json_object_set_new(o, "params_schema", json_deep_copy(job->schema));
+    json_t *labels = json_object_get(job->spec_json, "labels");
+    if (labels)
+        rc |= json_object_set_new(o, "labels", json_deep_copy(labels));
+    json_t *rules = json_object_get(job->spec_json, "rules");
+    if (rules)
+        rc |= json_object_set_new(o, "rules", json_deep_copy(rules));
+    int64_t events = gvd_job_events_count(job);
+    if (events >= 0)
+        rc |= json_object_set_new(o, "events", json_integer(events));
     if (job->spec.kind == GVD_EXEC_PROCESS) {
         rc |= json_object_set_new(o, "command", json_deep_copy(json_object_get(job->spec_json, "command")));
         rc |= json_object_set_new(o, "shell", json_boolean(job->spec.shell));

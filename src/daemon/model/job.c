@@ -566,6 +566,10 @@ gvd_job *gvd_job_new(gvd_jobs *jobs, int64_t id, gvd_spec *spec, json_t *spec_js
         gvd_job_free(job);
         return NULL;
     }
+    if (gvd_job_rules_attach(job) != 0) {
+        gvd_job_free(job);
+        return NULL;
+    }
     char buf[64];
     snprintf(buf, sizeof buf, "job%lld.status", (long long)id);
     gv_signal_set_name(job->status, buf);
@@ -584,6 +588,7 @@ void gvd_job_start_effects(gvd_job *job)
     job->reconcile_fx = gv_effect_new(gvd_reconcile_fx, job);
     job->notify_fx = gv_effect_new(gvd_notify_fx, job);
     job->log_fx = gv_effect_new(gvd_log_fx, job);
+    gvd_job_rules_start(job); /* last: a rule acts on what the job's own effects settled */
     gv_scope_leave(job->scope);
 }
 
@@ -635,7 +640,7 @@ static void gvd_job_handle_closed(uv_handle_t *h)
 void gvd_job_free(gvd_job *job)
 {
     gv_scope_free(job->scope); /* effects first: they read the nodes below */
-    gv_computed_free(job->eta);
+    gvd_job_rules_free(job);    gv_computed_free(job->eta);
     gv_computed_free(job->rate);
     gv_computed_free(job->percent);
     gv_signal *sigs[] = {job->status, job->current, job->total, job->progress_at, job->message, job->metrics_rev,

@@ -205,7 +205,8 @@ bool gvd_jobs_flush(gvd_jobs *jobs)
         /* Metric points and applied marks ride in the same transaction;
          * they count as written only once it commits. */
         job->history_written = job->history_dirty && gvd_params_write(job, err, sizeof err) == 0 &&
-                               gvd_metrics_write(job, err, sizeof err) == 0;
+                               gvd_metrics_write(job, err, sizeof err) == 0 &&
+                               gvd_rules_write(job, err, sizeof err) == 0;
     }
     bool committed = txn && gvd_store_commit(jobs->store, err, sizeof err) == 0;
     if (txn && !committed) {
@@ -220,6 +221,7 @@ bool gvd_jobs_flush(gvd_jobs *jobs)
         if (job->history_written) {
             gvd_params_committed(job);
             gvd_metrics_committed(job);
+            gvd_rules_committed(job);
             job->history_dirty = false;
         }
     }
@@ -507,7 +509,7 @@ gvd_jobs *gvd_jobs_new(uv_loop_t *loop, gvd_store *store, const gvd_config *cfg,
     uv_timer_init(loop, &jobs->flush_timer);
     jobs->flush_timer.data = jobs;
     if (!jobs->log_dir || !jobs->run_dir || !jobs->live_rev || !jobs->wake || !jobs->scope ||
-        gvd_faults_new(jobs) != 0 || gvd_retention_new(jobs) != 0) {
+        gvd_faults_new(jobs) != 0 || gvd_retention_new(jobs) != 0 || gvd_rules_new(jobs) != 0) {
         gvd_error_set(err, 503, "out_of_memory", "out of memory");
         gvd_jobs_free(jobs);
         return NULL;
@@ -536,9 +538,16 @@ gvd_jobs *gvd_jobs_new(uv_loop_t *loop, gvd_store *store, const gvd_config *cfg,
         gvd_jobs_free(jobs);
         return NULL;
     }
-    char serr[256];
-    if (gvd_store_load(store, gvd_load_row, jobs, serr, sizeof serr) != 0 ||
-        gvd_params_load(jobs, serr, sizeof serr) != 0 || gvd_metrics_load(jobs, serr, sizeof serr) != 0) {
+    char werr[400], serr[256];
+    if (gvd_rules_webhook(jobs, werr, sizeof werr) != 0) {
+        gvd_error_set(err, 400, "webhook", werr);
+        gvd_jobs_free(jobs);
+        return NULL;
+    }
+    if (gvd_rules_load_globals(jobs, serr, sizeof serr) != 0 ||
+        gvd_store_load(store, gvd_load_row, jobs, serr, sizeof serr) != 0 ||
+        gvd_params_load(jobs, serr, sizeof serr) != 0 || gvd_metrics_load(jobs, serr, sizeof serr) != 0 ||
+        gvd_rules_load(jobs, serr, sizeof serr) != 0) {
         char msg[400];
         snprintf(msg, sizeof msg, "cannot load jobs: %s", serr);
         gvd_error_set(err, 500, "store_failed", msg);
@@ -578,6 +587,7 @@ void gvd_jobs_free(gvd_jobs *jobs)
         next = job->next;
         gvd_job_free(job);
     }
+    gvd_rules_free(jobs); /* after the jobs: their rules read its tick */
     gv_signal_free(jobs->live_rev);
     gv_signal_free(jobs->wake);
     uv_close((uv_handle_t *)&jobs->flush_timer, gvd_jobs_timer_closed);
@@ -672,10 +682,21 @@ void gvd_jobs_forget(gvd_jobs *jobs, gvd_job *job)
 size_t gvd_jobs_list(gvd_jobs *jobs, unsigned status_mask, size_t offset, size_t limit, gvd_job **out,
                      size_t *total)
 {
+    return gvd_jobs_list_labeled(jobs, status_mask, NULL, NULL, offset, limit, out, total);
+}
+
+size_t gvd_jobs_list_labeled(gvd_jobs *jobs, unsigned status_mask, const char *label, const char *value,
+                             size_t offset, size_t limit, gvd_job **out, size_t *total)
+{
     size_t matched = 0, written = 0;
     for (gvd_job *j = jobs->last; j; j = j->prev) {
         if (status_mask && !(status_mask & (1u << gvd_job_status_peek(j))))
             continue;
+        if (label) {
+            json_t *have = json_object_get(json_object_get(j->spec_json, "labels"), label);
+            if (!json_is_string(have) || strcmp(json_string_value(have), value) != 0)
+                continue;
+        }
         if (matched >= offset && written < limit)
             out[written++] = j;
         matched++;

@@ -64,6 +64,12 @@ typedef struct gvd_config {
      * default GVD_SERIES_DEFAULT_BOUND, 512); older points are merged
      * pairwise (model/series.h). */
     unsigned metric_points;
+    /* The notify action's webhook (rules/webhook.h): http://HOST[:PORT]/PATH
+     * or NULL (notify only logs); the timeout of one attempt (0: 5 s) and
+     * how many attempts (0: 4). */
+    const char *webhook_url;
+    double webhook_timeout_s;
+    unsigned webhook_attempts;
 } gvd_config;
 
 #define GVD_MAX_JOBS_DEFAULT 10000u
@@ -82,6 +88,9 @@ typedef struct gvd_error {
      * them to the error object.  "" / NULL otherwise. */
     char field[128];
     const char *rule;
+    /* A rule condition that does not parse (400 invalid_spec): the 1-based
+     * column in field (e.g. "rules[0].when"); 0 otherwise. */
+    int column;
 } gvd_error;
 
 /* Load every job from the store and re-adopt those a previous daemon left
@@ -106,6 +115,11 @@ gvd_job *gvd_jobs_get(gvd_jobs *jobs, int64_t id);
  * were written; *total gets how many match. */
 size_t gvd_jobs_list(gvd_jobs *jobs, unsigned status_mask, size_t offset, size_t limit, gvd_job **out,
                      size_t *total);
+
+/* The same, only jobs whose label `label` is `value` (label NULL: all);
+ * GET /jobs?label=K=V. */
+size_t gvd_jobs_list_labeled(gvd_jobs *jobs, unsigned status_mask, const char *label, const char *value,
+                             size_t offset, size_t limit, gvd_job **out, size_t *total);
 
 /* Transitions.  0, or -1 with err filled (409 for a transition the state
  * machine refuses, 503 if the store failed — then nothing changed). */

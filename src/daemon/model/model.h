@@ -10,6 +10,7 @@
  *   params.c   params revisions, their history, delivery and acks
  *   series.c   a bounded, downsampling time series (pure)
  *   metrics.c  each job's metric history: recording, JSON, persistence
+ * and, in ../rules/, the reactive rules compiled onto a job's signals.
  *
  * A job's state lives in signals; its effects (owned by the job's scope) do
  * all side effects:
@@ -30,6 +31,7 @@
 #include <string.h>
 
 #include "../runner/exec.h"
+#include "../rules/rules.h"
 #include "jobs.h"
 #include "series.h"
 
@@ -147,6 +149,10 @@ struct gvd_job {
     bool history_dirty;       /* points or applied marks not yet in the store */
     bool history_written;     /* written in the flush now running (jobs.c) */
 
+    /* rules/rules.c: the spec's rules compiled onto this job, and its
+     * events (firings); owned */
+    gvd_job_rules *rules;
+
     /* persistence bookkeeping */
     gvd_status persisted_status;
     int64_t persisted_params_rev; /* -1 until the first persist effect run */
@@ -193,6 +199,7 @@ struct gvd_jobs {
 
     struct gvd_faults *faults;       /* fault.c: store retry, owned */
     struct gvd_retention *retention; /* retention.c: pruning, owned */
+    gvd_rules *rules;                /* rules/rules.c: the rules engine, owned */
 };
 
 double gvd_now(void); /* wall clock, seconds */

@@ -20,7 +20,8 @@
 
 static const char *const gvd_spec_fields[] = {"name", "kind", "command", "shell", "env", "cwd", "params",
                                               "timeout", "max_retries", "retry_backoff", "priority",
-                                              "pause_mode", "demo_step_ms", "params_schema", NULL};
+                                              "pause_mode", "demo_step_ms", "params_schema", "rules", "labels",
+                                              NULL};
 
 static char *gvd_strdup(const char *s)
 {
@@ -79,7 +80,7 @@ static int gvd_check_unknown(json_t *body, gvd_error *err)
         return 0;
     return gvd_bad(err,
                    "unknown field%s %s (known: name, kind, command, shell, env, cwd, params, timeout, "
-                   "max_retries, retry_backoff, priority, pause_mode, demo_step_ms, params_schema)",
+                   "max_retries, retry_backoff, priority, pause_mode, demo_step_ms, params_schema, rules, labels)",
                    unknown > 1 ? "s" : "", names);
 }
 
@@ -196,6 +197,33 @@ static char **gvd_env_from_object(json_t *obj, gvd_error *err)
         i++;
     }
     return env;
+}
+
+/* "labels": {"team": "payments", "env": "prod"} — at most 32; names of 1 to
+ * 63 of A-Z a-z 0-9 _ . - /, values strings of at most 200 bytes.  Global
+ * rules match them and GET /jobs?label=K=V filters by them. */
+static int gvd_labels_check(json_t *labels, gvd_error *err)
+{
+    if (!json_is_object(labels))
+        return gvd_bad(err, "field \"labels\" must be an object of strings", NULL, NULL);
+    if (json_object_size(labels) > 32)
+        return gvd_bad(err, "field \"labels\" has more than 32 labels", NULL, NULL);
+    const char *key;
+    json_t *v;
+    json_object_foreach(labels, key, v) {
+        size_t n = strlen(key);
+        bool ok = n > 0 && n <= 63;
+        for (const char *p = key; ok && *p; p++)
+            ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_' ||
+                 *p == '.' || *p == '-' || *p == '/';
+        if (!ok)
+            return gvd_bad(err, "field \"labels\": \"%.63s\" is not a label name (1 to 63 of A-Z a-z 0-9 _ . - /)",
+                           key, NULL);
+        if (!json_is_string(v) || json_string_length(v) > 200 || strlen(json_string_value(v)) != json_string_length(v))
+            return gvd_bad(err, "field \"labels\": the value of \"%.63s\" must be a string of at most 200 bytes",
+                           key, NULL);
+    }
+    return 0;
 }
 
 /* Parse into *spec; shared by a new request and a stored spec. */
@@ -348,6 +376,16 @@ static json_t *gvd_spec_normalize(json_t *body, const gvd_spec *spec)
     json_t *schema = json_object_get(body, "params_schema");
     if (schema && !json_is_null(schema))
         rc |= json_object_set_new(n, "params_schema", json_deep_copy(schema));
+    json_t *labels = json_object_get(body, "labels");
+    if (labels && !json_is_null(labels))
+        rc |= json_object_set_new(n, "labels", json_deep_copy(labels));
+    json_t *rules = json_object_get(body, "rules");
+    if (rules && !json_is_null(rules)) {
+        json_t *norm = NULL;
+        gvd_error ignored = {0};
+        /* checked by gvd_spec_parse already; this only names each rule */
+        rc |= gvd_rules_check_spec(rules, &norm, &ignored) != 0 || json_object_set_new(n, "rules", norm) != 0;
+    }
     if (rc) {
         json_decref(n);
         return NULL;
@@ -372,6 +410,15 @@ int gvd_spec_parse(json_t *body, const gvd_config *cfg, gvd_spec *spec, json_t *
     json_t *p = json_object_get(body, "params");
     if (schema && gvd_schema_check(schema, err) != 0)
         return -1;
+    json_t *labels = json_object_get(body, "labels");
+    if (labels && !json_is_null(labels) && gvd_labels_check(labels, err) != 0)
+        return -1;
+    json_t *rules = json_object_get(body, "rules"), *checked = NULL;
+    if (rules && !json_is_null(rules)) {
+        if (gvd_rules_check_spec(rules, &checked, err) != 0)
+            return -1;
+        json_decref(checked);
+    }
     if (gvd_spec_fill(body, cfg, spec, err))
         return -1;
     if (schema && gvd_schema_validate(schema, json_is_object(p) ? p : NULL, err) != 0) {

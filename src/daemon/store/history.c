@@ -1,6 +1,8 @@
 /*
  * history.c — the params history and the metric points (see store.h,
- * "params and metric history"; the tables are migration 2 in store.c).
+ * "params and metric history"; the tables are migration 2 in store.c), and
+ * the rule firings and latches (store.h, "rule firings and latches";
+ * migration 3).
  *
  * Same rules as rows.c: one statement per operation, prepared at open,
  * reset and unbound after every use (no read transaction left open, no
@@ -215,4 +217,172 @@ int gvd_store_points_load(gvd_store *st, gvd_store_point_fn fn, void *ud, char *
 {
     gvd_point_walk w = {fn, ud};
     return gvd_walk(st, st ? st->point_load : NULL, gvd_point_cb, &w, "point load", err, errlen);
+}
+
+/* ---- rule firings and latches ----------------------------------------- */
+
+static const char gvd_sql_event_insert[] = "INSERT INTO rule_events (job_id, rule, when_text, action, values_json, "
+                                           "outcome, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+static const char gvd_sql_event_prune[] = "DELETE FROM rule_events WHERE job_id = ?1 AND id <= ?2";
+static const char gvd_sql_event_load[] =
+    "SELECT id, job_id, rule, when_text, action, values_json, outcome, at FROM rule_events ORDER BY job_id, id";
+static const char gvd_sql_latch_put[] = "INSERT OR REPLACE INTO rule_latches (job_id, rule, latched) VALUES (?1, ?2, ?3)";
+static const char gvd_sql_latch_load[] = "SELECT job_id, rule, latched FROM rule_latches";
+static const char gvd_sql_latch_forget[] = "DELETE FROM rule_latches WHERE rule = ?1";
+static const char gvd_sql_rule_insert[] = "INSERT INTO rules (def_json, created_at) VALUES (?1, ?2)";
+static const char gvd_sql_rule_delete[] = "DELETE FROM rules WHERE id = ?1";
+static const char gvd_sql_rule_load[] = "SELECT id, def_json, created_at FROM rules ORDER BY id";
+
+int gvd_store_prepare_rules(gvd_store *st, char *err, size_t errlen)
+{
+    if (gvd_store_prepare(st, &st->event_insert, gvd_sql_event_insert, "event insert", err, errlen) != 0 ||
+        gvd_store_prepare(st, &st->event_prune, gvd_sql_event_prune, "event prune", err, errlen) != 0 ||
+        gvd_store_prepare(st, &st->event_load, gvd_sql_event_load, "event load", err, errlen) != 0 ||
+        gvd_store_prepare(st, &st->latch_put, gvd_sql_latch_put, "latch put", err, errlen) != 0 ||
+        gvd_store_prepare(st, &st->latch_load, gvd_sql_latch_load, "latch load", err, errlen) != 0 ||
+        gvd_store_prepare(st, &st->latch_forget, gvd_sql_latch_forget, "latch forget", err, errlen) != 0 ||
+        gvd_store_prepare(st, &st->rule_insert, gvd_sql_rule_insert, "rule insert", err, errlen) != 0 ||
+        gvd_store_prepare(st, &st->rule_delete, gvd_sql_rule_delete, "rule delete", err, errlen) != 0 ||
+        gvd_store_prepare(st, &st->rule_load, gvd_sql_rule_load, "rule load", err, errlen) != 0)
+        return -1;
+    return 0;
+}
+
+int gvd_store_event_insert(gvd_store *st, const gvd_event_row *row, int64_t *id, char *err, size_t errlen)
+{
+    if (!gvd_open(st, err, errlen, "event insert"))
+        return -1;
+    sqlite3_stmt *s = st->event_insert;
+    int rc = sqlite3_bind_int64(s, 1, row->job_id);
+    rc |= sqlite3_bind_text(s, 2, row->rule ? row->rule : "", -1, SQLITE_STATIC);
+    rc |= sqlite3_bind_text(s, 3, row->when ? row->when : "", -1, SQLITE_STATIC);
+    rc |= sqlite3_bind_text(s, 4, row->action ? row->action : "", -1, SQLITE_STATIC);
+    rc |= sqlite3_bind_text(s, 5, row->values_json ? row->values_json : "{}", -1, SQLITE_STATIC);
+    rc |= sqlite3_bind_text(s, 6, row->outcome ? row->outcome : "", -1, SQLITE_STATIC);
+    rc |= sqlite3_bind_double(s, 7, row->at);
+    if (gvd_write(st, s, rc, "event insert", err, errlen) != 0)
+        return -1;
+    *id = sqlite3_last_insert_rowid(st->db);
+    return 0;
+}
+
+int gvd_store_event_prune(gvd_store *st, int64_t job_id, int64_t upto, char *err, size_t errlen)
+{
+    if (!gvd_open(st, err, errlen, "event prune"))
+        return -1;
+    sqlite3_stmt *s = st->event_prune;
+    int rc = sqlite3_bind_int64(s, 1, job_id);
+    rc |= sqlite3_bind_int64(s, 2, upto);
+    return gvd_write(st, s, rc, "event prune", err, errlen);
+}
+
+int gvd_store_latch_put(gvd_store *st, int64_t job_id, const char *rule, bool latched, char *err, size_t errlen)
+{
+    if (!gvd_open(st, err, errlen, "latch put"))
+        return -1;
+    sqlite3_stmt *s = st->latch_put;
+    int rc = sqlite3_bind_int64(s, 1, job_id);
+    rc |= sqlite3_bind_text(s, 2, rule, -1, SQLITE_STATIC);
+    rc |= sqlite3_bind_int(s, 3, latched ? 1 : 0);
+    return gvd_write(st, s, rc, "latch put", err, errlen);
+}
+
+typedef struct gvd_event_walk {
+    gvd_store_event_fn fn;
+    void *ud;
+} gvd_event_walk;
+
+static const char *gvd_text(sqlite3_stmt *s, int col)
+{
+    const char *t = (const char *)sqlite3_column_text(s, col);
+    return t ? t : "";
+}
+
+static int gvd_event_cb(sqlite3_stmt *s, void *ctx)
+{
+    gvd_event_walk *w = ctx;
+    gvd_event_row row = {
+        .id = sqlite3_column_int64(s, 0),
+        .job_id = sqlite3_column_int64(s, 1),
+        .rule = gvd_text(s, 2),
+        .when = gvd_text(s, 3),
+        .action = gvd_text(s, 4),
+        .values_json = gvd_text(s, 5),
+        .outcome = gvd_text(s, 6),
+        .at = sqlite3_column_double(s, 7),
+    };
+    return w->fn(w->ud, &row);
+}
+
+int gvd_store_events_load(gvd_store *st, gvd_store_event_fn fn, void *ud, char *err, size_t errlen)
+{
+    gvd_event_walk w = {fn, ud};
+    return gvd_walk(st, st ? st->event_load : NULL, gvd_event_cb, &w, "event load", err, errlen);
+}
+
+typedef struct gvd_latch_walk {
+    gvd_store_latch_fn fn;
+    void *ud;
+} gvd_latch_walk;
+
+static int gvd_latch_cb(sqlite3_stmt *s, void *ctx)
+{
+    gvd_latch_walk *w = ctx;
+    return w->fn(w->ud, sqlite3_column_int64(s, 0), gvd_text(s, 1), sqlite3_column_int(s, 2) != 0);
+}
+
+int gvd_store_latches_load(gvd_store *st, gvd_store_latch_fn fn, void *ud, char *err, size_t errlen)
+{
+    gvd_latch_walk w = {fn, ud};
+    return gvd_walk(st, st ? st->latch_load : NULL, gvd_latch_cb, &w, "latch load", err, errlen);
+}
+
+int gvd_store_rule_insert(gvd_store *st, const char *def_json, double created_at, int64_t *id, char *err,
+                          size_t errlen)
+{
+    if (!gvd_open(st, err, errlen, "rule insert"))
+        return -1;
+    sqlite3_stmt *s = st->rule_insert;
+    int rc = sqlite3_bind_text(s, 1, def_json, -1, SQLITE_STATIC);
+    rc |= sqlite3_bind_double(s, 2, created_at);
+    if (gvd_write(st, s, rc, "rule insert", err, errlen) != 0)
+        return -1;
+    *id = sqlite3_last_insert_rowid(st->db);
+    return 0;
+}
+
+/* One transaction: the rule and its latches go together. */
+int gvd_store_rule_delete(gvd_store *st, int64_t id, const char *name, char *err, size_t errlen)
+{
+    if (!gvd_open(st, err, errlen, "rule delete") || gvd_store_begin(st, err, errlen) != 0)
+        return -1;
+    sqlite3_stmt *s = st->rule_delete;
+    int rc = sqlite3_bind_int64(s, 1, id);
+    if (gvd_write(st, s, rc, "rule delete", err, errlen) != 0)
+        goto fail;
+    s = st->latch_forget;
+    rc = sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    if (gvd_write(st, s, rc, "latch forget", err, errlen) != 0 || gvd_store_commit(st, err, errlen) != 0)
+        goto fail;
+    return 0;
+fail:
+    gvd_store_rollback(st);
+    return -1;
+}
+
+typedef struct gvd_rule_walk {
+    gvd_store_rule_fn fn;
+    void *ud;
+} gvd_rule_walk;
+
+static int gvd_rule_cb(sqlite3_stmt *s, void *ctx)
+{
+    gvd_rule_walk *w = ctx;
+    return w->fn(w->ud, sqlite3_column_int64(s, 0), gvd_text(s, 1), sqlite3_column_double(s, 2));
+}
+
+int gvd_store_rules_load(gvd_store *st, gvd_store_rule_fn fn, void *ud, char *err, size_t errlen)
+{
+    gvd_rule_walk w = {fn, ud};
+    return gvd_walk(st, st ? st->rule_load : NULL, gvd_rule_cb, &w, "rule load", err, errlen);
 }

@@ -99,6 +99,37 @@ static const char *const gvd_migrations[] = {
     "  weight  INTEGER NOT NULL DEFAULT 1," /* how many reported points this one stands for */
     "  PRIMARY KEY (job_id, name, idx)"
     ") STRICT;",
+    /* 3: reactive rules (docs/api.md, "Rules").  rule_events: one row per
+     * firing of a rule on a job (what made it true, what the action did).
+     * rule_latches: per job and rule, whether its condition was true when
+     * last seen, so a restart does not fire again a rule whose condition
+     * was already true (it fires once per false-to-true transition).  Both
+     * go with their job. */
+    "CREATE TABLE rule_events ("
+    "  id          INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  job_id      INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,"
+    "  rule        TEXT    NOT NULL,"
+    "  when_text   TEXT    NOT NULL,"
+    "  action      TEXT    NOT NULL,"
+    "  values_json TEXT    NOT NULL,"
+    "  outcome     TEXT    NOT NULL,"
+    "  at          REAL    NOT NULL"
+    ") STRICT;"
+    "CREATE INDEX rule_events_job ON rule_events (job_id, id);"
+    "CREATE TABLE rule_latches ("
+    "  job_id  INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,"
+    "  rule    TEXT    NOT NULL,"
+    "  latched INTEGER NOT NULL CONSTRAINT latched_bool CHECK (latched IN (0, 1)),"
+    "  PRIMARY KEY (job_id, rule)"
+    ") STRICT;"
+    /* Global rules (POST /rules): the rule as accepted, without its id.
+     * AUTOINCREMENT: a deleted rule's id (and so its name "global-<id>",
+     * which its events keep) is never handed out again. */
+    "CREATE TABLE rules ("
+    "  id          INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  def_json    TEXT    NOT NULL,"
+    "  created_at  REAL    NOT NULL"
+    ") STRICT;",
 };
 
 #define GVD_STORE_VERSION ((int)(sizeof gvd_migrations / sizeof gvd_migrations[0]))
@@ -380,6 +411,7 @@ gvd_store *gvd_store_open(const char *path, char *err, size_t errlen)
         goto fail;
 
     if (gvd_store_prepare_rows(st, err, errlen) != 0 || gvd_store_prepare_history(st, err, errlen) != 0 ||
+        gvd_store_prepare_rules(st, err, errlen) != 0 ||
         gvd_store_prepare(st, &st->begin, "BEGIN IMMEDIATE", "begin", err, errlen) != 0 ||
         gvd_store_prepare(st, &st->commit, "COMMIT", "commit", err, errlen) != 0 ||
         gvd_store_prepare(st, &st->rollback, "ROLLBACK", "rollback", err, errlen) != 0)
@@ -402,7 +434,9 @@ void gvd_store_close(gvd_store *st)
     sqlite3_stmt **stmts[] = {&st->insert,      &st->update,       &st->del,          &st->load,
                               &st->begin,       &st->commit,       &st->rollback,     &st->hist_insert,
                               &st->hist_applied, &st->hist_prune,  &st->hist_load,   &st->point_put,    &st->point_trim,
-                              &st->point_load};
+                              &st->point_load,  &st->event_insert, &st->event_prune, &st->event_load,
+                              &st->latch_put,   &st->latch_load,   &st->latch_forget, &st->rule_insert,
+                              &st->rule_delete, &st->rule_load};
     for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++) {
         /* NULL is a no-op; the code only repeats the statement's last
          * error, which was reported when it happened. */

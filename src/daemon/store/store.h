@@ -119,6 +119,40 @@ int gvd_store_points_trim(gvd_store *st, int64_t job_id, const char *name, int64
 typedef int (*gvd_store_point_fn)(void *ud, const gvd_point_row *row);
 int gvd_store_points_load(gvd_store *st, gvd_store_point_fn fn, void *ud, char *err, size_t errlen);
 
+/* ---- rule firings and latches (history.c; migration 3) --------------------
+ *
+ * Written by the rules engine (rules/rules.c) outside any batch, each firing
+ * with its latch in one transaction; read back once at start. */
+
+typedef struct gvd_event_row {
+    int64_t id;              /* assigned by gvd_store_event_insert */
+    int64_t job_id;
+    const char *rule;        /* the rule's name ("rule-1", "global-3", ...) */
+    const char *when;        /* its condition, as written */
+    const char *action;      /* "pause", "cancel", "resume", "notify" */
+    const char *values_json; /* what made it true: {"metrics.x": 0.95, ...} */
+    const char *outcome;     /* what the action did, in words */
+    double at;               /* UNIX seconds */
+} gvd_event_row;
+
+int gvd_store_event_insert(gvd_store *st, const gvd_event_row *row, int64_t *id, char *err, size_t errlen);
+/* Delete the job's events with id <= upto (the oldest, when it keeps too many). */
+int gvd_store_event_prune(gvd_store *st, int64_t job_id, int64_t upto, char *err, size_t errlen);
+typedef int (*gvd_store_event_fn)(void *ud, const gvd_event_row *row);
+int gvd_store_events_load(gvd_store *st, gvd_store_event_fn fn, void *ud, char *err, size_t errlen); /* by job, id */
+/* Whether the condition of `rule` on the job was true when last seen. */
+int gvd_store_latch_put(gvd_store *st, int64_t job_id, const char *rule, bool latched, char *err, size_t errlen);
+typedef int (*gvd_store_latch_fn)(void *ud, int64_t job_id, const char *rule, bool latched);
+int gvd_store_latches_load(gvd_store *st, gvd_store_latch_fn fn, void *ud, char *err, size_t errlen);
+
+/* Global rules (POST /rules): def_json is the rule without its id. */
+int gvd_store_rule_insert(gvd_store *st, const char *def_json, double created_at, int64_t *id, char *err,
+                          size_t errlen);
+/* Delete the rule and the latches of its name on every job. */
+int gvd_store_rule_delete(gvd_store *st, int64_t id, const char *name, char *err, size_t errlen);
+typedef int (*gvd_store_rule_fn)(void *ud, int64_t id, const char *def_json, double created_at);
+int gvd_store_rules_load(gvd_store *st, gvd_store_rule_fn fn, void *ud, char *err, size_t errlen); /* by id */
+
 /* ---- faults (faults.c) ----------------------------------------------------
  *
  * A write that fails because of the environment — disk full (SQLITE_FULL),

@@ -22,6 +22,9 @@ struct gvd_store {
     /* history.c: params history and metric points */
     sqlite3_stmt *hist_insert, *hist_applied, *hist_prune, *hist_load;
     sqlite3_stmt *point_put, *point_trim, *point_load;
+    /* history.c: rule firings and latches */
+    sqlite3_stmt *event_insert, *event_prune, *event_load, *latch_put, *latch_load, *latch_forget;
+    sqlite3_stmt *rule_insert, *rule_delete, *rule_load; /* global rules */
     char integrity[512]; /* gvd_store_integrity's answer when not "ok" */
     /* faults.c: the availability state (see store.h, "faults") */
     gvd_store_fault fault;
@@ -39,6 +42,9 @@ int gvd_store_prepare_rows(gvd_store *st, char *err, size_t errlen);
 
 /* history.c: prepare the params-history and metric-point statements. */
 int gvd_store_prepare_history(gvd_store *st, char *err, size_t errlen);
+
+/* history.c: prepare the rule-event and latch statements. */
+int gvd_store_prepare_rules(gvd_store *st, char *err, size_t errlen);
 
 /* Prepare a statement that lives until close; "store <what>: ..." on error. */
 int gvd_store_prepare(gvd_store *st, sqlite3_stmt **out, const char *sql, const char *what, char *err,

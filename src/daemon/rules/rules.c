@@ -1,0 +1,774 @@
+/*
+ * rules.c — see rules.h.  Three parts:
+ *   the spec       checking and normalizing a job spec's "rules";
+ *   a job's rules  one computed (the condition) and one effect (the edges)
+ *                  per rule, the hold timers, the values that made it true;
+ *   the engine     the queue of firings and re-arms, drained on the loop
+ *                  right after the flush that produced them: the action
+ *                  runs as a request would (gvd_job_pause, ...), then the
+ *                  event and the latch are stored in one transaction
+ *                  (what the store refuses is kept and written by the
+ *                  progress write-behind once it takes writes again:
+ *                  gvd_rules_write, called from jobs.c's flush).
+ * Why a queue: an effect must not start a transition of its own job in the
+ * middle of a flush (the transition's revert-on-store-failure logic runs in
+ * the job's reconcile effect and expects a batch of its own), and store
+ * writes belong outside the graph's callbacks.
+ */
+#include "rules.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../util/log.h"
+#include "rules_int.h"
+#include "webhook.h"
+
+/* ---- the spec -------------------------------------------------------- */
+
+static int gvd_rule_bad(gvd_error *err, size_t i, const char *what)
+{
+    char msg[sizeof err->message];
+    snprintf(msg, sizeof msg, "field \"rules\": rule %zu %s", i + 1, what);
+    gvd_error_set(err, 400, "invalid_spec", msg);
+    return -1;
+}
+
+static bool gvd_rule_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 64)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '_' ||
+              *s == '-' || *s == '.'))
+            return false;
+    return true;
+}
+
+const char *const gvd_action_names[] = {"pause", "cancel", "resume", "notify", NULL};
+
+int gvd_action_parse(const char *s, gvd_rule_action *out)
+{
+    for (int i = 0; gvd_action_names[i]; i++)
+        if (!strcmp(s, gvd_action_names[i])) {
+            *out = (gvd_rule_action)i;
+            return 0;
+        }
+    return -1;
+}
+
+/* Check one rule object; its normalized form is appended to `out`. */
+static int gvd_rule_check(json_t *r, size_t i, json_t *out, gvd_error *err)
+{
+    if (!json_is_object(r))
+        return gvd_rule_bad(err, i, "must be an object {\"when\": CONDITION, \"then\": ACTION}");
+    const char *key;
+    json_t *v;
+    json_object_foreach(r, key, v) {
+        if (strcmp(key, "when") && strcmp(key, "then") && strcmp(key, "name")) {
+            char what[200];
+            snprintf(what, sizeof what, "has an unknown field \"%.60s\" (known: when, then, name)", key);
+            return gvd_rule_bad(err, i, what);
+        }
+    }
+    json_t *when = json_object_get(r, "when"), *then = json_object_get(r, "then"), *name = json_object_get(r, "name");
+    if (!json_is_string(when) || strlen(json_string_value(when)) != json_string_length(when))
+        return gvd_rule_bad(err, i, "needs \"when\": a condition (a string)");
+    gvd_rule_action act;
+    if (!json_is_string(then) || gvd_action_parse(json_string_value(then), &act) != 0)
+        return gvd_rule_bad(err, i, "needs \"then\": \"pause\", \"cancel\", \"resume\" or \"notify\"");
+    if (name && !(json_is_string(name) && strlen(json_string_value(name)) == json_string_length(name) &&
+                  gvd_rule_name_ok(json_string_value(name))))
+        return gvd_rule_bad(err, i, "\"name\" must be 1 to 64 of A-Z a-z 0-9 _ - .");
+    if (name && !strncmp(json_string_value(name), "global-", 7))
+        return gvd_rule_bad(err, i, "\"name\" must not start with \"global-\" (the names of global rules)");
+    gvd_expr_error ee;
+    gvd_expr *e = gvd_expr_parse(json_string_value(when), &ee);
+    if (!e) {
+        if (ee.column == 0) {
+            gvd_error_set(err, 503, "out_of_memory", "out of memory");
+            return -1;
+        }
+        char what[400];
+        snprintf(what, sizeof what, "\"when\", column %d: %s", ee.column, ee.message);
+        gvd_rule_bad(err, i, what);
+        snprintf(err->field, sizeof err->field, "rules[%zu].when", i);
+        err->column = ee.column;
+        return -1;
+    }
+    gvd_expr_free(e);
+    char defname[32];
+    snprintf(defname, sizeof defname, "rule-%zu", i + 1);
+    const char *nm = name ? json_string_value(name) : defname;
+    for (size_t j = 0; j < json_array_size(out); j++)
+        if (!strcmp(json_string_value(json_object_get(json_array_get(out, j), "name")), nm))
+            return gvd_rule_bad(err, i, "has the same \"name\" as an earlier rule (names must be unique)");
+    json_t *n = json_pack("{s:s, s:s, s:s}", "name", nm, "when", json_string_value(when), "then",
+                          gvd_action_names[act]);
+    if (!n || json_array_append_new(out, n) != 0) {
+        gvd_error_set(err, 503, "out_of_memory", "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+int gvd_rules_check_spec(json_t *rules, json_t **normalized, gvd_error *err)
+{
+    *normalized = NULL;
+    if (!json_is_array(rules)) {
+        gvd_error_set(err, 400, "invalid_spec", "field \"rules\" must be an array of {\"when\", \"then\"} objects");
+        return -1;
+    }
+    if (json_array_size(rules) > GVD_RULES_MAX) {
+        char msg[120];
+        snprintf(msg, sizeof msg, "field \"rules\" has %zu rules (at most %d)", json_array_size(rules), GVD_RULES_MAX);
+        gvd_error_set(err, 400, "invalid_spec", msg);
+        return -1;
+    }
+    json_t *out = json_array();
+    if (!out) {
+        gvd_error_set(err, 503, "out_of_memory", "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < json_array_size(rules); i++)
+        if (gvd_rule_check(json_array_get(rules, i), i, out, err) != 0) {
+            json_decref(out);
+            return -1;
+        }
+    *normalized = out;
+    return 0;
+}
+
+/* ---- a job's rules: the condition ------------------------------------ */
+
+static void gvd_field_value(gvd_job *job, const char *name, gvd_expr_value *out)
+{
+    const gv_value *v;
+    if (!strcmp(name, "progress"))
+        out->type = GVD_EXPR_NUMBER, out->num = gv_computed_get_double(job->percent);
+    else if (!strcmp(name, "current"))
+        out->type = GVD_EXPR_NUMBER, out->num = gv_signal_get_double(job->current);
+    else if (!strcmp(name, "total"))
+        out->type = GVD_EXPR_NUMBER, out->num = gv_signal_get_double(job->total);
+    else if (!strcmp(name, "status"))
+        out->type = GVD_EXPR_STRING, out->str = gvd_status_name((gvd_status)gv_signal_get_int(job->status));
+    else if (!strcmp(name, "rate"))
+        out->type = GVD_EXPR_NUMBER, out->num = gv_computed_get_double(job->rate);
+    else if (!strcmp(name, "eta")) {
+        if ((v = gv_computed_get(job->eta)) && v->type == GV_DOUBLE)
+            out->type = GVD_EXPR_NUMBER, out->num = v->as.d;
+    } else if (!strcmp(name, "attempts"))
+        out->type = GVD_EXPR_NUMBER, out->num = (double)gv_signal_get_int(job->attempts);
+    else if (!strcmp(name, "elapsed")) {
+        /* Seconds since the job first started (to its end once finished);
+         * unknown before.  Time moves without any signal changing, so the
+         * engine's tick is read too: the condition is re-checked each second. */
+        double started = gv_signal_get_double(job->started_at), finished = gv_signal_get_double(job->finished_at);
+        (void)gv_signal_get(job->jobs->rules->tick);
+        if (started > 0)
+            out->type = GVD_EXPR_NUMBER, out->num = (finished > 0 ? finished : gvd_now()) - started;
+    } else if (!strcmp(name, "message"))
+        out->type = GVD_EXPR_STRING, out->str = gv_signal_get_string(job->message);
+    else if (!strcmp(name, "name"))
+        out->type = GVD_EXPR_STRING, out->str = job->spec.name;
+    else if (!strcmp(name, "pid"))
+        out->type = GVD_EXPR_NUMBER, out->num = (double)gv_signal_get_int(job->pid);
+    else if (!strcmp(name, "exit_code")) {
+        if ((v = gv_signal_get(job->exit_status)) && v->type == GV_INT && gv_signal_get_int(job->term_signal) == 0)
+            out->type = GVD_EXPR_NUMBER, out->num = (double)v->as.i;
+    }
+}
+
+static void gvd_json_value(json_t *v, gvd_expr_value *out)
+{
+    if (json_is_number(v))
+        out->type = GVD_EXPR_NUMBER, out->num = json_number_value(v);
+    else if (json_is_string(v))
+        out->type = GVD_EXPR_STRING, out->str = json_string_value(v);
+    else if (json_is_boolean(v))
+        out->type = GVD_EXPR_BOOL, out->b = json_is_true(v);
+}
+
+/* The condition's reads are tracked: the computed depends on exactly the
+ * signals the condition names (metrics_rev for any metric, params_rev for
+ * any param). */
+static void gvd_rule_lookup(void *ud, gvd_expr_source source, const char *name, gvd_expr_value *out)
+{
+    gvd_job *job = ((gvd_rule *)ud)->job;
+    switch (source) {
+    case GVD_EXPR_METRIC:
+        (void)gv_signal_get(job->metrics_rev);
+        if (json_is_number(json_object_get(job->metrics, name)))
+            gvd_json_value(json_object_get(job->metrics, name), out);
+        break;
+    case GVD_EXPR_PARAM:
+        (void)gv_signal_get(job->params_rev);
+        gvd_json_value(json_object_get(job->params, name), out);
+        break;
+    case GVD_EXPR_FIELD:
+        gvd_field_value(job, name, out);
+        break;
+    }
+}
+
+static void gvd_cond_fn(gv_value *out, const gv_value *prev, void *ud)
+{
+    (void)prev;
+    gvd_rule *r = ud;
+    *out = gv_bool(gvd_expr_holds(r->expr, gvd_rule_lookup, r));
+}
+
+/* {"metrics.fraud_score": 0.95, "status": "running", "params.x": null} */
+static json_t *gvd_rule_values(gvd_rule *r)
+{
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    gv_untracked_t t = gv_untracked_begin();
+    for (size_t i = 0; i < gvd_expr_nvars(r->expr); i++) {
+        const gvd_expr_var *var = gvd_expr_var_at(r->expr, i);
+        gvd_expr_value v = {0};
+        gvd_rule_lookup(r, var->source, var->name, &v);
+        char key[300];
+        snprintf(key, sizeof key, "%s%s", var->source == GVD_EXPR_METRIC ? "metrics." : var->source == GVD_EXPR_PARAM ? "params." : "",
+                 var->name);
+        json_t *j = v.type == GVD_EXPR_NUMBER ? json_real(v.num) : v.type == GVD_EXPR_STRING ? json_string(v.str)
+                  : v.type == GVD_EXPR_BOOL ? json_boolean(v.b) : json_null();
+        if (json_object_set_new(o, key, j) != 0) {
+            json_decref(o);
+            o = NULL;
+            break;
+        }
+    }
+    gv_untracked_end(t);
+    return o;
+}
+
+/* ---- a job's rules: the edges ---------------------------------------- */
+
+static void gvd_act_cb(uv_timer_t *t);
+
+static void gvd_enqueue(gvd_rule *r, bool fire)
+{
+    gvd_rules *eng = r->job->jobs->rules;
+    gvd_pending *p = calloc(1, sizeof *p);
+    if (p) {
+        p->job_id = r->job->id;
+        p->rule = strdup(r->name);
+        p->when = strdup(r->when);
+        p->action = r->action;
+        p->fire = fire;
+        p->at = gvd_now();
+        p->values = fire ? gvd_rule_values(r) : NULL;
+    }
+    if (!p || !p->rule || !p->when || (fire && !p->values)) {
+        gvd_log(GVD_LOG_ERROR, "rule.dropped", "job=%lld rule=%s reason=\"out of memory\"", (long long)r->job->id,
+                r->name);
+        if (p) {
+            free(p->rule);
+            free(p->when);
+            json_decref(p->values);
+            free(p);
+        }
+        return;
+    }
+    if (eng->last)
+        eng->last->next = p;
+    else
+        eng->first = p;
+    eng->last = p;
+    if (!uv_is_active((uv_handle_t *)&eng->act_timer))
+        uv_timer_start(&eng->act_timer, gvd_act_cb, 0, 0);
+}
+
+static void gvd_hold_cb(uv_timer_t *t)
+{
+    gvd_rule *r = t->data;
+    gv_signal_set_bool(r->held, true);
+}
+
+/* Reads the condition, the hold and the status; acts on the edges. */
+static void gvd_rule_fx(void *ud)
+{
+    gvd_rule *r = ud;
+    bool now_true = gv_computed_get_bool(r->cond);
+    gvd_status status = (gvd_status)gv_signal_get_int(r->job->status);
+    if (!now_true) {
+        uv_timer_stop(&r->hold_timer);
+        if (gv_value_to_bool(gv_signal_peek(r->held)))
+            gv_signal_set_bool(r->held, false);
+        if (r->latched) {
+            r->latched = false;
+            gvd_enqueue(r, false);
+        }
+        return;
+    }
+    if (gvd_status_finished(status)) {
+        uv_timer_stop(&r->hold_timer); /* never acts on a finished job */
+        return;
+    }
+    if (r->latched)
+        return; /* fired already: not again until the condition was false */
+    double hold = gvd_expr_hold(r->expr);
+    if (hold > 0 && !gv_signal_get_bool(r->held)) {
+        if (!uv_is_active((uv_handle_t *)&r->hold_timer))
+            uv_timer_start(&r->hold_timer, gvd_hold_cb, (uint64_t)ceil(hold * 1000.0), 0);
+        return;
+    }
+    r->latched = true;
+    gvd_enqueue(r, true);
+}
+
+static void gvd_rule_closed(uv_handle_t *h)
+{
+    gvd_rule *r = h->data;
+    free(r->name);
+    free(r->when);
+    gvd_expr_free(r->expr);
+    free(r);
+}
+
+gvd_rule *gvd_rule_new(gvd_job *job, const char *name, const char *when, const char *then, int64_t global_id)
+{
+    gvd_rule *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->job = job;
+    r->global_id = global_id;
+    uv_timer_init(job->jobs->loop, &r->hold_timer);
+    r->hold_timer.data = r;
+    r->name = strdup(name ? name : "");
+    r->when = strdup(when ? when : "");
+    gvd_expr_error ee;
+    if (!r->name || !r->when || !then || gvd_action_parse(then, &r->action) != 0 ||
+        !(r->expr = gvd_expr_parse(r->when, &ee))) {
+        /* out of memory, or a stored rule this build no longer accepts */
+        gvd_log(GVD_LOG_ERROR, "rule.invalid", "job=%lld rule=%s reason=\"rule does not compile\"",
+                (long long)job->id, r->name ? r->name : "?");
+        uv_close((uv_handle_t *)&r->hold_timer, gvd_rule_closed);
+        return NULL;
+    }
+    return r;
+}
+
+int gvd_job_rules_add(gvd_job *job, gvd_rule *r)
+{
+    gvd_job_rules *jr = job->rules;
+    if (jr->n == jr->cap) {
+        size_t cap = jr->cap ? jr->cap * 2 : 4;
+        gvd_rule **v = realloc(jr->rules, cap * sizeof *v);
+        if (!v) {
+            uv_close((uv_handle_t *)&r->hold_timer, gvd_rule_closed);
+            return -1;
+        }
+        jr->rules = v;
+        jr->cap = cap;
+    }
+    jr->rules[jr->n++] = r;
+    return 0;
+}
+
+int gvd_job_rules_attach(gvd_job *job)
+{
+    gvd_job_rules *jr = calloc(1, sizeof *jr);
+    if (!jr || !(jr->events = json_array()) || !(jr->unstored = json_array()) ||
+        !(jr->latches_unstored = json_object())) {
+        if (jr) {
+            json_decref(jr->events);
+            json_decref(jr->unstored);
+        }
+        free(jr);
+        return -1;
+    }
+    job->rules = jr;
+    json_t *defs = json_object_get(job->spec_json, "rules");
+    for (size_t i = 0; i < json_array_size(defs); i++) {
+        json_t *d = json_array_get(defs, i);
+        gvd_rule *r = gvd_rule_new(job, json_string_value(json_object_get(d, "name")),
+                                   json_string_value(json_object_get(d, "when")),
+                                   json_string_value(json_object_get(d, "then")), 0);
+        if (r && gvd_job_rules_add(job, r) != 0)
+            return -1;
+    }
+    for (gvd_global_rule *g = job->jobs->rules ? job->jobs->rules->globals : NULL; g; g = g->next) {
+        if (!gvd_global_matches(g, job))
+            continue;
+        gvd_rule *r = gvd_rule_new(job, g->name, json_string_value(json_object_get(g->def, "when")),
+                                   json_string_value(json_object_get(g->def, "then")), g->id);
+        if (r && gvd_job_rules_add(job, r) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+void gvd_rule_start(gvd_rule *r)
+{
+    r->cond = gv_computed_new(gvd_cond_fn, r);
+    r->held = gv_signal_new(gv_bool(false));
+    if (!r->cond || !r->held) {
+        gvd_log(GVD_LOG_ERROR, "rule.dropped", "job=%lld rule=%s reason=\"out of memory\"", (long long)r->job->id,
+                r->name);
+        return;
+    }
+    r->fx = gv_effect_new(gvd_rule_fx, r); /* owned by the scope the caller entered (the job's) */
+}
+
+void gvd_job_rules_start(gvd_job *job)
+{
+    for (size_t i = 0; job->rules && i < job->rules->n; i++)
+        gvd_rule_start(job->rules->rules[i]);
+}
+
+void gvd_rule_dispose(gvd_rule *r)
+{
+    if (r->fx)
+        gv_effect_free(r->fx);
+    r->fx = NULL;
+    gv_computed_free(r->cond);
+    gv_signal_free(r->held);
+    uv_close((uv_handle_t *)&r->hold_timer, gvd_rule_closed);
+}
+
+void gvd_job_rules_free(gvd_job *job)
+{
+    gvd_job_rules *jr = job->rules;
+    if (!jr)
+        return;
+    for (size_t i = 0; i < jr->n; i++) {
+        jr->rules[i]->fx = NULL; /* disposed with the job's scope already */
+        gvd_rule_dispose(jr->rules[i]);
+    }
+    free(jr->rules);
+    json_decref(jr->events);
+    json_decref(jr->unstored);
+    json_decref(jr->latches_unstored);
+    free(jr->written_ids);
+    free(jr);
+    job->rules = NULL;
+}
+
+int gvd_rules_write(gvd_job *job, char *err, size_t errlen)
+{
+    gvd_job_rules *jr = job->rules;
+    if (!jr)
+        return 0;
+    size_t n = json_array_size(jr->unstored);
+    jr->nwritten = 0;
+    if (n) {
+        int64_t *ids = realloc(jr->written_ids, n * sizeof *ids);
+        if (!ids) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        jr->written_ids = ids;
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_t *u = json_array_get(jr->unstored, i), *ev = json_object_get(u, "ev");
+        char *values =
+            json_dumps(json_object_get(ev, "values"), JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(15));
+        gvd_event_row row = {.job_id = job->id,
+                             .rule = json_string_value(json_object_get(ev, "rule")),
+                             .when = json_string_value(json_object_get(ev, "when")),
+                             .action = json_string_value(json_object_get(ev, "then")),
+                             .values_json = values,
+                             .outcome = json_string_value(json_object_get(ev, "outcome")),
+                             .at = json_real_value(json_object_get(u, "at"))};
+        int rc = values ? gvd_store_event_insert(job->jobs->store, &row, &jr->written_ids[i], err, errlen) : -1;
+        free(values);
+        if (rc != 0)
+            return -1;
+        jr->nwritten = i + 1;
+    }
+    const char *rule;
+    json_t *v;
+    json_object_foreach(jr->latches_unstored, rule, v) {
+        if (gvd_store_latch_put(job->jobs->store, job->id, rule, json_is_true(v), err, errlen) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+void gvd_rules_committed(gvd_job *job)
+{
+    gvd_job_rules *jr = job->rules;
+    if (!jr)
+        return;
+    for (size_t i = 0; i < jr->nwritten; i++) {
+        json_t *ev = json_object_get(json_array_get(jr->unstored, i), "ev");
+        json_object_set_new(ev, "id", json_integer(jr->written_ids[i]));
+    }
+    json_array_clear(jr->unstored);
+    json_object_clear(jr->latches_unstored);
+    jr->nwritten = 0;
+}
+
+int64_t gvd_job_events_count(const gvd_job *job)
+{
+    const gvd_job_rules *jr = job->rules;
+    if (!jr || (jr->n == 0 && json_array_size(jr->events) == 0))
+        return -1;
+    return (int64_t)json_array_size(jr->events);
+}
+
+json_t *gvd_job_events_json(gvd_job *job)
+{
+    json_t *events = job->rules ? json_incref(job->rules->events) : json_array();
+    return json_pack("{s:o}", "events", events);
+}
+
+/* ---- the engine ------------------------------------------------------ */
+
+static json_t *gvd_event_json(int64_t id, const char *rule, const char *when, const char *action, json_t *values,
+                              const char *outcome, double at)
+{
+    return json_pack("{s:I, s:s, s:s, s:s, s:O, s:s, s:o}", "id", (json_int_t)id, "rule", rule, "when", when, "then",
+                     action, "values", values, "outcome", outcome, "at", gvd_time_json(at));
+}
+
+/* Keep the newest GVD_EVENTS_MAX in memory (the store is pruned alike). */
+static void gvd_events_append(gvd_job *job, json_t *ev)
+{
+    json_t *events = job->rules->events;
+    if (json_array_append_new(events, ev) != 0)
+        return;
+    if (json_array_size(events) > GVD_EVENTS_MAX) {
+        for (int i = 0; i < GVD_EVENTS_PRUNE; i++)
+            json_array_remove(events, 0);
+    }
+}
+
+/* The webhook's body: the event plus the job it is about.
+ *   {"event": "rule.fired", "job": {"id", "name", "status", "labels"},
+ *    "id", "rule", "when", "then", "values", "outcome", "at"} */
+static void gvd_notify_webhook(gvd_jobs *jobs, gvd_job *job, json_t *ev)
+{
+    json_t *body = json_deep_copy(ev);
+    json_t *labels = json_object_get(job->spec_json, "labels");
+    json_t *about = json_pack("{s:I, s:s, s:s, s:O}", "id", (json_int_t)job->id, "name", job->spec.name, "status",
+                              gvd_status_name(gvd_job_status_peek(job)), "labels", labels ? labels : json_null());
+    char *text = NULL;
+    if (body && about && json_object_set_new(body, "event", json_string("rule.fired")) == 0 &&
+        json_object_set(body, "job", about) == 0)
+        text = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(15));
+    char what[160];
+    snprintf(what, sizeof what, "job=%lld rule=%.100s", (long long)job->id,
+             json_string_value(json_object_get(ev, "rule")));
+    if (text)
+        gvd_webhook_post(jobs->rules->webhook, text, what);
+    else
+        gvd_log(GVD_LOG_ERROR, "rule.webhook_failed", "%s error=\"out of memory\"", what);
+    free(text);
+    json_decref(about);
+    json_decref(body);
+}
+
+/* Act, record, store. */
+static void gvd_fire(gvd_jobs *jobs, gvd_job *job, gvd_pending *p)
+{
+    char outcome[600];
+    gvd_error err = {0};
+    int rc = 0;
+    char vq[1200], nq[100];
+    char *vtext = json_dumps(p->values, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(15));
+    if (gvd_status_finished(gvd_job_status_peek(job))) {
+        snprintf(outcome, sizeof outcome, "not applied: the job is %s", gvd_status_name(gvd_job_status_peek(job)));
+    } else {
+        switch (p->action) {
+        case GVD_ACT_PAUSE: rc = gvd_job_pause(job, &err); break;
+        case GVD_ACT_CANCEL: rc = gvd_job_cancel(job, &err); break;
+        case GVD_ACT_RESUME: rc = gvd_job_resume(job, &err); break;
+        case GVD_ACT_NOTIFY:
+            gvd_log(GVD_LOG_INFO, "rule.notify", "job=%lld rule=%s when=%s values=%s", (long long)job->id,
+                    gvd_log_quote(p->rule, nq, sizeof nq), gvd_log_quote(p->when, (char[1100]){0}, 1100),
+                    gvd_log_quote(vtext ? vtext : "{}", vq, sizeof vq));
+            break;
+        }
+        static const char *const done[] = {"paused", "cancelled", "resumed", "logged"};
+        if (rc == 0 && p->action == GVD_ACT_NOTIFY && jobs->rules->webhook)
+            snprintf(outcome, sizeof outcome, "logged and posted to the webhook");
+        else if (rc == 0)
+            snprintf(outcome, sizeof outcome, "%s", done[p->action]);
+        else
+            snprintf(outcome, sizeof outcome, "not applied: %s", err.message);
+    }
+    gvd_log(GVD_LOG_INFO, "rule.fired", "job=%lld rule=%s then=%s outcome=%s values=%s", (long long)job->id,
+            gvd_log_quote(p->rule, nq, sizeof nq), gvd_action_names[p->action],
+            gvd_log_quote(outcome, (char[700]){0}, 700), gvd_log_quote(vtext ? vtext : "{}", vq, sizeof vq));
+
+    /* The event and the latch in one transaction: after a crash either both
+     * are there (no second firing) or neither (it fires again). */
+    char serr[256];
+    int64_t id = 0;
+    gvd_event_row row = {.job_id = job->id, .rule = p->rule, .when = p->when, .action = gvd_action_names[p->action],
+                         .values_json = vtext ? vtext : "{}", .outcome = outcome, .at = p->at};
+    json_t *events = job->rules->events;
+    int64_t prune_upto = json_array_size(events) >= GVD_EVENTS_MAX
+                             ? json_integer_value(json_object_get(json_array_get(events, GVD_EVENTS_PRUNE - 1), "id"))
+                             : 0;
+    bool stored = gvd_store_begin(jobs->store, serr, sizeof serr) == 0;
+    if (stored && (gvd_store_event_insert(jobs->store, &row, &id, serr, sizeof serr) != 0 ||
+                   gvd_store_latch_put(jobs->store, job->id, p->rule, true, serr, sizeof serr) != 0 ||
+                   (prune_upto > 0 && gvd_store_event_prune(jobs->store, job->id, prune_upto, serr, sizeof serr) != 0) ||
+                   gvd_store_commit(jobs->store, serr, sizeof serr) != 0)) {
+        gvd_store_rollback(jobs->store);
+        stored = false;
+    }
+    if (!stored)
+        id = 0; /* an id the rolled-back insert took is not the event's */
+    json_t *ev = gvd_event_json(id, p->rule, p->when, gvd_action_names[p->action], p->values, outcome, p->at);
+    if (ev && p->action == GVD_ACT_NOTIFY && jobs->rules->webhook)
+        gvd_notify_webhook(jobs, job, ev);
+    if (stored) {
+        json_object_del(job->rules->latches_unstored, p->rule); /* older than this */
+    } else {
+        /* Kept (id 0 until stored) and written by the write-behind once the
+         * store takes writes again: a full disk loses no firing. */
+        gvd_log(gvd_store_available(jobs->store) ? GVD_LOG_ERROR : GVD_LOG_WARN, "rule.store_deferred",
+                "job=%lld rule=%s error=%s", (long long)job->id, gvd_log_quote(p->rule, nq, sizeof nq),
+                gvd_log_quote(serr, (char[300]){0}, 300));
+        json_t *u = ev ? json_pack("{s:O, s:f}", "ev", ev, "at", p->at) : NULL;
+        if (!u || json_array_append_new(job->rules->unstored, u) != 0 ||
+            json_object_set_new(job->rules->latches_unstored, p->rule, json_true()) != 0)
+            gvd_log(GVD_LOG_ERROR, "rule.dropped", "job=%lld rule=%s reason=\"out of memory\"", (long long)job->id,
+                    gvd_log_quote(p->rule, nq, sizeof nq));
+        gvd_jobs_mark_history(jobs, job);
+    }
+    if (ev)
+        gvd_events_append(job, ev);
+    gvd_jobs_notify(jobs, job, false); /* its "events" count moved: the streams re-send it */
+    free(vtext);
+}
+
+static void gvd_pending_free(gvd_pending *p)
+{
+    free(p->rule);
+    free(p->when);
+    json_decref(p->values);
+    free(p);
+}
+
+static void gvd_act_cb(uv_timer_t *t)
+{
+    gvd_rules *eng = t->data;
+    gvd_pending *p = eng->first;
+    eng->first = eng->last = NULL;
+    while (p) {
+        gvd_pending *next = p->next;
+        gvd_job *job = gvd_jobs_get(eng->jobs, p->job_id);
+        char serr[256];
+        if (!job) {
+            /* deleted meanwhile: its rows went with it */
+        } else if (p->fire) {
+            gvd_fire(eng->jobs, job, p);
+        } else if (gvd_store_latch_put(eng->jobs->store, job->id, p->rule, false, serr, sizeof serr) == 0) {
+            json_object_del(job->rules->latches_unstored, p->rule);
+        } else {
+            gvd_log(GVD_LOG_WARN, "rule.store_deferred", "job=%lld rule=%s error=%s", (long long)job->id, p->rule,
+                    gvd_log_quote(serr, (char[300]){0}, 300));
+            if (json_object_set_new(job->rules->latches_unstored, p->rule, json_false()) == 0)
+                gvd_jobs_mark_history(eng->jobs, job);
+        }
+        gvd_pending_free(p);
+        p = next;
+    }
+}
+
+static void gvd_tick_cb(uv_timer_t *t)
+{
+    gvd_rules *eng = t->data;
+    gv_signal_set_int(eng->tick, gv_value_to_int(gv_signal_peek(eng->tick)) + 1);
+}
+
+int gvd_rules_new(gvd_jobs *jobs)
+{
+    gvd_rules *eng = calloc(1, sizeof *eng);
+    if (!eng)
+        return -1;
+    if (!(eng->tick = gv_signal_new(gv_int(0)))) {
+        free(eng);
+        return -1;
+    }
+    eng->jobs = jobs;
+    uv_timer_init(jobs->loop, &eng->tick_timer);
+    uv_timer_init(jobs->loop, &eng->act_timer);
+    eng->tick_timer.data = eng->act_timer.data = eng;
+    eng->open_handles = 2;
+    uv_timer_start(&eng->tick_timer, gvd_tick_cb, 1000, 1000);
+    uv_unref((uv_handle_t *)&eng->tick_timer); /* the tick alone does not keep the loop alive */
+    jobs->rules = eng;
+    return 0;
+}
+
+int gvd_rules_webhook(gvd_jobs *jobs, char *err, size_t errlen)
+{
+    const gvd_config *cfg = &jobs->cfg;
+    if (!cfg->webhook_url)
+        return 0;
+    char why[300];
+    jobs->rules->webhook = gvd_webhook_new(jobs->loop, cfg->webhook_url, cfg->webhook_timeout_s,
+                                           cfg->webhook_attempts ? cfg->webhook_attempts : 4, why, sizeof why);
+    if (!jobs->rules->webhook) {
+        snprintf(err, errlen, "cannot use the webhook: %s", why);
+        return -1;
+    }
+    return 0;
+}
+
+static void gvd_rules_closed(uv_handle_t *h)
+{
+    gvd_rules *eng = h->data;
+    if (--eng->open_handles == 0)
+        free(eng);
+}
+
+void gvd_rules_free(gvd_jobs *jobs)
+{
+    gvd_rules *eng = jobs->rules;
+    if (!eng)
+        return;
+    jobs->rules = NULL;
+    for (gvd_pending *p = eng->first, *next; p; p = next) {
+        next = p->next;
+        gvd_pending_free(p); /* not acted on: the latch stays as stored, so a restart decides again */
+    }
+    eng->first = eng->last = NULL;
+    gvd_globals_free(eng);
+    gvd_webhook_free(eng->webhook);
+    gv_signal_free(eng->tick);
+    uv_close((uv_handle_t *)&eng->tick_timer, gvd_rules_closed);
+    uv_close((uv_handle_t *)&eng->act_timer, gvd_rules_closed);
+}
+
+static int gvd_load_event(void *ud, const gvd_event_row *row)
+{
+    gvd_job *job = gvd_jobs_get(ud, row->job_id);
+    if (!job || !job->rules)
+        return 0;
+    json_t *values = json_loads(row->values_json, 0, NULL);
+    json_t *ev = gvd_event_json(row->id, row->rule, row->when, row->action, values ? values : json_null(),
+                                row->outcome, row->at);
+    json_decref(values);
+    if (!ev)
+        return -1;
+    gvd_events_append(job, ev);
+    return 0;
+}
+
+static int gvd_load_latch(void *ud, int64_t job_id, const char *rule, bool latched)
+{
+    gvd_job *job = gvd_jobs_get(ud, job_id);
+    for (size_t i = 0; job && job->rules && i < job->rules->n; i++)
+        if (!strcmp(job->rules->rules[i]->name, rule))
+            job->rules->rules[i]->latched = latched;
+    return 0;
+}
+
+int gvd_rules_load(gvd_jobs *jobs, char *err, size_t errlen)
+{
+    if (gvd_store_events_load(jobs->store, gvd_load_event, jobs, err, errlen) != 0 ||
+        gvd_store_latches_load(jobs->store, gvd_load_latch, jobs, err, errlen) != 0)
+        return -1;
+    return 0;
+}
