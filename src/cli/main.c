@@ -73,6 +73,9 @@ json_t *gvc_parse(const gvc_buf *b)
  * usage error rather than a request for a strange URL). */
 static int gvc_parse_id(const char *s, long long *id)
 {
+    /* Always written, so that no caller's id is left uninitialized on the
+     * error path (gcc -O3 cannot see that a usage error is never 0). */
+    *id = 0;
     if (!*s || strlen(s) > 18)
         return -1;
     for (const char *p = s; *p; p++)
