@@ -38,6 +38,11 @@ void gvc_print_raw(const gvc_buf *b);
 json_t *gvc_parse(const gvc_buf *b);
 /* Exactly one job-id argument (show, logs, params): 0, or the usage error's 2. */
 int gvc_single_id(const char *cmd, int argc, char **argv, long long *id);
+/* One job ID and one optional flag (`flag` or its `alias`, may be NULL) in
+ * any order: 0 with *id and *set (1 if the flag was given), or the usage
+ * error's exit status (any other option, no ID, more than one). */
+int gvc_id_and_flag(const char *cmd, int argc, char **argv, const char *flag, const char *alias, int *set,
+                    long long *id);
 /* The string member `key` of an object, or `dflt`. */
 const char *gvc_str(const json_t *job, const char *key, const char *dflt);
 

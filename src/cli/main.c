@@ -100,6 +100,25 @@ int gvc_single_id(const char *cmd, int argc, char **argv, long long *id)
     return gvc_id_arg(cmd, argv[0], id);
 }
 
+int gvc_id_and_flag(const char *cmd, int argc, char **argv, const char *flag, const char *alias, int *set,
+                    long long *id)
+{
+    int n = 0;
+    char *ids[2] = {NULL, NULL};
+    *set = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], flag) || (alias && !strcmp(argv[i], alias)))
+            *set = 1;
+        else if (argv[i][0] == '-')
+            return gvc_usage_error(cmd, "%s: unknown option '%s'", cmd, argv[i]);
+        else if (n < 2)
+            ids[n++] = argv[i];
+        else
+            n++;
+    }
+    return gvc_single_id(cmd, n, ids, id);
+}
+
 /* "k=v" → key k, value v as JSON if it parses (numbers, true, null, arrays,
  * objects, "quoted"), else the string v.  Adds it to obj. */
 static int gvc_add_kv(json_t *obj, const char *kv)
@@ -625,20 +644,9 @@ static int gvc_follow_log(gvc_ctx *ctx, long long id)
 
 static int gvc_cmd_logs(gvc_ctx *ctx, int argc, char **argv)
 {
-    int follow = 0, n = 0;
-    char *ids[2] = {NULL, NULL};
-    for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "-f") || !strcmp(argv[i], "--follow"))
-            follow = 1;
-        else if (argv[i][0] == '-')
-            return gvc_usage_error("logs", "logs: unknown option '%s'", argv[i]);
-        else if (n < 2)
-            ids[n++] = argv[i];
-        else
-            n++;
-    }
+    int follow;
     long long id;
-    int bad = gvc_single_id("logs", n, ids, &id);
+    int bad = gvc_id_and_flag("logs", argc, argv, "--follow", "-f", &follow, &id);
     if (bad)
         return bad;
     if (follow)

@@ -37,20 +37,9 @@ static void gvc_print_params(long long id, const json_t *job)
 
 int gvc_cmd_params(gvc_ctx *ctx, int argc, char **argv)
 {
-    int history = 0, n = 0;
-    char *ids[2] = {NULL, NULL};
-    for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--history"))
-            history = 1;
-        else if (argv[i][0] == '-')
-            return gvc_usage_error("params", "params: unknown option '%s'", argv[i]);
-        else if (n < 2)
-            ids[n++] = argv[i];
-        else
-            n++;
-    }
+    int history;
     long long id;
-    int bad = gvc_single_id("params", n, ids, &id);
+    int bad = gvc_id_and_flag("params", argc, argv, "--history", NULL, &history, &id);
     if (bad)
         return bad;
     char path[96];
