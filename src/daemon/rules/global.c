@@ -140,21 +140,8 @@ static int gvd_global_check(json_t *body, json_t **out, gvd_error *err)
                 return gvd_bad_rule(err, "field \"match\": every label value must be a string");
         }
     }
-    gvd_expr_error ee;
-    gvd_expr *e = gvd_expr_parse(json_string_value(when), &ee);
-    if (!e) {
-        if (ee.column == 0) {
-            gvd_error_set(err, 503, "out_of_memory", "out of memory");
-            return -1;
-        }
-        char msg[400];
-        snprintf(msg, sizeof msg, "field \"when\", column %d: %s", ee.column, ee.message);
-        gvd_bad_rule(err, msg);
-        snprintf(err->field, sizeof err->field, "when");
-        err->column = ee.column;
+    if (gvd_rule_check_when(json_string_value(when), "invalid_rule", "field \"when\"", "when", err) != 0)
         return -1;
-    }
-    gvd_expr_free(e);
     *out = json_pack("{s:s, s:s, s:o}", "when", json_string_value(when), "then", gvd_action_names[act], "match",
                      match && !json_is_null(match) ? json_incref(match) : json_object());
     if (!*out) {

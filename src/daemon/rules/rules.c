@@ -59,6 +59,27 @@ int gvd_action_parse(const char *s, gvd_rule_action *out)
     return -1;
 }
 
+int gvd_rule_check_when(const char *src, const char *code, const char *prefix, const char *field,
+                        gvd_error *err)
+{
+    gvd_expr_error ee;
+    gvd_expr *e = gvd_expr_parse(src, &ee);
+    if (e) {
+        gvd_expr_free(e);
+        return 0;
+    }
+    if (ee.column == 0) {
+        gvd_error_set(err, 503, "out_of_memory", "out of memory");
+        return -1;
+    }
+    char msg[sizeof err->message];
+    snprintf(msg, sizeof msg, "%s, column %d: %s", prefix, ee.column, ee.message);
+    gvd_error_set(err, 400, code, msg);
+    snprintf(err->field, sizeof err->field, "%s", field);
+    err->column = ee.column;
+    return -1;
+}
+
 /* Check one rule object; its normalized form is appended to `out`. */
 static int gvd_rule_check(json_t *r, size_t i, json_t *out, gvd_error *err)
 {
@@ -84,21 +105,11 @@ static int gvd_rule_check(json_t *r, size_t i, json_t *out, gvd_error *err)
         return gvd_rule_bad(err, i, "\"name\" must be 1 to 64 of A-Z a-z 0-9 _ - .");
     if (name && !strncmp(json_string_value(name), "global-", 7))
         return gvd_rule_bad(err, i, "\"name\" must not start with \"global-\" (the names of global rules)");
-    gvd_expr_error ee;
-    gvd_expr *e = gvd_expr_parse(json_string_value(when), &ee);
-    if (!e) {
-        if (ee.column == 0) {
-            gvd_error_set(err, 503, "out_of_memory", "out of memory");
-            return -1;
-        }
-        char what[400];
-        snprintf(what, sizeof what, "\"when\", column %d: %s", ee.column, ee.message);
-        gvd_rule_bad(err, i, what);
-        snprintf(err->field, sizeof err->field, "rules[%zu].when", i);
-        err->column = ee.column;
+    char prefix[64], field[40];
+    snprintf(prefix, sizeof prefix, "field \"rules\": rule %zu \"when\"", i + 1);
+    snprintf(field, sizeof field, "rules[%zu].when", i);
+    if (gvd_rule_check_when(json_string_value(when), "invalid_spec", prefix, field, err) != 0)
         return -1;
-    }
-    gvd_expr_free(e);
     char defname[32];
     snprintf(defname, sizeof defname, "rule-%zu", i + 1);
     const char *nm = name ? json_string_value(name) : defname;

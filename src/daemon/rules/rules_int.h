@@ -15,6 +15,11 @@
 typedef enum gvd_rule_action { GVD_ACT_PAUSE, GVD_ACT_CANCEL, GVD_ACT_RESUME, GVD_ACT_NOTIFY } gvd_rule_action;
 extern const char *const gvd_action_names[]; /* "pause", ..., NULL */
 int gvd_action_parse(const char *s, gvd_rule_action *out);
+/* Check that a rule's condition parses: 0, or -1 with `err` set — 400 `code`
+ * "PREFIX, column N: what was expected" with err->field = `field` and
+ * err->column = N, or 503 when out of memory. */
+int gvd_rule_check_when(const char *src, const char *code, const char *prefix, const char *field,
+                        gvd_error *err);
 
 /* One rule on one job. */
 typedef struct gvd_rule {
