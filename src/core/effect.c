@@ -337,13 +337,7 @@ static void gv_owner_dispose(gv_runtime *rt, gv_owner *o)
 
 void gv__queue_grow(gv_runtime *rt)
 {
-    size_t cap = rt->queue_cap ? rt->queue_cap * 2 : 64;
-    gv_effect **q = realloc(rt->queue, cap * sizeof *q);
-    if (!q)
-        gv__oom();
-    gv__register_thread(rt);
-    rt->queue = q;
-    rt->queue_cap = cap;
+    rt->queue = gv__grow(rt, rt->queue, &rt->queue_cap, sizeof *rt->queue);
 }
 
 static void gv_dequeue(gv_runtime *rt, gv_effect *e)

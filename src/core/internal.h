@@ -307,6 +307,9 @@ void gv__link_release(gv_runtime *rt, gv_link *l);
 void *gv__pool_alloc(gv_runtime *rt, gv_pool *p, size_t size); /* zeroed; NULL if out of memory */
 void gv__pool_free(gv_pool *p, void *node);
 void gv__stack_reserve(gv_runtime *rt, size_t more);
+/* Double a work array (64 elements the first time); it never shrinks, so
+ * the hot path stops allocating once the graph has run.  Aborts on OOM. */
+void *gv__grow(gv_runtime *rt, void *arr, size_t *cap, size_t elem);
 static inline void gv__push(gv_runtime *rt, void *p)
 {
     if (rt->stack_top == rt->stack_cap)

