@@ -150,3 +150,30 @@ export function groupStopped(pgid) {
   }
   return states.length > 0 && states.includes('T') && states.every((st) => 'TtDZ'.includes(st));
 }
+
+/* Run a browser test's main() and report it the same way in every test:
+ * on failure the error, the page's problems and the tail of galvanid's log;
+ * always close the browser, stop the daemon and end the jobs it left, remove
+ * the temp dir.  `state()` returns the test's { daemon, browser, problems }
+ * as they are when main() ends (they are assigned while it runs).  Exits the
+ * process with 0 or 1. */
+export async function runWebTest(name, main, state, tmp, watchdog, t0) {
+  let failed = false;
+  try {
+    await main();
+  } catch (e) {
+    failed = true;
+    const { daemon, problems } = state();
+    console.error('FAIL:', e && e.stack ? e.stack : e);
+    if (problems.length) console.error('page problems:', problems);
+    if (daemon) console.error('galvanid log (tail):\n' + daemon.log.slice(-3000));
+  } finally {
+    const { daemon, browser } = state();
+    if (browser) await browser.close().catch(() => {});
+    if (daemon) { await daemon.stop(); daemon.endLeftoverJobs(); }
+    tmp.cleanup();
+    clearTimeout(watchdog);
+  }
+  console.log(`${failed ? 'FAIL' : 'PASS'} ${name} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+  process.exit(failed ? 1 : 0);
+}

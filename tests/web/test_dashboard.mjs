@@ -28,7 +28,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, mkdirSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
-import { Daemon, DEADLINE_MS, HERE, freePort, groupStopped, launch, playwright, tempDir, waitFor } from './lib.mjs';
+import { Daemon, DEADLINE_MS, HERE, freePort, groupStopped, launch, playwright, tempDir, waitFor, runWebTest } from './lib.mjs';
 
 const t0 = Date.now();
 const GALVANID = process.env.GALVANID || 'galvanid';
@@ -329,19 +329,4 @@ async function main() {
   console.log(`screenshot: ${shot}`);
 }
 
-let failed = false;
-try {
-  await main();
-} catch (e) {
-  failed = true;
-  console.error('FAIL:', e && e.stack ? e.stack : e);
-  if (problems.length) console.error('page problems:', problems);
-  if (daemon) console.error('galvanid log (tail):\n' + daemon.log.slice(-3000));
-} finally {
-  if (browser) await browser.close().catch(() => {});
-  if (daemon) { await daemon.stop(); daemon.endLeftoverJobs(); }
-  tmp.cleanup();
-  clearTimeout(watchdog);
-}
-console.log(`${failed ? 'FAIL' : 'PASS'} test_dashboard (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
-process.exit(failed ? 1 : 0);
+await runWebTest('test_dashboard', main, () => ({ daemon, browser, problems }), tmp, watchdog, t0);

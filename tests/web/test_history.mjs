@@ -14,7 +14,7 @@
  *   GALVANID=build/src/daemon/galvanid node tests/web/test_history.mjs
  */
 import assert from 'node:assert/strict';
-import { Daemon, DEADLINE_MS, freePort, launch, playwright, tempDir, waitFor } from './lib.mjs';
+import { Daemon, DEADLINE_MS, freePort, launch, playwright, tempDir, waitFor, runWebTest } from './lib.mjs';
 
 const t0 = Date.now();
 const GALVANID = process.env.GALVANID || 'galvanid';
@@ -98,19 +98,4 @@ async function main() {
   assert.deepEqual(problems, [], 'errors in the page');
 }
 
-let failed = false;
-try {
-  await main();
-} catch (e) {
-  failed = true;
-  console.error('FAIL:', e && e.stack ? e.stack : e);
-  if (problems.length) console.error('page problems:', problems);
-  if (daemon) console.error('galvanid log (tail):\n' + daemon.log.slice(-3000));
-} finally {
-  if (browser) await browser.close().catch(() => {});
-  if (daemon) { await daemon.stop(); daemon.endLeftoverJobs(); }
-  tmp.cleanup();
-  clearTimeout(watchdog);
-}
-console.log(`${failed ? 'FAIL' : 'PASS'} test_history (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
-process.exit(failed ? 1 : 0);
+await runWebTest('test_history', main, () => ({ daemon, browser, problems }), tmp, watchdog, t0);
