@@ -25,6 +25,8 @@
 
 #include <cmocka.h>
 
+#include "store_test_util.h"
+
 #include "model/model.h"
 #include "runner/protocol.h"
 #include "store/store.h"
@@ -283,10 +285,9 @@ static int on_point(void *ud, const gvd_point_row *row)
 
 static void test_store_tables(void **state)
 {
-    (void)state;
-    char dir[] = "/tmp/gvd-params-XXXXXX", db[128], err[256];
-    assert_non_null(mkdtemp(dir));
-    snprintf(db, sizeof db, "%s/galvani.db", dir);
+    fixture *fx = *state; /* store_test_util.h: a temp dir, removed after */
+    const char *db = fx->db;
+    char err[256];
     gvd_store *st = gvd_store_open(db, err, sizeof err);
     assert_non_null(st);
     gvd_job_row job = {.name = "j", .kind = "process", .status = "succeeded", .spec_json = "{}",
@@ -335,9 +336,6 @@ static void test_store_tables(void **state)
     assert_int_equal(gvd_store_points_load(st, on_point, &after, err, sizeof err), 0);
     assert_int_equal(after.params + after.points, 0);
     gvd_store_close(st);
-    char cmd[200];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
 }
 
 int main(void)
@@ -349,7 +347,7 @@ int main(void)
         cmocka_unit_test(test_series_many_points),
         cmocka_unit_test(test_series_refuses_non_finite),
         cmocka_unit_test(test_ack_params_revision),
-        cmocka_unit_test(test_store_tables),
+        cmocka_unit_test_setup_teardown(test_store_tables, fx_setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

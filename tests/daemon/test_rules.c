@@ -22,6 +22,8 @@
 
 #include <cmocka.h>
 
+#include "store_test_util.h"
+
 #include "rules/expr.h"
 #include "store/store.h"
 
@@ -278,10 +280,9 @@ static int on_rule(void *ud, int64_t id, const char *def_json, double created_at
 
 static void test_store_tables(void **state)
 {
-    (void)state;
-    char dir[] = "/tmp/gvd-rules-XXXXXX", db[128], err[256];
-    assert_non_null(mkdtemp(dir));
-    snprintf(db, sizeof db, "%s/galvani.db", dir);
+    fixture *fx = *state; /* store_test_util.h: a temp dir, removed after */
+    const char *db = fx->db;
+    char err[256];
     gvd_store *st = gvd_store_open(db, err, sizeof err);
     assert_non_null(st);
     gvd_job_row job = {.name = "j", .kind = "process", .status = "running", .spec_json = "{}",
@@ -330,9 +331,6 @@ static void test_store_tables(void **state)
     assert_int_equal(gvd_store_latches_load(st, on_latch, &gone, err, sizeof err), 0);
     assert_int_equal(gone.events + gone.latches, 0);
     gvd_store_close(st);
-    char cmd[200];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
 }
 
 int main(void)
@@ -341,7 +339,7 @@ int main(void)
         cmocka_unit_test(test_parse_accepts), cmocka_unit_test(test_hold_and_vars),
         cmocka_unit_test(test_parse_refuses), cmocka_unit_test(test_bounds),
         cmocka_unit_test(test_eval),          cmocka_unit_test(test_unknown),
-        cmocka_unit_test(test_store_tables),
+        cmocka_unit_test_setup_teardown(test_store_tables, fx_setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
