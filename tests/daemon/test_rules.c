@@ -35,12 +35,18 @@ typedef struct fake {
     const char *const *vars;
 } fake;
 
-static void fake_lookup(void *ud, gvd_expr_source source, const char *name, gvd_expr_value *out)
+static void fake_lookup(void *ud, const gvd_expr_var *var, gvd_expr_value *out)
 {
     const fake *f = ud;
-    const char *prefix = source == GVD_EXPR_FIELD ? "" : source == GVD_EXPR_METRIC ? "metrics." : "params.";
-    char key[300];
-    snprintf(key, sizeof key, "%s%s=", prefix, name);
+    const char *prefix = var->source == GVD_EXPR_FIELD      ? ""
+                         : var->source == GVD_EXPR_METRIC   ? "metrics."
+                         : var->source == GVD_EXPR_PIPELINE ? "pipeline."
+                                                            : "params.";
+    char key[400];
+    if (var->step)
+        snprintf(key, sizeof key, "steps.%s.%s%s=", var->step, prefix, var->name);
+    else
+        snprintf(key, sizeof key, "%s%s=", prefix, var->name);
     for (const char *const *v = f->vars; v && *v; v++) {
         if (strncmp(*v + 2, key, strlen(key)) != 0)
             continue;

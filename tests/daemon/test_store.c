@@ -25,7 +25,7 @@ static void test_open_creates_schema_in_wal(void **state)
     raw_text(db, "PRAGMA journal_mode", mode, sizeof mode);
     assert_string_equal(mode, "wal");
     assert_int_equal(raw_int(db, "PRAGMA user_version"), gvd_store_schema_version());
-    assert_int_equal(gvd_store_schema_version(), 3);
+    assert_int_equal(gvd_store_schema_version(), 4);
     assert_int_equal(raw_int(db, "PRAGMA application_id"), 0x67766462);
     assert_int_equal(raw_int(db, "SELECT count(*) FROM pragma_table_info('jobs')"), 22);
     assert_int_equal(raw_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name IN "

@@ -15,6 +15,7 @@
 
 #include <h2o.h>
 #include <stdarg.h>
+#include <string.h>
 
 #include "server.h"
 
@@ -102,6 +103,18 @@ void gvd_http_method_not_allowed(h2o_req_t *req, const char *allow);
 
 /* rules_api.c: /rules and /rules/{id}. */
 void gvd_on_rules(gvd_server *s, h2o_req_t *req, h2o_iovec_t path);
+/* pipelines_api.c: /pipelines and everything under it. */
+void gvd_on_pipelines(gvd_server *s, h2o_req_t *req, h2o_iovec_t path);
+
+/* Listing routes (GET /jobs, GET /pipelines): ?limit= default and maximum. */
+#define GVD_LIST_DEFAULT_LIMIT 100
+#define GVD_LIST_MAX_LIMIT 1000
+
+/* Is `v` (a method, a path, a segment) exactly the string `s`? */
+static inline bool gvd_iov_is(h2o_iovec_t v, const char *s)
+{
+    return h2o_memis(v.base, v.len, s, strlen(s));
+}
 
 /* Query strings: the decoded value of each parameter, checked against the
  * names a route knows (an unknown name is a 400 naming it). */

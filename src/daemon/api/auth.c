@@ -163,11 +163,12 @@ int gvd_auth_init(gvd_server *s, const gvd_server_opts *o, char *err, size_t err
 bool gvd_auth_required(h2o_iovec_t path)
 {
     static const char *const exact[] = {"/jobs", "/openapi.json", "/start", "/pause", "/resume",
-                                        "/cancel", "/ws", "/ws/jobs", "/events", "/rules"};
+                                        "/cancel", "/ws", "/ws/jobs", "/events", "/rules", "/pipelines"};
     for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++)
         if (h2o_memis(path.base, path.len, exact[i], strlen(exact[i])))
             return true;
-    return (path.len > 6 && memcmp(path.base, "/jobs/", 6) == 0) || (path.len > 7 && memcmp(path.base, "/rules/", 7) == 0);
+    return (path.len > 6 && memcmp(path.base, "/jobs/", 6) == 0) || (path.len > 7 && memcmp(path.base, "/rules/", 7) == 0) ||
+           (path.len > 11 && memcmp(path.base, "/pipelines/", 11) == 0);
 }
 
 /* The credential the request carries: the Bearer header's, else the

@@ -19,8 +19,6 @@
 #include "../rules/rules.h"
 #include "../util/log.h"
 
-#define GVD_LIST_DEFAULT_LIMIT 100
-#define GVD_LIST_MAX_LIMIT 1000
 
 static bool gvd_method(h2o_req_t *req, const char *m)
 {
@@ -423,6 +421,8 @@ static void gvd_route(gvd_server *s, h2o_req_t *req)
         gvd_on_job_path(s, req, path);
     } else if (gvd_path_is(path, "/rules") || (path.len > 7 && memcmp(path.base, "/rules/", 7) == 0)) {
         gvd_on_rules(s, req, path);
+    } else if (gvd_path_is(path, "/pipelines") || (path.len > 11 && memcmp(path.base, "/pipelines/", 11) == 0)) {
+        gvd_on_pipelines(s, req, path);
     } else if (gvd_path_is(path, "/healthz") || gvd_path_is(path, "/openapi.json")) {
         if (!gvd_method(req, "GET"))
             gvd_http_method_not_allowed(req, "GET");

@@ -130,6 +130,9 @@ json_t *gvd_job_json(gvd_job *job)
     json_t *labels = json_object_get(job->spec_json, "labels");
     if (labels)
         rc |= json_object_set_new(o, "labels", json_deep_copy(labels));
+    json_t *link = json_object_get(job->spec_json, "pipeline"); /* a pipeline step's job */
+    if (link)
+        rc |= json_object_set_new(o, "pipeline", json_deep_copy(link));
     json_t *rules = json_object_get(job->spec_json, "rules");
     if (rules)
         rc |= json_object_set_new(o, "rules", json_deep_copy(rules));

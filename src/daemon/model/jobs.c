@@ -20,6 +20,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "../pipeline/pipeline.h"
 #include "../util/log.h"
 
 static const char *const gvd_status_names[] = {"queued", "running", "paused", "succeeded", "failed", "cancelled"};
@@ -315,7 +316,8 @@ static void gvd_scheduler_fx(void *ud)
     while (used < jobs->cfg.max_running) {
         gvd_job *best = NULL;
         for (gvd_job *j = jobs->live_first; j; j = j->live_next) {
-            if (gvd_job_status_peek(j) != GVD_QUEUED || j->exec_state != GVD_EXEC_NONE || j->not_before > now)
+            if (gvd_job_status_peek(j) != GVD_QUEUED || j->exec_state != GVD_EXEC_NONE || j->not_before > now ||
+                j->held)
                 continue;
             if (!best || j->spec.priority > best->spec.priority)
                 best = j;
@@ -509,7 +511,8 @@ gvd_jobs *gvd_jobs_new(uv_loop_t *loop, gvd_store *store, const gvd_config *cfg,
     uv_timer_init(loop, &jobs->flush_timer);
     jobs->flush_timer.data = jobs;
     if (!jobs->log_dir || !jobs->run_dir || !jobs->live_rev || !jobs->wake || !jobs->scope ||
-        gvd_faults_new(jobs) != 0 || gvd_retention_new(jobs) != 0 || gvd_rules_new(jobs) != 0) {
+        gvd_faults_new(jobs) != 0 || gvd_retention_new(jobs) != 0 || gvd_rules_new(jobs) != 0 ||
+        gvd_pipelines_new(jobs) != 0) {
         gvd_error_set(err, 503, "out_of_memory", "out of memory");
         gvd_jobs_free(jobs);
         return NULL;
@@ -555,6 +558,13 @@ gvd_jobs *gvd_jobs_new(uv_loop_t *loop, gvd_store *store, const gvd_config *cfg,
         return NULL;
     }
     gvd_start_loaded(jobs);
+    if (gvd_pipelines_load(jobs, serr, sizeof serr) != 0) {
+        char msg[400];
+        snprintf(msg, sizeof msg, "cannot load pipelines: %s", serr);
+        gvd_error_set(err, 500, "store_failed", msg);
+        gvd_jobs_free(jobs);
+        return NULL;
+    }
     gvd_sweep_run_dirs(jobs);
     gv_scope_enter(jobs->scope);
     jobs->scheduler = gv_effect_new(gvd_scheduler_fx, jobs);
@@ -582,6 +592,7 @@ void gvd_jobs_free(gvd_jobs *jobs)
         (void)gvd_jobs_flush(jobs); /* persist pending progress */
     gvd_faults_free(jobs);          /* logs what could not be written */
     gvd_retention_free(jobs);
+    gvd_pipelines_free(jobs); /* before the jobs: their graphs read the jobs' signals */
     gv_scope_free(jobs->scope);
     for (gvd_job *job = jobs->first, *next; job; job = next) {
         next = job->next;
@@ -595,10 +606,23 @@ void gvd_jobs_free(gvd_jobs *jobs)
 
 gvd_job *gvd_jobs_create(gvd_jobs *jobs, json_t *body, gvd_error *err)
 {
+    return gvd_jobs_create_step(jobs, body, NULL, NULL, false, err);
+}
+
+gvd_job *gvd_jobs_create_step(gvd_jobs *jobs, json_t *body, json_t *link, struct gvd_pipeline *pipeline, bool held,
+                              gvd_error *err)
+{
     gvd_spec spec;
     json_t *normalized = NULL, *params = NULL;
     if (gvd_spec_parse(body, &jobs->cfg, &spec, &normalized, &params, err) != 0)
         return NULL;
+    if (link && json_object_set(normalized, "pipeline", link) != 0) {
+        gvd_spec_clear(&spec);
+        json_decref(normalized);
+        json_decref(params);
+        gvd_error_set(err, 503, "out_of_memory", "out of memory");
+        return NULL;
+    }
     /* Insert first: the id comes from the store, and a 201 means stored. */
     double now = gvd_now();
     char *spec_text = json_dumps(normalized, JSON_COMPACT), *params_text = json_dumps(params, JSON_COMPACT);
@@ -640,6 +664,8 @@ gvd_job *gvd_jobs_create(gvd_jobs *jobs, json_t *body, gvd_error *err)
     }
     gvd_list_append(jobs, job);
     job->persisted_status = GVD_QUEUED;
+    job->pipeline = pipeline;
+    job->held = held;
     gv_batch_begin();
     gvd_job_start_effects(job);
     gvd_jobs_live_add(jobs, job); /* the scheduler may start it at batch end */
@@ -648,8 +674,24 @@ gvd_job *gvd_jobs_create(gvd_jobs *jobs, json_t *body, gvd_error *err)
     return job;
 }
 
+void gvd_job_set_held(gvd_job *job, bool held)
+{
+    if (job->held == held)
+        return;
+    job->held = held;
+    /* the scheduler reads `wake`: a released job may start now */
+    gv_signal_set_int(job->jobs->wake, gv_value_to_int(gv_signal_peek(job->jobs->wake)) + 1);
+}
+
 int gvd_jobs_delete(gvd_jobs *jobs, gvd_job *job, gvd_error *err)
 {
+    if (gvd_job_in_pipeline(job)) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "job %lld is a step of pipeline %lld: delete the pipeline instead",
+                 (long long)job->id, (long long)gvd_pipeline_id(job->pipeline));
+        gvd_error_set(err, 409, "invalid_transition", msg);
+        return -1;
+    }
     gvd_status st = gvd_job_status_peek(job);
     if (!gvd_status_finished(st) || job->exec) {
         char msg[200];

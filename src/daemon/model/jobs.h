@@ -107,6 +107,15 @@ void gvd_jobs_free(gvd_jobs *jobs);
  * (400 naming any unknown or mistyped field), persists the job as queued and
  * lets the scheduler start it if a slot is free.  Returns the job or NULL. */
 gvd_job *gvd_jobs_create(gvd_jobs *jobs, json_t *spec, gvd_error *err);
+/* A pipeline step's job (pipeline/control.c): the same, with `link`
+ * ({"id", "step", "generation"}, borrowed) kept in the stored spec as
+ * "pipeline", owned by `pipeline` and held from the start if `held`. */
+struct gvd_pipeline;
+gvd_job *gvd_jobs_create_step(gvd_jobs *jobs, json_t *spec, json_t *link, struct gvd_pipeline *pipeline, bool held,
+                              gvd_error *err);
+/* Hold a queued job back from the scheduler (a paused pipeline's), or let
+ * it go. */
+void gvd_job_set_held(gvd_job *job, bool held);
 
 gvd_job *gvd_jobs_get(gvd_jobs *jobs, int64_t id);
 

@@ -153,6 +153,12 @@ struct gvd_job {
      * events (firings); owned */
     gvd_job_rules *rules;
 
+    /* pipeline/: the pipeline this job is a step of (borrowed; NULL for a
+     * job of its own, or once its pipeline is gone), and whether the
+     * pipeline holds it (paused: the scheduler does not start it) */
+    struct gvd_pipeline *pipeline;
+    bool held;
+
     /* persistence bookkeeping */
     gvd_status persisted_status;
     int64_t persisted_params_rev; /* -1 until the first persist effect run */
@@ -200,6 +206,7 @@ struct gvd_jobs {
     struct gvd_faults *faults;       /* fault.c: store retry, owned */
     struct gvd_retention *retention; /* retention.c: pruning, owned */
     gvd_rules *rules;                /* rules/rules.c: the rules engine, owned */
+    struct gvd_pipelines *pipelines; /* pipeline/control.c: the pipelines, owned */
 };
 
 double gvd_now(void); /* wall clock, seconds */

@@ -21,6 +21,7 @@
 
 #include <stdlib.h>
 
+#include "../pipeline/pipeline.h"
 #include "../util/log.h"
 
 #define GVD_PRUNE_CHUNK 256
@@ -38,7 +39,8 @@ static double gvd_finished_time(gvd_job *job)
 
 static bool gvd_prunable(gvd_job *job)
 {
-    return gvd_status_finished(gvd_job_status_peek(job)) && !job->exec;
+    /* a pipeline's jobs go with their pipeline (DELETE /pipelines/{id}) */
+    return gvd_status_finished(gvd_job_status_peek(job)) && !job->exec && !gvd_job_in_pipeline(job);
 }
 
 /* Deletes one chunk.  Returns how many jobs it removed, or -1 if the store

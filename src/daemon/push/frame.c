@@ -89,6 +89,8 @@ static const h2o_iovec_t gvd_sse_prefix[] = {
     [GVD_MSG_COUNTS] = {H2O_STRLIT("event: counts\ndata: ")},
     [GVD_MSG_SNAPSHOT] = {H2O_STRLIT("event: snapshot\ndata: ")},
     [GVD_MSG_DEMO] = {H2O_STRLIT("data: ")},
+    [GVD_MSG_PIPELINE] = {H2O_STRLIT("event: pipeline\ndata: ")},
+    [GVD_MSG_PIPELINE_REMOVED] = {H2O_STRLIT("event: pipeline_removed\ndata: ")},
     [GVD_MSG_RAW] = {NULL, 0},
 };
 

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "../pipeline/pipeline.h"
 #include "../util/log.h"
 
 #define GVD_STATUS_BIT(s) (1u << (s))
@@ -112,6 +113,17 @@ static gvd_pbuf *gvd_msg_snapshot(gvd_push *p, int64_t follow)
                     gvd_jobs_counts_json(p->jobs), "truncated", truncated);
     if (!msg)
         goto out;
+    if (!follow) {
+        /* the whole-daemon streams also carry every pipeline */
+        json_t *pls = json_array();
+        for (gvd_pipeline *pl = gvd_pipelines_first(p->jobs); pls && pl; pl = gvd_pipeline_next(pl))
+            if (json_array_append_new(pls, gvd_pipeline_json(pl)) != 0) {
+                json_decref(pls);
+                pls = NULL;
+            }
+        if (!pls || json_object_set_new(msg, "pipelines", pls) != 0)
+            goto out;
+    }
     b = gvd_pbuf_new(GVD_MSG_SNAPSHOT, 1024);
     if (b && json_dump_callback(msg, gvd_dump_cb, &b, GVD_JSON_FLAGS) != 0) {
         gvd_pbuf_unref(b);
@@ -427,9 +439,38 @@ static void gvd_flush_counts(gvd_push *p)
     p->counts_sent = text;
 }
 
+/* Pipelines go to the clients following every job (GVD_TO_ALL_JOBS). */
+static void gvd_flush_pipelines(gvd_push *p)
+{
+    if (p->nall == 0)
+        return;
+    for (size_t i = 0; i < p->pl_removed.n; i++) {
+        int64_t id = p->pl_removed.slots[i].key;
+        char text[64];
+        snprintf(text, sizeof text, "{\"type\":\"pipeline_removed\",\"id\":%lld}", (long long)id);
+        gvd_pbuf *b = gvd_msg_wrap(GVD_MSG_PIPELINE_REMOVED, "", text, "");
+        if (b) {
+            gvd_deliver(p, b, GVD_KEY_PIPELINE(id), GVD_TO_ALL_JOBS, false);
+            gvd_pbuf_unref(b);
+        }
+    }
+    for (size_t i = 0; i < p->pl_dirty.n; i++) {
+        gvd_pipeline *pl = gvd_pipelines_get(p->jobs, p->pl_dirty.slots[i].key);
+        if (!pl)
+            continue; /* deleted since: its removal went out above */
+        char *text = gvd_dump(gvd_pipeline_json(pl));
+        gvd_pbuf *b = text ? gvd_msg_wrap(GVD_MSG_PIPELINE, "{\"type\":\"pipeline\",\"pipeline\":", text, "}") : NULL;
+        if (b) {
+            gvd_deliver(p, b, GVD_KEY_PIPELINE(gvd_pipeline_id(pl)), GVD_TO_ALL_JOBS, false);
+            gvd_pbuf_unref(b);
+        }
+        free(text);
+    }
+}
+
 static void gvd_push_flush(gvd_push *p)
 {
-    if (!p->jobs || (p->dirty.n == 0 && p->removed.n == 0))
+    if (!p->jobs || (p->dirty.n == 0 && p->removed.n == 0 && p->pl_dirty.n == 0 && p->pl_removed.n == 0))
         return;
     if (p->nclients > 0) {
         p->stats.flushes++;
@@ -448,9 +489,12 @@ static void gvd_push_flush(gvd_push *p)
             }
         }
         gvd_flush_counts(p);
+        gvd_flush_pipelines(p);
     }
     gvd_queue_clear(&p->dirty);
     gvd_queue_clear(&p->removed);
+    gvd_queue_clear(&p->pl_dirty);
+    gvd_queue_clear(&p->pl_removed);
 
     gvd_client *next;
     for (gvd_client *c = p->first; c; c = next) {
@@ -470,6 +514,8 @@ static void gvd_on_flush(uv_timer_t *t)
     gvd_push_flush(p);
 }
 
+static void gvd_push_arm(gvd_push *p);
+
 void gvd_push_job_changed(void *hub, gvd_job *job, bool removed)
 {
     gvd_push *p = hub;
@@ -479,6 +525,24 @@ void gvd_push_job_changed(void *hub, gvd_job *job, bool removed)
         gvd_log(GVD_LOG_ERROR, "push.oom", "job=%lld", (long long)gvd_job_id(job));
         return;
     }
+    gvd_push_arm(p);
+}
+
+void gvd_push_pipeline_changed(void *hub, gvd_pipeline *pl, bool removed)
+{
+    gvd_push *p = hub;
+    if (p->closing)
+        return;
+    if (gvd_queue_put(removed ? &p->pl_removed : &p->pl_dirty, gvd_pipeline_id(pl), NULL, NULL) < 0) {
+        gvd_log(GVD_LOG_ERROR, "push.oom", "pipeline=%lld", (long long)gvd_pipeline_id(pl));
+        return;
+    }
+    gvd_push_arm(p);
+}
+
+/* Flushes at least flush_ms apart; an isolated change goes out at once. */
+static void gvd_push_arm(gvd_push *p)
+{
     if (p->flush_armed)
         return;
     uint64_t now = uv_now(p->loop), due = p->last_flush + p->opts.flush_ms;
@@ -495,6 +559,8 @@ static void gvd_push_on_closed(uv_handle_t *h)
         return;
     gvd_queue_free(&p->dirty);
     gvd_queue_free(&p->removed);
+    gvd_queue_free(&p->pl_dirty);
+    gvd_queue_free(&p->pl_removed);
     gvd_pbuf_unref(p->keepalive);
     free(p->counts_sent);
     free(p);
@@ -586,6 +652,7 @@ gvd_push *gvd_push_new(uv_loop_t *loop, gvd_jobs *jobs, const gvd_push_opts *opt
     p->open_handles = 2;
     uv_timer_start(&p->tick_timer, gvd_on_tick, p->tick_ms, p->tick_ms);
     gvd_jobs_on_change(jobs, gvd_push_job_changed, p);
+    gvd_pipelines_on_change(jobs, gvd_push_pipeline_changed, p);
     return p;
 }
 
@@ -597,11 +664,14 @@ void gvd_push_close(gvd_push *p, void (*done)(void *ud), void *ud)
     p->done = done;
     p->done_ud = ud;
     gvd_jobs_on_change(p->jobs, NULL, NULL);
+    gvd_pipelines_on_change(p->jobs, NULL, NULL);
     p->jobs = NULL;
     uv_timer_stop(&p->flush_timer);
     p->flush_armed = false;
     gvd_queue_clear(&p->dirty);
     gvd_queue_clear(&p->removed);
+    gvd_queue_clear(&p->pl_dirty);
+    gvd_queue_clear(&p->pl_removed);
     p->close_deadline = uv_now(p->loop) + GVD_PUSH_CLOSE_WAIT_MS;
     gvd_client *next;
     for (gvd_client *c = p->first; c; c = next) {

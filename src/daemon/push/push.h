@@ -15,7 +15,9 @@
  *   GVD_STREAM_DEMO  /ws        the seed's stream: the newest demo job's JSON
  *                               on connect and on every change of it
  *   GVD_STREAM_JOBS  /ws/jobs   {"type":"snapshot"...} first, then "job",
- *                    /events    "removed" and "counts" messages; all jobs or
+ *                    /events    "removed" and "counts" messages; all jobs (plus
+ *                               "pipeline" and "pipeline_removed", and the
+ *                               snapshot's "pipelines") or
  *                               one (?job=ID)
  *
  * Everything runs on the loop thread.
@@ -77,6 +79,11 @@ gvd_push *gvd_push_new(uv_loop_t *loop, gvd_jobs *jobs, const gvd_push_opts *opt
 
 /* The jobs' change listener (a gvd_job_change_fn; `hub` is the gvd_push). */
 void gvd_push_job_changed(void *hub, gvd_job *job, bool removed);
+/* The pipelines' (a gvd_pipeline_change_fn): {"type":"pipeline",...} and
+ * {"type":"pipeline_removed","id":N} to the streams following every job,
+ * whose snapshot also carries "pipelines". */
+struct gvd_pipeline;
+void gvd_push_pipeline_changed(void *hub, struct gvd_pipeline *pl, bool removed);
 
 /* Serve a stream request.  `job` is 0 for every job, or the one job to
  * follow (it must exist).  Returns 0 when the request was taken (upgraded /

@@ -42,6 +42,8 @@ typedef enum gvd_msg_type {
     GVD_MSG_COUNTS,    /* {"type":"counts",...}        SSE event "counts" */
     GVD_MSG_SNAPSHOT,  /* {"type":"snapshot",...}      SSE event "snapshot" */
     GVD_MSG_DEMO,      /* the seed's /ws frame (WebSocket only) */
+    GVD_MSG_PIPELINE,  /* {"type":"pipeline","pipeline":{...}}  SSE event "pipeline" */
+    GVD_MSG_PIPELINE_REMOVED, /* {"type":"pipeline_removed","id":N}  SSE event "pipeline_removed" */
     GVD_MSG_RAW        /* SSE bytes as they are (the keep-alive comment) */
 } gvd_msg_type;
 
@@ -97,6 +99,8 @@ typedef struct gvd_queue {
 #define GVD_KEY_SNAPSHOT (-2)
 #define GVD_KEY_KEEPALIVE (-3)
 #define GVD_KEY_DEMO (-4)
+/* A pipeline's frames (update or removal: latest wins) */
+#define GVD_KEY_PIPELINE(id) (-16 - (int64_t)(id))
 
 /* Put (taking a reference to buf if not NULL).  Returns 1 if it replaced an
  * entry with the same key (the old buffer is handed to *old, which the
@@ -155,6 +159,8 @@ struct gvd_push {
 
     gvd_queue dirty;         /* job ids changed since the last flush */
     gvd_queue removed;       /* job ids deleted since the last flush */
+    gvd_queue pl_dirty;      /* pipeline ids changed since the last flush */
+    gvd_queue pl_removed;    /* pipeline ids deleted since the last flush */
     uv_timer_t flush_timer;
     bool flush_armed;
     uint64_t last_flush;     /* loop ms */

@@ -25,6 +25,14 @@ const gvd_expr_field gvd_expr_fields[] = {
     {"exit_code", GVD_EXPR_NUMBER}, {NULL, GVD_EXPR_UNKNOWN},
 };
 
+const gvd_expr_field gvd_expr_pipeline_fields[] = {
+    {"status", GVD_EXPR_STRING},          {"progress", GVD_EXPR_NUMBER},
+    {"steps", GVD_EXPR_NUMBER},           {"failed_steps", GVD_EXPR_NUMBER},
+    {"succeeded_steps", GVD_EXPR_NUMBER}, {"running_steps", GVD_EXPR_NUMBER},
+    {"waiting_steps", GVD_EXPR_NUMBER},   {"skipped_steps", GVD_EXPR_NUMBER},
+    {NULL, GVD_EXPR_UNKNOWN},
+};
+
 /* ---- tokens ---------------------------------------------------------- */
 
 typedef enum tok_kind {
@@ -43,6 +51,9 @@ typedef struct tok {
     cmp_op op;            /* TOK_OP */
     char *text;           /* TOK_STR (unescaped), TOK_VAR (the name): owned until taken */
     gvd_expr_source src;  /* TOK_VAR */
+    char *step;           /* TOK_VAR, TOK_IDENT after "steps.STEP.": STEP, owned until taken */
+    const char *name;     /* TOK_IDENT: the field's own text (after any "steps.STEP.") */
+    size_t name_len;
 } tok;
 
 /* ---- the tree -------------------------------------------------------- */
@@ -72,6 +83,7 @@ typedef struct parser {
     int depth;
     gvd_expr *e;
     gvd_expr_error *err;
+    gvd_expr_context ctx;
     bool failed;
 } parser;
 
@@ -185,30 +197,88 @@ static bool lex_string(parser *ps, tok *t)
     return true;
 }
 
+static bool is_step_char(char c) /* a pipeline step's name */
+{
+    return isalnum((unsigned char)c) || c == '_' || c == '-';
+}
+
+static size_t word_len(const char *s)
+{
+    const char *p = s;
+    while (isalnum((unsigned char)*p) || *p == '_')
+        p++;
+    return (size_t)(p - s);
+}
+
+static bool prefix_is(const char *s, size_t wl, const char *word)
+{
+    return wl == strlen(word) && !strncmp(s, word, wl) && s[wl] == '.';
+}
+
+/* The name after "metrics." / "params." / "pipeline." into t->text (owned);
+ * *end: where it stops. */
+static bool lex_name(parser *ps, tok *t, const char *start, const char *name, bool (*ok)(char), const char *what,
+                     const char *prefix, const char *hint, const char **end)
+{
+    const char *p = name;
+    while (ok(*p))
+        p++;
+    size_t nl = (size_t)(p - name);
+    if (nl == 0 || nl > 255)
+        return fail_at(ps, t->column + (int)(name - start), "expected %s after '%s.' (%s)", what, prefix, hint);
+    t->text = malloc(nl + 1);
+    if (!t->text)
+        return fail_at(ps, 0, "out of memory");
+    memcpy(t->text, name, nl);
+    t->text[nl] = '\0';
+    *end = p;
+    return true;
+}
+
+static bool is_word_char(char c) { return isalnum((unsigned char)c) || c == '_'; }
+
 static bool lex_word(parser *ps, tok *t)
 {
     const char *s = ps->src + ps->pos, *p = s;
-    while (isalnum((unsigned char)*p) || *p == '_')
-        p++;
-    size_t wl = (size_t)(p - s);
-    bool metric = wl == 7 && !strncmp(s, "metrics", 7), param = wl == 6 && !strncmp(s, "params", 6);
-    if ((metric || param) && *p == '.') {
-        const char *name = ++p;
-        while (is_name_char(*p))
-            p++;
-        size_t nl = (size_t)(p - name);
-        if (nl == 0 || nl > 255)
-            return fail_at(ps, t->column + (int)(name - s), "expected a %s name after '%s.' (1 to 255 of A-Z a-z 0-9 _ . - / :)",
-                           metric ? "metric" : "param", metric ? "metrics" : "params");
-        t->text = malloc(nl + 1);
-        if (!t->text)
+    size_t wl = word_len(p);
+    if (prefix_is(p, wl, "steps")) {
+        /* steps.STEP.<rest>: the rest is read like a job's variable */
+        const char *sn = p + wl + 1, *q = sn;
+        while (is_step_char(*q))
+            q++;
+        size_t sl = (size_t)(q - sn);
+        if (sl == 0 || sl > 64 || *q != '.')
+            return fail_at(ps, t->column + (int)((sl == 0 || sl > 64 ? sn : q) - s),
+                           "expected steps.STEP.FIELD (a step name of 1 to 64 of A-Z a-z 0-9 _ -, a '.', then a "
+                           "field, metrics.NAME or params.NAME)");
+        if (!(t->step = malloc(sl + 1)))
             return fail_at(ps, 0, "out of memory");
-        memcpy(t->text, name, nl);
-        t->text[nl] = '\0';
+        memcpy(t->step, sn, sl);
+        t->step[sl] = '\0';
+        p = q + 1;
+        wl = word_len(p);
+        if (wl == 0)
+            return fail_at(ps, t->column + (int)(p - s), "expected a field, metrics.NAME or params.NAME after 'steps.%s.'",
+                           t->step);
+    }
+    bool metric = prefix_is(p, wl, "metrics"), param = prefix_is(p, wl, "params");
+    if (!t->step && prefix_is(p, wl, "pipeline")) {
+        if (!lex_name(ps, t, s, p + wl + 1, is_word_char, "a pipeline field", "pipeline",
+                      "status, progress, failed_steps, ...", &p))
+            return false;
+        t->kind = TOK_VAR;
+        t->src = GVD_EXPR_PIPELINE;
+    } else if (metric || param) {
+        if (!lex_name(ps, t, s, p + wl + 1, is_name_char, metric ? "a metric name" : "a param name",
+                      metric ? "metrics" : "params", "1 to 255 of A-Z a-z 0-9 _ . - / :", &p))
+            return false;
         t->kind = TOK_VAR;
         t->src = metric ? GVD_EXPR_METRIC : GVD_EXPR_PARAM;
     } else {
         t->kind = TOK_IDENT;
+        t->name = p;
+        t->name_len = wl;
+        p += wl;
     }
     t->len = (size_t)(p - s);
     ps->pos += t->len;
@@ -220,6 +290,7 @@ static bool lex_word(parser *ps, tok *t)
 static bool next(parser *ps)
 {
     free(ps->t.text);
+    free(ps->t.step);
     memset(&ps->t, 0, sizeof ps->t);
     while (ps->src[ps->pos] == ' ' || ps->src[ps->pos] == '\t' || ps->src[ps->pos] == '\n' || ps->src[ps->pos] == '\r')
         ps->pos++;
@@ -294,26 +365,58 @@ static const char *type_name(gvd_expr_type t)
     return t == GVD_EXPR_NUMBER ? "a number" : t == GVD_EXPR_STRING ? "a string" : t == GVD_EXPR_BOOL ? "a condition" : "a value";
 }
 
-/* The index of the variable, added on first use (names are taken over). */
-static bool add_var(parser *ps, gvd_expr_source src, char *name, size_t *index)
+static bool same_step(const char *a, const char *b)
+{
+    return a == b || (a && b && !strcmp(a, b));
+}
+
+/* The index of the variable, added on first use (name and step are taken
+ * over). */
+static bool add_var(parser *ps, gvd_expr_source src, char *name, char *step, size_t *index)
 {
     gvd_expr *e = ps->e;
     for (size_t i = 0; i < e->nvars; i++)
-        if (e->vars[i].source == src && !strcmp(e->vars[i].name, name)) {
+        if (e->vars[i].source == src && !strcmp(e->vars[i].name, name) && same_step(e->vars[i].step, step)) {
             free(name);
+            free(step);
             *index = i;
             return true;
         }
     gvd_expr_var *v = realloc(e->vars, (e->nvars + 1) * sizeof *v);
     if (!v) {
         free(name);
+        free(step);
         return fail_at(ps, 0, "out of memory");
     }
     e->vars = v;
     v[e->nvars].source = src;
     v[e->nvars].name = name;
+    v[e->nvars].step = step;
     *index = e->nvars++;
     return true;
+}
+
+/* A job's rules read the job; a pipeline's rules name the pipeline or a
+ * step.  Refuse the other kind where it stands. */
+static bool check_context(parser *ps, const tok *t)
+{
+    bool about_pipeline = t->step || (t->kind == TOK_VAR && t->src == GVD_EXPR_PIPELINE);
+    if (ps->ctx == GVD_EXPR_FOR_JOB && about_pipeline)
+        return fail_at(ps, t->column, "'%.*s': steps.* and pipeline.* exist only in a pipeline's rules",
+                       (int)(t->len > 60 ? 60 : t->len), t->p);
+    if (ps->ctx == GVD_EXPR_FOR_PIPELINE && !about_pipeline)
+        return fail_at(ps, t->column,
+                       "'%.*s': a pipeline's rule names the pipeline (pipeline.failed_steps, ...) or a step "
+                       "(steps.STEP.progress, steps.STEP.metrics.NAME, ...)",
+                       (int)(t->len > 60 ? 60 : t->len), t->p);
+    return true;
+}
+
+static const gvd_expr_field *find_field(const gvd_expr_field *f, const char *name, size_t len)
+{
+    while (f->name && !(strlen(f->name) == len && !strncmp(f->name, name, len)))
+        f++;
+    return f->name ? f : NULL;
 }
 
 static node *parse_or(parser *ps);
@@ -380,23 +483,35 @@ static node *parse_operand(parser *ps)
         n->lit.type = GVD_EXPR_BOOL;
         n->lit.b = is_word(t, "true");
     } else if (t->kind == TOK_VAR) {
-        if (!(n = node_new(ps, N_VAR, t->src == GVD_EXPR_METRIC ? GVD_EXPR_NUMBER : GVD_EXPR_UNKNOWN)))
+        if (!check_context(ps, t))
             return NULL;
-        char *name = t->text;
-        t->text = NULL;
-        if (!add_var(ps, t->src, name, &n->var)) {
+        gvd_expr_type type = t->src == GVD_EXPR_METRIC ? GVD_EXPR_NUMBER : GVD_EXPR_UNKNOWN;
+        if (t->src == GVD_EXPR_PIPELINE) {
+            const gvd_expr_field *f = find_field(gvd_expr_pipeline_fields, t->text, strlen(t->text));
+            if (!f) {
+                fail_at(ps, t->column, "unknown pipeline field '%.40s' (expected status, progress, steps, "
+                        "failed_steps, succeeded_steps, running_steps, waiting_steps or skipped_steps)", t->text);
+                return NULL;
+            }
+            type = f->type;
+        }
+        if (!(n = node_new(ps, N_VAR, type)))
+            return NULL;
+        char *name = t->text, *step = t->step;
+        t->text = t->step = NULL;
+        if (!add_var(ps, t->src, name, step, &n->var)) {
             node_free(n);
             return NULL;
         }
-    } else if (t->kind == TOK_IDENT && t->len > 0 && (isalpha((unsigned char)*t->p) || *t->p == '_') &&
+    } else if (t->kind == TOK_IDENT && t->name_len > 0 && (isalpha((unsigned char)*t->name) || *t->name == '_') &&
                !is_word(t, "and") && !is_word(t, "or") && !is_word(t, "not") && !is_word(t, "for")) {
-        const gvd_expr_field *f = gvd_expr_fields;
-        while (f->name && !(strlen(f->name) == t->len && !strncmp(f->name, t->p, t->len)))
-            f++;
-        if (!f->name) {
+        if (!check_context(ps, t))
+            return NULL;
+        const gvd_expr_field *f = find_field(gvd_expr_fields, t->name, t->name_len);
+        if (!f) {
             fail_at(ps, t->column, "unknown field '%.*s' (expected progress, current, total, status, rate, eta, "
                     "attempts, elapsed, message, name, pid, exit_code, metrics.NAME or params.NAME)",
-                    (int)(t->len > 40 ? 40 : t->len), t->p);
+                    (int)(t->name_len > 40 ? 40 : t->name_len), t->name);
             return NULL;
         }
         char *name = strdup(f->name);
@@ -408,7 +523,9 @@ static node *parse_operand(parser *ps)
             free(name);
             return NULL;
         }
-        if (!add_var(ps, GVD_EXPR_FIELD, name, &n->var)) {
+        char *step = t->step;
+        t->step = NULL;
+        if (!add_var(ps, GVD_EXPR_FIELD, name, step, &n->var)) {
             node_free(n);
             return NULL;
         }
@@ -528,6 +645,11 @@ static node *parse_or(parser *ps) { return parse_chain(ps, "or", N_OR, parse_and
 
 gvd_expr *gvd_expr_parse(const char *src, gvd_expr_error *err)
 {
+    return gvd_expr_parse_for(src, GVD_EXPR_FOR_JOB, err);
+}
+
+gvd_expr *gvd_expr_parse_for(const char *src, gvd_expr_context ctx, gvd_expr_error *err)
+{
     memset(err, 0, sizeof *err);
     size_t len = strlen(src);
     if (len > GVD_EXPR_MAX_LEN) {
@@ -540,7 +662,7 @@ gvd_expr *gvd_expr_parse(const char *src, gvd_expr_error *err)
         snprintf(err->message, sizeof err->message, "out of memory");
         return NULL;
     }
-    parser ps = {.src = src, .e = e, .err = err};
+    parser ps = {.src = src, .e = e, .err = err, .ctx = ctx};
     char found[80];
     if (next(&ps) && ps.t.kind == TOK_END)
         fail_at(&ps, 1, "empty condition (%s)", expected_value);
@@ -564,6 +686,7 @@ gvd_expr *gvd_expr_parse(const char *src, gvd_expr_error *err)
         }
     }
     free(ps.t.text);
+    free(ps.t.step);
     if (ps.failed || !e->root) {
         gvd_expr_free(e);
         return NULL;
@@ -576,8 +699,10 @@ void gvd_expr_free(gvd_expr *e)
     if (!e)
         return;
     node_free(e->root);
-    for (size_t i = 0; i < e->nvars; i++)
+    for (size_t i = 0; i < e->nvars; i++) {
         free((char *)e->vars[i].name);
+        free((char *)e->vars[i].step);
+    }
     free(e->vars);
     free(e);
 }
@@ -605,7 +730,7 @@ static gvd_expr_value eval(const eval_ctx *cx, const node *n)
     case N_VAR: {
         gvd_expr_value v = unknown();
         const gvd_expr_var *var = &cx->e->vars[n->var];
-        cx->lookup(cx->ud, var->source, var->name, &v);
+        cx->lookup(cx->ud, var, &v);
         if ((v.type == GVD_EXPR_NUMBER && !isfinite(v.num)) || (v.type == GVD_EXPR_STRING && !v.str))
             return unknown();
         /* A field or metric of another type than declared (it cannot

@@ -15,7 +15,9 @@
  *   not     := "not" not | cmp
  *   cmp     := operand [ ("==" | "!=" | "<" | "<=" | ">" | ">=") operand ]
  *   operand := NUMBER | "-" NUMBER | STRING | true | false | "(" or ")"
- *            | FIELD | metrics.NAME | params.NAME
+ *            | FIELD | metrics.NAME | params.NAME                 (a job's rules)
+ *            | pipeline.PFIELD | steps.STEP.FIELD                 (a pipeline's rules)
+ *            | steps.STEP.metrics.NAME | steps.STEP.params.NAME
  *
  * Values are numbers, strings and booleans.  Job fields have a fixed type
  * (gvd_expr_fields); metrics are numbers; params may hold anything, so a
@@ -47,10 +49,18 @@ typedef enum gvd_expr_type {
 } gvd_expr_type;
 
 typedef enum gvd_expr_source {
-    GVD_EXPR_FIELD,  /* progress, status, ... (name: the field) */
-    GVD_EXPR_METRIC, /* metrics.NAME (name: NAME) */
-    GVD_EXPR_PARAM   /* params.NAME */
+    GVD_EXPR_FIELD,   /* progress, status, ... (name: the field) */
+    GVD_EXPR_METRIC,  /* metrics.NAME (name: NAME) */
+    GVD_EXPR_PARAM,   /* params.NAME */
+    GVD_EXPR_PIPELINE /* pipeline.NAME: a field of the pipeline (gvd_expr_pipeline_fields) */
 } gvd_expr_source;
+
+/* Who a condition is about.  A job's rules read the job (FIELD,
+ * metrics.NAME, params.NAME); a pipeline's rules read the pipeline
+ * (pipeline.NAME) and its steps, each a job once it runs
+ * (steps.STEP.FIELD, steps.STEP.metrics.NAME, steps.STEP.params.NAME).
+ * Naming the other kind is refused with the column, like any error. */
+typedef enum gvd_expr_context { GVD_EXPR_FOR_JOB = 0, GVD_EXPR_FOR_PIPELINE } gvd_expr_context;
 
 typedef struct gvd_expr_value {
     gvd_expr_type type;
@@ -65,11 +75,16 @@ typedef struct gvd_expr_field {
     gvd_expr_type type;
 } gvd_expr_field;
 extern const gvd_expr_field gvd_expr_fields[];
+/* A pipeline's fields (pipeline.NAME): status, progress, steps,
+ * failed_steps, succeeded_steps, running_steps, waiting_steps,
+ * skipped_steps; NULL-terminated. */
+extern const gvd_expr_field gvd_expr_pipeline_fields[];
 
 /* A variable the condition reads (for recording what made it true). */
 typedef struct gvd_expr_var {
     gvd_expr_source source;
     const char *name; /* owned by the expression */
+    const char *step; /* steps.STEP.*: STEP (owned); NULL otherwise */
 } gvd_expr_var;
 
 typedef struct gvd_expr gvd_expr;
@@ -86,6 +101,8 @@ typedef struct gvd_expr_error {
  * bytes).  A new expression (free with gvd_expr_free), or NULL with err
  * filled (also when out of memory: column 0). */
 gvd_expr *gvd_expr_parse(const char *src, gvd_expr_error *err);
+/* The same for the given context (gvd_expr_parse is GVD_EXPR_FOR_JOB). */
+gvd_expr *gvd_expr_parse_for(const char *src, gvd_expr_context ctx, gvd_expr_error *err);
 void gvd_expr_free(gvd_expr *e); /* NULL is fine */
 
 /* Seconds of the "for" hold; 0 without one. */
@@ -95,7 +112,7 @@ size_t gvd_expr_nvars(const gvd_expr *e);
 const gvd_expr_var *gvd_expr_var_at(const gvd_expr *e, size_t i);
 
 /* Supplies a variable's current value (type GVD_EXPR_UNKNOWN if unknown). */
-typedef void (*gvd_expr_lookup_fn)(void *ud, gvd_expr_source source, const char *name, gvd_expr_value *out);
+typedef void (*gvd_expr_lookup_fn)(void *ud, const gvd_expr_var *var, gvd_expr_value *out);
 
 /* Evaluate the condition (without its hold): GVD_EXPR_BOOL true / false, or
  * GVD_EXPR_UNKNOWN.  gvd_expr_holds is "is it true". */

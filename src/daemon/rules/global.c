@@ -140,7 +140,7 @@ static int gvd_global_check(json_t *body, json_t **out, gvd_error *err)
                 return gvd_bad_rule(err, "field \"match\": every label value must be a string");
         }
     }
-    if (gvd_rule_check_when(json_string_value(when), "invalid_rule", "field \"when\"", "when", err) != 0)
+    if (gvd_rule_check_when(json_string_value(when), GVD_EXPR_FOR_JOB, "invalid_rule", "field \"when\"", "when", err) != 0)
         return -1;
     *out = json_pack("{s:s, s:s, s:o}", "when", json_string_value(when), "then", gvd_action_names[act], "match",
                      match && !json_is_null(match) ? json_incref(match) : json_object());

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../pipeline/pipeline_int.h"
 #include "../util/log.h"
 #include "rules_int.h"
 #include "webhook.h"
@@ -59,11 +60,11 @@ int gvd_action_parse(const char *s, gvd_rule_action *out)
     return -1;
 }
 
-int gvd_rule_check_when(const char *src, const char *code, const char *prefix, const char *field,
-                        gvd_error *err)
+int gvd_rule_check_when(const char *src, gvd_expr_context ctx, const char *code, const char *prefix,
+                        const char *field, gvd_error *err)
 {
     gvd_expr_error ee;
-    gvd_expr *e = gvd_expr_parse(src, &ee);
+    gvd_expr *e = gvd_expr_parse_for(src, ctx, &ee);
     if (e) {
         gvd_expr_free(e);
         return 0;
@@ -81,7 +82,7 @@ int gvd_rule_check_when(const char *src, const char *code, const char *prefix, c
 }
 
 /* Check one rule object; its normalized form is appended to `out`. */
-static int gvd_rule_check(json_t *r, size_t i, json_t *out, gvd_error *err)
+static int gvd_rule_check(json_t *r, size_t i, gvd_expr_context ctx, json_t *out, gvd_error *err)
 {
     if (!json_is_object(r))
         return gvd_rule_bad(err, i, "must be an object {\"when\": CONDITION, \"then\": ACTION}");
@@ -108,7 +109,7 @@ static int gvd_rule_check(json_t *r, size_t i, json_t *out, gvd_error *err)
     char prefix[64], field[40];
     snprintf(prefix, sizeof prefix, "field \"rules\": rule %zu \"when\"", i + 1);
     snprintf(field, sizeof field, "rules[%zu].when", i);
-    if (gvd_rule_check_when(json_string_value(when), "invalid_spec", prefix, field, err) != 0)
+    if (gvd_rule_check_when(json_string_value(when), ctx, "invalid_spec", prefix, field, err) != 0)
         return -1;
     char defname[32];
     snprintf(defname, sizeof defname, "rule-%zu", i + 1);
@@ -127,6 +128,11 @@ static int gvd_rule_check(json_t *r, size_t i, json_t *out, gvd_error *err)
 
 int gvd_rules_check_spec(json_t *rules, json_t **normalized, gvd_error *err)
 {
+    return gvd_rules_check_spec_for(rules, GVD_EXPR_FOR_JOB, normalized, err);
+}
+
+int gvd_rules_check_spec_for(json_t *rules, gvd_expr_context ctx, json_t **normalized, gvd_error *err)
+{
     *normalized = NULL;
     if (!json_is_array(rules)) {
         gvd_error_set(err, 400, "invalid_spec", "field \"rules\" must be an array of {\"when\", \"then\"} objects");
@@ -144,7 +150,7 @@ int gvd_rules_check_spec(json_t *rules, json_t **normalized, gvd_error *err)
         return -1;
     }
     for (size_t i = 0; i < json_array_size(rules); i++)
-        if (gvd_rule_check(json_array_get(rules, i), i, out, err) != 0) {
+        if (gvd_rule_check(json_array_get(rules, i), i, ctx, out, err) != 0) {
             json_decref(out);
             return -1;
         }
@@ -205,23 +211,45 @@ static void gvd_json_value(json_t *v, gvd_expr_value *out)
 /* The condition's reads are tracked: the computed depends on exactly the
  * signals the condition names (metrics_rev for any metric, params_rev for
  * any param). */
-static void gvd_rule_lookup(void *ud, gvd_expr_source source, const char *name, gvd_expr_value *out)
+void gvd_rule_job_value(gvd_job *job, const gvd_expr_var *var, gvd_expr_value *out)
 {
-    gvd_job *job = ((gvd_rule *)ud)->job;
-    switch (source) {
+    switch (var->source) {
     case GVD_EXPR_METRIC:
         (void)gv_signal_get(job->metrics_rev);
-        if (json_is_number(json_object_get(job->metrics, name)))
-            gvd_json_value(json_object_get(job->metrics, name), out);
+        if (json_is_number(json_object_get(job->metrics, var->name)))
+            gvd_json_value(json_object_get(job->metrics, var->name), out);
         break;
     case GVD_EXPR_PARAM:
         (void)gv_signal_get(job->params_rev);
-        gvd_json_value(json_object_get(job->params, name), out);
+        gvd_json_value(json_object_get(job->params, var->name), out);
         break;
     case GVD_EXPR_FIELD:
-        gvd_field_value(job, name, out);
+        gvd_field_value(job, var->name, out);
         break;
+    case GVD_EXPR_PIPELINE:
+        break; /* not a job's: unknown */
     }
+}
+
+static void gvd_rule_lookup(void *ud, const gvd_expr_var *var, gvd_expr_value *out)
+{
+    gvd_rule *r = ud;
+    if (r->pipeline)
+        gvd_pipeline_value(r->pipeline, var, out);
+    else
+        gvd_rule_job_value(r->job, var, out);
+}
+
+void gvd_expr_var_text(const gvd_expr_var *var, char *buf, size_t len)
+{
+    const char *kind = var->source == GVD_EXPR_METRIC     ? "metrics."
+                       : var->source == GVD_EXPR_PARAM    ? "params."
+                       : var->source == GVD_EXPR_PIPELINE ? "pipeline."
+                                                          : "";
+    if (var->step)
+        snprintf(buf, len, "steps.%s.%s%s", var->step, kind, var->name);
+    else
+        snprintf(buf, len, "%s%s", kind, var->name);
 }
 
 static void gvd_cond_fn(gv_value *out, const gv_value *prev, void *ud)
@@ -241,10 +269,9 @@ static json_t *gvd_rule_values(gvd_rule *r)
     for (size_t i = 0; i < gvd_expr_nvars(r->expr); i++) {
         const gvd_expr_var *var = gvd_expr_var_at(r->expr, i);
         gvd_expr_value v = {0};
-        gvd_rule_lookup(r, var->source, var->name, &v);
-        char key[300];
-        snprintf(key, sizeof key, "%s%s", var->source == GVD_EXPR_METRIC ? "metrics." : var->source == GVD_EXPR_PARAM ? "params." : "",
-                 var->name);
+        gvd_rule_lookup(r, var, &v);
+        char key[400];
+        gvd_expr_var_text(var, key, sizeof key);
         json_t *j = v.type == GVD_EXPR_NUMBER ? json_real(v.num) : v.type == GVD_EXPR_STRING ? json_string(v.str)
                   : v.type == GVD_EXPR_BOOL ? json_boolean(v.b) : json_null();
         if (json_object_set_new(o, key, j) != 0) {
@@ -261,12 +288,23 @@ static json_t *gvd_rule_values(gvd_rule *r)
 
 static void gvd_act_cb(uv_timer_t *t);
 
+/* "job=3" or "pipeline=2", for log lines. */
+static const char *gvd_rule_owner(const gvd_rule *r, char *buf, size_t len)
+{
+    if (r->pipeline)
+        snprintf(buf, len, "pipeline=%lld", (long long)gvd_pipeline_id(r->pipeline));
+    else
+        snprintf(buf, len, "job=%lld", (long long)r->job->id);
+    return buf;
+}
+
 static void gvd_enqueue(gvd_rule *r, bool fire)
 {
-    gvd_rules *eng = r->job->jobs->rules;
+    gvd_rules *eng = r->jobs->rules;
     gvd_pending *p = calloc(1, sizeof *p);
     if (p) {
-        p->job_id = r->job->id;
+        p->job_id = r->job ? r->job->id : 0;
+        p->pipeline_id = r->pipeline ? gvd_pipeline_id(r->pipeline) : 0;
         p->rule = strdup(r->name);
         p->when = strdup(r->when);
         p->action = r->action;
@@ -275,8 +313,8 @@ static void gvd_enqueue(gvd_rule *r, bool fire)
         p->values = fire ? gvd_rule_values(r) : NULL;
     }
     if (!p || !p->rule || !p->when || (fire && !p->values)) {
-        gvd_log(GVD_LOG_ERROR, "rule.dropped", "job=%lld rule=%s reason=\"out of memory\"", (long long)r->job->id,
-                r->name);
+        gvd_log(GVD_LOG_ERROR, "rule.dropped", "%s rule=%s reason=\"out of memory\"",
+                gvd_rule_owner(r, (char[40]){0}, 40), r->name);
         if (p) {
             free(p->rule);
             free(p->when);
@@ -305,7 +343,6 @@ static void gvd_rule_fx(void *ud)
 {
     gvd_rule *r = ud;
     bool now_true = gv_computed_get_bool(r->cond);
-    gvd_status status = (gvd_status)gv_signal_get_int(r->job->status);
     if (!now_true) {
         uv_timer_stop(&r->hold_timer);
         if (gv_value_to_bool(gv_signal_peek(r->held)))
@@ -316,8 +353,10 @@ static void gvd_rule_fx(void *ud)
         }
         return;
     }
-    if (gvd_status_finished(status)) {
-        uv_timer_stop(&r->hold_timer); /* never acts on a finished job */
+    bool finished = r->pipeline ? gvd_pipeline_finished(r->pipeline)
+                                : gvd_status_finished((gvd_status)gv_signal_get_int(r->job->status));
+    if (finished) {
+        uv_timer_stop(&r->hold_timer); /* never acts on a finished job or pipeline */
         return;
     }
     if (r->latched)
@@ -341,27 +380,46 @@ static void gvd_rule_closed(uv_handle_t *h)
     free(r);
 }
 
-gvd_rule *gvd_rule_new(gvd_job *job, const char *name, const char *when, const char *then, int64_t global_id)
+static gvd_rule *gvd_rule_init(gvd_jobs *jobs, gvd_job *job, gvd_pipeline *pl, const char *name, const char *when,
+                               const char *then, int64_t global_id)
 {
     gvd_rule *r = calloc(1, sizeof *r);
     if (!r)
         return NULL;
+    r->jobs = jobs;
     r->job = job;
+    r->pipeline = pl;
     r->global_id = global_id;
-    uv_timer_init(job->jobs->loop, &r->hold_timer);
+    uv_timer_init(jobs->loop, &r->hold_timer);
     r->hold_timer.data = r;
     r->name = strdup(name ? name : "");
     r->when = strdup(when ? when : "");
     gvd_expr_error ee;
     if (!r->name || !r->when || !then || gvd_action_parse(then, &r->action) != 0 ||
-        !(r->expr = gvd_expr_parse(r->when, &ee))) {
+        !(r->expr = gvd_expr_parse_for(r->when, pl ? GVD_EXPR_FOR_PIPELINE : GVD_EXPR_FOR_JOB, &ee))) {
         /* out of memory, or a stored rule this build no longer accepts */
-        gvd_log(GVD_LOG_ERROR, "rule.invalid", "job=%lld rule=%s reason=\"rule does not compile\"",
-                (long long)job->id, r->name ? r->name : "?");
-        uv_close((uv_handle_t *)&r->hold_timer, gvd_rule_closed);
+        gvd_log(GVD_LOG_ERROR, "rule.invalid", "%s rule=%s reason=\"rule does not compile\"",
+                gvd_rule_owner(r, (char[40]){0}, 40), r->name ? r->name : "?");
+        gvd_rule_discard(r);
         return NULL;
     }
     return r;
+}
+
+gvd_rule *gvd_rule_new(gvd_job *job, const char *name, const char *when, const char *then, int64_t global_id)
+{
+    return gvd_rule_init(job->jobs, job, NULL, name, when, then, global_id);
+}
+
+gvd_rule *gvd_rule_new_for_pipeline(gvd_jobs *jobs, gvd_pipeline *pl, const char *name, const char *when,
+                                    const char *then)
+{
+    return gvd_rule_init(jobs, NULL, pl, name, when, then, 0);
+}
+
+void gvd_rule_discard(gvd_rule *r)
+{
+    uv_close((uv_handle_t *)&r->hold_timer, gvd_rule_closed);
 }
 
 int gvd_job_rules_add(gvd_job *job, gvd_rule *r)
@@ -371,7 +429,7 @@ int gvd_job_rules_add(gvd_job *job, gvd_rule *r)
         size_t cap = jr->cap ? jr->cap * 2 : 4;
         gvd_rule **v = realloc(jr->rules, cap * sizeof *v);
         if (!v) {
-            uv_close((uv_handle_t *)&r->hold_timer, gvd_rule_closed);
+            gvd_rule_discard(r);
             return -1;
         }
         jr->rules = v;
@@ -419,8 +477,8 @@ void gvd_rule_start(gvd_rule *r)
     r->cond = gv_computed_new(gvd_cond_fn, r);
     r->held = gv_signal_new(gv_bool(false));
     if (!r->cond || !r->held) {
-        gvd_log(GVD_LOG_ERROR, "rule.dropped", "job=%lld rule=%s reason=\"out of memory\"", (long long)r->job->id,
-                r->name);
+        gvd_log(GVD_LOG_ERROR, "rule.dropped", "%s rule=%s reason=\"out of memory\"",
+                gvd_rule_owner(r, (char[40]){0}, 40), r->name);
         return;
     }
     r->fx = gv_effect_new(gvd_rule_fx, r); /* owned by the scope the caller entered (the job's) */
@@ -439,7 +497,7 @@ void gvd_rule_dispose(gvd_rule *r)
     r->fx = NULL;
     gv_computed_free(r->cond);
     gv_signal_free(r->held);
-    uv_close((uv_handle_t *)&r->hold_timer, gvd_rule_closed);
+    gvd_rule_discard(r);
 }
 
 void gvd_job_rules_free(gvd_job *job)
@@ -667,9 +725,11 @@ static void gvd_act_cb(uv_timer_t *t)
     eng->first = eng->last = NULL;
     while (p) {
         gvd_pending *next = p->next;
-        gvd_job *job = gvd_jobs_get(eng->jobs, p->job_id);
+        gvd_job *job = p->job_id ? gvd_jobs_get(eng->jobs, p->job_id) : NULL;
         char serr[256];
-        if (!job) {
+        if (p->pipeline_id) {
+            gvd_pipeline_rule_acted(eng->jobs, p); /* pipeline/prules.c */
+        } else if (!job) {
             /* deleted meanwhile: its rows went with it */
         } else if (p->fire) {
             gvd_fire(eng->jobs, job, p);

@@ -18,12 +18,18 @@ int gvd_action_parse(const char *s, gvd_rule_action *out);
 /* Check that a rule's condition parses: 0, or -1 with `err` set — 400 `code`
  * "PREFIX, column N: what was expected" with err->field = `field` and
  * err->column = N, or 503 when out of memory. */
-int gvd_rule_check_when(const char *src, const char *code, const char *prefix, const char *field,
-                        gvd_error *err);
+int gvd_rule_check_when(const char *src, gvd_expr_context ctx, const char *code, const char *prefix,
+                        const char *field, gvd_error *err);
+/* gvd_rules_check_spec for a pipeline's "rules" (pipeline context). */
+int gvd_rules_check_spec_for(json_t *rules, gvd_expr_context ctx, json_t **normalized, gvd_error *err);
 
-/* One rule on one job. */
+struct gvd_pipeline; /* pipeline/pipeline.h */
+
+/* One rule on one job, or on one pipeline (pipeline/prules.c). */
 typedef struct gvd_rule {
-    gvd_job *job;        /* borrowed: the job owns its rules */
+    gvd_jobs *jobs;      /* borrowed: the registry (its loop, the engine) */
+    gvd_job *job;        /* borrowed: the job that owns the rule; NULL for a pipeline's rule */
+    struct gvd_pipeline *pipeline; /* borrowed: the pipeline that owns it; NULL for a job's rule */
     char *name, *when;   /* owned */
     int64_t global_id;   /* a global rule's id; 0 for a rule of the spec */
     gvd_rule_action action;
@@ -50,7 +56,8 @@ struct gvd_job_rules {
 /* A firing or a re-arm waiting for the loop. */
 typedef struct gvd_pending {
     struct gvd_pending *next;
-    int64_t job_id;
+    int64_t job_id;      /* a job's rule; 0 for a pipeline's */
+    int64_t pipeline_id; /* a pipeline's rule; 0 for a job's */
     char *rule, *when;   /* owned */
     gvd_rule_action action;
     bool fire;           /* false: a re-arm (the latch goes back to 0) */
@@ -78,6 +85,18 @@ struct gvd_rules {
 
 /* rules.c: a rule on `job` (not started), or NULL (logged). */
 gvd_rule *gvd_rule_new(gvd_job *job, const char *name, const char *when, const char *then, int64_t global_id);
+/* The same on a pipeline (its condition in the pipeline context). */
+gvd_rule *gvd_rule_new_for_pipeline(gvd_jobs *jobs, struct gvd_pipeline *pl, const char *name, const char *when,
+                                    const char *then);
+/* A job variable's value (a field, metrics.NAME or params.NAME; the step
+ * of `var` is ignored), read tracked: a pipeline's rules read their steps'
+ * jobs through it. */
+void gvd_rule_job_value(gvd_job *job, const gvd_expr_var *var, gvd_expr_value *out);
+/* "metrics.x", "steps.test.progress", "pipeline.failed_steps": a
+ * variable as its condition names it (the keys of an event's values). */
+void gvd_expr_var_text(const gvd_expr_var *var, char *buf, size_t len);
+/* Free a rule whose condition was never started (timer closed first). */
+void gvd_rule_discard(gvd_rule *r);
 /* Add it to the job's rules (taking it over; 0, or -1 and it is freed). */
 int gvd_job_rules_add(gvd_job *job, gvd_rule *r);
 /* Its computed and effect, in the scope the caller entered. */

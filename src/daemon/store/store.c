@@ -130,6 +130,21 @@ static const char *const gvd_migrations[] = {
     "  def_json    TEXT    NOT NULL,"
     "  created_at  REAL    NOT NULL"
     ") STRICT;",
+    /* 4: pipelines (docs/api.md, "Pipelines").  def_json: the definition as
+     * accepted (steps with their job specs, needs, weights, rules);
+     * state_json: what requests and rules changed since (paused, cancelled,
+     * each step's generation, rule latches and events).  A step's jobs are
+     * ordinary rows of `jobs` whose spec names the pipeline, the step and
+     * the generation, so creating a step's job is one insert: after a
+     * crash the step finds its job and never runs twice.  AUTOINCREMENT:
+     * a deleted pipeline's id is never reused (its jobs' specs name it). */
+    "CREATE TABLE pipelines ("
+    "  id          INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  name        TEXT    NOT NULL,"
+    "  def_json    TEXT    NOT NULL,"
+    "  state_json  TEXT    NOT NULL,"
+    "  created_at  REAL    NOT NULL"
+    ") STRICT;",
 };
 
 #define GVD_STORE_VERSION ((int)(sizeof gvd_migrations / sizeof gvd_migrations[0]))
@@ -411,7 +426,7 @@ gvd_store *gvd_store_open(const char *path, char *err, size_t errlen)
         goto fail;
 
     if (gvd_store_prepare_rows(st, err, errlen) != 0 || gvd_store_prepare_history(st, err, errlen) != 0 ||
-        gvd_store_prepare_rules(st, err, errlen) != 0 ||
+        gvd_store_prepare_rules(st, err, errlen) != 0 || gvd_store_prepare_pipelines(st, err, errlen) != 0 ||
         gvd_store_prepare(st, &st->begin, "BEGIN IMMEDIATE", "begin", err, errlen) != 0 ||
         gvd_store_prepare(st, &st->commit, "COMMIT", "commit", err, errlen) != 0 ||
         gvd_store_prepare(st, &st->rollback, "ROLLBACK", "rollback", err, errlen) != 0)
@@ -436,7 +451,8 @@ void gvd_store_close(gvd_store *st)
                               &st->hist_applied, &st->hist_prune,  &st->hist_load,   &st->point_put,    &st->point_trim,
                               &st->point_load,  &st->event_insert, &st->event_prune, &st->event_load,
                               &st->latch_put,   &st->latch_load,   &st->latch_forget, &st->rule_insert,
-                              &st->rule_delete, &st->rule_load};
+                              &st->rule_delete, &st->rule_load,   &st->pl_insert,    &st->pl_update,
+                              &st->pl_delete,   &st->pl_load};
     for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++) {
         /* NULL is a no-op; the code only repeats the statement's last
          * error, which was reported when it happened. */

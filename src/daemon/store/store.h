@@ -153,6 +153,25 @@ int gvd_store_rule_delete(gvd_store *st, int64_t id, const char *name, char *err
 typedef int (*gvd_store_rule_fn)(void *ud, int64_t id, const char *def_json, double created_at);
 int gvd_store_rules_load(gvd_store *st, gvd_store_rule_fn fn, void *ud, char *err, size_t errlen); /* by id */
 
+/* ---- pipelines (pipelines.c; migration 4) ----------------------------------
+ *
+ * One row per pipeline: its definition (never changes) and its state (a
+ * JSON object rewritten whole on each change: small, and one statement is
+ * atomic).  Step jobs live in `jobs`. */
+typedef struct gvd_pipeline_row {
+    int64_t id;             /* assigned by gvd_store_pipeline_insert */
+    const char *name;
+    const char *def_json;
+    const char *state_json;
+    double created_at;
+} gvd_pipeline_row;
+int gvd_store_pipeline_insert(gvd_store *st, const gvd_pipeline_row *row, int64_t *id, char *err, size_t errlen);
+/* Replace the state of pipeline `id`; -1 if there is no such pipeline. */
+int gvd_store_pipeline_update(gvd_store *st, int64_t id, const char *state_json, char *err, size_t errlen);
+int gvd_store_pipeline_delete(gvd_store *st, int64_t id, char *err, size_t errlen);
+typedef int (*gvd_store_pipeline_fn)(void *ud, const gvd_pipeline_row *row);
+int gvd_store_pipelines_load(gvd_store *st, gvd_store_pipeline_fn fn, void *ud, char *err, size_t errlen); /* by id */
+
 /* ---- faults (faults.c) ----------------------------------------------------
  *
  * A write that fails because of the environment — disk full (SQLITE_FULL),

@@ -25,6 +25,7 @@ struct gvd_store {
     /* history.c: rule firings and latches */
     sqlite3_stmt *event_insert, *event_prune, *event_load, *latch_put, *latch_load, *latch_forget;
     sqlite3_stmt *rule_insert, *rule_delete, *rule_load; /* global rules */
+    sqlite3_stmt *pl_insert, *pl_update, *pl_delete, *pl_load; /* pipelines.c */
     char integrity[512]; /* gvd_store_integrity's answer when not "ok" */
     /* faults.c: the availability state (see store.h, "faults") */
     gvd_store_fault fault;
@@ -45,6 +46,23 @@ int gvd_store_prepare_history(gvd_store *st, char *err, size_t errlen);
 
 /* history.c: prepare the rule-event and latch statements. */
 int gvd_store_prepare_rules(gvd_store *st, char *err, size_t errlen);
+
+/* pipelines.c: prepare the pipeline statements. */
+int gvd_store_prepare_pipelines(gvd_store *st, char *err, size_t errlen);
+
+/* Statement helpers shared by history.c and pipelines.c.
+ * gvd_store_write steps a bound write statement once: 0, or -1 with the
+ * message (and the fault state updated); `bound` is the OR of the bind
+ * calls' codes.  gvd_store_opened: false (with err) for a NULL store.
+ * gvd_store_walk steps a load statement, `cb` turning each row into the
+ * caller's callback (ctx holds it and its argument).  gvd_store_text: a
+ * column's text, "" for NULL. */
+int gvd_store_write(gvd_store *st, sqlite3_stmt *stmt, int bound, const char *op, char *err, size_t errlen);
+bool gvd_store_opened(gvd_store *st, char *err, size_t errlen, const char *op);
+typedef int (*gvd_row_cb)(sqlite3_stmt *stmt, void *ctx);
+int gvd_store_walk(gvd_store *st, sqlite3_stmt *stmt, gvd_row_cb cb, void *ctx, const char *op, char *err,
+                   size_t errlen);
+const char *gvd_store_text(sqlite3_stmt *s, int col);
 
 /* Prepare a statement that lives until close; "store <what>: ..." on error. */
 int gvd_store_prepare(gvd_store *st, sqlite3_stmt **out, const char *sql, const char *what, char *err,
