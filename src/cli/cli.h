@@ -50,6 +50,8 @@ const char *gvc_str(const json_t *job, const char *key, const char *dflt);
 int gvc_cmd_params(gvc_ctx *ctx, int argc, char **argv);
 /* rules.c: galvani rules ...; the job's firings under galvani show. */
 int gvc_cmd_rules(gvc_ctx *ctx, int argc, char **argv);
+/* pipeline.c: galvani pipeline run|ls|show|pause|resume|cancel|retry|rm. */
+int gvc_cmd_pipeline(gvc_ctx *ctx, int argc, char **argv);
 int gvc_print_job_events(gvc_ctx *ctx, long long id);
 
 #endif

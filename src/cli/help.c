@@ -22,6 +22,13 @@ const char gvc_main_help[] =
     "  logs [-f] ID                   print a job's captured output (-f: follow it until the job ends)\n"
     "  watch [ID...]                  live progress of all active jobs, or of these until they end\n"
     "\n"
+    "Pipelines:\n"
+    "  pipeline run FILE.json [--follow]  create a pipeline (--follow: print step changes to the end)\n"
+    "  pipeline ls | show ID          list pipelines; one pipeline's steps and rule firings\n"
+    "  pipeline pause|resume|cancel ID  act on a whole pipeline\n"
+    "  pipeline retry ID STEP         re-run a step, then the steps after it\n"
+    "  pipeline rm ID                 delete a finished pipeline and its jobs\n"
+    "\n"
     "The demo job (the seed's routes):\n"
     "  start                          start a demo job\n"
     "  pause | resume | cancel        with no ID: act on the demo job\n"
@@ -66,6 +73,17 @@ static const char *const gvc_cmd_help[][2] = {
               "job), delete one.  --job: a job's own rules and every firing of a rule on it (when, rule,\n"
               "action, the values that made it true, what the action did).  CONDITION, e.g.\n"
               "'metrics.fraud_score > 0.9 for 30s': see docs/api.md, Rules.\n"},
+    {"pipeline", "usage: galvani pipeline run FILE.json [--follow] [--json]\n"
+                 "       galvani pipeline ls [--json]\n"
+                 "       galvani pipeline show ID [--json]\n"
+                 "       galvani pipeline pause|resume|cancel ID\n"
+                 "       galvani pipeline retry ID STEP\n"
+                 "       galvani pipeline rm ID\n\n"
+                 "Pipelines: steps that run in dependency order (docs/api.md, Pipelines).  run posts\n"
+                 "FILE.json ('-': stdin) and prints the new pipeline; --follow then prints each step's\n"
+                 "change until the pipeline ends and exits 0 if it succeeded, 1 if it failed or was\n"
+                 "cancelled.  retry re-runs STEP (failed, cancelled or succeeded) and every step after it.\n"
+                 "rm deletes a finished pipeline with its jobs.  Example: examples/ci-pipeline.json.\n"},
     {"show", "usage: galvani show ID [--json]\n\nPrint one job's fields, one per line, then its rule firings.\n"},
     {"pause", "usage: galvani pause [ID...] [--json]\n\n"
               "Pause running jobs; with no ID, pause the demo job.\n"},

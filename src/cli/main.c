@@ -767,7 +767,7 @@ int main(int argc, char **argv)
      * an unknown "--x" before any id is a usage error, caught here so that
      * the per-command code sees plain words. */
     if (strcmp(cmd, "run") != 0 && strcmp(cmd, "ls") != 0 && strcmp(cmd, "logs") != 0 &&
-        strcmp(cmd, "params") != 0 && strcmp(cmd, "rules") != 0) {
+        strcmp(cmd, "params") != 0 && strcmp(cmd, "rules") != 0 && strcmp(cmd, "pipeline") != 0) {
         for (int j = 0; j < n; j++) {
             if (rest[j][0] == '-') {
                 rc = gvc_usage_error(cmd, "%s: unknown option '%s'", cmd, rest[j]);
@@ -801,6 +801,8 @@ int main(int argc, char **argv)
         rc = gvc_cmd_params(&ctx, n, rest);
     else if (!strcmp(cmd, "rules"))
         rc = gvc_cmd_rules(&ctx, n, rest);
+    else if (!strcmp(cmd, "pipeline"))
+        rc = gvc_cmd_pipeline(&ctx, n, rest);
     else
         rc = gvc_cmd_logs(&ctx, n, rest);
     gvc_http_free(&ctx.http);
