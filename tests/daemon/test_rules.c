@@ -96,6 +96,68 @@ static void refused(const char *src, int column, const char *words)
 
 /* ---- tests ----------------------------------------------------------------- */
 
+/* A pipeline's rules name the pipeline and its steps; a job's cannot, and
+ * the other way round: each refused where it stands. */
+static void test_pipeline_context(void **state)
+{
+    (void)state;
+    gvd_expr_error err;
+    gvd_expr *e = gvd_expr_parse_for("pipeline.failed_steps >= 1 or steps.unit-tests.metrics.failed_tests > 0 and "
+                                     "steps.build.status == \"succeeded\" and steps.build.metrics.failed_tests < 9",
+                                     GVD_EXPR_FOR_PIPELINE, &err);
+    if (!e)
+        fail_msg("refused at column %d: %s", err.column, err.message);
+    assert_int_equal(gvd_expr_nvars(e), 4);
+    const gvd_expr_var *v = gvd_expr_var_at(e, 0);
+    assert_int_equal(v->source, GVD_EXPR_PIPELINE);
+    assert_string_equal(v->name, "failed_steps");
+    assert_null(v->step);
+    v = gvd_expr_var_at(e, 1);
+    assert_int_equal(v->source, GVD_EXPR_METRIC);
+    assert_string_equal(v->step, "unit-tests");
+    assert_string_equal(v->name, "failed_tests");
+    v = gvd_expr_var_at(e, 2);
+    assert_int_equal(v->source, GVD_EXPR_FIELD);
+    assert_string_equal(v->step, "build");
+    assert_string_equal(v->name, "status");
+    v = gvd_expr_var_at(e, 3); /* same metric name, another step: another variable */
+    assert_string_equal(v->step, "build");
+    fake f = {(const char *const[]){"n:pipeline.failed_steps=0", "n:steps.unit-tests.metrics.failed_tests=2",
+                                    "s:steps.build.status=succeeded", "n:steps.build.metrics.failed_tests=1", NULL}};
+    assert_true(gvd_expr_holds(e, fake_lookup, &f));
+    gvd_expr_free(e);
+
+    static const struct {
+        const char *src;
+        gvd_expr_context ctx;
+        int column;
+        const char *words;
+    } bad[] = {
+        {"progress > 5", GVD_EXPR_FOR_PIPELINE, 1, "a pipeline's rule names the pipeline"},
+        {"x == 1 or metrics.loss > 1", GVD_EXPR_FOR_PIPELINE, 1, "a pipeline's rule names the pipeline"},
+        {"pipeline.progress > 5", GVD_EXPR_FOR_JOB, 1, "only in a pipeline's rules"},
+        {"progress > 1 and steps.a.progress > 5", GVD_EXPR_FOR_JOB, 18, "only in a pipeline's rules"},
+        {"pipeline.bogus > 1", GVD_EXPR_FOR_PIPELINE, 1, "unknown pipeline field 'bogus'"},
+        {"pipeline.status > 1", GVD_EXPR_FOR_PIPELINE, 17, "a number"},
+        {"steps..progress > 1", GVD_EXPR_FOR_PIPELINE, 7, "expected steps.STEP.FIELD"},
+        {"steps.a progress", GVD_EXPR_FOR_PIPELINE, 8, "expected steps.STEP.FIELD"},
+        {"steps.a. > 1", GVD_EXPR_FOR_PIPELINE, 9, "expected a field, metrics.NAME or params.NAME after 'steps.a.'"},
+        {"steps.a.bogus > 1", GVD_EXPR_FOR_PIPELINE, 1, "unknown field 'bogus'"},
+        {"steps.a.metrics. > 1", GVD_EXPR_FOR_PIPELINE, 17, "expected a metric name after 'metrics.'"},
+        {"pipeline. > 1", GVD_EXPR_FOR_PIPELINE, 10, "expected a pipeline field after 'pipeline.'"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        gvd_expr *x = gvd_expr_parse_for(bad[i].src, bad[i].ctx, &err);
+        if (x) {
+            gvd_expr_free(x);
+            fail_msg("\"%s\" was accepted", bad[i].src);
+        }
+        if (err.column != bad[i].column || !strstr(err.message, bad[i].words))
+            fail_msg("\"%s\": column %d \"%s\", wanted column %d with \"%s\"", bad[i].src, err.column, err.message,
+                     bad[i].column, bad[i].words);
+    }
+}
+
 static void test_parse_accepts(void **state)
 {
     (void)state;
@@ -345,6 +407,7 @@ int main(void)
         cmocka_unit_test(test_parse_accepts), cmocka_unit_test(test_hold_and_vars),
         cmocka_unit_test(test_parse_refuses), cmocka_unit_test(test_bounds),
         cmocka_unit_test(test_eval),          cmocka_unit_test(test_unknown),
+        cmocka_unit_test(test_pipeline_context),
         cmocka_unit_test_setup_teardown(test_store_tables, fx_setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
