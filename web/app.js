@@ -5,14 +5,17 @@
  * State comes only from the /ws/jobs stream (docs/api.md, "Streams"): a
  * snapshot first, which REPLACES everything (also after a reconnect: the
  * snapshot is the daemon's current truth), then "job" messages (the full job,
- * replace by id), "removed" and "counts".  Actions go through the JSON API
+ * replace by id), "removed" and "counts"; pipelines likewise (the
+ * snapshot's "pipelines", "pipeline" replaces one by id, "pipeline_removed"
+ * drops it; drawn by pipelines.js).  Actions go through the JSON API
  * and do not touch the state: their effect comes back over the stream within
  * one flush (20 ms), so the page never shows a state the daemon has not
  * committed, and a response cannot race an older stream message.
  *
  * Rendering is batched: a message only marks its job dirty; one
  * requestAnimationFrame callback per frame updates the dirty rows in place
- * (view.js), the counts and the selected job's panel (detail.js).  With
+ * (view.js), the counts, the selected job's panel (detail.js) and the dirty
+ * pipelines (pipelines.js: the list and the selected one's graph).  With
  * hundreds of jobs each sending 50 updates/s this costs one DOM update per
  * job per frame, and nothing while the tab is hidden.
  *
@@ -34,6 +37,7 @@
  */
 import { createTable } from './view.js';
 import { createDetail } from './detail.js';
+import { createPipelines } from './pipelines.js';
 import { setupNewJobForm } from './forms.js';
 import { STATUSES, errorText } from './format.js';
 
@@ -68,6 +72,7 @@ const state = {
   hist: new Map(),      /* id -> { created, progress: series, metrics: Map name -> series,
                            marks: [{ t, rev }] (params changes), marksRev,
                            events: [{ t, rule, then, outcome, values }] (rule firings), eventsSeen } */
+  pipelines: new Map(), /* id -> the latest pipeline object */
   counts: null,
   selected: 0,
 };
@@ -192,8 +197,8 @@ async function act(id, action) {
 
 /* ---- rendering ----------------------------------------------------------------- */
 
-const dirty = new Set();
-let countsDirty = false, resetPending = false, framePending = false;
+const dirty = new Set(), plDirty = new Set();
+let plResetPending = false, countsDirty = false, resetPending = false, framePending = false;
 
 function schedule() {
   if (!framePending) {
@@ -219,6 +224,16 @@ function frame() {
   }
   if (state.selected && dirty.has(state.selected)) detail.update(state.jobs.get(state.selected));
   dirty.clear();
+  if (plResetPending) {
+    plResetPending = false;
+    pipes.reset([...state.pipelines.values()]);
+    plDirty.clear();
+  }
+  for (const id of plDirty) {
+    const pl = state.pipelines.get(id);
+    if (pl) pipes.update(pl);
+  }
+  plDirty.clear();
   if (countsDirty) {
     countsDirty = false;
     renderCounts();
@@ -264,11 +279,13 @@ function select(id, known) {
   state.selected = id;
   table.select(id);
   detail.show(id ? state.jobs.get(id) || known : null);
+  pipes.jobSelected(id);
 }
 
 const ctx = { api, act, toast, select, state, history: (id) => state.hist.get(id), loadHistory };
 const table = createTable(ctx);
 const detail = createDetail(ctx);
+const pipes = createPipelines(ctx);
 setupNewJobForm(ctx);
 
 /* ---- the stream ------------------------------------------------------------------ */
@@ -308,8 +325,9 @@ function onMessage(msg) {
     state.jobs = new Map(msg.jobs.map((j) => [j.id, j]));
     for (const id of [...state.hist.keys()]) if (!state.jobs.has(id)) state.hist.delete(id);
     for (const j of msg.jobs) record(j, now);
+    state.pipelines = new Map((msg.pipelines || []).map((p) => [p.id, p]));
     state.counts = msg.counts;
-    resetPending = countsDirty = true;
+    resetPending = plResetPending = countsDirty = true;
     attempt = 0;
     wasLive = true;
     setConn('live', msg.truncated ? 'live (newest 1000 jobs)' : 'live');
@@ -325,6 +343,15 @@ function onMessage(msg) {
     state.hist.delete(msg.id);
     table.remove(msg.id);
     if (state.selected === msg.id) select(0);
+    break;
+  case 'pipeline':
+    state.pipelines.set(msg.pipeline.id, msg.pipeline);
+    plDirty.add(msg.pipeline.id);
+    break;
+  case 'pipeline_removed':
+    state.pipelines.delete(msg.id);
+    plDirty.delete(msg.id);
+    pipes.remove(msg.id);
     break;
   case 'counts':
     state.counts = msg.counts;

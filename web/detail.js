@@ -116,6 +116,8 @@ export function createDetail(ctx) {
       ['metrics', metrics],
       ['rate · ETA', job.status === 'running'
         ? `${Number.isFinite(job.rate) ? fmtNum(job.rate) + ' %/s' : '—'} · ${fmtDur(job.eta)}` : ''],
+      ['pipeline', job.pipeline ? `#${job.pipeline.id} step ${job.pipeline.step}` +
+        (job.pipeline.generation ? ` (run ${job.pipeline.generation + 1})` : '') : ''],
       ['labels', Object.entries(job.labels || {}).map(([k, v]) => `${k}=${v}`).join('  ')],
       ['rules', (job.rules || []).map((r) => `${r.name}: ${r.then} when ${r.when}`).join('\n')],
       ['pause mode', job.pause_mode],

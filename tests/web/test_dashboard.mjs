@@ -57,7 +57,7 @@ async function checkStatic(d) {
     '/': ['index.html', 'text/html; charset=utf-8'], '/index.html': ['index.html', 'text/html; charset=utf-8'],
     '/app.css': ['app.css', 'text/css; charset=utf-8'], '/favicon.svg': ['favicon.svg', 'image/svg+xml'],
   };
-  for (const f of ['app.js', 'view.js', 'detail.js', 'chart.js', 'forms.js', 'format.js'])
+  for (const f of ['app.js', 'view.js', 'detail.js', 'pipelines.js', 'chart.js', 'forms.js', 'format.js'])
     files['/' + f] = [f, 'text/javascript; charset=utf-8'];
   for (const [path, [file, type]] of Object.entries(files)) {
     const r = await d.request('GET', path);

@@ -42,6 +42,7 @@ GVD_WEB_INCBIN(gvd_web_app_css, "app.css");
 GVD_WEB_INCBIN(gvd_web_app_js, "app.js");
 GVD_WEB_INCBIN(gvd_web_view_js, "view.js");
 GVD_WEB_INCBIN(gvd_web_detail_js, "detail.js");
+GVD_WEB_INCBIN(gvd_web_pipelines_js, "pipelines.js");
 GVD_WEB_INCBIN(gvd_web_chart_js, "chart.js");
 GVD_WEB_INCBIN(gvd_web_forms_js, "forms.js");
 GVD_WEB_INCBIN(gvd_web_format_js, "format.js");
@@ -64,6 +65,7 @@ static gvd_asset gvd_assets[] = {
     {"/app.js", GVD_TEXT("text/javascript"), gvd_web_app_js, gvd_web_app_js_end, ""},
     {"/view.js", GVD_TEXT("text/javascript"), gvd_web_view_js, gvd_web_view_js_end, ""},
     {"/detail.js", GVD_TEXT("text/javascript"), gvd_web_detail_js, gvd_web_detail_js_end, ""},
+    {"/pipelines.js", GVD_TEXT("text/javascript"), gvd_web_pipelines_js, gvd_web_pipelines_js_end, ""},
     {"/chart.js", GVD_TEXT("text/javascript"), gvd_web_chart_js, gvd_web_chart_js_end, ""},
     {"/forms.js", GVD_TEXT("text/javascript"), gvd_web_forms_js, gvd_web_forms_js_end, ""},
     {"/format.js", GVD_TEXT("text/javascript"), gvd_web_format_js, gvd_web_format_js_end, ""},
