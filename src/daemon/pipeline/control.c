@@ -232,7 +232,15 @@ static int gvd_pipeline_advance(gvd_pipeline *pl)
                                  (json_int_t)st->generation);
         gvd_error err = {0};
         gvd_job *job = NULL;
-        if (body && link && json_object_set_new(body, "name", json_string(jname)) == 0) {
+        /* The step knows where it runs (docs/protocol.md): in its env. */
+        json_t *env = body ? json_object_get(body, "env") : NULL;
+        if (body && !json_is_object(env) && json_object_set_new(body, "env", env = json_object()) != 0)
+            env = NULL;
+        char plid[24];
+        snprintf(plid, sizeof plid, "%lld", (long long)pl->id);
+        if (body && link && env && json_object_set_new(body, "name", json_string(jname)) == 0 &&
+            json_object_set_new(env, "GALVANI_PIPELINE_ID", json_string(plid)) == 0 &&
+            json_object_set_new(env, "GALVANI_PIPELINE_STEP", json_string(st->name)) == 0) {
             /* One batch: the step points at its job before anything reacts. */
             gv_batch_begin();
             job = gvd_jobs_create_step(jobs, body, link, pl, false, &err);

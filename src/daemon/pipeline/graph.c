@@ -373,7 +373,7 @@ json_t *gvd_pipeline_json(gvd_pipeline *pl)
                      "on_failure", pl->cancel_on_failure ? "cancel" : "skip", "paused",
                      gv_signal_get_bool(pl->paused), "created_at", gvd_time_json(pl->created_at), "finished_at",
                      gvd_time_json(finished_at), "steps", steps, "rules",
-                     json_object_get(pl->def, "rules"), "events", (json_int_t)json_array_size(pl->events));
+                     json_object_get(pl->def, "rules"), "events", (json_int_t)(pl->next_event - 1));
 }
 
 json_t *gvd_pipeline_events_json(gvd_pipeline *pl)

@@ -62,7 +62,8 @@ json_t *gvd_pipelines_list_json(gvd_jobs *jobs, size_t offset, size_t limit);
 int64_t gvd_pipeline_id(const gvd_pipeline *pl);
 /* {"id", "name", "status", "progress", "on_failure", "paused", "created_at",
  * "finished_at", "steps": [{"name", "status", "job", "jobs", "needs",
- * "weight", "progress"}], "rules": [...], "events": n}.  New reference. */
+ * "weight", "progress"}], "rules": [...], "events": firings so far (the
+ * newest GVD_PIPELINE_EVENTS_MAX are kept)}.  New reference. */
 json_t *gvd_pipeline_json(gvd_pipeline *pl);
 /* GET /pipelines/{id}/events: {"events": [...]} oldest first. */
 json_t *gvd_pipeline_events_json(gvd_pipeline *pl);

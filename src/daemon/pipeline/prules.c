@@ -7,7 +7,8 @@
  * The conditions and their edges are the rules engine's (rules/rules.c):
  * each rule is a gvd_rule whose owner is the pipeline, so it reads the
  * pipeline's computeds and its steps' jobs, fires once per false-to-true
- * transition, never on a finished pipeline, and honours "for 30s".  This
+ * transition, never on a finished pipeline (but notify does: the failure
+ * that finishes a pipeline is worth telling), and honours "for 30s".  This
  * file does what is pipeline-specific: the action (pause, cancel or resume
  * the pipeline; notify: a log line and the webhook) and the record — the
  * event and the latch live in the pipeline's state row, written in one
@@ -93,7 +94,7 @@ static void gvd_pl_fire(gvd_pipeline *pl, struct gvd_pending *p)
     char *vtext = json_dumps(p->values, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(15));
     gvd_pl_status s = gvd_pipeline_status_peek(pl);
     bool webhook = pl->jobs->rules && pl->jobs->rules->webhook;
-    if (gvd_pl_finished(s)) {
+    if (gvd_pl_finished(s) && p->action != GVD_ACT_NOTIFY) {
         snprintf(outcome, sizeof outcome, "not applied: the pipeline is %s", gvd_pl_status_name(s));
     } else {
         switch (p->action) {

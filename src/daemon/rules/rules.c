@@ -355,8 +355,11 @@ static void gvd_rule_fx(void *ud)
     }
     bool finished = r->pipeline ? gvd_pipeline_finished(r->pipeline)
                                 : gvd_status_finished((gvd_status)gv_signal_get_int(r->job->status));
-    if (finished) {
-        uv_timer_stop(&r->hold_timer); /* never acts on a finished job or pipeline */
+    /* Never acts on a finished job or pipeline.  A pipeline's notify is the
+     * exception: the step failure that makes `pipeline.failed_steps >= 1`
+     * true is often the one that finishes it, and that is news. */
+    if (finished && !(r->pipeline && r->action == GVD_ACT_NOTIFY)) {
+        uv_timer_stop(&r->hold_timer);
         return;
     }
     if (r->latched)

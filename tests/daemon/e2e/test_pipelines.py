@@ -307,6 +307,24 @@ class PipelineRules(PipelineBase):
         self.wait_pipeline(pid, "succeeded")
 
 
+    def test_notify_fires_on_the_failure_that_finishes_the_pipeline(self):
+        where = 'echo "$GALVANI_PIPELINE_ID $GALVANI_PIPELINE_STEP" > %s/where; exit 5' % self.dir
+        pl = self.create(name="lone", steps=[{"name": "only", "command": ["sh", "-c", where], "env": ENV},
+                                             self.step("never", ["only"])],
+                         rules=[{"when": "pipeline.failed_steps >= 1", "then": "notify"},
+                                {"when": "pipeline.failed_steps >= 1", "then": "pause"}])
+        pid = pl["id"]
+        p = self.wait_pipeline(pid, "failed")
+        wait_for(lambda: self.get(pid)["events"] == 1, what="the notify rule to fire")
+        ev = self.d.request("GET", "/pipelines/%d/events" % pid)[2]["events"]
+        self.assertEqual([(e["rule"], e["outcome"]) for e in ev], [("rule-1", "logged")])  # pause: not on a finished one
+        self.d.wait_log("rule.notify pipeline=%d" % pid)
+        # the step knew where it ran
+        with open(os.path.join(self.dir, "where")) as f:
+            self.assertEqual(f.read().split(), [str(pid), "only"])
+        self.assertEqual(self.steps(p)["never"]["status"], "skipped")
+
+
 class PipelineErrors(PipelineBase):
     def refused(self, body, *fragments, status=400):
         code, _, err = self.d.request("POST", "/pipelines", body)
