@@ -401,16 +401,37 @@ static h2o_iovec_t gvd_route_path(h2o_req_t *req)
     return path;
 }
 
+/* Routes under "/<collection>/{id}": what follows the id, and its pattern. */
+typedef struct gvd_subroute {
+    const char *rest, *pattern;
+} gvd_subroute;
+
+/* The pattern of `path` (which starts with `prefix`, e.g. "/jobs/") among
+ * `subs`, or NULL; *rest gets what follows the id segment. */
+static const char *gvd_subroute_match(h2o_iovec_t path, size_t prefix, const gvd_subroute *subs, size_t n,
+                                      h2o_iovec_t *rest)
+{
+    const char *p = path.base + prefix, *end = path.base + path.len;
+    const char *slash = memchr(p, '/', (size_t)(end - p));
+    *rest = slash ? h2o_iovec_init(slash + 1, (size_t)(end - slash - 1)) : h2o_iovec_init("", 0);
+    for (size_t i = 0; i < n; i++)
+        if (gvd_path_is(*rest, subs[i].rest))
+            return subs[i].pattern;
+    return NULL;
+}
+
 /* The route a path belongs to, spelled as docs/api.md and openapi.json do
  * ("/jobs/{id}/pause"): the request counter's label, so its values come
  * from this closed set whatever the path held.  It follows gvd_route below
- * (and gvd_on_job_path's actions); tests/daemon/e2e/test_metrics.py checks
- * that every path of openapi.json is counted under its own name. */
+ * (and the actions of gvd_on_job_path and gvd_on_pipelines);
+ * tests/daemon/e2e/test_metrics.py checks that every path of openapi.json is
+ * counted under its own name. */
 static const char *gvd_route_pattern(h2o_iovec_t path)
 {
-    static const char *const fixed[] = {"/jobs",  "/rules",  "/healthz", "/openapi.json", "/metrics", "/start",
-                                        "/pause", "/resume", "/cancel",  "/ws",           "/ws/jobs", "/events"};
-    static const char *const job[][2] = {
+    static const char *const fixed[] = {"/jobs",   "/rules",  "/pipelines", "/healthz", "/openapi.json",
+                                        "/metrics", "/start", "/pause", "/resume", "/cancel", "/ws", "/ws/jobs",
+                                        "/events"};
+    static const gvd_subroute job[] = {
         {"", "/jobs/{id}"},
         {"pause", "/jobs/{id}/pause"},
         {"resume", "/jobs/{id}/resume"},
@@ -421,20 +442,33 @@ static const char *gvd_route_pattern(h2o_iovec_t path)
         {"metrics", "/jobs/{id}/metrics"},
         {"events", "/jobs/{id}/events"},
     };
+    static const gvd_subroute rule[] = {{"", "/rules/{id}"}};
+    static const gvd_subroute pipeline[] = {
+        {"", "/pipelines/{id}"},
+        {"events", "/pipelines/{id}/events"},
+        {"pause", "/pipelines/{id}/pause"},
+        {"resume", "/pipelines/{id}/resume"},
+        {"cancel", "/pipelines/{id}/cancel"},
+    };
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
         if (gvd_path_is(path, fixed[i]))
             return fixed[i];
-    int64_t id;
-    h2o_iovec_t seg, action;
-    if (path.len > 6 && memcmp(path.base, "/jobs/", 6) == 0 && gvd_split_job_path(path, &id, &seg, &action))
-        for (size_t i = 0; i < sizeof job / sizeof job[0]; i++)
-            if (gvd_path_is(action, job[i][0]))
-                return job[i][1];
-    if (path.len > 7 && memcmp(path.base, "/rules/", 7) == 0)
-        return "/rules/{id}";
-    if (gvd_static_has(path))
-        return "/{file}"; /* the dashboard's */
-    return "unmatched";
+    const char *pattern = NULL;
+    h2o_iovec_t rest;
+    if (path.len > 6 && memcmp(path.base, "/jobs/", 6) == 0) {
+        pattern = gvd_subroute_match(path, 6, job, sizeof job / sizeof job[0], &rest);
+    } else if (path.len > 7 && memcmp(path.base, "/rules/", 7) == 0) {
+        pattern = gvd_subroute_match(path, 7, rule, 1, &rest);
+    } else if (path.len > 11 && memcmp(path.base, "/pipelines/", 11) == 0) {
+        pattern = gvd_subroute_match(path, 11, pipeline, sizeof pipeline / sizeof pipeline[0], &rest);
+        /* steps/{name}/retry: one segment between the two */
+        if (!pattern && rest.len > 12 && memcmp(rest.base, "steps/", 6) == 0 &&
+            memcmp(rest.base + rest.len - 6, "/retry", 6) == 0 && !memchr(rest.base + 6, '/', rest.len - 12))
+            pattern = "/pipelines/{id}/steps/{name}/retry";
+    } else if (gvd_static_has(path)) {
+        pattern = "/{file}"; /* the dashboard's */
+    }
+    return pattern ? pattern : "unmatched";
 }
 
 static void gvd_route(gvd_server *s, h2o_req_t *req)
