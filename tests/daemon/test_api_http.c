@@ -73,7 +73,7 @@ static void test_openapi_is_the_file(void **state)
     json_t *paths = json_object_get(r.json, "paths");
     const char *routes[] = {"/jobs", "/jobs/{id}", "/jobs/{id}/pause", "/jobs/{id}/resume", "/jobs/{id}/cancel",
                             "/jobs/{id}/params", "/jobs/{id}/log", "/healthz", "/openapi.json", "/start",
-                            "/pause", "/resume", "/cancel", "/ws", "/ws/jobs", "/events"};
+                            "/pause", "/resume", "/cancel", "/ws", "/ws/jobs", "/events", "/metrics"};
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
         if (!json_object_get(paths, routes[i]))
             fail_msg("openapi.json does not document %s", routes[i]);
@@ -378,6 +378,7 @@ static void test_method_and_route_errors(void **state)
         {"PUT", "/jobs", "GET, POST"},      {"POST", "/jobs/1", "GET, DELETE"}, {"GET", "/jobs/1/pause", "POST"},
         {"GET", "/jobs/1/cancel", "POST"}, {"POST", "/jobs/1/log", "GET"},      {"POST", "/healthz", "GET"},
         {"DELETE", "/openapi.json", "GET"}, {"POST", "/ws", "GET"},             {"POST", "/events", "GET"},
+        {"POST", "/metrics", "GET"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         http_resp r = http_do(&H, cases[i].method, cases[i].path, NULL, NULL);

@@ -9,6 +9,7 @@
  *   auth.c     bearer tokens (full and read-only roles), redaction for logs
  *   openapi.c  the OpenAPI document compiled into the binary
  *   static.c   the dashboard (web/) compiled into the binary, served at /
+ *   prom.c     GET /metrics: galvanid's own metrics for Prometheus (../obs/)
  */
 #ifndef GALVANI_DAEMON_API_INT_H
 #define GALVANI_DAEMON_API_INT_H
@@ -82,6 +83,9 @@ const char *gvd_auth_redact(h2o_iovec_t path, char *buf, size_t size);
 
 /* http.c */
 const char *gvd_http_reason(int status);
+/* Send `body` (copied) as the response: status, Content-Type `type`,
+ * Cache-Control: no-store. */
+void gvd_http_send(h2o_req_t *req, int status, const char *type, h2o_iovec_t body);
 /* Send `body` (consumed) as compact JSON + "\n".  `location` may be NULL. */
 void gvd_http_json(h2o_req_t *req, int status, json_t *body, const char *location);
 /* {"error":{"code":code,"message":...}} */
@@ -147,6 +151,11 @@ void gvd_logtail_send(h2o_req_t *req, const char *path, int64_t tail, int64_t of
 /* static.c: if `path` is one of the dashboard's files, answer (200, 304,
  * or 405) and return true; false otherwise, without answering. */
 bool gvd_static_serve(h2o_req_t *req, h2o_iovec_t path);
+/* Is `path` one of the dashboard's files? */
+bool gvd_static_has(h2o_iovec_t path);
+
+/* prom.c: GET /metrics (the route and method are checked). */
+void gvd_on_prom(gvd_server *s, h2o_req_t *req);
 
 /* openapi.c */
 extern const char gvd_openapi_json[];

@@ -163,7 +163,8 @@ int gvd_auth_init(gvd_server *s, const gvd_server_opts *o, char *err, size_t err
 bool gvd_auth_required(h2o_iovec_t path)
 {
     static const char *const exact[] = {"/jobs", "/openapi.json", "/start", "/pause", "/resume",
-                                        "/cancel", "/ws", "/ws/jobs", "/events", "/rules", "/pipelines"};
+                                        "/cancel", "/ws", "/ws/jobs", "/events", "/rules", "/pipelines",
+                                        "/metrics"};
     for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++)
         if (h2o_memis(path.base, path.len, exact[i], strlen(exact[i])))
             return true;

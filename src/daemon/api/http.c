@@ -36,7 +36,7 @@ const char *gvd_http_reason(int status)
     }
 }
 
-static void gvd_http_send(h2o_req_t *req, int status, const char *type, h2o_iovec_t body)
+void gvd_http_send(h2o_req_t *req, int status, const char *type, h2o_iovec_t body)
 {
     req->res.status = status;
     req->res.reason = gvd_http_reason(status);

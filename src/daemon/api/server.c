@@ -33,6 +33,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
+#include "../obs/obs.h"
 #include "../util/log.h"
 
 #define GVD_DEFAULT_MAX_BODY (1u << 20)
@@ -99,6 +100,8 @@ static void gvd_json_error_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t
 
 static void gvd_json_error_setup(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
 {
+    /* Answered by h2o itself, before any route looked at the path. */
+    gvd_obs_http_request("protocol", req->res.status);
     if (req->res.status >= 400) {
         ssize_t i = h2o_find_header(&req->res.headers, H2O_TOKEN_CONTENT_TYPE, -1);
         if (i >= 0)

@@ -108,12 +108,22 @@ static void gvd_static_header(h2o_req_t *req, const char *name, const char *valu
     h2o_add_header_by_str(&req->pool, &req->res.headers, name, strlen(name), 1, NULL, value, strlen(value));
 }
 
+static gvd_asset *gvd_static_find(h2o_iovec_t path)
+{
+    for (size_t i = 0; i < sizeof gvd_assets / sizeof gvd_assets[0]; i++)
+        if (h2o_memis(path.base, path.len, gvd_assets[i].path, strlen(gvd_assets[i].path)))
+            return &gvd_assets[i];
+    return NULL;
+}
+
+bool gvd_static_has(h2o_iovec_t path)
+{
+    return gvd_static_find(path) != NULL;
+}
+
 bool gvd_static_serve(h2o_req_t *req, h2o_iovec_t path)
 {
-    gvd_asset *a = NULL;
-    for (size_t i = 0; i < sizeof gvd_assets / sizeof gvd_assets[0] && !a; i++)
-        if (h2o_memis(path.base, path.len, gvd_assets[i].path, strlen(gvd_assets[i].path)))
-            a = &gvd_assets[i];
+    gvd_asset *a = gvd_static_find(path);
     if (!a)
         return false;
     bool head = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));

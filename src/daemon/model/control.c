@@ -168,16 +168,26 @@ json_t *gvd_job_json(gvd_job *job)
     return o;
 }
 
+void gvd_jobs_stats_get(gvd_jobs *jobs, gvd_jobs_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    for (gvd_job *j = jobs->first; j; j = j->next)
+        out->by_status[gvd_job_status_peek(j)]++;
+    out->max_running = jobs->cfg.max_running;
+    out->store_available = gvd_store_available(jobs->store);
+    for (gvd_job *j = jobs->dirty_first; j; j = j->dirty_next)
+        out->pending_writes += j->dirty;
+}
+
 json_t *gvd_jobs_counts_json(gvd_jobs *jobs)
 {
-    size_t counts[GVD_NSTATUS] = {0};
-    for (gvd_job *j = jobs->first; j; j = j->next)
-        counts[gvd_job_status_peek(j)]++;
+    gvd_jobs_stats st;
+    gvd_jobs_stats_get(jobs, &st);
     json_t *o = json_object();
     if (!o)
         return NULL;
     for (int s = 0; s < GVD_NSTATUS; s++)
-        json_object_set_new(o, gvd_status_name((gvd_status)s), json_integer((json_int_t)counts[s]));
+        json_object_set_new(o, gvd_status_name((gvd_status)s), json_integer((json_int_t)st.by_status[s]));
     json_object_set_new(o, "total", json_integer((json_int_t)jobs->count));
     json_object_set_new(o, "max_running", json_integer(jobs->cfg.max_running));
     /* The state and cause only: counts frames are re-sent when their text
@@ -194,9 +204,9 @@ json_t *gvd_jobs_store_json(gvd_jobs *jobs)
 {
     gvd_store_health h;
     gvd_store_health_get(jobs->store, &h);
-    size_t pending = 0;
-    for (gvd_job *j = jobs->dirty_first; j; j = j->dirty_next)
-        pending += j->dirty;
+    gvd_jobs_stats st;
+    gvd_jobs_stats_get(jobs, &st);
+    size_t pending = st.pending_writes;
     if (!h.cause)
         return json_pack("{s:s, s:I}", "state", "ok", "pending_writes", (json_int_t)pending);
     return json_pack("{s:s, s:s, s:o, s:I, s:I, s:s}", "state", "unavailable", "cause", h.cause, "since",

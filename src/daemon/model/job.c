@@ -21,6 +21,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../obs/obs.h"
 #include "../util/log.h"
 
 double gvd_now(void)
@@ -505,6 +506,7 @@ static void gvd_log_fx(void *ud)
                 gvd_log_quote(job->spec.name, name, sizeof name), gvd_job_from_name(job),
                 gvd_status_name(status), (long long)gvd_peek_int(job->pid));
     gv_untracked_end(t);
+    gvd_obs_job_transition(job->logged_status, status); /* one per line above */
     job->logged_status = status;
 }
 

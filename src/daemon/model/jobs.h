@@ -180,6 +180,15 @@ json_t *gvd_jobs_counts_json(gvd_jobs *jobs);
  * "pending_writes": jobs whose state is not yet stored, "error": "..."}.
  * gvd_jobs_counts_json carries the first three fields as "store". */
 json_t *gvd_jobs_store_json(gvd_jobs *jobs);
+/* The same numbers as plain values (GET /metrics): jobs per status, the
+ * limit, whether the store takes writes, jobs whose state is not stored. */
+typedef struct gvd_jobs_stats {
+    size_t by_status[GVD_NSTATUS];
+    unsigned max_running;
+    bool store_available;
+    size_t pending_writes;
+} gvd_jobs_stats;
+void gvd_jobs_stats_get(gvd_jobs *jobs, gvd_jobs_stats *out);
 /* How many jobs the registry holds (all statuses). */
 size_t gvd_jobs_count(gvd_jobs *jobs);
 

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "../obs/obs.h"
 #include "../pipeline/pipeline.h"
 #include "../util/log.h"
 
@@ -223,6 +224,11 @@ void gvd_client_detach(gvd_client *c)
         uv_timer_start(&p->tick_timer, gvd_on_tick, 0, p->tick_ms);
 }
 
+static gvd_obs_transport gvd_transport(const gvd_client *c)
+{
+    return c->ws ? GVD_OBS_WS : GVD_OBS_SSE;
+}
+
 int gvd_client_queue(gvd_client *c, int64_t key, gvd_pbuf *buf)
 {
     gvd_push *p = c->hub;
@@ -235,6 +241,7 @@ int gvd_client_queue(gvd_client *c, int64_t key, gvd_pbuf *buf)
     if (old) {
         c->pending_bytes -= gvd_pbuf_wire_len(old, c->ws);
         gvd_pbuf_unref(old);
+        gvd_obs_frames_dropped(gvd_transport(c), GVD_OBS_COALESCED, 1);
     }
     c->pending_bytes += gvd_pbuf_wire_len(buf, c->ws);
     c->touched = true;
@@ -271,6 +278,7 @@ size_t gvd_client_take(gvd_client *c)
     for (size_t i = 0; i < n; i++)
         c->inflight[i] = c->pending.slots[i].buf;
     c->ninflight = n;
+    gvd_obs_frames_sent(gvd_transport(c), n);
     c->inflight_bytes = c->pending_bytes;
     c->pending_bytes = 0;
     gvd_queue_reset(&c->pending);
@@ -287,6 +295,7 @@ void gvd_client_written(gvd_client *c)
 
 void gvd_client_discard(gvd_client *c)
 {
+    gvd_obs_frames_dropped(gvd_transport(c), GVD_OBS_DISCARDED, c->pending.n);
     gvd_queue_clear(&c->pending);
     c->pending_bytes = 0;
 }
@@ -298,6 +307,7 @@ void gvd_client_release(gvd_client *c)
     free(c->inflight);
     c->inflight = NULL;
     c->inflight_cap = 0;
+    gvd_obs_frames_dropped(gvd_transport(c), GVD_OBS_DISCARDED, c->pending.n);
     gvd_queue_free(&c->pending);
     c->pending_bytes = 0;
 }

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../obs/obs.h"
 #include "../pipeline/pipeline_int.h"
 #include "../util/log.h"
 #include "rules_int.h"
@@ -665,6 +666,7 @@ static void gvd_fire(gvd_jobs *jobs, gvd_job *job, gvd_pending *p)
         else
             snprintf(outcome, sizeof outcome, "not applied: %s", err.message);
     }
+    gvd_obs_rule_fired(gvd_action_names[p->action]);
     gvd_log(GVD_LOG_INFO, "rule.fired", "job=%lld rule=%s then=%s outcome=%s values=%s", (long long)job->id,
             gvd_log_quote(p->rule, nq, sizeof nq), gvd_action_names[p->action],
             gvd_log_quote(outcome, (char[700]){0}, 700), gvd_log_quote(vtext ? vtext : "{}", vq, sizeof vq));

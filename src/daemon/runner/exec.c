@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "../obs/obs.h"
 #include "../util/log.h"
 #include "exec_int.h"
 
@@ -74,6 +75,8 @@ void gvd__exec_finish(gvd_exec *x)
     if (x->freed || x->finished)
         return;
     x->finished = true;
+    if (x->kind == GVD_EXEC_PROCESS) /* the demo is no process */
+        gvd_obs_process_exited(x->exit.exit_status, x->exit.term_signal, x->exit.cancelled, x->exit.lost);
     if (x->ev->on_exit)
         x->ev->on_exit(x->ud, &x->exit);
 }
@@ -86,8 +89,12 @@ gvd_exec *gvd_exec_spawn(uv_loop_t *loop, const gvd_exec_opts *opts, const gvd_e
         return NULL;
     }
     switch (opts->kind) {
-    case GVD_EXEC_PROCESS:
-        return gvd__process_spawn(loop, opts, ev, ud, err, errlen);
+    case GVD_EXEC_PROCESS: {
+        uint64_t started = gvd_obs_clock_ns();
+        gvd_exec *x = gvd__process_spawn(loop, opts, ev, ud, err, errlen);
+        gvd_obs_process_spawned(x != NULL, started);
+        return x;
+    }
     case GVD_EXEC_DEMO:
         return gvd__demo_spawn(loop, opts, ev, ud, err, errlen);
     }

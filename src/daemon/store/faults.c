@@ -20,6 +20,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../obs/obs.h"
 #include "../util/log.h"
 #include "faultvfs.h"
 
@@ -67,6 +68,7 @@ static void gvd_set_busy(gvd_store *st, unsigned ms)
 
 void gvd_store_write_failed(gvd_store *st, const char *err)
 {
+    gvd_obs_store_write_failed();
     gvd_store_fault f = gvd_classify(st->last_code);
     if (f == GVD_STORE_OK)
         return;
@@ -83,13 +85,17 @@ void gvd_store_write_failed(gvd_store *st, const char *err)
     gvd_log(GVD_LOG_ERROR, "store.unavailable", "cause=\"%s\" was=\"%s\" db=%s error=%s", gvd_store_fault_cause(f),
             st->fault == GVD_STORE_OK ? "ok" : gvd_store_fault_cause(st->fault), st->path,
             gvd_log_quote(st->fault_error, q, sizeof q));
+    gvd_obs_store_fault(f); /* one per store.unavailable line */
     st->fault = f;
 }
 
-void gvd_store_write_ok(gvd_store *st)
+void gvd_store_write_ok(gvd_store *st, uint64_t started_ns)
 {
     /* Inside a batch nothing is committed yet: only the commit counts. */
-    if (st->fault == GVD_STORE_OK || !sqlite3_get_autocommit(st->db))
+    if (!sqlite3_get_autocommit(st->db))
+        return;
+    gvd_obs_store_committed(started_ns);
+    if (st->fault == GVD_STORE_OK)
         return;
     double down = gvd_store_now() - st->fault_since;
     gvd_log(GVD_LOG_WARN, "store.recovered", "cause=\"%s\" down_ms=%.0f failed_writes=%llu",

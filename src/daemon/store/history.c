@@ -15,6 +15,8 @@
 
 #include "store_int.h"
 
+#include "../obs/obs.h"
+
 static const char gvd_sql_hist_insert[] =
     "INSERT INTO params_history (job_id, revision, patch_json, who, at, applied_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 static const char gvd_sql_hist_applied[] =
@@ -54,6 +56,7 @@ int gvd_store_write(gvd_store *st, sqlite3_stmt *stmt, int bound, const char *op
         gvd_done(stmt);
         return -1;
     }
+    uint64_t started = gvd_obs_clock_ns();
     if (sqlite3_step(stmt) != SQLITE_DONE) {
         gvd_store_sqlerr(st, err, errlen, op);
         gvd_store_write_failed(st, err);
@@ -61,7 +64,7 @@ int gvd_store_write(gvd_store *st, sqlite3_stmt *stmt, int bound, const char *op
         return -1;
     }
     gvd_done(stmt);
-    gvd_store_write_ok(st);
+    gvd_store_write_ok(st, started);
     return 0;
 }
 

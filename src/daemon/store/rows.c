@@ -11,6 +11,8 @@
 
 #include "store_int.h"
 
+#include "../obs/obs.h"
+
 /* Every column of gvd_job_row except id, in the order the statements bind
  * (?1..?21) and load reads them (after id).  One list, so insert, update and
  * load cannot drift apart. */
@@ -128,6 +130,7 @@ int gvd_store_insert(gvd_store *st, const gvd_job_row *row, int64_t *id, char *e
         gvd_done(st->insert);
         return -1;
     }
+    uint64_t started = gvd_obs_clock_ns();
     if (sqlite3_step(st->insert) != SQLITE_DONE) {
         gvd_store_sqlerr(st, err, errlen, "insert");
         gvd_store_write_failed(st, err);
@@ -137,7 +140,7 @@ int gvd_store_insert(gvd_store *st, const gvd_job_row *row, int64_t *id, char *e
     /* Read before anything else can insert on this connection. */
     *id = sqlite3_last_insert_rowid(st->db);
     gvd_done(st->insert);
-    gvd_store_write_ok(st);
+    gvd_store_write_ok(st, started);
     return 0;
 }
 
@@ -151,6 +154,7 @@ int gvd_store_update(gvd_store *st, const gvd_job_row *row, char *err, size_t er
         gvd_done(st->update);
         return -1;
     }
+    uint64_t started = gvd_obs_clock_ns();
     if (sqlite3_step(st->update) != SQLITE_DONE) {
         gvd_store_sqlerr(st, err, errlen, "update");
         gvd_store_write_failed(st, err);
@@ -165,7 +169,7 @@ int gvd_store_update(gvd_store *st, const gvd_job_row *row, char *err, size_t er
         gvd_store_errf(err, errlen, "store update: no job %lld", (long long)row->id);
         return -1;
     }
-    gvd_store_write_ok(st);
+    gvd_store_write_ok(st, started);
     return 0;
 }
 
@@ -173,6 +177,7 @@ int gvd_store_delete(gvd_store *st, int64_t id, char *err, size_t errlen)
 {
     if (gvd_check_args(st, "", err, errlen, "delete") != 0)
         return -1;
+    uint64_t started = gvd_obs_clock_ns();
     if (sqlite3_bind_int64(st->del, 1, id) != SQLITE_OK || sqlite3_step(st->del) != SQLITE_DONE) {
         gvd_store_sqlerr(st, err, errlen, "delete");
         gvd_store_write_failed(st, err);
@@ -185,7 +190,7 @@ int gvd_store_delete(gvd_store *st, int64_t id, char *err, size_t errlen)
         gvd_store_errf(err, errlen, "store delete: no job %lld", (long long)id);
         return -1;
     }
-    gvd_store_write_ok(st);
+    gvd_store_write_ok(st, started);
     return 0;
 }
 

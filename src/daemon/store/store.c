@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../obs/obs.h"
 #include "../util/log.h"
 
 /* PRAGMA application_id of a galvanid database ("gvdb" in ASCII), so that
@@ -533,8 +534,9 @@ int gvd_store_commit(gvd_store *st, char *err, size_t errlen)
         gvd_store_errf(err, errlen, "store commit: no transaction is open");
         return -1;
     }
+    uint64_t started = gvd_obs_clock_ns();
     if (gvd_step_once(st, st->commit, err, errlen, "commit") == 0) {
-        gvd_store_write_ok(st);
+        gvd_store_write_ok(st, started);
         return 0;
     }
     gvd_store_write_failed(st, err);

@@ -79,11 +79,12 @@ void gvd_store_sqlerr(gvd_store *st, char *err, size_t errlen, const char *op);
 
 /* faults.c: every write reports its outcome.  _failed classifies the code
  * gvd_store_sqlerr just recorded (err: its message); _ok ends a fault once
- * nothing is left uncommitted.  gvd_store_faults_init applies the busy
+ * nothing is left uncommitted, and times the commit when the write was one
+ * (`started_ns`: gvd_obs_clock_ns() taken before the step).  gvd_store_faults_init applies the busy
  * timeout at open and installs the fault-injecting VFS when the test hook
  * GALVANID_TEST_FAULTS is set (before the connection is opened). */
 void gvd_store_write_failed(gvd_store *st, const char *err);
-void gvd_store_write_ok(gvd_store *st);
+void gvd_store_write_ok(gvd_store *st, uint64_t started_ns);
 void gvd_store_faults_hook(void);
 int gvd_store_faults_init(gvd_store *st, char *err, size_t errlen);
 
