@@ -85,7 +85,7 @@ static int gvc_follow(gvc_ctx *ctx, long long id, int print, json_t **final)
             json_decref(job);
             return 1;
         }
-        if (down)
+        if (down && !gvc_report_is_json()) /* stderr stays JSON under --json */
             fprintf(stderr, "galvani: reconnected to galvanid\n");
         down = 0;
         if (gvc_job_finished(job)) {

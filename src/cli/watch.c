@@ -346,7 +346,8 @@ static void gvc_apply_snapshot(gvc_watcher *w, json_t *msg)
             w->failed = 1;
         }
     }
-    if (w->notice[0] && !w->o->tty)
+    /* (under --json the new snapshot on stdout says it: stderr stays JSON) */
+    if (w->notice[0] && !w->o->tty && !gvc_report_is_json())
         fprintf(stderr, "galvani: reconnected to galvanid\n");
     w->notice[0] = '\0';
     w->snapshot_seen = w->connected = 1;
