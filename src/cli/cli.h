@@ -36,7 +36,7 @@ typedef struct gvc_ctx {
 enum {
     GVC_RAW = 1,      /* under --json, print the body as it came (one document a line) */
     GVC_DOC = 2,      /* parse the body even under --json (the caller needs a field of it) */
-    GVC_QUIET_DOWN = 4 /* a transport failure returns GVC_DOWN without a word (the caller retries) */
+    GVC_QUIET_DOWN = 4 /* no answer, or a 503, returns GVC_DOWN without a word (the caller retries) */
 };
 #define GVC_DOWN 3
 

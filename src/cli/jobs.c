@@ -86,7 +86,11 @@ static json_t *gvc_ls_by_name(gvc_ctx *ctx, const char *query, const char *glob,
         if (last)
             break;
     }
-    json_object_set_new(out, "total", json_integer(matched));
+    if (json_object_set_new(out, "total", json_integer(matched))) {
+        json_decref(out);
+        gvc_oom();
+        return NULL;
+    }
     return out;
 }
 

@@ -13,8 +13,13 @@ int gvc_call(gvc_ctx *ctx, const char *method, const char *path, const char *bod
 {
     long status = 0;
     gvc_http_result r = gvc_http_request(&ctx->http, method, path, body, &status, out);
-    if ((flags & GVC_QUIET_DOWN) && r != GVC_HTTP_OK)
+    /* A 503 is galvanid shutting down (or out of memory): as good as gone
+     * for a caller that waits for it to come back. */
+    if ((flags & GVC_QUIET_DOWN) && (r != GVC_HTTP_OK || status == 503)) {
+        if (r == GVC_HTTP_OK)
+            gvc_buf_free(out);
         return GVC_DOWN;
+    }
     char what[300];
     snprintf(what, sizeof what, "%s %s", method, path);
     if (gvc_http_check(&ctx->http, r, status, out, what) == 0)

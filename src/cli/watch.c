@@ -476,9 +476,11 @@ static int gvc_on_wake(void *userdata, int readable)
 static void gvc_pause(gvc_watcher *w, int ms)
 {
     struct timespec t0, now;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (clock_gettime(CLOCK_MONOTONIC, &t0) != 0)
+        return; /* cannot time a wait: reconnect at once */
     for (;;) {
-        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (clock_gettime(CLOCK_MONOTONIC, &now) != 0)
+            return;
         long spent = (now.tv_sec - t0.tv_sec) * 1000L + (now.tv_nsec - t0.tv_nsec) / 1000000L;
         if (spent >= ms || w->quit)
             return;
@@ -521,7 +523,9 @@ int gvc_watch(gvc_http *h, const gvc_watch_opts *opts)
         w.snapshot_seen = 0;
         w.line.len = w.data.len = 0; /* a half event of a dead connection */
         gvc_http_result r = gvc_http_stream(h, path, gvc_on_chunk, &w, live ? &wake : NULL, &status, &err);
-        int refused = r == GVC_HTTP_OK && (status < 200 || status >= 300);
+        /* A 503 is a galvanid shutting down or starting: wait it out like a
+         * lost connection; any other refusal (401, 404) is final. */
+        int refused = r == GVC_HTTP_OK && (status < 200 || status >= 300) && status != 503;
         if (w.snapshot_seen)
             attempt = 1;
         if (w.failed || w.done || w.quit || refused || !w.connected) {
@@ -534,7 +538,7 @@ int gvc_watch(gvc_http *h, const gvc_watch_opts *opts)
         if (r == GVC_HTTP_OK)
             gvc_buf_free(&err);
         gvc_lost(&w, r, attempt);
-        /* 0.5 s, doubling to 5 s: quick after a restart, quiet when down */
+        /* 0.5, 1, 2, then every 5 s: quick after a restart, quiet when down */
         gvc_pause(&w, attempt < 4 ? 250 << attempt : 5000);
         if (w.quit)
             break;

@@ -875,6 +875,24 @@ class CliTest(unittest.TestCase):
         w.stdout.close()
         w.stderr.close()
 
+        # run --follow waits a restart out too, and misses none of the output
+        wait, release = self.gates()
+        f = subprocess.Popen([CLI, "run", "--follow", "--", "sh", "-c", "echo before; %s; echo after" % wait(1)],
+                             env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+        self.addCleanup(lambda: f.poll() is None and f.kill())
+        out, err = Lines(f.stdout), Lines(f.stderr)
+        out.until(lambda l: l == "before\n", "the first line")
+        self.assertEqual(d.stop(), 0)
+        err.until(lambda l: "reconnecting" in l, "the reconnecting line")
+        release(1)  # the job goes on and ends while galvanid is away
+        d.start()
+        self.assertEqual(out.rest(), ["before\n", "after\n"])
+        self.assertEqual(f.wait(DEADLINE), 0)
+        self.assertRegex(err.rest()[-1], r"^job \d+ sh: succeeded \(exit 0\) after ")
+        f.stdout.close()
+        f.stderr.close()
+
     def test_logs_follow(self):
         # The job writes its first line, then waits for the test: the first
         # line is certainly printed while the job still runs (it follows,
