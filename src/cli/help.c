@@ -10,12 +10,16 @@ const char gvc_main_help[] =
     "Control the jobs of galvanid.\n"
     "\n"
     "Jobs:\n"
-    "  run [OPTIONS] -- CMD ARGS...   create a job; prints its id (--follow: watch it to the end)\n"
-    "  ls [--status S[,S...]]         list jobs (id, name, status, progress, started)\n"
+    "  run [OPTIONS] -- CMD ARGS...   create a job here, with this environment; prints its id\n"
+    "                                 (--follow: print its output to the end, exit with its status)\n"
+    "  rerun [--follow] ID            the same job again (same spec, current params): a new job\n"
+    "  ls [--status S] [--name GLOB] [--label K=V] [--limit N]\n"
+    "                                 list jobs (id, name, status, progress, started)\n"
     "  show ID                        one job's fields\n"
     "  pause ID...                    pause running jobs\n"
     "  resume ID...                   resume paused jobs\n"
     "  cancel ID...                   cancel queued, running or paused jobs\n"
+    "  rm ID...                       delete finished jobs (their log and history too)\n"
     "  set ID KEY=VALUE...            change a job's params (VALUE is JSON if it parses, else a string)\n"
     "  params [--history] ID          a job's params and revision (--history: every change)\n"
     "  rules [add|rm|--job ID]        global rules; a job's rules and their firings\n"
@@ -36,34 +40,69 @@ const char gvc_main_help[] =
     "Options (anywhere before --):\n"
     "  --server URL   galvanid's address (default $GALVANI_URL, else " GVC_DEFAULT_URL ")\n"
     "  --token TOKEN  galvanid's bearer token, if it requires one (default $GALVANI_TOKEN)\n"
-    "  --json         print the server's JSON instead of text\n"
+    "  --json         print the server's JSON instead of text, and errors as JSON on stderr:\n"
+    "                 {\"error\":{\"code\":\"not_found\",\"message\":\"no job 42\",...}}\n"
     "  --help         help for galvani or for a command\n"
     "  --version      print the version\n"
     "\n"
-    "Exit status: 0 ok, 1 request failed (daemon down, unknown job, refused), 2 usage error.\n";
+    "Exit status: 0 ok, 1 request failed (daemon down, unknown job, refused), 2 usage error.\n"
+    "run --follow, rerun --follow and watch ID end with the job's status instead: 0 succeeded,\n"
+    "its exit code if it failed with one, 128+N if signal N killed it, 130 cancelled, 125 failed\n"
+    "without an exit status (it could not start: the reason is on the verdict line).\n";
+
+#define GVC_JOB_EXIT                                                                                        \
+    "Exit status when following: 0 succeeded; the job's exit code; 128+N if signal N killed it; 130\n"      \
+    "cancelled; 125 failed without an exit status (e.g. the program does not exist); 1 and 2 as for\n"      \
+    "every command (request failed, usage).\n"
 
 static const char *const gvc_cmd_help[][2] = {
-    {"run", "usage: galvani run [--name N] [--param KEY=VALUE]... [--pause-mode stop|cooperative] [--shell]\n"
-            "                   [--json] -- CMD ARGS...\n"
+    {"run", "usage: galvani run [OPTIONS] [--] CMD ARGS...\n"
             "\n"
             "Create a job running CMD with ARGS (no shell unless --shell: then CMD ARGS... are joined\n"
-            "with spaces and run by /bin/sh -c).  Prints the new job's id.\n"
+            "with spaces and run by /bin/sh -c).  Prints the new job's id.  Like a shell, the job runs\n"
+            "in the current directory with the current environment (minus GALVANI_TOKEN), both stored\n"
+            "in its spec: see docs/security.md for who can read them.\n"
             "  --name N          the job's name (default: the program name)\n"
+            "  --cwd DIR         run in DIR (relative to here) instead of the current directory\n"
+            "  --env K=V         set a variable (repeatable; on top of the environment, or alone)\n"
+            "  --clean-env       do not pass this environment: only the --env variables\n"
             "  --param K=V       a param; V is JSON if it parses, else a string (repeatable)\n"
-            "  --pause-mode M    stop (SIGSTOP, default) or cooperative (the job is told to pause)\n"
             "  --label K=V       a label (repeatable; galvani ls --label K=V, global rules match them)\n"
+            "  --timeout SECS    fail the job once it has run this long\n"
+            "  --retries N       run it again up to N times (0..100) when it fails\n"
+            "  --backoff SECS    wait before a retry (doubling each time)\n"
+            "  --priority N      queued jobs start by priority, higher first (default 0)\n"
+            "  --pause-mode M    stop (SIGSTOP, default) or cooperative (the job is told to pause)\n"
             "  --rule A=COND     a rule: action A (pause, cancel, resume, notify) when COND becomes true,\n"
             "                    e.g. --rule 'pause=metrics.fraud_score > 0.9' (repeatable)\n"
             "  --shell           run the command through /bin/sh -c\n"
-            "  --follow          show the job's progress until it ends, then exit with its exit status\n"},
+            "  -f, --follow      print the job's output as it runs (like docker run), then a verdict line\n"
+            "                    on stderr (job 7 make: failed (exited with status 2) after 3.1s), and\n"
+            "                    exit with the job's status; Ctrl-C stops following, the job runs on.\n"
+            "                    With --json: the new job, then the finished job, one line each.\n"
+            "\n" GVC_JOB_EXIT},
+    {"rerun", "usage: galvani rerun [-f|--follow] ID [--json]\n\n"
+              "Create a new job from job ID's spec (command, directory, environment, options, labels,\n"
+              "rules) with its params as they are now.  Prints the new id; --follow as for run.\n"
+              "\n" GVC_JOB_EXIT},
     {"watch", "usage: galvani watch [ID...] [--json]\n\n"
-              "Show live progress bars (plain lines when not on a terminal) from galvanid's event stream.\n"
-              "With IDs: those jobs, until all of them have finished.  Without: every job that is active\n"
-              "or becomes active, until interrupted.  --json prints each stream message as one line.\n"},
-    {"ls", "usage: galvani ls [--status S[,S...]] [--label NAME=VALUE] [--json]\n"
+              "Show live progress from galvanid's event stream.  On a terminal: a header with the job\n"
+              "counts, one line per job fitted to the width (id, name, bar, percent, status, rate and\n"
+              "eta, the job's ::status message or why it failed), q to quit.  Piped: a line per change,\n"
+              "and the verdict line of each job that ends.  --json prints each stream message.\n"
+              "With IDs: those jobs, until all of them have finished, then exit with the status of the\n"
+              "first that did not succeed (as run --follow does).  Without: every job that is active or\n"
+              "becomes active, until q or Ctrl-C.  If galvanid goes away, the last frame stays with a\n"
+              "\"reconnecting\" line until it is back.\n"
+              "\n" GVC_JOB_EXIT},
+    {"ls", "usage: galvani ls [--status S[,S...]] [--name GLOB] [--label NAME=VALUE] [--limit N] [--json]\n"
            "\n"
            "List jobs, newest first.  S: queued, running, paused, succeeded, failed, cancelled.\n"
-           "--label: only jobs with that label.\n"},
+           "--name: jobs whose name matches the shell pattern GLOB ('build-*').  --label: only jobs\n"
+           "with that label.  --limit: at most N jobs (1..1000, default 1000).\n"},
+    {"rm", "usage: galvani rm ID... [--json]\n\n"
+           "Delete finished jobs (succeeded, failed or cancelled) with their log, params history and\n"
+           "metrics.  A job still queued, running or paused is refused: cancel it first.\n"},
     {"rules", "usage: galvani rules [--json]\n"
               "       galvani rules add --then ACTION [--name-glob GLOB] [--label NAME=VALUE]... CONDITION\n"
               "       galvani rules rm ID\n"
@@ -80,11 +119,15 @@ static const char *const gvc_cmd_help[][2] = {
                  "       galvani pipeline retry ID STEP\n"
                  "       galvani pipeline rm ID\n\n"
                  "Pipelines: steps that run in dependency order (docs/api.md, Pipelines).  run posts\n"
-                 "FILE.json ('-': stdin) and prints the new pipeline; --follow then prints each step's\n"
+                 "FILE.json ('-': stdin) and prints the new pipeline (like run, a step without \"cwd\" runs\n"
+                 "in the current directory and one without \"env\" with the current environment, minus\n"
+                 "GALVANI_TOKEN); --follow then prints each step's\n"
                  "change until the pipeline ends and exits 0 if it succeeded, 1 if it failed or was\n"
                  "cancelled.  retry re-runs STEP (failed, cancelled or succeeded) and every step after it.\n"
                  "rm deletes a finished pipeline with its jobs.  Example: examples/ci-pipeline.json.\n"},
-    {"show", "usage: galvani show ID [--json]\n\nPrint one job's fields, one per line, then its rule firings.\n"},
+    {"show", "usage: galvani show ID [--json]\n\nPrint one job's fields, one per line, then its rule firings.  The\n"
+             "environment is counted, not shown (--json has it, values included unless the token is\n"
+             "read-only).\n"},
     {"pause", "usage: galvani pause [ID...] [--json]\n\n"
               "Pause running jobs; with no ID, pause the demo job.\n"},
     {"resume", "usage: galvani resume [ID...] [--json]\n\n"

@@ -1,5 +1,6 @@
 /* galvani CLI: libcurl wrapper (see http.h). */
 #include "http.h"
+#include "report.h"
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -110,12 +111,12 @@ static struct curl_slist *gvc_headers(const gvc_http *h, const char *extra)
 int gvc_http_check(const gvc_http *h, gvc_http_result r, long status, const gvc_buf *body, const char *what)
 {
     if (r == GVC_HTTP_UNREACHABLE) {
-        fprintf(stderr, "galvani: cannot reach galvanid at %s (is it running? start it with: "
-                        "bash scripts/run)\n", h->base);
+        gvc_error("unreachable", "cannot reach galvanid at %s (is it running? start it with: bash scripts/run)",
+                  h->base);
         return 1;
     }
     if (r != GVC_HTTP_OK) {
-        fprintf(stderr, "galvani: %s to %s failed: %s\n", what, h->base, h->errbuf);
+        gvc_error("connection_failed", "%s to %s failed: %s", what, h->base, h->errbuf);
         return 1;
     }
     if (status >= 200 && status < 300)
@@ -123,13 +124,10 @@ int gvc_http_check(const gvc_http *h, gvc_http_result r, long status, const gvc_
     /* Every daemon error is {"error":{"code":..,"message":..}}; the message
      * names what is wrong (e.g. "no job 42"), so it is what people see. */
     json_t *doc = body && body->data ? json_loads(body->data, 0, NULL) : NULL;
-    const char *msg = json_string_value(json_object_get(json_object_get(doc, "error"), "message"));
-    if (msg)
-        fprintf(stderr, "galvani: %s\n", msg);
-    else
-        fprintf(stderr, "galvani: %s: HTTP %ld\n", what, status);
+    if (gvc_error_from_daemon(json_object_get(doc, "error"), status) != 0)
+        gvc_error("http_error", "%s: HTTP %ld", what, status);
     json_decref(doc);
-    if (status == 401)
+    if (status == 401 && !gvc_report_is_json())
         fputs(h->auth ? "galvani: galvanid refused the token given (--token or GALVANI_TOKEN)\n"
                       : "galvani: this galvanid needs a token: pass --token TOKEN or set GALVANI_TOKEN\n",
               stderr);
@@ -230,8 +228,55 @@ static size_t gvc_on_stream(char *ptr, size_t size, size_t nmemb, void *userdata
     return n;
 }
 
+/* Drive the transfer with the multi interface, which can wait on the
+ * socket and on `w->fd` (the keyboard) at once, and wakes at least every
+ * w->ms so a resize or a key is handled at once, not when the daemon next
+ * sends something (it may stay quiet for 15 s).  Returns the transfer's
+ * result; *woke is set when w->fn ended it. */
+static CURLcode gvc_perform_waking(CURL *c, const gvc_wake *w, int *woke)
+{
+    *woke = 0;
+    CURLM *m = curl_multi_init();
+    if (!m)
+        return CURLE_OUT_OF_MEMORY;
+    if (curl_multi_add_handle(m, c) != CURLM_OK) {
+        curl_multi_cleanup(m);
+        return CURLE_OUT_OF_MEMORY;
+    }
+    CURLcode rc = CURLE_OK;
+    int running = 1;
+    while (running) {
+        if (curl_multi_perform(m, &running) != CURLM_OK) {
+            rc = CURLE_RECV_ERROR;
+            break;
+        }
+        if (!running)
+            break;
+        struct curl_waitfd wfd = {.fd = w->fd, .events = CURL_WAIT_POLLIN, .revents = 0};
+        int n = 0;
+        if (curl_multi_poll(m, w->fd >= 0 ? &wfd : NULL, w->fd >= 0 ? 1u : 0u, w->ms, &n) != CURLM_OK) {
+            rc = CURLE_RECV_ERROR;
+            break;
+        }
+        if (w->fn(w->userdata, (wfd.revents & CURL_WAIT_POLLIN) != 0)) {
+            *woke = 1;
+            break;
+        }
+    }
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(m, &left)) != NULL)
+        if (msg->msg == CURLMSG_DONE && msg->easy_handle == c)
+            rc = msg->data.result;
+    /* Failing to detach only leaks the multi handle's bookkeeping, and the
+     * easy handle is reset before its next use anyway. */
+    (void)curl_multi_remove_handle(m, c);
+    (void)curl_multi_cleanup(m);
+    return rc;
+}
+
 gvc_http_result gvc_http_stream(gvc_http *h, const char *path, gvc_chunk_fn fn, void *userdata,
-                                long *status, gvc_buf *errbody)
+                                const gvc_wake *wake, long *status, gvc_buf *errbody)
 {
     CURL *c = h->curl;
     memset(errbody, 0, sizeof *errbody);
@@ -265,7 +310,8 @@ gvc_http_result gvc_http_stream(gvc_http *h, const char *path, gvc_chunk_fn fn, 
      * the connection is dead. */
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
-    CURLcode rc = curl_easy_perform(c);
+    int woke = 0;
+    CURLcode rc = wake ? gvc_perform_waking(c, wake, &woke) : curl_easy_perform(c);
     curl_slist_free_all(hdrs);
     free(url);
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);

@@ -56,12 +56,24 @@ gvc_http_result gvc_http_request(gvc_http *h, const char *method, const char *pa
  * to go on, nonzero to end the stream (the request then counts as OK). */
 typedef int (*gvc_chunk_fn)(void *userdata, const char *data, size_t len);
 
+/* While a stream is open, also wait for `fd` (-1: none) to be readable
+ * and call fn(userdata, fd_readable) when it is and at least every `ms`
+ * milliseconds: nonzero ends the stream (the request then counts as OK).
+ * How `galvani watch` reads its keys and redraws on a resize. */
+typedef struct gvc_wake {
+    int fd;
+    int ms;
+    int (*fn)(void *userdata, int fd_readable);
+    void *userdata;
+} gvc_wake;
+
 /* GET base+path and hand the body to `fn` piece by piece until the server
  * ends it or `fn` asks to stop (Server-Sent Events: the response never ends
- * by itself).  A non-2xx body is not streamed: it is collected in `errbody`
- * (caller frees) for the error message.  *status as for gvc_http_request. */
+ * by itself).  `wake` may be NULL.  A non-2xx body is not streamed: it is
+ * collected in `errbody` (caller frees) for the error message.  *status as
+ * for gvc_http_request. */
 gvc_http_result gvc_http_stream(gvc_http *h, const char *path, gvc_chunk_fn fn, void *userdata,
-                                long *status, gvc_buf *errbody);
+                                const gvc_wake *wake, long *status, gvc_buf *errbody);
 
 void gvc_buf_free(gvc_buf *b);
 

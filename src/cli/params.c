@@ -16,22 +16,22 @@ static void gvc_print_history(const json_t *doc)
     json_t *e;
     json_array_foreach(hist, i, e) {
         char *patch = json_dumps(json_object_get(e, "patch"), GVC_DUMP_FLAGS | JSON_SORT_KEYS);
-        printf("%-5lld %-24s %-7s %-24s %s\n", (long long)json_integer_value(json_object_get(e, "revision")),
+        printf("%-5lld %-24s %-7s %-24s %s\n", gvc_int(e, "revision"),
                gvc_str(e, "at", "-"), gvc_str(e, "who", "-"), gvc_str(e, "applied_at", "-"), patch ? patch : "?");
         free(patch);
     }
     if (json_array_size(hist) == 0)
         printf("(no changes: revision 0, the params the job was created with)\n");
-    printf("revision %lld, applied %lld\n", (long long)json_integer_value(json_object_get(doc, "params_revision")),
-           (long long)json_integer_value(json_object_get(doc, "params_applied")));
+    printf("revision %lld, applied %lld\n", gvc_int(doc, "params_revision"),
+           gvc_int(doc, "params_applied"));
 }
 
 static void gvc_print_params(long long id, const json_t *job)
 {
     char *params = json_dumps(json_object_get(job, "params"), GVC_DUMP_FLAGS | JSON_SORT_KEYS);
     printf("job %lld params: %s\n", id, params ? params : "?");
-    printf("revision %lld, applied %lld\n", (long long)json_integer_value(json_object_get(job, "params_revision")),
-           (long long)json_integer_value(json_object_get(job, "params_applied")));
+    printf("revision %lld, applied %lld\n", gvc_int(job, "params_revision"),
+           gvc_int(job, "params_applied"));
     free(params);
 }
 
@@ -44,22 +44,14 @@ int gvc_cmd_params(gvc_ctx *ctx, int argc, char **argv)
         return bad;
     char path[96];
     snprintf(path, sizeof path, history ? "/jobs/%lld/params/history" : "/jobs/%lld", id);
-    gvc_buf b;
-    int rc = gvc_call(ctx, "GET", path, NULL, &b);
-    if (rc)
+    json_t *doc;
+    int rc = gvc_fetch(ctx, "GET", path, NULL, GVC_RAW, &doc);
+    if (rc || !doc)
         return rc;
-    if (ctx->json) {
-        gvc_print_raw(&b);
-    } else {
-        json_t *doc = gvc_parse(&b);
-        if (!doc)
-            rc = 1;
-        else if (history)
-            gvc_print_history(doc);
-        else
-            gvc_print_params(id, doc);
-        json_decref(doc);
-    }
-    gvc_buf_free(&b);
-    return rc;
+    if (history)
+        gvc_print_history(doc);
+    else
+        gvc_print_params(id, doc);
+    json_decref(doc);
+    return 0;
 }

@@ -76,11 +76,6 @@ static char *gvc_read_file(const char *path)
     return b.data;
 }
 
-static double gvc_num(const json_t *o, const char *key)
-{
-    return json_number_value(json_object_get(o, key));
-}
-
 static void gvc_print_steps(const json_t *pl)
 {
     printf("  %-20s %-10s %-7s %7s  %s\n", "STEP", "STATUS", "JOB", "PROGRESS", "NEEDS");
@@ -107,29 +102,8 @@ static void gvc_print_summary(const json_t *pl)
            json_is_true(json_object_get(pl, "paused")) ? " (paused)" : "");
 }
 
-/* GET a path and hand its JSON to the caller (or print it raw with --json:
- * then *doc stays NULL).  0, or 1 after printing why. */
-static int gvc_pl_get(gvc_ctx *ctx, const char *method, const char *path, const char *body, json_t **doc)
-{
-    gvc_buf b;
-    *doc = NULL;
-    int rc = gvc_call(ctx, method, path, body, &b);
-    if (rc)
-        return rc;
-    if (ctx->json && b.len) {
-        gvc_print_raw(&b);
-    } else if (b.len && !(*doc = gvc_parse(&b))) {
-        rc = 1;
-    }
-    gvc_buf_free(&b);
-    return rc;
-}
-
-static int gvc_pl_finished(const json_t *pl)
-{
-    const char *s = gvc_str(pl, "status", "");
-    return !strcmp(s, "succeeded") || !strcmp(s, "failed") || !strcmp(s, "cancelled");
-}
+/* A pipeline ends with the same three words as a job. */
+#define gvc_pl_finished gvc_job_finished
 
 /* Print each step whose status changed since `before` (NULL: all). */
 static void gvc_print_changes(const json_t *before, const json_t *now)
@@ -162,10 +136,7 @@ static int gvc_pl_follow(gvc_ctx *ctx, long long id, json_t *first)
         struct timespec ts = {0, GVC_FOLLOW_MS * 1000000L};
         nanosleep(&ts, NULL);
         json_t *now = NULL;
-        int saved = ctx->json;
-        ctx->json = 0;
-        rc = gvc_pl_get(ctx, "GET", path, NULL, &now);
-        ctx->json = saved;
+        rc = gvc_fetch(ctx, "GET", path, NULL, GVC_DOC, &now);
         if (rc || !now)
             break;
         gvc_print_changes(last, now);
@@ -178,6 +149,34 @@ static int gvc_pl_follow(gvc_ctx *ctx, long long id, json_t *first)
     }
     json_decref(last);
     return rc;
+}
+
+/* Each step without "cwd" gets ours, without "env" ours (a file that is
+ * not a pipeline is left for galvanid to refuse with its precise 400). */
+static int gvc_pl_defaults(json_t *body)
+{
+    size_t i;
+    json_t *step;
+    json_array_foreach(json_object_get(body, "steps"), i, step) {
+        if (!json_is_object(step))
+            continue;
+        if (!json_object_get(step, "cwd")) {
+            char *cwd = gvc_job_cwd(NULL);
+            if (!cwd || json_object_set_new(step, "cwd", json_string(cwd)) != 0) {
+                free(cwd);
+                return 1;
+            }
+            free(cwd);
+        }
+        json_t *env = json_object();
+        if (!json_object_get(step, "env") && (!env || gvc_caller_env(env) != 0 ||
+                                              json_object_set(step, "env", env) != 0)) {
+            json_decref(env);
+            return 1;
+        }
+        json_decref(env);
+    }
+    return 0;
 }
 
 static int gvc_pl_run(gvc_ctx *ctx, int argc, char **argv)
@@ -202,18 +201,21 @@ static int gvc_pl_run(gvc_ctx *ctx, int argc, char **argv)
         return 1;
     }
     json_error_t jerr;
-    json_t *check = json_loads(text, 0, &jerr);
-    if (!check) {
+    json_t *body = json_loads(text, 0, &jerr);
+    free(text);
+    if (!body) {
         fprintf(stderr, "galvani: %s: not JSON (line %d, column %d: %s)\n", file, jerr.line, jerr.column, jerr.text);
-        free(text);
         return 1;
     }
-    json_decref(check);
+    /* Like galvani run: a step runs here, with this environment, unless
+     * the file says where and with what. */
+    int rc = gvc_pl_defaults(body);
+    text = rc ? NULL : json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    if (rc || !text)
+        return rc ? rc : 1;
     json_t *pl = NULL;
-    int saved = ctx->json;
-    ctx->json = saved && !follow;
-    int rc = gvc_pl_get(ctx, "POST", "/pipelines", text, &pl);
-    ctx->json = saved;
+    rc = gvc_fetch(ctx, "POST", "/pipelines", text, follow ? GVC_DOC : GVC_RAW, &pl);
     free(text);
     if (rc || !pl)
         return rc;
@@ -231,7 +233,7 @@ static int gvc_pl_ls(gvc_ctx *ctx, int argc, char **argv)
     if (argc > 0)
         return gvc_pl_bad("pipeline ls: unexpected argument '%s'", argv[0]);
     json_t *doc;
-    int rc = gvc_pl_get(ctx, "GET", "/pipelines?limit=1000", NULL, &doc);
+    int rc = gvc_fetch(ctx, "GET", "/pipelines?limit=1000", NULL, GVC_RAW, &doc);
     if (rc || !doc)
         return rc;
     json_t *pls = json_object_get(doc, "pipelines");
@@ -261,7 +263,7 @@ static int gvc_pl_show(gvc_ctx *ctx, long long id)
     char path[80];
     snprintf(path, sizeof path, "/pipelines/%lld", id);
     json_t *pl;
-    int rc = gvc_pl_get(ctx, "GET", path, NULL, &pl);
+    int rc = gvc_fetch(ctx, "GET", path, NULL, GVC_RAW, &pl);
     if (rc || !pl)
         return rc;
     gvc_print_summary(pl);
@@ -276,7 +278,7 @@ static int gvc_pl_show(gvc_ctx *ctx, long long id)
     json_decref(pl);
     snprintf(path, sizeof path, "/pipelines/%lld/events", id);
     json_t *doc;
-    if ((rc = gvc_pl_get(ctx, "GET", path, NULL, &doc)) != 0 || !doc)
+    if ((rc = gvc_fetch(ctx, "GET", path, NULL, 0, &doc)) != 0 || !doc)
         return rc;
     json_t *e;
     json_array_foreach(json_object_get(doc, "events"), i, e) {
@@ -303,7 +305,7 @@ static int gvc_pl_act(gvc_ctx *ctx, const char *verb, long long id, const char *
         snprintf(path, sizeof path, "/pipelines/%lld/%s", id, verb);
     }
     json_t *pl;
-    int rc = gvc_pl_get(ctx, method, path, NULL, &pl);
+    int rc = gvc_fetch(ctx, method, path, NULL, GVC_RAW, &pl);
     if (rc)
         return rc;
     if (!strcmp(verb, "rm")) {

@@ -26,42 +26,28 @@ int gvc_print_job_events(gvc_ctx *ctx, long long id)
 {
     char path[96];
     snprintf(path, sizeof path, "/jobs/%lld/events", id);
-    gvc_buf b;
-    int rc = gvc_call(ctx, "GET", path, NULL, &b);
-    if (rc)
+    json_t *doc;
+    int rc = gvc_fetch(ctx, "GET", path, NULL, GVC_RAW, &doc);
+    if (rc || !doc)
         return rc;
-    json_t *doc = gvc_parse(&b);
     json_t *events = json_object_get(doc, "events");
-    if (!json_is_array(events)) {
-        rc = 1;
-    } else {
-        printf("%-12s %zu\n", "events", json_array_size(events));
-        size_t i;
-        json_t *e;
-        json_array_foreach(events, i, e)
-            gvc_print_event(e);
-    }
+    printf("%-12s %zu\n", "events", json_array_size(events));
+    size_t i;
+    json_t *e;
+    json_array_foreach(events, i, e)
+        gvc_print_event(e);
     json_decref(doc);
-    gvc_buf_free(&b);
-    return rc;
+    return 0;
 }
 
 static int gvc_rules_list(gvc_ctx *ctx)
 {
-    gvc_buf b;
-    int rc = gvc_call(ctx, "GET", "/rules", NULL, &b);
-    if (rc)
+    json_t *doc;
+    int rc = gvc_fetch(ctx, "GET", "/rules", NULL, GVC_RAW, &doc);
+    if (rc || !doc)
         return rc;
-    if (ctx->json) {
-        gvc_print_raw(&b);
-        gvc_buf_free(&b);
-        return 0;
-    }
-    json_t *doc = gvc_parse(&b);
     json_t *rules = json_object_get(doc, "rules");
-    if (!json_is_array(rules)) {
-        rc = 1;
-    } else if (json_array_size(rules) == 0) {
+    if (json_array_size(rules) == 0) {
         puts("no global rules");
     } else {
         printf("%-5s %-7s %-30s %s\n", "ID", "THEN", "MATCH", "WHEN");
@@ -69,14 +55,13 @@ static int gvc_rules_list(gvc_ctx *ctx)
         json_t *r;
         json_array_foreach(rules, i, r) {
             char *match = json_dumps(json_object_get(r, "match"), GVC_DUMP_FLAGS | JSON_SORT_KEYS);
-            printf("%-5lld %-7s %-30s %s\n", (long long)json_integer_value(json_object_get(r, "id")),
-                   gvc_str(r, "then", "?"), match ? match : "?", gvc_str(r, "when", "?"));
+            printf("%-5lld %-7s %-30s %s\n", gvc_int(r, "id"), gvc_str(r, "then", "?"), match ? match : "?",
+                   gvc_str(r, "when", "?"));
             free(match);
         }
     }
     json_decref(doc);
-    gvc_buf_free(&b);
-    return rc;
+    return 0;
 }
 
 static int gvc_rules_add(gvc_ctx *ctx, int argc, char **argv)
@@ -128,24 +113,15 @@ static int gvc_rules_add(gvc_ctx *ctx, int argc, char **argv)
     char *text = json_dumps(body, GVC_DUMP_FLAGS);
     if (!text)
         goto oom;
-    gvc_buf b;
-    rc = gvc_call(ctx, "POST", "/rules", text, &b);
+    json_t *r;
+    rc = gvc_fetch(ctx, "POST", "/rules", text, GVC_RAW, &r);
     free(text);
-    if (rc == 0) {
-        json_t *r = gvc_parse(&b);
-        if (!r)
-            rc = 1;
-        else if (ctx->json)
-            gvc_print_raw(&b);
-        else
-            printf("%lld\n", (long long)json_integer_value(json_object_get(r, "id")));
-        json_decref(r);
-        gvc_buf_free(&b);
-    }
+    if (rc == 0 && r)
+        printf("%lld\n", gvc_int(r, "id"));
+    json_decref(r);
     goto out;
 oom:
-    fputs("galvani: out of memory\n", stderr);
-    rc = 1;
+    rc = gvc_oom();
 out:
     json_decref(labels);
     json_decref(match);
@@ -157,14 +133,10 @@ static int gvc_rules_job(gvc_ctx *ctx, long long id)
 {
     char path[64];
     snprintf(path, sizeof path, "/jobs/%lld", id);
-    gvc_buf b;
-    int rc = gvc_call(ctx, "GET", path, NULL, &b);
-    if (rc)
-        return rc;
-    json_t *job = gvc_parse(&b);
-    gvc_buf_free(&b);
-    if (!job)
-        return 1;
+    json_t *job;
+    int rc = gvc_fetch(ctx, "GET", path, NULL, 0, &job);
+    if (rc || !job)
+        return rc ? rc : 1;
     json_t *rules = json_object_get(job, "rules");
     printf("job %lld rules: %zu of its spec (global rules that match it apply too: galvani rules)\n", id,
            json_array_size(rules));
@@ -187,28 +159,14 @@ int gvc_cmd_rules(gvc_ctx *ctx, int argc, char **argv)
         int bad = gvc_single_id("rules", argc - 1, argv + 1, &id);
         if (bad)
             return bad;
-        if (!strcmp(argv[0], "--job")) {
-            if (ctx->json) {
-                char path[96];
-                snprintf(path, sizeof path, "/jobs/%lld/events", id);
-                gvc_buf b;
-                int rc = gvc_call(ctx, "GET", path, NULL, &b);
-                if (rc == 0) {
-                    gvc_print_raw(&b);
-                    gvc_buf_free(&b);
-                }
-                return rc;
-            }
-            return gvc_rules_job(ctx, id);
-        }
+        if (!strcmp(argv[0], "--job"))
+            /* --json: the firings as they came (the rules are in the job) */
+            return ctx->json ? gvc_print_job_events(ctx, id) : gvc_rules_job(ctx, id);
         char path[64];
         snprintf(path, sizeof path, "/rules/%lld", id);
-        gvc_buf b;
-        int rc = gvc_call(ctx, "DELETE", path, NULL, &b);
-        if (rc == 0) {
+        int rc = gvc_fetch(ctx, "DELETE", path, NULL, 0, NULL);
+        if (rc == 0)
             printf("rule %lld deleted\n", id);
-            gvc_buf_free(&b);
-        }
         return rc;
     }
     return gvc_usage_error("rules", "rules: unknown subcommand '%s' (add, rm, --job)", argv[0]);

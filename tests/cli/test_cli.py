@@ -9,6 +9,7 @@ pseudo-terminal on purpose).
 Run with GALVANID=/path/to/galvanid GALVANI_CLI=/path/to/galvani (CTest sets
 both).
 """
+import fcntl
 import json
 import os
 import pty
@@ -16,10 +17,13 @@ import queue
 import re
 import select
 import shutil
+import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
+import termios
 import threading
 import time
 import unittest
@@ -78,6 +82,93 @@ class Lines:
             if line is None:
                 return self.seen
             self.seen.append(line)
+
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+VERDICT = r"job %d %s: %s \((.*)\) after \d+(\.\d|m\d\ds|h\d\dm)s?$"
+
+
+class PtySession:
+    """galvani on a pseudo-terminal of a given size, stdin included (so that
+    it can be sent keys); the test keeps the terminal's slave side open to
+    read its settings (raw mode on while watching, restored at the end)."""
+
+    def __init__(self, args, url, cols, rows=24):
+        self.master, self.slave = pty.openpty()
+        fcntl.ioctl(self.slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        env = dict(os.environ, GALVANI_URL=url, TERM="xterm")
+        env.pop("NO_COLOR", None)
+        # its own session with the terminal as its controlling one, as in a
+        # shell: Ctrl-C on the terminal is then a SIGINT to it
+        self.p = subprocess.Popen([CLI] + list(args), stdin=self.slave, stdout=self.slave,
+                                  stderr=subprocess.PIPE, env=env, start_new_session=True,
+                                  preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
+        self.out = b""
+        self.done = False
+
+    def text(self):
+        return self.out.decode(errors="replace")
+
+    def _read(self, timeout):
+        if select.select([self.master], [], [], timeout)[0]:
+            try:
+                self.out += os.read(self.master, 65536)
+            except OSError:
+                pass
+
+    def until(self, pred, what):
+        """Read until pred(text so far) is true; fails at the deadline."""
+        end = time.monotonic() + DEADLINE
+        while not pred(self.text()):
+            left = end - time.monotonic()
+            if left <= 0:
+                self.p.kill()
+                raise AssertionError("timed out waiting for %s; screen: %r" % (what, self.text()[-3000:]))
+            self._read(min(left, 0.5))
+        return self.text()
+
+    def lflag(self):
+        return termios.tcgetattr(self.slave)[3]
+
+    def send(self, data):
+        os.write(self.master, data)
+
+    def finish(self):
+        """Wait for galvani's end; (exit status, terminal lflag, stderr)."""
+        rc = self.p.wait(DEADLINE)
+        self._read(0)
+        while select.select([self.master], [], [], 0)[0]:
+            before = len(self.out)
+            self._read(0)
+            if len(self.out) == before:
+                break
+        lflag = self.lflag()
+        self.done = True
+        err = self.p.stderr.read().decode(errors="replace")
+        self.p.stderr.close()
+        os.close(self.master)
+        os.close(self.slave)
+        return rc, lflag, err
+
+    def close(self):
+        if not self.done:
+            self.p.kill()
+            self.finish()
+
+
+class FixedPortDaemon(Daemon):
+    """A galvanid that can be stopped and started again on the same port and
+    database (the reconnect test)."""
+
+    def start(self):
+        if not getattr(self, "fixed", None):
+            return Daemon.start(self)
+        saved = self.args
+        self.args = saved + ["--listen", "127.0.0.1:%d" % self.fixed]
+        try:
+            return Daemon.start(self)
+        finally:
+            self.args = saved
 
 
 class CliTest(unittest.TestCase):
@@ -292,7 +383,10 @@ class CliTest(unittest.TestCase):
                      ["run", "--pause-mode", "bogus", "--", "true"], ["run", "--bogus", "--", "true"],
                      ["run", "--param", "novalue", "--", "true"], ["set", "1"], ["set", "1", "novalue"],
                      ["set", "x", "a=1"], ["ls", "extra"], ["ls", "--status", "BAD;"], ["pause", "-x"],
-                     ["pause", "1", "x"], ["logs"], ["start", "1"], ["--server"]):
+                     ["pause", "1", "x"], ["logs"], ["start", "1"], ["--server"], ["ls", "--status", "bogus"],
+                     ["ls", "--status", "running,bogus"], ["ls", "--limit", "0"], ["ls", "--limit", "1001"],
+                     ["ls", "--limit", "x"], ["ls", "--name"], ["ls", "--name", ""], ["rm"], ["rm", "-f", "1"],
+                     ["rerun"], ["watch", "-x"], ["run", "--retries", "x", "--", "true"], ["show", "--bogus", "1"]):
             p = self.cli(*args)
             self.assertEqual(p.returncode, 2, "%s: %s" % (args, p.stderr))
             self.assertEqual(p.stdout, "", args)
@@ -302,12 +396,17 @@ class CliTest(unittest.TestCase):
     def test_help_and_version(self):
         out = self.ok("--help")
         self.assertTrue(out.startswith("usage: galvani "))
-        for cmd in ("run", "ls", "show", "pause", "resume", "cancel", "set", "logs", "start", "watch"):
+        for cmd in ("run", "rerun", "ls", "show", "pause", "resume", "cancel", "rm", "set", "logs", "start",
+                    "watch"):
             self.assertRegex(out, r"\n  %s\b" % cmd)
             sub = self.ok(cmd, "--help")
             self.assertTrue(sub.startswith("usage: galvani %s" % cmd), sub)
         self.assertIn("--pause-mode", self.ok("run", "--help"))
-        self.assertIn("--follow", self.ok("run", "--help"))
+        for opt in ("--follow", "--cwd", "--env", "--clean-env", "--timeout", "--retries", "--backoff",
+                    "--priority", "--label", "--param"):
+            self.assertIn(opt, self.ok("run", "--help"))
+        for opt in ("--status", "--name", "--label", "--limit"):
+            self.assertIn(opt, self.ok("ls", "--help"))
         self.assertRegex(self.ok("--version"), r"^galvani \d+\.\d+\.\d+\n$")
 
     def on_pty(self, *args, on_output=None):
@@ -359,37 +458,53 @@ class CliTest(unittest.TestCase):
         return p
 
     def test_run_follow(self):
-        # The job waits at 25, 50 and 75 % until the follower has shown the
-        # state: every intermediate line is certain, not a matter of timing.
-        script, release = self.steps("; exit 3")
+        # The job's output is streamed while it runs: the first line is
+        # printed before the job goes on (it waits for the test).
+        wait, release = self.gates()
+        script = "echo line 1; %s; echo line 2; echo oops >&2; exit 3" % wait(1)
         p = self.popen("run", "--follow", "--name", "t-follow", "--", "sh", "-c", script)
         out = Lines(p.stdout)
-        jid = int(out.until(lambda l: True, "the new job's id"))
-        for i in (1, 2, 3):
-            out.until(lambda l: l == "job %d t-follow: running %d%%\n" % (jid, 25 * i), "%d %%" % (25 * i))
-            release(i)
-        lines = [l.rstrip("\n") for l in out.rest()]
-        self.assertEqual(p.wait(DEADLINE), 3, p.stderr.read())  # the job's exit status
-        self.assertEqual(lines[-1], "job %d t-follow: failed 100%%" % jid)
-        self.assertIn("job %d t-follow: running 50%%" % jid, lines)
-        # Plain mode prints a line only when status or progress changed.
-        self.assertEqual(len(lines[1:]), len(set(lines[1:])), lines)
-
-        # --json: run's answer, the snapshot, the job's changes to its end.
-        # The job ends only after the snapshot arrived, so there are changes.
-        wait, release = self.gates()
-        p = self.popen("--json", "run", "--follow", "--", "sh", "-c", "echo ::progress 50; " + wait(1))
-        out = Lines(p.stdout)
-        out.until(lambda l: json.loads(l).get("type") == "snapshot", "the snapshot")
+        self.assertEqual(out.until(lambda l: True, "the first line"), "line 1\n")
+        jid = self.ok_json("ls", "--name", "t-follow")["jobs"][0]["id"]
+        self.assertEqual(self.job(jid)["status"], "running")
         release(1)
-        lines = out.rest()
-        self.assertEqual(p.wait(DEADLINE), 0, p.stderr.read())
-        msgs = [json.loads(l) for l in lines]
-        self.assertIn(msgs[0]["status"], ("queued", "running"))  # run's answer: the new job
-        self.assertEqual(msgs[1]["type"], "snapshot")
-        self.assertEqual([j["id"] for j in msgs[1]["jobs"]], [msgs[0]["id"]])
-        self.assertEqual(msgs[-1]["type"], "job")
-        self.assertEqual((msgs[-1]["job"]["status"], msgs[-1]["job"]["exit_code"]), ("succeeded", 0))
+        self.assertEqual("".join(out.rest()), "line 1\nline 2\noops\n")
+        # stdout is the job's output alone; galvani's own lines go to stderr,
+        # ending with the verdict; the exit status is the job's.
+        self.assertEqual(p.wait(DEADLINE), 3)
+        err = p.stderr.read().splitlines()
+        self.assertEqual(err[0], "job %d created" % jid)
+        self.assertRegex(err[-1], VERDICT % (jid, "t-follow", "failed"))
+        self.assertIn("(exited with status 3)", err[-1])
+
+        # success: 0; a missing program: its reason, and 125
+        p = self.cli("run", "-f", "--name", "t-ok", "--", "sh", "-c", "echo fine")
+        self.assertEqual((p.returncode, p.stdout), (0, "fine\n"), p.stderr)
+        self.assertRegex(p.stderr.splitlines()[-1], VERDICT % (int(p.stderr.split()[1]), "t-ok", "succeeded"))
+        self.assertIn("(exit 0)", p.stderr)
+        p = self.cli("run", "--follow", "--", "galvani-no-such-program")
+        self.assertEqual((p.returncode, p.stdout), (125, ""), p.stderr)
+        jid = int(p.stderr.split()[1])
+        self.assertRegex(p.stderr.splitlines()[-1], VERDICT % (jid, "galvani-no-such-program", "failed"))
+        self.assertIn("(no such command: galvani-no-such-program (not found in PATH))", p.stderr)
+        # killed by a signal: 128+N; cancelled: 130
+        p = self.cli("run", "-f", "--", "sh", "-c", "kill -9 $$")
+        self.assertEqual(p.returncode, 128 + 9, p.stderr)
+        wait, release = self.gates()
+        p = self.popen("run", "-f", "--name", "t-cancel", "--", "sh", "-c", "echo started; " + wait(1))
+        Lines(p.stdout).until(lambda l: l == "started\n", "the job to start")
+        jid = self.ok_json("ls", "--name", "t-cancel")["jobs"][0]["id"]
+        self.ok("cancel", str(jid))
+        self.assertEqual(p.wait(DEADLINE), 130)
+        self.assertRegex(p.stderr.read().splitlines()[-1], r"^job %d t-cancel: cancelled\b" % jid)
+
+        # --json: the new job, then the finished job, one line each
+        p = self.cli("--json", "run", "--follow", "--", "sh", "-c", "echo not-in-json; exit 4")
+        self.assertEqual(p.returncode, 4, p.stderr)
+        first, last = map(json.loads, p.stdout.splitlines())
+        self.assertIn(first["status"], ("queued", "running"))
+        self.assertEqual((last["id"], last["status"], last["exit_code"]), (first["id"], "failed", 4))
+        self.assertEqual(p.stderr, "")
 
     def test_watch_ids(self):
         a = self.ok_json("run", "--name", "w-a", "--", "sh", "-c",
@@ -398,11 +513,21 @@ class CliTest(unittest.TestCase):
         p = self.cli("watch", str(a), str(b))
         self.assertEqual(p.returncode, 0, p.stderr)
         lines = p.stdout.splitlines()
-        self.assertIn("job %d w-a: succeeded 100%%" % a, lines)
-        self.assertIn("job %d w-b: succeeded 100%%" % b, lines)
+        for jid, name in ((a, "w-a"), (b, "w-b")):
+            self.assertTrue(any(re.match(VERDICT % (jid, name, "succeeded"), l) for l in lines), lines)
         self.assertEqual(self.job(a)["status"], "succeeded")
         # An already finished job: the snapshot says so, watch ends at once.
-        self.assertEqual(self.ok("watch", str(a)), "job %d w-a: succeeded 100%%\n" % a)
+        self.assertRegex(self.ok("watch", str(a)), "^" + (VERDICT % (a, "w-a", "succeeded"))[:-1] + "\n$")
+        # watch ID exits like run --follow: with the first job that did not succeed
+        c = self.ok_json("run", "--name", "w-c", "--", "sh", "-c", "exit 7")["id"]
+        p = self.cli("watch", str(a), str(c))
+        self.assertEqual(p.returncode, 7, p.stderr)
+        self.assertRegex(p.stdout.splitlines()[-1], VERDICT % (c, "w-c", "failed"))
+        m = self.ok_json("run", "--", "galvani-no-such-program")["id"]
+        p = self.cli("watch", str(m))
+        self.assertEqual(p.returncode, 125, p.stderr)
+        self.assertRegex(p.stdout, r"^job %d galvani-no-such-program: failed \(no such command: " % m)
+        self.assertNotIn("0%", p.stdout)
         for args in (["watch", "987654"], ["watch", str(a), "987654"]):
             p = self.cli(*args)
             self.assertEqual((p.returncode, p.stderr), (1, "galvani: no job 987654\n"), args)
@@ -421,7 +546,7 @@ class CliTest(unittest.TestCase):
         release(1)
         out.until(lambda l: l == "job %d w-all: running 40%%\n" % jid, "40 %")
         release(2)
-        out.until(lambda l: l == "job %d w-all: succeeded 100%%\n" % jid, "the job to succeed")
+        out.until(lambda l: re.match(VERDICT % (jid, "w-all", "succeeded"), l), "the job to succeed")
         w.terminate()
         w.wait(DEADLINE)
         out.rest()  # to the end of the pipe, so the reader is done before the cleanup closes it
@@ -439,11 +564,15 @@ class CliTest(unittest.TestCase):
                     release(i)
         rc, out = self.on_pty("watch", str(jid), on_output=on_output)
         self.assertEqual(rc, 0, out)
-        # Redrawn in place: each frame moves the cursor up over the last one.
-        frames = out.split("\x1b[1A")
+        # Redrawn in place: each frame moves the cursor up over the last one
+        # (the header and the job's line).
+        frames = out.split("\x1b[2A")
         self.assertGreaterEqual(len(frames), 3, out)
-        self.assertIn("[########################] 100%  \x1b[32msucceeded", frames[-1])
-        self.assertIn("%-5d w-tty" % jid, frames[-1])
+        self.assertIn("[########################] 100% \x1b[32msucceeded", frames[-1])
+        self.assertIn("%-3d w-tty" % jid, frames[-1])
+        self.assertIn("jobs: ", frames[0])
+        # the verdict follows the last frame
+        self.assertRegex(ANSI.sub("", frames[-1]).splitlines()[-1], VERDICT % (jid, "w-tty", "succeeded"))
         self.assertTrue(any("[############------------]  50%" in f for f in frames), out)
 
     def test_colours_only_on_a_terminal(self):
@@ -488,15 +617,16 @@ class CliTest(unittest.TestCase):
             time.sleep(0.05)
         final = screens[-1]
         self.assertIn("EXIT=0", final)
-        row = re.compile(r"^%-5d w-tmux +\[([#-]{24})\] +(\d+)%%  (\w+)" % jid)
+        row = re.compile(r"^%-3d w-tmux +\[([#-]{24})\] +(\d+)%% (\w+)" % jid)
         seen = []
         for screen in screens:
             rows = [m for m in map(row.match, screen.splitlines()) if m]
             if not rows and not seen:
                 continue  # before the first draw
-            # exactly one line for the job on every screen, always the first
+            # exactly one line for the job on every screen, always under the header
             self.assertEqual(len(rows), 1, screen)
-            self.assertTrue(row.match(screen.splitlines()[0]), screen)
+            self.assertTrue(screen.splitlines()[0].startswith("jobs: "), screen)
+            self.assertTrue(row.match(screen.splitlines()[1]), screen)
             state = (int(rows[0].group(2)), rows[0].group(3), rows[0].group(1).count("#"))
             if not seen or seen[-1] != state:
                 seen.append(state)
@@ -506,6 +636,262 @@ class CliTest(unittest.TestCase):
         self.assertGreaterEqual(len(set(percents)), 3, seen)  # at least two redraws seen between
         for p, _, bar in seen:
             self.assertEqual(bar, int(p * 24 / 100 + 0.5))
+
+    def test_run_cwd_and_env(self):
+        # By default: the caller's directory and environment (minus the CLI's token).
+        here = tempfile.mkdtemp(prefix="cwd-", dir=self.tmp.name)
+        env = dict(os.environ, GALVANI_URL=self.d.url, GALVANI_TEST_VAR="from the caller",
+                   GALVANI_TOKEN="not-for-the-job")
+        script = 'pwd; echo "var=$GALVANI_TEST_VAR"; echo "extra=$EXTRA"; echo "token=${GALVANI_TOKEN-unset}"'
+        p = subprocess.run([CLI, "run", "--follow", "--", "sh", "-c", script], cwd=here, env=env,
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=DEADLINE)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stdout, "%s\nvar=from the caller\nextra=\ntoken=unset\n" % os.path.realpath(here))
+        jid = int(p.stderr.split()[1])
+        spec = self.job(jid)["spec"]
+        self.assertEqual(spec["cwd"], here)
+        self.assertEqual(spec["env"]["GALVANI_TEST_VAR"], "from the caller")
+        self.assertNotIn("GALVANI_TOKEN", spec["env"])
+        # show counts the variables, never prints their values
+        shown = self.ok("show", str(jid))
+        self.assertIn("cwd          %s\n" % here, shown)
+        self.assertRegex(shown, r"\nenv +\d+ variables")
+        self.assertNotIn("from the caller", shown)
+
+        # --cwd (relative to the caller's) and --env on top of the environment
+        sub = os.path.join(here, "sub")
+        os.mkdir(sub)
+        p = subprocess.run([CLI, "run", "-f", "--cwd", "sub", "--env", "EXTRA=x=1", "--env",
+                            "GALVANI_TEST_VAR=overridden", "--", "sh", "-c", script], cwd=here, env=env,
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=DEADLINE)
+        self.assertEqual((p.returncode, p.stdout), (0, "%s\nvar=overridden\nextra=x=1\ntoken=unset\n" %
+                                                    os.path.realpath(sub)), p.stderr)
+        # --clean-env: only the --env variables (and galvani's own)
+        p = subprocess.run([CLI, "--json", "run", "-f", "--clean-env", "--env", "ONLY=1", "--", "sh", "-c",
+                            "echo \"$GALVANI_TEST_VAR|$ONLY\""], cwd=here, env=env,
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=DEADLINE)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        jid = json.loads(p.stdout.splitlines()[0])["id"]
+        self.assertEqual(self.ok("logs", str(jid)), "|1\n")
+        self.assertEqual(self.job(jid)["spec"]["env"], {"ONLY": "1"})
+        # a directory that does not exist: the job fails and says why
+        p = self.cli("run", "-f", "--cwd", "/nonexistent-galvani-dir", "--", "true")
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("/nonexistent-galvani-dir", p.stderr.splitlines()[-1])
+
+    def test_run_options(self):
+        job = self.ok_json("run", "--timeout", "600", "--retries", "2", "--backoff", "0.5", "--priority", "7",
+                           "--label", "team=cli", "--label", "tier=1", "--param", "lr=0.5", "--param", "on=true",
+                           "--pause-mode", "cooperative", "--name", "t-opts", "--", "sleep", "3600")
+        self.addCleanup(self.cli, "cancel", str(job["id"]))
+        self.assertEqual((job["timeout"], job["max_retries"], job["priority"], job["pause_mode"]),
+                         (600, 2, 7, "cooperative"))
+        self.assertEqual(job["labels"], {"team": "cli", "tier": "1"})
+        self.assertEqual(job["params"], {"lr": 0.5, "on": True})
+        self.assertEqual(self.job(job["id"])["spec"]["retry_backoff"], 0.5)
+        for args in (["--timeout", "0"], ["--timeout", "x"], ["--retries", "-1"], ["--retries", "101"],
+                     ["--backoff", "-1"], ["--priority", "1.5"], ["--env", "NOEQ"], ["--env", "=v"],
+                     ["--label", "novalue"], ["--cwd", ""], ["--timeout"]):
+            p = self.cli("run", *args, "--", "true")
+            self.assertEqual(p.returncode, 2, "%s: %s" % (args, p.stderr))
+
+    def test_rm_and_rerun(self):
+        wait, release = self.gates()
+        src = self.ok_json("run", "--name", "t-rerun", "--label", "k=v", "--param", "n=1", "--env", "RR=yes",
+                           "--", "sh", "-c", 'echo "rr=$RR n=$(cat /dev/null)"; ' + wait(1))
+        # rm refuses a job that has not finished
+        p = self.cli("rm", str(src["id"]))
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("galvani: ", p.stderr)
+        self.ok_json("set", str(src["id"]), "n=2")
+        release(1)
+        self.wait_status(src["id"], "succeeded")
+        # rerun: the same spec (env, labels, cwd) with the params as they are now
+        p = self.cli("rerun", "--follow", str(src["id"]))
+        self.assertEqual((p.returncode, p.stdout), (0, "rr=yes n=\n"), p.stderr)
+        new = int(p.stderr.split()[1])
+        self.assertGreater(new, src["id"])
+        again = self.job(new)
+        self.assertEqual((again["name"], again["labels"], again["params"]), ("t-rerun", {"k": "v"}, {"n": 2}))
+        self.assertEqual(again["spec"]["env"], self.job(src["id"])["spec"]["env"])
+        self.assertEqual(again["spec"]["cwd"], self.job(src["id"])["spec"]["cwd"])
+        out = self.ok("rerun", str(new))
+        self.assertRegex(out, r"^\d+\n$")
+        self.wait_status(int(out), "succeeded")
+        # rm: one or several; --json gets a line each; then they are gone
+        self.assertEqual(self.ok("rm", str(src["id"])), "job %d removed\n" % src["id"])
+        lines = self.ok("--json", "rm", str(new), out.strip()).splitlines()
+        self.assertEqual([json.loads(l) for l in lines],
+                         [{"id": new, "removed": True}, {"id": int(out), "removed": True}])
+        for jid in (src["id"], new):
+            p = self.cli("show", str(jid))
+            self.assertEqual((p.returncode, p.stderr), (1, "galvani: no job %d\n" % jid))
+        p = self.cli("rerun", str(src["id"]))
+        self.assertEqual((p.returncode, p.stderr), (1, "galvani: no job %d\n" % src["id"]))
+        for args in (["rm"], ["rm", "x"], ["rerun"], ["rerun", "1", "2"], ["rerun", "--bogus", "1"]):
+            self.assertEqual(self.cli(*args).returncode, 2, args)
+
+    def test_ls_filters(self):
+        ids = [self.ok_json("run", "--name", "lsf-%s" % n, "--", "true")["id"] for n in ("a1", "a2", "b1")]
+        for jid in ids:
+            self.wait_status(jid, "succeeded")
+        got = self.ok_json("ls", "--name", "lsf-a*")
+        self.assertEqual([j["id"] for j in got["jobs"]], [ids[1], ids[0]])  # newest first
+        self.assertEqual(got["total"], 2)
+        got = self.ok_json("ls", "--name", "lsf-*", "--limit", "2")
+        self.assertEqual(([j["id"] for j in got["jobs"]], got["total"]), ([ids[2], ids[1]], 3))
+        self.assertEqual([j["id"] for j in self.ok_json("ls", "--limit=1")["jobs"]], [max(self.all_ids())])
+        got = self.ok_json("ls", "--name", "lsf-?1", "--status", "succeeded,failed")
+        self.assertEqual([j["id"] for j in got["jobs"]], [ids[2], ids[0]])
+        self.assertEqual(self.ok_json("ls", "--name", "lsf-*", "--status", "running")["jobs"], [])
+        out = self.ok("ls", "--name", "lsf-b*").splitlines()
+        self.assertEqual(out[0].split(), ["ID", "NAME", "STATUS", "PROGRESS", "STARTED"])
+        self.assertEqual(out[1].split()[:3], [str(ids[2]), "lsf-b1", "succeeded"])
+        self.assertEqual(self.ok("ls", "--name", "nothing-matches-*"), "no matching jobs\n")
+        out = self.ok("ls", "--name", "lsf-*", "--limit", "1").splitlines()
+        self.assertEqual(out[-1], "(1 of 3 jobs shown)")
+
+    def all_ids(self):
+        return [j["id"] for j in self.ok_json("ls")["jobs"]]
+
+    def test_json_errors(self):
+        # the daemon's errors, as it sent them, with the HTTP status
+        p = self.cli("--json", "show", "987654")
+        self.assertEqual((p.returncode, p.stdout), (1, ""))
+        self.assertEqual(json.loads(p.stderr), {"error": {"code": "not_found", "message": "no job 987654",
+                                                          "status": 404}})
+        # the CLI's own: usage (exit 2), unreachable (exit 1)
+        for args in (["ls", "--status", "bogus", "--json"], ["--json", "frob"], ["--json", "--bogus", "ls"],
+                     ["--json", "run"], ["--json"]):
+            p = self.cli(*args)
+            self.assertEqual((p.returncode, p.stdout), (2, ""), args)
+            err = json.loads(p.stderr)
+            self.assertEqual(err["error"]["code"], "usage", args)
+            self.assertTrue(err["error"]["message"], args)
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        url = "http://127.0.0.1:%d" % s.getsockname()[1]
+        s.close()
+        for args in (["ls"], ["watch"], ["logs", "-f", "1"]):
+            p = self.cli("--json", *args, server=url)
+            self.assertEqual((p.returncode, p.stdout), (1, ""), args)
+            self.assertEqual(json.loads(p.stderr)["error"]["code"], "unreachable", args)
+
+    def watch_screen(self, cols):
+        """galvani watch at `cols` columns: returns the session once a frame
+        shows the test's jobs."""
+        s = PtySession(["watch"], self.d.url, cols)
+        self.addCleanup(s.close)
+        s.until(lambda t: all(("\n%d " % j) in ANSI.sub("", t) for j in self.wide_ids),
+                "a frame with jobs %r" % (self.wide_ids,))
+        return s
+
+    def test_watch_widths(self):
+        long_name = "an-uncommonly-long-job-name-for-narrow-terminals"
+        a = self.sleeper("--name", long_name)["id"]
+        b = self.ok_json("run", "--name", "w-msg", "--", "sh", "-c",
+                         "echo ::progress 40; echo '::status copying the second half of the files'; sleep 3600")
+        self.addCleanup(self.cli, "cancel", str(b["id"]))
+        self.wide_ids = (a, b["id"])
+        wait_for(lambda: self.job(b["id"])["message"], DEADLINE, what="the ::status message")
+        for cols in (40, 60, 80, 200):
+            s = self.watch_screen(cols)
+            s.until(lambda t: " 40% " in ANSI.sub("", t), "the 40 %% job at %d columns" % cols)
+            self.assertEqual(s.lflag() & (termios.ICANON | termios.ECHO), 0, "raw mode while watching")
+            # q quits; Ctrl-C (at 200 columns) too, as a SIGINT: the mode is restored either way
+            s.send(b"\x03" if cols == 200 else b"q")
+            rc, lflag, err = s.finish()
+            self.assertEqual((rc, err), (-signal.SIGINT if cols == 200 else 0, ""), cols)
+            self.assertEqual(lflag & (termios.ICANON | termios.ECHO), termios.ICANON | termios.ECHO,
+                             "the terminal's mode is restored")
+            text = ANSI.sub("", s.text())
+            lines = [l.strip("\r") for l in text.split("\n")]
+            for l in lines:
+                self.assertLess(len(l), cols, "a line wider than %d columns: %r" % (cols, l))
+            self.assertTrue(any(l.startswith("jobs: ") and " running" in l for l in lines), (cols, lines))
+            row_a = [l for l in lines if l.startswith("%d " % a)][-1]
+            row_b = [l for l in lines if l.startswith("%d " % b["id"])][-1]
+            self.assertIn("running", row_a)
+            if cols < 100:
+                self.assertIn("\u2026", row_a)  # the long name is cut, with an ellipsis
+                self.assertNotIn(long_name, row_a)
+            else:
+                self.assertIn(long_name[:35], row_a)
+            self.assertEqual("[" in row_b, cols >= 60, (cols, row_b))  # no bar at 40 columns
+            self.assertIn(" 40% running", row_b)
+            if cols >= 80:
+                self.assertIn("copying the", row_b)  # the ::status message
+            if cols == 200:
+                self.assertIn("copying the second half of the files", row_b)
+
+    def test_watch_reconnects(self):
+        tmp = tempfile.mkdtemp(prefix="reconnect-", dir=self.tmp.name)
+        d = FixedPortDaemon(tmp)
+        d.fixed = d.port
+        self.addCleanup(end_leftover_jobs, os.path.join(tmp, "galvani.db.run"))
+        self.addCleanup(lambda: d.proc.poll() is None and d.stop())
+        env = dict(os.environ, GALVANI_URL=d.url)
+        job = json.loads(subprocess.run([CLI, "--json", "run", "--name", "w-recon", "--", "sleep", "3600"],
+                                        env=env, capture_output=True, text=True, timeout=DEADLINE,
+                                        check=True).stdout)
+        self.addCleanup(subprocess.run, [CLI, "cancel", str(job["id"])], env=env, capture_output=True,
+                        timeout=DEADLINE)
+        s = PtySession(["watch"], d.url, 80)
+        self.addCleanup(s.close)
+        row = re.compile(r"(^|\n)%d +w-recon " % job["id"])
+        s.until(lambda t: row.search(ANSI.sub("", t)), "the job's row")
+        self.assertEqual(d.stop(), 0)  # SIGTERM: the job lives on under its supervisor
+        t = s.until(lambda t: "reconnecting" in t, "the reconnecting line")
+        self.assertTrue(row.search(ANSI.sub("", t).split("reconnecting")[0].rsplit("jobs:", 1)[-1]), t)  # the frame stays
+        self.assertNotIn("Failed to connect", t)  # no raw libcurl error
+        mark = len(s.text())
+        d.start()
+        self.assertEqual(d.port, d.fixed)
+        s.until(lambda t: row.search(ANSI.sub("", t[mark:])) and "running" in t[mark:], "the frame after the restart")
+        s.send(b"q")
+        rc, lflag, err = s.finish()
+        self.assertEqual((rc, err), (0, ""))
+        # the last frame has no reconnecting line any more
+        last = ANSI.sub("", s.text()[mark:].rsplit("jobs: ", 1)[-1])
+        self.assertNotIn("reconnecting", last)
+
+        # piped: one line on stderr, then the lines go on
+        w = subprocess.Popen([CLI, "watch", str(job["id"])], env=env, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(lambda: w.poll() is None and w.kill())
+        out = Lines(w.stdout)
+        out.until(lambda l: l.startswith("job %d w-recon: running" % job["id"]), "the running line")
+        self.assertEqual(d.stop(), 0)
+        err = Lines(w.stderr)
+        self.assertIn("reconnecting", err.until(lambda l: "reconnecting" in l, "the reconnecting line"))
+        d.start()
+        err.until(lambda l: "reconnected" in l, "the reconnected line")
+        subprocess.run([CLI, "cancel", str(job["id"])], env=env, capture_output=True, timeout=DEADLINE,
+                       check=True)
+        out.until(lambda l: l.startswith("job %d w-recon: cancelled" % job["id"]), "the verdict")
+        self.assertEqual(w.wait(DEADLINE), 130)
+        out.rest()
+        err.rest()
+        w.stdout.close()
+        w.stderr.close()
+
+        # run --follow waits a restart out too, and misses none of the output
+        wait, release = self.gates()
+        f = subprocess.Popen([CLI, "run", "--follow", "--", "sh", "-c", "echo before; %s; echo after" % wait(1)],
+                             env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+        self.addCleanup(lambda: f.poll() is None and f.kill())
+        out, err = Lines(f.stdout), Lines(f.stderr)
+        out.until(lambda l: l == "before\n", "the first line")
+        self.assertEqual(d.stop(), 0)
+        err.until(lambda l: "reconnecting" in l, "the reconnecting line")
+        release(1)  # the job goes on and ends while galvanid is away
+        d.start()
+        self.assertEqual(out.rest(), ["before\n", "after\n"])
+        self.assertEqual(f.wait(DEADLINE), 0)
+        self.assertRegex(err.rest()[-1], r"^job \d+ sh: succeeded \(exit 0\) after ")
+        f.stdout.close()
+        f.stderr.close()
 
     def test_logs_follow(self):
         # The job writes its first line, then waits for the test: the first
@@ -587,7 +973,7 @@ class CliTokenTest(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertIn("name         tok\n", p.stdout)
         p = self.cli("--json", "ls", token=self.FULL)
-        self.assertEqual([j["id"] for j in json.loads(p.stdout)["jobs"]], [jid])
+        self.assertIn(jid, [j["id"] for j in json.loads(p.stdout)["jobs"]])
         # the read-only token: looks, cannot touch
         p = self.cli("pause", str(jid), token=self.READ)
         self.assertEqual(p.returncode, 1)
@@ -603,10 +989,39 @@ class CliTokenTest(unittest.TestCase):
         p = self.cli("cancel", str(jid), token=self.FULL)
         self.assertEqual((p.returncode, p.stdout), (0, "job %d: cancelled (0%%)\n" % jid))
         out, err = w.communicate(timeout=DEADLINE)
-        self.assertEqual((w.returncode, out, err), (0, "job %d tok: cancelled 0%%\n" % jid, ""))
+        self.assertEqual((w.returncode, err), (130, ""))
+        self.assertRegex(out, r"^job %d tok: cancelled\b.* after [0-9.hms]+\n$" % jid)
         p = self.cli("watch", str(jid))
         self.assertEqual(p.returncode, 1)
         self.assertIn("this galvanid needs a token", p.stderr)
+
+    def test_env_hidden_from_read_only_token(self):
+        env = dict(os.environ, GALVANI_URL=self.d.url, GALVANI_TOKEN=self.FULL, API_KEY="hunter2-secret")
+        p = subprocess.run([CLI, "--json", "run", "--", "true"], env=env, capture_output=True, text=True,
+                           timeout=DEADLINE)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        jid = json.loads(p.stdout)["id"]
+        # the full token sees the values (rerun needs them); the CLI's token is not among them
+        full = json.loads(self.cli("--json", "show", str(jid), token=self.FULL).stdout)
+        self.assertEqual(full["spec"]["env"]["API_KEY"], "hunter2-secret")
+        self.assertNotIn("GALVANI_TOKEN", full["spec"]["env"])
+        # the read-only token sees the names only, by the header or the query
+        p = self.cli("--json", "show", str(jid), token=self.READ)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertNotIn("hunter2", p.stdout)
+        ro = json.loads(p.stdout)
+        self.assertIn("API_KEY", ro["spec"]["env"])
+        self.assertEqual(set(ro["spec"]["env"].values()), {None})
+        self.assertEqual(ro["spec"]["cwd"], full["spec"]["cwd"])
+        status, _, body = self.d.request("GET", "/jobs/%d?token=%s" % (jid, self.READ))
+        self.assertEqual(status, 200)
+        self.assertEqual(body["spec"]["env"]["API_KEY"], None)
+        # lists and streams never carried the spec
+        p = self.cli("--json", "ls", token=self.READ)
+        self.assertNotIn("hunter2", p.stdout)
+        self.assertNotIn('"spec"', p.stdout)
+        # and the daemon's log never has it
+        self.assertNotIn("hunter2", self.d.log())
 
 
 if __name__ == "__main__":

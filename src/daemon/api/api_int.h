@@ -74,6 +74,9 @@ bool gvd_auth_required(h2o_iovec_t path);
 /* 0 if the request may proceed, -1 after answering 401 (no / wrong token) or
  * 403 (a read-only token on a request that changes state). */
 int gvd_auth_check(gvd_server *s, h2o_req_t *req, bool changes_state);
+/* The request carries the read-only token (and so must not see secrets:
+ * a job's env values).  Only meaningful once gvd_auth_check let it in. */
+bool gvd_auth_read_only(const gvd_server *s, h2o_req_t *req);
 /* Who is asking, for the params history: "token" when a token is required
  * (only the full token may change params), "local" when galvanid runs
  * without one (whoever can reach its port).  Tokens have no names. */

@@ -7,7 +7,9 @@
  *
  *   token       full control: everything
  *   read_token  watch only: GET / HEAD (which includes opening /ws,
- *               /ws/jobs and /events); anything else is 403 read_only_token
+ *               /ws/jobs and /events); anything else is 403 read_only_token.
+ *               It sees a job's spec with the env values hidden (they may
+ *               be secrets: gvd_auth_read_only, GET /jobs/{id})
  *
  * A request proves its role with "Authorization: Bearer <token>", or with
  * "?token=<token>" in the query for the clients that cannot set a header
@@ -238,6 +240,23 @@ int gvd_auth_check(gvd_server *s, h2o_req_t *req, bool changes_state)
         return -1;
     }
     return 0;
+}
+
+bool gvd_auth_read_only(const gvd_server *s, h2o_req_t *req)
+{
+    if (!s->read_auth)
+        return false;
+    bool malformed;
+    h2o_iovec_t tok = gvd_presented(req, &malformed);
+    if (malformed || !tok.base)
+        return false; /* gvd_auth_check has refused such a request already */
+    unsigned char d[GVD_DIGEST_LEN];
+    gvd_digest(tok.base, tok.len, d);
+    /* Compared the same way as in gvd_auth_check, and only after it let the
+     * request through: the full token is the one case that is not
+     * read-only. */
+    return CRYPTO_memcmp(d, s->token_digest, GVD_DIGEST_LEN) != 0 &&
+           CRYPTO_memcmp(d, s->read_digest, GVD_DIGEST_LEN) == 0;
 }
 
 const char *gvd_auth_who(const gvd_server *s, h2o_req_t *req)

@@ -179,6 +179,24 @@ void gvd_jobs_stats_get(gvd_jobs *jobs, gvd_jobs_stats *out)
         out->pending_writes += j->dirty;
 }
 
+json_t *gvd_job_spec_json(gvd_job *job, bool hide_env)
+{
+    json_t *spec = json_deep_copy(job->spec_json);
+    json_t *env = json_object_get(spec, "env");
+    if (!spec || !hide_env || !json_is_object(env))
+        return spec;
+    const char *key;
+    json_t *value;
+    json_object_foreach(env, key, value) {
+        if (json_object_set_new(env, key, json_null()) != 0) {
+            /* Never hand out a half-hidden environment. */
+            json_decref(spec);
+            return NULL;
+        }
+    }
+    return spec;
+}
+
 json_t *gvd_jobs_counts_json(gvd_jobs *jobs)
 {
     gvd_jobs_stats st;

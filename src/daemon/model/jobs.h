@@ -173,6 +173,13 @@ const char *gvd_job_log_path(const gvd_job *job); /* NULL for the demo */
  * second), eta (seconds or null), error.  "status" and "progress" are
  * top-level: that is the seed's frame. */
 json_t *gvd_job_json(gvd_job *job);
+/* The job's spec as it was accepted and stored (the normalized POST /jobs
+ * body, params aside: command, shell, env, cwd, pause_mode, timeout,
+ * max_retries, retry_backoff, priority, labels, rules, params_schema), a new
+ * reference.  GET /jobs/{id} carries it so that a client can run the same
+ * job again (galvani rerun).  With hide_env, each env value is null: the
+ * names stay visible, the values (which may be secrets) do not. */
+json_t *gvd_job_spec_json(gvd_job *job, bool hide_env);
 /* {"queued": n, "running": n, ..., "total": n, "max_running": n} */
 json_t *gvd_jobs_counts_json(gvd_jobs *jobs);
 /* The store's state for /healthz: {"state": "ok"} or {"state":
