@@ -103,6 +103,8 @@ h2o_iovec_t gvd_http_error_body(h2o_mem_pool_t *pool, const char *code, const ch
 /* Answer 431 and return true if the request line and headers exceed
  * s->max_header. */
 bool gvd_http_headers_too_large(gvd_server *s, h2o_req_t *req);
+/* 201 Created with `body` (taken over) and Location: /<collection>/<id>. */
+void gvd_http_created(h2o_req_t *req, json_t *body, const char *collection, int64_t id);
 /* 204 No Content. */
 void gvd_http_no_content(h2o_req_t *req);
 /* 405 with "Allow: <allow>". */

@@ -142,6 +142,13 @@ bool gvd_http_headers_too_large(gvd_server *s, h2o_req_t *req)
     return true;
 }
 
+void gvd_http_created(h2o_req_t *req, json_t *body, const char *collection, int64_t id)
+{
+    char loc[96];
+    snprintf(loc, sizeof loc, "/%s/%lld", collection, (long long)id);
+    gvd_http_json(req, 201, body, loc);
+}
+
 void gvd_http_no_content(h2o_req_t *req)
 {
     /* No body and no Content-Length (RFC 9110 8.6); h2o's chunked filter

@@ -53,9 +53,7 @@ static void gvd_on_pipelines_root(gvd_server *s, h2o_req_t *req)
             gvd_http_error_from(req, &err);
             return;
         }
-        char loc[48];
-        snprintf(loc, sizeof loc, "/pipelines/%lld", (long long)gvd_pipeline_id(pl));
-        gvd_http_json(req, 201, gvd_pipeline_json(pl), loc);
+        gvd_http_created(req, gvd_pipeline_json(pl), "pipelines", gvd_pipeline_id(pl));
     } else {
         gvd_http_method_not_allowed(req, "GET, POST");
     }

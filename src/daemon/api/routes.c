@@ -109,9 +109,7 @@ static void gvd_on_create(gvd_server *s, h2o_req_t *req)
         gvd_http_error_from(req, &err);
         return;
     }
-    char loc[48];
-    snprintf(loc, sizeof loc, "/jobs/%lld", (long long)gvd_job_id(job));
-    gvd_http_json(req, 201, gvd_job_json(job), loc);
+    gvd_http_created(req, gvd_job_json(job), "jobs", gvd_job_id(job));
 }
 
 /* "/jobs/<digits>" or "/jobs/<digits>/<action>": the id (0 if the segment

@@ -35,9 +35,7 @@ void gvd_on_rules(gvd_server *s, h2o_req_t *req, h2o_iovec_t path)
                 gvd_http_error_from(req, &err);
                 return;
             }
-            char loc[48];
-            snprintf(loc, sizeof loc, "/rules/%lld", (long long)json_integer_value(json_object_get(rule, "id")));
-            gvd_http_json(req, 201, rule, loc);
+            gvd_http_created(req, rule, "rules", json_integer_value(json_object_get(rule, "id")));
         } else {
             gvd_http_method_not_allowed(req, "GET, POST");
         }

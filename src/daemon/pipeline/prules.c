@@ -21,7 +21,6 @@
 #include <string.h>
 
 #include "../rules/rules_int.h"
-#include "../rules/webhook.h"
 #include "../util/log.h"
 
 int gvd_pipeline_rules_attach(gvd_pipeline *pl)
@@ -66,24 +65,11 @@ void gvd_pipeline_rules_free(gvd_pipeline *pl)
 /* {"event": "rule.fired", "pipeline": {"id", "name", "status"}, ...the event} */
 static void gvd_pl_webhook(gvd_pipeline *pl, json_t *ev)
 {
-    gvd_rules *eng = pl->jobs->rules;
-    json_t *body = json_deep_copy(ev);
     json_t *about = json_pack("{s:I, s:s, s:s}", "id", (json_int_t)pl->id, "name", pl->name, "status",
                               gvd_pl_status_name(gvd_pipeline_status_peek(pl)));
-    char *text = NULL;
-    if (body && about && json_object_set_new(body, "event", json_string("rule.fired")) == 0 &&
-        json_object_set(body, "pipeline", about) == 0)
-        text = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(15));
-    char what[160];
-    snprintf(what, sizeof what, "pipeline=%lld rule=%.100s", (long long)pl->id,
-             json_string_value(json_object_get(ev, "rule")));
-    if (text)
-        gvd_webhook_post(eng->webhook, text, what);
-    else
-        gvd_log(GVD_LOG_ERROR, "rule.webhook_failed", "%s error=\"out of memory\"", what);
-    free(text);
-    json_decref(about);
-    json_decref(body);
+    char owner[40];
+    snprintf(owner, sizeof owner, "pipeline=%lld", (long long)pl->id);
+    gvd_rule_post_event(pl->jobs, ev, "pipeline", about, owner);
 }
 
 static void gvd_pl_fire(gvd_pipeline *pl, struct gvd_pending *p)

@@ -617,17 +617,23 @@ static void gvd_events_append(gvd_job *job, json_t *ev)
  *    "id", "rule", "when", "then", "values", "outcome", "at"} */
 static void gvd_notify_webhook(gvd_jobs *jobs, gvd_job *job, json_t *ev)
 {
-    json_t *body = json_deep_copy(ev);
     json_t *labels = json_object_get(job->spec_json, "labels");
     json_t *about = json_pack("{s:I, s:s, s:s, s:O}", "id", (json_int_t)job->id, "name", job->spec.name, "status",
                               gvd_status_name(gvd_job_status_peek(job)), "labels", labels ? labels : json_null());
+    char owner[40];
+    snprintf(owner, sizeof owner, "job=%lld", (long long)job->id);
+    gvd_rule_post_event(jobs, ev, "job", about, owner);
+}
+
+void gvd_rule_post_event(gvd_jobs *jobs, json_t *ev, const char *kind, json_t *about, const char *owner)
+{
+    json_t *body = json_deep_copy(ev);
     char *text = NULL;
     if (body && about && json_object_set_new(body, "event", json_string("rule.fired")) == 0 &&
-        json_object_set(body, "job", about) == 0)
+        json_object_set(body, kind, about) == 0)
         text = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(15));
     char what[160];
-    snprintf(what, sizeof what, "job=%lld rule=%.100s", (long long)job->id,
-             json_string_value(json_object_get(ev, "rule")));
+    snprintf(what, sizeof what, "%s rule=%.100s", owner, json_string_value(json_object_get(ev, "rule")));
     if (text)
         gvd_webhook_post(jobs->rules->webhook, text, what);
     else

@@ -95,6 +95,9 @@ void gvd_rule_job_value(gvd_job *job, const gvd_expr_var *var, gvd_expr_value *o
 /* "metrics.x", "steps.test.progress", "pipeline.failed_steps": a
  * variable as its condition names it (the keys of an event's values). */
 void gvd_expr_var_text(const gvd_expr_var *var, char *buf, size_t len);
+/* POST a firing to the webhook: the event plus {kind: about} (`about` is
+ * taken over), "event": "rule.fired"; `owner` ("job=3") names it in logs. */
+void gvd_rule_post_event(gvd_jobs *jobs, json_t *ev, const char *kind, json_t *about, const char *owner);
 /* Free a rule whose condition was never started (timer closed first). */
 void gvd_rule_discard(gvd_rule *r);
 /* Add it to the job's rules (taking it over; 0, or -1 and it is freed). */
