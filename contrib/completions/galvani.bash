@@ -137,7 +137,14 @@ _galvani()
     ls)
         [[ $cur == -* ]] && _galvani_words "--status --name --label --limit $common"
         ;;
-    show | set | rerun | pause | resume | cancel | rm | watch)
+    rerun)
+        if [[ $cur == -* ]]; then
+            _galvani_words "-f --follow $common"
+        else
+            _galvani_words "$(_galvani_job_ids)"
+        fi
+        ;;
+    show | set | pause | resume | cancel | rm | watch)
         if [[ $cur == -* ]]; then
             _galvani_words "$common"
         else

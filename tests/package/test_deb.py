@@ -278,11 +278,14 @@ class Deb(unittest.TestCase):
         # The token came from the credential: without it, refused.
         p = cli("ls", token=None)
         self.assertEqual(p.returncode, 1, p)
-        # --follow waits for the job's end and exits with its status.
+        # --follow prints the job's output, a verdict on stderr, and exits
+        # with the job's status.
         p = cli("run", "--name", "from-the-deb", "--follow", "--", "sh", "-c", "echo hello from the deb")
         self.assertEqual(p.returncode, 0, p)
-        job = p.stdout.split()[0]
-        self.assertRegex(job, r"^\d+$")
+        self.assertEqual(p.stdout, "hello from the deb\n")
+        m = re.search(r"job (\d+) from-the-deb: succeeded", p.stderr)
+        self.assertIsNotNone(m, p.stderr)
+        job = m.group(1)
         p = cli("show", job, "--json")
         self.assertEqual(p.returncode, 0, p)
         self.assertEqual(json.loads(p.stdout)["status"], "succeeded")

@@ -13,6 +13,14 @@
  * signal to report, and -1 means "killed by a signal" in gvd_exit).  The
  * cancel's on_exit is delivered by a zero-delay timer, not from inside
  * gvd_exec_cancel.
+ *
+ * The pace is the clock's, not the timer's: each step is due at a fixed
+ * time (start + n x step), and the timer is re-armed for the next due time.
+ * A libuv repeating timer re-arms relative to when its callback ran, so a
+ * loop busy fanning frames out to 10,000 clients used to stretch every
+ * step; now a late tick makes up the steps it missed at once (their
+ * frames coalesce anyway: the streams send the latest state), and the job
+ * takes demo_step_ms x 100 however many clients watch it.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -20,6 +28,16 @@
 #include "exec_int.h"
 
 #define GVD_DEMO_STEP_DEFAULT_MS 100
+
+static void gvd_demo_tick(uv_timer_t *t);
+
+/* Arm the timer for the step due at x->demo_due_ns. */
+static int gvd_demo_arm(gvd_exec *x)
+{
+    uint64_t now = uv_hrtime();
+    uint64_t wait_ms = x->demo_due_ns > now ? (x->demo_due_ns - now + 999999) / 1000000 : 0;
+    return uv_timer_start(&x->demo_timer, gvd_demo_tick, wait_ms, 0);
+}
 
 static void gvd_demo_tick(uv_timer_t *t)
 {
@@ -31,7 +49,13 @@ static void gvd_demo_tick(uv_timer_t *t)
         gvd__exec_finish(x);
         return;
     }
-    x->progress = x->progress + 1.0 < 100.0 ? x->progress + 1.0 : 100.0;
+    /* Every step due by now (one, unless the loop was late). */
+    uint64_t now = uv_hrtime(), step_ns = (uint64_t)x->step_ms * 1000000u;
+    double steps = 1.0;
+    if (now > x->demo_due_ns && step_ns > 0)
+        steps += (double)((now - x->demo_due_ns) / step_ns);
+    x->demo_due_ns += (uint64_t)steps * step_ns;
+    x->progress = x->progress + steps < 100.0 ? x->progress + steps : 100.0;
     gvd_msg m = {.kind = GVD_MSG_PROGRESS, .current = x->progress, .total = 100.0, .has_total = false};
     gvd__exec_message(x, &m);
     if (x->freed)
@@ -39,6 +63,8 @@ static void gvd_demo_tick(uv_timer_t *t)
     if (x->progress >= 100.0) {
         uv_timer_stop(&x->demo_timer);
         gvd__exec_finish(x);
+    } else if (!x->paused && !x->cancel_requested && gvd_demo_arm(x) != 0) {
+        gvd__exec_finish(x); /* cannot happen with a started timer; never hang */
     }
 }
 
@@ -71,8 +97,8 @@ gvd_exec *gvd__demo_spawn(uv_loop_t *loop, const gvd_exec_opts *opts, const gvd_
     x->demo_timer_open = true;
     x->handles++;
     /* Already at 100 (resumed from a finished run): end on the next tick. */
-    uint64_t first = x->progress >= 100.0 ? 0 : x->step_ms;
-    rc = uv_timer_start(&x->demo_timer, gvd_demo_tick, first, x->step_ms);
+    x->demo_due_ns = uv_hrtime() + (x->progress >= 100.0 ? 0 : (uint64_t)x->step_ms * 1000000u);
+    rc = gvd_demo_arm(x);
     if (rc != 0) {
         gvd__set_err(err, errlen, "cannot start the demo job: %s", uv_strerror(rc));
         x->freed = true;
@@ -103,7 +129,9 @@ int gvd__demo_resume(gvd_exec *x)
         return -ESRCH;
     if (!x->paused || x->cancel_requested)
         return 0;
-    int rc = uv_timer_start(&x->demo_timer, gvd_demo_tick, x->step_ms, x->step_ms);
+    /* the step in progress starts over */
+    x->demo_due_ns = uv_hrtime() + (uint64_t)x->step_ms * 1000000u;
+    int rc = gvd_demo_arm(x);
     if (rc != 0)
         return rc;
     x->paused = false;

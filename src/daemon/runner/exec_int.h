@@ -66,6 +66,7 @@ struct gvd_exec {
     bool demo_timer_open;
     double progress;
     unsigned step_ms;
+    uint64_t demo_due_ns;   /* demo.c: uv_hrtime() at which the next step is due */
 };
 
 /* The shim's first line: "hello PID TICKS STATE CTLQ". */
