@@ -79,6 +79,9 @@ static void gvd_usage(FILE *out)
           "Limits (docs/api.md, \"Limits\"):\n"
           "      --max-connections N  open connections, streams included (default 1024); past it new\n"
           "                           connections get 503 and are closed\n"
+          "      --max-connections-per-client N  connections one client address may hold (default: a\n"
+          "                           quarter of --max-connections, at least 64); a few more are kept in\n"
+          "                           reserve for /healthz and an operator's requests (docs/security.md)\n"
           "      --request-timeout SECS  a request's headers must arrive within SECS, and idle keep-alive\n"
           "                           connections are closed after SECS (default 10)\n"
           "      --stream-buffer BYTES  unsent bytes a stream client may hold ... (default 1048576)\n"
@@ -291,7 +294,7 @@ int main(int argc, char **argv)
     static char token_buf[4100], read_token_buf[4100];
     const char *token_flag = NULL, *token_file = NULL, *read_flag = NULL, *read_file = NULL;
     bool insecure = false;
-    unsigned long long max_conns = 1024, stream_buffer = 0;
+    unsigned long long max_conns = 1024, max_per_client = 0, stream_buffer = 0;
     unsigned req_timeout_ms = 10000, stream_grace_ms = 0;
 
     static const struct option opts[] = {
@@ -304,7 +307,7 @@ int main(int argc, char **argv)
         {"read-token", required_argument, NULL, 22},  {"read-token-file", required_argument, NULL, 23},
         {"insecure", no_argument, NULL, 24},          {"max-connections", required_argument, NULL, 25},
         {"request-timeout", required_argument, NULL, 26}, {"stream-buffer", required_argument, NULL, 27},
-        {"stream-grace", required_argument, NULL, 28},
+        {"stream-grace", required_argument, NULL, 28}, {"max-connections-per-client", required_argument, NULL, 29},
         {"max-jobs", required_argument, NULL, 40},    {"keep-finished", required_argument, NULL, 41},
         {"metric-points", required_argument, NULL, 42},
         {"webhook", required_argument, NULL, 43},     {"webhook-timeout", required_argument, NULL, 44},
@@ -362,6 +365,13 @@ int main(int argc, char **argv)
         case 25:
             if (gvd_parse_uint(optarg, 1000000, &max_conns) || max_conns == 0) {
                 fprintf(stderr, "galvanid: --max-connections takes a positive integer, not '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case 29:
+            if (gvd_parse_uint(optarg, 1000000, &max_per_client) || max_per_client == 0) {
+                fprintf(stderr, "galvanid: --max-connections-per-client takes a positive integer, not '%s'\n",
+                        optarg);
                 return 2;
             }
             break;
@@ -454,6 +464,16 @@ int main(int argc, char **argv)
                                             read_token_buf, sizeof read_token_buf);
     if (token == (const char *)-1 || read_token == (const char *)-1)
         return 2;
+    /* Before anything is opened or created: a refused --listen must leave
+     * the database, the logs and the jobs untouched (the server checks it
+     * again when it binds). */
+    char err[512];
+    if (gvd_server_check_listen(host, port, token != NULL, insecure, err, sizeof err) != 0) {
+        fprintf(stderr, "galvanid: %s\n", err);
+        OPENSSL_cleanse(token_buf, sizeof token_buf);
+        OPENSSL_cleanse(read_token_buf, sizeof read_token_buf);
+        return 1;
+    }
     if (gvd_raise_fd_limit(max_conns) != 0)
         return 2;
     char default_run_dir[PATH_MAX];
@@ -470,7 +490,6 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN); /* a job or client that went away is an error code, not a death */
     gvd_daemon d = {0};
     d.loop = uv_default_loop();
-    char err[512];
     d.store = gvd_store_open(db, err, sizeof err);
     if (!d.store) {
         fprintf(stderr, "galvanid: cannot open the database %s: %s\n", db, err);
@@ -508,6 +527,7 @@ int main(int argc, char **argv)
                              .read_token = read_token,
                              .insecure = insecure,
                              .max_connections = (size_t)max_conns,
+                             .max_connections_per_client = (size_t)max_per_client,
                              .request_timeout_ms = req_timeout_ms,
                              .push = {.max_pending = (size_t)stream_buffer, .slow_ms = stream_grace_ms}};
     d.server = gvd_server_new(d.loop, d.jobs, &sopts, err, sizeof err);

@@ -375,10 +375,12 @@ static void test_method_and_route_errors(void **state)
     struct {
         const char *method, *path, *allow;
     } cases[] = {
-        {"PUT", "/jobs", "GET, POST"},      {"POST", "/jobs/1", "GET, DELETE"}, {"GET", "/jobs/1/pause", "POST"},
-        {"GET", "/jobs/1/cancel", "POST"}, {"POST", "/jobs/1/log", "GET"},      {"POST", "/healthz", "GET"},
-        {"DELETE", "/openapi.json", "GET"}, {"POST", "/ws", "GET"},             {"POST", "/events", "GET"},
-        {"POST", "/metrics", "GET"},
+        /* HEAD goes wherever GET does */
+        {"PUT", "/jobs", "GET, HEAD, POST"}, {"POST", "/jobs/1", "GET, HEAD, DELETE"},
+        {"GET", "/jobs/1/pause", "POST"},    {"GET", "/jobs/1/cancel", "POST"},
+        {"POST", "/jobs/1/log", "GET, HEAD"}, {"POST", "/healthz", "GET, HEAD"},
+        {"DELETE", "/openapi.json", "GET, HEAD"}, {"POST", "/ws", "GET, HEAD"},
+        {"POST", "/events", "GET, HEAD"},     {"POST", "/metrics", "GET, HEAD"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         http_resp r = http_do(&H, cases[i].method, cases[i].path, NULL, NULL);

@@ -58,7 +58,7 @@ static void test_stdout_protocol_and_exit_status(void **state)
     assert_int_equal(stat(tmp_path(c, "job.log"), &sb), 0);
     mode_t mask = umask(0);
     umask(mask);
-    assert_int_equal(sb.st_mode & 0777, 0644 & ~mask);
+    assert_int_equal(sb.st_mode & 0777, 0600 & ~mask); /* as private as the database (issue 15) */
 }
 
 static void test_control_fd_messages(void **state)

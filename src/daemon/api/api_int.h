@@ -21,6 +21,12 @@
 #include "server.h"
 
 typedef struct gvd_conn gvd_conn;
+typedef struct gvd_peer gvd_peer;
+
+#define GVD_PEER_BUCKETS 256
+/* A reserved connection is shut down this long after it was accepted
+ * (server.c): enough for /healthz or one operator's request. */
+#define GVD_RESERVE_LIFETIME_MS 2000
 
 #define GVD_DIGEST_LEN 32 /* SHA-256 */
 
@@ -34,7 +40,12 @@ struct gvd_server {
     char *allow_origins;     /* see gvd_server_opts; NULL = none */
     size_t max_header;       /* request line + headers; larger requests get 431 */
     size_t max_conns;        /* open connections; past it new ones get 503 and are closed */
-    uint64_t refused;        /* connections refused for max_conns */
+    size_t max_per_peer;     /* regular connections one client address may hold */
+    size_t reserve;          /* of max_conns, kept for clients over a limit (one short request each) */
+    size_t nreserved;        /* reserved connections open */
+    size_t nbad_framing;     /* connections whose request head was ambiguous (server.c) */
+    gvd_peer *peers[GVD_PEER_BUCKETS]; /* client addresses holding regular connections */
+    uint64_t refused;        /* connections refused for max_conns or max_per_peer */
     uint64_t refused_logged_at; /* loop ms of the last "refused" log line (one per second at most) */
 
     /* auth.c: SHA-256 digests of the tokens (the tokens are not kept) */
@@ -58,6 +69,13 @@ struct gvd_server {
     uv_timer_t close_timer;
     int open_handles;
 };
+
+/* server.c: is the request on a reserved connection (one request, no
+ * stream)? */
+bool gvd_conn_reserved(gvd_server *s, h2o_req_t *req);
+/* server.c: answer 400 (and close) and return true if the request's head
+ * had Content-Length headers that disagree. */
+bool gvd_conn_framing_bad(gvd_server *s, h2o_req_t *req);
 
 /* routes.c: answer one request (always returns 0: every path is ours). */
 int gvd_api_handle(gvd_server *s, h2o_req_t *req);
@@ -91,6 +109,12 @@ const char *gvd_http_reason(int status);
 void gvd_http_send(h2o_req_t *req, int status, const char *type, h2o_iovec_t body);
 /* Send `body` (consumed) as compact JSON + "\n".  `location` may be NULL. */
 void gvd_http_json(h2o_req_t *req, int status, json_t *body, const char *location);
+/* 200 with {"<key>": [item(ctx, 0) .. item(ctx, n - 1)], <the members of
+ * `rest`>} (item's results and rest, an object, are consumed), serialized
+ * one item at a time so that a long listing never holds every item's JSON
+ * tree at once.  503 when out of memory. */
+void gvd_http_json_list(h2o_req_t *req, const char *key, json_t *(*item)(void *ctx, size_t i), void *ctx, size_t n,
+                        json_t *rest);
 /* {"error":{"code":code,"message":...}} */
 void gvd_http_error(h2o_req_t *req, int status, const char *code, const char *fmt, ...)
 #if defined(__GNUC__)
@@ -107,7 +131,9 @@ bool gvd_http_headers_too_large(gvd_server *s, h2o_req_t *req);
 void gvd_http_created(h2o_req_t *req, json_t *body, const char *collection, int64_t id);
 /* 204 No Content. */
 void gvd_http_no_content(h2o_req_t *req);
-/* 405 with "Allow: <allow>". */
+/* Is the request's method `m`?  HEAD counts as GET. */
+bool gvd_http_method_is(h2o_req_t *req, const char *m);
+/* 405 with "Allow: <allow>" (plus HEAD where GET is allowed). */
 void gvd_http_method_not_allowed(h2o_req_t *req, const char *allow);
 
 /* rules_api.c: /rules and /rules/{id}. */

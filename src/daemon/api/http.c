@@ -66,6 +66,63 @@ void gvd_http_json(h2o_req_t *req, int status, json_t *body, const char *locatio
     gvd_http_send(req, status, "application/json", h2o_iovec_init(buf, n + 1));
 }
 
+/* Append n bytes to the growing buffer *buf (*len used, *cap allocated). */
+static int gvd_buf_append(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
+{
+    if (*cap - *len < n) {
+        size_t c = *cap ? *cap : 4096;
+        while (c - *len < n)
+            c *= 2;
+        char *b = realloc(*buf, c);
+        if (!b)
+            return -1;
+        *buf = b;
+        *cap = c;
+    }
+    memcpy(*buf + *len, s, n);
+    *len += n;
+    return 0;
+}
+
+void gvd_http_json_list(h2o_req_t *req, const char *key, json_t *(*item)(void *ctx, size_t i), void *ctx, size_t n,
+                        json_t *rest)
+{
+    /* {"<key>":[item, ...],<rest's members>}, one item at a time: a listing
+     * built as one tree held every item's JSON at once (a thousand jobs
+     * with large commands: tens of MB of small allocations, which the
+     * allocator then kept); this way only one item's tree exists at a time,
+     * and the text grows in one buffer (large, so returned to the system
+     * when freed). */
+    char *buf = NULL, *text = NULL;
+    size_t len = 0, cap = 0;
+    int rc = gvd_buf_append(&buf, &len, &cap, "{\"", 2) || gvd_buf_append(&buf, &len, &cap, key, strlen(key)) ||
+             gvd_buf_append(&buf, &len, &cap, "\":[", 3);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        json_t *j = item(ctx, i);
+        text = j ? json_dumps(j, GVD_JSON_FLAGS) : NULL;
+        json_decref(j);
+        rc = !text || (i && gvd_buf_append(&buf, &len, &cap, ",", 1)) ||
+             gvd_buf_append(&buf, &len, &cap, text, strlen(text));
+        free(text);
+    }
+    /* rest is an object: its text without the opening brace ends ours */
+    text = rc == 0 && rest ? json_dumps(rest, GVD_JSON_FLAGS) : NULL;
+    json_decref(rest);
+    rc = rc || !text || gvd_buf_append(&buf, &len, &cap, "]", 1) ||
+         gvd_buf_append(&buf, &len, &cap, text[1] == '}' ? "}" : ",", 1) ||
+         gvd_buf_append(&buf, &len, &cap, text + 1, strlen(text + 1)) || gvd_buf_append(&buf, &len, &cap, "\n", 1);
+    free(text);
+    if (rc) {
+        free(buf);
+        gvd_http_json(req, 503, NULL, NULL); /* the static out-of-memory body */
+        return;
+    }
+    char *body = h2o_mem_alloc_pool(&req->pool, len);
+    memcpy(body, buf, len);
+    free(buf);
+    gvd_http_send(req, 200, "application/json", h2o_iovec_init(body, len));
+}
+
 h2o_iovec_t gvd_http_error_body(h2o_mem_pool_t *pool, const char *code, const char *message)
 {
     json_t *j = json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", message);
@@ -160,8 +217,29 @@ void gvd_http_no_content(h2o_req_t *req)
     h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
 }
 
+bool gvd_http_method_is(h2o_req_t *req, const char *m)
+{
+    /* HEAD is GET without the body (RFC 9110 9.3.2): it takes GET's route,
+     * and every response leaves through h2o_send_inline (or logtail.c),
+     * which send a HEAD response's headers only. */
+    if (strcmp(m, "GET") == 0 && h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD")))
+        return true;
+    return h2o_memis(req->method.base, req->method.len, m, strlen(m));
+}
+
 void gvd_http_method_not_allowed(h2o_req_t *req, const char *allow)
 {
+    /* where GET is allowed, so is HEAD (gvd_http_method_is): "GET, POST"
+     * becomes "GET, HEAD, POST" */
+    const char *get = strstr(allow, "GET");
+    if (get && !strstr(allow, "HEAD")) {
+        size_t n = strlen(allow), at = (size_t)(get - allow) + 3;
+        char *with = h2o_mem_alloc_pool(&req->pool, n + sizeof ", HEAD");
+        memcpy(with, allow, at);
+        memcpy(with + at, ", HEAD", 6);
+        memcpy(with + at + 6, allow + at, n - at + 1);
+        allow = with;
+    }
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, allow, strlen(allow));
     gvd_http_error(req, 405, "method_not_allowed", "%.*s is not allowed on %.*s (allowed: %s)",
                    (int)req->method.len, req->method.base, (int)req->path_normalized.len,

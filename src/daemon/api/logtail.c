@@ -85,8 +85,9 @@ void gvd_logtail_send(h2o_req_t *req, const char *path, int64_t tail, int64_t of
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
                    H2O_STRLIT("text/plain; charset=utf-8"));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
-    if (size == start) {
-        /* nothing written yet (a queued job has no file) */
+    if (size == start || h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"))) {
+        /* nothing written yet (a queued job has no file), or a HEAD: the
+         * headers (Content-Length included) without the body */
         if (fd >= 0)
             close(fd);
         h2o_send_inline(req, "", 0);

@@ -21,7 +21,7 @@
 
 static void gvd_on_pipelines_root(gvd_server *s, h2o_req_t *req)
 {
-    if (gvd_iov_is(req->method, "GET")) {
+    if (gvd_http_method_is(req, "GET")) {
         static const char *const names[] = {"limit", "offset", NULL};
         gvd_query q;
         if (gvd_query_parse(req, names, &q) != 0)
@@ -42,7 +42,7 @@ static void gvd_on_pipelines_root(gvd_server *s, h2o_req_t *req)
             gvd_http_json(req, 200, body, NULL);
         else
             gvd_http_error(req, 503, "out_of_memory", "out of memory");
-    } else if (gvd_iov_is(req->method, "POST")) {
+    } else if (gvd_http_method_is(req, "POST")) {
         json_t *body = gvd_http_json_body(req, "a pipeline");
         if (!body)
             return;
@@ -62,7 +62,7 @@ static void gvd_on_pipelines_root(gvd_server *s, h2o_req_t *req)
 /* POST /pipelines/{id}/pause|resume|cancel and .../steps/{name}/retry. */
 static void gvd_on_pipeline_action(h2o_req_t *req, gvd_pipeline *pl, h2o_iovec_t rest)
 {
-    if (!gvd_iov_is(req->method, "POST")) {
+    if (!gvd_http_method_is(req, "POST")) {
         gvd_http_method_not_allowed(req, "POST");
         return;
     }
@@ -130,9 +130,9 @@ void gvd_on_pipelines(gvd_server *s, h2o_req_t *req, h2o_iovec_t path)
         return;
     }
     if (rest.len == 0) {
-        if (gvd_iov_is(req->method, "GET")) {
+        if (gvd_http_method_is(req, "GET")) {
             gvd_http_json(req, 200, gvd_pipeline_json(pl), NULL);
-        } else if (gvd_iov_is(req->method, "DELETE")) {
+        } else if (gvd_http_method_is(req, "DELETE")) {
             gvd_error err = {0};
             if (gvd_pipeline_delete(pl, &err) != 0)
                 gvd_http_error_from(req, &err);
@@ -142,7 +142,7 @@ void gvd_on_pipelines(gvd_server *s, h2o_req_t *req, h2o_iovec_t path)
             gvd_http_method_not_allowed(req, "GET, DELETE");
         }
     } else if (gvd_iov_is(rest, "events")) {
-        if (gvd_iov_is(req->method, "GET"))
+        if (gvd_http_method_is(req, "GET"))
             gvd_http_json(req, 200, gvd_pipeline_events_json(pl), NULL);
         else
             gvd_http_method_not_allowed(req, "GET");

@@ -23,7 +23,7 @@
 
 static bool gvd_method(h2o_req_t *req, const char *m)
 {
-    return h2o_memis(req->method.base, req->method.len, m, strlen(m));
+    return gvd_http_method_is(req, m);
 }
 
 static bool gvd_path_is(h2o_iovec_t path, const char *p)
@@ -34,6 +34,11 @@ static bool gvd_path_is(h2o_iovec_t path, const char *p)
 /* ---- /jobs ------------------------------------------------------------------ */
 
 static const char gvd_status_list[] = "queued, running, paused, succeeded, failed, cancelled";
+
+static json_t *gvd_list_item(void *jobs, size_t i)
+{
+    return gvd_job_json(((gvd_job **)jobs)[i]);
+}
 
 static void gvd_on_list(gvd_server *s, h2o_req_t *req)
 {
@@ -88,13 +93,9 @@ static void gvd_on_list(gvd_server *s, h2o_req_t *req)
     gvd_job **out = h2o_mem_alloc_pool(&req->pool, sizeof *out * (size_t)(limit ? limit : 1));
     size_t total = 0;
     size_t n = gvd_jobs_list_labeled(s->jobs, mask, label, value, (size_t)offset, (size_t)limit, out, &total);
-    json_t *arr = json_array();
-    for (size_t i = 0; arr && i < n; i++)
-        json_array_append_new(arr, gvd_job_json(out[i]));
-    json_t *body = arr ? json_pack("{s:o, s:I, s:I, s:I}", "jobs", arr, "total", (json_int_t)total, "limit",
-                                   (json_int_t)limit, "offset", (json_int_t)offset)
-                       : NULL;
-    gvd_http_json(req, 200, body, NULL);
+    gvd_http_json_list(req, "jobs", gvd_list_item, out, n,
+                       json_pack("{s:I, s:I, s:I}", "total", (json_int_t)total, "limit", (json_int_t)limit,
+                                 "offset", (json_int_t)offset));
 }
 
 static void gvd_on_create(gvd_server *s, h2o_req_t *req)
@@ -481,14 +482,28 @@ static const char *gvd_route_pattern(h2o_iovec_t path)
 static void gvd_route(gvd_server *s, h2o_req_t *req)
 {
     h2o_iovec_t path = gvd_route_path(req);
+    if (gvd_conn_framing_bad(s, req))
+        return;
     if (!s->jobs) {
         gvd_http_error(req, 503, "shutting_down", "the server is shutting down");
         return;
     }
     if (gvd_http_headers_too_large(s, req))
         return;
-    bool reads_only = gvd_method(req, "GET") || gvd_method(req, "HEAD");
+    bool reads_only = gvd_method(req, "GET");
     bool stream = gvd_path_is(path, "/ws") || gvd_path_is(path, "/ws/jobs") || gvd_path_is(path, "/events");
+    if (gvd_conn_reserved(s, req)) {
+        /* Past a connection limit (server.c): one short request, then the
+         * slot is free again. */
+        req->http1_is_persistent = 0;
+        if (stream) {
+            gvd_http_error(req, 503, "too_many_connections",
+                           "this connection is one of the few kept for clients over the connection limits: "
+                           "it serves one short request, not a stream; retry once this client holds fewer "
+                           "connections");
+            return;
+        }
+    }
     if (gvd_guard(s, req, !reads_only || stream) != 0)
         return;
     /* Tokens guard the API routes; /healthz, the dashboard's files and 404s

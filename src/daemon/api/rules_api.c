@@ -19,12 +19,12 @@
 void gvd_on_rules(gvd_server *s, h2o_req_t *req, h2o_iovec_t path)
 {
     if (gvd_iov_is(path, "/rules")) {
-        if (gvd_iov_is(req->method, "GET")) {
+        if (gvd_http_method_is(req, "GET")) {
             static const char *const none[] = {NULL};
             gvd_query q;
             if (gvd_query_parse(req, none, &q) == 0)
                 gvd_http_json(req, 200, gvd_rules_list_json(s->jobs), NULL);
-        } else if (gvd_iov_is(req->method, "POST")) {
+        } else if (gvd_http_method_is(req, "POST")) {
             json_t *body = gvd_http_json_body(req, "a rule");
             if (!body)
                 return;
@@ -50,13 +50,13 @@ void gvd_on_rules(gvd_server *s, h2o_req_t *req, h2o_iovec_t path)
                        path.base);
         return;
     }
-    if (gvd_iov_is(req->method, "GET")) {
+    if (gvd_http_method_is(req, "GET")) {
         json_t *rule = gvd_rules_get_json(s->jobs, id);
         if (rule)
             gvd_http_json(req, 200, rule, NULL);
         else
             gvd_http_error(req, 404, "not_found", "no rule %lld", (long long)id);
-    } else if (gvd_iov_is(req->method, "DELETE")) {
+    } else if (gvd_http_method_is(req, "DELETE")) {
         gvd_error err = {0};
         if (gvd_rules_delete(s->jobs, id, &err) != 0)
             gvd_http_error_from(req, &err);

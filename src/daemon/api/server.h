@@ -50,6 +50,14 @@ typedef struct gvd_server_opts {
 
     /* Limits (docs/api.md, "Limits") */
     size_t max_connections;       /* open TCP connections, streams included [1024] */
+    /* Connections one client (one IP address) may hold out of the regular
+     * ones [max_connections / 4]; and how many of max_connections are kept
+     * in reserve for anyone over a limit [8, at most max_connections / 8]:
+     * a reserved connection serves one request, no stream, and is closed
+     * GVD_RESERVE_LIFETIME_MS after it was accepted (docs/security.md,
+     * "Connection limits"). */
+    size_t max_connections_per_client;
+    size_t reserved_connections;
     size_t max_header;            /* request line + headers in bytes; 431 beyond [32 KiB] */
     unsigned request_timeout_ms;  /* a request's headers must arrive within this, and an idle
                                      keep-alive connection is closed after it [10000] */
@@ -62,6 +70,13 @@ int gvd_token_check(const char *what, const char *tok, char *err, size_t errlen)
 /* Read a token from the first line of `path` into out.  Refuses a file that
  * group or others may access.  0, or -1 with a message in err. */
 int gvd_token_read_file(const char *path, char *out, size_t outlen, char *err, size_t errlen);
+
+/* Is listening on `host` allowed with these access settings?  A
+ * non-loopback address needs a token (`has_token`) or `insecure`: anyone
+ * who can reach it could run commands as this user.  0, or -1 with the
+ * reason in err (also when `host` does not resolve).  gvd_server_new checks
+ * this itself; galvanid calls it first, before touching the database. */
+int gvd_server_check_listen(const char *host, int port, bool has_token, bool insecure, char *err, size_t errlen);
 
 /* Bind, listen and serve.  NULL with a message in err (e.g. "listen
  * 127.0.0.1:8000: address already in use") on failure; the handles it had

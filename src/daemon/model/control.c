@@ -140,7 +140,7 @@ json_t *gvd_job_json(gvd_job *job)
     if (events >= 0)
         rc |= json_object_set_new(o, "events", json_integer(events));
     if (job->spec.kind == GVD_EXEC_PROCESS) {
-        rc |= json_object_set_new(o, "command", json_deep_copy(json_object_get(job->spec_json, "command")));
+        rc |= json_object_set_new(o, "command", gvd_spec_command_json(&job->spec));
         rc |= json_object_set_new(o, "shell", json_boolean(job->spec.shell));
     }
     rc |= json_object_set_new(o, "pid", pid > 0 ? json_integer(pid) : json_null());

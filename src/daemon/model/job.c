@@ -80,7 +80,9 @@ static void gvd_eta_fn(gv_value *out, const gv_value *prev, void *ud)
 void gvd_job_to_row(gvd_job *job, gvd_job_row *row, char **owned)
 {
     memset(row, 0, sizeof *row);
-    owned[0] = json_dumps(job->spec_json, JSON_COMPACT);
+    /* The spec never changes after the insert: NULL keeps the stored one
+     * (and job->spec_json lacks command and env: see gvd_job_new). */
+    owned[0] = NULL;
     owned[1] = json_dumps(job->params, JSON_COMPACT);
     owned[2] = json_dumps(job->metrics, JSON_COMPACT);
     row->id = job->id;
@@ -88,7 +90,7 @@ void gvd_job_to_row(gvd_job *job, gvd_job_row *row, char **owned)
     row->kind = job->spec.kind == GVD_EXEC_DEMO ? "demo" : "process";
     row->status = gvd_status_name(gvd_job_status_peek(job));
     row->priority = job->spec.priority;
-    row->spec_json = owned[0] ? owned[0] : "{}";
+    row->spec_json = NULL;
     row->params_json = owned[1] ? owned[1] : "{}";
     row->metrics_json = owned[2] ? owned[2] : "{}";
     row->progress = gvd_peek_double(job->current);
@@ -425,7 +427,10 @@ static void gvd_on_exit(void *ud, const gvd_exit *exit)
         gv_signal_set_int(job->status, GVD_CANCELLED);
     } else if (!exit->lost && gvd_peek_int(job->attempts) <= job->spec.max_retries) {
         int64_t attempt = gvd_peek_int(job->attempts);
-        double backoff = job->spec.retry_backoff_s * pow(2.0, (double)(attempt - 1));
+        /* Doubling from retry_backoff, up to a day: with max_retries up to
+         * 100, 2^99 times any backoff would overflow the conversion to
+         * timer milliseconds (and retry at once). */
+        double backoff = fmin(job->spec.retry_backoff_s * pow(2.0, (double)(attempt - 1)), GVD_SPEC_MAX_BACKOFF_S);
         char msg[300];
         snprintf(msg, sizeof msg, "attempt %lld %s; retrying in %g s", (long long)attempt, why, backoff);
         gv_signal_set_string(job->error, msg);
@@ -523,6 +528,13 @@ gvd_job *gvd_job_new(gvd_jobs *jobs, int64_t id, gvd_spec *spec, json_t *spec_js
     job->spec = *spec; /* takes ownership */
     memset(spec, 0, sizeof *spec);
     job->spec_json = spec_json;
+    /* The command and environment are in job->spec, packed; as JSON they
+     * cost ~90 bytes more per element, for the job's whole life.  The store
+     * has the full spec (written once, at creation: gvd_job_to_row leaves
+     * it alone), the API rebuilds "command" from argv, and env is never
+     * shown.  (A demo job has neither: nothing to delete.) */
+    (void)json_object_del(spec_json, "command");
+    (void)json_object_del(spec_json, "env");
     job->params = params;
     job->schema = json_object_get(spec_json, "params_schema");
     if (json_is_null(job->schema))

@@ -334,6 +334,8 @@ static void gvd_scheduler_fx(void *ud)
 
 /* ---- creation, recovery ----------------------------------------------- */
 
+/* mkdir -p; what it creates is 0700 (the log and run directories hold
+ * what the database holds: they are as private as its 0600 file). */
 static int gvd_mkdir_p(const char *path)
 {
     char buf[4096];
@@ -343,11 +345,11 @@ static int gvd_mkdir_p(const char *path)
         if (*p != '/')
             continue;
         *p = '\0';
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+        if (mkdir(buf, 0700) != 0 && errno != EEXIST)
             return -errno;
         *p = '/';
     }
-    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+    if (mkdir(buf, 0700) != 0 && errno != EEXIST)
         return -errno;
     return 0;
 }
@@ -517,7 +519,11 @@ gvd_jobs *gvd_jobs_new(uv_loop_t *loop, gvd_store *store, const gvd_config *cfg,
         gvd_jobs_free(jobs);
         return NULL;
     }
+    /* An existing log directory is made private too (an older galvanid
+     * created it 0755): it is galvanid's, like the run directory below. */
     int rc = gvd_mkdir_p(jobs->log_dir);
+    if (rc == 0 && chmod(jobs->log_dir, 0700) != 0)
+        rc = -errno;
     if (rc != 0) {
         char msg[600];
         snprintf(msg, sizeof msg, "cannot create the log directory %s: %s", jobs->log_dir, strerror(-rc));

@@ -75,6 +75,26 @@ typedef struct gvd_config {
 #define GVD_MAX_JOBS_DEFAULT 10000u
 #define GVD_MAX_JOBS_UNLIMITED 0xffffffffu
 
+/* What one job spec may hold (docs/api.md, "Limits").  A spec is kept in
+ * memory for the job's whole life and every listing and stream frame carries
+ * its command, so the body limit alone (1 MiB) let one POST cost ~15 MB of
+ * daemon memory; these bound a job to a few hundred KiB.  The argv and env
+ * bounds sit under Linux's own (128 KiB per argument, ~2 MiB for argv and
+ * environment together): a spec past them could not be executed anyway.
+ * Beyond a count or size: 413 spec_too_large naming the field and the limit. */
+#define GVD_SPEC_MAX_ARGS 4096               /* "command" elements */
+#define GVD_SPEC_MAX_ARGV_BYTES (128u << 10) /* "command": the bytes of every element + 1 each */
+#define GVD_SPEC_MAX_ENV 1024                /* "env" variables */
+#define GVD_SPEC_MAX_ENV_BYTES (128u << 10)  /* "env": NAME=VALUE + 1 for each */
+#define GVD_SPEC_MAX_JSON_BYTES (64u << 10)  /* "params", "params_schema" (compact JSON); also a params patch and
+                                                the params it leads to */
+#define GVD_SPEC_MAX_CWD_BYTES 4095          /* "cwd" (PATH_MAX - 1) */
+/* Seconds, converted to timer milliseconds: a finite bound keeps the
+ * conversion defined (1e300 s used to overflow and fire at once); a larger
+ * value is a 400 naming the bound. */
+#define GVD_SPEC_MAX_TIMEOUT_S (366.0 * 86400) /* "timeout": a year */
+#define GVD_SPEC_MAX_BACKOFF_S 86400.0         /* "retry_backoff", and the doubled wait between attempts: a day */
+
 /* A refused request: the HTTP status to answer, a stable machine code and a
  * human message, e.g. {409, "invalid_transition", "job 3 is succeeded: it
  * cannot be paused"}. */

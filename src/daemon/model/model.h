@@ -59,6 +59,13 @@ int gvd_spec_parse(json_t *body, const gvd_config *cfg, gvd_spec *spec, json_t *
 /* Rebuild a spec from its stored JSON (as written by gvd_spec_parse). */
 int gvd_spec_from_json(json_t *stored, const gvd_config *cfg, gvd_spec *spec, gvd_error *err);
 void gvd_spec_clear(gvd_spec *spec);
+/* The spec's "command" as the API shows it: the array, or the string of a
+ * shell job (null for the demo; NULL when out of memory).  Built from argv:
+ * a job does not keep its command as JSON (see gvd_job_new). */
+json_t *gvd_spec_command_json(const gvd_spec *spec);
+/* 0 if `v` (NULL: nothing) is at most GVD_SPEC_MAX_JSON_BYTES of compact
+ * JSON; else -1 with a 413 `code` naming `field` and the limit. */
+int gvd_json_size_check(json_t *v, const char *field, const char *code, gvd_error *err);
 
 /* fault.c: what a request-driven transition may change, kept so that it can
  * be put back when the store refuses to record it (see gvd_job_revert). */

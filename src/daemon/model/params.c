@@ -156,6 +156,10 @@ int gvd_job_set_params_by(gvd_job *job, json_t *patch, const char *who, gvd_erro
         gvd_error_set(err, 409, "invalid_transition", msg);
         return -1;
     }
+    /* The patch is kept in the history (up to GVD_PARAMS_HISTORY_MAX of
+     * them) and the params in the job: both bounded like a spec's params. */
+    if (gvd_json_size_check(patch, "params", "params_too_large", err) != 0)
+        return -1;
     json_t *next = json_deep_copy(job->params);
     json_t *kept = json_deep_copy(patch);
     char *patch_text = json_dumps(patch, JSON_COMPACT);
@@ -176,7 +180,8 @@ int gvd_job_set_params_by(gvd_job *job, json_t *patch, const char *who, gvd_erro
         else
             json_object_set(next, key, value);
     }
-    if (gvd_schema_validate(job->schema, next, err) != 0) {
+    if (gvd_json_size_check(next, "params", "params_too_large", err) != 0 ||
+        gvd_schema_validate(job->schema, next, err) != 0) {
         json_decref(next);
         json_decref(kept);
         free(patch_text);

@@ -11,6 +11,11 @@
  * error that names it: a typo ("timout") must not silently drop a limit.  The
  * normalized spec (every field, defaults filled in) is what gets stored, so a
  * job reloaded after a restart is exactly the job that was accepted.
+ *
+ * A new spec is also held to the size limits of jobs.h (GVD_SPEC_MAX_*);
+ * a stored one is not: a job accepted before a limit existed must still
+ * load.  argv and env are kept packed (one allocation each, see
+ * gvd_strv_alloc): a job keeps them, not a JSON tree, for its whole life.
  */
 #include "model.h"
 
@@ -32,20 +37,39 @@ static char *gvd_strdup(const char *s)
     return d;
 }
 
-static void gvd_strv_free(char **v)
+/* A NULL-terminated vector of n strings in one block: the n + 1 pointers,
+ * then `bytes` for the strings (each with its NUL), which the caller copies
+ * to (char *)(v + n + 1) and onwards.  Freed with free().  One block rather
+ * than one malloc per string: malloc's overhead per chunk (32 bytes and
+ * more) was most of what a short argument cost. */
+static char **gvd_strv_alloc(size_t n, size_t bytes)
 {
+    char **v = malloc((n + 1) * sizeof *v + bytes);
+    if (v)
+        v[n] = NULL;
+    return v;
+}
+
+/* The strings of `src` (n of them, `bytes` with their NULs) packed. */
+static char **gvd_strv_pack(const char *const *src, size_t n, size_t bytes)
+{
+    char **v = gvd_strv_alloc(n, bytes);
     if (!v)
-        return;
-    for (char **p = v; *p; p++)
-        free(*p);
-    free(v);
+        return NULL;
+    char *dst = (char *)(v + n + 1);
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(src[i]) + 1;
+        v[i] = memcpy(dst, src[i], len);
+        dst += len;
+    }
+    return v;
 }
 
 void gvd_spec_clear(gvd_spec *spec)
 {
     free(spec->name);
-    gvd_strv_free(spec->argv);
-    gvd_strv_free(spec->env);
+    free(spec->argv);
+    free(spec->env);
     free(spec->cwd);
     memset(spec, 0, sizeof *spec);
 }
@@ -55,6 +79,27 @@ static int gvd_bad(gvd_error *err, const char *fmt, const char *a, const char *b
     char msg[sizeof err->message];
     snprintf(msg, sizeof msg, fmt, a, b ? b : "");
     gvd_error_set(err, 400, "invalid_spec", msg);
+    return -1;
+}
+
+/* 413: a count or size over one of the GVD_SPEC_MAX_* limits, naming the
+ * field, what was sent and the limit. */
+static int gvd_too_large(gvd_error *err, const char *field, size_t have, const char *unit, size_t max)
+{
+    char msg[sizeof err->message];
+    snprintf(msg, sizeof msg, "field \"%s\" has %zu %s, more than the limit of %zu", field, have, unit, max);
+    gvd_error_set(err, 413, "spec_too_large", msg);
+    return -1;
+}
+
+int gvd_json_size_check(json_t *v, const char *field, const char *code, gvd_error *err)
+{
+    /* json_dumpb without a buffer only counts: nothing is allocated. */
+    size_t n = v ? json_dumpb(v, NULL, 0, JSON_COMPACT) : 0;
+    if (n <= GVD_SPEC_MAX_JSON_BYTES)
+        return 0;
+    gvd_too_large(err, field, n, "bytes of JSON", GVD_SPEC_MAX_JSON_BYTES);
+    err->code = code;
     return -1;
 }
 
@@ -97,7 +142,10 @@ static int gvd_get_string(json_t *body, const char *key, const char **out, gvd_e
     return 0;
 }
 
-static int gvd_get_number(json_t *body, const char *key, double min, double *out, gvd_error *err)
+/* A number of seconds from 0 to max.  A stored spec over max (accepted
+ * before the bound existed) loads with max: job.c converts it to timer
+ * milliseconds, which must stay defined. */
+static int gvd_get_seconds(json_t *body, const char *key, double max, bool strict, double *out, gvd_error *err)
 {
     json_t *v = json_object_get(body, key);
     if (!v || json_is_null(v))
@@ -105,12 +153,12 @@ static int gvd_get_number(json_t *body, const char *key, double min, double *out
     if (!json_is_number(v))
         return gvd_bad(err, "field \"%s\" must be a number", key, NULL);
     double d = json_number_value(v);
-    if (!isfinite(d) || d < min) {
-        char lim[32];
-        snprintf(lim, sizeof lim, "%g", min);
-        return gvd_bad(err, "field \"%s\" must be >= %s", key, lim);
+    if (!isfinite(d) || d < 0 || (strict && d > max)) {
+        char lim[64];
+        snprintf(lim, sizeof lim, "%.0f (seconds), not %g", max, d);
+        return gvd_bad(err, "field \"%s\" must be a number from 0 to %s", key, lim);
     }
-    *out = d;
+    *out = d > max ? max : d;
     return 0;
 }
 
@@ -131,47 +179,71 @@ static int gvd_get_integer(json_t *body, const char *key, int64_t min, int64_t m
     return 0;
 }
 
-static char **gvd_argv_from_array(json_t *arr, gvd_error *err)
+static char **gvd_oom(gvd_error *err)
 {
-    size_t n = json_array_size(arr);
+    gvd_error_set(err, 503, "out_of_memory", "out of memory");
+    return NULL;
+}
+
+/* `strings` (n C strings, `bytes` with their NULs) as a packed argv, after
+ * the limits when `strict`. */
+static char **gvd_argv_pack(const char *const *strings, size_t n, size_t bytes, bool strict, gvd_error *err)
+{
+    if (strict && n > GVD_SPEC_MAX_ARGS) {
+        gvd_too_large(err, "command", n, "arguments", GVD_SPEC_MAX_ARGS);
+        return NULL;
+    }
+    if (strict && bytes > GVD_SPEC_MAX_ARGV_BYTES) {
+        gvd_too_large(err, "command", bytes, "bytes", GVD_SPEC_MAX_ARGV_BYTES);
+        return NULL;
+    }
+    char **argv = gvd_strv_pack(strings, n, bytes);
+    return argv ? argv : gvd_oom(err);
+}
+
+static char **gvd_argv_from_array(json_t *arr, bool strict, gvd_error *err)
+{
+    size_t n = json_array_size(arr), bytes = 0;
     if (n == 0) {
         gvd_bad(err, "field \"command\" must not be empty", NULL, NULL);
         return NULL;
     }
-    char **argv = calloc(n + 1, sizeof *argv);
-    if (!argv) {
-        gvd_error_set(err, 503, "out_of_memory", "out of memory");
+    /* The count first: a 100,000-element array is refused before anything
+     * is allocated for it. */
+    if (strict && n > GVD_SPEC_MAX_ARGS) {
+        gvd_too_large(err, "command", n, "arguments", GVD_SPEC_MAX_ARGS);
         return NULL;
     }
+    const char **strings = malloc(n * sizeof *strings);
+    if (!strings)
+        return gvd_oom(err);
     for (size_t i = 0; i < n; i++) {
         json_t *a = json_array_get(arr, i);
         if (!json_is_string(a) || strlen(json_string_value(a)) != json_string_length(a)) {
             char idx[24];
             snprintf(idx, sizeof idx, "%zu", i);
             gvd_bad(err, "field \"command\" must be an array of strings (element %s is not)", idx, NULL);
-            gvd_strv_free(argv);
+            free(strings);
             return NULL;
         }
-        if (!(argv[i] = gvd_strdup(json_string_value(a)))) {
-            gvd_strv_free(argv);
-            gvd_error_set(err, 503, "out_of_memory", "out of memory");
-            return NULL;
-        }
+        strings[i] = json_string_value(a);
+        bytes += json_string_length(a) + 1;
     }
-    if (argv[0][0] == '\0') {
+    if (strings[0][0] == '\0') {
         gvd_bad(err, "field \"command\": the program name must not be empty", NULL, NULL);
-        gvd_strv_free(argv);
+        free(strings);
         return NULL;
     }
+    char **argv = gvd_argv_pack(strings, n, bytes, strict, err);
+    free(strings);
     return argv;
 }
 
-static char **gvd_env_from_object(json_t *obj, gvd_error *err)
+static char **gvd_env_from_object(json_t *obj, bool strict, gvd_error *err)
 {
-    size_t n = json_object_size(obj), i = 0;
-    char **env = calloc(n + 1, sizeof *env);
-    if (!env) {
-        gvd_error_set(err, 503, "out_of_memory", "out of memory");
+    size_t n = json_object_size(obj), bytes = 0;
+    if (strict && n > GVD_SPEC_MAX_ENV) {
+        gvd_too_large(err, "env", n, "variables", GVD_SPEC_MAX_ENV);
         return NULL;
     }
     const char *key;
@@ -179,24 +251,45 @@ static char **gvd_env_from_object(json_t *obj, gvd_error *err)
     json_object_foreach(obj, key, value) {
         if (!*key || strchr(key, '=')) {
             gvd_bad(err, "field \"env\": invalid variable name \"%s\"", key, NULL);
-            gvd_strv_free(env);
             return NULL;
         }
         if (!json_is_string(value) || strlen(json_string_value(value)) != json_string_length(value)) {
             gvd_bad(err, "field \"env\": the value of \"%s\" must be a string", key, NULL);
-            gvd_strv_free(env);
             return NULL;
         }
-        size_t len = strlen(key) + 1 + strlen(json_string_value(value)) + 1;
-        if (!(env[i] = malloc(len))) {
-            gvd_strv_free(env);
-            gvd_error_set(err, 503, "out_of_memory", "out of memory");
-            return NULL;
-        }
-        snprintf(env[i], len, "%s=%s", key, json_string_value(value));
-        i++;
+        bytes += strlen(key) + 1 + json_string_length(value) + 1;
+    }
+    if (strict && bytes > GVD_SPEC_MAX_ENV_BYTES) {
+        gvd_too_large(err, "env", bytes, "bytes", GVD_SPEC_MAX_ENV_BYTES);
+        return NULL;
+    }
+    char **env = gvd_strv_alloc(n, bytes);
+    if (!env)
+        return gvd_oom(err);
+    char *dst = (char *)(env + n + 1);
+    size_t i = 0;
+    json_object_foreach(obj, key, value) {
+        size_t len = strlen(key) + 1 + json_string_length(value) + 1;
+        env[i++] = dst;
+        snprintf(dst, len, "%s=%s", key, json_string_value(value));
+        dst += len;
     }
     return env;
+}
+
+json_t *gvd_spec_command_json(const gvd_spec *spec)
+{
+    if (spec->kind != GVD_EXEC_PROCESS || !spec->argv)
+        return json_null();
+    if (spec->shell)
+        return json_string(spec->argv[2]); /* /bin/sh -c LINE */
+    json_t *a = json_array();
+    for (char **p = spec->argv; a && *p; p++)
+        if (json_array_append_new(a, json_string(*p)) != 0) {
+            json_decref(a);
+            return NULL;
+        }
+    return a;
 }
 
 /* "labels": {"team": "payments", "env": "prod"} — at most 32; names of 1 to
@@ -226,8 +319,9 @@ static int gvd_labels_check(json_t *labels, gvd_error *err)
     return 0;
 }
 
-/* Parse into *spec; shared by a new request and a stored spec. */
-static int gvd_spec_fill(json_t *body, const gvd_config *cfg, gvd_spec *spec, gvd_error *err)
+/* Parse into *spec; shared by a new request (`strict`: held to the
+ * GVD_SPEC_MAX_* limits) and a stored spec (not: it was accepted once). */
+static int gvd_spec_fill(json_t *body, const gvd_config *cfg, bool strict, gvd_spec *spec, gvd_error *err)
 {
     memset(spec, 0, sizeof *spec);
     spec->retry_backoff_s = 1.0;
@@ -251,6 +345,8 @@ static int gvd_spec_fill(json_t *body, const gvd_config *cfg, gvd_spec *spec, gv
                        NULL);
     if (name && strlen(name) > 200)
         return gvd_bad(err, "field \"name\" is longer than 200 bytes", NULL, NULL);
+    if (strict && cwd && strlen(cwd) > GVD_SPEC_MAX_CWD_BYTES)
+        return gvd_too_large(err, "cwd", strlen(cwd), "bytes", GVD_SPEC_MAX_CWD_BYTES);
 
     json_t *shell = json_object_get(body, "shell");
     if (shell && !json_is_null(shell) && !json_is_boolean(shell))
@@ -258,9 +354,9 @@ static int gvd_spec_fill(json_t *body, const gvd_config *cfg, gvd_spec *spec, gv
     spec->shell = shell && json_is_true(shell);
 
     int64_t step = spec->demo_step_ms;
-    if (gvd_get_number(body, "timeout", 0, &spec->timeout_s, err) ||
+    if (gvd_get_seconds(body, "timeout", GVD_SPEC_MAX_TIMEOUT_S, strict, &spec->timeout_s, err) ||
         gvd_get_integer(body, "max_retries", 0, 100, &spec->max_retries, err) ||
-        gvd_get_number(body, "retry_backoff", 0, &spec->retry_backoff_s, err) ||
+        gvd_get_seconds(body, "retry_backoff", GVD_SPEC_MAX_BACKOFF_S, strict, &spec->retry_backoff_s, err) ||
         gvd_get_integer(body, "priority", -1000000, 1000000, &spec->priority, err) ||
         gvd_get_integer(body, "demo_step_ms", 1, 60000, &step, err))
         return -1;
@@ -298,21 +394,17 @@ static int gvd_spec_fill(json_t *body, const gvd_config *cfg, gvd_spec *spec, gv
             return gvd_bad(err, "with \"shell\": true, field \"command\" must be a string", NULL, NULL);
         if (!*line)
             return gvd_bad(err, "field \"command\" must not be empty", NULL, NULL);
-        spec->argv = calloc(4, sizeof *spec->argv);
-        if (!spec->argv || !(spec->argv[0] = gvd_strdup("/bin/sh")) || !(spec->argv[1] = gvd_strdup("-c")) ||
-            !(spec->argv[2] = gvd_strdup(line))) {
-            gvd_spec_clear(spec);
-            gvd_error_set(err, 503, "out_of_memory", "out of memory");
+        const char *const sh[] = {"/bin/sh", "-c", line};
+        if (!(spec->argv = gvd_argv_pack(sh, 3, sizeof "/bin/sh" + sizeof "-c" + strlen(line) + 1, strict, err)))
             return -1;
-        }
     } else {
         if (!json_is_array(command))
             return gvd_bad(err, "field \"command\" must be an array of strings (or a string with \"shell\": "
                                 "true)", NULL, NULL);
-        if (!(spec->argv = gvd_argv_from_array(command, err)))
+        if (!(spec->argv = gvd_argv_from_array(command, strict, err)))
             return -1;
     }
-    if (!(spec->env = gvd_env_from_object(env && json_is_object(env) ? env : NULL, err))) {
+    if (!(spec->env = gvd_env_from_object(env && json_is_object(env) ? env : NULL, strict, err))) {
         gvd_spec_clear(spec);
         return -1;
     }
@@ -408,6 +500,9 @@ int gvd_spec_parse(json_t *body, const gvd_config *cfg, gvd_spec *spec, json_t *
     if (schema && json_is_null(schema))
         schema = NULL;
     json_t *p = json_object_get(body, "params");
+    if (gvd_json_size_check(schema, "params_schema", "spec_too_large", err) != 0 ||
+        gvd_json_size_check(json_is_object(p) ? p : NULL, "params", "spec_too_large", err) != 0)
+        return -1;
     if (schema && gvd_schema_check(schema, err) != 0)
         return -1;
     json_t *labels = json_object_get(body, "labels");
@@ -419,7 +514,7 @@ int gvd_spec_parse(json_t *body, const gvd_config *cfg, gvd_spec *spec, json_t *
             return -1;
         json_decref(checked);
     }
-    if (gvd_spec_fill(body, cfg, spec, err))
+    if (gvd_spec_fill(body, cfg, true, spec, err))
         return -1;
     if (schema && gvd_schema_validate(schema, json_is_object(p) ? p : NULL, err) != 0) {
         gvd_spec_clear(spec);
@@ -443,5 +538,5 @@ int gvd_spec_from_json(json_t *stored, const gvd_config *cfg, gvd_spec *spec, gv
         gvd_error_set(err, 500, "corrupt_store", "stored job spec is not a JSON object");
         return -1;
     }
-    return gvd_spec_fill(stored, cfg, spec, err);
+    return gvd_spec_fill(stored, cfg, false, spec, err);
 }

@@ -165,8 +165,27 @@ static void gvd_sse_abort(gvd_client *c)
 
 static const gvd_client_ops gvd_sse_ops = {gvd_sse_kick, gvd_sse_drop, gvd_sse_tick, gvd_sse_abort};
 
+static void gvd_sse_headers(h2o_req_t *req)
+{
+    req->res.status = 200;
+    req->res.reason = "OK";
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/event-stream"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-cache"));
+    /* reverse proxies (nginx) must not buffer a stream */
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-accel-buffering"), 0, NULL,
+                          H2O_STRLIT("no"));
+}
+
 int gvd_sse_accept(gvd_push *p, h2o_req_t *req, int64_t job, gvd_error *err)
 {
+    if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"))) {
+        /* A GET's headers and no stream: the stream is the body.  (No
+         * Content-Length: a GET's has none either, and h2o sends a HEAD
+         * response without a body or chunked framing.) */
+        gvd_sse_headers(req);
+        h2o_send_inline(req, "", 0);
+        return 0;
+    }
     gvd_sse *s = calloc(1, sizeof *s);
     if (!s) {
         gvd_push_err(err, 503, "out_of_memory", "out of memory");
@@ -187,13 +206,7 @@ int gvd_sse_accept(gvd_push *p, h2o_req_t *req, int64_t job, gvd_error *err)
     }
     s->req = req;
     gvd_push_bound_sndbuf(p, gvd_sse_fd(req));
-    req->res.status = 200;
-    req->res.reason = "OK";
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/event-stream"));
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-cache"));
-    /* reverse proxies (nginx) must not buffer a stream */
-    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-accel-buffering"), 0, NULL,
-                          H2O_STRLIT("no"));
+    gvd_sse_headers(req);
     h2o_start_response(req, &s->gen);
     gvd_sse_kick_(s); /* the headers and the snapshot */
     return 0;

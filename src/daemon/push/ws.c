@@ -49,6 +49,7 @@ typedef struct gvd_ws {
     h2o_iovec_t *iov;
     size_t iov_cap;
     bool upgrading;               /* h2o still owes us the upgrade callback */
+    bool bad_close;               /* the client's close frame had a 1-byte payload */
     bool writing;
     bool reading;
     uint64_t last_recv, last_ping;
@@ -158,6 +159,12 @@ static void gvd_ws_msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_
         /* wslay queues the close reply; nothing may follow it. */
         ws->c.closing = true;
         gvd_client_discard(&ws->c);
+        /* A close payload is empty or a 2-byte code (RFC 6455 5.5.1): one
+         * byte is a protocol error, owed a 1002, but wslay takes it for "no
+         * code" and has queued an empty close.  gvd_ws_pump sends ours
+         * instead. */
+        if (arg->msg_length == 1)
+            ws->bad_close = true;
     }
     /* Pongs only prove liveness (last_recv, set on every read).  Text and
      * binary messages are not part of the protocol: with no_buffering set
@@ -218,11 +225,27 @@ static void gvd_ws_pump(gvd_ws *ws)
 {
     if (!ws->sock)
         return;
-    if (ws->sock->input->size > 0 && wslay_event_want_read(ws->wslay)) {
+    if (ws->sock->input->size > 0 && wslay_event_want_read(ws->wslay) && !ws->bad_close) {
         if (wslay_event_recv(ws->wslay) != 0) {
             gvd_ws_close_now(ws, "protocol error");
             return;
         }
+        if (ws->bad_close) {
+            /* Our close frame (unmasked, 2-byte code), through the same
+             * buffer as wslay's frames; wslay's queued reply is never
+             * sent, and the socket closes once ours is written. */
+            static const uint8_t close_1002[] = {0x88, 0x02, 0x03, 0xEA};
+            if (gvd_ws_send_cb(ws->wslay, close_1002, sizeof close_1002, 0, ws) < 0) {
+                gvd_ws_close_now(ws, "out of memory");
+                return;
+            }
+        }
+    }
+    if (ws->bad_close) {
+        gvd_ws_write(ws);
+        if (!ws->writing && ws->ctrl_len == 0)
+            gvd_ws_close_now(ws, "protocol error: 1-byte close payload");
+        return;
     }
     if (wslay_event_want_write(ws->wslay) && ws->ctrl_len < GVD_WS_CTRL_MAX) {
         if (wslay_event_send(ws->wslay) != 0) {

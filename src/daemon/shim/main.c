@@ -253,7 +253,8 @@ static int shim_start(shim *s, const char **stage)
     bool log_created = false;
     if (s->log_path) {
         *stage = "log";
-        s->log_fd = open(s->log_path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        /* 0600, like the database: a job's output is as private as its spec */
+        s->log_fd = open(s->log_path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         if (s->log_fd >= 0)
             log_created = true;
         else if (errno == EEXIST)

@@ -27,7 +27,8 @@ static const char gvd_sql_insert[] =
     "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)";
 
 static const char gvd_sql_update[] =
-    "UPDATE jobs SET name = ?1, kind = ?2, status = ?3, priority = ?4, spec_json = ?5, params_json = ?6, "
+    "UPDATE jobs SET name = ?1, kind = ?2, status = ?3, priority = ?4, spec_json = COALESCE(?5, spec_json), "
+    "params_json = ?6, "
     "metrics_json = ?7, progress = ?8, progress_total = ?9, message = ?10, error = ?11, pid = ?12, "
     "pid_start_ticks = ?13, exit_status = ?14, term_signal = ?15, has_exit = ?16, attempts = ?17, "
     "created_at = ?18, started_at = ?19, finished_at = ?20, updated_at = ?21 WHERE id = ?22";

@@ -51,7 +51,10 @@ int gvd_store_set_durable(gvd_store *st, bool full, char *err, size_t errlen);
 
 /* Insert; writes the new id to *id (row->id is ignored). */
 int gvd_store_insert(gvd_store *st, const gvd_job_row *row, int64_t *id, char *err, size_t errlen);
-/* Replace every column of job row->id.  -1 if there is no such job. */
+/* Replace every column of job row->id, except that a NULL spec_json keeps
+ * the stored one (a spec never changes after the insert, and rewriting up to
+ * a few hundred KiB on every status change would be waste).  -1 if there is
+ * no such job. */
 int gvd_store_update(gvd_store *st, const gvd_job_row *row, char *err, size_t errlen);
 int gvd_store_delete(gvd_store *st, int64_t id, char *err, size_t errlen);
 

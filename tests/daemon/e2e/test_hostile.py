@@ -165,7 +165,10 @@ class HostileClients(unittest.TestCase):
                 self.skipTest("open-files hard limit %d < %d" % (hard, need))
             resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
         self.tmp = tempfile.TemporaryDirectory(prefix="galvani-hostile-")
+        # every client here is 127.0.0.1: one client address for the
+        # per-client cap, which must not be what limits them
         self.d = Daemon(self.tmp.name, "--max-running", "16", "--max-connections", str(2 * N + 100),
+                        "--max-connections-per-client", str(2 * N + 100),
                         "--stream-buffer", str(BUFFER), "--stream-grace", str(GRACE_S), "--log-level", "info")
         self.socks = []
 
