@@ -131,7 +131,7 @@ _galvani()
     local common="--json --help"
     case $cmd in
     run)
-        _galvani_words "--name --param --pause-mode --label --rule --shell --follow --cwd --env --clean-env
+        _galvani_words "--name --param --pause-mode --label --rule --shell -f --follow --cwd --env --clean-env
             --timeout --retries --backoff --priority $common --"
         ;;
     ls)

@@ -182,17 +182,22 @@ void gvd_jobs_stats_get(gvd_jobs *jobs, gvd_jobs_stats *out)
 json_t *gvd_job_spec_json(gvd_job *job, bool hide_env)
 {
     json_t *spec = json_deep_copy(job->spec_json);
-    json_t *env = json_object_get(spec, "env");
-    if (!spec || !hide_env || !json_is_object(env))
+    if (!spec || job->spec.kind != GVD_EXEC_PROCESS)
         return spec;
-    const char *key;
-    json_t *value;
-    json_object_foreach(env, key, value) {
-        if (json_object_set_new(env, key, json_null()) != 0) {
-            /* Never hand out a half-hidden environment. */
-            json_decref(spec);
-            return NULL;
-        }
+    /* command and env live packed in job->spec (job.c): rebuilt here.  On
+     * failure nothing is handed out: never a half-hidden environment. */
+    json_t *command = gvd_spec_command_json(&job->spec), *env = gvd_spec_env_json(&job->spec, hide_env);
+    if (!command || !env) {
+        json_decref(command);
+        json_decref(env);
+        json_decref(spec);
+        return NULL;
+    }
+    int rc = json_object_set_new(spec, "command", command); /* each takes its value, even on failure */
+    rc |= json_object_set_new(spec, "env", env);
+    if (rc != 0) {
+        json_decref(spec);
+        return NULL;
     }
     return spec;
 }

@@ -63,6 +63,9 @@ void gvd_spec_clear(gvd_spec *spec);
  * shell job (null for the demo; NULL when out of memory).  Built from argv:
  * a job does not keep its command as JSON (see gvd_job_new). */
 json_t *gvd_spec_command_json(const gvd_spec *spec);
+/* The spec's environment as {"K": "V"} (hide_values: every value null),
+ * rebuilt from the packed env.  New reference, or NULL (out of memory). */
+json_t *gvd_spec_env_json(const gvd_spec *spec, bool hide_values);
 /* 0 if `v` (NULL: nothing) is at most GVD_SPEC_MAX_JSON_BYTES of compact
  * JSON; else -1 with a 413 `code` naming `field` and the limit. */
 int gvd_json_size_check(json_t *v, const char *field, const char *code, gvd_error *err);

@@ -292,6 +292,24 @@ json_t *gvd_spec_command_json(const gvd_spec *spec)
     return a;
 }
 
+json_t *gvd_spec_env_json(const gvd_spec *spec, bool hide_values)
+{
+    json_t *o = json_object();
+    for (char **p = spec->env; o && p && *p; p++) {
+        const char *eq = strchr(*p, '=');
+        if (!eq)
+            continue;
+        char *key = strndup(*p, (size_t)(eq - *p));
+        json_t *v = hide_values ? json_null() : json_string(eq + 1);
+        if (!key || !v || json_object_set_new(o, key, v) != 0) {
+            json_decref(o);
+            o = NULL;
+        }
+        free(key);
+    }
+    return o;
+}
+
 /* "labels": {"team": "payments", "env": "prod"} — at most 32; names of 1 to
  * 63 of A-Z a-z 0-9 _ . - /, values strings of at most 200 bytes.  Global
  * rules match them and GET /jobs?label=K=V filters by them. */

@@ -18,8 +18,8 @@
  * time (start + n x step), and the timer is re-armed for the next due time.
  * A libuv repeating timer re-arms relative to when its callback ran, so a
  * loop busy fanning frames out to 10,000 clients used to stretch every
- * step; now a late tick makes up the steps it missed at once (their
- * frames coalesce anyway: the streams send the latest state), and the job
+ * step; now a late tick makes up the steps it missed at once (each is
+ * reported; the streams coalesce them into the latest state), and the job
  * takes demo_step_ms x 100 however many clients watch it.
  */
 #include <errno.h>
@@ -49,17 +49,22 @@ static void gvd_demo_tick(uv_timer_t *t)
         gvd__exec_finish(x);
         return;
     }
-    /* Every step due by now (one, unless the loop was late). */
+    /* Every step due by now (one, unless the loop was late), each reported:
+     * the model coalesces them, the record keeps every one. */
     uint64_t now = uv_hrtime(), step_ns = (uint64_t)x->step_ms * 1000000u;
-    double steps = 1.0;
+    uint64_t steps = 1;
     if (now > x->demo_due_ns && step_ns > 0)
-        steps += (double)((now - x->demo_due_ns) / step_ns);
-    x->demo_due_ns += (uint64_t)steps * step_ns;
-    x->progress = x->progress + steps < 100.0 ? x->progress + steps : 100.0;
-    gvd_msg m = {.kind = GVD_MSG_PROGRESS, .current = x->progress, .total = 100.0, .has_total = false};
-    gvd__exec_message(x, &m);
-    if (x->freed)
-        return;
+        steps += (now - x->demo_due_ns) / step_ns;
+    x->demo_due_ns += steps * step_ns;
+    for (uint64_t i = 0; i < steps && x->progress < 100.0; i++) {
+        x->progress = x->progress + 1.0 < 100.0 ? x->progress + 1.0 : 100.0;
+        gvd_msg m = {.kind = GVD_MSG_PROGRESS, .current = x->progress, .total = 100.0, .has_total = false};
+        gvd__exec_message(x, &m);
+        if (x->freed)
+            return;
+        if (x->paused || x->cancel_requested)
+            break; /* the model paused or cancelled it on this step */
+    }
     if (x->progress >= 100.0) {
         uv_timer_stop(&x->demo_timer);
         gvd__exec_finish(x);
