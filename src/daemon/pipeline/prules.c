@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../obs/obs.h"
 #include "../rules/rules_int.h"
 #include "../util/log.h"
 
@@ -101,6 +102,7 @@ static void gvd_pl_fire(gvd_pipeline *pl, struct gvd_pending *p)
         else
             snprintf(outcome, sizeof outcome, "not applied: %s", err.message);
     }
+    gvd_obs_rule_fired(gvd_action_names[p->action]);
     gvd_log(GVD_LOG_INFO, "rule.fired", "pipeline=%lld rule=%s then=%s outcome=%s values=%s", (long long)pl->id,
             gvd_log_quote(p->rule, (char[100]){0}, 100), gvd_action_names[p->action],
             gvd_log_quote(outcome, (char[700]){0}, 700), gvd_log_quote(vtext ? vtext : "{}", (char[1200]){0}, 1200));

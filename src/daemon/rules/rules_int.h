@@ -1,7 +1,8 @@
 /*
  * rules_int.h — the rules engine's private structures, shared by its files:
- *   rules.c   a job's rules (the spec's and the matching global ones), the
- *             engine's queue of firings, events and latches;
+ *   rules.c   the spec's rules, a rule's condition and edges (on a job, the
+ *             spec's and the matching global ones, or on a pipeline);
+ *   engine.c  the queue of firings, acting on them, events and latches;
  *   global.c  global rules (POST /rules): matching jobs by name glob and
  *             labels, adding and removing them on live jobs, storage.
  */
@@ -98,6 +99,8 @@ void gvd_expr_var_text(const gvd_expr_var *var, char *buf, size_t len);
 /* POST a firing to the webhook: the event plus {kind: about} (`about` is
  * taken over), "event": "rule.fired"; `owner` ("job=3") names it in logs. */
 void gvd_rule_post_event(gvd_jobs *jobs, json_t *ev, const char *kind, json_t *about, const char *owner);
+/* engine.c: drain the queue on the loop soon. */
+void gvd_rules_kick(gvd_rules *eng);
 /* Free a rule whose condition was never started (timer closed first). */
 void gvd_rule_discard(gvd_rule *r);
 /* Add it to the job's rules (taking it over; 0, or -1 and it is freed). */
