@@ -127,6 +127,9 @@ h2o_iovec_t gvd_http_error_body(h2o_mem_pool_t *pool, const char *code, const ch
 /* Answer 431 and return true if the request line and headers exceed
  * s->max_header. */
 bool gvd_http_headers_too_large(gvd_server *s, h2o_req_t *req);
+/* 200/... with a ready JSON text of n bytes (copied into the request's
+ * pool); NULL text answers 503 out_of_memory. */
+void gvd_http_text(h2o_req_t *req, int status, const char *text, size_t n);
 /* 201 Created with `body` (taken over) and Location: /<collection>/<id>. */
 void gvd_http_created(h2o_req_t *req, json_t *body, const char *collection, int64_t id);
 /* 204 No Content. */

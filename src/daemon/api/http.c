@@ -46,14 +46,30 @@ void gvd_http_send(h2o_req_t *req, int status, const char *type, h2o_iovec_t bod
     h2o_send_inline(req, body.base, body.len);
 }
 
+/* jansson only fails on allocation: answer with a static body. */
+static void gvd_http_oom(h2o_req_t *req)
+{
+    static const char oom[] = "{\"error\":{\"code\":\"out_of_memory\",\"message\":\"out of memory\"}}\n";
+    gvd_http_send(req, 503, "application/json", h2o_iovec_init(oom, sizeof oom - 1));
+}
+
+void gvd_http_text(h2o_req_t *req, int status, const char *text, size_t n)
+{
+    if (!text) {
+        gvd_http_oom(req);
+        return;
+    }
+    char *buf = h2o_mem_alloc_pool(&req->pool, n);
+    memcpy(buf, text, n);
+    gvd_http_send(req, status, "application/json", h2o_iovec_init(buf, n));
+}
+
 void gvd_http_json(h2o_req_t *req, int status, json_t *body, const char *location)
 {
     char *text = body ? json_dumps(body, GVD_JSON_FLAGS) : NULL;
     json_decref(body);
     if (!text) {
-        /* jansson only fails on allocation: answer with a static body */
-        static const char oom[] = "{\"error\":{\"code\":\"out_of_memory\",\"message\":\"out of memory\"}}\n";
-        gvd_http_send(req, 503, "application/json", h2o_iovec_init(oom, sizeof oom - 1));
+        gvd_http_oom(req);
         return;
     }
     size_t n = strlen(text);

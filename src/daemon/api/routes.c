@@ -278,14 +278,11 @@ static void gvd_on_job_path(gvd_server *s, h2o_req_t *req, h2o_iovec_t path)
     } else if (gvd_method(req, "GET")) {
         /* Only the one-job answer carries the spec: lists and streams stay
          * as small as they were, and the env values are hidden from the
-         * read-only token (docs/security.md). */
-        json_t *body = gvd_job_json(job);
-        json_t *spec = body ? gvd_job_spec_json(job, gvd_auth_read_only(s, req)) : NULL;
-        if (!spec || json_object_set_new(body, "spec", spec) != 0) { /* set_new frees spec on failure */
-            json_decref(body);
-            body = NULL; /* answered as 503 out_of_memory */
-        }
-        gvd_http_json(req, 200, body, NULL);
+         * read-only token (docs/security.md).  The text is the job's cached
+         * one (model/control.c): encoded once per change, not per request. */
+        size_t n;
+        const char *text = gvd_job_body(job, gvd_auth_read_only(s, req), &n);
+        gvd_http_text(req, 200, text, n);
     } else {
         gvd_error err = {0};
         if (gvd_jobs_delete(s->jobs, job, &err) != 0)

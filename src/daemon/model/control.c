@@ -202,6 +202,39 @@ json_t *gvd_job_spec_json(gvd_job *job, bool hide_env)
     return spec;
 }
 
+const char *gvd_job_body(gvd_job *job, bool hide_env, size_t *len)
+{
+    int k = hide_env ? 1 : 0;
+    if (!job->body[k]) {
+        json_t *o = gvd_job_json(job), *spec = o ? gvd_job_spec_json(job, hide_env) : NULL;
+        char *text = NULL;
+        /* set_new takes spec even when it fails */
+        if (spec && json_object_set_new(o, "spec", spec) == 0)
+            text = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(15));
+        json_decref(o);
+        size_t n = text ? strlen(text) : 0;
+        char *body = text ? realloc(text, n + 2) : NULL;
+        if (!body) {
+            free(text);
+            return NULL;
+        }
+        body[n] = '\n';
+        body[n + 1] = '\0';
+        job->body[k] = body;
+        job->body_len[k] = n + 1;
+    }
+    *len = job->body_len[k];
+    return job->body[k];
+}
+
+void gvd_job_body_forget(gvd_job *job)
+{
+    for (int k = 0; k < 2; k++) {
+        free(job->body[k]);
+        job->body[k] = NULL;
+    }
+}
+
 json_t *gvd_jobs_counts_json(gvd_jobs *jobs)
 {
     gvd_jobs_stats st;

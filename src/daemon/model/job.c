@@ -654,7 +654,9 @@ static void gvd_job_handle_closed(uv_handle_t *h)
 void gvd_job_free(gvd_job *job)
 {
     gv_scope_free(job->scope); /* effects first: they read the nodes below */
-    gvd_job_rules_free(job);    gv_computed_free(job->eta);
+    gvd_job_rules_free(job);
+    gvd_job_body_forget(job);
+    gv_computed_free(job->eta);
     gv_computed_free(job->rate);
     gv_computed_free(job->percent);
     gv_signal *sigs[] = {job->status, job->current, job->total, job->progress_at, job->message, job->metrics_rev,

@@ -177,6 +177,7 @@ static void gvd_list_remove(gvd_jobs *jobs, gvd_job *job)
 
 void gvd_jobs_notify(gvd_jobs *jobs, gvd_job *job, bool removed)
 {
+    gvd_job_body_forget(job);
     if (jobs->on_change && !jobs->closing)
         jobs->on_change(jobs->on_change_ud, job, removed);
 }

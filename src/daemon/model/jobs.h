@@ -193,6 +193,11 @@ const char *gvd_job_log_path(const gvd_job *job); /* NULL for the demo */
  * second), eta (seconds or null), error.  "status" and "progress" are
  * top-level: that is the seed's frame. */
 json_t *gvd_job_json(gvd_job *job);
+/* GET /jobs/{id}'s body: the job's JSON with its "spec" (env values null
+ * when hide_env), compact, ending in a newline; *len bytes, owned by the
+ * job and valid until it next changes (copy it before yielding to the
+ * loop).  NULL when out of memory. */
+const char *gvd_job_body(gvd_job *job, bool hide_env, size_t *len);
 /* The job's spec as it was accepted and stored (the normalized POST /jobs
  * body, params aside: command, shell, env, cwd, pause_mode, timeout,
  * max_retries, retry_backoff, priority, labels, rules, params_schema), a new

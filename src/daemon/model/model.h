@@ -163,6 +163,13 @@ struct gvd_job {
      * events (firings); owned */
     gvd_job_rules *rules;
 
+    /* control.c: GET /jobs/{id}'s answer as sent (the job, its spec, a
+     * newline), [0] full, [1] env values hidden; owned, built on demand and
+     * dropped whenever the job changes (gvd_jobs_notify): a poller asking
+     * ten thousand times between two changes costs one encoding. */
+    char *body[2];
+    size_t body_len[2];
+
     /* pipeline/: the pipeline this job is a step of (borrowed; NULL for a
      * job of its own, or once its pipeline is gone), and whether the
      * pipeline holds it (paused: the scheduler does not start it) */
@@ -313,6 +320,8 @@ void gvd_jobs_live_add(gvd_jobs *jobs, gvd_job *job);
 void gvd_jobs_live_remove(gvd_jobs *jobs, gvd_job *job);
 void gvd_jobs_mark_dirty(gvd_jobs *jobs, gvd_job *job);
 void gvd_jobs_notify(gvd_jobs *jobs, gvd_job *job, bool removed);
+/* control.c: drop the cached GET answer (the job changed, or goes). */
+void gvd_job_body_forget(gvd_job *job);
 
 static inline void gvd_error_set(gvd_error *err, int http, const char *code, const char *msg)
 {
