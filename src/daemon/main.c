@@ -10,6 +10,7 @@
  * the next start re-adopts it (docs/api.md, "Restart policy").
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <openssl/crypto.h>
@@ -19,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "api/server.h"
@@ -50,6 +52,8 @@ static void gvd_usage(FILE *out)
           "      --run-dir DIR        per-job supervisor dirs (default <db>.run; env GALVANI_RUN_DIR)\n"
           "      --shim PATH          the job supervisor (default: galvani-shim next to galvanid;\n"
           "                           env GALVANI_SHIM)\n"
+          "      --pid-file PATH      galvanid's pid, written once it listens and removed when it stops\n"
+          "                           (default <db>.pid; env GALVANI_PID_FILE): kill -9 \"$(cat galvani.db.pid)\"\n"
           "      --log-limit BYTES    output kept per job (default 10485760)\n"
           "      --max-jobs N         jobs kept (default 10000; 0: no limit): past it the oldest finished\n"
           "                           jobs are deleted with their logs; queued/running/paused ones never are\n"
@@ -246,6 +250,55 @@ static int gvd_parse_age(const char *s, double *out)
     return 0;
 }
 
+/* The pid file: "PID\n", written to PATH.tmp and renamed, so that a reader
+ * sees the whole pid or no file.  Written once galvanid listens, removed
+ * when it stops (only if it still holds our pid: a galvanid started after a
+ * kill -9 of this one has its own).  A kill -9 leaves it behind; the next
+ * start replaces it. */
+static int gvd_pid_file_write(const char *path, char *err, size_t errlen)
+{
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
+        snprintf(err, errlen, "path too long");
+        return -1;
+    }
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s", strerror(errno));
+        return -1;
+    }
+    char buf[32];
+    int n = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
+    int ok = write(fd, buf, (size_t)n) == n;
+    int saved = errno;
+    if (close(fd) != 0 && ok) {
+        ok = 0;
+        saved = errno;
+    }
+    if (ok && rename(tmp, path) != 0) {
+        ok = 0;
+        saved = errno;
+    }
+    if (!ok) {
+        unlink(tmp);
+        snprintf(err, errlen, "%s", strerror(saved));
+        return -1;
+    }
+    return 0;
+}
+
+static void gvd_pid_file_remove(const char *path)
+{
+    char buf[32] = {0};
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n > 0 && strtol(buf, NULL, 10) == (long)getpid())
+        unlink(path);
+}
+
 static void gvd_handle_closed(uv_handle_t *h)
 {
     (void)h;
@@ -280,6 +333,7 @@ int main(int argc, char **argv)
     const char *log_dir = getenv("GALVANI_LOG_DIR");
     const char *run_dir = getenv("GALVANI_RUN_DIR");
     const char *shim_path = NULL; /* the runner reads GALVANI_SHIM itself */
+    const char *pid_file = getenv("GALVANI_PID_FILE");
     const char *level = getenv("GALVANI_LOG_LEVEL") ? getenv("GALVANI_LOG_LEVEL") : "info";
     const char *max_running = getenv("GALVANI_MAX_RUNNING");
     const char *allow_origin = getenv("GALVANI_ALLOW_ORIGIN");
@@ -313,6 +367,7 @@ int main(int argc, char **argv)
         {"webhook", required_argument, NULL, 43},     {"webhook-timeout", required_argument, NULL, 44},
         {"webhook-attempts", required_argument, NULL, 45},
         {"run-dir", required_argument, NULL, 50},     {"shim", required_argument, NULL, 51},
+        {"pid-file", required_argument, NULL, 52},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},          {NULL, 0, NULL, 0}};
     int c;
@@ -324,6 +379,7 @@ int main(int argc, char **argv)
         case 1: log_dir = optarg; break;
         case 50: run_dir = optarg; break;
         case 51: shim_path = optarg; break;
+        case 52: pid_file = optarg; break;
         case 2:
             if (gvd_parse_uint(optarg, 1ull << 40, &log_limit) || log_limit == 0) {
                 fprintf(stderr, "galvanid: --log-limit takes a positive number of bytes, not '%s'\n", optarg);
@@ -481,6 +537,11 @@ int main(int argc, char **argv)
         snprintf(default_run_dir, sizeof default_run_dir, "%s.run", db);
         run_dir = default_run_dir;
     }
+    char default_pid_file[PATH_MAX];
+    if (!pid_file || !*pid_file) {
+        snprintf(default_pid_file, sizeof default_pid_file, "%s.pid", db);
+        pid_file = default_pid_file;
+    }
     char default_log_dir[PATH_MAX];
     if (!log_dir) {
         snprintf(default_log_dir, sizeof default_log_dir, "%s.logs", db);
@@ -546,8 +607,24 @@ int main(int argc, char **argv)
     d.sigint.data = d.sigterm.data = &d;
     uv_signal_start(&d.sigint, gvd_on_signal, SIGINT);
     uv_signal_start(&d.sigterm, gvd_on_signal, SIGTERM);
-    gvd_log(GVD_LOG_INFO, "galvanid.listening", "addr=%s:%d db=%s logs=%s max_running=%llu", host,
-            gvd_server_port(d.server), db, log_dir, max_run);
+    /* Asked for (--pid-file, GALVANI_PID_FILE): a start-up error if it
+     * cannot be written.  The default one is a convenience: a warning (a
+     * full disk must not keep galvanid from serving reads). */
+    if (gvd_pid_file_write(pid_file, err, sizeof err) != 0) {
+        if (pid_file != default_pid_file) {
+            fprintf(stderr, "galvanid: cannot write the pid file %s: %s\n", pid_file, err);
+            gvd_stop(&d);
+            uv_run(d.loop, UV_RUN_DEFAULT);
+            gvd_store_close(d.store);
+            return 1;
+        }
+        char qpath[PATH_MAX + 16], qerr[600];
+        gvd_log(GVD_LOG_WARN, "galvanid.pid_file", "path=%s error=%s",
+                gvd_log_quote(pid_file, qpath, sizeof qpath), gvd_log_quote(err, qerr, sizeof qerr));
+        pid_file = NULL;
+    }
+    gvd_log(GVD_LOG_INFO, "galvanid.listening", "addr=%s:%d db=%s logs=%s max_running=%llu pid=%ld", host,
+            gvd_server_port(d.server), db, log_dir, max_run, (long)getpid());
     fflush(stderr);
 
     uv_run(d.loop, UV_RUN_DEFAULT);
@@ -555,6 +632,8 @@ int main(int argc, char **argv)
     uv_run(d.loop, UV_RUN_DEFAULT); /* let the closing handles finish */
     gvd_store_close(d.store);
     int rc = uv_loop_close(d.loop);
+    if (pid_file)
+        gvd_pid_file_remove(pid_file);
     gvd_log(GVD_LOG_INFO, "galvanid.stopped", "clean=%d", rc == 0);
     return 0;
 }

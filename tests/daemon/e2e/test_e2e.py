@@ -555,5 +555,75 @@ class Streams(DaemonTest):
         asyncio.run(run())
 
 
+class PidFile(unittest.TestCase):
+    """galvanid's pid file (--pid-file, default <db>.pid): written once it listens, removed by a clean stop,
+    left behind by kill -9 and replaced by the next start; an explicit one that cannot be written is a
+    start-up error."""
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory(prefix="galvani-e2e-pid-")
+        self.dir = self.tmp.name
+
+    def tearDown(self):
+        end_leftover_jobs(os.path.join(self.dir, "galvani.db.run"))
+        self.tmp.cleanup()
+
+    def test_default_next_to_the_db(self):
+        path = os.path.join(self.dir, "galvani.db.pid")
+        d = Daemon(self.dir)
+        self.assertEqual(read(path), "%d\n" % d.proc.pid)  # there once "listening" is logged
+        self.assertFalse(os.path.exists(path + ".tmp"))
+        self.assertEqual(d.stop(), 0)
+        self.assertFalse(os.path.exists(path), "a clean stop removes it")
+
+    def test_kill_9_leaves_it_and_the_next_start_replaces_it(self):
+        path = os.path.join(self.dir, "galvani.db.pid")
+        d = Daemon(self.dir)
+        first = d.proc.pid
+        os.kill(int(read(path)), signal.SIGKILL)  # what the README does: this daemon, no other
+        d.proc.wait(DEADLINE)
+        d.pump.join(DEADLINE)
+        d.proc.stderr.close()
+        self.assertEqual(read(path), "%d\n" % first)  # stale
+        d.start()
+        self.assertNotEqual(d.proc.pid, first)
+        self.assertEqual(read(path), "%d\n" % d.proc.pid)
+        self.assertEqual(d.stop(), 0)
+        self.assertFalse(os.path.exists(path))
+
+    def test_explicit_path_and_env(self):
+        path = os.path.join(self.dir, "daemon.pid")
+        d = Daemon(self.dir, "--pid-file", path)
+        self.assertEqual(read(path), "%d\n" % d.proc.pid)
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "galvani.db.pid")))
+        self.assertEqual(d.stop(), 0)
+        self.assertFalse(os.path.exists(path))
+        env_path = os.path.join(self.dir, "env.pid")
+        os.environ["GALVANI_PID_FILE"] = env_path
+        try:
+            d = Daemon(self.dir)
+        finally:
+            del os.environ["GALVANI_PID_FILE"]
+        self.assertEqual(read(env_path), "%d\n" % d.proc.pid)
+        self.assertEqual(d.stop(), 0)
+
+    def test_explicit_unwritable_is_an_error(self):
+        bad = os.path.join(self.dir, "no-such-dir", "galvanid.pid")
+        p = subprocess.run([GALVANID, "--listen", "127.0.0.1:0", "--db", os.path.join(self.dir, "galvani.db"),
+                            "--pid-file", bad], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                           timeout=DEADLINE)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("cannot write the pid file " + bad, p.stderr)
+
+    def test_stop_keeps_a_newer_daemons_file(self):
+        """A stop removes the file only while it holds its own pid."""
+        path = os.path.join(self.dir, "galvani.db.pid")
+        d = Daemon(self.dir)
+        with open(path, "w") as f:
+            f.write("1\n")
+        self.assertEqual(d.stop(), 0)
+        self.assertEqual(read(path), "1\n")
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
