@@ -100,6 +100,8 @@ class LinkedSignal(ComputeSignal):
 
     def set(self, new_value: Any, /) -> None:
         stamp = untracked(self._base)[0]
+        # The value is the write from now on, read or not (PreviousState).
+        self._state.last, self._state.has_last = new_value, True
         self._manual.set((new_value, stamp))
 
     def update(self, update_fn: Callable[[Any], Any], /) -> None:
