@@ -256,6 +256,19 @@ void *gv_computed_get_pointer(gv_computed *c);
  * keeps the old value and notifies nobody downstream.  NULL: gv_value_equal. */
 void gv_computed_set_equal(gv_computed *c, gv_equal_fn eq, void *ud);
 
+/* Hand `ud` over to the node: destroy(ud) is called once, when the node's
+ * memory is released — which may be long after gv_computed_free, since the
+ * computeds and effects that read it keep it alive and may still run its
+ * function.  For bindings whose compute function needs state of its own (a
+ * Python callable).  It runs while the library frees nodes: it must not call
+ * the library.  NULL: nothing is called. */
+void gv_computed_set_ud_destroy(gv_computed *c, gv_destroy_fn destroy);
+
+/* The value stored by the last run, without bringing it up to date, running
+ * anything or subscribing (GV_NONE if it never ran or failed).  For walking
+ * what the node holds, e.g. a garbage collector's traversal. */
+const gv_value *gv_computed_cached(const gv_computed *c);
+
 /* ------------------------------------------------------------------------ */
 /* Effects                                                                   */
 /* ------------------------------------------------------------------------ */
@@ -273,6 +286,11 @@ typedef void (*gv_cleanup_fn)(void *ud);
  * handle is valid until its owner re-runs or is disposed — including an owner
  * disposed from its own run, whose children go when that run returns. */
 gv_effect *gv_effect_new(gv_effect_fn fn, void *ud);
+
+/* Like gv_effect_new, but owned by the caller even when created while an
+ * effect runs or a scope is entered: nobody else disposes it (reaktiv's and
+ * Python's model, where an effect lives as long as its handle). */
+gv_effect *gv_effect_new_root(gv_effect_fn fn, void *ud);
 
 /* Dispose: dispose owned effects, run the pending cleanups, unsubscribe, free.
  * NULL is a no-op.  The handle of an effect owned by another effect or a scope
@@ -384,6 +402,21 @@ void gv_set_max_flush_rounds(unsigned rounds);
  * gv_computed_error.  Re-validation after a write is iterative and has no such
  * limit. */
 void gv_set_max_compute_depth(unsigned depth);
+
+/* Runtimes not tied to a thread.  By default each thread has its own graph.
+ * A runtime made by gv_runtime_new is a graph that any thread may use while
+ * it is attached to it: gv_runtime_attach(rt) makes every call of the thread
+ * work on `rt` until gv_runtime_attach(NULL) (or the previous value, which it
+ * returns) switches back.  The caller must make sure that at most one thread
+ * at a time is attached and calling (a mutex around each outermost use, as
+ * the Python binding does with its graph lock), and may switch only with no
+ * library call on its stack.  gv_runtime_free frees an unattached runtime
+ * once all its nodes are gone; it returns false (and frees nothing) if any
+ * node or scope is alive or a call is under way. */
+typedef struct gv_runtime gv_runtime;
+gv_runtime *gv_runtime_new(void);
+gv_runtime *gv_runtime_attach(gv_runtime *rt);
+bool gv_runtime_free(gv_runtime *rt);
 
 /* Free the thread's runtime caches (link pools, work stacks).  Call after the
  * last node of the thread is gone, e.g. before a worker thread exits; threads

@@ -46,6 +46,16 @@ gv_computed *gv_computed_new(gv_compute_fn fn, void *ud)
     return c;
 }
 
+void gv_computed_set_ud_destroy(gv_computed *c, gv_destroy_fn destroy)
+{
+    gv__extra(&c->node)->ud_destroy = destroy;
+}
+
+const gv_value *gv_computed_cached(const gv_computed *c)
+{
+    return &c->value;
+}
+
 void gv_computed_free(gv_computed *c)
 {
     if (c)
@@ -54,6 +64,8 @@ void gv_computed_free(gv_computed *c)
 
 void gv__computed_destroy(gv_runtime *rt, gv_computed *c)
 {
+    if (c->node.extra && c->node.extra->ud_destroy)
+        c->node.extra->ud_destroy(c->ud);
     gv__value_clear(&c->value);
     gv__err_unref(c->error);
     gv__live_remove(rt, &c->node);

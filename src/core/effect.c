@@ -202,7 +202,7 @@ static void gv_effect_update(gv_runtime *rt, gv_effect *e)
     }
 }
 
-gv_effect *gv_effect_new(gv_effect_fn fn, void *ud)
+static gv_effect *gv_effect_create(gv_effect_fn fn, void *ud, bool owned)
 {
     if (!fn)
         return NULL;
@@ -215,7 +215,7 @@ gv_effect *gv_effect_new(gv_effect_fn fn, void *ud)
     e->owner.is_effect = 1;
     e->fn = fn;
     e->ud = ud;
-    gv_owner_attach(&e->owner, gv_current_owner(rt));
+    gv_owner_attach(&e->owner, owned ? gv_current_owner(rt) : NULL);
     gv__live_add(rt, &e->node);
     rt->stats.effects++;
 
@@ -230,6 +230,16 @@ gv_effect *gv_effect_new(gv_effect_fn fn, void *ud)
     gv_effect *alive = (e->node.flags & GV_F_DISPOSED) ? NULL : e;
     gv__unhold(rt);
     return alive;
+}
+
+gv_effect *gv_effect_new(gv_effect_fn fn, void *ud)
+{
+    return gv_effect_create(fn, ud, true);
+}
+
+gv_effect *gv_effect_new_root(gv_effect_fn fn, void *ud)
+{
+    return gv_effect_create(fn, ud, false);
 }
 
 void gv_effect_free(gv_effect *e)

@@ -133,6 +133,7 @@ typedef struct gv_extra {
     char *name;
     gv_equal_fn equal;
     void *equal_ud;
+    gv_destroy_fn ud_destroy; /* computeds: releases `ud` when the node dies */
 } gv_extra;
 
 /* A signal's start_type when its start value is kept in rt->journal (a
@@ -289,7 +290,14 @@ typedef struct gv_runtime {
  * limits mean "the default"), so getting it is one TLS address computation;
  * the thread-exit hook is registered the first time a cache is allocated. */
 extern _Thread_local gv_runtime gv__tls_rt __attribute__((tls_model("initial-exec")));
-static inline gv_runtime *gv__rt(void) { return &gv__tls_rt; }
+/* A runtime made by gv_runtime_new and attached to this thread, or NULL: the
+ * thread's own.  One load and a predictable branch per entry point. */
+extern _Thread_local gv_runtime *gv__tls_attached __attribute__((tls_model("initial-exec")));
+static inline gv_runtime *gv__rt(void)
+{
+    gv_runtime *a = gv__tls_attached;
+    return __builtin_expect(a != NULL, 0) ? a : &gv__tls_rt;
+}
 static inline unsigned gv__max_compute_depth(const gv_runtime *rt)
 {
     return rt->max_compute_depth ? rt->max_compute_depth : GV_DEFAULT_MAX_COMPUTE_DEPTH;

@@ -22,6 +22,7 @@
 #define GV_LINKS_PER_SLAB 256
 
 _Thread_local gv_runtime gv__tls_rt __attribute__((tls_model("initial-exec")));
+_Thread_local gv_runtime *gv__tls_attached __attribute__((tls_model("initial-exec")));
 
 static pthread_key_t gv_thread_key;
 static pthread_once_t gv_thread_key_once = PTHREAD_ONCE_INIT;
@@ -422,9 +423,8 @@ void gv_get_stats(gv_stats *out)
     out->bytes_link = sizeof(struct gv_link);
 }
 
-void gv_runtime_release(void)
+static void gv_release_caches(gv_runtime *rt)
 {
-    gv_runtime *rt = &gv__tls_rt;
     free(rt->stack);
     rt->stack = NULL;
     rt->stack_top = rt->stack_cap = 0;
@@ -458,4 +458,42 @@ void gv_runtime_release(void)
         rt->nslabs = rt->slab_cap = 0;
         rt->free_links = NULL;
     }
+}
+
+void gv_runtime_release(void)
+{
+    gv_release_caches(&gv__tls_rt);
+}
+
+/* ---- runtimes not tied to a thread ------------------------------------ */
+
+gv_runtime *gv_runtime_new(void)
+{
+    gv_runtime *rt = calloc(1, sizeof *rt);
+    if (!rt)
+        return NULL;
+    /* Its caches are freed by gv_runtime_free, not by the exit of whichever
+     * thread happened to allocate them: mark it as registered so that no
+     * thread-exit hook is ever tied to it. */
+    rt->thread_registered = 1;
+    return rt;
+}
+
+gv_runtime *gv_runtime_attach(gv_runtime *rt)
+{
+    gv_runtime *prev = gv__tls_attached;
+    gv__tls_attached = rt;
+    return prev;
+}
+
+bool gv_runtime_free(gv_runtime *rt)
+{
+    if (!rt)
+        return true;
+    if (rt == gv__tls_attached || rt->hold || rt->batch_depth || rt->stats.signals || rt->stats.computeds ||
+        rt->stats.effects || rt->stats.scopes)
+        return false;
+    gv_release_caches(rt);
+    free(rt);
+    return true;
 }
