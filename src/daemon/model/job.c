@@ -267,6 +267,7 @@ static void gvd_spawn(gvd_job *job)
         .log_path = job->log_path,
         .log_limit = job->jobs->cfg.log_limit,
         .job_id = job->id,
+        .attempt = gvd_peek_int(job->attempts),
         .pause_mode = job->spec.pause_mode,
         .demo_step_ms = job->spec.demo_step_ms,
         /* 0 for a new attempt (begin_run reset it); after a restart the
