@@ -92,8 +92,9 @@ static int gvd_utf8_len(const unsigned char *s, size_t n)
 }
 
 /* Escape s[0..n) as the inside of a JSON string into out (room for 6n
- * bytes).  Stops before a sequence cut by the end unless `final`; *used
- * gets the bytes consumed.  Returns the length written. */
+ * bytes).  Stops before a UTF-8 sequence cut by the end of s (the next read
+ * brings the rest); *used gets the bytes consumed.  Returns the length
+ * written. */
 static size_t gvd_json_escape(const unsigned char *s, size_t n, char *out, size_t *used)
 {
     static const char hex[] = "0123456789abcdef";
@@ -115,15 +116,11 @@ static size_t gvd_json_escape(const unsigned char *s, size_t n, char *out, size_
             i += (size_t)len;
             continue;
         }
-        if (c == '"' || c == '\\') {
+        /* the two-character escapes JSON has, for the bytes logs hold most */
+        char short_esc = c == '"' ? '"' : c == '\\' ? '\\' : c == '\n' ? 'n' : c == '\t' ? 't' : 0;
+        if (short_esc) {
             out[o++] = '\\';
-            out[o++] = (char)c;
-        } else if (c == '\n') {
-            out[o++] = '\\';
-            out[o++] = 'n';
-        } else if (c == '\t') {
-            out[o++] = '\\';
-            out[o++] = 't';
+            out[o++] = short_esc;
         } else if (c < 0x20 || c == 0x7f) {
             memcpy(out + o, "\\u00", 4);
             out[o + 4] = hex[c >> 4];
