@@ -30,6 +30,19 @@
  * its rule firings (GET /jobs/{id}/events) a red mark each, fetched again
  * whenever the job's `events` count moves.
  *
+ * The address says what is open: #/jobs/17, #/pipelines/3, or both
+ * (#/pipelines/3/jobs/17).  Selecting pushes a history entry (so back and
+ * forward move between selections and the link can be shared); a page
+ * loaded with such an address opens it once the first snapshot is drawn
+ * (a job not in the snapshot is fetched); back/forward apply the address
+ * without pushing.  The jobs can be filtered by status (the chips), by name
+ * and label (the filter box: words match the name, key=value a label) and
+ * by creation time (view.js).
+ *
+ * The selected job's log is followed over the same WebSocket (detail.js):
+ * followLog() sends {"type":"log","job":ID,"offset":N}, "log" messages go
+ * to the panel, and a new connection re-sends it from the last byte seen.
+ *
  * Auth: a token given as /#token=... or ?token=... is moved into
  * sessionStorage (and out of the address bar), sent as "Authorization:
  * Bearer" on every request and as ?token= on the WebSocket URL (browsers
@@ -51,14 +64,16 @@ const $ = (id) => document.getElementById(id);
 
 function takeTokenFromUrl() {
   const url = new URL(location.href);
-  const hash = new URLSearchParams(url.hash.replace(/^#/, ''));
+  const hashText = url.hash.replace(/^#/, '');
+  const isRoute = hashText.startsWith('/'); /* #/jobs/17: an address, not parameters */
+  const hash = new URLSearchParams(isRoute ? '' : hashText);
   const t = hash.get('token') || url.searchParams.get('token');
   if (t) {
     sessionStorage.setItem(TOKEN_KEY, t);
     hash.delete('token');
     url.searchParams.delete('token');
     const rest = hash.toString();
-    url.hash = rest ? '#' + rest : '';
+    if (!isRoute) url.hash = rest ? '#' + rest : '';
     history.replaceState(null, '', url.pathname + url.search + url.hash);
   }
   return sessionStorage.getItem(TOKEN_KEY) || '';
@@ -214,7 +229,7 @@ function frame() {
     table.reset([...state.jobs.values()]);
     if (state.selected) {
       if (state.jobs.has(state.selected)) detail.update(state.jobs.get(state.selected));
-      else select(0);
+      else select(0, undefined, 'replace');
     }
     dirty.clear();
   }
@@ -239,9 +254,29 @@ function frame() {
     renderCounts();
   }
   $('empty').hidden = state.jobs.size > 0;
+  if (filterActive()) {
+    const n = table.shownCount();
+    $('shown').textContent = `${n} of ${state.jobs.size}`;
+    $('no-match').hidden = n > 0 || state.jobs.size === 0;
+  }
+  if (routePending && snapshotSeen) {
+    routePending = false;
+    applyRoute();
+  }
 }
 
-let filter = '';
+/* ---- filters ------------------------------------------------------------------ */
+
+let chip = '';
+const filterActive = () => Boolean(chip || $('search').value.trim() || Number($('since').value));
+function applyFilter() {
+  const n = table.setFilter({ status: chip, query: $('search').value, since: Number($('since').value) || 0 });
+  const on = filterActive();
+  $('shown').textContent = on ? `${n} of ${state.jobs.size}` : '';
+  $('no-match').hidden = !on || n > 0 || state.jobs.size === 0;
+}
+$('search').addEventListener('input', applyFilter);
+$('since').addEventListener('change', applyFilter);
 function renderCounts() {
   const nav = $('counts');
   const c = state.counts || {};
@@ -256,10 +291,10 @@ function renderCounts() {
       b.innerHTML = '<i class="dot"></i><span></span><b></b>';
       b.children[1].textContent = st;
       b.addEventListener('click', () => {
-        filter = filter === st ? '' : st;
+        chip = chip === st ? '' : st;
         for (const x of nav.querySelectorAll('.chip[data-status]'))
-          x.setAttribute('aria-pressed', String(x.dataset.status === filter));
-        table.setFilter(filter);
+          x.setAttribute('aria-pressed', String(x.dataset.status === chip));
+        applyFilter();
       });
       nav.appendChild(b);
     }
@@ -274,15 +309,73 @@ function renderCounts() {
 }
 
 /* Select a job (0: none).  `known` is the job as an API response gave it,
- * for a job created a moment ago whose stream message may not be here yet. */
-function select(id, known) {
+ * for a job created a moment ago whose stream message may not be here yet.
+ * `how` the address follows: 'push' (a person chose it: a history entry),
+ * 'replace' (the job went away), 'none' (the address asked for it). */
+function select(id, known, how = 'push') {
   state.selected = id;
   table.select(id);
   detail.show(id ? state.jobs.get(id) || known : null);
   pipes.jobSelected(id);
+  if (how !== 'none') setRoute({ job: id }, how === 'replace');
+  /* one column (narrow screens): the panel is below the list, bring it up */
+  if (id && how === 'push' && matchMedia('(max-width: 1100px)').matches)
+    $('detail').scrollIntoView({ block: 'start' });
 }
 
-const ctx = { api, act, toast, select, state, history: (id) => state.hist.get(id), loadHistory };
+/* ---- the address ------------------------------------------------------------------ */
+
+function parseRoute(hash) {
+  const m = /^#\/(?:pipelines\/(\d+)\/?)?(?:jobs\/(\d+))?\/?$/.exec(hash || '');
+  return m ? { pipeline: Number(m[1] || 0), job: Number(m[2] || 0) } : { pipeline: 0, job: 0 };
+}
+
+function setRoute(patch, replace) {
+  const r = { ...parseRoute(location.hash), ...patch };
+  const path = (r.pipeline ? `/pipelines/${r.pipeline}` : '') + (r.job ? `/jobs/${r.job}` : '');
+  const hash = path ? '#' + path : '';
+  if (hash === location.hash) return;
+  const url = location.pathname + location.search + (hash || '');
+  if (replace) history.replaceState(null, '', url);
+  else history.pushState(null, '', url);
+}
+
+/* Open what the address names (after the first snapshot; on back/forward). */
+let routePending = true, snapshotSeen = false;
+async function applyRoute() {
+  if (!snapshotSeen) return;
+  const r = parseRoute(location.hash);
+  if (r.pipeline !== pipes.selected()) pipes.select(pipes.has(r.pipeline) ? r.pipeline : 0, true);
+  if (r.job === state.selected) return;
+  if (!r.job || state.jobs.has(r.job)) {
+    select(r.job, undefined, 'none');
+    return;
+  }
+  /* older than the snapshot's newest 1000: ask for it */
+  const res = await api('GET', `/jobs/${r.job}`);
+  if (parseRoute(location.hash).job !== r.job) return; /* the address moved on meanwhile */
+  if (res.ok) select(r.job, res.data, 'none');
+  else toast(`#/jobs/${r.job}: ${errorText(res)}`);
+}
+addEventListener('popstate', applyRoute);
+addEventListener('hashchange', applyRoute);
+
+/* ---- the log subscription (one per connection; detail.js decides) ---------------- */
+
+let logWanted = null; /* { job, offset } or null */
+function followLog(job, offset = 0) {
+  logWanted = job ? { job, offset } : null;
+  sendLogWanted();
+}
+function sendLogWanted() {
+  if (!ws || ws.readyState !== WebSocket.OPEN || !snapshotSeen) return; /* sent after the next snapshot */
+  ws.send(JSON.stringify(logWanted ? { type: 'log', job: logWanted.job, offset: logWanted.offset } : { type: 'log', job: null }));
+}
+
+const ctx = {
+  api, act, toast, select, state, history: (id) => state.hist.get(id), loadHistory, followLog,
+  pipelineSelected: (id) => setRoute({ pipeline: id }),
+};
 const table = createTable(ctx);
 const detail = createDetail(ctx);
 const pipes = createPipelines(ctx);
@@ -330,6 +423,9 @@ function onMessage(msg) {
     resetPending = plResetPending = countsDirty = true;
     attempt = 0;
     wasLive = true;
+    snapshotSeen = true;
+    /* a new connection: follow the open job's log from the last byte seen */
+    detail.resubscribe();
     setConn('live', msg.truncated ? 'live (newest 1000 jobs)' : 'live');
     banner(null);
     break;
@@ -342,8 +438,11 @@ function onMessage(msg) {
     state.jobs.delete(msg.id);
     state.hist.delete(msg.id);
     table.remove(msg.id);
-    if (state.selected === msg.id) select(0);
+    if (state.selected === msg.id) select(0, undefined, 'replace');
     break;
+  case 'log':
+    detail.onLog(msg);
+    return; /* the panel draws it in its own frame */
   case 'pipeline':
     state.pipelines.set(msg.pipeline.id, msg.pipeline);
     plDirty.add(msg.pipeline.id);
@@ -383,6 +482,7 @@ function connect() {
   sock.onclose = (e) => {
     if (ws !== sock) return;
     ws = null;
+    snapshotSeen = false;
     lost(opened, e.code);
   };
 }
@@ -425,7 +525,7 @@ $('token-form').addEventListener('submit', (e) => {
   connect();
 });
 document.addEventListener('keydown', (e) => {
-  if (e.key === 'Escape' && state.selected) select(0);
+  if (e.key === 'Escape' && state.selected && !(e.target instanceof Element && e.target.closest('input, textarea, select'))) select(0);
 });
 
 renderCounts();

@@ -9,7 +9,8 @@
  * progress is visible as such).  Rule firings are solid red marks named
  * after the rule.  Params changes are drawn as marks: a
  * dotted vertical line at the time of the change, labelled with its
- * revision ("r3").
+ * revision ("r3").  Colours come from the page's theme (custom properties
+ * read from the canvas's computed style).
  */
 import { fmtDur, fmtNum } from './format.js';
 
@@ -35,6 +36,9 @@ export function drawChart(canvas, series, o) {
     canvas.width = Math.round(w * dpr);
     canvas.height = Math.round(h * dpr);
   }
+  /* the theme's colours (app.css: dark, or light by prefers-color-scheme) */
+  const css = getComputedStyle(canvas);
+  const col = (name, dflt) => css.getPropertyValue(name).trim() || dflt;
   const g = canvas.getContext('2d');
   g.setTransform(dpr, 0, 0, dpr, 0, 0);
   g.clearRect(0, 0, w, h);
@@ -46,7 +50,7 @@ export function drawChart(canvas, series, o) {
   canvas.dataset.events = '';
 
   /* title left, latest value right */
-  g.fillStyle = '#8b98ab';
+  g.fillStyle = col('--chart-label', '#8b98ab');
   g.textAlign = 'left';
   g.fillText(o.label, 8, 10);
   if (n) {
@@ -56,7 +60,7 @@ export function drawChart(canvas, series, o) {
     g.fillText(fmtNum(series.v[n - 1]) + (o.unit || ''), w - 8, 10);
     g.font = '11px system-ui, sans-serif';
   } else {
-    g.fillStyle = '#5c687a';
+    g.fillStyle = col('--chart-empty', '#5c687a');
     g.textAlign = 'center';
     g.fillText('no data yet', w / 2, h / 2);
     return;
@@ -80,9 +84,9 @@ export function drawChart(canvas, series, o) {
   const y = (v) => T + (1 - (v - lo) / (hi - lo)) * ph;
 
   /* grid and axes */
-  g.strokeStyle = '#232c3b';
+  g.strokeStyle = col('--chart-grid', '#232c3b');
   g.lineWidth = 1;
-  g.fillStyle = '#6b778a';
+  g.fillStyle = col('--chart-tick', '#6b778a');
   g.textAlign = 'right';
   const ys = niceStep(hi - lo, 3);
   for (let v = Math.ceil(lo / ys) * ys; v <= hi + ys * 1e-9; v += ys) {
@@ -98,14 +102,13 @@ export function drawChart(canvas, series, o) {
     g.beginPath(); g.moveTo(xx, T); g.lineTo(xx, T + ph); g.stroke();
     g.fillText(fmtDur(s), Math.min(Math.max(xx, L + 8), L + pw - 8), h - 8);
   }
-  g.strokeStyle = '#3a4558';
+  g.strokeStyle = col('--chart-axis', '#3a4558');
   g.beginPath(); g.moveTo(L + 0.5, T); g.lineTo(L + 0.5, T + ph); g.lineTo(L + pw, T + ph + 0.5); g.stroke();
 
   /* params changes, under the series; the revisions drawn are listed in
    * data-marks (the browser test reads them) */
   const drawn = [];
-  g.strokeStyle = '#e2e8f0';
-  g.fillStyle = '#e2e8f0';
+  g.strokeStyle = g.fillStyle = col('--chart-mark', '#e2e8f0');
   g.lineWidth = 1;
   g.setLineDash([2, 3]);
   g.textAlign = 'left';
@@ -121,8 +124,7 @@ export function drawChart(canvas, series, o) {
 
   /* rule firings, solid red, labelled with the rule; listed in data-events */
   const fired = [];
-  g.strokeStyle = '#f87171';
-  g.fillStyle = '#f87171';
+  g.strokeStyle = g.fillStyle = col('--event', '#f87171');
   for (const e of o.events || []) {
     if (!(e.t >= t0 && e.t <= t1)) continue;
     const ex = Math.round(x(e.t)) + 0.5;

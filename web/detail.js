@@ -9,22 +9,34 @@
  * at the time revision 3 was accepted), reloaded when params_revision
  * moves.  Each rule firing (GET /jobs/{id}/events) is a red mark on every
  * chart and a line under the job's facts, reloaded when `events` moves.
- * The log has no stream: it is polled (GET /jobs/{id}/log?tail=...) once a
- * second while the job is active and read once more when it has ended; a
- * poll is skipped while the previous one is still out.
+ *
+ * The log comes over the page's WebSocket (app.js: {"type":"log","job":ID,
+ * "offset":N} asks for it, "log" messages bring the bytes as they are
+ * written; docs/api.md "Streams"), never by polling.  The page keeps the
+ * newest LOG_KEEP characters and draws them in the animation frame after
+ * news: each attempt of a retried job under its own heading (the daemon
+ * starts a retry's output with "[galvani: attempt N started ...]"), and
+ * protocol lines ("::progress", "::metric", ...) hidden unless the toggle
+ * shows them.  After a reconnect the subscription is sent again from the
+ * last byte seen (resubscribe), so nothing is lost or repeated.
  */
 import { ACTIVE, fmtDur, fmtNum, fmtTime, errorText } from './format.js';
 import { drawChart } from './chart.js';
 import { paramsFromText, paramsToText, paramsPatch } from './forms.js';
 
-const LOG_TAIL = 16384;
+const LOG_KEEP = 262144; /* characters of log text kept, the newest */
+const ATTEMPT = /^\[galvani: attempt (\d+) started ([^\]]*)\]$/;
+const SKIPPED = '\u0001'; /* starts a line the page inserts where bytes were skipped */
 const PALETTE = ['#a3e635', '#f472b6', '#facc15', '#2dd4bf', '#fb923c', '#c084fc'];
 const $ = (id) => document.getElementById(id);
 
 export function createDetail(ctx) {
   const panel = $('detail');
   const charts = new Map(); /* series name ('' = progress) -> canvas */
-  let job = null, logBusy = false, logDone = false, paramsShown = '', paramsEdited = false;
+  let job = null, paramsShown = '', paramsEdited = false;
+  /* the followed log: bytes up to `next` are in `text` (minus what was cut
+   * from its start: `firstAttempt` is the attempt its first line belongs to) */
+  let log = { job: 0, next: 0, text: '', cut: false, firstAttempt: 1, dirty: false };
 
   function chartFor(name) {
     let c = charts.get(name);
@@ -45,7 +57,8 @@ export function createDetail(ctx) {
     const empty = { t: [], v: [] };
     const marks = h ? h.marks : [], events = h ? h.events : [];
     drawChart(chartFor(''), h ? h.progress : empty, {
-      label: 'progress', unit: '%', color: '#38bdf8', min: 0, max: 100, now, marks, events,
+      label: 'progress', unit: '%', color: getComputedStyle(panel).getPropertyValue('--chart-progress').trim() || '#38bdf8',
+      min: 0, max: 100, now, marks, events,
     });
     drawEvents(events);
     if (!h) return;
@@ -140,29 +153,132 @@ export function createDetail(ctx) {
     drawCharts();
   }
 
-  async function pollLog() {
-    if (!job || logBusy || logDone) return;
-    const id = job.id, finished = !ACTIVE.has(job.status);
-    logBusy = true;
-    const r = await ctx.api('GET', `/jobs/${id}/log?tail=${LOG_TAIL}`);
-    logBusy = false;
-    if (!job || job.id !== id) return;
-    const pre = $('log');
-    if (!r.ok) {
-      pre.textContent = r.error.code === 'no_log' ? '(' + r.error.message + ')' : errorText(r);
-      logDone = r.error.code === 'no_log' || finished;
+  /* ---- the log --------------------------------------------------------------- */
+
+  function followLog() {
+    log = { job: job ? job.id : 0, next: 0, text: '', cut: false, firstAttempt: 1, dirty: true };
+    if (job && job.kind !== 'demo') ctx.followLog(job.id, 0);
+    else ctx.followLog(0);
+    scheduleLog();
+  }
+
+  /* After a reconnect: the new connection follows from the last byte seen. */
+  function resubscribe() {
+    if (log.job && job && job.id === log.job && job.kind !== 'demo') ctx.followLog(log.job, log.next);
+  }
+
+  /* A "log" message.  Taken if it starts where the page's copy ends (or
+   * says how much was skipped from there); a message from an older
+   * subscription that overlaps asks again from the last byte seen. */
+  function onLog(m) {
+    if (!job || m.job !== log.job || m.job !== job.id) return;
+    const skipped = m.skipped || 0;
+    if (m.offset - skipped !== log.next) {
+      if (m.next > log.next) ctx.followLog(log.job, log.next);
       return;
     }
-    let text = r.text;
-    /* a cut at the start of the tail leaves half a line: drop it */
-    if (text.length >= LOG_TAIL && text.indexOf('\n') >= 0) text = text.slice(text.indexOf('\n') + 1);
-    const atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
-    if (pre.textContent !== text) {
-      pre.textContent = text || '(no output yet)';
-      if (atBottom) pre.scrollTop = pre.scrollHeight;
+    if (skipped) log.text += (log.text && !log.text.endsWith('\n') ? '\n' : '') + `${SKIPPED}${skipped}\n`;
+    log.text += m.data;
+    log.next = m.next;
+    log.live = true;
+    if (log.text.length > LOG_KEEP) {
+      /* keep the newest, from a line start; remember which attempt it is in */
+      let cut = log.text.indexOf('\n', log.text.length - LOG_KEEP);
+      cut = cut < 0 ? log.text.length - LOG_KEEP : cut + 1;
+      for (const line of log.text.slice(0, cut).split('\n')) {
+        const a = ATTEMPT.exec(line);
+        if (a) log.firstAttempt = Number(a[1]);
+      }
+      log.text = log.text.slice(cut);
+      log.cut = true;
     }
-    $('log-info').textContent = finished ? 'complete' : 'following (1 s)';
-    logDone = finished;
+    scheduleLog();
+  }
+
+  let logFrame = false;
+  function scheduleLog() {
+    log.dirty = true;
+    if (!logFrame) {
+      logFrame = true;
+      requestAnimationFrame(() => { logFrame = false; if (log.dirty) renderLog(); });
+    }
+  }
+
+  /* The text as attempts, each a list of [kind, text] runs (kind: out,
+   * proto, skipped); protocol lines are counted and left out unless shown. */
+  function parseLog(showProto) {
+    const attempts = [{ n: log.firstAttempt, at: '', runs: [] }];
+    let hidden = 0;
+    const lines = log.text.split('\n');
+    const add = (runs, kind, text) => {
+      const last = runs[runs.length - 1];
+      if (last && last[0] === kind) last[1] += text;
+      else runs.push([kind, text]);
+    };
+    lines.forEach((line, i) => {
+      const nl = i < lines.length - 1 ? '\n' : '';
+      if (!line && !nl) return;
+      const a = ATTEMPT.exec(line);
+      if (a) attempts.push({ n: Number(a[1]), at: a[2], runs: [] });
+      else if (line.startsWith(SKIPPED)) add(attempts[attempts.length - 1].runs, 'skipped', line.slice(1));
+      else if (/^\s*::/.test(line)) {
+        hidden += !showProto;
+        if (showProto) add(attempts[attempts.length - 1].runs, 'proto', line + nl);
+      } else add(attempts[attempts.length - 1].runs, 'out', line + nl);
+    });
+    if (attempts.length > 1 && attempts[0].runs.length === 0 && !log.cut) attempts.shift();
+    return { attempts, hidden };
+  }
+
+  function renderLog() {
+    log.dirty = false;
+    const box = $('log');
+    if (!job) return;
+    const showProto = $('log-protocol').checked;
+    const { attempts, hidden } = parseLog(showProto);
+    const atBottom = box.scrollTop + box.clientHeight >= box.scrollHeight - 4;
+    box.textContent = '';
+    if (job.kind === 'demo') box.textContent = '(the built-in demo job has no log)';
+    else if (log.cut) {
+      const s = document.createElement('span');
+      s.className = 'skipped';
+      s.textContent = '(earlier output not shown)';
+      box.appendChild(s);
+    }
+    const many = attempts.length > 1 || attempts[0].n > 1;
+    let any = false;
+    for (const a of attempts) {
+      const div = document.createElement('div');
+      div.className = 'attempt';
+      div.dataset.attempt = a.n;
+      if (many) {
+        const h = document.createElement('span');
+        h.className = 'attempt-head';
+        const at = a.at || (a.n === 1 ? job.started_at : '');
+        h.textContent = `attempt ${a.n}` + (at ? ` · started ${fmtTime(at)}` : '');
+        div.appendChild(h);
+      }
+      for (const [kind, text] of a.runs) {
+        const s = document.createElement('span');
+        s.className = kind;
+        s.textContent = kind === 'skipped' ? `(${text} bytes skipped)` : text;
+        div.appendChild(s);
+        any = true;
+      }
+      box.appendChild(div);
+    }
+    if (!any && job.kind !== 'demo') {
+      const s = document.createElement('span');
+      s.className = 'skipped';
+      s.textContent = hidden ? '(only protocol lines so far: "show :: lines" shows them)'
+        : log.live ? '(no output yet)' : '(waiting for the stream)';
+      box.appendChild(s);
+    }
+    if (atBottom) box.scrollTop = box.scrollHeight;
+    const info = [ACTIVE.has(job.status) ? 'following (live)' : 'complete'];
+    if (hidden) info.push(`${hidden} :: line${hidden === 1 ? '' : 's'} hidden`);
+    if (many) info.push(`${attempts[attempts.length - 1].n} attempts`);
+    $('log-info').textContent = info.join(' · ');
   }
 
   function show(j) {
@@ -170,15 +286,14 @@ export function createDetail(ctx) {
     panel.hidden = !job;
     for (const c of charts.values()) c.remove();
     charts.clear();
-    logDone = false;
     paramsShown = '';
     paramsEdited = false;
     $('params-msg').textContent = '';
     $('log').textContent = '';
     $('log-info').textContent = '';
+    followLog();
     if (job) {
       render();
-      pollLog();
       loadHistory(true);
     }
   }
@@ -192,7 +307,7 @@ export function createDetail(ctx) {
     const wasActive = job && ACTIVE.has(job.status);
     const lastRev = job ? job.params_revision : undefined, lastEvents = job ? job.events : undefined;
     job = j;
-    if (wasActive && !ACTIVE.has(j.status)) logDone = false; /* one last read */
+    if (wasActive !== ACTIVE.has(j.status)) scheduleLog(); /* "following" / "complete" */
     render();
     if (j.params_revision !== lastRev || j.events !== lastEvents) loadHistory(false); /* a new mark */
   }
@@ -225,9 +340,9 @@ export function createDetail(ctx) {
   setInterval(() => {
     if (!job || panel.hidden) return;
     if (ACTIVE.has(job.status)) requestAnimationFrame(drawCharts);
-    pollLog();
   }, 1000);
+  $('log-protocol').addEventListener('change', scheduleLog);
   addEventListener('resize', () => requestAnimationFrame(drawCharts));
 
-  return { show, update };
+  return { show, update, onLog, resubscribe };
 }

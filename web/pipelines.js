@@ -16,7 +16,9 @@
  * and needs never change); a message only rewrites what changed in them
  * (status, progress text and bar, the retry button), in the animation frame
  * app.js batches.  A box is a button that opens its job in the job panel;
- * a failed or cancelled step also has a Retry button.  The rule firings
+ * a failed or cancelled step also has a Retry button.  Selecting a pipeline
+ * sets the address to #/pipelines/ID (app.js: a link to it, back/forward).
+ * The rule firings
  * (GET /pipelines/{id}/events) are fetched when the pipeline is selected
  * and again whenever its "events" count moves.
  */
@@ -321,8 +323,11 @@ export function createPipelines(ctx) {
     }
   }
 
-  function select(id) {
+  /* Select a pipeline (0: none).  The address follows (#/pipelines/ID,
+   * app.js) unless the address is what asked for it (`quiet`). */
+  function select(id, quiet) {
     selected = pipelines.has(id) ? id : 0;
+    if (!quiet && ctx.pipelineSelected) ctx.pipelineSelected(selected);
     for (const r of items.values()) r.b.setAttribute('aria-pressed', 'false');
     const r = items.get(selected);
     if (r) r.b.setAttribute('aria-pressed', 'true');
@@ -355,7 +360,7 @@ export function createPipelines(ctx) {
       r.li.remove();
       items.delete(id);
     }
-    if (selected === id) select(0);
+    if (selected === id) select(0, true);
     section.hidden = pipelines.size === 0;
   }
 
@@ -363,7 +368,7 @@ export function createPipelines(ctx) {
     const keep = new Set(all.map((p) => p.id));
     for (const id of [...items.keys()]) if (!keep.has(id)) remove(id);
     for (const p of all) update(p);
-    if (selected && !pipelines.has(selected)) select(0);
+    if (selected && !pipelines.has(selected)) select(0, true);
     section.hidden = pipelines.size === 0;
   }
 
@@ -416,5 +421,5 @@ export function createPipelines(ctx) {
     }
   });
 
-  return { update, remove, reset, jobSelected };
+  return { update, remove, reset, jobSelected, select, selected: () => selected, has: (id) => pipelines.has(id) };
 }

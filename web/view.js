@@ -9,6 +9,9 @@
  * With 300 jobs moving, ~20 visible rows are touched per frame, not 300.
  * A status change is always written (the filter and the row's colour follow
  * it).  Buttons are handled by one delegated listener on the table body.
+ * The filter (status chip, the filter box's words and labels, created
+ * since) hides rows with a class; it only depends on the status among the
+ * things that change, so rows out of view need no update for it.
  */
 import { ACTIVE, fmtDur, fmtNum, fmtTime } from './format.js';
 
@@ -20,6 +23,32 @@ const ACTIONS = [
   ['cancel', 'Cancel', (s) => ACTIVE.has(s)],
   ['delete', 'Delete', (s) => !ACTIVE.has(s)],
 ];
+
+/* The filter box: words match the job's name (case-insensitive; "#17" or
+ * "17" its id), `key=value` a label exactly and `key=` any value of it;
+ * all of them must match. */
+export function parseQuery(text) {
+  const terms = [], labels = [];
+  for (const w of String(text || '').trim().split(/\s+/)) {
+    if (!w) continue;
+    const eq = w.indexOf('=');
+    if (eq > 0) labels.push([w.slice(0, eq), w.slice(eq + 1)]);
+    else terms.push(w.toLowerCase());
+  }
+  return { terms, labels };
+}
+
+export function matches(job, f) {
+  if (f.status && job.status !== f.status) return false;
+  if (f.since && !(Date.parse(job.created_at) >= Date.now() - f.since * 1000)) return false;
+  const name = String(job.name || '').toLowerCase();
+  for (const t of f.terms)
+    if (!name.includes(t) && t !== '#' + job.id && t !== String(job.id)) return false;
+  const labels = job.labels || {};
+  for (const [k, v] of f.labels)
+    if (!(k in labels) || (v !== '' && String(labels[k]) !== v)) return false;
+  return true;
+}
 
 function commandText(job) {
   if (job.kind === 'demo') return 'built-in demo job';
@@ -44,7 +73,7 @@ function rateText(job) {
 export function createTable(ctx) {
   const tbody = document.getElementById('rows');
   const rows = new Map(); /* id -> { tr, cells, last, job, visible, stale } */
-  let filter = '';
+  let filter = { status: '', terms: [], labels: [], since: 0 };
   const seen = new IntersectionObserver((entries) => {
     for (const e of entries) {
       const r = rows.get(Number(e.target.dataset.id));
@@ -59,10 +88,10 @@ export function createTable(ctx) {
     tr.dataset.id = job.id;
     if (ctx.state.selected === job.id) tr.classList.add('selected');
     tr.innerHTML =
-      '<td class="id"></td><td><span class="jname"></span><span class="jcmd mono"></span></td>' +
+      '<td class="id"></td><td class="c-name"><span class="jname"></span><span class="jcmd mono"></span></td>' +
       '<td class="status"><span class="badge"></span></td>' +
-      '<td><div class="bar"><i></i><span></span></div></td>' +
-      '<td class="rate"></td><td class="start"></td><td><div class="actions"></div></td>';
+      '<td class="c-bar"><div class="bar"><i></i><span></span></div></td>' +
+      '<td class="rate"></td><td class="start"></td><td class="c-act"><div class="actions"></div></td>';
     const td = tr.children;
     const actions = td[6].firstChild;
     for (const [act, label] of ACTIONS) {
@@ -103,7 +132,7 @@ export function createTable(ctx) {
       r.tr.dataset.status = s;
       r.badge.textContent = s;
       for (const [i, [, , allowed]] of ACTIONS.entries()) r.buttons[i].hidden = !allowed(s);
-      r.tr.classList.toggle('match', !filter || filter === s);
+      r.tr.classList.toggle('match', matches(job, filter));
     }
     const p = Math.max(0, Math.min(100, Number(job.progress) || 0));
     if (r.last.p !== p) {
@@ -115,6 +144,7 @@ export function createTable(ctx) {
     const label = job.total && job.total !== 100 ? `${fmtNum(p)}% · ${job.current}/${job.total}` : fmtNum(p) + '%';
     set(r, 'pct', r.pct, 'textContent', label);
     set(r, 'name', r.name, 'textContent', job.name || '#' + job.id);
+    set(r, 'nameTitle', r.name, 'title', job.name || '');
     set(r, 'cmd', r.cmd, 'textContent', job.message || commandText(job));
     /* Rate and ETA text at most once a second per row (unless the status
      * changed): it is read at that pace, and repainting hundreds of changing
@@ -173,12 +203,26 @@ export function createTable(ctx) {
     if (r) r.tr.classList.add('selected');
   }
 
-  function setFilter(status) {
-    filter = status;
-    if (filter) tbody.dataset.filter = filter;
+  /* Show only the jobs that match (see matches()); `f` changes some of
+   * status, query (the filter box's text) and since (seconds).  Returns
+   * how many rows are shown. */
+  function setFilter(f) {
+    if ('query' in f) Object.assign(filter, parseQuery(f.query));
+    if ('status' in f) filter.status = f.status;
+    if ('since' in f) filter.since = f.since;
+    const active = filter.status || filter.terms.length || filter.labels.length || filter.since;
+    if (active) tbody.dataset.filter = '1';
     else delete tbody.dataset.filter;
-    for (const r of rows.values()) r.tr.classList.toggle('match', !filter || filter === r.last.status);
+    let shown = 0;
+    for (const r of rows.values()) {
+      const m = matches(r.job, filter);
+      r.tr.classList.toggle('match', m);
+      shown += m;
+    }
+    return shown;
   }
+  /* "created in the last hour" moves with the clock */
+  setInterval(() => { if (filter.since) setFilter({}); }, 30000);
 
   tbody.addEventListener('click', (e) => {
     const tr = e.target.closest('tr');
@@ -193,5 +237,11 @@ export function createTable(ctx) {
     ctx.select(ctx.state.selected === id ? 0 : id);
   });
 
-  return { update, remove, reset, select, setFilter };
+  function shownCount() {
+    let n = 0;
+    for (const r of rows.values()) n += r.tr.classList.contains('match');
+    return n;
+  }
+
+  return { update, remove, reset, select, setFilter, shownCount };
 }

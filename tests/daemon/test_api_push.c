@@ -498,6 +498,106 @@ static void test_encode_once(void **state)
     }
 }
 
+/* ---- a job's log over /ws/jobs ---------------------------------------------- */
+
+static void follow_log(tconn *ws, int64_t job, long long offset)
+{
+    char msg[128];
+    int n = job ? snprintf(msg, sizeof msg, "{\"type\":\"log\",\"job\":%lld,\"offset\":%lld}", (long long)job, offset)
+                : snprintf(msg, sizeof msg, "{\"type\":\"log\",\"job\":null}");
+    ws_send(ws, 1, msg, (size_t)n);
+}
+
+/* Log messages for `job` from `offset` on, appended to *text (the bytes
+ * contiguous: each message starts where the previous one ended), until the
+ * text contains `until`; returns the offset after the last byte. */
+static long long read_log_until(tconn *ws, int64_t job, long long offset, char *text, size_t cap, const char *until)
+{
+    int64_t deadline = t_now_ms() + T_WAIT_MS;
+    while (!strstr(text, until)) {
+        if (t_now_ms() > deadline)
+            fail_msg("the log never showed \"%s\" (got \"%s\")", until, text);
+        json_t *j = next_of_type(ws, "log");
+        assert_int_equal(json_int(j, "job"), job);
+        assert_int_equal(json_int(j, "offset"), offset);
+        assert_null(json_object_get(j, "skipped"));
+        const char *data = json_str(j, "data");
+        assert_true(strlen(text) + strlen(data) < cap);
+        strcat(text, data);
+        offset = json_int(j, "next");
+        json_decref(j);
+    }
+    return offset;
+}
+
+/* {"type":"log","job":ID,"offset":N} on /ws/jobs: the log's bytes from N
+ * arrive as they are written, contiguous, as valid UTF-8 (an invalid byte
+ * is U+FFFD); a new subscription replaces the old one and can start
+ * anywhere. */
+static void test_log_stream(void **state)
+{
+    (void)state;
+    char spec[600];
+    snprintf(spec, sizeof spec,
+             "{\"shell\":true,\"command\":\"printf 'one\\\\n\\\\377\\\\n'; while [ ! -e %s/gate ]; do sleep 0.02; done; echo two\"}",
+             H.dir);
+    int64_t id = api_create(&H, spec);
+    tconn ws;
+    ws_connect(&ws, H.port, "/ws/jobs");
+    json_decref(next_of_type(&ws, "snapshot"));
+    follow_log(&ws, id, 0);
+    char text[256] = "";
+    long long at = read_log_until(&ws, id, 0, text, sizeof text, "one\n\xEF\xBF\xBD\n");
+    assert_int_equal(at, 6); /* file bytes: "one\n\377\n" */
+    char gate[200];
+    snprintf(gate, sizeof gate, "%s/gate", H.dir);
+    FILE *f = fopen(gate, "w");
+    assert_non_null(f);
+    fclose(f);
+    at = read_log_until(&ws, id, at, text, sizeof text, "two\n");
+    assert_string_equal(text, "one\n\xEF\xBF\xBD\ntwo\n");
+    assert_int_equal(at, 10);
+    assert_true(api_wait_status(&H, id, "succeeded", T_WAIT_MS));
+
+    /* again from byte 4, on the same connection */
+    follow_log(&ws, id, 4);
+    text[0] = '\0';
+    assert_int_equal(read_log_until(&ws, id, 4, text, sizeof text, "two\n"), 10);
+    assert_string_equal(text, "\xEF\xBF\xBD\ntwo\n");
+    /* stopping is accepted; a bad message is ignored, the stream goes on */
+    follow_log(&ws, 0, 0);
+    ws_send(&ws, 1, "{\"type\":\"log\",\"job\":\"x\"}", 24);
+    ws_send(&ws, 1, "not json", 8);
+    int64_t other = api_create(&H, "{\"command\":[\"true\"]}");
+    json_t *j = next_of_type(&ws, "job");
+    assert_int_equal(json_int(json_object_get(j, "job"), "id"), other);
+    json_decref(j);
+    tconn_close(&ws);
+}
+
+/* A follower far behind the end of the log skips ahead: one message with
+ * the last chunk and "skipped", never the whole file queued. */
+static void test_log_stream_skips_when_behind(void **state)
+{
+    (void)state;
+    int64_t id = api_create(&H, "{\"shell\":true,\"command\":\"head -c 600000 /dev/zero | tr '\\\\0' x; echo\"}");
+    assert_true(api_wait_status(&H, id, "succeeded", T_WAIT_MS));
+    tconn ws;
+    ws_connect(&ws, H.port, "/ws/jobs");
+    json_decref(next_of_type(&ws, "snapshot"));
+    follow_log(&ws, id, 0);
+    json_t *j = next_of_type(&ws, "log");
+    long long off = json_int(j, "offset"), next = json_int(j, "next"), skipped = json_int(j, "skipped");
+    size_t len = strlen(json_str(j, "data"));
+    assert_int_equal(next, 600001);
+    assert_int_equal(skipped, off);
+    assert_true(off > 0);
+    assert_int_equal((long long)len, next - off);
+    assert_true(len <= 64 * 1024);
+    json_decref(j);
+    tconn_close(&ws);
+}
+
 /* A client that never reads: its unsent bytes stay bounded (one frame per
  * job, latest wins) and it is dropped with 1008 once over max_pending for
  * slow_ms; a reading client on the same server is unaffected. */
@@ -591,6 +691,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_shutdown_closes_with_1001, setup, teardown),
         cmocka_unit_test_setup_teardown(test_encode_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slow_client_is_bounded_and_dropped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_log_stream, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_log_stream_skips_when_behind, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -36,7 +36,7 @@ try {
     const pw = await playwright();
     browser = await launch(pw);
   }
-  const page = await browser.newPage({ viewport: { width: 1440, height: 900 }, deviceScaleFactor: 1 });
+  const page = await browser.newPage({ viewport: { width: 1440, height: 900 }, deviceScaleFactor: 1, colorScheme: 'dark' });
   await page.goto(daemon.url + '/');
   await page.locator('#conn[data-state="live"]').waitFor();
   ids.train = await post({ name: 'train-resnet', command: TRAIN, shell: true, params: { lr: 0.05, batch: 64, model: 'resnet18' } });

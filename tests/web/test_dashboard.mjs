@@ -223,7 +223,11 @@ async function main() {
     'progress chart points');
   await waitFor(async () => Number(await page.getAttribute('canvas[data-series="loss"]', 'data-points')) >= 5,
     'loss chart points');
+  /* this job prints only protocol lines: hidden (and counted) until the toggle shows them */
+  await page.locator('#log-info', { hasText: ':: lines hidden' }).waitFor();
+  await page.check('#log-protocol');
   await page.locator('#log', { hasText: '::metric loss' }).waitFor();
+  await page.uncheck('#log-protocol');
   assert.equal(await page.inputValue('#params-text'), 'lr=0.1\nmodel=small');
   await page.fill('#params-text', 'lr=0.05\nbatch=32');
   await page.click('#params-form button[type=submit]');

@@ -41,6 +41,12 @@ gvd_status gvd_job_status_peek(const gvd_job *job)
 
 /* ---- derived values --------------------------------------------------- */
 
+static double gvd_percent_of(double cur, double tot)
+{
+    double p = tot > 0 ? cur * 100.0 / tot : 0.0;
+    return p < 0 ? 0 : p > 100 ? 100 : p;
+}
+
 static void gvd_percent_fn(gv_value *out, const gv_value *prev, void *ud)
 {
     (void)prev;
@@ -49,21 +55,53 @@ static void gvd_percent_fn(gv_value *out, const gv_value *prev, void *ud)
         *out = gv_double(100.0);
         return;
     }
-    double cur = gv_signal_get_double(job->current), tot = gv_signal_get_double(job->total);
-    double p = tot > 0 ? cur * 100.0 / tot : 0.0;
-    *out = gv_double(p < 0 ? 0 : p > 100 ? 100 : p);
+    *out = gv_double(gvd_percent_of(gv_signal_get_double(job->current), gv_signal_get_double(job->total)));
 }
 
-/* Percent per second over the current attempt. */
+void gvd_job_rate_sample(gvd_job *job, double t, double pct, bool fresh)
+{
+    struct gvd_rate_sample *v = job->rate_samples;
+    if (fresh)
+        job->rate_n = 0;
+    if (job->rate_n > 0 && t < v[job->rate_n - 1].t)
+        return; /* the clock went back: keep the points consistent */
+    /* The newest point moves with every report until it is far enough
+     * from the one before it to be kept. */
+    if (job->rate_n >= 2 && v[job->rate_n - 1].t - v[job->rate_n - 2].t < GVD_RATE_SPACING_S)
+        job->rate_n--;
+    if (job->rate_n == GVD_RATE_SAMPLES) {
+        memmove(v, v + 1, (GVD_RATE_SAMPLES - 1) * sizeof *v);
+        job->rate_n--;
+    }
+    v[job->rate_n++] = (struct gvd_rate_sample){t, pct};
+}
+
+/* Percent per second from real progress points (see GVD_RATE_WINDOW_S):
+ * the newest one back to the newest one at least the window older, else
+ * the oldest.  Progress reports are what moves it (progress_at), so after
+ * a restart it is computed from the stored points and the new reports,
+ * never from when the daemon came back. */
 static void gvd_rate_fn(gv_value *out, const gv_value *prev, void *ud)
 {
     (void)prev;
     gvd_job *job = ud;
-    double pct = gv_computed_get_double(job->percent);
-    double at = gv_signal_get_double(job->progress_at);
-    (void)gv_signal_get_double(job->started_at); /* a new attempt resets the base */
-    double dt = at - job->run_started_at;
-    *out = dt > 0.2 && pct > job->run_start_percent ? gv_double((pct - job->run_start_percent) / dt) : gv_double(0);
+    (void)gv_computed_get_double(job->percent);
+    (void)gv_signal_get_double(job->progress_at);
+    (void)gv_signal_get_double(job->started_at); /* a new attempt starts over */
+    *out = gv_double(0);
+    unsigned n = job->rate_n;
+    if (n < 2)
+        return;
+    const struct gvd_rate_sample *last = &job->rate_samples[n - 1], *base = &job->rate_samples[0];
+    for (unsigned i = n - 1; i-- > 0;) {
+        if (last->t - job->rate_samples[i].t >= GVD_RATE_WINDOW_S) {
+            base = &job->rate_samples[i];
+            break;
+        }
+    }
+    double dt = last->t - base->t;
+    if (dt > 0.2 && last->pct > base->pct)
+        *out = gv_double((last->pct - base->pct) / dt);
 }
 
 static void gvd_eta_fn(gv_value *out, const gv_value *prev, void *ud)
@@ -232,6 +270,7 @@ static void gvd_spawn(gvd_job *job)
         .log_path = job->log_path,
         .log_limit = job->jobs->cfg.log_limit,
         .job_id = job->id,
+        .attempt = gvd_peek_int(job->attempts),
         .pause_mode = job->spec.pause_mode,
         .demo_step_ms = job->spec.demo_step_ms,
         /* 0 for a new attempt (begin_run reset it); after a restart the
@@ -276,8 +315,6 @@ int gvd_job_adopt(gvd_job *job, bool *never_started, char *err, size_t errlen)
      * applied now, and so is a resume). */
     job->exec_state = gvd_exec_paused(job->exec) ? GVD_EXEC_PAUSED : GVD_EXEC_RUNNING;
     job->pid_start_ticks = gvd_exec_start_ticks(job->exec);
-    job->run_started_at = gvd_now();
-    job->run_start_percent = gv_value_to_double(gv_computed_peek(job->percent));
     /* The timeout counts from the attempt's start when that is known (first
      * attempt), else from now: time spent while the daemon was down counts. */
     double elapsed = gvd_peek_int(job->attempts) <= 1 ? gvd_now() - gvd_peek_double(job->started_at) : 0;
@@ -338,13 +375,16 @@ static void gvd_on_message(void *ud, const gvd_msg *msg)
     gvd_job *job = ud;
     char q[300];
     switch (msg->kind) {
-    case GVD_MSG_PROGRESS:
+    case GVD_MSG_PROGRESS: {
+        double now = gvd_now(), total = msg->has_total ? msg->total : 100.0;
         gv_batch_begin();
-        gv_signal_set_double(job->total, msg->has_total ? msg->total : 100.0);
+        gv_signal_set_double(job->total, total);
         gv_signal_set_double(job->current, msg->current);
-        gv_signal_set_double(job->progress_at, gvd_now());
+        gvd_job_rate_sample(job, now, gvd_percent_of(msg->current, total), false);
+        gv_signal_set_double(job->progress_at, now);
         gv_batch_end();
         break;
+    }
     case GVD_MSG_STATUS:
         gv_signal_set_string(job->message, msg->text);
         break;
@@ -454,8 +494,7 @@ static void gvd_on_exit(void *ud, const gvd_exit *exit)
 void gvd_job_begin_run(gvd_job *job)
 {
     double now = gvd_now();
-    job->run_started_at = now;
-    job->run_start_percent = 0;
+    gvd_job_rate_sample(job, now, 0, true);
     job->timed_out = false;
     job->not_before = 0;
     gvd_job_transition_begin(job); /* put back if the store refuses it */
@@ -624,6 +663,14 @@ void gvd_job_restore(gvd_job *job, const gvd_job_row *row)
     gv_signal_set_double(job->started_at, row->started_at);
     gv_signal_set_double(job->finished_at, row->finished_at);
     gv_signal_set_double(job->progress_at, row->updated_at);
+    /* The rate's points: the attempt's start at 0 % when it is the first
+     * attempt (whose start is stored), and the stored progress at the time
+     * it was stored.  Both are true; the time of this restart is not one. */
+    double total = row->progress_total > 0 ? row->progress_total : 100;
+    job->rate_n = 0;
+    if (row->attempts <= 1 && row->started_at > 0 && row->started_at < row->updated_at)
+        gvd_job_rate_sample(job, row->started_at, 0, true);
+    gvd_job_rate_sample(job, row->updated_at, gvd_percent_of(row->progress, total), false);
     gv_batch_end();
     job->pid_start_ticks = row->pid_start_ticks;
     job->logged_status = st;

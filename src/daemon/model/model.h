@@ -35,6 +35,15 @@
 #include "jobs.h"
 #include "series.h"
 
+/* The rate (% per second) is the slope from the newest progress point back
+ * to the newest point at least GVD_RATE_WINDOW_S older (or the oldest one
+ * kept): recent enough to follow a job that speeds up, long enough that one
+ * coarse step (1 % after 0.3 s) does not read as a spike.  32 points at
+ * least 2 s apart always reach back past the window. */
+#define GVD_RATE_SAMPLES 32
+#define GVD_RATE_WINDOW_S 30.0
+#define GVD_RATE_SPACING_S 2.0
+
 typedef struct gvd_spec {
     char *name;
     gvd_exec_kind kind;
@@ -123,7 +132,7 @@ struct gvd_job {
 
     /* derived */
     gv_computed *percent;    /* 0..100 */
-    gv_computed *rate;       /* percent per second since the run started */
+    gv_computed *rate;       /* percent per second over the recent samples (gvd_rate_fn) */
     gv_computed *eta;        /* seconds, or GV_NONE */
 
     gv_scope *scope;         /* owns the effects below */
@@ -135,8 +144,15 @@ struct gvd_job {
     uint64_t pid_start_ticks;
     bool cancel_requested;   /* the user cancelled: the exit is a cancellation */
     bool timed_out;
-    double run_started_at;   /* wall clock when this attempt started */
-    double run_start_percent;
+    /* Real (time, percent) points of this attempt's progress, oldest
+     * first, at least GVD_RATE_SPACING_S apart except the newest (which
+     * each report replaces until it is that far from the one before):
+     * what the rate is computed from.  After a restart they are the stored
+     * ones (gvd_job_restore), never the moment of re-adoption. */
+    struct gvd_rate_sample {
+        double t, pct;
+    } rate_samples[GVD_RATE_SAMPLES];
+    unsigned rate_n;
     uint64_t timeout_left_ms; /* remaining run time before the timeout */
     uint64_t timer_started;   /* uv_now when the timeout timer was (re)started */
     uv_timer_t timeout_timer;
@@ -245,6 +261,9 @@ void gvd_job_begin_run(gvd_job *job);
 /* Restart: take a running / paused process job back from its supervisor
  * (gvd_exec_adopt).  0, or -1 with *never_started or a message in err. */
 int gvd_job_adopt(gvd_job *job, bool *never_started, char *err, size_t errlen);
+/* Record a real progress point (t, percent) of the current attempt; `fresh`
+ * forgets the older ones (a new attempt starts from nothing). */
+void gvd_job_rate_sample(gvd_job *job, double t, double pct, bool fresh);
 
 /* fault.c — store faults.  A request-driven transition (pause, resume,
  * cancel, the scheduler's start) starts with _begin: if the store refuses

@@ -91,6 +91,7 @@ static const h2o_iovec_t gvd_sse_prefix[] = {
     [GVD_MSG_DEMO] = {H2O_STRLIT("data: ")},
     [GVD_MSG_PIPELINE] = {H2O_STRLIT("event: pipeline\ndata: ")},
     [GVD_MSG_PIPELINE_REMOVED] = {H2O_STRLIT("event: pipeline_removed\ndata: ")},
+    [GVD_MSG_LOG] = {H2O_STRLIT("event: log\ndata: ")},
     [GVD_MSG_RAW] = {NULL, 0},
 };
 
@@ -173,6 +174,11 @@ static size_t gvd_queue_find(const gvd_queue *q, int64_t key)
             return i;
     }
     return SIZE_MAX;
+}
+
+bool gvd_queue_has(const gvd_queue *q, int64_t key)
+{
+    return gvd_queue_find(q, key) != SIZE_MAX;
 }
 
 int gvd_queue_put(gvd_queue *q, int64_t key, gvd_pbuf *buf, gvd_pbuf **old)

@@ -208,6 +208,10 @@ void gvd_client_detach(gvd_client *c)
     else
         p->last = c->prev;
     c->prev = c->next = NULL;
+    if (c->log_job) {
+        p->nlog--;
+        c->log_job = 0;
+    }
     p->nclients--;
     p->nws -= c->ws;
     if (c->stream == GVD_STREAM_DEMO)
@@ -281,6 +285,7 @@ size_t gvd_client_take(gvd_client *c)
     gvd_obs_frames_sent(gvd_transport(c), n);
     c->inflight_bytes = c->pending_bytes;
     c->pending_bytes = 0;
+    c->log_queued = false; /* on its way: the next log bytes may be read */
     gvd_queue_reset(&c->pending);
     return n;
 }
@@ -298,6 +303,7 @@ void gvd_client_discard(gvd_client *c)
     gvd_obs_frames_dropped(gvd_transport(c), GVD_OBS_DISCARDED, c->pending.n);
     gvd_queue_clear(&c->pending);
     c->pending_bytes = 0;
+    c->log_queued = false;
 }
 
 void gvd_client_release(gvd_client *c)
@@ -500,12 +506,20 @@ static void gvd_push_flush(gvd_push *p)
         }
         gvd_flush_counts(p);
         gvd_flush_pipelines(p);
+        /* a job that changed has often printed too: its followers get
+         * the new bytes with this flush rather than at the next poll */
+        if (p->nlog > 0)
+            gvd_push_logs_poll(p, true);
     }
     gvd_queue_clear(&p->dirty);
     gvd_queue_clear(&p->removed);
     gvd_queue_clear(&p->pl_dirty);
     gvd_queue_clear(&p->pl_removed);
+    gvd_push_kick_touched(p);
+}
 
+void gvd_push_kick_touched(gvd_push *p)
+{
     gvd_client *next;
     for (gvd_client *c = p->first; c; c = next) {
         next = c->next;
@@ -588,6 +602,7 @@ static void gvd_push_finish_close(gvd_push *p)
     p->done = NULL;
     uv_close((uv_handle_t *)&p->flush_timer, gvd_push_on_closed);
     uv_close((uv_handle_t *)&p->tick_timer, gvd_push_on_closed);
+    uv_close((uv_handle_t *)&p->log_timer, gvd_push_on_closed);
     if (done)
         done(p->done_ud);
 }
@@ -658,8 +673,9 @@ gvd_push *gvd_push_new(uv_loop_t *loop, gvd_jobs *jobs, const gvd_push_opts *opt
         p->tick_ms = 1000;
     uv_timer_init(loop, &p->flush_timer);
     uv_timer_init(loop, &p->tick_timer);
-    p->flush_timer.data = p->tick_timer.data = p;
-    p->open_handles = 2;
+    uv_timer_init(loop, &p->log_timer);
+    p->flush_timer.data = p->tick_timer.data = p->log_timer.data = p;
+    p->open_handles = 3;
     uv_timer_start(&p->tick_timer, gvd_on_tick, p->tick_ms, p->tick_ms);
     gvd_jobs_on_change(jobs, gvd_push_job_changed, p);
     gvd_pipelines_on_change(jobs, gvd_push_pipeline_changed, p);
@@ -677,6 +693,7 @@ void gvd_push_close(gvd_push *p, void (*done)(void *ud), void *ud)
     gvd_pipelines_on_change(p->jobs, NULL, NULL);
     p->jobs = NULL;
     uv_timer_stop(&p->flush_timer);
+    uv_timer_stop(&p->log_timer);
     p->flush_armed = false;
     gvd_queue_clear(&p->dirty);
     gvd_queue_clear(&p->removed);

@@ -5,6 +5,7 @@
  *   ws.c     the WebSocket transport (own upgrade, wslay for client frames
  *            and control frames, hand-built headers for data frames)
  *   sse.c    the Server-Sent Events transport (an h2o streaming response)
+ *   logs.c   a WebSocket client's subscription to one job's log bytes
  *
  * Life of a change: gvd_push_job_changed() puts the job id in the dirty set
  * and arms the flush timer.  The flush encodes each dirty job once into a
@@ -44,6 +45,7 @@ typedef enum gvd_msg_type {
     GVD_MSG_DEMO,      /* the seed's /ws frame (WebSocket only) */
     GVD_MSG_PIPELINE,  /* {"type":"pipeline","pipeline":{...}}  SSE event "pipeline" */
     GVD_MSG_PIPELINE_REMOVED, /* {"type":"pipeline_removed","id":N}  SSE event "pipeline_removed" */
+    GVD_MSG_LOG,       /* {"type":"log","job":N,"offset":N,...} (WebSocket only: asked for by the client) */
     GVD_MSG_RAW        /* SSE bytes as they are (the keep-alive comment) */
 } gvd_msg_type;
 
@@ -99,6 +101,7 @@ typedef struct gvd_queue {
 #define GVD_KEY_SNAPSHOT (-2)
 #define GVD_KEY_KEEPALIVE (-3)
 #define GVD_KEY_DEMO (-4)
+#define GVD_KEY_LOG (-5)
 /* A pipeline's frames (update or removal: latest wins) */
 #define GVD_KEY_PIPELINE(id) (-16 - (int64_t)(id))
 
@@ -109,6 +112,7 @@ int gvd_queue_put(gvd_queue *q, int64_t key, gvd_pbuf *buf, gvd_pbuf **old);
 void gvd_queue_clear(gvd_queue *q); /* releases the buffers, keeps the memory */
 void gvd_queue_reset(gvd_queue *q); /* forgets the entries (their references moved elsewhere) */
 void gvd_queue_free(gvd_queue *q);
+bool gvd_queue_has(const gvd_queue *q, int64_t key);
 
 typedef struct gvd_client gvd_client;
 
@@ -146,6 +150,12 @@ struct gvd_client {
     size_t ninflight, inflight_cap;
     size_t inflight_bytes;
     uint64_t over_since;     /* loop ms when unsent first exceeded max_pending, 0 = not over */
+
+    /* logs.c: the one job whose log this client follows (0 = none) */
+    int64_t log_job;
+    uint64_t log_next;       /* the next byte of the log to send */
+    bool log_new;            /* just subscribed: say where the log stands even if it is empty */
+    bool log_queued;         /* a log frame is pending (at most one: the next read waits for it) */
 };
 
 struct gvd_push {
@@ -170,6 +180,8 @@ struct gvd_push {
     uv_timer_t tick_timer;
     unsigned tick_ms;
     gvd_pbuf *keepalive;     /* ":\n\n" */
+    uv_timer_t log_timer;    /* logs.c: reads the followed logs while anyone follows one */
+    size_t nlog;             /* clients following a log */
     gvd_push_stats stats;
 
     bool closing;
@@ -193,6 +205,8 @@ int gvd_client_queue(gvd_client *c, int64_t key, gvd_pbuf *buf);
 size_t gvd_client_take(gvd_client *c);
 /* The write of the inflight frames finished (or was abandoned). */
 void gvd_client_written(gvd_client *c);
+/* Kick every client that got frames since the last kick. */
+void gvd_push_kick_touched(gvd_push *p);
 /* Discard pending frames (a drop). */
 void gvd_client_discard(gvd_client *c);
 /* Release every frame and detach (before freeing the client). */
@@ -216,6 +230,17 @@ static inline void gvd_push_err(gvd_error *err, int http, const char *code, cons
 /* sha1.c: SHA-1, and Sec-WebSocket-Accept for a 24-character client key */
 void gvd_sha1(const void *data, size_t len, unsigned char out[20]);
 void gvd_ws_accept_key(char out[29], const char *client_key);
+
+/* logs.c */
+/* Follow job `job`'s log from byte `offset` (job 0: stop).  Replaces the
+ * client's previous subscription.  Ignored for a client that may not see
+ * the job (a ?job= stream following another one). */
+void gvd_client_log_follow(gvd_client *c, int64_t job, uint64_t offset);
+/* Read what the followed logs gained and queue it (at most one frame per
+ * client at a time; a client far behind skips ahead).  `only_dirty`: only
+ * clients whose job is in the hub's dirty set (the flush). */
+void gvd_push_logs_poll(gvd_push *p, bool only_dirty);
+void gvd_push_log_timer_cb(uv_timer_t *t);
 
 /* ws.c / sse.c */
 int gvd_ws_accept(gvd_push *p, h2o_req_t *req, gvd_stream stream, int64_t job, gvd_error *err);

@@ -16,6 +16,11 @@
  *     `ctrl` and every pending frame leave together in the next write, in
  *     one writev.
  *
+ * Client messages: only {"type":"log",...} (logs.c) is understood; wslay
+ * hands us each frame's payload in chunks (no_buffering), and a text
+ * message of at most GVD_WS_CMD_MAX bytes is gathered in `cmd` and parsed
+ * when its last frame ends.  Anything else a client sends is ignored.
+ *
  * wslay is only asked to send between writes and always accepts the whole
  * frame into `ctrl`, so `ctrl` always holds whole frames and data frames
  * can follow it in the same write.  Once a close frame is queued (ours or
@@ -36,6 +41,9 @@
 #define GVD_WS_CTRL_MAX 16384
 /* Largest message a client may send us; wslay closes with 1009 beyond. */
 #define GVD_WS_MAX_MSG 65536
+/* Largest client message that is understood (a log subscription is ~60
+ * bytes); longer ones are read and ignored. */
+#define GVD_WS_CMD_MAX 512
 /* Unread client bytes discarded at close so that it ends with a FIN. */
 #define GVD_WS_DRAIN_MAX (1024 * 1024)
 
@@ -53,6 +61,12 @@ typedef struct gvd_ws {
     bool writing;
     bool reading;
     uint64_t last_recv, last_ping;
+    /* the client's text message being received (frame by frame) */
+    char cmd[GVD_WS_CMD_MAX];
+    size_t cmd_len;
+    bool cmd_text;      /* the current data message is text, and fits so far */
+    bool frame_ctrl;    /* the frame being received is a control frame */
+    bool frame_fin;
 } gvd_ws;
 
 static uint64_t gvd_ws_now(gvd_ws *ws)
@@ -151,6 +165,65 @@ static ssize_t gvd_ws_send_cb(wslay_event_context_ptr ctx, const uint8_t *data, 
     return (ssize_t)len;
 }
 
+static void gvd_ws_frame_start_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_frame_recv_start_arg *arg,
+                                  void *ud)
+{
+    (void)ctx;
+    gvd_ws *ws = ud;
+    ws->frame_ctrl = (arg->opcode & 0x8) != 0; /* control frames may come between fragments */
+    if (ws->frame_ctrl)
+        return;
+    ws->frame_fin = arg->fin != 0;
+    if (arg->opcode == WSLAY_TEXT_FRAME) {
+        ws->cmd_text = true;
+        ws->cmd_len = 0;
+    } else if (arg->opcode != WSLAY_CONTINUATION_FRAME) {
+        ws->cmd_text = false;
+    }
+    if (arg->payload_length > GVD_WS_CMD_MAX - ws->cmd_len)
+        ws->cmd_text = false;
+}
+
+static void gvd_ws_frame_chunk_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_frame_recv_chunk_arg *arg,
+                                  void *ud)
+{
+    (void)ctx;
+    gvd_ws *ws = ud;
+    if (ws->frame_ctrl || !ws->cmd_text)
+        return;
+    if (arg->data_length > GVD_WS_CMD_MAX - ws->cmd_len) {
+        ws->cmd_text = false;
+        return;
+    }
+    memcpy(ws->cmd + ws->cmd_len, arg->data, arg->data_length);
+    ws->cmd_len += arg->data_length;
+}
+
+/* {"type":"log","job":ID|null,"offset":N}: follow that job's log. */
+static void gvd_ws_command(gvd_ws *ws)
+{
+    json_t *m = json_loadb(ws->cmd, ws->cmd_len, 0, NULL);
+    const char *type = json_string_value(json_object_get(m, "type"));
+    json_t *job = json_object_get(m, "job"), *off = json_object_get(m, "offset");
+    if (type && strcmp(type, "log") == 0 && (json_is_null(job) || (json_is_integer(job) && json_integer_value(job) > 0))) {
+        json_int_t o = json_is_integer(off) ? json_integer_value(off) : 0;
+        gvd_client_log_follow(&ws->c, json_is_null(job) ? 0 : (int64_t)json_integer_value(job),
+                              o > 0 ? (uint64_t)o : 0);
+    }
+    json_decref(m);
+}
+
+static void gvd_ws_frame_end_cb(wslay_event_context_ptr ctx, void *ud)
+{
+    (void)ctx;
+    gvd_ws *ws = ud;
+    if (ws->frame_ctrl || !ws->cmd_text || !ws->frame_fin)
+        return;
+    ws->cmd_text = false;
+    if (!ws->c.closing)
+        gvd_ws_command(ws);
+}
+
 static void gvd_ws_msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg, void *ud)
 {
     (void)ctx;
@@ -166,9 +239,9 @@ static void gvd_ws_msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_
         if (arg->msg_length == 1)
             ws->bad_close = true;
     }
-    /* Pongs only prove liveness (last_recv, set on every read).  Text and
-     * binary messages are not part of the protocol: with no_buffering set
-     * wslay does not even assemble them. */
+    /* Pongs only prove liveness (last_recv, set on every read).  Data
+     * messages are not assembled by wslay (no_buffering): the frame
+     * callbacks above read the one kind we understand. */
 }
 
 /* ---- the writer ---- */
@@ -383,7 +456,9 @@ int gvd_ws_accept(gvd_push *p, h2o_req_t *req, gvd_stream stream, int64_t job, g
     ws->c.ws = true;
     ws->c.stream = stream;
     ws->c.job = job;
-    struct wslay_event_callbacks cbs = {gvd_ws_recv_cb, gvd_ws_send_cb, NULL, NULL, NULL, NULL, gvd_ws_msg_cb};
+    struct wslay_event_callbacks cbs = {gvd_ws_recv_cb,        gvd_ws_send_cb,        NULL,
+                                        gvd_ws_frame_start_cb, gvd_ws_frame_chunk_cb, gvd_ws_frame_end_cb,
+                                        gvd_ws_msg_cb};
     if (wslay_event_context_server_init(&ws->wslay, &cbs, ws) != 0) {
         free(ws);
         gvd_push_err(err, 503, "out_of_memory", "out of memory");

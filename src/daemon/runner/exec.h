@@ -56,6 +56,7 @@ typedef struct gvd_exec_opts {
     uint64_t log_limit;     /* bytes; past it, output is dropped and one marker
                                line "[galvani: log truncated]" is written */
     int64_t job_id;         /* exported as GALVANI_JOB_ID */
+    int64_t attempt;        /* process: 1, 2, ...; a retry's log starts with a marker line */
     gvd_pause_mode pause_mode;
     /* process: the job's run dir (created here, 0700; its parent must
      * exist), and the supervisor binary (NULL: $GALVANI_SHIM, else

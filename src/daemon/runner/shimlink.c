@@ -333,8 +333,9 @@ static int gvd_spec_encode(const gvd_exec_opts *o, gvd_buf *b)
     if (rc == 0)
         rc = gvd_wire_put(b, "dir", o->run_dir, strlen(o->run_dir));
     if (rc == 0)
-        rc = gvd_buf_addf(b, "limit %llu\njob %lld\nmode %s\ngo\n", (unsigned long long)o->log_limit,
-                          (long long)o->job_id, o->pause_mode == GVD_PAUSE_COOPERATIVE ? "cooperative" : "stop");
+        rc = gvd_buf_addf(b, "limit %llu\njob %lld\nattempt %lld\nmode %s\ngo\n", (unsigned long long)o->log_limit,
+                          (long long)o->job_id, (long long)o->attempt,
+                          o->pause_mode == GVD_PAUSE_COOPERATIVE ? "cooperative" : "stop");
     return rc;
 }
 

@@ -25,6 +25,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -34,6 +35,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "runner/proc.h"
@@ -298,7 +300,7 @@ static bool shim_command(void *ud, char *line, size_t len)
 
 /* ---- output -------------------------------------------------------------- */
 
-static void shim_log_append(shim *s, const char *data, size_t n)
+void shim_log_append(shim *s, const char *data, size_t n)
 {
     if (s->log_fd < 0 || s->log_full || n == 0)
         return;
@@ -323,6 +325,37 @@ static void shim_log_append(shim *s, const char *data, size_t n)
         shim_warn(s, "writing the log failed: %s (output of this run is no longer kept)", strerror(-rc));
         shim_close(&s->log_fd);
     }
+}
+
+/* Readers of the log (the dashboard, `galvani logs`) need to tell a retry's
+ * output from the attempt before it, which the same file holds (each
+ * attempt appends).  The first attempt gets no marker: the log of a job that
+ * ran once is exactly what it printed. */
+void shim_log_attempt(shim *s)
+{
+    if (s->attempt < 2 || s->log_fd < 0)
+        return;
+    if (s->log_size > 0) {
+        /* the previous attempt may have ended mid-line: the marker gets a line of its own */
+        int rfd = open(s->log_path, O_RDONLY | O_CLOEXEC);
+        char last = '\n';
+        if (rfd >= 0) {
+            if (pread(rfd, &last, 1, (off_t)s->log_size - 1) != 1)
+                last = '\n';
+            close(rfd);
+        }
+        s->log_ends_nl = last == '\n';
+    }
+    struct timespec ts;
+    struct tm tm;
+    char line[128];
+    if (clock_gettime(CLOCK_REALTIME, &ts) != 0 || !gmtime_r(&ts.tv_sec, &tm))
+        return;
+    int n = snprintf(line, sizeof line, "%s[galvani: attempt %lld started %04d-%02d-%02dT%02d:%02d:%02d.%03ldZ]\n",
+                     s->log_ends_nl ? "" : "\n", s->attempt, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                     tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+    if (n > 0 && (size_t)n < sizeof line)
+        shim_log_append(s, line, (size_t)n);
 }
 
 static bool shim_out_line(void *ud, char *line, size_t len)

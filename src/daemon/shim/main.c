@@ -134,6 +134,8 @@ static bool shim_spec_line(void *ud, char *line, size_t len)
         s->log_limit = strtoull(v, NULL, 10);
     else if (gvd_wire_is(line, wl, "job"))
         s->job_id = strtoll(v, NULL, 10);
+    else if (gvd_wire_is(line, wl, "attempt"))
+        s->attempt = strtoll(v, NULL, 10);
     else if (gvd_wire_is(line, wl, "mode"))
         s->coop = strcmp(v, "cooperative") == 0;
     else if (gvd_wire_is(line, wl, "go"))
@@ -263,6 +265,7 @@ static int shim_start(shim *s, const char **stage)
         if (s->log_fd < 0 || fstat(s->log_fd, &sb) != 0)
             return -errno;
         s->log_size = (uint64_t)sb.st_size;
+        shim_log_attempt(s);
     }
     *stage = "setup";
     int po[2] = {-1, -1}, pe[2] = {-1, -1}, sv[2] = {-1, -1}, ep[2] = {-1, -1};

@@ -53,6 +53,7 @@ typedef struct shim {
     char *cwd, *log_path, *dir;
     uint64_t log_limit;
     long long job_id;
+    long long attempt; /* 1, 2, ...: from the second on, the log gets a marker line */
     bool coop; /* cooperative pause mode */
 
     /* descriptors, -1 when closed */
@@ -98,5 +99,10 @@ void shim_warn(shim *s, const char *fmt, ...)
 #endif
     ;
 int shim_run(shim *s);
+/* Append to the job's log (capped at log_limit, one truncation marker). */
+void shim_log_append(shim *s, const char *data, size_t n);
+/* A retry's first line in the log: "[galvani: attempt N started ISO-8601]"
+ * (docs/protocol.md).  Nothing for the first attempt. */
+void shim_log_attempt(shim *s);
 
 #endif

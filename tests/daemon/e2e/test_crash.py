@@ -121,6 +121,43 @@ class CrashRestart(DaemonTest):
         sys.stderr.write("\n[crash] restart to listening, %d jobs re-adopted: %.0f ms\n"
                          % (len(ids), adopted_in * 1000))
 
+    def test_rate_after_restart_follows_the_real_pace(self):
+        """Rate and ETA come from the job's real progress points, also
+        right after a restart: the daemon used to measure from the moment
+        it re-adopted the job, so the first step after it (1 % in 0.3 s)
+        read as 3 %/s for a job doing 1 %/s.  Bounds on values only: the
+        job cannot go faster than one step per 0.5 s (2 %/s), so no rate
+        it is shown may be above that plus a margin; a busy machine only
+        makes it slower."""
+        d = self.d
+        pace = self.run_script("i=0; while :; do i=$((i+1)); echo \"::progress $i\"; sleep 0.5; done")
+        job = d.create(name="slow", command=["/bin/sh", pace], env=ENV)
+        d.wait_status(job["id"], "running")
+        wait_for(lambda: d.job(job["id"])["current"] >= 4, what="the job to make some progress")
+        pid = d.job(job["id"])["pid"]
+        d.proc.send_signal(signal.SIGKILL)
+        d.proc.wait(10)
+        d.pump.join(DEADLINE)
+        d.proc.stderr.close()
+        d.lines = []
+        d.start()
+        self.assertEqual(d.job(job["id"])["pid"], pid)
+        seen = []
+
+        def next_step():
+            j = d.job(job["id"])
+            if not seen or j["current"] > seen[-1][0]:
+                seen.append((j["current"], j["rate"], j["eta"]))
+            return len(seen) >= 5
+        wait_for(next_step, what="five progress steps after the restart")
+        for current, rate, eta in seen:
+            self.assertGreater(rate, 0, seen)
+            self.assertLessEqual(rate, 2.5, "rate %s %%/s at %s %% for a job doing at most 2 %%/s: %s"
+                                 % (rate, current, seen))
+            self.assertGreaterEqual(eta, (100 - current) / 2.5, seen)
+        self.assertEqual(d.request("POST", "/jobs/%d/cancel" % job["id"])[0], 200)
+        d.wait_status(job["id"], "cancelled")
+
     def test_never_started_job_is_queued_again(self):
         """The daemon died after storing "running" but before the job's
         supervisor started it: no run dir, so the job goes back to the queue
