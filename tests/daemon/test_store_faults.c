@@ -306,6 +306,7 @@ static void test_transitions_refused_change_nothing(void **state)
     mfx *m = *state;
     gvd_job *job = create_ok(m, "{\"command\": [\"sleep\", \"3600\"], \"params\": {\"a\": 1}}");
     assert_int_equal(gvd_job_status(job), GVD_RUNNING);
+    run_until_pid(m, job, T_WAIT_MS);
     json_t *j = gvd_job_json(job);
     pid_t pid = (pid_t)json_integer_value(json_object_get(j, "pid"));
     json_decref(j);

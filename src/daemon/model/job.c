@@ -218,7 +218,8 @@ static void gvd_persist_fx(void *ud)
 
 static void gvd_on_message(void *ud, const gvd_msg *msg);
 static void gvd_on_exit(void *ud, const gvd_exit *exit);
-static const gvd_exec_events gvd_job_events = {gvd_on_message, gvd_on_exit};
+static void gvd_on_start(void *ud, const char *error);
+static const gvd_exec_events gvd_job_events = {gvd_on_message, gvd_on_exit, gvd_on_start};
 
 static void gvd_timeout_cb(uv_timer_t *t)
 {
@@ -260,6 +261,29 @@ static void gvd_fail_now(gvd_job *job, const char *why)
     gv_batch_end();
 }
 
+/* The process runs (the demo at once, a process once its supervisor said
+ * so): its pid, its timeout, params patched before this attempt started. */
+static void gvd_job_started(gvd_job *job)
+{
+    job->exec_state = GVD_EXEC_RUNNING;
+    job->pid_start_ticks = gvd_exec_start_ticks(job->exec);
+    job->timeout_left_ms = job->spec.timeout_s > 0 ? (uint64_t)ceil(job->spec.timeout_s * 1000.0) : 0;
+    gvd_timeout_start(job);
+    gv_signal_set_int(job->pid, gvd_exec_pid(job->exec));
+    gvd_params_deliver(job);
+}
+
+/* It did not start, for the runner's reason, word for word.  A job the user
+ * cancelled meanwhile stays cancelled. */
+static void gvd_spawn_failed(gvd_job *job, const char *err)
+{
+    gvd_log(GVD_LOG_WARN, "job.spawn_failed", "job=%lld error=%s", (long long)job->id,
+            gvd_log_quote(err, (char[300]){0}, 300));
+    if (!gvd_status_finished(gvd_job_status_peek(job)))
+        gvd_fail_now(job, *err ? err : "could not start the job");
+    gvd_jobs_live_remove(job->jobs, job);
+}
+
 static void gvd_spawn(gvd_job *job)
 {
     gvd_exec_opts opts = {
@@ -284,18 +308,33 @@ static void gvd_spawn(gvd_job *job)
     char err[256] = "";
     job->exec = gvd_exec_spawn(job->jobs->loop, &opts, &gvd_job_events, job, err, sizeof err);
     if (!job->exec) {
-        gvd_log(GVD_LOG_WARN, "job.spawn_failed", "job=%lld error=%s", (long long)job->id,
-                gvd_log_quote(err, (char[300]){0}, 300));
-        gvd_fail_now(job, *err ? err : "could not start the job");
-        gvd_jobs_live_remove(job->jobs, job);
+        gvd_spawn_failed(job, err);
         return;
     }
-    job->exec_state = GVD_EXEC_RUNNING;
-    job->pid_start_ticks = gvd_exec_start_ticks(job->exec);
-    job->timeout_left_ms = job->spec.timeout_s > 0 ? (uint64_t)ceil(job->spec.timeout_s * 1000.0) : 0;
-    gvd_timeout_start(job);
-    gv_signal_set_int(job->pid, gvd_exec_pid(job->exec));
-    gvd_params_deliver(job); /* params patched before this attempt started */
+    if (gvd_exec_starting(job->exec))
+        job->exec_state = GVD_EXEC_STARTING; /* gvd_on_start goes on */
+    else
+        gvd_job_started(job);
+}
+
+static void gvd_job_follow(gvd_job *job, gvd_status status);
+
+/* The supervisor answered.  Meanwhile the user may have paused or cancelled
+ * the job (committed, not yet applied: reconcile waits for a starting
+ * process), so the process now follows whatever the status is. */
+static void gvd_on_start(void *ud, const char *error)
+{
+    gvd_job *job = ud;
+    if (error) {
+        gvd_exec *x = job->exec;
+        job->exec = NULL;
+        job->exec_state = GVD_EXEC_NONE;
+        gvd_exec_free(x);
+        gvd_spawn_failed(job, error);
+        return;
+    }
+    gvd_job_started(job);
+    gvd_job_follow(job, gvd_job_status_peek(job));
 }
 
 int gvd_job_adopt(gvd_job *job, bool *never_started, char *err, size_t errlen)
@@ -337,6 +376,13 @@ static void gvd_reconcile_fx(void *ud)
         gvd_job_revert(job);
         return;
     }
+    gvd_job_follow(job, status);
+}
+
+/* A starting process (GVD_EXEC_STARTING) is left alone: gvd_on_start calls
+ * this again once it runs. */
+static void gvd_job_follow(gvd_job *job, gvd_status status)
+{
     switch (status) {
     case GVD_RUNNING:
         if (job->exec_state == GVD_EXEC_NONE)

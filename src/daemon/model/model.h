@@ -89,6 +89,8 @@ typedef struct gvd_job_snap {
 
 typedef enum gvd_exec_state {
     GVD_EXEC_NONE = 0, /* no process (queued, or finished and reaped) */
+    GVD_EXEC_STARTING, /* its supervisor is launched, its answer not yet read:
+                          pause / cancel wait for it (gvd_on_start follows) */
     GVD_EXEC_RUNNING,
     GVD_EXEC_PAUSED,
     GVD_EXEC_STOPPING  /* cancel sent, waiting for it to die */
