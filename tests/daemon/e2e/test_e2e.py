@@ -357,6 +357,13 @@ done
         self.assertEqual(failed["attempts"], 3)
         with open(runs) as f:
             self.assertEqual(f.read().count("run"), 3)
+        # Succeeding on a retry leaves no error behind (the attempt that
+        # failed said "retrying in ..." while it waited).
+        flaky = os.path.join(self.dir, "flaky")
+        job = self.d.create(command=["sh", "-c", "[ -e %s ] && exit 0; touch %s; exit 4" % (flaky, flaky)],
+                            max_retries=1, retry_backoff=0.05, env={"PATH": "/usr/bin:/bin"})
+        done = self.d.wait_status(job["id"], "succeeded")
+        self.assertEqual((done["attempts"], done["error"]), (2, None))
 
     def test_params_and_metrics_and_status(self):
         script = self.script("report.sh", """#!/bin/sh
