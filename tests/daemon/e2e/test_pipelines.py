@@ -443,6 +443,28 @@ class PipelineDurable(PipelineBase):
         self.wait_pipeline(pid, "succeeded")
 
 
+    def test_kill9_a_fired_rule_does_not_fire_again(self):
+        """The latch survives: after kill -9 the rule's condition is still
+        true, yet a resume is not undone by a second firing."""
+        report = ('echo "::metric failed_tests 3"; while [ ! -s %(d)s/go-t ]; do sleep 0.02; done; exit 0'
+                  % {"d": self.dir})
+        pl = self.create(name="latched", steps=[{"name": "t", "command": ["sh", "-c", report], "env": ENV}],
+                         rules=[{"when": "steps.t.metrics.failed_tests >= 1", "then": "pause"}])
+        pid = pl["id"]
+        self.wait_pipeline(pid, "paused")
+        wait_for(lambda: self.get(pid)["events"] == 1, what="the firing to be recorded")
+        self.kill9_restart()
+        self.d.lines = []
+        self.d.start()
+        p = self.get(pid)
+        self.assertEqual((p["status"], p["events"]), ("paused", 1))
+        self.post("/pipelines/%d/resume" % pid)
+        self.d.wait_status(self.steps(p)["t"]["job"], "running")
+        self.go("t")
+        p = self.wait_pipeline(pid, "succeeded", "paused")
+        self.assertEqual((p["status"], p["events"]), ("succeeded", 1))
+
+
 class PipelineStream(PipelineBase):
     def test_ws_jobs_carries_pipelines(self):
         pl = self.create(name="streamed", steps=[self.step("only")])
