@@ -9,7 +9,8 @@ on GitHub) right before its fence:
     <!-- readme-test: run; substitute `OLD` -> `NEW` (why) -->
 
 An unmarked block, a skip without a reason, or a substitution whose OLD text is no longer in its block fails the
-test, so the README cannot drift away from what is tested.  A substitution is only for shortening an example
+test, so the README cannot drift away from what is tested.  A ```python block may carry a marker too: it then
+runs, in its place in the order, with /usr/bin/python3 on this tree's galvani module (build/python).  A substitution is only for shortening an example
 through its documented parameters; each must say why.
 
 How the blocks run, and the only liberties taken with them:
@@ -55,6 +56,9 @@ from test_e2e import end_leftover_jobs, read, wait_for  # noqa: E402
 DEADLINE = 30.0  # seconds any single wait may take (a busy machine is slow, not wrong)
 RUN_TIMEOUT = 500.0  # the whole README; it takes well under a minute on an idle machine
 SHELL_LANGS = {"sh", "bash", "shell", "console"}
+# A ```python block may be marked too: it then runs with /usr/bin/python3 on
+# the galvani module of this tree (build/python), in the same order.
+RUNNABLE_LANGS = SHELL_LANGS | {"python"}
 MARKER = re.compile(r"<!--\s*readme-test:\s*(.*?)\s*-->", re.S)
 SUBST = re.compile(r"substitute\s+`([^`]+)`\s*->\s*`([^`]*)`")
 STREAM = re.compile(r"#[^'\"]*until Ctrl-C")
@@ -108,7 +112,7 @@ def classify(blocks):
     """(runnable blocks, skipped blocks, problems)."""
     runs, skips, problems = [], [], []
     for b in blocks:
-        if b.lang not in SHELL_LANGS:
+        if b.lang not in SHELL_LANGS and (b.lang not in RUNNABLE_LANGS or b.marker is None):
             if b.marker is not None:
                 problems.append("README.md:%d: a readme-test marker on a ```%s block" % (b.line, b.lang))
             continue
@@ -211,6 +215,12 @@ def build_script(runs, port):
     emit(PREAMBLE)
     for n, b in enumerate(runs, 1):
         emit("READMETEST_BLOCK=%d\nprintf '\\n=== README.md:%d (block %d) ===\\n'" % (n, b.line, n))
+        if b.lang == "python":
+            emit('PYTHONPATH="$PWD/build/python" /usr/bin/python3 - <<\'READMETEST_PY\'')
+            emit(b.run_text, b.line)
+            emit("READMETEST_PY")
+            emit('echo %d >> "$READMETEST_STATE/done"' % n)
+            continue
         for k, ln in enumerate(b.run_text.split("\n")):
             ln = PORT_RE.sub(lambda m: "%s:%d" % (m.group(1), port), ln)
             if not ln.lstrip().startswith("#") and STREAM.search(ln):
