@@ -128,7 +128,8 @@ static double jl_transitions(jl_run *r)
     if (!b)
         return -1;
     static const char name[] = "galvanid_job_transitions_total{";
-    double sum = -1;
+    /* The family without a sample yet (no job ever changed) counts 0. */
+    double sum = strstr(b, "# TYPE galvanid_job_transitions_total") ? 0 : -1;
     for (char *line = b; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
         if (strncmp(line, name, sizeof name - 1) != 0)
             continue;
