@@ -23,6 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../util/grow.h"
+
 #include "../rules/rules_int.h"
 
 static const char *const gvd_pl_status_names[] = {"running", "paused", "succeeded", "failed", "cancelled"};
@@ -268,14 +270,8 @@ void gvd_step_set_job(gvd_step *st, gvd_job *job)
 
 int gvd_step_add_job(gvd_step *st, int64_t id)
 {
-    if (st->njobs == st->jobs_cap) {
-        size_t cap = st->jobs_cap ? st->jobs_cap * 2 : 4;
-        int64_t *v = realloc(st->jobs, cap * sizeof *v);
-        if (!v)
-            return -1;
-        st->jobs = v;
-        st->jobs_cap = cap;
-    }
+    if (gvd_grow((void **)&st->jobs, &st->jobs_cap, st->njobs, sizeof *st->jobs, 4) != 0)
+        return -1;
     size_t at = st->njobs++;
     while (at > 0 && st->jobs[at - 1] > id) { /* loaded in id order; kept sorted anyway */
         st->jobs[at] = st->jobs[at - 1];
