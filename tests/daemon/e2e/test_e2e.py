@@ -349,6 +349,17 @@ done
         self.assertIsNotNone(failed["pid"])
         wait_for(lambda: not alive(failed["pid"]), what="the timed-out process to die")
 
+    def test_list_by_name_glob(self):
+        for name in ("build-1", "build-2", "test-1"):
+            self.d.create(command=["true"], env={"PATH": "/usr/bin:/bin"}, name=name)
+        names = lambda q: sorted(j["name"] for j in self.d.request("GET", "/jobs?" + q)[2]["jobs"])
+        self.assertEqual(names("name=build-*"), ["build-1", "build-2"])
+        self.assertEqual(names("name=b%3Fild-1"), ["build-1"])  # '?' as a glob, percent-encoded
+        self.assertEqual(names("name=%5Bbt%5D*-1"), ["build-1", "test-1"])
+        self.assertEqual(self.d.request("GET", "/jobs?name=nothing*")[2]["total"], 0)
+        status, _, body = self.d.request("GET", "/jobs?name=")
+        self.assertEqual((status, body["error"]["code"]), (400, "invalid_query"))
+
     def test_retries_with_backoff(self):
         runs = os.path.join(self.dir, "runs")
         job = self.d.create(command=["sh", "-c", "echo run >> %s; exit 3" % runs], max_retries=2,
