@@ -332,3 +332,11 @@ gvc_http_result gvc_http_stream(gvc_http *h, const char *path, gvc_chunk_fn fn, 
     }
     return GVC_HTTP_OK;
 }
+
+char *gvc_http_escape(gvc_http *h, const char *s)
+{
+    char *e = curl_easy_escape(h->curl, s, 0);
+    char *out = e ? strdup(e) : NULL; /* ours to free(), not curl_free() */
+    curl_free(e);
+    return out;
+}

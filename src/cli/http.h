@@ -76,5 +76,8 @@ gvc_http_result gvc_http_stream(gvc_http *h, const char *path, gvc_chunk_fn fn, 
                                 const gvc_wake *wake, long *status, gvc_buf *errbody);
 
 void gvc_buf_free(gvc_buf *b);
+/* `s` percent-encoded for a query string value (a new string the caller
+ * frees), or NULL when out of memory. */
+char *gvc_http_escape(gvc_http *h, const char *s);
 
 #endif

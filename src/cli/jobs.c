@@ -10,7 +10,6 @@
 #include "cli.h"
 #include "watch.h"
 
-#include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,55 +44,6 @@ static int gvc_check_statuses(const char *list)
     return 0;
 }
 
-/* The jobs whose name matches `glob`, newest first, at most `limit`: the
- * daemon filters by status and label, not by name, so read every page and
- * filter here.  Returns {"jobs":[...],"total":matches,"limit":..,"offset":0}
- * (the shape of GET /jobs), or NULL after printing why. */
-static json_t *gvc_ls_by_name(gvc_ctx *ctx, const char *query, const char *glob, long long limit)
-{
-    json_t *out = json_pack("{s:[], s:I, s:I, s:I}", "jobs", "total", (json_int_t)0, "limit", (json_int_t)limit,
-                            "offset", (json_int_t)0);
-    json_t *jobs = json_object_get(out, "jobs");
-    long long matched = 0;
-    if (!out) {
-        gvc_oom();
-        return NULL;
-    }
-    for (long long offset = 0;; offset += GVC_PAGE) {
-        char path[600];
-        snprintf(path, sizeof path, "/jobs?limit=%d&offset=%lld%s", GVC_PAGE, offset, query);
-        json_t *page;
-        if (gvc_fetch(ctx, "GET", path, NULL, GVC_DOC, &page) || !page) {
-            json_decref(page);
-            json_decref(out);
-            return NULL;
-        }
-        size_t i;
-        json_t *job;
-        json_t *arr = json_object_get(page, "jobs");
-        json_array_foreach(arr, i, job) {
-            if (fnmatch(glob, gvc_str(job, "name", ""), 0) != 0)
-                continue;
-            if (matched++ < limit && json_array_append(jobs, job)) {
-                json_decref(page);
-                json_decref(out);
-                gvc_oom();
-                return NULL;
-            }
-        }
-        int last = json_array_size(arr) < GVC_PAGE;
-        json_decref(page);
-        if (last)
-            break;
-    }
-    if (json_object_set_new(out, "total", json_integer(matched))) {
-        json_decref(out);
-        gvc_oom();
-        return NULL;
-    }
-    return out;
-}
-
 int gvc_cmd_ls(gvc_ctx *ctx, int argc, char **argv)
 {
     const char *status = NULL, *label = NULL, *name = NULL, *limit_s = NULL;
@@ -124,27 +74,26 @@ int gvc_cmd_ls(gvc_ctx *ctx, int argc, char **argv)
         return gvc_usage_error("ls", "ls: --label wants NAME=VALUE of letters, digits and _ . - /, got '%s'", label);
     if (name && !*name)
         return gvc_usage_error("ls", "ls: --name wants a glob such as 'build-*'");
-    char query[512] = "";
+    char query[1024] = "";
     if (status)
         snprintf(query, sizeof query, "&status=%s", status);
     if (label)
         snprintf(query + strlen(query), sizeof query - strlen(query), "&label=%s", label);
 
-    json_t *doc = NULL;
-    int rc;
     if (name) {
-        doc = gvc_ls_by_name(ctx, query, name, limit);
-        rc = doc ? 0 : 1;
-        if (doc && ctx->json) {
-            rc = gvc_print_doc(doc);
-            json_decref(doc);
-            return rc;
-        }
-    } else {
-        char path[600];
-        snprintf(path, sizeof path, "/jobs?limit=%lld%s", limit, query);
-        rc = gvc_fetch(ctx, "GET", path, NULL, GVC_RAW, &doc);
+        if (strlen(name) > 200)
+            return gvc_usage_error("ls", "ls: --name: a glob of at most 200 bytes");
+        char *glob = gvc_http_escape(&ctx->http, name); /* '?', '[', '*' are not for a URL as they are */
+        if (!glob)
+            return gvc_oom();
+        snprintf(query + strlen(query), sizeof query - strlen(query), "&name=%s", glob);
+        free(glob);
     }
+
+    json_t *doc = NULL;
+    char path[1100];
+    snprintf(path, sizeof path, "/jobs?limit=%lld%s", limit, query);
+    int rc = gvc_fetch(ctx, "GET", path, NULL, GVC_RAW, &doc);
     if (rc || !doc)
         return rc;
     json_t *jobs = json_object_get(doc, "jobs");

@@ -9,7 +9,8 @@ on GitHub) right before its fence:
     <!-- readme-test: run; substitute `OLD` -> `NEW` (why) -->
 
 An unmarked block, a skip without a reason, or a substitution whose OLD text is no longer in its block fails the
-test, so the README cannot drift away from what is tested.  A substitution is only for shortening an example
+test, so the README cannot drift away from what is tested.  A ```python block may carry a marker too: it then
+runs, in its place in the order, with /usr/bin/python3 on this tree's galvani module (build/python).  A substitution is only for shortening an example
 through its documented parameters; each must say why.
 
 How the blocks run, and the only liberties taken with them:
@@ -33,7 +34,6 @@ How the blocks run, and the only liberties taken with them:
 
 Run with GALVANI_BUILD_DIR=/path/to/the/cmake/build (CTest sets it).
 """
-import fcntl
 import os
 import re
 import shutil
@@ -48,9 +48,17 @@ import unittest
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.environ.get("GALVANI_BUILD_DIR", os.path.join(ROOT, "build"))
+# The daemon suite's helpers: reading a file, waiting on a condition, ending
+# the jobs a run left under its supervisors.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "daemon", "e2e"))
+from test_e2e import end_leftover_jobs, read, wait_for  # noqa: E402
+
 DEADLINE = 30.0  # seconds any single wait may take (a busy machine is slow, not wrong)
 RUN_TIMEOUT = 500.0  # the whole README; it takes well under a minute on an idle machine
 SHELL_LANGS = {"sh", "bash", "shell", "console"}
+# A ```python block may be marked too: it then runs with /usr/bin/python3 on
+# the galvani module of this tree (build/python), in the same order.
+RUNNABLE_LANGS = SHELL_LANGS | {"python"}
 MARKER = re.compile(r"<!--\s*readme-test:\s*(.*?)\s*-->", re.S)
 SUBST = re.compile(r"substitute\s+`([^`]+)`\s*->\s*`([^`]*)`")
 STREAM = re.compile(r"#[^'\"]*until Ctrl-C")
@@ -104,7 +112,7 @@ def classify(blocks):
     """(runnable blocks, skipped blocks, problems)."""
     runs, skips, problems = [], [], []
     for b in blocks:
-        if b.lang not in SHELL_LANGS:
+        if b.lang not in SHELL_LANGS and (b.lang not in RUNNABLE_LANGS or b.marker is None):
             if b.marker is not None:
                 problems.append("README.md:%d: a readme-test marker on a ```%s block" % (b.line, b.lang))
             continue
@@ -207,6 +215,12 @@ def build_script(runs, port):
     emit(PREAMBLE)
     for n, b in enumerate(runs, 1):
         emit("READMETEST_BLOCK=%d\nprintf '\\n=== README.md:%d (block %d) ===\\n'" % (n, b.line, n))
+        if b.lang == "python":
+            emit('PYTHONPATH="$PWD/build/python" /usr/bin/python3 - <<\'READMETEST_PY\'')
+            emit(b.run_text, b.line)
+            emit("READMETEST_PY")
+            emit('echo %d >> "$READMETEST_STATE/done"' % n)
+            continue
         for k, ln in enumerate(b.run_text.split("\n")):
             ln = PORT_RE.sub(lambda m: "%s:%d" % (m.group(1), port), ln)
             if not ln.lstrip().startswith("#") and STREAM.search(ln):
@@ -224,21 +238,6 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def read(path):
-    with open(path) as f:
-        return f.read()
-
-
-def wait_for(pred, timeout=DEADLINE, what="condition"):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for " + what)
 
 
 def alive(pid):
@@ -268,39 +267,6 @@ def copy_repository(dst):
     else:
         shutil.copytree(ROOT, dst, symlinks=True, dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns("build*", ".git", "node_modules"))
-
-
-def end_jobs(run_root):
-    """Jobs outlive galvanid: kill what the README left running (each run dir's pid file: "PID TICKS", the
-    job's process group), then wait until each supervisor has recorded the exit and gone (its lock is free)."""
-    if not os.path.isdir(run_root):
-        return
-    dirs = [os.path.join(run_root, d) for d in os.listdir(run_root)]
-    for d in dirs:
-        try:
-            pid, ticks = (int(x) for x in read(os.path.join(d, "pid")).split())
-            with open("/proc/%d/stat" % pid) as f:
-                data = f.read()
-            if int(data[data.rindex(")") + 2:].split()[19]) == ticks:
-                os.killpg(pid, signal.SIGKILL)
-        except (OSError, ValueError):
-            continue
-
-    def shims_gone():
-        for d in dirs:
-            try:
-                fd = os.open(os.path.join(d, "lock"), os.O_RDWR)
-            except OSError:
-                continue
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                return False
-            finally:
-                os.close(fd)
-        return True
-
-    wait_for(shims_gone, what="the job supervisors to finish")
 
 
 class ReadmeMarkers(unittest.TestCase):
@@ -379,7 +345,7 @@ class ReadmeWalkthrough(unittest.TestCase):
             except subprocess.TimeoutExpired:
                 self.daemon.kill()
                 self.daemon.wait()
-        end_jobs(os.path.join(self.root, "galvani.db.run"))
+        end_leftover_jobs(os.path.join(self.root, "galvani.db.run"))
         self.tmp.cleanup()
 
     def start_galvanid_like_scripts_run(self, env):

@@ -42,7 +42,7 @@ static json_t *gvd_list_item(void *jobs, size_t i)
 
 static void gvd_on_list(gvd_server *s, h2o_req_t *req)
 {
-    static const char *const names[] = {"status", "limit", "offset", "label", NULL};
+    static const char *const names[] = {"status", "limit", "offset", "label", "name", NULL};
     gvd_query q;
     if (gvd_query_parse(req, names, &q) != 0)
         return;
@@ -90,9 +90,16 @@ static void gvd_on_list(gvd_server *s, h2o_req_t *req)
         label[eq - v] = '\0';
         value = label + (eq - v) + 1;
     }
+    /* ?name=GLOB: shell-style, as in `galvani ls --name 'build-*'` */
+    const char *glob = gvd_query_get(&q, "name");
+    if (glob && (!*glob || strlen(glob) > 200)) {
+        gvd_http_error(req, 400, "invalid_query", "name must be a glob of 1 to 200 bytes (e.g. name=build-*)");
+        return;
+    }
     gvd_job **out = h2o_mem_alloc_pool(&req->pool, sizeof *out * (size_t)(limit ? limit : 1));
     size_t total = 0;
-    size_t n = gvd_jobs_list_labeled(s->jobs, mask, label, value, (size_t)offset, (size_t)limit, out, &total);
+    gvd_job_filter f = {.status_mask = mask, .label = label, .value = value, .name_glob = glob};
+    size_t n = gvd_jobs_list_where(s->jobs, &f, (size_t)offset, (size_t)limit, out, &total);
     gvd_http_json_list(req, "jobs", gvd_list_item, out, n,
                        json_pack("{s:I, s:I, s:I}", "total", (json_int_t)total, "limit", (json_int_t)limit,
                                  "offset", (json_int_t)offset));

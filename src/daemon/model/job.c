@@ -506,6 +506,7 @@ static void gvd_on_exit(void *ud, const gvd_exit *exit)
     if (gvd_status_finished(status)) {
         /* cancelled or timed out: the status was final already */
     } else if (exit->exit_status == 0 && exit->term_signal == 0 && !exit->cancelled) {
+        gv_signal_set_string(job->error, ""); /* an earlier attempt's "retrying in ..." is no error now */
         gv_signal_set_double(job->finished_at, gvd_now());
         gv_signal_set_int(job->status, GVD_SUCCEEDED);
     } else if (exit->cancelled) {

@@ -12,6 +12,7 @@
 #include "model.h"
 
 #include <errno.h>
+#include <fnmatch.h>
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
@@ -737,15 +738,24 @@ size_t gvd_jobs_list(gvd_jobs *jobs, unsigned status_mask, size_t offset, size_t
 size_t gvd_jobs_list_labeled(gvd_jobs *jobs, unsigned status_mask, const char *label, const char *value,
                              size_t offset, size_t limit, gvd_job **out, size_t *total)
 {
+    gvd_job_filter f = {.status_mask = status_mask, .label = label, .value = value};
+    return gvd_jobs_list_where(jobs, &f, offset, limit, out, total);
+}
+
+size_t gvd_jobs_list_where(gvd_jobs *jobs, const gvd_job_filter *f, size_t offset, size_t limit, gvd_job **out,
+                           size_t *total)
+{
     size_t matched = 0, written = 0;
     for (gvd_job *j = jobs->last; j; j = j->prev) {
-        if (status_mask && !(status_mask & (1u << gvd_job_status_peek(j))))
+        if (f->status_mask && !(f->status_mask & (1u << gvd_job_status_peek(j))))
             continue;
-        if (label) {
-            json_t *have = json_object_get(json_object_get(j->spec_json, "labels"), label);
-            if (!json_is_string(have) || strcmp(json_string_value(have), value) != 0)
+        if (f->label) {
+            json_t *have = json_object_get(json_object_get(j->spec_json, "labels"), f->label);
+            if (!json_is_string(have) || strcmp(json_string_value(have), f->value) != 0)
                 continue;
         }
+        if (f->name_glob && fnmatch(f->name_glob, j->spec.name, 0) != 0)
+            continue;
         if (matched >= offset && written < limit)
             out[written++] = j;
         matched++;

@@ -149,6 +149,15 @@ size_t gvd_jobs_list(gvd_jobs *jobs, unsigned status_mask, size_t offset, size_t
  * GET /jobs?label=K=V. */
 size_t gvd_jobs_list_labeled(gvd_jobs *jobs, unsigned status_mask, const char *label, const char *value,
                              size_t offset, size_t limit, gvd_job **out, size_t *total);
+/* Every filter of GET /jobs at once: status (mask, 0 = all), a label
+ * (NULL = any), a name glob (fnmatch(3); NULL = any). */
+typedef struct gvd_job_filter {
+    unsigned status_mask;
+    const char *label, *value;
+    const char *name_glob;
+} gvd_job_filter;
+size_t gvd_jobs_list_where(gvd_jobs *jobs, const gvd_job_filter *f, size_t offset, size_t limit, gvd_job **out,
+                           size_t *total);
 
 /* Transitions.  0, or -1 with err filled (409 for a transition the state
  * machine refuses, 503 if the store failed — then nothing changed). */

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../util/grow.h"
 #include "../util/log.h"
 
 static size_t gvd_bound(const gvd_job *job)
@@ -45,14 +46,8 @@ static gvd_series *gvd_find_or_add(gvd_job *job, const char *name)
     gvd_series *s = gvd_find(job, name);
     if (s || job->nseries >= GVD_MAX_METRICS)
         return s;
-    if (job->nseries == job->series_cap) {
-        size_t cap = job->series_cap ? job->series_cap * 2 : 4;
-        gvd_series *grown = realloc(job->series, cap * sizeof *grown);
-        if (!grown)
-            return NULL;
-        job->series = grown;
-        job->series_cap = cap;
-    }
+    if (gvd_grow((void **)&job->series, &job->series_cap, job->nseries, sizeof *job->series, 4) != 0)
+        return NULL;
     s = &job->series[job->nseries];
     if (gvd_series_init(s, name, gvd_bound(job)) != 0)
         return NULL;

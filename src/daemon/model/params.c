@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../util/grow.h"
 #include "../util/log.h"
 
 int64_t gvd_params_revision(const gvd_job *job)
@@ -56,15 +57,7 @@ static int64_t gvd_applied(const gvd_job *job)
 /* Room for one more change.  0, or -1 when out of memory. */
 static int gvd_changes_reserve(gvd_job *job)
 {
-    if (job->nchanges < job->changes_cap)
-        return 0;
-    size_t cap = job->changes_cap ? job->changes_cap * 2 : 8;
-    gvd_params_change *c = realloc(job->changes, cap * sizeof *c);
-    if (!c)
-        return -1;
-    job->changes = c;
-    job->changes_cap = cap;
-    return 0;
+    return gvd_grow((void **)&job->changes, &job->changes_cap, job->nchanges, sizeof *job->changes, 8);
 }
 
 /* Append revision `revision` (the next one; takes `patch`); -1 when out of

@@ -6,7 +6,10 @@
  * deleted, oldest (lowest id) first, while the registry holds more than
  * max_jobs jobs, and once they finished more than keep_finished_s ago.
  * Queued, running and paused jobs are never deleted, nor a finished job whose
- * process is still being reaped.
+ * process is still being reaped.  A pipeline's jobs go only with their
+ * pipeline: once no finished job of its own is left to delete, the oldest
+ * finished pipelines go whole (pipeline/control.c), under the same limits
+ * (their jobs count toward max_jobs; their age is the pipeline's).
  *
  * Pruning is asked for from places where freeing a job is not allowed (the
  * effects of the job that just finished), so _schedule only starts a 0 ms
@@ -98,9 +101,9 @@ refused:
 /* When the oldest finished job passes keep_finished_s, or -1 if none. */
 static double gvd_next_expiry(gvd_jobs *jobs)
 {
-    double first = -1;
+    double first = gvd_pipelines_next_expiry(jobs, jobs->cfg.keep_finished_s);
     for (gvd_job *j = jobs->first; j; j = j->next) {
-        if (!gvd_status_finished(gvd_job_status_peek(j)))
+        if (!gvd_status_finished(gvd_job_status_peek(j)) || gvd_job_in_pipeline(j))
             continue;
         double t = gvd_finished_time(j) + jobs->cfg.keep_finished_s;
         if (first < 0 || t < first)
@@ -117,6 +120,12 @@ static void gvd_prune_cb(uv_timer_t *t)
         return; /* fault.c schedules us when it recovers */
     bool more = false;
     long removed = gvd_prune_chunk(jobs, &more);
+    if (removed >= 0 && !more) {
+        /* the jobs of their own are done with: whole pipelines next */
+        double cutoff = jobs->cfg.keep_finished_s > 0 ? gvd_now() - jobs->cfg.keep_finished_s : 0;
+        long p = gvd_pipelines_prune(jobs, cutoff);
+        removed = p < 0 ? -1 : removed + p;
+    }
     if (removed > 0)
         gvd_log(GVD_LOG_DEBUG, "jobs.pruned", "jobs=%ld kept=%zu max_jobs=%u keep_finished_s=%g", removed, jobs->count,
                 jobs->cfg.max_jobs, jobs->cfg.keep_finished_s);

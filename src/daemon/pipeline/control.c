@@ -617,3 +617,41 @@ int gvd_pipeline_delete(gvd_pipeline *pl, gvd_error *err)
     gvd_log(GVD_LOG_INFO, "pipeline.deleted", "pipeline=%lld jobs=%zu", (long long)id, n);
     return 0;
 }
+
+/* ---- retention -------------------------------------------------------- */
+
+long gvd_pipelines_prune(gvd_jobs *jobs, double cutoff)
+{
+    long n = 0;
+    gvd_pipeline *pl = jobs->pipelines ? jobs->pipelines->first : NULL;
+    while (pl) {
+        gvd_pipeline *next = pl->next;
+        double at = gvd_pipeline_finished_at(pl);
+        bool over = jobs->count > jobs->cfg.max_jobs, old = cutoff > 0 && at > 0 && at < cutoff;
+        if (!over && cutoff <= 0)
+            break;
+        if (at > 0 && (over || old)) {
+            gvd_error err = {0};
+            int64_t id = pl->id;
+            if (gvd_pipeline_delete(pl, &err) == 0) {
+                n++;
+                gvd_log(GVD_LOG_DEBUG, "pipeline.pruned", "pipeline=%lld", (long long)id);
+            } else if (err.http >= 500) {
+                return -1; /* the store: fault.c schedules retention again */
+            } /* else still stopping: next time */
+        }
+        pl = next;
+    }
+    return n;
+}
+
+double gvd_pipelines_next_expiry(gvd_jobs *jobs, double keep_s)
+{
+    double first = -1;
+    for (gvd_pipeline *pl = jobs->pipelines ? jobs->pipelines->first : NULL; pl; pl = pl->next) {
+        double at = gvd_pipeline_finished_at(pl);
+        if (at > 0 && (first < 0 || at + keep_s < first))
+            first = at + keep_s;
+    }
+    return first;
+}

@@ -23,6 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../util/grow.h"
+
 #include "../rules/rules_int.h"
 
 static const char *const gvd_pl_status_names[] = {"running", "paused", "succeeded", "failed", "cancelled"};
@@ -268,14 +270,8 @@ void gvd_step_set_job(gvd_step *st, gvd_job *job)
 
 int gvd_step_add_job(gvd_step *st, int64_t id)
 {
-    if (st->njobs == st->jobs_cap) {
-        size_t cap = st->jobs_cap ? st->jobs_cap * 2 : 4;
-        int64_t *v = realloc(st->jobs, cap * sizeof *v);
-        if (!v)
-            return -1;
-        st->jobs = v;
-        st->jobs_cap = cap;
-    }
+    if (gvd_grow((void **)&st->jobs, &st->jobs_cap, st->njobs, sizeof *st->jobs, 4) != 0)
+        return -1;
     size_t at = st->njobs++;
     while (at > 0 && st->jobs[at - 1] > id) { /* loaded in id order; kept sorted anyway */
         st->jobs[at] = st->jobs[at - 1];
@@ -286,6 +282,19 @@ int gvd_step_add_job(gvd_step *st, int64_t id)
 }
 
 /* ---- reading it ------------------------------------------------------ */
+
+double gvd_pipeline_finished_at(gvd_pipeline *pl)
+{
+    /* When its last step's job finished: durable without a column.  A
+     * pipeline cancelled before any step ran has no such time: its start. */
+    double at = 0;
+    if (!gvd_pl_finished(gvd_pipeline_status_peek(pl)))
+        return 0;
+    for (size_t i = 0; i < pl->nsteps; i++)
+        if (pl->steps[i].job && gv_value_to_double(gv_signal_peek(pl->steps[i].job->finished_at)) > at)
+            at = gv_value_to_double(gv_signal_peek(pl->steps[i].job->finished_at));
+    return at > 0 ? at : pl->created_at;
+}
 
 bool gvd_pipeline_finished(gvd_pipeline *pl)
 {
@@ -363,11 +372,7 @@ json_t *gvd_pipeline_json(gvd_pipeline *pl)
             steps = NULL;
         }
     gvd_pl_status s = (gvd_pl_status)gv_computed_get_int(pl->status);
-    double progress = gv_computed_get_double(pl->progress), finished_at = 0;
-    /* Finished when its last step's job did: durable without a column. */
-    for (size_t i = 0; gvd_pl_finished(s) && i < pl->nsteps; i++)
-        if (pl->steps[i].job && gv_signal_get_double(pl->steps[i].job->finished_at) > finished_at)
-            finished_at = gv_signal_get_double(pl->steps[i].job->finished_at);
+    double progress = gv_computed_get_double(pl->progress), finished_at = gvd_pipeline_finished_at(pl);
     return json_pack("{s:I, s:s, s:s, s:f, s:s, s:b, s:o, s:o, s:o, s:O, s:I}", "id", (json_int_t)pl->id, "name",
                      pl->name, "status", gvd_pl_status_name(s), "progress", round(progress * 100.0) / 100.0,
                      "on_failure", pl->cancel_on_failure ? "cancel" : "skip", "paused",

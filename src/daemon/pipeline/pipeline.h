@@ -83,6 +83,15 @@ int gvd_pipeline_delete(gvd_pipeline *pl, gvd_error *err);
  * retention leave such jobs alone). */
 bool gvd_job_in_pipeline(const gvd_job *job);
 
+/* Retention (model/retention.c: --max-jobs counts a pipeline's jobs too,
+ * --keep-finished applies to pipelines by when they finished): delete
+ * finished pipelines with their jobs, oldest first, while more than
+ * max_jobs jobs are kept or while they finished before `cutoff` (> 0).
+ * Returns how many went, or -1 if the store refused one (it stops). */
+long gvd_pipelines_prune(gvd_jobs *jobs, double cutoff);
+/* When the oldest finished pipeline passes keep_s, or -1 if none. */
+double gvd_pipelines_next_expiry(gvd_jobs *jobs, double keep_s);
+
 /* The push hub's hook: called (from an effect, after the batch) whenever
  * anything in gvd_pipeline_json changed, and with removed = true just
  * before a pipeline is deleted.  One listener. */

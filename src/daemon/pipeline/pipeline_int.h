@@ -106,6 +106,8 @@ int gvd_pipeline_start(gvd_pipeline *pl);
 int gvd_pipeline_start_effects(gvd_pipeline *pl);
 /* Dispose of the graph and free everything the pipeline owns. */
 void gvd_pipeline_destroy(gvd_pipeline *pl);
+/* When it finished (UNIX s), 0 while it has not. */
+double gvd_pipeline_finished_at(gvd_pipeline *pl);
 /* Read tracked (rules): is the pipeline finished? */
 bool gvd_pipeline_finished(gvd_pipeline *pl);
 gvd_pl_status gvd_pipeline_status_peek(gvd_pipeline *pl);

@@ -20,7 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../obs/obs.h"
 #include "../rules/rules_int.h"
 #include "../util/log.h"
 
@@ -73,39 +72,24 @@ static void gvd_pl_webhook(gvd_pipeline *pl, json_t *ev)
     gvd_rule_post_event(pl->jobs, ev, "pipeline", about, owner);
 }
 
+static int gvd_pl_act(void *target, gvd_rule_action action, gvd_error *err)
+{
+    gvd_pipeline *pl = target;
+    return action == GVD_ACT_PAUSE    ? gvd_pipeline_pause(pl, err)
+           : action == GVD_ACT_CANCEL ? gvd_pipeline_cancel(pl, err)
+                                      : gvd_pipeline_resume(pl, err);
+}
+
 static void gvd_pl_fire(gvd_pipeline *pl, struct gvd_pending *p)
 {
-    char outcome[600];
-    gvd_error err = {0};
-    int rc = 0;
+    char outcome[600], refused[80], owner[40];
     char *vtext = json_dumps(p->values, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(15));
     gvd_pl_status s = gvd_pipeline_status_peek(pl);
     bool webhook = pl->jobs->rules && pl->jobs->rules->webhook;
-    if (gvd_pl_finished(s) && p->action != GVD_ACT_NOTIFY) {
-        snprintf(outcome, sizeof outcome, "not applied: the pipeline is %s", gvd_pl_status_name(s));
-    } else {
-        switch (p->action) {
-        case GVD_ACT_PAUSE: rc = gvd_pipeline_pause(pl, &err); break;
-        case GVD_ACT_CANCEL: rc = gvd_pipeline_cancel(pl, &err); break;
-        case GVD_ACT_RESUME: rc = gvd_pipeline_resume(pl, &err); break;
-        case GVD_ACT_NOTIFY:
-            gvd_log(GVD_LOG_INFO, "rule.notify", "pipeline=%lld rule=%s when=%s values=%s", (long long)pl->id,
-                    gvd_log_quote(p->rule, (char[100]){0}, 100), gvd_log_quote(p->when, (char[1100]){0}, 1100),
-                    gvd_log_quote(vtext ? vtext : "{}", (char[1200]){0}, 1200));
-            break;
-        }
-        static const char *const done[] = {"paused", "cancelled", "resumed", "logged"};
-        if (rc == 0 && p->action == GVD_ACT_NOTIFY && webhook)
-            snprintf(outcome, sizeof outcome, "logged and posted to the webhook");
-        else if (rc == 0)
-            snprintf(outcome, sizeof outcome, "%s", done[p->action]);
-        else
-            snprintf(outcome, sizeof outcome, "not applied: %s", err.message);
-    }
-    gvd_obs_rule_fired(gvd_action_names[p->action]);
-    gvd_log(GVD_LOG_INFO, "rule.fired", "pipeline=%lld rule=%s then=%s outcome=%s values=%s", (long long)pl->id,
-            gvd_log_quote(p->rule, (char[100]){0}, 100), gvd_action_names[p->action],
-            gvd_log_quote(outcome, (char[700]){0}, 700), gvd_log_quote(vtext ? vtext : "{}", (char[1200]){0}, 1200));
+    snprintf(refused, sizeof refused, "the pipeline is %s", gvd_pl_status_name(s));
+    snprintf(owner, sizeof owner, "pipeline=%lld", (long long)pl->id);
+    gvd_rule_act(pl->jobs, p, owner, gvd_pl_finished(s) && p->action != GVD_ACT_NOTIFY ? refused : NULL, gvd_pl_act,
+                 pl, vtext ? vtext : "{}", outcome, sizeof outcome);
     free(vtext);
     json_t *ev = json_pack("{s:I, s:s, s:s, s:s, s:O, s:s, s:o}", "id", (json_int_t)pl->next_event, "rule", p->rule,
                            "when", p->when, "then", gvd_action_names[p->action], "values", p->values, "outcome",

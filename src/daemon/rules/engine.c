@@ -155,39 +155,52 @@ void gvd_rule_post_event(gvd_jobs *jobs, json_t *ev, const char *kind, json_t *a
     json_decref(body);
 }
 
+void gvd_rule_act(gvd_jobs *jobs, const gvd_pending *p, const char *owner, const char *refused,
+                  gvd_rule_act_fn act, void *target, const char *vtext, char *outcome, size_t len)
+{
+    gvd_error err = {0};
+    int rc = 0;
+    if (refused) {
+        snprintf(outcome, len, "not applied: %s", refused);
+    } else {
+        if (p->action == GVD_ACT_NOTIFY)
+            gvd_log(GVD_LOG_INFO, "rule.notify", "%s rule=%s when=%s values=%s", owner,
+                    gvd_log_quote(p->rule, (char[100]){0}, 100), gvd_log_quote(p->when, (char[1100]){0}, 1100),
+                    gvd_log_quote(vtext, (char[1200]){0}, 1200));
+        else
+            rc = act(target, p->action, &err);
+        static const char *const done[] = {"paused", "cancelled", "resumed", "logged"};
+        if (rc == 0 && p->action == GVD_ACT_NOTIFY && jobs->rules->webhook)
+            snprintf(outcome, len, "logged and posted to the webhook");
+        else if (rc == 0)
+            snprintf(outcome, len, "%s", done[p->action]);
+        else
+            snprintf(outcome, len, "not applied: %s", err.message);
+    }
+    gvd_obs_rule_fired(gvd_action_names[p->action]);
+    gvd_log(GVD_LOG_INFO, "rule.fired", "%s rule=%s then=%s outcome=%s values=%s", owner,
+            gvd_log_quote(p->rule, (char[100]){0}, 100), gvd_action_names[p->action],
+            gvd_log_quote(outcome, (char[700]){0}, 700), gvd_log_quote(vtext, (char[1200]){0}, 1200));
+}
+
+static int gvd_job_act(void *target, gvd_rule_action action, gvd_error *err)
+{
+    gvd_job *job = target;
+    return action == GVD_ACT_PAUSE    ? gvd_job_pause(job, err)
+           : action == GVD_ACT_CANCEL ? gvd_job_cancel(job, err)
+                                      : gvd_job_resume(job, err);
+}
+
 /* Act, record, store. */
 static void gvd_fire(gvd_jobs *jobs, gvd_job *job, gvd_pending *p)
 {
-    char outcome[600];
-    gvd_error err = {0};
-    int rc = 0;
-    char vq[1200], nq[100];
+    char outcome[600], refused[80], owner[40], nq[100];
     char *vtext = json_dumps(p->values, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(15));
-    if (gvd_status_finished(gvd_job_status_peek(job))) {
-        snprintf(outcome, sizeof outcome, "not applied: the job is %s", gvd_status_name(gvd_job_status_peek(job)));
-    } else {
-        switch (p->action) {
-        case GVD_ACT_PAUSE: rc = gvd_job_pause(job, &err); break;
-        case GVD_ACT_CANCEL: rc = gvd_job_cancel(job, &err); break;
-        case GVD_ACT_RESUME: rc = gvd_job_resume(job, &err); break;
-        case GVD_ACT_NOTIFY:
-            gvd_log(GVD_LOG_INFO, "rule.notify", "job=%lld rule=%s when=%s values=%s", (long long)job->id,
-                    gvd_log_quote(p->rule, nq, sizeof nq), gvd_log_quote(p->when, (char[1100]){0}, 1100),
-                    gvd_log_quote(vtext ? vtext : "{}", vq, sizeof vq));
-            break;
-        }
-        static const char *const done[] = {"paused", "cancelled", "resumed", "logged"};
-        if (rc == 0 && p->action == GVD_ACT_NOTIFY && jobs->rules->webhook)
-            snprintf(outcome, sizeof outcome, "logged and posted to the webhook");
-        else if (rc == 0)
-            snprintf(outcome, sizeof outcome, "%s", done[p->action]);
-        else
-            snprintf(outcome, sizeof outcome, "not applied: %s", err.message);
-    }
-    gvd_obs_rule_fired(gvd_action_names[p->action]);
-    gvd_log(GVD_LOG_INFO, "rule.fired", "job=%lld rule=%s then=%s outcome=%s values=%s", (long long)job->id,
-            gvd_log_quote(p->rule, nq, sizeof nq), gvd_action_names[p->action],
-            gvd_log_quote(outcome, (char[700]){0}, 700), gvd_log_quote(vtext ? vtext : "{}", vq, sizeof vq));
+    gvd_status st = gvd_job_status_peek(job);
+    snprintf(refused, sizeof refused, "the job is %s", gvd_status_name(st));
+    snprintf(owner, sizeof owner, "job=%lld", (long long)job->id);
+    gvd_rule_act(jobs, p, owner, gvd_status_finished(st) ? refused : NULL, gvd_job_act, job, vtext ? vtext : "{}",
+                 outcome, sizeof outcome);
 
     /* The event and the latch in one transaction: after a crash either both
      * are there (no second firing) or neither (it fires again). */

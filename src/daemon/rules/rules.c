@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "../pipeline/pipeline_int.h"
+#include "../util/grow.h"
 #include "../util/log.h"
 #include "rules_int.h"
 
@@ -415,15 +416,9 @@ void gvd_rule_discard(gvd_rule *r)
 int gvd_job_rules_add(gvd_job *job, gvd_rule *r)
 {
     gvd_job_rules *jr = job->rules;
-    if (jr->n == jr->cap) {
-        size_t cap = jr->cap ? jr->cap * 2 : 4;
-        gvd_rule **v = realloc(jr->rules, cap * sizeof *v);
-        if (!v) {
-            gvd_rule_discard(r);
-            return -1;
-        }
-        jr->rules = v;
-        jr->cap = cap;
+    if (gvd_grow((void **)&jr->rules, &jr->cap, jr->n, sizeof *jr->rules, 4) != 0) {
+        gvd_rule_discard(r);
+        return -1;
     }
     jr->rules[jr->n++] = r;
     return 0;

@@ -99,6 +99,13 @@ void gvd_expr_var_text(const gvd_expr_var *var, char *buf, size_t len);
 /* POST a firing to the webhook: the event plus {kind: about} (`about` is
  * taken over), "event": "rule.fired"; `owner` ("job=3") names it in logs. */
 void gvd_rule_post_event(gvd_jobs *jobs, json_t *ev, const char *kind, json_t *about, const char *owner);
+/* engine.c: act on a firing, the part every target shares: unless
+ * `refused` (then the outcome is "not applied: REFUSED"), notify logs and
+ * pause/cancel/resume call act(target); the outcome in words goes to
+ * outcome[len]; the firing is counted and logged ("rule.fired OWNER ..."). */
+typedef int (*gvd_rule_act_fn)(void *target, gvd_rule_action action, gvd_error *err);
+void gvd_rule_act(gvd_jobs *jobs, const gvd_pending *p, const char *owner, const char *refused,
+                  gvd_rule_act_fn act, void *target, const char *vtext, char *outcome, size_t len);
 /* engine.c: drain the queue on the loop soon. */
 void gvd_rules_kick(gvd_rules *eng);
 /* Free a rule whose condition was never started (timer closed first). */

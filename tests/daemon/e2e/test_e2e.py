@@ -354,6 +354,17 @@ done
         self.assertIsNotNone(failed["pid"])
         wait_for(lambda: not alive(failed["pid"]), what="the timed-out process to die")
 
+    def test_list_by_name_glob(self):
+        for name in ("build-1", "build-2", "test-1"):
+            self.d.create(command=["true"], env={"PATH": "/usr/bin:/bin"}, name=name)
+        names = lambda q: sorted(j["name"] for j in self.d.request("GET", "/jobs?" + q)[2]["jobs"])
+        self.assertEqual(names("name=build-*"), ["build-1", "build-2"])
+        self.assertEqual(names("name=b%3Fild-1"), ["build-1"])  # '?' as a glob, percent-encoded
+        self.assertEqual(names("name=%5Bbt%5D*-1"), ["build-1", "test-1"])
+        self.assertEqual(self.d.request("GET", "/jobs?name=nothing*")[2]["total"], 0)
+        status, _, body = self.d.request("GET", "/jobs?name=")
+        self.assertEqual((status, body["error"]["code"]), (400, "invalid_query"))
+
     def test_retries_with_backoff(self):
         runs = os.path.join(self.dir, "runs")
         job = self.d.create(command=["sh", "-c", "echo run >> %s; exit 3" % runs], max_retries=2,
@@ -362,6 +373,13 @@ done
         self.assertEqual(failed["attempts"], 3)
         with open(runs) as f:
             self.assertEqual(f.read().count("run"), 3)
+        # Succeeding on a retry leaves no error behind (the attempt that
+        # failed said "retrying in ..." while it waited).
+        flaky = os.path.join(self.dir, "flaky")
+        job = self.d.create(command=["sh", "-c", "[ -e %s ] && exit 0; touch %s; exit 4" % (flaky, flaky)],
+                            max_retries=1, retry_backoff=0.05, env={"PATH": "/usr/bin:/bin"})
+        done = self.d.wait_status(job["id"], "succeeded")
+        self.assertEqual((done["attempts"], done["error"]), (2, None))
 
     def test_params_and_metrics_and_status(self):
         script = self.script("report.sh", """#!/bin/sh

@@ -443,6 +443,53 @@ class PipelineDurable(PipelineBase):
         self.wait_pipeline(pid, "succeeded")
 
 
+    def test_kill9_a_fired_rule_does_not_fire_again(self):
+        """The latch survives: after kill -9 the rule's condition is still
+        true, yet a resume is not undone by a second firing."""
+        report = ('echo "::metric failed_tests 3"; while [ ! -s %(d)s/go-t ]; do sleep 0.02; done; exit 0'
+                  % {"d": self.dir})
+        pl = self.create(name="latched", steps=[{"name": "t", "command": ["sh", "-c", report], "env": ENV}],
+                         rules=[{"when": "steps.t.metrics.failed_tests >= 1", "then": "pause"}])
+        pid = pl["id"]
+        self.wait_pipeline(pid, "paused")
+        wait_for(lambda: self.get(pid)["events"] == 1, what="the firing to be recorded")
+        self.kill9_restart()
+        self.d.lines = []
+        self.d.start()
+        p = self.get(pid)
+        self.assertEqual((p["status"], p["events"]), ("paused", 1))
+        self.post("/pipelines/%d/resume" % pid)
+        self.d.wait_status(self.steps(p)["t"]["job"], "running")
+        self.go("t")
+        p = self.wait_pipeline(pid, "succeeded", "paused")
+        self.assertEqual((p["status"], p["events"]), ("succeeded", 1))
+
+
+class PipelineRetention(PipelineBase):
+    """--max-jobs counts a pipeline's jobs; past it the oldest finished
+    pipeline goes whole, never a running one or a single step job."""
+    extra_args = ("--max-jobs", "3")
+
+    def test_oldest_finished_pipeline_goes_whole(self):
+        first = self.create(name="old", steps=[self.step("a1"), self.step("a2", ["a1"])])
+        self.go("a1")
+        self.go("a2")
+        p = self.wait_pipeline(first["id"], "succeeded")
+        old_jobs = [s["job"] for s in p["steps"]]
+        second = self.create(name="new", steps=[self.step("b1"), self.step("b2", ["b1"])])
+        self.go("b1")
+        self.wait_step(second["id"], "b2", "running")  # 4 jobs > 3: the finished pipeline goes
+        wait_for(lambda: self.d.request("GET", "/pipelines/%d" % first["id"])[0] == 404,
+                 what="the old pipeline to be pruned")
+        for j in old_jobs:
+            self.assertEqual(self.d.request("GET", "/jobs/%d" % j)[0], 404)
+        # the running one and its finished step stay
+        s = self.steps(self.get(second["id"]))
+        self.assertEqual(self.d.job(s["b1"]["job"])["status"], "succeeded")
+        self.go("b2")
+        self.wait_pipeline(second["id"], "succeeded")
+
+
 class PipelineStream(PipelineBase):
     def test_ws_jobs_carries_pipelines(self):
         pl = self.create(name="streamed", steps=[self.step("only")])
