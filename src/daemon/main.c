@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <malloc.h>
 #include <openssl/crypto.h>
 #include <stdbool.h>
 #include <sys/resource.h>
@@ -328,6 +329,13 @@ static void gvd_on_signal(uv_signal_t *h, int signum)
 
 int main(int argc, char **argv)
 {
+    /* Each request's buffers and pool (h2o) are freed at its end, at the top
+     * of the heap; glibc's default trim threshold then gives those pages
+     * back and the next request faults them in again: 3 % of a GET's time,
+     * measured under wrk (docs/benchmarks.md).  Keep up to 4 MiB of free
+     * heap instead. */
+    if (mallopt(M_TRIM_THRESHOLD, 4 << 20) != 1)
+        fprintf(stderr, "galvanid: mallopt(M_TRIM_THRESHOLD) refused; going on\n");
     const char *listen = getenv("GALVANI_LISTEN") ? getenv("GALVANI_LISTEN") : "127.0.0.1:8000";
     const char *db = getenv("GALVANI_DB") ? getenv("GALVANI_DB") : "galvani.db";
     const char *log_dir = getenv("GALVANI_LOG_DIR");
