@@ -728,6 +728,9 @@ void gvd_server_close(gvd_server *s)
     if (s->phase != 0)
         return;
     s->phase = 1;
+    /* Requests waiting for the tick's commit get their real answer. */
+    if (s->jobs)
+        gvd_jobs_group_commit(s->jobs);
     s->jobs = NULL;
     gvd_log(GVD_LOG_INFO, "http.closing", "connections=%zu", s->nconns);
     uv_close((uv_handle_t *)&s->listener, gvd_handle_closed);
