@@ -395,7 +395,7 @@ static void test_group_commit_refused_changes_nothing(void **state)
     assert_int_equal(gvd_job_cancel(b, &err), 0);
     gvd_jobs_group_end(m->jobs);
     assert_true(gvd_jobs_group_pending(m->jobs));
-    assert_int_equal(gvd_jobs_after_commit(m->jobs, on_committed, &seen), 0);
+    assert_int_equal(gvd_jobs_after_commit(m->jobs, on_committed, &seen, true), 0);
     row_status(m->fx.db, gvd_job_id(a), st, sizeof st);
     assert_string_equal(st, "running"); /* accepted, not stored */
     assert_int_not_equal(proc_state(pid), 'T');
@@ -420,7 +420,7 @@ static void test_group_commit_refused_changes_nothing(void **state)
     gvd_jobs_group_begin(m->jobs);
     assert_int_equal(gvd_job_pause(a, &err), 0);
     gvd_jobs_group_end(m->jobs);
-    assert_int_equal(gvd_jobs_after_commit(m->jobs, on_committed, &seen), 0);
+    assert_int_equal(gvd_jobs_after_commit(m->jobs, on_committed, &seen, true), 0);
     run_for(m, 50);
     assert_int_equal(seen.calls, 1);
     assert_true(seen.ok);

@@ -5,7 +5,9 @@
  * window: their transitions join the loop tick's one transaction, and the
  * answer — built from the job as it is then — is sent once that transaction
  * is written: 201 / 200, or 503 naming the store's refusal, exactly the
- * answer a synchronous write would have given.  Any other request arriving
+ * answer a synchronous write would have given.  A new job that starts at
+ * once is answered when its supervisor has (its pid, or why it failed), as
+ * when spawning waited for that.  Any other request arriving
  * while transitions are staged is held whole and routed after the commit,
  * so that nothing (a GET, a stream's snapshot, a params change) ever sees a
  * state that is not durable yet.  Requests keep their order per connection:
@@ -73,9 +75,25 @@ static void gvd_held_answer(gvd_held *h, bool ok, const char *error)
     gvd_api_answered(req);
 }
 
+static void gvd_held_started(void *ud)
+{
+    gvd_held *h = ud;
+    if (h->req) {
+        h->guard->held = NULL;
+        gvd_held_answer(h, true, "");
+    }
+    free(h);
+}
+
 static void gvd_held_committed(void *ud, bool ok, const char *error)
 {
     gvd_held *h = ud;
+    gvd_job *job = h->req && h->kind == GVD_HELD_CREATED && h->s->jobs ? gvd_jobs_get(h->s->jobs, h->job_id) : NULL;
+    /* A new job's answer shows it running with its pid, or failed with the
+     * reason it could not start, as when the spawn was synchronous: it waits
+     * (without holding up the loop) for its supervisor's answer. */
+    if (job && gvd_job_starting(job) && gvd_jobs_after_start(h->s->jobs, job, gvd_held_started, h) == 0)
+        return;
     if (h->req) {
         h->guard->held = NULL;
         gvd_held_answer(h, ok, error);
@@ -92,7 +110,10 @@ static bool gvd_hold(gvd_server *s, h2o_req_t *req, gvd_held_kind kind, int64_t 
     gvd_held_guard *g = h2o_mem_alloc_shared(&req->pool, sizeof *g, gvd_held_disposed);
     *h = (gvd_held){s, req, g, kind, job_id, verb};
     g->held = h;
-    if (gvd_jobs_after_commit(s->jobs, gvd_held_committed, h) != 0) {
+    /* A transition's answer goes out before the spawns and signals the
+     * commit allows (it only reads the job); a new job's after its spawn (it
+     * then waits for the start); a held request is routed after them. */
+    if (gvd_jobs_after_commit(s->jobs, gvd_held_committed, h, kind == GVD_HELD_TRANSITION) != 0) {
         g->held = NULL;
         free(h);
         return false;

@@ -15,9 +15,10 @@
  *              only once the outcome is stored).
  * At the end of the tick (a uv_check after the poll, where requests are
  * read; a uv_prepare before it, for transitions made by timers) one
- * transaction writes every staged row.  Committed: the held-back steps run
- * (gvd_job_committed) and the waiters — the requests whose answers said
- * nothing yet — are answered.  Refused: the transaction is rolled back and
+ * transaction writes every staged row.  Committed: the waiters — the
+ * requests whose answers said nothing yet — are answered, then the
+ * held-back steps run (gvd_job_follow_committed): an answer does not wait
+ * for the spawns its commit allows.  Refused: the transaction is rolled back and
  * every request-driven transition in it reverted exactly as a refused
  * single write is (fault.c); a transition the world made stays in memory,
  * dirty, for the retry timer; the waiters answer 503.
@@ -43,6 +44,7 @@
 typedef struct gvd_group_waiter {
     gvd_committed_fn fn;
     void *ud;
+    bool early;
     struct gvd_group_waiter *next;
 } gvd_group_waiter;
 
@@ -98,13 +100,13 @@ bool gvd_jobs_group_pending(gvd_jobs *jobs)
     return jobs->group && jobs->group->first;
 }
 
-int gvd_jobs_after_commit(gvd_jobs *jobs, gvd_committed_fn fn, void *ud)
+int gvd_jobs_after_commit(gvd_jobs *jobs, gvd_committed_fn fn, void *ud, bool early)
 {
     gvd_group *g = jobs->group;
     gvd_group_waiter *w = g ? malloc(sizeof *w) : NULL;
     if (!w)
         return -1;
-    *w = (gvd_group_waiter){fn, ud, NULL};
+    *w = (gvd_group_waiter){fn, ud, early, NULL};
     *g->tail = w;
     g->tail = &w->next;
     gvd_group_arm(g);
@@ -148,6 +150,22 @@ static int gvd_group_write(gvd_jobs *jobs, gvd_job *list, char *err, size_t errl
     return gvd_store_commit(jobs->store, err, errlen);
 }
 
+/* Call (and free) the waiters of *list that are `early` (or not), in order;
+ * the others stay in *list. */
+static void gvd_group_call(gvd_group_waiter **list, bool early, bool ok, const char *err)
+{
+    for (gvd_group_waiter **p = list; *p;) {
+        gvd_group_waiter *w = *p;
+        if (w->early != early) {
+            p = &w->next;
+            continue;
+        }
+        *p = w->next;
+        w->fn(w->ud, ok, err);
+        free(w);
+    }
+}
+
 void gvd_jobs_group_commit(gvd_jobs *jobs)
 {
     gvd_group *g = jobs->group;
@@ -166,25 +184,29 @@ void gvd_jobs_group_commit(gvd_jobs *jobs)
         if (!ok)
             gvd_log(gvd_store_available(jobs->store) ? GVD_LOG_ERROR : GVD_LOG_DEBUG, "store.group_failed",
                     "jobs=%zu error=%s", n, gvd_log_quote(err, (char[300]){0}, 300));
-        gv_batch_begin();
-        for (gvd_job *job = list, *next; job; job = next) {
-            next = job->group_next;
-            job->group_next = NULL;
-            job->group_pending = false;
-            gvd_job_committed(job, ok, err);
-        }
-        gv_batch_end();
         /* The waiters registered so far: their transitions were in this group
          * (or in none: a request that changed nothing waits for nothing). */
         gvd_group_waiter *w = g->waiters;
         g->waiters = NULL;
         g->tail = &g->waiters;
-        while (w) {
-            gvd_group_waiter *next = w->next;
-            w->fn(w->ud, ok, err);
-            free(w);
-            w = next;
+        gv_batch_begin();
+        for (gvd_job *job = list; job; job = job->group_next) {
+            job->group_pending = false;
+            job->group_follow = gvd_job_committed(job, ok, err);
         }
+        gv_batch_end();
+        gvd_group_call(&w, true, ok, err); /* the answers: stored, not yet acted on */
+        gv_batch_begin();
+        for (gvd_job *job = list, *next; job; job = next) {
+            next = job->group_next;
+            job->group_next = NULL;
+            if (job->group_follow) {
+                job->group_follow = false;
+                gvd_job_follow_committed(job, ok);
+            }
+        }
+        gv_batch_end();
+        gvd_group_call(&w, false, ok, err);
     }
     if (!g->first && !g->waiters && g->armed) {
         g->armed = false;

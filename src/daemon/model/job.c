@@ -334,10 +334,11 @@ static void gvd_on_start(void *ud, const char *error)
         job->exec_state = GVD_EXEC_NONE;
         gvd_exec_free(x);
         gvd_spawn_failed(job, error);
-        return;
+    } else {
+        gvd_job_started(job);
+        gvd_job_follow(job, gvd_job_status_peek(job));
     }
-    gvd_job_started(job);
-    gvd_job_follow(job, gvd_job_status_peek(job));
+    gvd_jobs_started(job->jobs, job);
 }
 
 int gvd_job_adopt(gvd_job *job, bool *never_started, char *err, size_t errlen)
@@ -380,7 +381,7 @@ static void gvd_reconcile_fx(void *ud)
         return;
     }
     if (job->group_pending)
-        return; /* not stored yet: gvd_job_committed follows */
+        return; /* not stored yet: gvd_job_follow_committed follows */
     gvd_job_follow(job, status);
 }
 
@@ -543,7 +544,7 @@ static void gvd_on_exit(void *ud, const gvd_exit *exit)
     gv_batch_end();
     gvd_jobs_group_end(job->jobs);
     if (job->group_pending)
-        job->exit_exec = x; /* released by gvd_job_committed */
+        job->exit_exec = x; /* released by gvd_job_follow_committed */
     else
         gvd_job_release_exit(job, x, !job->persist_failed);
 }
@@ -592,7 +593,7 @@ static void gvd_notify_fx(void *ud)
     (void)gv_computed_get(job->rate);
     (void)gv_computed_get(job->eta);
     if (job->group_pending) {
-        job->notify_due = true; /* told once it is stored (gvd_job_committed) */
+        job->notify_due = true; /* told once it is stored (gvd_job_follow_committed) */
         return;
     }
     gvd_jobs_notify(job->jobs, job, false);
@@ -609,7 +610,7 @@ static void gvd_log_fx(void *ud)
 {
     gvd_job *job = ud;
     gvd_status status = (gvd_status)gv_signal_get_int(job->status);
-    if (!job->group_pending) /* else logged once stored (gvd_job_committed) */
+    if (!job->group_pending) /* else logged once stored (gvd_job_follow_committed) */
         gvd_log_status(job, status);
 }
 
@@ -636,7 +637,7 @@ static void gvd_log_status(gvd_job *job, gvd_status status)
 
 /* ---- group commit (group.c) ------------------------------------------ */
 
-void gvd_job_committed(gvd_job *job, bool ok, const char *err)
+bool gvd_job_committed(gvd_job *job, bool ok, const char *err)
 {
     gvd_status status = gvd_job_status_peek(job);
     if (ok) {
@@ -644,23 +645,29 @@ void gvd_job_committed(gvd_job *job, bool ok, const char *err)
         job->persist_failed = false;
         job->persisted_status = status;
         job->persisted_params_rev = gv_value_to_int(gv_signal_peek(job->params_rev));
-    } else {
-        snprintf(job->persist_error, sizeof job->persist_error, "%s", err);
-        job->persist_failed = true;
-        if (gvd_job_should_revert(job, status)) {
-            /* Not durable, so not real; its effects see only the old state. */
-            gvd_job_revert(job);
-            job->notify_due = false;
-            return;
-        }
-        job->revertible = false;
-        gvd_jobs_mark_dirty(job->jobs, job); /* the world's: kept, written by the retry */
+        return true;
     }
+    snprintf(job->persist_error, sizeof job->persist_error, "%s", err);
+    job->persist_failed = true;
+    if (gvd_job_should_revert(job, status)) {
+        /* Not durable, so not real; its effects see only the old state. */
+        gvd_job_revert(job);
+        job->notify_due = false;
+        return false;
+    }
+    job->revertible = false;
+    gvd_jobs_mark_dirty(job->jobs, job); /* the world's: kept, written by the retry */
+    return true;
+}
+
+void gvd_job_follow_committed(gvd_job *job, bool stored)
+{
+    gvd_status status = gvd_job_status_peek(job);
     gvd_job_follow(job, status);
     if (job->exit_exec) {
         gvd_exec *x = job->exit_exec;
         job->exit_exec = NULL;
-        gvd_job_release_exit(job, x, ok);
+        gvd_job_release_exit(job, x, stored);
     }
     if (job->notify_due) {
         job->notify_due = false;

@@ -297,6 +297,45 @@ static void gvd_dirty_forget(gvd_jobs *jobs, gvd_job *job)
     job->history_dirty = false;
 }
 
+/* ---- waiting for a start ---------------------------------------------- */
+
+typedef struct gvd_start_waiter {
+    int64_t job_id;
+    gvd_started_fn fn;
+    void *ud;
+    struct gvd_start_waiter *next;
+} gvd_start_waiter;
+
+bool gvd_job_starting(const gvd_job *job)
+{
+    return job->exec_state == GVD_EXEC_STARTING;
+}
+
+int gvd_jobs_after_start(gvd_jobs *jobs, gvd_job *job, gvd_started_fn fn, void *ud)
+{
+    gvd_start_waiter *w = malloc(sizeof *w);
+    if (!w)
+        return -1;
+    *w = (gvd_start_waiter){job->id, fn, ud, jobs->start_waiters};
+    jobs->start_waiters = w;
+    return 0;
+}
+
+/* A few at a time (the creates of one tick): a list is enough. */
+void gvd_jobs_started(gvd_jobs *jobs, gvd_job *job)
+{
+    for (gvd_start_waiter **p = &jobs->start_waiters; *p;) {
+        gvd_start_waiter *w = *p;
+        if (job && w->job_id != job->id) {
+            p = &w->next;
+            continue;
+        }
+        *p = w->next;
+        w->fn(w->ud);
+        free(w);
+    }
+}
+
 /* ---- the scheduler ---------------------------------------------------- */
 
 static void gvd_scheduler_fx(void *ud)
@@ -596,6 +635,7 @@ void gvd_jobs_free(gvd_jobs *jobs)
     if (!jobs)
         return;
     gvd_group_free(jobs); /* commits what is staged, answers its waiters */
+    gvd_jobs_started(jobs, NULL); /* the jobs still starting are left to their supervisors */
     jobs->closing = true;
     if (jobs->dirty_first)
         (void)gvd_jobs_flush(jobs); /* persist pending progress */

@@ -202,10 +202,21 @@ void gvd_jobs_group_end(gvd_jobs *jobs);
  * might not be durable yet. */
 bool gvd_jobs_group_pending(gvd_jobs *jobs);
 typedef void (*gvd_committed_fn)(void *ud, bool ok, const char *error);
-/* 0, or -1 when out of memory. */
-int gvd_jobs_after_commit(gvd_jobs *jobs, gvd_committed_fn fn, void *ud);
+/* 0, or -1 when out of memory.  `early`: called as soon as the transaction
+ * is written (or refused and reverted), before what it held back runs (the
+ * spawns, the signals): an answer then does not wait for a posix_spawn; such
+ * a function must only read the jobs.  Otherwise called after all that, and
+ * it may do anything (route a held request). */
+int gvd_jobs_after_commit(gvd_jobs *jobs, gvd_committed_fn fn, void *ud, bool early);
 /* Write the group now (the end of the tick does it by itself). */
 void gvd_jobs_group_commit(gvd_jobs *jobs);
+/* A process job whose supervisor has not answered yet (running, no pid). */
+bool gvd_job_starting(const gvd_job *job);
+/* Call fn(ud) once the starting job's supervisor answered (it runs, or it
+ * failed with the runner's words), or when the registry is freed.  0, or -1
+ * when out of memory. */
+typedef void (*gvd_started_fn)(void *ud);
+int gvd_jobs_after_start(gvd_jobs *jobs, gvd_job *job, gvd_started_fn fn, void *ud);
 /* A 503 for a write the store refused (fault.c): "store_unavailable"
  * naming the cause when the store is in a fault (and the retry timer
  * armed), else "store_failed".  `what` says what did not happen. */

@@ -209,6 +209,7 @@ struct gvd_job {
     gvd_status logged_status;
     /* group.c: staged for the tick's commit; what the write holds back */
     bool group_pending;
+    bool group_follow;        /* committed (or kept), its held-back steps still to run */
     gvd_job *group_next;
     bool notify_due;          /* the notify effect ran while staged */
     gvd_exec *exit_exec;       /* an exit's handle, released once its outcome is stored */
@@ -248,6 +249,7 @@ struct gvd_jobs {
 
     struct gvd_faults *faults;       /* fault.c: store retry, owned */
     struct gvd_group *group;         /* group.c: the tick's commit, owned */
+    struct gvd_start_waiter *start_waiters; /* gvd_jobs_after_start, owned */
     struct gvd_retention *retention; /* retention.c: pruning, owned */
     gvd_rules *rules;                /* rules/rules.c: the rules engine, owned */
     struct gvd_pipelines *pipelines; /* pipeline/control.c: the pipelines, owned */
@@ -294,13 +296,19 @@ void gvd_faults_arm(gvd_jobs *jobs); /* retry with backoff until the store takes
 
 /* group.c — group commit (see there).  _stage: the persist effect's write
  * of a status change goes to the tick's transaction (true) when in a group
- * window or already staged; false: write it now.  gvd_job_committed (job.c)
- * runs what the write held back, or reverts, once the group is written. */
+ * window or already staged; false: write it now.  Once the group is written
+ * (job.c): gvd_job_committed records it, or reverts a refused request-driven
+ * transition (false: nothing to follow); gvd_job_follow_committed then runs
+ * what the write held back (the process, the exit's record, notify, log). */
 typedef struct gvd_group gvd_group;
 bool gvd_group_stage(gvd_job *job);
-void gvd_job_committed(gvd_job *job, bool ok, const char *err);
+bool gvd_job_committed(gvd_job *job, bool ok, const char *err);
+void gvd_job_follow_committed(gvd_job *job, bool stored);
 int gvd_group_new(gvd_jobs *jobs);
 void gvd_group_free(gvd_jobs *jobs);
+
+/* jobs.c: tell gvd_jobs_after_start's waiters on `job` (all of them: NULL). */
+void gvd_jobs_started(gvd_jobs *jobs, gvd_job *job);
 
 /* retention.c — --max-jobs / --keep-finished: finished jobs beyond the
  * limits are deleted, oldest first, from memory, the store and the log
