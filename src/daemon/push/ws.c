@@ -292,6 +292,22 @@ static void gvd_ws_write(gvd_ws *ws)
     h2o_socket_write(ws->sock, ws->iov, k, gvd_ws_on_written);
 }
 
+/* An idle WebSocket sends nothing for 30 s at a time (a pong), but h2o
+ * keeps the socket's read buffer (8 KiB, allocated for the first read and
+ * reused) for the connection's life: most of what an idle client costs.
+ * Handing it back once it is empty makes it a heap block the next read,
+ * of this client or another, reuses; h2o allocates one again when bytes
+ * arrive (h2o_buffer_reserve on the initial prototype buffer). */
+static void gvd_ws_release_input(gvd_ws *ws)
+{
+    h2o_buffer_t *in = ws->sock->input;
+    if (in->size == 0 && in->bytes != NULL) {
+        h2o_buffer_prototype_t *proto = in->_prototype; /* the socket's own */
+        h2o_buffer_dispose(&ws->sock->input);
+        h2o_buffer_init(&ws->sock->input, proto);
+    }
+}
+
 /* Read what arrived, let wslay answer, write, and decide whether to keep
  * reading.  May free ws. */
 static void gvd_ws_pump(gvd_ws *ws)
@@ -303,6 +319,7 @@ static void gvd_ws_pump(gvd_ws *ws)
             gvd_ws_close_now(ws, "protocol error");
             return;
         }
+        gvd_ws_release_input(ws);
         if (ws->bad_close) {
             /* Our close frame (unmasked, 2-byte code), through the same
              * buffer as wslay's frames; wslay's queued reply is never
@@ -371,6 +388,7 @@ static void gvd_ws_on_upgraded(void *data, h2o_socket_t *sock, size_t reqsize)
     ws->sock = sock;
     sock->data = ws;
     h2o_buffer_consume(&sock->input, reqsize);
+    gvd_ws_release_input(ws);
     if (ws->c.hub)
         gvd_push_bound_sndbuf(ws->c.hub, h2o_socket_get_fd(sock));
     if (!ws->c.hub) {
