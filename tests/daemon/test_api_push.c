@@ -703,6 +703,69 @@ static void test_log_stream(void **state)
     tconn_close(&ws);
 }
 
+/* The server keeps wslay's context only while a client's frames are in
+ * flight (ws.c): a subscription sent as two fragments, the second after a
+ * pause in which the server ran, is still understood; so is one with a
+ * 16-bit length, and one split mid-header across two writes; a pong to
+ * nothing and a ping from the client in between change nothing. */
+static void test_client_frames_across_idle_context(void **state)
+{
+    (void)state;
+    int64_t id = api_create(&H, "{\"shell\":true,\"command\":\"echo hello\"}");
+    assert_true(api_wait_status(&H, id, "succeeded", T_WAIT_MS));
+    tconn ws;
+    ws_connect(&ws, H.port, "/ws/jobs");
+    json_decref(next_of_type(&ws, "snapshot"));
+    char sub[200];
+    int n = snprintf(sub, sizeof sub, "{\"type\":\"log\",\"job\":%lld,\"offset\":0}", (long long)id);
+    /* two fragments: text without FIN, then a continuation with FIN */
+    unsigned char first[64], second[64], mask[4] = {1, 2, 3, 4};
+    int half = n / 2;
+    first[0] = 0x01, first[1] = (unsigned char)(0x80 | half);
+    memcpy(first + 2, mask, 4);
+    for (int i = 0; i < half; i++)
+        first[6 + i] = (unsigned char)(sub[i] ^ mask[i % 4]);
+    tconn_send(&ws, first, (size_t)(6 + half));
+    ws_send(&ws, 10, "", 0); /* an unasked pong between the fragments (allowed) */
+    /* the server runs: a job message for another job goes out meanwhile */
+    int64_t other = api_create(&H, "{\"command\":[\"true\"]}");
+    json_t *j = next_of_type(&ws, "job");
+    assert_int_equal(json_int(json_object_get(j, "job"), "id"), other);
+    json_decref(j);
+    second[0] = 0x80, second[1] = (unsigned char)(0x80 | (n - half));
+    memcpy(second + 2, mask, 4);
+    for (int i = half; i < n; i++)
+        second[6 + i - half] = (unsigned char)(sub[i] ^ mask[(i - half) % 4]);
+    tconn_send(&ws, second, (size_t)(6 + n - half));
+    char text[64] = "";
+    assert_int_equal(read_log_until(&ws, id, 0, text, sizeof text, "hello\n"), 6);
+
+    /* 16-bit length (padded with spaces: still JSON), from byte 2 */
+    char big[300];
+    int m = snprintf(big, sizeof big, "{\"type\":\"log\",\"job\":%lld,\"offset\":2}%*s", (long long)id, 150, "");
+    ws_send(&ws, 1, big, (size_t)m);
+    text[0] = '\0';
+    assert_int_equal(read_log_until(&ws, id, 2, text, sizeof text, "llo\n"), 6);
+
+    /* a frame split in the middle of its header, across two writes */
+    unsigned char frame[80];
+    n = snprintf(sub, sizeof sub, "{\"type\":\"log\",\"job\":%lld,\"offset\":4}", (long long)id);
+    frame[0] = 0x81, frame[1] = (unsigned char)(0x80 | n);
+    memcpy(frame + 2, mask, 4);
+    for (int i = 0; i < n; i++)
+        frame[6 + i] = (unsigned char)(sub[i] ^ mask[i % 4]);
+    tconn_send(&ws, frame, 3);
+    /* the server reads the three bytes alone: give it a moment, the test's
+     * only pause, whose length changes nothing but which half is in flight */
+    struct timespec ts = {0, 50 * 1000000L};
+    nanosleep(&ts, NULL);
+    tconn_send(&ws, frame + 3, (size_t)(6 + n - 3));
+    ws_send(&ws, 9, "", 0); /* a ping from the client after it: answered, nothing else */
+    text[0] = '\0';
+    assert_int_equal(read_log_until(&ws, id, 4, text, sizeof text, "o\n"), 6);
+    tconn_close(&ws);
+}
+
 /* A follower far behind the end of the log skips ahead: one message with
  * the last chunk and "skipped", never the whole file queued. */
 static void test_log_stream_skips_when_behind(void **state)
@@ -823,6 +886,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_slow_client_is_bounded_and_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_stream, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_stream_skips_when_behind, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client_frames_across_idle_context, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
