@@ -150,6 +150,22 @@ static inline void run_until_status(mfx *m, gvd_job *job, gvd_status want, unsig
                  gvd_status_name(gvd_job_status(job)), ms, gvd_status_name(want));
 }
 
+static inline bool job_pid_unknown(void *ud)
+{
+    json_t *j = gvd_job_json(ud);
+    json_int_t pid = json_integer_value(json_object_get(j, "pid"));
+    json_decref(j);
+    return pid <= 0;
+}
+
+/* A process job is "running" once that is committed; its pid is known once
+ * its supervisor answered (the spawn does not wait for that). */
+static inline void run_until_pid(mfx *m, gvd_job *job, unsigned ms)
+{
+    if (!run_while(m, job_pid_unknown, job, ms))
+        fail_msg("job %lld has no pid after %u ms", (long long)gvd_job_id(job), ms);
+}
+
 /* Create from a JSON text; NULL + *err on refusal. */
 static inline gvd_job *try_create(mfx *m, const char *json, gvd_error *err)
 {

@@ -60,6 +60,8 @@ typedef struct rec {
     uint64_t exit_at; /* uv_hrtime() at on_exit */
     gvd_exec *x;
     bool keep_on_exit; /* default: free the handle from inside on_exit */
+    int starts;        /* on_start calls */
+    char start_error[512]; /* what a failed start said ("" if it started) */
 } rec;
 
 typedef struct ctx {
@@ -108,7 +110,21 @@ static inline void on_exit_cb(void *ud, const gvd_exit *e)
     }
 }
 
-static const gvd_exec_events events = {on_message, on_exit_cb};
+static inline void on_start_cb(void *ud, const char *error)
+{
+    rec *r = ud;
+    assert_int_equal(r->starts, 0); /* once, first */
+    assert_int_equal(r->nmsg, 0);
+    assert_int_equal(r->exits, 0);
+    r->starts++;
+    snprintf(r->start_error, sizeof r->start_error, "%s", error ? error : "");
+    if (error) {
+        gvd_exec_free(r->x); /* from inside the callback, as the model does */
+        r->x = NULL;
+    }
+}
+
+static const gvd_exec_events events = {on_message, on_exit_cb, on_start_cb};
 
 /* The temp dir holds plain files and at most one level of directories
  * (a run dir left by a failed test). */
@@ -328,14 +344,42 @@ static inline gvd_exec_opts process_opts(ctx *c, char *const *argv)
     return o;
 }
 
+static inline bool started(ctx *c, void *arg)
+{
+    (void)arg;
+    return c->r.starts > 0;
+}
+
+/* Spawn and wait for the supervisor's answer (gvd_exec_spawn does not). */
 static inline gvd_exec *spawn(ctx *c, const gvd_exec_opts *o)
 {
     char err[256] = "";
+    c->r.starts = 0;
     c->r.x = gvd_exec_spawn(&c->loop, o, &events, &c->r, err, sizeof err);
     if (!c->r.x)
         fail_msg("spawn failed: %s", err);
-    c->job_pid = gvd_exec_pid(c->r.x);
-    return c->r.x;
+    /* A quick job's exit may come in the same read as the answer: the
+     * handle outlives this wait whatever the test asked for, and an exit
+     * seen meanwhile is freed by teardown. */
+    bool keep = c->r.keep_on_exit;
+    c->r.keep_on_exit = true;
+    if (o->kind == GVD_EXEC_DEMO)
+        return c->r.x; /* starts at once, no on_start */
+    assert_true(gvd_exec_starting(c->r.x));
+    assert_int_equal(gvd_exec_pid(c->r.x), 0);
+    assert_true(run_until(c, started, NULL, T_WAIT_MS));
+    c->r.keep_on_exit = keep;
+    if (c->r.start_error[0])
+        fail_msg("spawn failed: %s", c->r.start_error);
+    gvd_exec *x = c->r.x;
+    c->job_pid = gvd_exec_pid(x);
+    if (c->r.exits > 0 && !keep) {
+        /* What on_exit would have done.  The memory stays until the loop
+         * runs again (exec_int.h), so the caller may still read the pid. */
+        gvd_exec_free(x);
+        c->r.x = NULL;
+    }
+    return x;
 }
 
 /* Whole file into a NUL-terminated malloc'd buffer (*len bytes). */

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -368,6 +369,95 @@ static void test_process_exit_status_and_retries(void **state)
     run_until(f, missing, GVD_FAILED);
 }
 
+/* ---- the start is asynchronous ------------------------------------------ */
+
+static int64_t json_int_of(gvd_job *job, const char *key)
+{
+    json_t *j = gvd_job_json(job);
+    int64_t v = json_integer_value(json_object_get(j, key));
+    json_decref(j);
+    return v;
+}
+
+static double mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static char proc_state_of(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, fp);
+    fclose(fp);
+    buf[n] = '\0';
+    char *paren = strrchr(buf, ')');
+    return paren && paren[1] == ' ' ? paren[2] : 0;
+}
+
+static void run_until_pid(fixture *f, gvd_job *job)
+{
+    for (double end = mono_ms() + 30000; json_int_of(job, "pid") <= 0 && mono_ms() < end;)
+        run_for(f, 5);
+    assert_true(json_int_of(job, "pid") > 0);
+}
+
+/* With a supervisor that answers 0.3 s late: creating (and so starting) a
+ * job returns at once, the job is running without a pid meanwhile, a pause
+ * or a cancel asked for meanwhile is applied once the process exists, and a
+ * command that cannot run still fails with the runner's words. */
+static void test_start_does_not_block(void **state)
+{
+    fixture *f = *state;
+    static char shim[4200];
+    const char *here = __FILE__, *slash = strrchr(here, '/');
+    snprintf(shim, sizeof shim, "%.*s/fixtures/slow_shim.sh", slash ? (int)(slash - here) : 1, slash ? here : ".");
+    close_jobs(f);
+    f->cfg.shim_path = shim;
+    f->cfg.max_running = 8;
+    open_jobs(f);
+
+    double t0 = mono_ms();
+    gvd_job *paused = create(f, "{\"command\": [\"sleep\", \"3600\"]}");
+    gvd_job *cancelled = create(f, "{\"command\": [\"sleep\", \"3600\"]}");
+    gvd_job *missing = create(f, "{\"command\": [\"/nonexistent/x\"]}");
+    assert_true(mono_ms() - t0 < 250); /* three spawns, none waited for its supervisor */
+    assert_int_equal(gvd_job_status(paused), GVD_RUNNING);
+    assert_int_equal(json_int_of(paused, "pid"), 0);
+
+    gvd_error err = {0};
+    assert_int_equal(gvd_job_pause(paused, &err), 0);
+    assert_int_equal(gvd_job_cancel(cancelled, &err), 0);
+    assert_int_equal(gvd_job_status(cancelled), GVD_CANCELLED);
+
+    run_until(f, missing, GVD_FAILED);
+    json_t *j = gvd_job_json(missing);
+    assert_string_equal(json_string_value(json_object_get(j, "error")), "no such file: /nonexistent/x");
+    json_decref(j);
+
+    run_until_pid(f, paused);
+    pid_t pid = (pid_t)json_int_of(paused, "pid");
+    for (double end = mono_ms() + 30000; proc_state_of(pid) != 'T' && mono_ms() < end;)
+        run_for(f, 5);
+    assert_int_equal(proc_state_of(pid), 'T'); /* stopped as soon as it ran */
+    assert_int_equal(gvd_job_status(paused), GVD_PAUSED);
+
+    /* The cancelled one started, was told to stop, and is gone. */
+    run_until_pid(f, cancelled);
+    pid_t cpid = (pid_t)json_int_of(cancelled, "pid");
+    for (double end = mono_ms() + 30000; proc_state_of(cpid) != 0 && proc_state_of(cpid) != 'Z' && mono_ms() < end;)
+        run_for(f, 5);
+    assert_true(proc_state_of(cpid) == 0 || proc_state_of(cpid) == 'Z');
+    assert_int_equal(gvd_job_status(cancelled), GVD_CANCELLED);
+    assert_int_equal(gvd_job_cancel(paused, &err), 0);
+    run_for(f, 200);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -379,6 +469,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_restart_readopts_jobs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_after_kill_reports_true_exit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_process_exit_status_and_retries, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_start_does_not_block, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

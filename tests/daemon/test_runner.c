@@ -242,11 +242,19 @@ static void test_log_cap_counts_existing_content(void **state)
 
 /* ---- failures ------------------------------------------------------------ */
 
+/* Refused before the supervisor is launched (sync: NULL and err) or by
+ * the supervisor (async: on_start with the message): the same words. */
 static void expect_spawn_failure(ctx *c, gvd_exec_opts *o, const char *message)
 {
     char err[512] = "untouched";
-    gvd_exec *x = gvd_exec_spawn(&c->loop, o, &events, &c->r, err, sizeof err);
-    assert_null(x);
+    c->r.starts = 0;
+    c->r.x = gvd_exec_spawn(&c->loop, o, &events, &c->r, err, sizeof err);
+    if (c->r.x) {
+        assert_true(gvd_exec_starting(c->r.x));
+        assert_true(run_until(c, started, NULL, T_WAIT_MS));
+        assert_null(c->r.x); /* on_start freed it */
+        snprintf(err, sizeof err, "%s", c->r.start_error);
+    }
     assert_string_equal(err, message);
     /* Whatever uv_spawn initialised closes on the loop. */
     uv_run(&c->loop, UV_RUN_NOWAIT);
@@ -266,6 +274,13 @@ static void write_file(const char *path, const char *text, mode_t mode)
 static void test_spawn_failures(void **state)
 {
     ctx *c = *state;
+    /* libuv opens one /dev/null per loop with its first stream (a reserve
+     * for EMFILE), kept until the loop closes; a refused spawn now reads
+     * the refusal on a stream, so make that fd exist before counting. */
+    uv_pipe_t first;
+    assert_int_equal(uv_pipe_init(&c->loop, &first, 0), 0);
+    uv_close((uv_handle_t *)&first, NULL);
+    uv_run(&c->loop, UV_RUN_NOWAIT);
     int fds = count_fds();
     char msg[PATH_MAX * 2];
     const char *log = tmp_path(c, "job.log");
@@ -318,6 +333,7 @@ static void test_spawn_failures(void **state)
 
     /* A failing spawn with no room for a message does not crash. */
     o = process_opts(c, missing);
+    o.cwd = "/nonexistent-gvd-dir";
     assert_null(gvd_exec_spawn(&c->loop, &o, &events, &c->r, NULL, 0));
     uv_run(&c->loop, UV_RUN_NOWAIT);
 

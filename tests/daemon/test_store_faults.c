@@ -260,16 +260,20 @@ static int model_teardown(void **state)
 }
 
 /* The state letter of /proc/PID/stat: 'S' sleeping, 'T' stopped... */
+/* (Not read_file: /proc files report a size of 0, so it read nothing and
+ * every state was '?'.) */
 static char proc_state(pid_t pid)
 {
-    char path[64];
+    char path[64], text[1024];
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    size_t len;
-    char *text = read_file(path, &len);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return '?';
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
     char *paren = strrchr(text, ')');
-    char st = paren && paren[1] && paren[2] ? paren[2] : '?';
-    free(text);
-    return st;
+    return paren && paren[1] && paren[2] ? paren[2] : '?';
 }
 
 static void expect_unavailable(const gvd_error *err, const char *cause)
@@ -306,6 +310,7 @@ static void test_transitions_refused_change_nothing(void **state)
     mfx *m = *state;
     gvd_job *job = create_ok(m, "{\"command\": [\"sleep\", \"3600\"], \"params\": {\"a\": 1}}");
     assert_int_equal(gvd_job_status(job), GVD_RUNNING);
+    run_until_pid(m, job, T_WAIT_MS);
     json_t *j = gvd_job_json(job);
     pid_t pid = (pid_t)json_integer_value(json_object_get(j, "pid"));
     json_decref(j);
@@ -346,6 +351,89 @@ static void test_transitions_refused_change_nothing(void **state)
     assert_int_equal(gvd_job_cancel(job, &err), 0);
     run_until_status(m, job, GVD_CANCELLED, T_WAIT_MS);
     free(before);
+}
+
+/* ---- group commit (model/group.c) ---------------------------------------- */
+
+typedef struct commit_seen {
+    int calls;
+    bool ok;
+    char error[256];
+} commit_seen;
+
+static void on_committed(void *ud, bool ok, const char *error)
+{
+    commit_seen *c = ud;
+    c->calls++;
+    c->ok = ok;
+    snprintf(c->error, sizeof c->error, "%s", error);
+}
+
+/* Transitions in a group window are accepted, not yet stored: until the
+ * tick's commit the store still has the old status and the process is not
+ * touched.  If the commit is refused, all of them are put back (the JSON
+ * byte for byte as before, the processes never signalled) and the waiter
+ * hears why; once the store works, the next group goes through and the
+ * process follows only then. */
+static void test_group_commit_refused_changes_nothing(void **state)
+{
+    mfx *m = *state;
+    gvd_job *a = create_ok(m, "{\"command\": [\"sleep\", \"3600\"]}");
+    gvd_job *b = create_ok(m, "{\"command\": [\"sleep\", \"3600\"]}");
+    run_until_pid(m, a, T_WAIT_MS);
+    run_until_pid(m, b, T_WAIT_MS);
+    json_t *j = gvd_job_json(a);
+    pid_t pid = (pid_t)json_integer_value(json_object_get(j, "pid"));
+    json_decref(j);
+    char *before_a = job_text(a), *before_b = job_text(b);
+    char st[32];
+
+    gvd_error err = {0};
+    commit_seen seen = {0};
+    gvd_jobs_group_begin(m->jobs);
+    assert_int_equal(gvd_job_pause(a, &err), 0);
+    assert_int_equal(gvd_job_cancel(b, &err), 0);
+    gvd_jobs_group_end(m->jobs);
+    assert_true(gvd_jobs_group_pending(m->jobs));
+    assert_int_equal(gvd_jobs_after_commit(m->jobs, on_committed, &seen), 0);
+    row_status(m->fx.db, gvd_job_id(a), st, sizeof st);
+    assert_string_equal(st, "running"); /* accepted, not stored */
+    assert_int_not_equal(proc_state(pid), 'T');
+
+    gvd_faultvfs_set(GVD_FAULT_FULL);
+    run_for(m, 50); /* the end of the tick commits, and is refused */
+    assert_int_equal(seen.calls, 1);
+    assert_false(seen.ok);
+    assert_non_null(strstr(seen.error, "full"));
+    assert_false(gvd_jobs_group_pending(m->jobs));
+    char *after_a = job_text(a), *after_b = job_text(b);
+    assert_string_equal(after_a, before_a);
+    assert_string_equal(after_b, before_b);
+    free(after_a);
+    free(after_b);
+    run_for(m, 400); /* past the cancel grace: a SIGTERM sent by mistake would show */
+    assert_int_equal(kill(pid, 0), 0);
+    assert_int_not_equal(proc_state(pid), 'T');
+
+    gvd_faultvfs_set(GVD_FAULT_NONE);
+    seen = (commit_seen){0};
+    gvd_jobs_group_begin(m->jobs);
+    assert_int_equal(gvd_job_pause(a, &err), 0);
+    gvd_jobs_group_end(m->jobs);
+    assert_int_equal(gvd_jobs_after_commit(m->jobs, on_committed, &seen), 0);
+    run_for(m, 50);
+    assert_int_equal(seen.calls, 1);
+    assert_true(seen.ok);
+    row_status(m->fx.db, gvd_job_id(a), st, sizeof st);
+    assert_string_equal(st, "paused");
+    for (int i = 0; i < 200 && proc_state(pid) != 'T'; i++)
+        run_for(m, 10);
+    assert_int_equal(proc_state(pid), 'T'); /* stopped once stored */
+    free(before_a);
+    free(before_b);
+    assert_int_equal(gvd_job_cancel(a, &err), 0);
+    assert_int_equal(gvd_job_cancel(b, &err), 0);
+    run_until_status(m, a, GVD_CANCELLED, T_WAIT_MS);
 }
 
 typedef struct stored_wait {
@@ -560,6 +648,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_long_real_lock_refused_fast, fx_setup, faults_teardown),
         cmocka_unit_test_setup_teardown(test_create_refused_when_disk_full, model2_setup, model_teardown),
         cmocka_unit_test_setup_teardown(test_transitions_refused_change_nothing, model2_setup, model_teardown),
+        cmocka_unit_test_setup_teardown(test_group_commit_refused_changes_nothing, model2_setup, model_teardown),
         cmocka_unit_test_setup_teardown(test_exit_while_disk_full_is_kept_and_written_later, model1_setup,
                                         model_teardown),
         cmocka_unit_test_setup_teardown(test_exit_unsaved_at_shutdown_is_not_lost, model2_setup, model_teardown),

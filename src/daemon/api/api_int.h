@@ -63,6 +63,7 @@ struct gvd_server {
     size_t nconns;
 
     gvd_push *push;
+    bool held_now;           /* held.c: the request being routed waits for the tick's commit */
 
     /* shutdown: 1 streams closing, 2 connections being shut down, 3 freeing */
     int phase;
@@ -79,6 +80,16 @@ bool gvd_conn_framing_bad(gvd_server *s, h2o_req_t *req);
 
 /* routes.c: answer one request (always returns 0: every path is ours). */
 int gvd_api_handle(gvd_server *s, h2o_req_t *req);
+/* routes.c: count and log a request once answered. */
+void gvd_api_answered(h2o_req_t *req);
+
+/* held.c: answers after the tick's commit (model/group.c).  _route holds a
+ * whole request while transitions are staged (true: held, or answered 503
+ * when out of memory); _created / _transition send the job (201 / 200) once
+ * what the request staged is durable, or 503 if the store refused it. */
+bool gvd_held_route(gvd_server *s, h2o_req_t *req);
+void gvd_held_created(gvd_server *s, h2o_req_t *req, gvd_job *job);
+void gvd_held_transition(gvd_server *s, h2o_req_t *req, gvd_job *job, const char *verb);
 
 /* guard.c: DNS-rebinding and cross-origin checks.  0 if the request may
  * proceed, -1 after answering 403. */

@@ -111,13 +111,15 @@ static void gvd_on_create(gvd_server *s, h2o_req_t *req)
     if (!spec)
         return;
     gvd_error err = {0};
+    gvd_jobs_group_begin(s->jobs); /* its start joins the tick's commit (held.c) */
     gvd_job *job = gvd_jobs_create(s->jobs, spec, &err);
+    gvd_jobs_group_end(s->jobs);
     json_decref(spec);
     if (!job) {
         gvd_http_error_from(req, &err);
         return;
     }
-    gvd_http_created(req, gvd_job_json(job), "jobs", gvd_job_id(job));
+    gvd_held_created(s, req, job);
 }
 
 /* "/jobs/<digits>" or "/jobs/<digits>/<action>": the id (0 if the segment
@@ -144,14 +146,35 @@ static bool gvd_split_job_path(h2o_iovec_t path, int64_t *id, h2o_iovec_t *seg, 
     return true;
 }
 
-static void gvd_on_transition(h2o_req_t *req, gvd_job *job, int (*fn)(gvd_job *, gvd_error *))
+static void gvd_on_transition(gvd_server *s, h2o_req_t *req, gvd_job *job, int (*fn)(gvd_job *, gvd_error *))
 {
     gvd_error err = {0};
-    if (fn(job, &err) != 0) {
+    gvd_jobs_group_begin(s->jobs); /* joins the tick's commit; answered after it (held.c) */
+    int rc = fn(job, &err);
+    gvd_jobs_group_end(s->jobs);
+    if (rc != 0) {
         gvd_http_error_from(req, &err);
         return;
     }
-    gvd_http_json(req, 200, gvd_job_json(job), NULL);
+    gvd_held_transition(s, req, job, fn == gvd_job_pause ? "paused" : fn == gvd_job_resume ? "resumed" : "cancelled");
+}
+
+/* The requests that join the tick's commit rather than wait for it: job
+ * creation and the transitions (the seed's routes included). */
+static bool gvd_route_batched(h2o_req_t *req, h2o_iovec_t path)
+{
+    if (!gvd_method(req, "POST"))
+        return false;
+    if (gvd_path_is(path, "/jobs") || gvd_path_is(path, "/pause") || gvd_path_is(path, "/resume") ||
+        gvd_path_is(path, "/cancel"))
+        return true;
+    if (path.len <= 6 || memcmp(path.base, "/jobs/", 6) != 0)
+        return false;
+    const char *slash = memchr(path.base + 6, '/', path.len - 6);
+    if (!slash)
+        return false;
+    h2o_iovec_t action = h2o_iovec_init(slash + 1, (size_t)(path.base + path.len - slash - 1));
+    return gvd_path_is(action, "pause") || gvd_path_is(action, "resume") || gvd_path_is(action, "cancel");
 }
 
 static void gvd_on_params(gvd_server *s, h2o_req_t *req, gvd_job *job)
@@ -265,7 +288,7 @@ static void gvd_on_job_path(gvd_server *s, h2o_req_t *req, h2o_iovec_t path)
         return;
     }
     if (transition) {
-        gvd_on_transition(req, job, transition);
+        gvd_on_transition(s, req, job, transition);
     } else if (gvd_path_is(action, "params")) {
         gvd_on_params(s, req, job);
     } else if (gvd_path_is(action, "params/history")) {
@@ -324,7 +347,7 @@ static void gvd_on_seed(gvd_server *s, h2o_req_t *req, h2o_iovec_t path)
         gvd_http_error(req, 404, "not_found", "there is no demo job: POST /start first");
         return;
     }
-    gvd_on_transition(req, demo,
+    gvd_on_transition(s, req, demo,
                       gvd_path_is(path, "/pause")    ? gvd_job_pause
                       : gvd_path_is(path, "/resume") ? gvd_job_resume
                                                      : gvd_job_cancel);
@@ -502,6 +525,8 @@ static void gvd_route(gvd_server *s, h2o_req_t *req)
     }
     if (gvd_http_headers_too_large(s, req))
         return;
+    if (!gvd_route_batched(req, path) && gvd_held_route(s, req))
+        return; /* transitions are staged: routed once they are durable */
     bool reads_only = gvd_method(req, "GET");
     bool stream = gvd_path_is(path, "/ws") || gvd_path_is(path, "/ws/jobs") || gvd_path_is(path, "/events");
     if (gvd_conn_reserved(s, req)) {
@@ -559,8 +584,17 @@ static void gvd_route(gvd_server *s, h2o_req_t *req)
 
 int gvd_api_handle(gvd_server *s, h2o_req_t *req)
 {
+    s->held_now = false;
     gvd_route(s, req);
-    /* Every route answers (or starts its stream) before returning. */
+    /* Every route answers (or starts its stream) before returning, or
+     * holds the request until the tick's commit (held.c answers then). */
+    if (!s->held_now)
+        gvd_api_answered(req);
+    return 0;
+}
+
+void gvd_api_answered(h2o_req_t *req)
+{
     gvd_obs_http_request(gvd_route_pattern(gvd_route_path(req)), req->res.status);
     if (gvd_log_enabled(GVD_LOG_DEBUG)) {
         char path[300];
@@ -569,5 +603,4 @@ int gvd_api_handle(gvd_server *s, h2o_req_t *req)
         gvd_log(GVD_LOG_DEBUG, "http.request", "method=%.*s path=%s status=%d", (int)req->method.len,
                 req->method.base, gvd_log_quote(path, quoted, sizeof quoted), req->res.status);
     }
-    return 0;
 }

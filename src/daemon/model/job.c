@@ -200,6 +200,8 @@ static void gvd_persist_fx(void *ud)
     }
     job->persist_failed = false;
     if (status != job->persisted_status || params_rev != job->persisted_params_rev) {
+        if (gvd_group_stage(job))
+            return; /* the tick's transaction writes it; the steps below wait (group.c) */
         if (gvd_job_persist_now(job) != 0) {
             job->persist_failed = true;
             gvd_jobs_mark_dirty(job->jobs, job); /* kept and retried unless reverted (fault.c) */
@@ -218,7 +220,9 @@ static void gvd_persist_fx(void *ud)
 
 static void gvd_on_message(void *ud, const gvd_msg *msg);
 static void gvd_on_exit(void *ud, const gvd_exit *exit);
-static const gvd_exec_events gvd_job_events = {gvd_on_message, gvd_on_exit};
+static void gvd_on_start(void *ud, const char *error);
+static void gvd_job_release_exit(gvd_job *job, gvd_exec *x, bool stored);
+static const gvd_exec_events gvd_job_events = {gvd_on_message, gvd_on_exit, gvd_on_start};
 
 static void gvd_timeout_cb(uv_timer_t *t)
 {
@@ -260,6 +264,29 @@ static void gvd_fail_now(gvd_job *job, const char *why)
     gv_batch_end();
 }
 
+/* The process runs (the demo at once, a process once its supervisor said
+ * so): its pid, its timeout, params patched before this attempt started. */
+static void gvd_job_started(gvd_job *job)
+{
+    job->exec_state = GVD_EXEC_RUNNING;
+    job->pid_start_ticks = gvd_exec_start_ticks(job->exec);
+    job->timeout_left_ms = job->spec.timeout_s > 0 ? (uint64_t)ceil(job->spec.timeout_s * 1000.0) : 0;
+    gvd_timeout_start(job);
+    gv_signal_set_int(job->pid, gvd_exec_pid(job->exec));
+    gvd_params_deliver(job);
+}
+
+/* It did not start, for the runner's reason, word for word.  A job the user
+ * cancelled meanwhile stays cancelled. */
+static void gvd_spawn_failed(gvd_job *job, const char *err)
+{
+    gvd_log(GVD_LOG_WARN, "job.spawn_failed", "job=%lld error=%s", (long long)job->id,
+            gvd_log_quote(err, (char[300]){0}, 300));
+    if (!gvd_status_finished(gvd_job_status_peek(job)))
+        gvd_fail_now(job, *err ? err : "could not start the job");
+    gvd_jobs_live_remove(job->jobs, job);
+}
+
 static void gvd_spawn(gvd_job *job)
 {
     gvd_exec_opts opts = {
@@ -284,18 +311,33 @@ static void gvd_spawn(gvd_job *job)
     char err[256] = "";
     job->exec = gvd_exec_spawn(job->jobs->loop, &opts, &gvd_job_events, job, err, sizeof err);
     if (!job->exec) {
-        gvd_log(GVD_LOG_WARN, "job.spawn_failed", "job=%lld error=%s", (long long)job->id,
-                gvd_log_quote(err, (char[300]){0}, 300));
-        gvd_fail_now(job, *err ? err : "could not start the job");
-        gvd_jobs_live_remove(job->jobs, job);
+        gvd_spawn_failed(job, err);
         return;
     }
-    job->exec_state = GVD_EXEC_RUNNING;
-    job->pid_start_ticks = gvd_exec_start_ticks(job->exec);
-    job->timeout_left_ms = job->spec.timeout_s > 0 ? (uint64_t)ceil(job->spec.timeout_s * 1000.0) : 0;
-    gvd_timeout_start(job);
-    gv_signal_set_int(job->pid, gvd_exec_pid(job->exec));
-    gvd_params_deliver(job); /* params patched before this attempt started */
+    if (gvd_exec_starting(job->exec))
+        job->exec_state = GVD_EXEC_STARTING; /* gvd_on_start goes on */
+    else
+        gvd_job_started(job);
+}
+
+static void gvd_job_follow(gvd_job *job, gvd_status status);
+
+/* The supervisor answered.  Meanwhile the user may have paused or cancelled
+ * the job (committed, not yet applied: reconcile waits for a starting
+ * process), so the process now follows whatever the status is. */
+static void gvd_on_start(void *ud, const char *error)
+{
+    gvd_job *job = ud;
+    if (error) {
+        gvd_exec *x = job->exec;
+        job->exec = NULL;
+        job->exec_state = GVD_EXEC_NONE;
+        gvd_exec_free(x);
+        gvd_spawn_failed(job, error);
+        return;
+    }
+    gvd_job_started(job);
+    gvd_job_follow(job, gvd_job_status_peek(job));
 }
 
 int gvd_job_adopt(gvd_job *job, bool *never_started, char *err, size_t errlen)
@@ -337,6 +379,15 @@ static void gvd_reconcile_fx(void *ud)
         gvd_job_revert(job);
         return;
     }
+    if (job->group_pending)
+        return; /* not stored yet: gvd_job_committed follows */
+    gvd_job_follow(job, status);
+}
+
+/* A starting process (GVD_EXEC_STARTING) is left alone: gvd_on_start calls
+ * this again once it runs. */
+static void gvd_job_follow(gvd_job *job, gvd_status status)
+{
     switch (status) {
     case GVD_RUNNING:
         if (job->exec_state == GVD_EXEC_NONE)
@@ -454,6 +505,10 @@ static void gvd_on_exit(void *ud, const gvd_exit *exit)
         snprintf(why, sizeof why, "supervisor lost: galvani-shim died without recording the job's exit "
                                   "(its processes were killed)");
 
+    /* The exit is the world's: once it is in, a pause staged in the same
+     * tick is no longer something to put back if the store refuses. */
+    job->revertible = false;
+    gvd_jobs_group_begin(job->jobs); /* joins the tick's commit, with the start it frees a slot for */
     gv_batch_begin();
     gv_signal_set_int(job->exit_status, exit->exit_status);
     gv_signal_set_int(job->term_signal, exit->term_signal);
@@ -486,10 +541,22 @@ static void gvd_on_exit(void *ud, const gvd_exit *exit)
     if (gvd_status_finished(gvd_job_status_peek(job)))
         gvd_jobs_live_remove(job->jobs, job);
     gv_batch_end();
-    if (job->persist_failed)
-        gvd_exec_detach(x); /* not stored yet: keep the exit record for a restart */
+    gvd_jobs_group_end(job->jobs);
+    if (job->group_pending)
+        job->exit_exec = x; /* released by gvd_job_committed */
     else
+        gvd_job_release_exit(job, x, !job->persist_failed);
+}
+
+/* The exit's outcome is stored (consume the supervisor's record and remove
+ * the run dir), or not (keep the record for a restart). */
+static void gvd_job_release_exit(gvd_job *job, gvd_exec *x, bool stored)
+{
+    (void)job;
+    if (stored)
         gvd_exec_free(x);
+    else
+        gvd_exec_detach(x);
 }
 
 void gvd_job_begin_run(gvd_job *job)
@@ -524,6 +591,10 @@ static void gvd_notify_fx(void *ud)
     (void)gv_computed_get(job->percent);
     (void)gv_computed_get(job->rate);
     (void)gv_computed_get(job->eta);
+    if (job->group_pending) {
+        job->notify_due = true; /* told once it is stored (gvd_job_committed) */
+        return;
+    }
     gvd_jobs_notify(job->jobs, job, false);
 }
 
@@ -532,10 +603,18 @@ static const char *gvd_job_from_name(const gvd_job *job)
     return job->logged_status == GVD_NSTATUS ? "new" : gvd_status_name(job->logged_status);
 }
 
+static void gvd_log_status(gvd_job *job, gvd_status status);
+
 static void gvd_log_fx(void *ud)
 {
     gvd_job *job = ud;
     gvd_status status = (gvd_status)gv_signal_get_int(job->status);
+    if (!job->group_pending) /* else logged once stored (gvd_job_committed) */
+        gvd_log_status(job, status);
+}
+
+static void gvd_log_status(gvd_job *job, gvd_status status)
+{
     if (status == job->logged_status)
         return;
     char name[256], err[300];
@@ -553,6 +632,41 @@ static void gvd_log_fx(void *ud)
     gv_untracked_end(t);
     gvd_obs_job_transition(job->logged_status, status); /* one per line above */
     job->logged_status = status;
+}
+
+/* ---- group commit (group.c) ------------------------------------------ */
+
+void gvd_job_committed(gvd_job *job, bool ok, const char *err)
+{
+    gvd_status status = gvd_job_status_peek(job);
+    if (ok) {
+        job->revertible = false;
+        job->persist_failed = false;
+        job->persisted_status = status;
+        job->persisted_params_rev = gv_value_to_int(gv_signal_peek(job->params_rev));
+    } else {
+        snprintf(job->persist_error, sizeof job->persist_error, "%s", err);
+        job->persist_failed = true;
+        if (gvd_job_should_revert(job, status)) {
+            /* Not durable, so not real; its effects see only the old state. */
+            gvd_job_revert(job);
+            job->notify_due = false;
+            return;
+        }
+        job->revertible = false;
+        gvd_jobs_mark_dirty(job->jobs, job); /* the world's: kept, written by the retry */
+    }
+    gvd_job_follow(job, status);
+    if (job->exit_exec) {
+        gvd_exec *x = job->exit_exec;
+        job->exit_exec = NULL;
+        gvd_job_release_exit(job, x, ok);
+    }
+    if (job->notify_due) {
+        job->notify_due = false;
+        gvd_jobs_notify(job->jobs, job, false);
+    }
+    gvd_log_status(job, status);
 }
 
 /* ---- lifetime --------------------------------------------------------- */
@@ -712,6 +826,9 @@ void gvd_job_free(gvd_job *job)
                          job->started_at, job->finished_at, job->error, job->params_applied};
     for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
         gv_signal_free(sigs[i]);
+    if (job->exit_exec) /* never stored: keep its record */
+        gvd_exec_detach(job->exit_exec);
+    job->exit_exec = NULL;
     if (job->exec) {
         /* A live job at shutdown: left to its supervisor (galvanid), or
          * killed (embedders, tests). */

@@ -515,7 +515,7 @@ gvd_jobs *gvd_jobs_new(uv_loop_t *loop, gvd_store *store, const gvd_config *cfg,
     uv_timer_init(loop, &jobs->flush_timer);
     jobs->flush_timer.data = jobs;
     if (!jobs->log_dir || !jobs->run_dir || !jobs->live_rev || !jobs->wake || !jobs->scope ||
-        gvd_faults_new(jobs) != 0 || gvd_retention_new(jobs) != 0 || gvd_rules_new(jobs) != 0 ||
+        gvd_faults_new(jobs) != 0 || gvd_group_new(jobs) != 0 || gvd_retention_new(jobs) != 0 || gvd_rules_new(jobs) != 0 ||
         gvd_pipelines_new(jobs) != 0) {
         gvd_error_set(err, 503, "out_of_memory", "out of memory");
         gvd_jobs_free(jobs);
@@ -595,6 +595,7 @@ void gvd_jobs_free(gvd_jobs *jobs)
 {
     if (!jobs)
         return;
+    gvd_group_free(jobs); /* commits what is staged, answers its waiters */
     jobs->closing = true;
     if (jobs->dirty_first)
         (void)gvd_jobs_flush(jobs); /* persist pending progress */
@@ -709,6 +710,8 @@ int gvd_jobs_delete(gvd_jobs *jobs, gvd_job *job, gvd_error *err)
         return -1;
     }
     char serr[256];
+    if (job->group_pending)
+        gvd_jobs_group_commit(jobs); /* its end first: no staged row outlives its job */
     if (gvd_store_delete(jobs->store, job->id, serr, sizeof serr) != 0) {
         gvd_jobs_store_error(jobs, err, "the job was not deleted", serr);
         return -1;
@@ -719,6 +722,8 @@ int gvd_jobs_delete(gvd_jobs *jobs, gvd_job *job, gvd_error *err)
 
 void gvd_jobs_forget(gvd_jobs *jobs, gvd_job *job)
 {
+    if (job->group_pending)
+        gvd_jobs_group_commit(jobs); /* no staged row outlives its job */
     gvd_jobs_notify(jobs, job, true);
     gvd_dirty_forget(jobs, job);
     gvd_jobs_live_remove(jobs, job);

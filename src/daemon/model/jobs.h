@@ -5,7 +5,8 @@
  * request calls one of the functions below; it writes signals inside a batch;
  * when the batch ends the effects run: the persistence effect commits the
  * transition to the store (synchronously: when the function returns 0 the
- * transition is durable), the runner effect makes the process follow (SIGSTOP,
+ * transition is durable — except inside a group window, see "Group commit"
+ * below, where it is durable when the tick's commit says so), the runner effect makes the process follow (SIGSTOP,
  * SIGCONT, SIGTERM...), the log effect writes one structured line, and the
  * change effect tells the push hub which job to re-send.
  *
@@ -184,6 +185,31 @@ json_t *gvd_job_params_history_json(gvd_job *job);
 json_t *gvd_job_metrics_json(gvd_job *job, double since_ms, const char *name);
 /* DELETE /jobs/{id}: finished jobs only (409 otherwise). */
 int gvd_jobs_delete(gvd_jobs *jobs, gvd_job *job, gvd_error *err);
+
+/* Group commit (model/group.c).  Transitions made between _begin and _end
+ * (nestable) are not written at once: they join the loop tick's single
+ * transaction, written at the end of the tick, and everything that follows
+ * from them (the process, the streams, the log line) waits for it.  The
+ * transition functions then return 0 for "accepted"; whether it became
+ * durable is said to the functions registered with gvd_jobs_after_commit,
+ * called once the tick's transaction is written (ok) or refused (!ok: every
+ * request-driven transition in it was reverted, as a refused single write
+ * is; `error` says why).  Outside a window a transition is committed before
+ * its function returns, as always. */
+void gvd_jobs_group_begin(gvd_jobs *jobs);
+void gvd_jobs_group_end(gvd_jobs *jobs);
+/* Transitions are waiting for the tick's commit: what the API shows now
+ * might not be durable yet. */
+bool gvd_jobs_group_pending(gvd_jobs *jobs);
+typedef void (*gvd_committed_fn)(void *ud, bool ok, const char *error);
+/* 0, or -1 when out of memory. */
+int gvd_jobs_after_commit(gvd_jobs *jobs, gvd_committed_fn fn, void *ud);
+/* Write the group now (the end of the tick does it by itself). */
+void gvd_jobs_group_commit(gvd_jobs *jobs);
+/* A 503 for a write the store refused (fault.c): "store_unavailable"
+ * naming the cause when the store is in a fault (and the retry timer
+ * armed), else "store_failed".  `what` says what did not happen. */
+void gvd_jobs_store_error(gvd_jobs *jobs, gvd_error *err, const char *what, const char *detail);
 
 /* The seed's demo job: the newest job of kind "demo", or NULL. */
 gvd_job *gvd_jobs_demo(gvd_jobs *jobs);

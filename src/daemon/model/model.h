@@ -10,13 +10,16 @@
  *   params.c   params revisions, their history, delivery and acks
  *   series.c   a bounded, downsampling time series (pure)
  *   metrics.c  each job's metric history: recording, JSON, persistence
+ *   group.c    group commit: the transitions of a loop tick in one transaction
  * and, in ../rules/, the reactive rules compiled onto a job's signals.
  *
  * A job's state lives in signals; its effects (owned by the job's scope) do
  * all side effects:
  *   persist    status / identity changes are written to the store at once
- *              (so a 2xx means committed); progress, message and metrics are
- *              written behind, coalesced by a timer.
+ *              (so a 2xx means committed), or, in a group window, staged for
+ *              the loop tick's one transaction (group.c), which the steps
+ *              below wait for; progress, message and metrics are written
+ *              behind, coalesced by a timer.
  *   reconcile  makes the process follow `status`: spawns it when a job
  *              becomes running, pauses / resumes / cancels it.  The status
  *              signal is the desired state; `exec_state` the actual one.
@@ -89,6 +92,8 @@ typedef struct gvd_job_snap {
 
 typedef enum gvd_exec_state {
     GVD_EXEC_NONE = 0, /* no process (queued, or finished and reaped) */
+    GVD_EXEC_STARTING, /* its supervisor is launched, its answer not yet read:
+                          pause / cancel wait for it (gvd_on_start follows) */
     GVD_EXEC_RUNNING,
     GVD_EXEC_PAUSED,
     GVD_EXEC_STOPPING  /* cancel sent, waiting for it to die */
@@ -202,6 +207,11 @@ struct gvd_job {
                                  meanwhile by a synchronous write) */
     gvd_job *dirty_next;
     gvd_status logged_status;
+    /* group.c: staged for the tick's commit; what the write holds back */
+    bool group_pending;
+    gvd_job *group_next;
+    bool notify_due;          /* the notify effect ran while staged */
+    gvd_exec *exit_exec;       /* an exit's handle, released once its outcome is stored */
     bool revertible;          /* a request-driven transition is in flight */
     gvd_job_snap before;      /* its starting point (fault.c) */
 
@@ -237,6 +247,7 @@ struct gvd_jobs {
     void *on_change_ud;
 
     struct gvd_faults *faults;       /* fault.c: store retry, owned */
+    struct gvd_group *group;         /* group.c: the tick's commit, owned */
     struct gvd_retention *retention; /* retention.c: pruning, owned */
     gvd_rules *rules;                /* rules/rules.c: the rules engine, owned */
     struct gvd_pipelines *pipelines; /* pipeline/control.c: the pipelines, owned */
@@ -277,13 +288,19 @@ void gvd_job_transition_begin(gvd_job *job);
 bool gvd_job_transition_end(gvd_job *job, gvd_status want);
 bool gvd_job_should_revert(const gvd_job *job, gvd_status status);
 void gvd_job_revert(gvd_job *job);
-/* A 503 for a write the store refused: "store_unavailable" naming the cause
- * when the store is in a fault (and the retry timer armed), else
- * "store_failed".  `what` says what did not happen. */
-void gvd_jobs_store_error(gvd_jobs *jobs, gvd_error *err, const char *what, const char *detail);
 int gvd_faults_new(gvd_jobs *jobs);
 void gvd_faults_free(gvd_jobs *jobs);
 void gvd_faults_arm(gvd_jobs *jobs); /* retry with backoff until the store takes writes */
+
+/* group.c — group commit (see there).  _stage: the persist effect's write
+ * of a status change goes to the tick's transaction (true) when in a group
+ * window or already staged; false: write it now.  gvd_job_committed (job.c)
+ * runs what the write held back, or reverts, once the group is written. */
+typedef struct gvd_group gvd_group;
+bool gvd_group_stage(gvd_job *job);
+void gvd_job_committed(gvd_job *job, bool ok, const char *err);
+int gvd_group_new(gvd_jobs *jobs);
+void gvd_group_free(gvd_jobs *jobs);
 
 /* retention.c — --max-jobs / --keep-finished: finished jobs beyond the
  * limits are deleted, oldest first, from memory, the store and the log

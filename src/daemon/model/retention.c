@@ -55,6 +55,10 @@ static long gvd_prune_chunk(gvd_jobs *jobs, bool *more)
     gvd_job *pick[GVD_PRUNE_CHUNK];
     size_t n = 0;
     *more = false;
+    /* A finished job whose end is still staged (group.c) is stored first:
+     * a deleted row must not be written back by the tick's commit. */
+    if (gvd_jobs_group_pending(jobs))
+        gvd_jobs_group_commit(jobs);
     for (gvd_job *j = jobs->first; j; j = j->next) {
         if (excess == 0 && cutoff <= 0)
             break;

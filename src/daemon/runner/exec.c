@@ -7,6 +7,8 @@
  * Guarantees every backend keeps (the job model relies on them):
  *   - all callbacks come from the loop, never from inside a gvd_exec_* call
  *     (so the model is never re-entered in the middle of its own batch);
+ *   - a process job's on_start comes once, first (the supervisor's answer:
+ *     the job runs, or why it did not start);
  *   - on_message gets PROGRESS / STATUS / METRIC / ACK messages and, up to
  *     GVD_INVALID_REPORTS per job, INVALID ones (with the reason and the
  *     offending line in text) for the model to log; NONE is never passed;
@@ -90,9 +92,9 @@ gvd_exec *gvd_exec_spawn(uv_loop_t *loop, const gvd_exec_opts *opts, const gvd_e
     }
     switch (opts->kind) {
     case GVD_EXEC_PROCESS: {
-        uint64_t started = gvd_obs_clock_ns();
         gvd_exec *x = gvd__process_spawn(loop, opts, ev, ud, err, errlen);
-        gvd_obs_process_spawned(x != NULL, started);
+        if (!x) /* a start is counted (with its duration) when the shim answers */
+            gvd_obs_process_spawned(false, 0);
         return x;
     }
     case GVD_EXEC_DEMO:

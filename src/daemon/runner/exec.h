@@ -83,11 +83,21 @@ typedef struct gvd_exec_events {
     /* The job is gone (process reaped, demo finished/cancelled).  The handle
      * stays valid until gvd_exec_free; no callback comes after this one. */
     void (*on_exit)(void *ud, const gvd_exit *exit);
+    /* A process job's supervisor answered (gvd_exec_spawn does not wait
+     * for it): error NULL, the job runs and gvd_exec_pid is its pid; else
+     * it did not start, for that reason ("no such command: foo (not found
+     * in PATH)", ...), nothing is left behind and no other callback
+     * follows: free the handle.  Comes first, before any message. */
+    void (*on_start)(void *ud, const char *error);
 } gvd_exec_events;
 
-/* Start a job.  Returns NULL and writes a message to err (e.g. "no such
- * command: foo") if it cannot start; nothing is left behind then.  `ev` and
- * `ud` must outlive the handle. */
+/* Start a job.  Returns NULL and writes a message to err if it cannot even
+ * try (an empty command, a cwd that is no directory, no supervisor binary,
+ * no run dir); nothing is left behind then.  Otherwise a process job is
+ * starting: its supervisor is launched and the loop goes on; on_start says
+ * how it went (gvd_exec_starting is true until then, and pause, resume,
+ * cancel and send answer -EAGAIN).  The demo starts at once.  `ev` and `ud`
+ * must outlive the handle. */
 gvd_exec *gvd_exec_spawn(uv_loop_t *loop, const gvd_exec_opts *opts, const gvd_exec_events *ev, void *ud,
                          char *err, size_t errlen);
 
@@ -111,6 +121,8 @@ typedef struct gvd_exec_adopt_opts {
 } gvd_exec_adopt_opts;
 gvd_exec *gvd_exec_adopt(uv_loop_t *loop, const gvd_exec_adopt_opts *opts, const gvd_exec_events *ev, void *ud,
                          bool *never_started, char *err, size_t errlen);
+/* A process job whose supervisor has not answered yet (see on_start). */
+bool gvd_exec_starting(const gvd_exec *x);
 /* The supervisor's view right after spawn / adopt: is the job paused? */
 bool gvd_exec_paused(const gvd_exec *x);
 /* Remove a run dir no job uses any more (stale after a crash), unless a

@@ -60,6 +60,13 @@ struct gvd_exec {
     uint64_t start_ticks;
     uint64_t ctl_pending;  /* bytes sent for the job's control fd, not yet written to it */
     char rbuf[16384];
+    /* the supervisor handshake (process.c): from gvd_exec_spawn until the
+     * shim's first line, which on_start reports */
+    bool starting;
+    pid_t shim_first;      /* the shim's first process (its group), reaped at the answer */
+    char *start_cmd;       /* argv[0] and the log path, for the words of a refusal */
+    char *start_log;
+    uint64_t start_ns;     /* gvd_obs_clock_ns() at the spawn */
 
     /* demo */
     uv_timer_t demo_timer;
@@ -99,9 +106,20 @@ int gvd__process_send(gvd_exec *x, const char *line);
 void gvd__process_free(gvd_exec *x);
 void gvd__process_kill(gvd_exec *x);
 
-/* shimlink.c: the blocking parts of talking to a shim (spawn handshake,
- * reconnect) and the run dir. */
-int gvd__shim_start(const gvd_exec_opts *opts, int *fd, gvd_hello *hello, char *err, size_t errlen);
+/* shimlink.c: the blocking, bounded parts of talking to a shim (launch,
+ * reconnect) and the run dir.  _launch makes the run dir and its lock,
+ * encodes the spec into *spec and starts the shim: *fd is the connection,
+ * *shim_first its first process, to reap with gvd__shim_reap once it
+ * answered; -1 with err (and nothing left behind) if it could not. */
+int gvd__shim_launch(const gvd_exec_opts *opts, int *fd, pid_t *shim_first, gvd_buf *spec, char *err,
+                     size_t errlen);
+void gvd__shim_reap(pid_t shim_first);
+/* Kill a shim that did not answer, or answered nonsense, and any job it
+ * had forked (bounded wait, 200 ms at most). */
+void gvd__shim_abort(pid_t shim_group, const char *run_dir);
+/* The message for the shim's "failed STAGE ERRNO". */
+void gvd__shim_start_error(char *err, size_t errlen, const char *cmd, const char *log_path, const char *stage,
+                           int e);
 typedef enum gvd_run_state {
     GVD_RUN_NONE = 0, /* no run dir, or no "started" marker: the job never ran */
     GVD_RUN_LIVE,     /* a supervisor holds the lock */

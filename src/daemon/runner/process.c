@@ -16,8 +16,13 @@
  *   exit STATUS SIG CANC   the job is reaped and its output drained;
  * and it sends pause, resume, send LINE, cancel GRACE_MS and ack.
  *
- * Spawning and re-adopting block briefly for the shim's "hello" (or
- * "failed"), see shimlink.c; everything after that is asynchronous.  The
+ * Spawning does not wait: the shim is launched (shimlink.c), its spec
+ * written and its first line — "hello PID TICKS ..." or "failed STAGE
+ * ERRNO" — read on the loop like every later line, then reported through
+ * on_start (the handshake, below).  Until then the job is "starting":
+ * the model holds back pause / resume / cancel, which the shim could not
+ * read before its answer anyway.  Re-adopting still blocks briefly for a
+ * live shim's hello (once per job, at start-up).  The
  * connection ending without an exit line means the shim died: its exit
  * record is used if it wrote one, else the job's group is killed (if pid +
  * start time still match) and the exit is reported with lost = true.
@@ -31,6 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../obs/obs.h"
 #include "../util/log.h"
 #include "exec_int.h"
 
@@ -40,6 +46,8 @@
 /* ---- what the shim says --------------------------------------------------- */
 
 static void gvd_lost(gvd_exec *x);
+static void gvd_start_answer(gvd_exec *x, char *line, size_t len);
+static void gvd_start_failed(gvd_exec *x, const char *why, bool refused, bool abort_shim);
 
 static void gvd_finish_with(gvd_exec *x, int64_t status, int sig, bool cancelled, bool lost)
 {
@@ -56,6 +64,10 @@ static bool gvd_shim_line(void *ud, char *line, size_t len)
     gvd_exec *x = ud;
     if (x->freed || x->finished)
         return false;
+    if (x->starting) {
+        gvd_start_answer(x, line, len); /* the first line; what follows is read as usual */
+        return !x->freed && !x->finished;
+    }
     char *rest;
     size_t rl;
     size_t wl = gvd_wire_word(line, len, &rest, &rl);
@@ -150,8 +162,14 @@ static void gvd_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     }
     if (n == 0)
         return;
-    if (!x->finished)
+    if (x->starting) {
+        char why[200];
+        snprintf(why, sizeof why, "the job supervisor did not answer: %s (it was killed, with anything it started)",
+                 strerror(n == UV_EOF ? EPIPE : (int)-n));
+        gvd_start_failed(x, why, false, true);
+    } else if (!x->finished) {
         gvd_lost(x);
+    }
     else
         gvd_conn_close(x);
 }
@@ -188,13 +206,9 @@ static gvd_exec *gvd_process_new(uv_loop_t *loop, int64_t job_id, gvd_pause_mode
     return x;
 }
 
-/* Take over a connected socket to the shim. */
-static int gvd_conn_open(gvd_exec *x, int fd, const gvd_hello *h)
+/* Take over a connected socket to the shim (closed on failure). */
+static int gvd_conn_attach(gvd_exec *x, int fd)
 {
-    x->pid = h->pid;
-    x->start_ticks = h->ticks;
-    x->paused = h->paused;
-    x->ctl_pending = h->ctl_queued;
     int rc = uv_pipe_init(x->loop, &x->conn, 0);
     if (rc != 0) {
         close(fd);
@@ -215,10 +229,27 @@ static int gvd_conn_open(gvd_exec *x, int fd, const gvd_hello *h)
     return rc;
 }
 
+static void gvd_hello_take(gvd_exec *x, const gvd_hello *h)
+{
+    x->pid = h->pid;
+    x->start_ticks = h->ticks;
+    x->paused = h->paused;
+    x->ctl_pending = h->ctl_queued;
+}
+
+static int gvd_conn_open(gvd_exec *x, int fd, const gvd_hello *h)
+{
+    gvd_hello_take(x, h);
+    return gvd_conn_attach(x, fd);
+}
+
 /* Free a handle that never got going (no callbacks were possible). */
 static void gvd_process_discard(gvd_exec *x)
 {
     x->freed = true;
+    free(x->start_cmd);
+    free(x->start_log);
+    x->start_cmd = x->start_log = NULL;
     gvd_buf_free(&x->replay);
     free(x->line_buf);
     free(x->run_dir);
@@ -227,6 +258,82 @@ static void gvd_process_discard(gvd_exec *x)
     gvd_conn_close(x);
     x->tick_open = false;
     gvd__exec_close(x, (uv_handle_t *)&x->tick); /* frees x */
+}
+
+typedef struct gvd_wreq {
+    uv_write_t req;
+    char *data;
+} gvd_wreq;
+
+static void gvd_write_cb(uv_write_t *req, int status)
+{
+    (void)status; /* a failed write means the shim is gone: the read side says so */
+    gvd_wreq *r = (gvd_wreq *)req;
+    free(r->data);
+    free(r);
+}
+
+/* ---- the handshake ---------------------------------------------------------- */
+
+static int gvd_conn_write(gvd_exec *x, gvd_buf *b);
+
+static void gvd_start_end(gvd_exec *x, bool ok)
+{
+    x->starting = false;
+    uv_timer_stop(&x->tick);
+    gvd__shim_reap(x->shim_first);
+    free(x->start_cmd);
+    free(x->start_log);
+    x->start_cmd = x->start_log = NULL;
+    gvd_obs_process_spawned(ok, x->start_ns);
+}
+
+/* The job did not start.  A shim that refused ("failed ...") touches the
+ * dir no more, so it goes whatever its lock says; one that did not answer
+ * or answered nonsense may still be starting the job: it is killed first
+ * (gvd__shim_abort), and if it could not be, its dir stays (its lock is
+ * held) for a restart to resolve.  No callback follows on_start. */
+static void gvd_start_failed(gvd_exec *x, const char *why, bool refused, bool abort_shim)
+{
+    pid_t first = x->shim_first;
+    if (abort_shim)
+        gvd__shim_abort(first, x->run_dir); /* before the reap: the kill ends the first process too */
+    gvd_start_end(x, false);
+    gvd_conn_close(x);
+    (void)gvd__run_dir_rm(x->run_dir, refused);
+    x->keep_record = true; /* nothing for gvd_exec_free to consume */
+    x->finished = true;
+    gvd_log(GVD_LOG_DEBUG, "job.start_failed", "job=%lld shim=%ld", (long long)x->job_id, (long)first);
+    x->ev->on_start(x->ud, why);
+}
+
+static void gvd_start_answer(gvd_exec *x, char *line, size_t len)
+{
+    line[len] = '\0';
+    char stage[16], why[600];
+    int code;
+    gvd_hello h;
+    if (sscanf(line, "failed %15s %d", stage, &code) == 2) {
+        gvd__shim_start_error(why, sizeof why, x->start_cmd, x->start_log, stage, code);
+        gvd_start_failed(x, why, true, false);
+    } else if (gvd__hello_parse(line, len, &h) != 0) {
+        gvd_start_failed(x, "the job supervisor answered nonsense (it was killed, with anything it started)",
+                         false, true);
+    } else {
+        gvd_hello_take(x, &h);
+        gvd_start_end(x, true);
+        gvd_log(GVD_LOG_DEBUG, "job.spawned", "job=%lld pid=%ld start_ticks=%llu", (long long)x->job_id,
+                (long)x->pid, (unsigned long long)x->start_ticks);
+        x->ev->on_start(x->ud, NULL);
+    }
+}
+
+static void gvd_start_timeout(uv_timer_t *t)
+{
+    gvd_exec *x = t->data;
+    if (!x->freed && x->starting)
+        gvd_start_failed(x, "the job supervisor did not answer: Connection timed out (it was killed, with anything "
+                            "it started)", false, true);
 }
 
 gvd_exec *gvd__process_spawn(uv_loop_t *loop, const gvd_exec_opts *opts, const gvd_exec_events *ev, void *ud,
@@ -251,23 +358,47 @@ gvd_exec *gvd__process_spawn(uv_loop_t *loop, const gvd_exec_opts *opts, const g
         gvd__set_err(err, errlen, "internal error: no run directory for the job");
         return NULL;
     }
+    if (!ev->on_start) {
+        gvd__set_err(err, errlen, "internal error: no on_start callback");
+        return NULL;
+    }
     gvd_exec *x = gvd_process_new(loop, opts->job_id, opts->pause_mode, opts->run_dir, ev, ud);
-    if (!x) {
+    if (x) {
+        x->start_cmd = strdup(opts->argv[0]);
+        x->start_log = strdup(opts->log_path ? opts->log_path : "");
+    }
+    if (!x || !x->start_cmd || !x->start_log) {
+        if (x)
+            gvd_process_discard(x);
         gvd__set_err(err, errlen, "out of memory");
         return NULL;
     }
+    x->start_ns = gvd_obs_clock_ns();
     int fd;
-    gvd_hello h;
-    if (gvd__shim_start(opts, &fd, &h, err, errlen) != 0) {
+    gvd_buf spec = {0};
+    if (gvd__shim_launch(opts, &fd, &x->shim_first, &spec, err, errlen) != 0) {
         gvd_process_discard(x);
         return NULL;
     }
-    int rc = gvd_conn_open(x, fd, &h);
-    if (rc != 0) /* the shim runs the job on its own; a restart re-adopts it */
+    x->starting = true;
+    (void)uv_timer_start(&x->tick, gvd_start_timeout, GVD_SHIM_REPLY_MS, 0);
+    /* From here every failure is the shim's silence: reported by the read
+     * side (EOF) or the timer, from the loop, like any answer. */
+    int rc = gvd_conn_attach(x, fd);
+    if (rc == 0)
+        rc = gvd_conn_write(x, &spec);
+    else
+        gvd_buf_free(&spec);
+    if (rc != 0) {
         gvd_log(GVD_LOG_ERROR, "job.shim_connect", "job=%lld error=\"%s\"", (long long)x->job_id, uv_strerror(rc));
-    gvd_log(GVD_LOG_DEBUG, "job.spawned", "job=%lld pid=%ld start_ticks=%llu", (long long)x->job_id, (long)x->pid,
-            (unsigned long long)x->start_ticks);
+        gvd_conn_close(x); /* the shim reads EOF and starts nothing; the timer reports it */
+    }
     return x;
+}
+
+bool gvd_exec_starting(const gvd_exec *x)
+{
+    return x && x->kind == GVD_EXEC_PROCESS && x->starting;
 }
 
 gvd_exec *gvd__process_adopt(uv_loop_t *loop, const gvd_exec_adopt_opts *opts, const gvd_exec_events *ev,
@@ -336,17 +467,40 @@ gvd_exec *gvd__process_adopt(uv_loop_t *loop, const gvd_exec_adopt_opts *opts, c
 
 /* ---- control ---------------------------------------------------------------- */
 
-typedef struct gvd_wreq {
-    uv_write_t req;
-    char *data;
-} gvd_wreq;
-
-static void gvd_write_cb(uv_write_t *req, int status)
+/* Queue b's bytes for the shim (b is taken, whatever happens). */
+static int gvd_conn_write(gvd_exec *x, gvd_buf *b)
 {
-    (void)status; /* a failed write means the shim is gone: the read side says so */
-    gvd_wreq *r = (gvd_wreq *)req;
-    free(r->data);
-    free(r);
+    if (!x->conn_open) {
+        gvd_buf_free(b);
+        return -EPIPE;
+    }
+    /* uv_try_write first: a command is tiny and the shim reads promptly;
+     * what does not fit is queued by libuv (and freed by the write cb). */
+    uv_buf_t ub = uv_buf_init(b->p, (unsigned)b->len);
+    int w = uv_try_write((uv_stream_t *)&x->conn, &ub, 1);
+    if (w == (int)b->len) {
+        gvd_buf_free(b);
+        return 0;
+    }
+    size_t done = w > 0 ? (size_t)w : 0;
+    if (w < 0 && w != UV_EAGAIN) {
+        gvd_buf_free(b);
+        return w;
+    }
+    gvd_wreq *r = malloc(sizeof *r);
+    if (!r) {
+        gvd_buf_free(b);
+        return -ENOMEM;
+    }
+    r->data = b->p;
+    ub = uv_buf_init(b->p + done, (unsigned)(b->len - done));
+    *b = (gvd_buf){0};
+    int rc = uv_write(&r->req, (uv_stream_t *)&x->conn, &ub, 1, gvd_write_cb);
+    if (rc != 0) {
+        free(r->data);
+        free(r);
+    }
+    return rc;
 }
 
 static int gvd_command(gvd_exec *x, const char *word, const char *data, size_t n)
@@ -355,34 +509,11 @@ static int gvd_command(gvd_exec *x, const char *word, const char *data, size_t n
         return -EPIPE;
     gvd_buf b = {0};
     int rc = data ? gvd_wire_put(&b, word, data, n) : gvd_buf_addf(&b, "%s\n", word);
-    if (rc != 0)
-        return rc;
-    /* uv_try_write first: a command is tiny and the shim reads promptly;
-     * what does not fit is queued by libuv (and freed by the write cb). */
-    uv_buf_t ub = uv_buf_init(b.p, (unsigned)b.len);
-    int w = uv_try_write((uv_stream_t *)&x->conn, &ub, 1);
-    if (w == (int)b.len) {
-        gvd_buf_free(&b);
-        return 0;
-    }
-    size_t done = w > 0 ? (size_t)w : 0;
-    if (w < 0 && w != UV_EAGAIN) {
-        gvd_buf_free(&b);
-        return w;
-    }
-    gvd_wreq *r = malloc(sizeof *r);
-    if (!r) {
-        gvd_buf_free(&b);
-        return -ENOMEM;
-    }
-    r->data = b.p;
-    ub = uv_buf_init(b.p + done, (unsigned)(b.len - done));
-    rc = uv_write(&r->req, (uv_stream_t *)&x->conn, &ub, 1, gvd_write_cb);
     if (rc != 0) {
-        free(r->data);
-        free(r);
+        gvd_buf_free(&b);
+        return rc;
     }
-    return rc;
+    return gvd_conn_write(x, &b);
 }
 
 int gvd__process_send(gvd_exec *x, const char *line)
@@ -392,6 +523,8 @@ int gvd__process_send(gvd_exec *x, const char *line)
         return -EMSGSIZE;
     if (memchr(line, '\n', len))
         return -EINVAL; /* one call, one line: no smuggled second command */
+    if (x->starting)
+        return -EAGAIN;
     if (x->reaped || x->finished)
         return -EPIPE;
     if (x->ctl_pending + len + 1 > GVD_SEND_QUEUE_MAX)
@@ -404,6 +537,8 @@ int gvd__process_send(gvd_exec *x, const char *line)
 
 int gvd__process_pause(gvd_exec *x)
 {
+    if (x->starting)
+        return -EAGAIN;
     if (x->reaped || x->finished)
         return -ESRCH;
     if (x->cancel_requested)
@@ -423,6 +558,8 @@ int gvd__process_pause(gvd_exec *x)
 
 int gvd__process_resume(gvd_exec *x)
 {
+    if (x->starting)
+        return -EAGAIN;
     if (x->reaped || x->finished)
         return -ESRCH;
     if (!x->paused || x->cancel_requested)
@@ -438,6 +575,8 @@ int gvd__process_resume(gvd_exec *x)
 
 int gvd__process_cancel(gvd_exec *x, unsigned grace_ms)
 {
+    if (x->starting)
+        return -EAGAIN;
     if (x->finished)
         return -ESRCH;
     if (x->reaped || x->cancel_requested)
@@ -454,6 +593,13 @@ int gvd__process_cancel(gvd_exec *x, unsigned grace_ms)
 
 void gvd__process_kill(gvd_exec *x)
 {
+    if (x->starting) {
+        /* It may be forking the job right now: kill it and what it forked. */
+        gvd__shim_abort(x->shim_first, x->run_dir);
+        gvd_start_end(x, false);
+        gvd_conn_close(x);
+        return;
+    }
     if (x->finished || x->reaped || x->pid <= 1)
         return;
     int rc = gvd_exec_kill_stale(x->pid, x->start_ticks);
@@ -466,6 +612,13 @@ void gvd__process_kill(gvd_exec *x)
 
 void gvd__process_free(gvd_exec *x)
 {
+    if (x->starting) {
+        /* Detached mid-handshake: a shim that has its spec runs the job on
+         * its own (a restart re-adopts it); one that has not reads EOF and
+         * starts nothing. */
+        x->keep_record = true;
+        gvd_start_end(x, false);
+    }
     bool consumed = x->finished && !x->keep_record;
     if (consumed && x->conn_open) {
         /* The outcome is durable (the caller's promise): the shim may go. */

@@ -1,14 +1,15 @@
 /*
  * shimlink.c — the blocking, bounded parts of talking to a job's supervisor
- * (galvani-shim): starting it and waiting for its answer, reconnecting to it
- * after a restart, and reading its run dir.
+ * (galvani-shim): launching it, reconnecting to it after a restart, and
+ * reading its run dir.
  *
- * Spawning waits for the shim's answer on purpose: the job's pid and start
- * time, or why it could not start ("no such command: foo", "permission
- * denied"...), are known when gvd_exec_spawn returns, exactly as when
- * galvanid forked jobs itself.  The wait is a few milliseconds (the shim
- * forks and execs the job and reports the exec's result through a
- * close-on-exec pipe), bounded by GVD_SHIM_REPLY_MS.
+ * Launching does not wait for the shim's answer: gvd__shim_launch prepares
+ * the run dir, posix_spawns the shim and hands back the connection and the
+ * encoded spec; process.c writes the spec and reads the answer ("hello PID
+ * TICKS ..." or "failed STAGE ERRNO") on the loop, so a spawn never stalls
+ * the requests and commits around it.  The words of a refusal ("no such
+ * command: foo", "permission denied"...) are built here
+ * (gvd__shim_start_error) from the same stage and errno as always.
  *
  * The run dir (docs/guarantees.md) is created here, 0700, with a `lock`
  * file we flock() and hand to the shim as fd 4: the lock then lives exactly
@@ -158,7 +159,7 @@ int gvd__run_read_pid(const char *run_dir, pid_t *pid, uint64_t *start_ticks)
  * reaches it (the group id cannot be reused while the shim lives); once its
  * lock is free (the kernel releases it with the dead process's fds), a job
  * it had forked is in the pid file — killed if its start time matches. */
-static void gvd_shim_abort(pid_t shim_group, const char *run_dir)
+void gvd__shim_abort(pid_t shim_group, const char *run_dir)
 {
     (void)kill(-shim_group, SIGKILL);
     for (int i = 0; i < 200 && !gvd_run_lock_free(run_dir); i++)
@@ -184,23 +185,6 @@ static int gvd_wait_fd(int fd, short ev, int64_t deadline)
         if (rc < 0 && errno != EINTR)
             return -errno;
     }
-}
-
-static int gvd_send_all(int fd, const char *p, size_t n, int64_t deadline)
-{
-    while (n > 0) {
-        int rc = gvd_wait_fd(fd, POLLOUT, deadline);
-        if (rc != 0)
-            return rc;
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (w < 0 && (errno == EINTR || errno == EAGAIN))
-            continue;
-        if (w < 0)
-            return -errno;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
 }
 
 /* One line, byte by byte: whatever follows it stays in the socket for the
@@ -246,30 +230,6 @@ int gvd__hello_parse(char *line, size_t len, gvd_hello *h)
 
 /* ---- spawning -------------------------------------------------------------- */
 
-/* Mark every descriptor above stderr close-on-exec.  Ours all are already
- * (libuv, SQLite and ours use CLOEXEC), but galvanid may have inherited open
- * descriptors from whoever started it; without this the shim (and so,
- * between its fork and exec, nothing else — the shim marks its own) would
- * get them. */
-static void gvd_cloexec_inherited(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    if (!d)
-        return;
-    int self = dirfd(d);
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        char *end;
-        long fd = strtol(e->d_name, &end, 10);
-        if (*end != '\0' || end == e->d_name || fd < 3 || fd == self)
-            continue;
-        int flags = fcntl((int)fd, F_GETFD);
-        if (flags >= 0 && !(flags & FD_CLOEXEC))
-            (void)fcntl((int)fd, F_SETFD, flags | FD_CLOEXEC);
-    }
-    closedir(d);
-}
-
 static int gvd_shim_path(const gvd_exec_opts *o, char *out, size_t n, char *err, size_t errlen)
 {
     const char *p = o->shim_path ? o->shim_path : getenv("GALVANI_SHIM");
@@ -300,11 +260,10 @@ static int gvd_shim_path(const gvd_exec_opts *o, char *out, size_t n, char *err,
     return 0;
 }
 
-static void gvd_start_error(char *err, size_t errlen, const gvd_exec_opts *o, const char *stage, int e)
+void gvd__shim_start_error(char *err, size_t errlen, const char *cmd, const char *log_path, const char *stage, int e)
 {
-    const char *cmd = o->argv[0];
     if (strcmp(stage, "log") == 0) {
-        gvd__set_err(err, errlen, "cannot open log file %s: %s", o->log_path, strerror(e));
+        gvd__set_err(err, errlen, "cannot open log file %s: %s", log_path, strerror(e));
     } else if (strcmp(stage, "exec") == 0 && e == ENOENT) {
         if (!strchr(cmd, '/'))
             gvd__set_err(err, errlen, "no such command: %s (not found in PATH)", cmd);
@@ -359,7 +318,7 @@ static int gvd_run_dir_make(const char *dir, char *err, size_t errlen)
     return -1;
 }
 
-int gvd__shim_start(const gvd_exec_opts *o, int *fd_out, gvd_hello *hello, char *err, size_t errlen)
+int gvd__shim_launch(const gvd_exec_opts *o, int *fd_out, pid_t *shim_out, gvd_buf *spec, char *err, size_t errlen)
 {
     char shim[PATH_MAX], lockp[PATH_MAX];
     if (!o->run_dir) {
@@ -378,10 +337,9 @@ int gvd__shim_start(const gvd_exec_opts *o, int *fd_out, gvd_hello *hello, char 
         return -1;
     snprintf(lockp, sizeof lockp, "%s/lock", o->run_dir);
     int sv[2] = {-1, -1}, hi[2] = {-1, -1}, lock = -1, rc = -1;
-    gvd_buf spec = {0};
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t at;
-    bool fa_ok = false, at_ok = false, refused = false;
+    bool fa_ok = false, at_ok = false;
     lock = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (lock < 0 || flock(lock, LOCK_EX | LOCK_NB) != 0 ||
         socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
@@ -391,7 +349,7 @@ int gvd__shim_start(const gvd_exec_opts *o, int *fd_out, gvd_hello *hello, char 
     /* Above 10 so that the dup2s onto 3 and 4 cannot clobber each other. */
     hi[0] = fcntl(sv[1], F_DUPFD_CLOEXEC, 10);
     hi[1] = fcntl(lock, F_DUPFD_CLOEXEC, 10);
-    if (hi[0] < 0 || hi[1] < 0 || gvd_spec_encode(o, &spec) != 0) {
+    if (hi[0] < 0 || hi[1] < 0 || gvd_spec_encode(o, spec) != 0) {
         gvd__set_err(err, errlen, "cannot prepare the job supervisor: %s", strerror(errno ? errno : ENOMEM));
         goto out;
     }
@@ -399,16 +357,21 @@ int gvd__shim_start(const gvd_exec_opts *o, int *fd_out, gvd_hello *hello, char 
     at_ok = posix_spawnattr_init(&at) == 0;
     sigset_t none;
     sigemptyset(&none);
+    /* closefrom(5) after the dup2s: ours are all close-on-exec already
+     * (libuv, SQLite and ours use CLOEXEC), but galvanid may have inherited
+     * open descriptors from whoever started it; the shim gets none of them.
+     * (It used to be a walk of /proc/self/fd per spawn: with ten thousand
+     * connections open, that walk cost more than the spawn.) */
     if (!fa_ok || !at_ok || posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0) != 0 ||
         posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0) != 0 ||
         posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0) != 0 ||
         posix_spawn_file_actions_adddup2(&fa, hi[0], 3) != 0 || posix_spawn_file_actions_adddup2(&fa, hi[1], 4) != 0 ||
+        posix_spawn_file_actions_addclosefrom_np(&fa, 5) != 0 ||
         posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK) != 0 ||
         posix_spawnattr_setsigmask(&at, &none) != 0) {
         gvd__set_err(err, errlen, "cannot prepare the job supervisor");
         goto out;
     }
-    gvd_cloexec_inherited();
     char *argv[] = {"galvani-shim", (char *)o->run_dir, NULL};
     pid_t pid;
     int e = posix_spawn(&pid, shim, &fa, &at, argv, environ);
@@ -416,37 +379,9 @@ int gvd__shim_start(const gvd_exec_opts *o, int *fd_out, gvd_hello *hello, char 
         gvd__set_err(err, errlen, "cannot start the job supervisor %s: %s", shim, strerror(e));
         goto out;
     }
-    /* The first process forks the real shim and exits at once: reap it. */
-    int ws;
-    while (waitpid(pid, &ws, 0) < 0 && errno == EINTR) {
-    }
-    close(sv[1]), sv[1] = -1;
-    close(hi[0]), hi[0] = -1;
-    close(hi[1]), hi[1] = -1;
-    close(lock), lock = -1; /* the shim's copy holds the lock now */
-    int64_t deadline = gvd_mono_ms() + GVD_SHIM_REPLY_MS;
-    char line[256];
-    int n = gvd_send_all(sv[0], spec.p, spec.len, deadline);
-    if (n == 0)
-        n = gvd_read_line(sv[0], line, sizeof line, deadline);
-    if (n < 0) {
-        gvd_shim_abort(pid, o->run_dir);
-        gvd__set_err(err, errlen, "the job supervisor did not answer: %s (it was killed, with anything it started)",
-                     strerror(-n));
-        goto out;
-    }
-    char stage[16];
-    int code;
-    if (sscanf(line, "failed %15s %d", stage, &code) == 2) {
-        gvd_start_error(err, errlen, o, stage, code);
-        refused = true; /* nothing runs and the shim touches the dir no more */
-        goto out;
-    }
-    if (gvd__hello_parse(line, (size_t)n, hello) != 0) {
-        gvd_shim_abort(pid, o->run_dir);
-        gvd__set_err(err, errlen, "the job supervisor answered nonsense (it was killed, with anything it started)");
-        goto out;
-    }
+    /* The first process forks the real shim and exits at once; process.c
+     * reaps it when the answer comes (gvd__shim_reap). */
+    *shim_out = pid;
     *fd_out = sv[0];
     sv[0] = -1;
     rc = 0;
@@ -455,16 +390,25 @@ out:
         posix_spawn_file_actions_destroy(&fa);
     if (at_ok)
         posix_spawnattr_destroy(&at);
-    gvd_buf_free(&spec);
-    int *fds[] = {&sv[0], &sv[1], &hi[0], &hi[1], &lock};
+    int *fds[] = {&sv[0], &sv[1], &hi[0], &hi[1], &lock}; /* the shim's copy holds the lock now */
     for (size_t i = 0; i < sizeof fds / sizeof *fds; i++)
         if (*fds[i] >= 0)
             close(*fds[i]);
-    /* A shim that could not be killed keeps its dir (its lock is held): a
-     * restart resolves it. */
-    if (rc != 0)
-        (void)gvd__run_dir_rm(o->run_dir, refused);
+    if (rc != 0) {
+        gvd_buf_free(spec);
+        (void)gvd__run_dir_rm(o->run_dir, false);
+    }
     return rc;
+}
+
+void gvd__shim_reap(pid_t first)
+{
+    /* It exits right after its fork, before the real shim even reads the
+     * spec: by the time there is an answer (or a kill) it is gone, and this
+     * does not wait. */
+    int ws;
+    while (waitpid(first, &ws, 0) < 0 && errno == EINTR) {
+    }
 }
 
 int gvd__shim_connect(const char *run_dir, int *fd_out, gvd_hello *hello)

@@ -8,6 +8,7 @@ job runs twice (each job appends its id to a runs file when it starts).
 Run with GALVANID=/path/to/galvanid (CTest sets it); reuses test_e2e's
 Daemon fixture.  docs/guarantees.md cites this file.
 """
+import json
 import os
 import signal
 import sys
@@ -120,6 +121,57 @@ class CrashRestart(DaemonTest):
         d.wait_log("job.adopted")
         sys.stderr.write("\n[crash] restart to listening, %d jobs re-adopted: %.0f ms\n"
                          % (len(ids), adopted_in * 1000))
+
+    def test_group_commit_answers_match_the_store_after_kill9(self):
+        """Concurrent pause / resume requests share each loop tick's commit
+        (group commit): a 200 is sent only once its transition is stored.
+        kill -9 in the middle of the load: after the restart every job's
+        stored status is the one its last 200 said, or the one its request in
+        flight (unanswered) asked for — never anything else."""
+        import http.client
+        import threading
+        d = self.d
+        ids = [d.create(kind="demo", demo_step_ms=1000)["id"] for _ in range(8)]
+        for i in ids:
+            d.wait_status(i, "running")
+        state = {i: {"ok": "running", "inflight": None, "answers": 0} for i in ids}
+        port = d.port
+
+        def toggle(job_id):
+            st = state[job_id]
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=DEADLINE)
+            try:
+                while True:
+                    want = "paused" if st["ok"] == "running" else "running"
+                    st["inflight"] = want
+                    conn.request("POST", "/jobs/%d/%s" % (job_id, "pause" if want == "paused" else "resume"),
+                                 body=b"", headers={"Content-Length": "0"})
+                    resp = conn.getresponse()
+                    body = json.loads(resp.read())
+                    assert resp.status == 200, (resp.status, body)
+                    assert body["status"] == want, body
+                    st["ok"], st["inflight"] = want, None
+                    st["answers"] += 1
+            except (OSError, http.client.HTTPException):
+                return  # the daemon was killed
+
+        threads = [threading.Thread(target=toggle, args=(i,)) for i in ids]
+        for t in threads:
+            t.start()
+        wait_for(lambda: sum(s["answers"] for s in state.values()) >= 400, what="answers under load")
+        d.proc.send_signal(signal.SIGKILL)
+        d.proc.wait(DEADLINE)
+        for t in threads:
+            t.join(DEADLINE)
+        d.pump.join(DEADLINE)
+        d.proc.stderr.close()
+        d.start()
+        for i in ids:
+            stored = d.job(i)["status"]
+            allowed = {state[i]["ok"], state[i]["inflight"]} - {None}
+            self.assertIn(stored, allowed, (i, state[i]))
+        sys.stderr.write("\n[crash] group commit: %d answers before the kill, all durable\n"
+                         % sum(s["answers"] for s in state.values()))
 
     def test_rate_after_restart_follows_the_real_pace(self):
         """Rate and ETA come from the job's real progress points, also

@@ -211,7 +211,12 @@ class Daemon:
         return job
 
     def wait_status(self, job_id, *statuses):
-        return wait_for(lambda: (lambda j: j if j["status"] in statuses else None)(self.job(job_id)),
+        # A process job is "running" once that is committed, and has its pid
+        # a moment later, when its supervisor answers: wait for both.
+        def ready(j):
+            return j["status"] in statuses and (j["status"] != "running" or j["kind"] != "process"
+                                                 or j["pid"] is not None)
+        return wait_for(lambda: (lambda j: j if ready(j) else None)(self.job(job_id)),
                         what="job %d to be %s" % (job_id, "/".join(statuses)))
 
 

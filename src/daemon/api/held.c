@@ -1,0 +1,133 @@
+/*
+ * held.c — answers that wait for the tick's commit (model/group.c).
+ *
+ * POST /jobs and the pause / resume / cancel routes run inside a group
+ * window: their transitions join the loop tick's one transaction, and the
+ * answer — built from the job as it is then — is sent once that transaction
+ * is written: 201 / 200, or 503 naming the store's refusal, exactly the
+ * answer a synchronous write would have given.  Any other request arriving
+ * while transitions are staged is held whole and routed after the commit,
+ * so that nothing (a GET, a stream's snapshot, a params change) ever sees a
+ * state that is not durable yet.  Requests keep their order per connection:
+ * HTTP/1 handles one at a time.
+ *
+ * The client may go away while its request is held: h2o then disposes of
+ * the request and its pool.  A small guard allocated in that pool tells the
+ * held record (which the model's waiter list owns) that the request is gone.
+ */
+#include "api_int.h"
+
+#include <stdlib.h>
+
+#include "../obs/obs.h"
+
+typedef enum gvd_held_kind { GVD_HELD_ROUTE, GVD_HELD_CREATED, GVD_HELD_TRANSITION } gvd_held_kind;
+
+typedef struct gvd_held gvd_held;
+
+typedef struct gvd_held_guard {
+    gvd_held *held; /* NULL once answered */
+} gvd_held_guard;
+
+struct gvd_held {
+    gvd_server *s;
+    h2o_req_t *req;         /* NULL once h2o disposed of it */
+    gvd_held_guard *guard;
+    gvd_held_kind kind;
+    int64_t job_id;
+    const char *verb;       /* "paused", ...: the 503's words */
+};
+
+static void gvd_held_disposed(void *p)
+{
+    gvd_held_guard *g = p;
+    if (g->held)
+        g->held->req = NULL;
+}
+
+static void gvd_held_answer(gvd_held *h, bool ok, const char *error)
+{
+    gvd_server *s = h->s;
+    h2o_req_t *req = h->req;
+    gvd_job *job = s->jobs ? gvd_jobs_get(s->jobs, h->job_id) : NULL;
+    if (!s->jobs) {
+        gvd_http_error(req, 503, "shutting_down", "the server is shutting down");
+    } else if (h->kind == GVD_HELD_ROUTE) {
+        gvd_api_handle(s, req); /* routed now, answered (or held again) there */
+        return;
+    } else if (!job) {
+        gvd_http_error(req, 404, "not_found", "no job %lld", (long long)h->job_id);
+    } else if (h->kind == GVD_HELD_CREATED) {
+        /* Inserted before it was held: created either way (a refused start
+         * left it queued). */
+        gvd_http_created(req, gvd_job_json(job), "jobs", h->job_id);
+    } else if (ok) {
+        gvd_http_json(req, 200, gvd_job_json(job), NULL);
+    } else {
+        gvd_error err = {0};
+        char what[120];
+        snprintf(what, sizeof what, "job %lld was not %s", (long long)h->job_id, h->verb);
+        gvd_jobs_store_error(s->jobs, &err, what, error);
+        gvd_http_error_from(req, &err);
+    }
+    gvd_api_answered(req);
+}
+
+static void gvd_held_committed(void *ud, bool ok, const char *error)
+{
+    gvd_held *h = ud;
+    if (h->req) {
+        h->guard->held = NULL;
+        gvd_held_answer(h, ok, error);
+    }
+    free(h);
+}
+
+/* Hold req until the tick's commit; false (nothing held) when out of memory. */
+static bool gvd_hold(gvd_server *s, h2o_req_t *req, gvd_held_kind kind, int64_t job_id, const char *verb)
+{
+    gvd_held *h = malloc(sizeof *h);
+    if (!h)
+        return false;
+    gvd_held_guard *g = h2o_mem_alloc_shared(&req->pool, sizeof *g, gvd_held_disposed);
+    *h = (gvd_held){s, req, g, kind, job_id, verb};
+    g->held = h;
+    if (gvd_jobs_after_commit(s->jobs, gvd_held_committed, h) != 0) {
+        g->held = NULL;
+        free(h);
+        return false;
+    }
+    s->held_now = true;
+    return true;
+}
+
+bool gvd_held_route(gvd_server *s, h2o_req_t *req)
+{
+    if (!gvd_jobs_group_pending(s->jobs))
+        return false;
+    if (gvd_hold(s, req, GVD_HELD_ROUTE, 0, NULL))
+        return true;
+    gvd_http_error(req, 503, "out_of_memory", "out of memory");
+    return true;
+}
+
+static void gvd_held_job(gvd_server *s, h2o_req_t *req, gvd_held_kind kind, gvd_job *job, const char *verb)
+{
+    if (gvd_jobs_group_pending(s->jobs) && gvd_hold(s, req, kind, gvd_job_id(job), verb))
+        return;
+    /* Nothing staged: what it did is stored already (or it did nothing). */
+    if (kind == GVD_HELD_CREATED)
+        gvd_http_created(req, gvd_job_json(job), "jobs", gvd_job_id(job));
+    else
+        gvd_http_json(req, 200, gvd_job_json(job), NULL);
+}
+
+void gvd_held_created(gvd_server *s, h2o_req_t *req, gvd_job *job)
+{
+    gvd_held_job(s, req, GVD_HELD_CREATED, job, NULL);
+}
+
+void gvd_held_transition(gvd_server *s, h2o_req_t *req, gvd_job *job, const char *verb)
+{
+    gvd_held_job(s, req, GVD_HELD_TRANSITION, job, verb);
+}
