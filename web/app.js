@@ -4,8 +4,10 @@
  *
  * State comes only from the /ws/jobs stream (docs/api.md, "Streams"): a
  * snapshot first, which REPLACES everything (also after a reconnect: the
- * snapshot is the daemon's current truth), then "job" messages (the full job,
- * replace by id), "removed" and "counts"; pipelines likewise (the
+ * snapshot is the daemon's current truth), then "update" messages (?v=2:
+ * per flush, each changed job's changed fields — merged into the job by id,
+ * the whole job the first time — removed ids, counts, pipelines; the v1
+ * "job", "removed", "counts" messages are understood too); pipelines (the
  * snapshot's "pipelines", "pipeline" replaces one by id, "pipeline_removed"
  * drops it; drawn by pipelines.js).  Actions go through the JSON API
  * and do not touch the state: their effect comes back over the stream within
@@ -411,6 +413,30 @@ function showUnauthorized(message) {
          (message ? ': ' + message : '') + '. Open this page as /#token=YOUR_TOKEN, or paste it here:');
 }
 
+function setJob(job, now) {
+  state.jobs.set(job.id, job);
+  record(job, now);
+  dirty.add(job.id);
+}
+
+function removeJob(id) {
+  state.jobs.delete(id);
+  state.hist.delete(id);
+  table.remove(id);
+  if (state.selected === id) select(0, undefined, 'replace');
+}
+
+function setPipeline(p) {
+  state.pipelines.set(p.id, p);
+  plDirty.add(p.id);
+}
+
+function removePipeline(id) {
+  state.pipelines.delete(id);
+  plDirty.delete(id);
+  pipes.remove(id);
+}
+
 function onMessage(msg) {
   const now = Date.now();
   switch (msg.type) {
@@ -429,28 +455,37 @@ function onMessage(msg) {
     setConn('live', msg.truncated ? 'live (newest 1000 jobs)' : 'live');
     banner(null);
     break;
+  case 'update':
+    /* ?v=2: everything one flush changed; a job entry is its changed
+     * fields (the whole job the first time the stream shows it) */
+    for (const e of msg.jobs || []) {
+      const prev = state.jobs.get(e.id);
+      /* a partial entry for a job this page never had (older than a
+       * truncated snapshot): nothing to merge it into */
+      if (prev || 'status' in e) setJob(Object.assign({}, prev, e), now);
+    }
+    for (const id of msg.removed || []) removeJob(id);
+    for (const p of msg.pipelines || []) setPipeline(p);
+    for (const id of msg.pipelines_removed || []) removePipeline(id);
+    if (msg.counts) {
+      state.counts = msg.counts;
+      countsDirty = true;
+    }
+    break;
   case 'job':
-    state.jobs.set(msg.job.id, msg.job);
-    record(msg.job, now);
-    dirty.add(msg.job.id);
+    setJob(msg.job, now);
     break;
   case 'removed':
-    state.jobs.delete(msg.id);
-    state.hist.delete(msg.id);
-    table.remove(msg.id);
-    if (state.selected === msg.id) select(0, undefined, 'replace');
+    removeJob(msg.id);
     break;
   case 'log':
     detail.onLog(msg);
     return; /* the panel draws it in its own frame */
   case 'pipeline':
-    state.pipelines.set(msg.pipeline.id, msg.pipeline);
-    plDirty.add(msg.pipeline.id);
+    setPipeline(msg.pipeline);
     break;
   case 'pipeline_removed':
-    state.pipelines.delete(msg.id);
-    plDirty.delete(msg.id);
-    pipes.remove(msg.id);
+    removePipeline(msg.id);
     break;
   case 'counts':
     state.counts = msg.counts;
@@ -467,6 +502,7 @@ function connect() {
   clearInterval(countdown);
   if (ws) return;
   const url = new URL('/ws/jobs', location.href);
+  url.searchParams.set('v', '2'); /* the compact stream: one "update" per flush */
   url.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
   if (token) url.searchParams.set('token', token);
   if (!wasLive) setConn('connecting', 'connecting…');

@@ -9,6 +9,8 @@
 typedef struct {
     const char *p, *end;
     bl_frame *f;
+    bool in_item; /* inside an object of the top-level "jobs" array */
+    bl_item item;
 } bl_js;
 
 typedef struct {
@@ -132,8 +134,8 @@ static void bl_copy(char *dst, size_t cap, bl_str s)
     dst[n] = '\0';
 }
 
-/* "t=<digits>" anywhere at the start of a status text. */
-static void bl_stamp_from_message(bl_frame *f, bl_str s)
+/* "t=<digits>" at the start of a status text: into *t_ms. */
+static void bl_stamp(int64_t *t_ms, bl_str s)
 {
     if (s.n < 3 || s.s[0] != 't' || s.s[1] != '=')
         return;
@@ -142,7 +144,12 @@ static void bl_stamp_from_message(bl_frame *f, bl_str s)
     for (; i < s.n && s.s[i] >= '0' && s.s[i] <= '9'; i++)
         v = v * 10 + (s.s[i] - '0');
     if (i > 2)
-        f->t_ms = v;
+        *t_ms = v;
+}
+
+static void bl_stamp_from_message(bl_frame *f, bl_str s)
+{
+    bl_stamp(&f->t_ms, s);
 }
 
 /* What a scalar at this position means.  `top` is the key at depth 1, `sub`
@@ -178,6 +185,44 @@ static void bl_scalar_number(bl_frame *f, int depth, bl_str top, bl_str sub, dou
         f->t_ms = (int64_t)v;
 }
 
+static bool bl_value(bl_js *j, int depth, bl_str top, bl_str sub);
+
+static bool bl_item_end(bl_js *j, bool item)
+{
+    if (item) {
+        j->in_item = false;
+        j->f->on_item(j->f->ud, &j->item);
+    }
+    return true;
+}
+
+/* A member of a "jobs" element: the fields an entry has, and the rest
+ * checked like any value (nothing under it is extracted: depth 3+). */
+static bool bl_item_value(bl_js *j, bl_str key)
+{
+    bl_ws(j);
+    if (j->p < j->end && *j->p == '"') {
+        bl_str s;
+        if (!bl_string(j, &s))
+            return false;
+        if (bl_str_is(key, "status"))
+            bl_copy(j->item.status, sizeof j->item.status, s);
+        else if (bl_str_is(key, "message"))
+            bl_stamp(&j->item.t_ms, s);
+        return true;
+    }
+    if (j->p < j->end && (*j->p == '-' || (*j->p >= '0' && *j->p <= '9'))) {
+        double v;
+        if (!bl_number(j, &v))
+            return false;
+        if (bl_str_is(key, "id"))
+            j->item.id = (int64_t)v;
+        return true;
+    }
+    bl_str none = {"", 0};
+    return bl_value(j, 3, none, none);
+}
+
 /* depth: of the value being parsed (the whole frame is depth 0).  key: the
  * key this value sits under in its parent object (empty in an array). */
 static bool bl_value(bl_js *j, int depth, bl_str top, bl_str sub)
@@ -189,11 +234,17 @@ static bool bl_value(bl_js *j, int depth, bl_str top, bl_str sub)
         return false;
     char c = *j->p;
     if (c == '{') {
+        /* an element of the top-level "jobs" array, with someone to tell */
+        bool item = depth == 2 && sub.n == 0 && bl_str_is(top, "jobs") && j->f->on_item && !j->in_item;
+        if (item) {
+            j->in_item = true;
+            j->item = (bl_item){.id = -1, .status = "", .t_ms = -1};
+        }
         j->p++;
         bl_ws(j);
         if (j->p < j->end && *j->p == '}') {
             j->p++;
-            return true;
+            return bl_item_end(j, item);
         }
         for (;;) {
             bl_str k;
@@ -207,7 +258,9 @@ static bool bl_value(bl_js *j, int depth, bl_str top, bl_str sub)
             /* The keys of the object at depth d name values at depth d+1. */
             bl_str ntop = depth == 0 ? k : top;
             bl_str nsub = depth == 1 ? k : sub;
-            if (!bl_value(j, depth + 1, ntop, nsub))
+            if (item && !bl_item_value(j, k))
+                return false;
+            if (!item && !bl_value(j, depth + 1, ntop, nsub))
                 return false;
             bl_ws(j);
             if (j->p < j->end && *j->p == ',') {
@@ -216,7 +269,7 @@ static bool bl_value(bl_js *j, int depth, bl_str top, bl_str sub)
             }
             if (j->p < j->end && *j->p == '}') {
                 j->p++;
-                return true;
+                return bl_item_end(j, item);
             }
             return false;
         }
@@ -278,7 +331,7 @@ bool bl_json_scan(const char *buf, size_t len, bl_frame *f)
     f->progress = -1;
     f->t_ms = -1;
     f->items = -1;
-    bl_js j = {buf, buf + len, f};
+    bl_js j = {buf, buf + len, f, false, {0}};
     bl_str none = {"", 0};
     if (!bl_value(&j, 0, none, none))
         return false;

@@ -11,6 +11,8 @@
  *   top level: type, status, progress, id, message, t, and the length of the
  *              "jobs" array (a /ws/jobs snapshot, or the ceiling's frame)
  *   under "job": id, status, progress, message (a /ws/jobs job message)
+ *   each object of the top-level "jobs" array: id, status, message, handed
+ *              to on_item when set (a ?v=2 "update": one entry per job)
  * The change stamp t_ms comes from a top-level number "t" or from a message
  * "t=<unix ms>" (what `::status t=$(date +%s%3N)` leaves in a job). */
 #ifndef BL_JSON_H
@@ -21,6 +23,16 @@
 #include <stdint.h>
 
 typedef struct {
+    int64_t id;      /* -1 when absent */
+    char status[16]; /* "" when absent (a ?v=2 entry carries only what changed) */
+    int64_t t_ms;    /* -1 when absent */
+} bl_item;
+
+typedef struct bl_frame {
+    /* set by the caller before the scan (or NULL): called at the end of
+     * each object in the top-level "jobs" array */
+    void (*on_item)(void *ud, const bl_item *it);
+    void *ud;
     char type[16];   /* "" when absent */
     char status[16]; /* "" when absent */
     int64_t id;      /* -1 when absent */

@@ -211,6 +211,38 @@ static bool wsl_is_final(const char *status)
     return strcmp(status, "succeeded") == 0 || strcmp(status, "failed") == 0 || strcmp(status, "cancelled") == 0;
 }
 
+/* One job's state reached the client (a "job" message, or an entry of a
+ * ?v=2 "update"). */
+static void wsl_job_update(wsl_client *c, int64_t id, const char *status, int64_t t_ms, int64_t now_real)
+{
+    wsl_run *r = c->run;
+    c->updates++;
+    int64_t *slot = &c->slot_t[id % r->job_slots];
+    /* A repeated state (after the snapshot, say) is not a new change. */
+    if (t_ms >= 0 && t_ms != (*slot & ~WSL_FINAL_BIT)) {
+        *slot = t_ms | (*slot & WSL_FINAL_BIT);
+        bl_hist_add(&r->lat, now_real - t_ms * 1000);
+    }
+    if (wsl_is_final(status) && !(*slot & WSL_FINAL_BIT)) {
+        *slot |= WSL_FINAL_BIT;
+        c->finals++;
+    }
+}
+
+typedef struct {
+    wsl_client *c;
+    const bl_frame *f;
+    int64_t now_real;
+} wsl_item_ctx;
+
+static void wsl_on_item(void *ud, const bl_item *it)
+{
+    wsl_item_ctx *x = ud;
+    /* galvanid writes "type" first: by now it is known */
+    if (strcmp(x->f->type, "update") == 0 && it->id >= 0)
+        wsl_job_update(x->c, it->id, it->status, it->t_ms, x->now_real);
+}
+
 static void wsl_on_message(wsl_client *c, const char *data, size_t len, int64_t now_real, int64_t now_mono)
 {
     wsl_run *r = c->run;
@@ -225,7 +257,12 @@ static void wsl_on_message(wsl_client *c, const char *data, size_t len, int64_t 
             r->err_parse++;
         json_decref(v);
     }
-    bl_frame f;
+    bl_frame f = {0};
+    wsl_item_ctx ictx = {c, &f, now_real};
+    if (r->mode == WSL_JOBS && r->measuring) {
+        f.on_item = wsl_on_item; /* ?v=2: every entry of an update */
+        f.ud = &ictx;
+    }
     if (!bl_json_scan(data, len, &f)) {
         r->err_parse++;
         return;
@@ -249,21 +286,10 @@ static void wsl_on_message(wsl_client *c, const char *data, size_t len, int64_t 
         }
         break;
     case WSL_JOBS:
-        if (strcmp(f.type, "job") != 0 || f.id < 0)
-            break; /* snapshot, counts, pipeline, removed: frames, not job updates */
-        c->updates++;
-        {
-            int64_t *slot = &c->slot_t[f.id % r->job_slots];
-            /* A repeated state (after the snapshot, say) is not a new change. */
-            if (f.t_ms >= 0 && f.t_ms != (*slot & ~WSL_FINAL_BIT)) {
-                *slot = f.t_ms | (*slot & WSL_FINAL_BIT);
-                bl_hist_add(&r->lat, lat_us);
-            }
-            if (wsl_is_final(f.status) && !(*slot & WSL_FINAL_BIT)) {
-                *slot |= WSL_FINAL_BIT;
-                c->finals++;
-            }
-        }
+        /* snapshot, counts, pipeline, removed: frames, not job updates; a
+         * ?v=2 update's entries were counted by wsl_on_item */
+        if (strcmp(f.type, "job") == 0 && f.id >= 0)
+            wsl_job_update(c, f.id, f.status, f.t_ms, now_real);
         break;
     case WSL_BCAST:
         /* The ceiling's frame carries every job's state: each entry is an update. */

@@ -1,7 +1,10 @@
 /* galvani CLI: `watch` (see watch.h).
  *
- * The daemon pushes {"type":"snapshot"|"job"|"removed"|"counts",...} as SSE
- * events.  We keep the latest JSON of each shown job, ordered by id, and the
+ * The daemon pushes {"type":"snapshot"|"update",...} as SSE events (the
+ * compact stream, /events?v=2: an update carries what one flush changed,
+ * each job as its changed fields, merged into the row; --json keeps the
+ * v1 stream, {"type":"snapshot"|"job"|"removed"|"counts"}, whose events
+ * it prints as they are).  We keep the latest JSON of each shown job, ordered by id, and the
  * counts, and after each event either redraw the frame in place (terminal)
  * or print a plain line for each job whose status or whole-percent progress
  * changed (pipe: a log of a piped watch is readable, not one line per
@@ -353,6 +356,29 @@ static void gvc_apply_snapshot(gvc_watcher *w, json_t *msg)
     w->snapshot_seen = w->connected = 1;
 }
 
+/* A ?v=2 update: merge each entry into its row (a job not shown yet comes
+ * whole: it becomes a row, like a v1 "job" message), drop removed ones. */
+static void gvc_apply_update(gvc_watcher *w, json_t *msg)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(msg, "jobs"), i, e) {
+        long long id = gvc_int(e, "id");
+        if (!json_is_object(e) || !gvc_wanted(w, id))
+            continue;
+        gvc_row *r = gvc_row_find(w, id);
+        /* the row's object is ours alone (its message is gone) */
+        int rc = r ? json_object_update(r->job, e) : json_object_get(e, "status") ? gvc_row_set(w, e) : 0;
+        if (rc != 0)
+            w->failed = gvc_oom();
+    }
+    json_array_foreach(json_object_get(msg, "removed"), i, e) {
+        for (size_t k = 0; k < w->nrows; k++)
+            if (w->rows[k].id == json_integer_value(e))
+                gvc_row_remove(w, k--);
+    }
+}
+
 /* Apply one event's JSON. */
 static void gvc_apply(gvc_watcher *w, const char *text)
 {
@@ -373,6 +399,8 @@ static void gvc_apply(gvc_watcher *w, const char *text)
     }
     if (!strcmp(type, "snapshot")) {
         gvc_apply_snapshot(w, msg);
+    } else if (!strcmp(type, "update")) {
+        gvc_apply_update(w, msg);
     } else if (!strcmp(type, "job")) {
         json_t *job = json_object_get(msg, "job");
         if (json_is_object(job) && gvc_wanted(w, gvc_int(job, "id")) && gvc_row_set(w, job))
@@ -512,9 +540,13 @@ int gvc_watch(gvc_http *h, const gvc_watch_opts *opts)
     gvc_watcher w = {.o = opts, .base = h->base};
     int live = opts->tty && !opts->json;
     w.raw = live && gvc_term_raw() == 0;
-    char path[64] = "/events";
+    /* --json prints the events: the v1 stream, whose messages are whole */
+    const char *v = opts->json ? "" : "v=2";
+    char path[64];
     if (opts->nids == 1)
-        snprintf(path, sizeof path, "/events?job=%lld", opts->ids[0]);
+        snprintf(path, sizeof path, "/events?job=%lld%s%s", opts->ids[0], *v ? "&" : "", v);
+    else
+        snprintf(path, sizeof path, "/events%s%s", *v ? "?" : "", v);
     gvc_wake wake = {.fd = w.raw ? STDIN_FILENO : -1, .ms = 250, .fn = gvc_on_wake, .userdata = &w};
     int rc = 0;
     for (int attempt = 1;; attempt++) {

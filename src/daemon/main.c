@@ -61,7 +61,7 @@ static void gvd_usage(FILE *out)
           "      --keep-finished AGE  also delete finished jobs older than AGE (e.g. 3600, 90m, 12h, 7d)\n"
           "      --metric-points N    points kept per metric series of a job (default 512, 4..100000):\n"
           "                           older points are merged pairwise (docs/api.md)\n"
-          "      --webhook URL        notify rules POST their events to URL (http://HOST[:PORT]/PATH;\n"
+          "      --webhook URL        notify rules POST their events to URL (http(s)://HOST[:PORT]/PATH;\n"
           "                           env GALVANI_WEBHOOK)\n"
           "      --webhook-timeout SECS  one delivery attempt's timeout (default 5)\n"
           "      --webhook-attempts N attempts per event, with backoff 0.5 s, 1 s, 2 s... (default 4)\n"

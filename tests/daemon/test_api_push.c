@@ -498,6 +498,134 @@ static void test_encode_once(void **state)
     }
 }
 
+/* ---- ?v=2: the compact stream ------------------------------------------------ */
+
+/* The next entry for job `id` in "update" messages (merged into *state,
+ * the client's view of it); NULL-safe fields of the entry itself are what
+ * the test looks at.  `removed` is set when an update removed it. */
+static json_t *next_entry(tconn *ws, int64_t id, json_t *state, bool *removed)
+{
+    int64_t deadline = t_now_ms() + T_WAIT_MS;
+    while (t_now_ms() < deadline) {
+        json_t *j = next_of_type(ws, "update");
+        size_t i;
+        json_t *e, *found = NULL;
+        json_array_foreach(json_object_get(j, "removed"), i, e)
+            if (json_integer_value(e) == id && removed)
+                *removed = true;
+        json_array_foreach(json_object_get(j, "jobs"), i, e) {
+            if (json_int(e, "id") != id)
+                continue;
+            assert_int_equal(json_object_update(state, e), 0);
+            found = json_incref(e);
+        }
+        json_decref(j);
+        if (found || (removed && *removed))
+            return found;
+    }
+    fail_msg("no update for job %lld", (long long)id);
+    return NULL;
+}
+
+/* /ws/jobs?v=2: the same snapshot, then "update" messages whose job
+ * entries are the whole job on first sight and only the changed fields
+ * after; applied in order they give exactly GET /jobs/{id}. */
+static void test_updates_stream(void **state)
+{
+    (void)state;
+    int64_t a = api_create(&H, "{\"kind\":\"demo\",\"demo_step_ms\":60000,\"name\":\"a\"}");
+    tconn ws;
+    ws_connect(&ws, H.port, "/ws/jobs?v=2");
+    json_t *j = next_frame(&ws);
+    assert_string_equal(json_str(j, "type"), "snapshot");
+    assert_int_equal(json_array_size(json_object_get(j, "jobs")), 1);
+    json_t *sa = json_deep_copy(json_array_get(json_object_get(j, "jobs"), 0));
+    json_decref(j);
+
+    char path[64];
+    snprintf(path, sizeof path, "/jobs/%lld/pause", (long long)a);
+    post(path, 200);
+    json_decref(next_entry(&ws, a, sa, NULL)); /* first sight since the snapshot: may be whole */
+    snprintf(path, sizeof path, "/jobs/%lld/resume", (long long)a);
+    post(path, 200);
+    json_t *e = next_entry(&ws, a, sa, NULL);
+    assert_string_equal(json_str(e, "status"), "running");
+    assert_null(json_object_get(e, "name")); /* unchanged: not sent again */
+    json_decref(e);
+
+    /* a new job: whole the first time, its final state never missed */
+    int64_t b = api_create(&H, "{\"command\":[\"true\"],\"name\":\"b\"}");
+    json_t *sb = json_object();
+    e = next_entry(&ws, b, sb, NULL);
+    assert_string_equal(json_str(e, "name"), "b");
+    json_decref(e);
+    while (strcmp(json_str(sb, "status"), "succeeded") != 0)
+        json_decref(next_entry(&ws, b, sb, NULL));
+    snprintf(path, sizeof path, "/jobs/%lld", (long long)b);
+    http_resp r = http_do(&H, "GET", path, NULL, NULL);
+    assert_int_equal(r.status, 200);
+    json_t *got = json_loads(r.body, 0, NULL);
+    json_object_del(got, "spec"); /* the API's answer has the spec besides the job object */
+    assert_true(json_equal(got, sb)); /* the updates applied in order are the job */
+    json_decref(got);
+    http_resp_free(&r);
+
+    r = http_do(&H, "DELETE", path, NULL, NULL);
+    assert_int_equal(r.status, 204);
+    http_resp_free(&r);
+    bool removed = false;
+    while (!removed)
+        json_decref(next_entry(&ws, b, sb, &removed));
+    json_decref(sa);
+    json_decref(sb);
+    tconn_close(&ws);
+
+    /* the version is checked; SSE has it too */
+    tconn c;
+    r = ws_connect_opt(&c, H.port, "/ws/jobs?v=3", 0);
+    assert_int_equal(r.status, 400);
+    assert_string_equal(http_error_code(&r), "invalid_query");
+    http_resp_free(&r);
+    tconn_close(&c);
+    tconn_open(&c, H.port);
+    http_send_req(&c, "GET", "/events?v=2", NULL, NULL, 0, true);
+    assert_true(tconn_skip_past(&c, "event: snapshot", t_now_ms() + T_WAIT_MS));
+    snprintf(path, sizeof path, "/jobs/%lld/pause", (long long)a);
+    post(path, 200);
+    assert_true(tconn_skip_past(&c, "event: update", t_now_ms() + T_WAIT_MS));
+    tconn_close(&c);
+}
+
+/* Every ?v=2 client gets the same update buffer (one encoding per flush),
+ * and clients that arrive together share one snapshot. */
+static void test_updates_encode_once(void **state)
+{
+    (void)state;
+    gvd_push_stats s0 = api_stats(&H);
+    tconn c[3];
+    for (int i = 0; i < 3; i++)
+        ws_connect(&c[i], H.port, "/ws/jobs?v=2");
+    for (int i = 0; i < 3; i++)
+        json_decref(next_frame(&c[i]));
+    gvd_push_stats before = api_stats(&H);
+    assert_true(before.snapshots - s0.snapshots >= 1);
+    assert_true(before.snapshots - s0.snapshots <= 3);
+    api_create(&H, "{\"kind\":\"demo\",\"demo_step_ms\":30}");
+    gvd_push_stats after = api_stats(&H);
+    int64_t deadline = t_now_ms() + T_WAIT_MS;
+    while (after.encoded - before.encoded < 5 && t_now_ms() < deadline) {
+        t_sleep_ms(20);
+        after = api_stats(&H);
+    }
+    uint64_t encoded = after.encoded - before.encoded;
+    assert_true(encoded >= 5);
+    assert_int_equal(after.queued - before.queued, 3 * encoded);
+    for (int i = 0; i < 3; i++) {
+        json_decref(next_of_type(&c[i], "update"));
+        tconn_close(&c[i]);
+    }
+}
+
 /* ---- a job's log over /ws/jobs ---------------------------------------------- */
 
 static void follow_log(tconn *ws, int64_t job, long long offset)
@@ -572,6 +700,69 @@ static void test_log_stream(void **state)
     json_t *j = next_of_type(&ws, "job");
     assert_int_equal(json_int(json_object_get(j, "job"), "id"), other);
     json_decref(j);
+    tconn_close(&ws);
+}
+
+/* The server keeps wslay's context only while a client's frames are in
+ * flight (ws.c): a subscription sent as two fragments, the second after a
+ * pause in which the server ran, is still understood; so is one with a
+ * 16-bit length, and one split mid-header across two writes; a pong to
+ * nothing and a ping from the client in between change nothing. */
+static void test_client_frames_across_idle_context(void **state)
+{
+    (void)state;
+    int64_t id = api_create(&H, "{\"shell\":true,\"command\":\"echo hello\"}");
+    assert_true(api_wait_status(&H, id, "succeeded", T_WAIT_MS));
+    tconn ws;
+    ws_connect(&ws, H.port, "/ws/jobs");
+    json_decref(next_of_type(&ws, "snapshot"));
+    char sub[200];
+    int n = snprintf(sub, sizeof sub, "{\"type\":\"log\",\"job\":%lld,\"offset\":0}", (long long)id);
+    /* two fragments: text without FIN, then a continuation with FIN */
+    unsigned char first[64], second[64], mask[4] = {1, 2, 3, 4};
+    int half = n / 2;
+    first[0] = 0x01, first[1] = (unsigned char)(0x80 | half);
+    memcpy(first + 2, mask, 4);
+    for (int i = 0; i < half; i++)
+        first[6 + i] = (unsigned char)(sub[i] ^ mask[i % 4]);
+    tconn_send(&ws, first, (size_t)(6 + half));
+    ws_send(&ws, 10, "", 0); /* an unasked pong between the fragments (allowed) */
+    /* the server runs: a job message for another job goes out meanwhile */
+    int64_t other = api_create(&H, "{\"command\":[\"true\"]}");
+    json_t *j = next_of_type(&ws, "job");
+    assert_int_equal(json_int(json_object_get(j, "job"), "id"), other);
+    json_decref(j);
+    second[0] = 0x80, second[1] = (unsigned char)(0x80 | (n - half));
+    memcpy(second + 2, mask, 4);
+    for (int i = half; i < n; i++)
+        second[6 + i - half] = (unsigned char)(sub[i] ^ mask[(i - half) % 4]);
+    tconn_send(&ws, second, (size_t)(6 + n - half));
+    char text[64] = "";
+    assert_int_equal(read_log_until(&ws, id, 0, text, sizeof text, "hello\n"), 6);
+
+    /* 16-bit length (padded with spaces: still JSON), from byte 2 */
+    char big[300];
+    int m = snprintf(big, sizeof big, "{\"type\":\"log\",\"job\":%lld,\"offset\":2}%*s", (long long)id, 150, "");
+    ws_send(&ws, 1, big, (size_t)m);
+    text[0] = '\0';
+    assert_int_equal(read_log_until(&ws, id, 2, text, sizeof text, "llo\n"), 6);
+
+    /* a frame split in the middle of its header, across two writes */
+    unsigned char frame[80];
+    n = snprintf(sub, sizeof sub, "{\"type\":\"log\",\"job\":%lld,\"offset\":4}", (long long)id);
+    frame[0] = 0x81, frame[1] = (unsigned char)(0x80 | n);
+    memcpy(frame + 2, mask, 4);
+    for (int i = 0; i < n; i++)
+        frame[6 + i] = (unsigned char)(sub[i] ^ mask[i % 4]);
+    tconn_send(&ws, frame, 3);
+    /* the server reads the three bytes alone: give it a moment, the test's
+     * only pause, whose length changes nothing but which half is in flight */
+    struct timespec ts = {0, 50 * 1000000L};
+    nanosleep(&ts, NULL);
+    tconn_send(&ws, frame + 3, (size_t)(6 + n - 3));
+    ws_send(&ws, 9, "", 0); /* a ping from the client after it: answered, nothing else */
+    text[0] = '\0';
+    assert_int_equal(read_log_until(&ws, id, 4, text, sizeof text, "o\n"), 6);
     tconn_close(&ws);
 }
 
@@ -690,9 +881,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_client_close_handshake, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shutdown_closes_with_1001, setup, teardown),
         cmocka_unit_test_setup_teardown(test_encode_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_updates_stream, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_updates_encode_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slow_client_is_bounded_and_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_stream, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_stream_skips_when_behind, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client_frames_across_idle_context, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

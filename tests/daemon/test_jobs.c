@@ -303,6 +303,8 @@ static void test_restart_readopts_jobs(void **state)
     gvd_job *orphan = create(f, "{\"command\": [\"/bin/sleep\", \"1000\"]}");
     gvd_job *demo = create(f, "{\"kind\": \"demo\", \"demo_step_ms\": 20}");
     run_for(f, 300);
+    for (int i = 0; i < 1500 && json_int_field(orphan, "pid") <= 0; i++)
+        run_for(f, 20); /* the supervisor's answer, read on the loop */
     assert_int_equal(gvd_job_status(orphan), GVD_RUNNING);
     int64_t done_id = gvd_job_id(done), orphan_id = gvd_job_id(orphan), demo_id = gvd_job_id(demo);
     pid_t pid = (pid_t)json_int_field(orphan, "pid");
@@ -338,10 +340,14 @@ static void test_restart_after_kill_reports_true_exit(void **state)
 {
     fixture *f = *state;
     gvd_job *orphan = create(f, "{\"command\": [\"/bin/sleep\", \"1000\"]}");
-    run_for(f, 50);
+    /* The spawn's handshake is read on the loop: the job is running at once,
+     * its pid known when the supervisor has answered (up to 30 s). */
+    for (int i = 0; i < 1500 && json_int_field(orphan, "pid") <= 0; i++)
+        run_for(f, 20);
     assert_int_equal(gvd_job_status(orphan), GVD_RUNNING);
     int64_t orphan_id = gvd_job_id(orphan);
     pid_t pid = (pid_t)json_int_field(orphan, "pid");
+    assert_true(pid > 0);
     close_jobs(f);
     assert_int_equal(kill(pid, 0), -1);
     open_jobs(f);

@@ -355,14 +355,22 @@ static void gvd_on_seed(gvd_server *s, h2o_req_t *req, h2o_iovec_t path)
 
 /* ---- streams ---------------------------------------------------------------- */
 
-/* ?job=ID for the job streams: 0 = every job, -1 after answering. */
-static int64_t gvd_stream_job(gvd_server *s, h2o_req_t *req, bool allowed)
+/* ?job=ID for the job streams: 0 = every job, -1 after answering; and
+ * ?v=2 (GVD_STREAM_UPDATES; v=1 is the default, GVD_STREAM_JOBS). */
+static int64_t gvd_stream_job(gvd_server *s, h2o_req_t *req, bool allowed, gvd_stream *stream)
 {
-    static const char *const with_job[] = {"job", NULL};
+    static const char *const with_job[] = {"job", "v", NULL};
     static const char *const none[] = {NULL};
     gvd_query q;
     if (gvd_query_parse(req, allowed ? with_job : none, &q) != 0)
         return -1;
+    const char *ver = gvd_query_get(&q, "v");
+    if (ver && strcmp(ver, "1") != 0 && strcmp(ver, "2") != 0) {
+        gvd_http_error(req, 400, "invalid_query", "v must be 1 or 2, not \"%s\"", ver);
+        return -1;
+    }
+    if (ver && strcmp(ver, "2") == 0)
+        *stream = GVD_STREAM_UPDATES;
     const char *v = gvd_query_get(&q, "job");
     if (!v)
         return 0;
@@ -385,13 +393,13 @@ static void gvd_on_stream(gvd_server *s, h2o_req_t *req, h2o_iovec_t path)
         return;
     }
     bool demo = gvd_path_is(path, "/ws");
-    int64_t job = gvd_stream_job(s, req, !demo);
+    gvd_stream stream = demo ? GVD_STREAM_DEMO : GVD_STREAM_JOBS;
+    int64_t job = gvd_stream_job(s, req, !demo, &stream);
     if (job < 0)
         return;
     gvd_error err = {0};
-    int rc = gvd_path_is(path, "/events") ? gvd_push_sse(s->push, req, job, &err)
-                                          : gvd_push_ws(s->push, req, demo ? GVD_STREAM_DEMO : GVD_STREAM_JOBS,
-                                                        job, &err);
+    int rc = gvd_path_is(path, "/events") ? gvd_push_sse(s->push, req, stream, job, &err)
+                                          : gvd_push_ws(s->push, req, stream, job, &err);
     if (rc != 0)
         gvd_http_error_from(req, &err);
 }

@@ -92,6 +92,7 @@ static const h2o_iovec_t gvd_sse_prefix[] = {
     [GVD_MSG_PIPELINE] = {H2O_STRLIT("event: pipeline\ndata: ")},
     [GVD_MSG_PIPELINE_REMOVED] = {H2O_STRLIT("event: pipeline_removed\ndata: ")},
     [GVD_MSG_LOG] = {H2O_STRLIT("event: log\ndata: ")},
+    [GVD_MSG_UPDATE] = {H2O_STRLIT("event: update\ndata: ")},
     [GVD_MSG_RAW] = {NULL, 0},
 };
 

@@ -10,9 +10,15 @@
  * every interested client and kicks each touched client once.
  *
  * A client that cannot keep up is bounded twice: its queue holds at most one
- * frame per key (job id, counts, snapshot), and the tick drops it once its
- * unsent bytes stay above max_pending for slow_ms (or at once above eight
- * times that).
+ * frame per key (job id, counts, snapshot; a ?v=2 client at most
+ * GVD_UPDATES_MAX update frames, then a snapshot instead), and the tick
+ * drops it once its unsent bytes stay above max_pending for slow_ms (or at
+ * once above eight times that).
+ *
+ * Shared, not per client: a new /ws client gets the demo frame the last
+ * flush sent (demo_frame, kept until a job changes), a new all-jobs client
+ * the snapshot the next flush encodes for every newcomer at once, a ?v=2
+ * client the one update frame of each flush (push_int.h).
  */
 #include "push_int.h"
 
@@ -31,6 +37,7 @@
     (GVD_STATUS_BIT(GVD_SUCCEEDED) | GVD_STATUS_BIT(GVD_FAILED) | GVD_STATUS_BIT(GVD_CANCELLED))
 
 static void gvd_on_tick(uv_timer_t *t);
+static void gvd_push_arm(gvd_push *p);
 
 static const char gvd_idle_frame[] = "{\"status\":\"idle\",\"progress\":0}";
 
@@ -139,15 +146,45 @@ out:
     return b;
 }
 
+/* The frame a new /ws client starts with: the last one sent while no job
+ * changed since (else encoded now, and kept for the next newcomers). */
+static gvd_pbuf *gvd_demo_first(gvd_push *p)
+{
+    if (!p->demo_frame)
+        p->demo_frame = gvd_msg_demo(p);
+    return p->demo_frame ? gvd_pbuf_ref(p->demo_frame) : NULL;
+}
+
+static void gvd_demo_keep(gvd_push *p, gvd_pbuf *b)
+{
+    gvd_pbuf_unref(p->demo_frame);
+    p->demo_frame = gvd_pbuf_ref(b);
+}
+
 /* ---- clients ------------------------------------------------------------- */
+
+static void gvd_count_client(gvd_push *p, const gvd_client *c, int d)
+{
+    size_t *n = c->stream == GVD_STREAM_DEMO      ? &p->nseed
+                : c->stream == GVD_STREAM_UPDATES ? (c->job ? &p->nsingle2 : &p->nall2)
+                                                  : (c->job ? &p->nsingle : &p->nall);
+    *n += (size_t)d; /* d = -1 wraps as intended */
+    p->nclients += (size_t)d;
+    p->nws += c->ws ? (size_t)d : 0;
+}
 
 int gvd_client_attach(gvd_push *p, gvd_client *c)
 {
     if (p->closing || !p->jobs)
         return -1;
-    gvd_pbuf *first = c->stream == GVD_STREAM_DEMO ? gvd_msg_demo(p) : gvd_msg_snapshot(p, c->job);
-    if (!first)
-        return -1;
+    /* A client following every job waits for the flush's shared snapshot. */
+    bool shared = c->stream != GVD_STREAM_DEMO && c->job == 0;
+    gvd_pbuf *first = NULL;
+    if (!shared) {
+        first = c->stream == GVD_STREAM_DEMO ? gvd_demo_first(p) : gvd_msg_snapshot(p, c->job);
+        if (!first)
+            return -1;
+    }
     c->hub = p;
     c->id = ++p->next_id;
     c->prev = p->last;
@@ -157,26 +194,26 @@ int gvd_client_attach(gvd_push *p, gvd_client *c)
     else
         p->first = c;
     p->last = c;
-    p->nclients++;
-    p->nws += c->ws;
-    if (c->stream == GVD_STREAM_DEMO)
-        p->nseed++;
-    else if (c->job == 0)
-        p->nall++;
-    else
-        p->nsingle++;
-    /* The first frame bypasses the unsent bound (a large snapshot is still
-     * one frame) and cannot replace anything. */
-    int rc = gvd_queue_put(&c->pending, c->stream == GVD_STREAM_DEMO ? GVD_KEY_DEMO : GVD_KEY_SNAPSHOT, first, NULL);
-    if (rc == 0) {
-        c->pending_bytes += gvd_pbuf_wire_len(first, c->ws);
-        if (c->pending_bytes > p->stats.max_unsent)
-            p->stats.max_unsent = c->pending_bytes;
-    }
-    gvd_pbuf_unref(first);
-    if (rc != 0) {
-        gvd_client_detach(c);
-        return -1;
+    gvd_count_client(p, c, +1);
+    if (shared) {
+        c->want_snapshot = true;
+        p->nwant++;
+        gvd_push_arm(p);
+    } else {
+        /* The first frame bypasses the unsent bound (a large snapshot is
+         * still one frame) and cannot replace anything. */
+        int rc = gvd_queue_put(&c->pending, c->stream == GVD_STREAM_DEMO ? GVD_KEY_DEMO : GVD_KEY_SNAPSHOT, first,
+                               NULL);
+        if (rc == 0) {
+            c->pending_bytes += gvd_pbuf_wire_len(first, c->ws);
+            if (c->pending_bytes > p->stats.max_unsent)
+                p->stats.max_unsent = c->pending_bytes;
+        }
+        gvd_pbuf_unref(first);
+        if (rc != 0) {
+            gvd_client_detach(c);
+            return -1;
+        }
     }
     if (c->stream == GVD_STREAM_DEMO && p->nseed == 1) {
         /* demo_sent is what every /ws client last got; with the first one
@@ -186,10 +223,10 @@ int gvd_client_attach(gvd_push *p, gvd_client *c)
         p->demo_sent = demo ? gvd_job_id(demo) : 0;
     }
     char target[32] = "all";
-    if (c->stream == GVD_STREAM_JOBS && c->job)
+    if (c->stream != GVD_STREAM_DEMO && c->job)
         snprintf(target, sizeof target, "%lld", (long long)c->job);
     gvd_log(GVD_LOG_INFO, "push.connect", "client=%llu transport=%s stream=%s job=%s clients=%zu",
-            (unsigned long long)c->id, c->ws ? "ws" : "sse", c->stream == GVD_STREAM_DEMO ? "demo" : "jobs",
+            (unsigned long long)c->id, c->ws ? "ws" : "sse", c->stream == GVD_STREAM_DEMO ? "demo" : c->stream == GVD_STREAM_JOBS ? "jobs" : "updates",
             c->stream == GVD_STREAM_DEMO ? "demo" : target, p->nclients);
     return 0;
 }
@@ -199,6 +236,16 @@ void gvd_client_detach(gvd_client *c)
     gvd_push *p = c->hub;
     if (!p)
         return;
+    if (p->kick_cursor == c)
+        p->kick_cursor = c->next;
+    if (c->touched) {
+        c->touched = false;
+        p->ntouched--;
+    }
+    if (c->want_snapshot) {
+        c->want_snapshot = false;
+        p->nwant--;
+    }
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -212,14 +259,7 @@ void gvd_client_detach(gvd_client *c)
         p->nlog--;
         c->log_job = 0;
     }
-    p->nclients--;
-    p->nws -= c->ws;
-    if (c->stream == GVD_STREAM_DEMO)
-        p->nseed--;
-    else if (c->job == 0)
-        p->nall--;
-    else
-        p->nsingle--;
+    gvd_count_client(p, c, -1);
     c->hub = NULL;
     gvd_log(GVD_LOG_INFO, "push.disconnect", "client=%llu transport=%s clients=%zu", (unsigned long long)c->id,
             c->ws ? "ws" : "sse", p->nclients);
@@ -248,9 +288,12 @@ int gvd_client_queue(gvd_client *c, int64_t key, gvd_pbuf *buf)
         gvd_obs_frames_dropped(gvd_transport(c), GVD_OBS_COALESCED, 1);
     }
     c->pending_bytes += gvd_pbuf_wire_len(buf, c->ws);
-    c->touched = true;
     if (!p)
         return 0;
+    if (!c->touched) {
+        c->touched = true;
+        p->ntouched++;
+    }
     p->stats.queued++;
     p->stats.coalesced += r == 1;
     size_t unsent = gvd_client_unsent(c);
@@ -286,6 +329,7 @@ size_t gvd_client_take(gvd_client *c)
     c->inflight_bytes = c->pending_bytes;
     c->pending_bytes = 0;
     c->log_queued = false; /* on its way: the next log bytes may be read */
+    c->nupdates = 0;
     gvd_queue_reset(&c->pending);
     return n;
 }
@@ -304,6 +348,7 @@ void gvd_client_discard(gvd_client *c)
     gvd_queue_clear(&c->pending);
     c->pending_bytes = 0;
     c->log_queued = false;
+    c->nupdates = 0;
 }
 
 void gvd_client_release(gvd_client *c)
@@ -353,25 +398,36 @@ void gvd_push_count_ping_drop(gvd_push *p)
 
 /* ---- the flush ----------------------------------------------------------- */
 
-enum gvd_audience { GVD_TO_FOLLOWERS, GVD_TO_ALL_JOBS, GVD_TO_DEMO };
+enum gvd_audience {
+    GVD_TO_FOLLOWERS, /* v1 job streams following `key` or every job */
+    GVD_TO_ALL_JOBS,  /* v1 job streams following every job */
+    GVD_TO_ONE_V2,    /* ?v=2 streams following `key` alone */
+    GVD_TO_DEMO       /* /ws */
+};
 
-/* Queue b for the clients in `to` (job streams following `key`, job streams
- * following everything, /ws clients). */
+static bool gvd_wants(const gvd_client *c, enum gvd_audience to, int64_t key)
+{
+    switch (to) {
+    case GVD_TO_DEMO:
+        return c->stream == GVD_STREAM_DEMO;
+    case GVD_TO_ALL_JOBS:
+        return c->stream == GVD_STREAM_JOBS && c->job == 0;
+    case GVD_TO_ONE_V2:
+        return c->stream == GVD_STREAM_UPDATES && c->job == key;
+    case GVD_TO_FOLLOWERS:
+        break;
+    }
+    return c->stream == GVD_STREAM_JOBS && (c->job == 0 || c->job == key);
+}
+
+/* Queue b for the clients in `to`.  A client still waiting for its
+ * snapshot gets none: the snapshot, encoded after, includes the change. */
 static void gvd_deliver(gvd_push *p, gvd_pbuf *b, int64_t key, enum gvd_audience to, bool finish_followers)
 {
     gvd_client *next;
     for (gvd_client *c = p->first; c; c = next) {
         next = c->next;
-        if (c->closing || c->finish)
-            continue;
-        bool want;
-        if (to == GVD_TO_DEMO)
-            want = c->stream == GVD_STREAM_DEMO;
-        else if (to == GVD_TO_ALL_JOBS)
-            want = c->stream == GVD_STREAM_JOBS && c->job == 0;
-        else
-            want = c->stream == GVD_STREAM_JOBS && (c->job == 0 || c->job == key);
-        if (!want)
+        if (c->closing || c->finish || c->want_snapshot || !gvd_wants(c, to, key))
             continue;
         bool single = c->job != 0;
         if (gvd_client_queue(c, to == GVD_TO_DEMO ? GVD_KEY_DEMO : key, b) == 0 && finish_followers && single)
@@ -380,19 +436,34 @@ static void gvd_deliver(gvd_push *p, gvd_pbuf *b, int64_t key, enum gvd_audience
     p->stats.encoded++;
 }
 
+/* Wrap `text` and deliver it (nothing on allocation failure: the client
+ * keeps the older state, the next change sends the latest). */
+static void gvd_deliver_text(gvd_push *p, gvd_msg_type type, const char *prefix, const char *text, const char *suffix,
+                             int64_t key, enum gvd_audience to, bool finish_followers)
+{
+    gvd_pbuf *b = gvd_msg_wrap(type, prefix, text, suffix);
+    if (!b)
+        return;
+    gvd_deliver(p, b, key, to, finish_followers);
+    if (to == GVD_TO_DEMO)
+        gvd_demo_keep(p, b);
+    gvd_pbuf_unref(b);
+}
+
 static void gvd_flush_removed(gvd_push *p)
 {
-    if (p->nall == 0 && p->nsingle == 0)
-        return; /* only /ws clients: they learn it from the demo frame */
-    for (size_t i = 0; i < p->removed.n; i++) {
+    for (size_t i = 0; i < p->removed.n && (p->nall || p->nsingle || p->nsingle2); i++) {
+        /* (only /ws clients: they learn it from the demo frame; ?v=2 streams
+         * following every job: from the update frame) */
         int64_t id = p->removed.slots[i].key;
         char text[64];
-        snprintf(text, sizeof text, "{\"type\":\"removed\",\"id\":%lld}", (long long)id);
-        gvd_pbuf *b = gvd_msg_wrap(GVD_MSG_REMOVED, "", text, "");
-        if (!b)
-            continue;
-        gvd_deliver(p, b, id, GVD_TO_FOLLOWERS, true);
-        gvd_pbuf_unref(b);
+        snprintf(text, sizeof text, "%lld", (long long)id);
+        if (p->nall || p->nsingle)
+            gvd_deliver_text(p, GVD_MSG_REMOVED, "{\"type\":\"removed\",\"id\":", text, "}", id, GVD_TO_FOLLOWERS,
+                             true);
+        if (p->nsingle2)
+            gvd_deliver_text(p, GVD_MSG_UPDATE, "{\"type\":\"update\",\"removed\":[", text, "]}", id, GVD_TO_ONE_V2,
+                             true);
     }
 }
 
@@ -404,30 +475,44 @@ static void gvd_flush_dirty(gvd_push *p, int64_t demo_id)
         if (!job)
             continue; /* deleted since: the "removed" message covers it */
         bool to_jobs = p->nall > 0 || p->nsingle > 0;
+        bool to_one2 = p->nsingle2 > 0; /* a ?v=2 stream of one job gets it whole */
         bool to_demo = p->nseed > 0 && id == demo_id;
-        if (!to_jobs && !to_demo)
+        if (!to_jobs && !to_one2 && !to_demo)
             continue;
-        /* Encode once; the job message and the /ws frame wrap the same text. */
+        /* Encode once; every message wraps the same text. */
         char *text = gvd_dump(gvd_job_json(job));
         if (!text)
             continue;
-        if (to_jobs) {
-            gvd_pbuf *b = gvd_msg_wrap(GVD_MSG_JOB, "{\"type\":\"job\",\"job\":", text, "}");
-            if (b) {
-                gvd_deliver(p, b, id, GVD_TO_FOLLOWERS, false);
-                gvd_pbuf_unref(b);
-            }
-        }
+        if (to_jobs)
+            gvd_deliver_text(p, GVD_MSG_JOB, "{\"type\":\"job\",\"job\":", text, "}", id, GVD_TO_FOLLOWERS, false);
+        if (to_one2)
+            gvd_deliver_text(p, GVD_MSG_UPDATE, "{\"type\":\"update\",\"jobs\":[", text, "]}", id, GVD_TO_ONE_V2,
+                             false);
         if (to_demo) {
-            gvd_pbuf *b = gvd_msg_wrap(GVD_MSG_DEMO, "", text, "");
-            if (b) {
-                gvd_deliver(p, b, GVD_KEY_DEMO, GVD_TO_DEMO, false);
-                gvd_pbuf_unref(b);
-                p->demo_sent = id;
-            }
+            gvd_deliver_text(p, GVD_MSG_DEMO, "", text, "", GVD_KEY_DEMO, GVD_TO_DEMO, false);
+            p->demo_sent = id;
         }
         free(text);
     }
+}
+
+/* The counts' text when it differs from *sent (which then becomes a copy
+ * of it), else NULL.  The caller frees it. */
+static char *gvd_counts_changed(gvd_push *p, char **sent)
+{
+    char *text = gvd_dump(gvd_jobs_counts_json(p->jobs));
+    if (!text || (*sent && strcmp(*sent, text) == 0)) {
+        free(text);
+        return NULL;
+    }
+    char *copy = strdup(text);
+    if (!copy) {
+        free(text);
+        return NULL; /* sent again next time */
+    }
+    free(*sent);
+    *sent = copy;
+    return text;
 }
 
 static void gvd_flush_counts(gvd_push *p)
@@ -437,22 +522,11 @@ static void gvd_flush_counts(gvd_push *p)
         p->counts_sent = NULL;
         return;
     }
-    char *text = gvd_dump(gvd_jobs_counts_json(p->jobs));
-    if (!text)
-        return;
-    if (p->counts_sent && strcmp(p->counts_sent, text) == 0) {
-        free(text);
-        return;
-    }
-    gvd_pbuf *b = gvd_msg_wrap(GVD_MSG_COUNTS, "{\"type\":\"counts\",\"counts\":", text, "}");
-    if (!b) {
-        free(text);
-        return;
-    }
-    gvd_deliver(p, b, GVD_KEY_COUNTS, GVD_TO_ALL_JOBS, false);
-    gvd_pbuf_unref(b);
-    free(p->counts_sent);
-    p->counts_sent = text;
+    char *text = gvd_counts_changed(p, &p->counts_sent);
+    if (text)
+        gvd_deliver_text(p, GVD_MSG_COUNTS, "{\"type\":\"counts\",\"counts\":", text, "}", GVD_KEY_COUNTS,
+                         GVD_TO_ALL_JOBS, false);
+    free(text);
 }
 
 /* Pipelines go to the clients following every job (GVD_TO_ALL_JOBS). */
@@ -463,30 +537,213 @@ static void gvd_flush_pipelines(gvd_push *p)
     for (size_t i = 0; i < p->pl_removed.n; i++) {
         int64_t id = p->pl_removed.slots[i].key;
         char text[64];
-        snprintf(text, sizeof text, "{\"type\":\"pipeline_removed\",\"id\":%lld}", (long long)id);
-        gvd_pbuf *b = gvd_msg_wrap(GVD_MSG_PIPELINE_REMOVED, "", text, "");
-        if (b) {
-            gvd_deliver(p, b, GVD_KEY_PIPELINE(id), GVD_TO_ALL_JOBS, false);
-            gvd_pbuf_unref(b);
-        }
+        snprintf(text, sizeof text, "%lld", (long long)id);
+        gvd_deliver_text(p, GVD_MSG_PIPELINE_REMOVED, "{\"type\":\"pipeline_removed\",\"id\":", text, "}",
+                         GVD_KEY_PIPELINE(id), GVD_TO_ALL_JOBS, false);
     }
     for (size_t i = 0; i < p->pl_dirty.n; i++) {
         gvd_pipeline *pl = gvd_pipelines_get(p->jobs, p->pl_dirty.slots[i].key);
         if (!pl)
             continue; /* deleted since: its removal went out above */
         char *text = gvd_dump(gvd_pipeline_json(pl));
-        gvd_pbuf *b = text ? gvd_msg_wrap(GVD_MSG_PIPELINE, "{\"type\":\"pipeline\",\"pipeline\":", text, "}") : NULL;
-        if (b) {
-            gvd_deliver(p, b, GVD_KEY_PIPELINE(gvd_pipeline_id(pl)), GVD_TO_ALL_JOBS, false);
-            gvd_pbuf_unref(b);
-        }
+        if (text)
+            gvd_deliver_text(p, GVD_MSG_PIPELINE, "{\"type\":\"pipeline\",\"pipeline\":", text, "}",
+                             GVD_KEY_PIPELINE(gvd_pipeline_id(pl)), GVD_TO_ALL_JOBS, false);
         free(text);
     }
 }
 
+/* ---- ?v=2: one update frame per flush -------------------------------------- */
+
+/* `now` against `old`: {"id":N, ...the keys whose value differs...} (a key
+ * gone is null) in *out, or NULL when nothing differs.  -1 when out of
+ * memory. */
+static int gvd_job_delta(json_t *old, json_t *now, json_t **out)
+{
+    json_t *d = json_pack("{s:O}", "id", json_object_get(now, "id"));
+    const char *k;
+    json_t *v;
+    size_t n = 0;
+    *out = NULL;
+    if (!d)
+        return -1;
+    json_object_foreach(now, k, v) {
+        json_t *o = json_object_get(old, k);
+        if (o && json_equal(o, v))
+            continue;
+        if (json_object_set(d, k, v) != 0)
+            goto fail;
+        n++;
+    }
+    json_object_foreach(old, k, v) {
+        if (json_object_get(now, k))
+            continue;
+        if (json_object_set_new(d, k, json_null()) != 0)
+            goto fail;
+        n++;
+    }
+    if (n == 0)
+        json_decref(d);
+    else
+        *out = d;
+    return 0;
+fail:
+    json_decref(d);
+    return -1;
+}
+
+/* The job's entry in this flush's update (NULL: nothing visible changed),
+ * and `sent` brought up to date.  A finished job leaves `sent` (it rarely
+ * changes again; if it does, it goes whole), so `sent` holds the active
+ * jobs only. */
+static json_t *gvd_update_entry(gvd_push *p, gvd_job *job)
+{
+    char key[24];
+    snprintf(key, sizeof key, "%lld", (long long)gvd_job_id(job));
+    json_t *now = gvd_job_json(job);
+    if (!now) {
+        json_object_del(p->sent, key); /* its next change goes whole */
+        return NULL;
+    }
+    json_t *old = json_object_get(p->sent, key), *entry = NULL;
+    if (!old || gvd_job_delta(old, now, &entry) != 0)
+        entry = json_incref(now); /* first sight (or no memory for a delta): the whole object */
+    if (gvd_status_finished(gvd_job_status(job)) || json_object_set(p->sent, key, now) != 0)
+        json_object_del(p->sent, key);
+    json_decref(now);
+    return entry;
+}
+
+/* {"type":"update","jobs":[...],"removed":[...],"counts":{...},
+ *  "pipelines":[...],"pipelines_removed":[...]}: the members that have
+ * something.  NULL when nothing changed (or out of memory: then `sent` is
+ * forgotten, so that every job's next change goes whole). */
+static json_t *gvd_update_msg(gvd_push *p)
+{
+    json_t *m = json_pack("{s:s, s:[], s:[], s:[], s:[]}", "type", "update", "jobs", "removed", "pipelines",
+                          "pipelines_removed");
+    if (!m)
+        goto oom;
+    json_t *jobs = json_object_get(m, "jobs"), *removed = json_object_get(m, "removed");
+    json_t *pls = json_object_get(m, "pipelines"), *plrm = json_object_get(m, "pipelines_removed");
+    for (size_t i = 0; i < p->removed.n; i++) {
+        char key[24];
+        snprintf(key, sizeof key, "%lld", (long long)p->removed.slots[i].key);
+        json_object_del(p->sent, key);
+        if (json_array_append_new(removed, json_integer(p->removed.slots[i].key)) != 0)
+            goto oom;
+    }
+    for (size_t i = 0; i < p->dirty.n; i++) {
+        gvd_job *job = gvd_jobs_get(p->jobs, p->dirty.slots[i].key);
+        json_t *e = job ? gvd_update_entry(p, job) : NULL;
+        if (e && json_array_append_new(jobs, e) != 0)
+            goto oom;
+    }
+    for (size_t i = 0; i < p->pl_removed.n; i++)
+        if (json_array_append_new(plrm, json_integer(p->pl_removed.slots[i].key)) != 0)
+            goto oom;
+    for (size_t i = 0; i < p->pl_dirty.n; i++) {
+        gvd_pipeline *pl = gvd_pipelines_get(p->jobs, p->pl_dirty.slots[i].key);
+        if (pl && json_array_append_new(pls, gvd_pipeline_json(pl)) != 0)
+            goto oom;
+    }
+    char *counts = gvd_counts_changed(p, &p->counts_sent2);
+    if (counts) {
+        int rc = json_object_set_new(m, "counts", json_loads(counts, 0, NULL));
+        free(counts);
+        if (rc != 0)
+            goto oom;
+    }
+    static const char *const lists[] = {"jobs", "removed", "pipelines", "pipelines_removed"};
+    for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++)
+        if (json_array_size(json_object_get(m, lists[i])) == 0)
+            json_object_del(m, lists[i]);
+    if (json_object_size(m) > 1)
+        return m;
+    json_decref(m);
+    return NULL;
+oom:
+    gvd_log(GVD_LOG_ERROR, "push.oom", "what=update");
+    json_decref(m);
+    json_object_clear(p->sent);
+    return NULL;
+}
+
+static void gvd_flush_updates(gvd_push *p)
+{
+    if (p->nall2 == 0) {
+        /* nobody holds `sent` any more: a later client starts from a
+         * snapshot and whole objects */
+        json_object_clear(p->sent);
+        free(p->counts_sent2);
+        p->counts_sent2 = NULL;
+        return;
+    }
+    json_t *m = gvd_update_msg(p);
+    if (!m)
+        return;
+    gvd_pbuf *b = gvd_pbuf_new(GVD_MSG_UPDATE, 512);
+    if (b && json_dump_callback(m, gvd_dump_cb, &b, GVD_JSON_FLAGS) != 0) {
+        gvd_pbuf_unref(b);
+        b = NULL;
+    }
+    json_decref(m);
+    if (!b) {
+        json_object_clear(p->sent);
+        return;
+    }
+    gvd_pbuf_seal(b);
+    int64_t key = GVD_KEY_UPDATE(++p->update_seq);
+    gvd_client *next;
+    for (gvd_client *c = p->first; c; c = next) {
+        next = c->next;
+        if (c->closing || c->want_snapshot || c->stream != GVD_STREAM_UPDATES || c->job != 0)
+            continue;
+        if (c->nupdates >= GVD_UPDATES_MAX) {
+            /* Too far behind: its unsent updates make way for a snapshot
+             * (this flush's, which includes this update). */
+            gvd_client_discard(c);
+            c->want_snapshot = true;
+            p->nwant++;
+            p->stats.resyncs++;
+            continue;
+        }
+        if (gvd_client_queue(c, key, b) == 0)
+            c->nupdates++;
+    }
+    p->stats.encoded++;
+    gvd_pbuf_unref(b);
+}
+
+/* One snapshot for every all-jobs client that arrived (or fell behind)
+ * since the last flush. */
+static void gvd_flush_snapshots(gvd_push *p)
+{
+    if (p->nwant == 0)
+        return;
+    gvd_pbuf *b = gvd_msg_snapshot(p, 0);
+    if (!b) {
+        gvd_push_arm(p); /* out of memory: they wait for the next flush */
+        return;
+    }
+    p->stats.snapshots++;
+    gvd_client *next;
+    for (gvd_client *c = p->first; c && p->nwant > 0; c = next) {
+        next = c->next;
+        if (!c->want_snapshot)
+            continue;
+        c->want_snapshot = false;
+        p->nwant--;
+        if (!c->closing)
+            (void)gvd_client_queue(c, GVD_KEY_SNAPSHOT, b); /* -1: dropped, nothing more to do */
+    }
+    gvd_pbuf_unref(b);
+}
+
 static void gvd_push_flush(gvd_push *p)
 {
-    if (!p->jobs || (p->dirty.n == 0 && p->removed.n == 0 && p->pl_dirty.n == 0 && p->pl_removed.n == 0))
+    if (!p->jobs || (p->dirty.n == 0 && p->removed.n == 0 && p->pl_dirty.n == 0 && p->pl_removed.n == 0 &&
+                     p->nwant == 0))
         return;
     if (p->nclients > 0) {
         p->stats.flushes++;
@@ -500,12 +757,16 @@ static void gvd_push_flush(gvd_push *p)
             gvd_pbuf *b = gvd_msg_demo(p);
             if (b) {
                 gvd_deliver(p, b, GVD_KEY_DEMO, GVD_TO_DEMO, false);
+                gvd_demo_keep(p, b);
                 gvd_pbuf_unref(b);
                 p->demo_sent = demo_id;
             }
         }
         gvd_flush_counts(p);
         gvd_flush_pipelines(p);
+        gvd_flush_updates(p);
+        /* after every update: the snapshot is the state they lead to */
+        gvd_flush_snapshots(p);
         /* a job that changed has often printed too: its followers get
          * the new bytes with this flush rather than at the next poll */
         if (p->nlog > 0)
@@ -518,16 +779,36 @@ static void gvd_push_flush(gvd_push *p)
     gvd_push_kick_touched(p);
 }
 
+/* ---- the kick walker ------------------------------------------------------- */
+
+static void gvd_on_kick_idle(uv_idle_t *h)
+{
+    gvd_push_kick_touched(h->data);
+}
+
 void gvd_push_kick_touched(gvd_push *p)
 {
-    gvd_client *next;
-    for (gvd_client *c = p->first; c; c = next) {
-        next = c->next;
+    size_t kicks = 0, visits = 0, limit = p->nclients;
+    while (p->ntouched > 0 && kicks < GVD_KICK_SLICE) {
+        gvd_client *c = p->kick_cursor ? p->kick_cursor : p->first;
+        if (!c || visits++ > limit) {
+            /* every client seen and none touched: the count is wrong */
+            gvd_log(GVD_LOG_ERROR, "push.kick", "touched=%zu not found", p->ntouched);
+            p->ntouched = 0;
+            break;
+        }
+        p->kick_cursor = c->next; /* NULL: from the first again */
         if (c->touched) {
             c->touched = false;
-            c->ops->kick(c);
+            p->ntouched--;
+            kicks++;
+            c->ops->kick(c); /* may free c (detach moves the cursor past it) */
         }
     }
+    if (p->ntouched > 0 && !p->closing)
+        uv_idle_start(&p->kick_idle, gvd_on_kick_idle);
+    else
+        uv_idle_stop(&p->kick_idle);
 }
 
 static void gvd_on_flush(uv_timer_t *t)
@@ -538,13 +819,16 @@ static void gvd_on_flush(uv_timer_t *t)
     gvd_push_flush(p);
 }
 
-static void gvd_push_arm(gvd_push *p);
-
 void gvd_push_job_changed(void *hub, gvd_job *job, bool removed)
 {
     gvd_push *p = hub;
     if (p->closing)
         return;
+    if (p->demo_frame) {
+        /* it may be the demo: new /ws clients must not start from the old */
+        gvd_pbuf_unref(p->demo_frame);
+        p->demo_frame = NULL;
+    }
     if (gvd_queue_put(removed ? &p->removed : &p->dirty, gvd_job_id(job), NULL, NULL) < 0) {
         gvd_log(GVD_LOG_ERROR, "push.oom", "job=%lld", (long long)gvd_job_id(job));
         return;
@@ -586,7 +870,10 @@ static void gvd_push_on_closed(uv_handle_t *h)
     gvd_queue_free(&p->pl_dirty);
     gvd_queue_free(&p->pl_removed);
     gvd_pbuf_unref(p->keepalive);
+    gvd_pbuf_unref(p->demo_frame);
+    json_decref(p->sent);
     free(p->counts_sent);
+    free(p->counts_sent2);
     free(p);
 }
 
@@ -598,11 +885,13 @@ static void gvd_push_finish_close(gvd_push *p)
         c->ops->abort(c);
     }
     uv_timer_stop(&p->tick_timer);
+    uv_idle_stop(&p->kick_idle);
     void (*done)(void *) = p->done;
     p->done = NULL;
     uv_close((uv_handle_t *)&p->flush_timer, gvd_push_on_closed);
     uv_close((uv_handle_t *)&p->tick_timer, gvd_push_on_closed);
     uv_close((uv_handle_t *)&p->log_timer, gvd_push_on_closed);
+    uv_close((uv_handle_t *)&p->kick_idle, gvd_push_on_closed);
     if (done)
         done(p->done_ud);
 }
@@ -657,8 +946,10 @@ gvd_push *gvd_push_new(uv_loop_t *loop, gvd_jobs *jobs, const gvd_push_opts *opt
     p->loop = loop;
     p->jobs = jobs;
     p->keepalive = gvd_pbuf_new(GVD_MSG_RAW, 8);
-    if (!p->keepalive || gvd_pbuf_append(&p->keepalive, ":\n\n", 3) != 0) {
+    p->sent = json_object();
+    if (!p->keepalive || !p->sent || gvd_pbuf_append(&p->keepalive, ":\n\n", 3) != 0) {
         gvd_pbuf_unref(p->keepalive);
+        json_decref(p->sent);
         free(p);
         return NULL;
     }
@@ -674,8 +965,9 @@ gvd_push *gvd_push_new(uv_loop_t *loop, gvd_jobs *jobs, const gvd_push_opts *opt
     uv_timer_init(loop, &p->flush_timer);
     uv_timer_init(loop, &p->tick_timer);
     uv_timer_init(loop, &p->log_timer);
-    p->flush_timer.data = p->tick_timer.data = p->log_timer.data = p;
-    p->open_handles = 3;
+    uv_idle_init(loop, &p->kick_idle);
+    p->flush_timer.data = p->tick_timer.data = p->log_timer.data = p->kick_idle.data = p;
+    p->open_handles = 4;
     uv_timer_start(&p->tick_timer, gvd_on_tick, p->tick_ms, p->tick_ms);
     gvd_jobs_on_change(jobs, gvd_push_job_changed, p);
     gvd_pipelines_on_change(jobs, gvd_push_pipeline_changed, p);
@@ -722,7 +1014,7 @@ int gvd_push_ws(gvd_push *p, h2o_req_t *req, gvd_stream stream, int64_t job, gvd
     return gvd_ws_accept(p, req, stream, job, err);
 }
 
-int gvd_push_sse(gvd_push *p, h2o_req_t *req, int64_t job, gvd_error *err)
+int gvd_push_sse(gvd_push *p, h2o_req_t *req, gvd_stream stream, int64_t job, gvd_error *err)
 {
-    return gvd_sse_accept(p, req, job, err);
+    return gvd_sse_accept(p, req, stream, job, err);
 }

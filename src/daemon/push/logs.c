@@ -46,7 +46,7 @@
 void gvd_client_log_follow(gvd_client *c, int64_t job, uint64_t offset)
 {
     gvd_push *p = c->hub;
-    if (!p || c->closing || c->stream != GVD_STREAM_JOBS || job < 0 || (c->job != 0 && job != 0 && job != c->job))
+    if (!p || c->closing || c->stream == GVD_STREAM_DEMO || job < 0 || (c->job != 0 && job != 0 && job != c->job))
         return;
     if (c->log_job == 0 && job != 0)
         p->nlog++;

@@ -19,6 +19,11 @@
  *                               "pipeline" and "pipeline_removed", and the
  *                               snapshot's "pipelines") or
  *                               one (?job=ID)
+ *   GVD_STREAM_UPDATES  ?v=2    the same snapshot, then "update" messages:
+ *                               one per flush with everything that changed,
+ *                               each job as only its changed fields (the
+ *                               whole object on first sight) — the compact
+ *                               stream the dashboard and the CLI use
  *
  * Everything runs on the loop thread.
  */
@@ -57,7 +62,8 @@ typedef struct gvd_push_opts {
 
 typedef enum gvd_stream {
     GVD_STREAM_DEMO = 0, /* /ws */
-    GVD_STREAM_JOBS = 1  /* /ws/jobs, /events */
+    GVD_STREAM_JOBS = 1, /* /ws/jobs, /events */
+    GVD_STREAM_UPDATES = 2 /* /ws/jobs?v=2, /events?v=2 */
 } gvd_stream;
 
 typedef struct gvd_push_stats {
@@ -68,6 +74,8 @@ typedef struct gvd_push_stats {
     uint64_t queued;         /* message handed to a client */
     uint64_t coalesced;      /* ... replacing an older unsent one for the same job */
     uint64_t writes;         /* socket writes (one per client per flush at most) */
+    uint64_t snapshots;      /* all-jobs snapshots encoded (one per flush, shared by every new client) */
+    uint64_t resyncs;        /* ?v=2 clients so far behind that a snapshot replaced their updates */
     uint64_t dropped_slow;   /* clients dropped for leaving too much unsent */
     uint64_t dropped_ping;   /* WebSocket clients dropped for not answering pings */
     size_t max_unsent;       /* high-water mark of one client's unsent bytes */
@@ -85,12 +93,13 @@ void gvd_push_job_changed(void *hub, gvd_job *job, bool removed);
 struct gvd_pipeline;
 void gvd_push_pipeline_changed(void *hub, struct gvd_pipeline *pl, bool removed);
 
-/* Serve a stream request.  `job` is 0 for every job, or the one job to
+/* Serve a stream request (an SSE stream is GVD_STREAM_JOBS or
+ * GVD_STREAM_UPDATES).  `job` is 0 for every job, or the one job to
  * follow (it must exist).  Returns 0 when the request was taken (upgraded /
  * streaming), or -1 with *err set (400 not a WebSocket handshake, 404 no such
  * job, 503 closing) for the caller to answer. */
 int gvd_push_ws(gvd_push *p, struct st_h2o_req_t *req, gvd_stream stream, int64_t job, gvd_error *err);
-int gvd_push_sse(gvd_push *p, struct st_h2o_req_t *req, int64_t job, gvd_error *err);
+int gvd_push_sse(gvd_push *p, struct st_h2o_req_t *req, gvd_stream stream, int64_t job, gvd_error *err);
 
 void gvd_push_stats_get(const gvd_push *p, gvd_push_stats *out);
 

@@ -15,6 +15,26 @@
  * for the same job replaces the unsent older one) and kicks each client.  A
  * transport with no write in flight moves all pending frames to `inflight`
  * and writes them in one call; they are released when the write completes.
+ *
+ * ?v=2 streams (GVD_STREAM_UPDATES) following every job do not get one
+ * frame per job: each flush encodes ONE "update" frame with what changed
+ * (a job's changed fields against `sent`, the state the stream last
+ * carried; the whole object for a job `sent` does not hold) and queues that
+ * one buffer to each of them under a key of its own (GVD_KEY_UPDATE(seq)):
+ * updates are not replaced but applied in order.  Latest wins at a coarser
+ * grain: a client still holding GVD_UPDATES_MAX unsent updates gets them
+ * replaced by a snapshot (a "resync"), so it never holds more.
+ *
+ * A new all-jobs client is not served its snapshot at once: it waits for
+ * the flush (armed by its arrival), which encodes ONE snapshot for every
+ * client that arrived since — a connect storm costs one encoding per flush,
+ * not one per client.
+ *
+ * Kicks are sliced: the flush marks clients touched and a walker writes to
+ * at most GVD_KICK_SLICE of them per loop iteration (an idle handle carries
+ * it on), cycling through the clients from where it stopped.  Between
+ * slices the loop accepts connections and reads jobs: a fan-out to 10,000
+ * clients (~50 ms of writes) never holds the loop that long at once.
  */
 #ifndef GALVANI_DAEMON_PUSH_INT_H
 #define GALVANI_DAEMON_PUSH_INT_H
@@ -46,6 +66,7 @@ typedef enum gvd_msg_type {
     GVD_MSG_PIPELINE,  /* {"type":"pipeline","pipeline":{...}}  SSE event "pipeline" */
     GVD_MSG_PIPELINE_REMOVED, /* {"type":"pipeline_removed","id":N}  SSE event "pipeline_removed" */
     GVD_MSG_LOG,       /* {"type":"log","job":N,"offset":N,...} (WebSocket only: asked for by the client) */
+    GVD_MSG_UPDATE,    /* {"type":"update",...}        SSE event "update" (?v=2) */
     GVD_MSG_RAW        /* SSE bytes as they are (the keep-alive comment) */
 } gvd_msg_type;
 
@@ -104,6 +125,14 @@ typedef struct gvd_queue {
 #define GVD_KEY_LOG (-5)
 /* A pipeline's frames (update or removal: latest wins) */
 #define GVD_KEY_PIPELINE(id) (-16 - (int64_t)(id))
+/* ?v=2: the update frame of flush `seq` (each kept: they apply in order) */
+#define GVD_KEY_UPDATE(seq) (INT64_MIN + (int64_t)(seq))
+
+/* Unsent update frames a ?v=2 client may hold before a snapshot replaces
+ * them (one per flush: 0.3 s behind at 20 ms flushes). */
+#define GVD_UPDATES_MAX 16
+/* Clients kicked per loop iteration by the walker. */
+#define GVD_KICK_SLICE 256
 
 /* Put (taking a reference to buf if not NULL).  Returns 1 if it replaced an
  * entry with the same key (the old buffer is handed to *old, which the
@@ -138,7 +167,9 @@ struct gvd_client {
     uint64_t id;             /* for log lines */
     bool ws;                 /* transport: WebSocket (else SSE) */
     gvd_stream stream;
-    int64_t job;             /* GVD_STREAM_JOBS: 0 = every job, else this one */
+    int64_t job;             /* job streams: 0 = every job, else this one */
+    bool want_snapshot;      /* all-jobs stream: served the next flush's shared snapshot */
+    unsigned nupdates;       /* ?v=2: update frames pending (not yet taken) */
     bool finish;             /* end the stream once everything queued is written */
     bool closing;            /* drop() ran: nothing more is queued */
     uint64_t close_by;       /* loop ms: cut the connection if still closing then */
@@ -164,7 +195,10 @@ struct gvd_push {
     gvd_push_opts opts;
 
     gvd_client *first, *last;
-    size_t nclients, nws, nseed, nall, nsingle;
+    size_t nclients, nws, nseed;
+    size_t nall, nsingle;    /* job streams (v1) following every job / one */
+    size_t nall2, nsingle2;  /* ?v=2 streams following every job / one */
+    size_t nwant;            /* clients waiting for the shared snapshot */
     uint64_t next_id;
 
     gvd_queue dirty;         /* job ids changed since the last flush */
@@ -176,6 +210,15 @@ struct gvd_push {
     uint64_t last_flush;     /* loop ms */
     int64_t demo_sent;       /* id of the demo job /ws clients last got, 0 = the idle frame */
     char *counts_sent;       /* the counts text "counts" messages last carried */
+    char *counts_sent2;      /* ... and ?v=2 update frames */
+    json_t *sent;            /* ?v=2: "id" -> the job object every update client holds (active jobs) */
+    uint64_t update_seq;     /* update frames encoded */
+    gvd_pbuf *demo_frame;    /* the /ws frame new clients get; dropped on any job change */
+
+    /* the kick walker */
+    uv_idle_t kick_idle;
+    gvd_client *kick_cursor; /* next client it visits (NULL: the first) */
+    size_t ntouched;         /* clients with frames not yet kicked */
 
     uv_timer_t tick_timer;
     unsigned tick_ms;
@@ -205,7 +248,8 @@ int gvd_client_queue(gvd_client *c, int64_t key, gvd_pbuf *buf);
 size_t gvd_client_take(gvd_client *c);
 /* The write of the inflight frames finished (or was abandoned). */
 void gvd_client_written(gvd_client *c);
-/* Kick every client that got frames since the last kick. */
+/* Kick the clients that got frames since the last kick: one slice now, the
+ * rest from the walker on the next loop iterations. */
 void gvd_push_kick_touched(gvd_push *p);
 /* Discard pending frames (a drop). */
 void gvd_client_discard(gvd_client *c);
@@ -244,6 +288,6 @@ void gvd_push_log_timer_cb(uv_timer_t *t);
 
 /* ws.c / sse.c */
 int gvd_ws_accept(gvd_push *p, h2o_req_t *req, gvd_stream stream, int64_t job, gvd_error *err);
-int gvd_sse_accept(gvd_push *p, h2o_req_t *req, int64_t job, gvd_error *err);
+int gvd_sse_accept(gvd_push *p, h2o_req_t *req, gvd_stream stream, int64_t job, gvd_error *err);
 
 #endif

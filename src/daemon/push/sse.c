@@ -176,7 +176,7 @@ static void gvd_sse_headers(h2o_req_t *req)
                           H2O_STRLIT("no"));
 }
 
-int gvd_sse_accept(gvd_push *p, h2o_req_t *req, int64_t job, gvd_error *err)
+int gvd_sse_accept(gvd_push *p, h2o_req_t *req, gvd_stream stream, int64_t job, gvd_error *err)
 {
     if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"))) {
         /* A GET's headers and no stream: the stream is the body.  (No
@@ -193,7 +193,7 @@ int gvd_sse_accept(gvd_push *p, h2o_req_t *req, int64_t job, gvd_error *err)
     }
     s->c.ops = &gvd_sse_ops;
     s->c.ws = false;
-    s->c.stream = GVD_STREAM_JOBS;
+    s->c.stream = stream;
     s->c.job = job;
     s->loop = p->loop;
     s->gen.proceed = gvd_sse_proceed;
@@ -208,6 +208,6 @@ int gvd_sse_accept(gvd_push *p, h2o_req_t *req, int64_t job, gvd_error *err)
     gvd_push_bound_sndbuf(p, gvd_sse_fd(req));
     gvd_sse_headers(req);
     h2o_start_response(req, &s->gen);
-    gvd_sse_kick_(s); /* the headers and the snapshot */
+    gvd_sse_kick_(s); /* the headers and the snapshot (for all jobs: with the next flush) */
     return 0;
 }

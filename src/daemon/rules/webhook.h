@@ -3,15 +3,13 @@
  * firing of a notify rule is POSTed as JSON to one URL the daemon's
  * operator configured (docs/api.md, "Rules": "Webhook").
  *
- * A small HTTP/1.1 client on the daemon's libuv loop: asynchronous (the loop
- * never waits for the receiver), one connection per attempt
- * ("Connection: close"), a timeout per attempt, and retries with
- * exponential backoff (0.5 s, 1 s, 2 s, ...) until a 2xx answer or the last
- * attempt.  Plain http:// only (the receiver is meant to be a local relay
- * or a service on the operator's network); the host is resolved once, when
- * galvanid starts, so a bad URL stops galvanid with a clear message instead
- * of failing every delivery.  Deliveries still in flight at shutdown are
- * dropped (and logged).
+ * libcurl on the daemon's libuv loop: asynchronous (the loop never waits for
+ * the receiver, nor for DNS), http:// and https:// (verified), a timeout
+ * per attempt, and retries with exponential backoff (0.5 s, 1 s, 2 s, ...)
+ * until a 2xx answer or the last attempt; no redirect is followed.  The
+ * URL is checked and its host resolved when galvanid starts, so a bad URL
+ * stops galvanid with a clear message instead of failing every delivery.
+ * Deliveries still in flight at shutdown are dropped (and logged).
  */
 #ifndef GALVANI_DAEMON_WEBHOOK_H
 #define GALVANI_DAEMON_WEBHOOK_H
@@ -22,8 +20,9 @@
 
 typedef struct gvd_webhook gvd_webhook;
 
-/* Parse and resolve `url` (http://HOST[:PORT][/PATH]).  attempts: 1 + the
- * retries.  NULL with err on a bad URL, an unresolvable host or no memory. */
+/* Check and resolve `url` (http(s)://HOST[:PORT][/PATH]).  attempts: 1 +
+ * the retries.  NULL with err on a bad URL, an unresolvable host or no
+ * memory. */
 gvd_webhook *gvd_webhook_new(uv_loop_t *loop, const char *url, double timeout_s, unsigned attempts, char *err,
                              size_t errlen);
 /* Drop what is in flight; the memory goes when the handles closed (run
