@@ -728,9 +728,10 @@ void gvd_server_close(gvd_server *s)
     if (s->phase != 0)
         return;
     s->phase = 1;
-    /* Requests waiting for the tick's commit get their real answer. */
+    /* Requests waiting for the tick's commit, or for a new job's start,
+     * get their real answer. */
     if (s->jobs)
-        gvd_jobs_group_commit(s->jobs);
+        gvd_jobs_release_waiters(s->jobs);
     s->jobs = NULL;
     gvd_log(GVD_LOG_INFO, "http.closing", "connections=%zu", s->nconns);
     uv_close((uv_handle_t *)&s->listener, gvd_handle_closed);

@@ -336,6 +336,12 @@ void gvd_jobs_started(gvd_jobs *jobs, gvd_job *job)
     }
 }
 
+void gvd_jobs_release_waiters(gvd_jobs *jobs)
+{
+    gvd_jobs_group_commit(jobs);
+    gvd_jobs_started(jobs, NULL);
+}
+
 /* ---- the scheduler ---------------------------------------------------- */
 
 static void gvd_scheduler_fx(void *ud)

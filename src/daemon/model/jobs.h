@@ -217,6 +217,9 @@ bool gvd_job_starting(const gvd_job *job);
  * when out of memory. */
 typedef void (*gvd_started_fn)(void *ud);
 int gvd_jobs_after_start(gvd_jobs *jobs, gvd_job *job, gvd_started_fn fn, void *ud);
+/* The server is closing: commit what is staged and call every waiter now
+ * (a job still starting is shown as it is). */
+void gvd_jobs_release_waiters(gvd_jobs *jobs);
 /* A 503 for a write the store refused (fault.c): "store_unavailable"
  * naming the cause when the store is in a fault (and the retry timer
  * armed), else "store_failed".  `what` says what did not happen. */

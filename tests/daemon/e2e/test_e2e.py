@@ -341,9 +341,17 @@ done
         self.assertIn("oops", text)
 
     def test_no_such_command(self):
+        # The spawn does not block galvanid, but the 201 of a job that starts
+        # at once waits for its supervisor's answer: here, the refusal, in the
+        # runner's words.
         job = self.d.create(command=["/nonexistent/program"])
+        self.assertEqual((job["status"], job["error"]), ("failed", "no such file: /nonexistent/program"))
         failed = self.d.wait_status(job["id"], "failed")
-        self.assertIn("nonexistent", failed["error"])
+        self.assertEqual(failed["error"], "no such file: /nonexistent/program")
+        running = self.d.create(command=["sleep", "5"], env={"PATH": "/usr/bin:/bin"})
+        self.assertEqual(running["status"], "running")
+        self.assertIsNotNone(running["pid"])  # known when the 201 is sent
+        self.d.request("POST", "/jobs/%d/cancel" % running["id"])
 
     def test_timeout_cancels(self):
         # Not "wait until running, then until failed": on a busy machine the
