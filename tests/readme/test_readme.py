@@ -36,6 +36,7 @@ Run with GALVANI_BUILD_DIR=/path/to/the/cmake/build (CTest sets it).
 """
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -216,7 +217,13 @@ def build_script(runs, port):
     for n, b in enumerate(runs, 1):
         emit("READMETEST_BLOCK=%d\nprintf '\\n=== README.md:%d (block %d) ===\\n'" % (n, b.line, n))
         if b.lang == "python":
-            emit('PYTHONPATH="$PWD/build/python" /usr/bin/python3 - <<\'READMETEST_PY\'')
+            # In the sanitizer tree the module is built with ASan: its runtime
+            # is preloaded into the (uninstrumented) interpreter, as for the
+            # module's own tests (tests/CMakeLists.txt), leaks not counted.
+            preload = os.environ.get("GALVANI_README_PY_PRELOAD", "")
+            asan = ("LD_PRELOAD=%s PYTHONMALLOC=malloc ASAN_OPTIONS=detect_leaks=0 " % shlex.quote(preload)
+                    if preload else "")
+            emit(asan + 'PYTHONPATH="$PWD/build/python" /usr/bin/python3 - <<\'READMETEST_PY\'')
             emit(b.run_text, b.line)
             emit("READMETEST_PY")
             emit('echo %d >> "$READMETEST_STATE/done"' % n)
