@@ -658,6 +658,17 @@ static long long read_log_until(tconn *ws, int64_t job, long long offset, char *
     return offset;
 }
 
+/* A job run to its end, then a /ws/jobs stream past its snapshot: the
+ * setting of the log tests that read a finished job's log. */
+static int64_t finished_job_then_stream(const char *spec, tconn *ws)
+{
+    int64_t id = api_create(&H, spec);
+    assert_true(api_wait_status(&H, id, "succeeded", T_WAIT_MS));
+    ws_connect(ws, H.port, "/ws/jobs");
+    json_decref(next_of_type(ws, "snapshot"));
+    return id;
+}
+
 /* {"type":"log","job":ID,"offset":N} on /ws/jobs: the log's bytes from N
  * arrive as they are written, contiguous, as valid UTF-8 (an invalid byte
  * is U+FFFD); a new subscription replaces the old one and can start
@@ -711,11 +722,8 @@ static void test_log_stream(void **state)
 static void test_client_frames_across_idle_context(void **state)
 {
     (void)state;
-    int64_t id = api_create(&H, "{\"shell\":true,\"command\":\"echo hello\"}");
-    assert_true(api_wait_status(&H, id, "succeeded", T_WAIT_MS));
     tconn ws;
-    ws_connect(&ws, H.port, "/ws/jobs");
-    json_decref(next_of_type(&ws, "snapshot"));
+    int64_t id = finished_job_then_stream("{\"shell\":true,\"command\":\"echo hello\"}", &ws);
     char sub[200];
     int n = snprintf(sub, sizeof sub, "{\"type\":\"log\",\"job\":%lld,\"offset\":0}", (long long)id);
     /* two fragments: text without FIN, then a continuation with FIN */
@@ -771,11 +779,8 @@ static void test_client_frames_across_idle_context(void **state)
 static void test_log_stream_skips_when_behind(void **state)
 {
     (void)state;
-    int64_t id = api_create(&H, "{\"shell\":true,\"command\":\"head -c 600000 /dev/zero | tr '\\\\0' x; echo\"}");
-    assert_true(api_wait_status(&H, id, "succeeded", T_WAIT_MS));
     tconn ws;
-    ws_connect(&ws, H.port, "/ws/jobs");
-    json_decref(next_of_type(&ws, "snapshot"));
+    int64_t id = finished_job_then_stream("{\"shell\":true,\"command\":\"head -c 600000 /dev/zero | tr '\\\\0' x; echo\"}", &ws);
     follow_log(&ws, id, 0);
     json_t *j = next_of_type(&ws, "log");
     long long off = json_int(j, "offset"), next = json_int(j, "next"), skipped = json_int(j, "skipped");

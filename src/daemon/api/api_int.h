@@ -174,6 +174,9 @@ typedef struct gvd_query {
 /* `names` is a NULL-terminated list.  0, or -1 after answering 400. */
 int gvd_query_parse(h2o_req_t *req, const char *const *names, gvd_query *q);
 const char *gvd_query_get(const gvd_query *q, const char *name);
+/* ?limit= (0..GVD_LIST_MAX_LIMIT, default GVD_LIST_DEFAULT_LIMIT) and
+ * ?offset= (default 0) of a listing route.  0, or -1 after answering 400. */
+int gvd_query_paging(h2o_req_t *req, const gvd_query *q, int64_t *limit, int64_t *offset);
 /* The decoded value of query parameter `name` (the last one), in the
  * request pool; NULL if absent or malformed.  gvd_query_parse accepts
  * "token" everywhere: auth.c reads it. */

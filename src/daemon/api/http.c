@@ -359,6 +359,23 @@ int gvd_query_parse(h2o_req_t *req, const char *const *names, gvd_query *q)
     return 0;
 }
 
+int gvd_query_paging(h2o_req_t *req, const gvd_query *q, int64_t *limit, int64_t *offset)
+{
+    const char *v;
+    *limit = GVD_LIST_DEFAULT_LIMIT;
+    *offset = 0;
+    if ((v = gvd_query_get(q, "limit")) && (*limit = gvd_parse_uint(v, GVD_LIST_MAX_LIMIT)) < 0) {
+        gvd_http_error(req, 400, "invalid_query", "limit must be an integer from 0 to %d, not \"%s\"",
+                       GVD_LIST_MAX_LIMIT, v);
+        return -1;
+    }
+    if ((v = gvd_query_get(q, "offset")) && (*offset = gvd_parse_uint(v, INT64_MAX / 2)) < 0) {
+        gvd_http_error(req, 400, "invalid_query", "offset must be a non-negative integer, not \"%s\"", v);
+        return -1;
+    }
+    return 0;
+}
+
 const char *gvd_query_get(const gvd_query *q, const char *name)
 {
     for (size_t i = 0; i < sizeof q->names / sizeof q->names[0] && q->names[i]; i++)

@@ -26,17 +26,9 @@ static void gvd_on_pipelines_root(gvd_server *s, h2o_req_t *req)
         gvd_query q;
         if (gvd_query_parse(req, names, &q) != 0)
             return;
-        int64_t limit = GVD_LIST_DEFAULT_LIMIT, offset = 0;
-        const char *v;
-        if ((v = gvd_query_get(&q, "limit")) && (limit = gvd_parse_uint(v, GVD_LIST_MAX_LIMIT)) < 0) {
-            gvd_http_error(req, 400, "invalid_query", "limit must be an integer from 0 to %d, not \"%s\"",
-                           GVD_LIST_MAX_LIMIT, v);
+        int64_t limit, offset;
+        if (gvd_query_paging(req, &q, &limit, &offset) != 0)
             return;
-        }
-        if ((v = gvd_query_get(&q, "offset")) && (offset = gvd_parse_uint(v, INT64_MAX / 2)) < 0) {
-            gvd_http_error(req, 400, "invalid_query", "offset must be a non-negative integer, not \"%s\"", v);
-            return;
-        }
         json_t *body = gvd_pipelines_list_json(s->jobs, (size_t)offset, (size_t)limit);
         if (body)
             gvd_http_json(req, 200, body, NULL);

@@ -65,17 +65,10 @@ static void gvd_on_list(gvd_server *s, h2o_req_t *req)
             mask |= 1u << st;
         }
     }
-    int64_t limit = GVD_LIST_DEFAULT_LIMIT, offset = 0;
+    int64_t limit, offset;
+    if (gvd_query_paging(req, &q, &limit, &offset) != 0)
+        return;
     const char *v;
-    if ((v = gvd_query_get(&q, "limit")) && (limit = gvd_parse_uint(v, GVD_LIST_MAX_LIMIT)) < 0) {
-        gvd_http_error(req, 400, "invalid_query", "limit must be an integer from 0 to %d, not \"%s\"",
-                       GVD_LIST_MAX_LIMIT, v);
-        return;
-    }
-    if ((v = gvd_query_get(&q, "offset")) && (offset = gvd_parse_uint(v, INT64_MAX / 2)) < 0) {
-        gvd_http_error(req, 400, "invalid_query", "offset must be a non-negative integer, not \"%s\"", v);
-        return;
-    }
     /* ?label=team=payments: the first '=' is the query's, the second splits
      * the label's name from its value. */
     char *label = NULL, *value = NULL;
