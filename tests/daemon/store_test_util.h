@@ -34,7 +34,7 @@
 #include <sqlite3.h>
 
 #include "store/store.h"
-#include "store/store_int.h" /* gvd_store_schema_version */
+#include "store/sqlite/sqlite_int.h" /* gvd_sqlite_schema_version */
 
 /* ---- fixture: one temporary directory per test ------------------------- */
 

@@ -9,7 +9,7 @@
  */
 #include "jobs_test_util.h"
 
-#include "store/faultvfs.h"
+#include "store/sqlite/faultvfs.h"
 
 #include <time.h>
 

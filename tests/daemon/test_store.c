@@ -24,8 +24,8 @@ static void test_open_creates_schema_in_wal(void **state)
     char mode[32];
     raw_text(db, "PRAGMA journal_mode", mode, sizeof mode);
     assert_string_equal(mode, "wal");
-    assert_int_equal(raw_int(db, "PRAGMA user_version"), gvd_store_schema_version());
-    assert_int_equal(gvd_store_schema_version(), 4);
+    assert_int_equal(raw_int(db, "PRAGMA user_version"), gvd_sqlite_schema_version());
+    assert_int_equal(gvd_sqlite_schema_version(), 4);
     assert_int_equal(raw_int(db, "PRAGMA application_id"), 0x67766462);
     assert_int_equal(raw_int(db, "SELECT count(*) FROM pragma_table_info('jobs')"), 22);
     assert_int_equal(raw_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name IN "
@@ -75,7 +75,7 @@ static void test_migration_idempotent(void **state)
     gvd_store_close(a);
 
     sqlite3 *db = raw_open(fx->db);
-    assert_int_equal(raw_int(db, "PRAGMA user_version"), gvd_store_schema_version());
+    assert_int_equal(raw_int(db, "PRAGMA user_version"), gvd_sqlite_schema_version());
     assert_int_equal(raw_int(db, "SELECT count(*) FROM sqlite_schema WHERE name = 'jobs'"), 1);
     sqlite3_close(db);
 }
@@ -86,7 +86,7 @@ static void test_newer_schema_refused(void **state)
     gvd_store_close(open_ok(fx->db));
     sqlite3 *db = raw_open(fx->db);
     char sql[64];
-    snprintf(sql, sizeof sql, "PRAGMA user_version = %d", gvd_store_schema_version() + 1);
+    snprintf(sql, sizeof sql, "PRAGMA user_version = %d", gvd_sqlite_schema_version() + 1);
     raw_exec(db, sql);
     sqlite3_close(db);
 
@@ -97,7 +97,7 @@ static void test_newer_schema_refused(void **state)
 
     /* Refused without touching it. */
     db = raw_open(fx->db);
-    assert_int_equal(raw_int(db, "PRAGMA user_version"), gvd_store_schema_version() + 1);
+    assert_int_equal(raw_int(db, "PRAGMA user_version"), gvd_sqlite_schema_version() + 1);
     sqlite3_close(db);
 }
 

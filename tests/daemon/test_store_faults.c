@@ -1,7 +1,7 @@
 /*
  * test_store_faults.c — disk full, database locked and I/O errors, at the
  * store and through the job model, with the fault-injecting VFS
- * (store/faultvfs.h) and, for the lock, a real second connection.
+ * (store/sqlite/faultvfs.h) and, for the lock, a real second connection.
  *
  * What must hold (docs/store.md "Faults"): a write that cannot be made is
  * refused with 503 "store_unavailable" naming the cause and changes nothing
@@ -13,7 +13,7 @@
 
 #include <pthread.h>
 
-#include "store/faultvfs.h"
+#include "store/sqlite/faultvfs.h"
 
 /* A raw connection on the plain unix VFS: it sees the file as it is, with
  * no injected fault. */

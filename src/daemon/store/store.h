@@ -1,13 +1,23 @@
 /*
- * store.h — durable job state in an embedded SQLite file (WAL).
+ * store.h — durable job state, in an embedded SQLite file (WAL, the
+ * default) or in PostgreSQL (several nodes on one database, issue 18).
  *
  * The job model calls the store from its persistence effect: an insert when a
- * job is accepted, an update on every transition (synchronously, so an HTTP
- * 2xx means the transition is committed) and, for progress ticks, a
- * coalesced write-behind.  On start, gvd_store_load replays every job.
+ * job is accepted, an update on every transition (one transaction per loop
+ * tick: model/group.c), and, for progress ticks, a coalesced write-behind.
+ * On start, gvd_store_load replays every job.
  *
- * Schema changes are numbered migrations recorded in PRAGMA user_version.
- * All calls run on the loop thread; errors come back as -1 with a message.
+ * Two back ends behind one contract (store.c dispatches):
+ *   sqlite/   SQLite: a write is durable when the call returns.
+ *   pg/       PostgreSQL: a write is queued in the tick's batch and durable
+ *             once the batch's COMMIT is answered (gvd_store_sync); the
+ *             loop never waits on the network (pg/pgstore.h).
+ * Code that must know when a write is durable — the answers of the HTTP API
+ * — asks gvd_store_sync, which is immediate on SQLite.
+ *
+ * Schema changes are numbered migrations (sqlite/sqlite.c: PRAGMA
+ * user_version; pg/pgschema.c: a galvani_schema table).  All calls run on
+ * the loop thread; errors come back as -1 with a message.
  */
 #ifndef GALVANI_DAEMON_STORE_H
 #define GALVANI_DAEMON_STORE_H
@@ -15,6 +25,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <uv.h>
 
 typedef struct gvd_store gvd_store;
 
@@ -42,9 +53,35 @@ typedef struct gvd_job_row {
     double created_at, started_at, finished_at, updated_at; /* 0 = not yet */
 } gvd_job_row;
 
-/* Open (creating if needed) and migrate.  NULL + message on failure. */
+/* Open (creating if needed) and migrate the SQLite file at `path`.  NULL +
+ * message on failure. */
 gvd_store *gvd_store_open(const char *path, char *err, size_t errlen);
+/* Open the store `url` names: "sqlite:PATH" or a plain PATH (SQLite, as
+ * gvd_store_open), or "postgres://..." / "postgresql://..." (a libpq URI:
+ * connects, migrates and reads every table, running `loop` until done: for
+ * start-up, before anything else is on the loop).  NULL + message. */
+gvd_store *gvd_store_open_url(uv_loop_t *loop, const char *url, char *err, size_t errlen);
 void gvd_store_close(gvd_store *st);
+
+/* "sqlite" or "postgres". */
+const char *gvd_store_kind(const gvd_store *st);
+
+/* ---- durability of queued writes (PostgreSQL; immediate on SQLite) -------- */
+
+typedef void (*gvd_store_synced_fn)(void *ud, bool ok, const char *err);
+/* Whether some write made so far is not known durable yet. */
+bool gvd_store_unsynced(const gvd_store *st);
+/* fn(ud, ok, err) once every write made so far is durable (ok) or known
+ * lost (ok false, err); at once (ok) when nothing is unsynced.  0, or -1
+ * when out of memory (fn not called). */
+int gvd_store_sync(gvd_store *st, gvd_store_synced_fn fn, void *ud);
+/* Send what is queued (the end of a loop tick).  A no-op on SQLite. */
+void gvd_store_flush(gvd_store *st);
+/* dirty(ud): a write was queued while nothing was (someone must call
+ * gvd_store_flush at the end of this tick).  lost(ud, err): the store can no
+ * longer tell what the database holds (a PostgreSQL batch failed or its
+ * connection dropped): galvanid stops.  Never called on SQLite. */
+void gvd_store_set_hooks(gvd_store *st, void (*dirty)(void *ud), void (*lost)(void *ud, const char *err), void *ud);
 
 /* synchronous = FULL instead of the WAL default NORMAL (see docs). */
 int gvd_store_set_durable(gvd_store *st, bool full, char *err, size_t errlen);

@@ -2,7 +2,7 @@
 """End-to-end tests of galvanid under store faults, and of its retention limit.
 
 The real daemon, driven over HTTP, with its database made to fail:
-  - by the fault-injecting SQLite VFS (store/faultvfs.h), switched through
+  - by the fault-injecting SQLite VFS (store/sqlite/faultvfs.h), switched through
     the file named by GALVANID_TEST_FAULTS ("full", "ioerr", "busy", or
     empty for none);
   - by a second real SQLite connection holding the write lock;

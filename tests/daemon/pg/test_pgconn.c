@@ -18,7 +18,7 @@
 
 #include <cmocka.h>
 
-#include "store/pgconn.h"
+#include "store/pg/pgconn.h"
 
 #define T_DEADLINE_MS 30000
 

@@ -18,7 +18,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
-#include "store/pgschema.h"
+#include "store/pg/pgschema.h"
 #include "store/store.h"
 
 #define T_DEADLINE_MS 30000

@@ -19,7 +19,7 @@
  *   - in-process (unit tests): gvd_faultvfs_install(NULL), then
  *     gvd_faultvfs_set(kind);
  *   - from outside (the end-to-end tests drive the real galvanid): set
- *     GALVANID_TEST_FAULTS=/some/file before starting galvanid; gvd_store_open
+ *     GALVANID_TEST_FAULTS=/some/file before starting galvanid; gvd_sqlite_open
  *     installs the shim and every hooked call reads the file's first word
  *     ("full", "ioerr", "sync", "busy"; anything else or no file: no fault).
  *     Reading a small file per write is slow, which does not matter in tests.

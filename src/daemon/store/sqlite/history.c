@@ -13,9 +13,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "store_int.h"
+#include "sqlite_int.h"
 
-#include "../obs/obs.h"
+#include "../../obs/obs.h"
 
 static const char gvd_sql_hist_insert[] =
     "INSERT INTO params_history (job_id, revision, patch_json, who, at, applied_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
@@ -30,15 +30,15 @@ static const char gvd_sql_point_trim[] = "DELETE FROM metric_points WHERE job_id
 static const char gvd_sql_point_load[] =
     "SELECT job_id, name, idx, t_ms, value, weight FROM metric_points ORDER BY job_id, name, idx";
 
-int gvd_store_prepare_history(gvd_store *st, char *err, size_t errlen)
+int gvd_sqlite_prepare_history(gvd_sqlite *st, char *err, size_t errlen)
 {
-    if (gvd_store_prepare(st, &st->hist_insert, gvd_sql_hist_insert, "params insert", err, errlen) != 0 ||
-        gvd_store_prepare(st, &st->hist_applied, gvd_sql_hist_applied, "params applied", err, errlen) != 0 ||
-        gvd_store_prepare(st, &st->hist_prune, gvd_sql_hist_prune, "params prune", err, errlen) != 0 ||
-        gvd_store_prepare(st, &st->hist_load, gvd_sql_hist_load, "params load", err, errlen) != 0 ||
-        gvd_store_prepare(st, &st->point_put, gvd_sql_point_put, "point put", err, errlen) != 0 ||
-        gvd_store_prepare(st, &st->point_trim, gvd_sql_point_trim, "point trim", err, errlen) != 0 ||
-        gvd_store_prepare(st, &st->point_load, gvd_sql_point_load, "point load", err, errlen) != 0)
+    if (gvd_sqlite_prepare(st, &st->hist_insert, gvd_sql_hist_insert, "params insert", err, errlen) != 0 ||
+        gvd_sqlite_prepare(st, &st->hist_applied, gvd_sql_hist_applied, "params applied", err, errlen) != 0 ||
+        gvd_sqlite_prepare(st, &st->hist_prune, gvd_sql_hist_prune, "params prune", err, errlen) != 0 ||
+        gvd_sqlite_prepare(st, &st->hist_load, gvd_sql_hist_load, "params load", err, errlen) != 0 ||
+        gvd_sqlite_prepare(st, &st->point_put, gvd_sql_point_put, "point put", err, errlen) != 0 ||
+        gvd_sqlite_prepare(st, &st->point_trim, gvd_sql_point_trim, "point trim", err, errlen) != 0 ||
+        gvd_sqlite_prepare(st, &st->point_load, gvd_sql_point_load, "point load", err, errlen) != 0)
         return -1;
     return 0;
 }
@@ -49,36 +49,36 @@ static void gvd_done(sqlite3_stmt *stmt)
     (void)sqlite3_clear_bindings(stmt);
 }
 
-int gvd_store_write(gvd_store *st, sqlite3_stmt *stmt, int bound, const char *op, char *err, size_t errlen)
+int gvd_sqlite_write(gvd_sqlite *st, sqlite3_stmt *stmt, int bound, const char *op, char *err, size_t errlen)
 {
     if (bound != SQLITE_OK) {
-        gvd_store_sqlerr(st, err, errlen, op);
+        gvd_sqlite_sqlerr(st, err, errlen, op);
         gvd_done(stmt);
         return -1;
     }
     uint64_t started = gvd_obs_clock_ns();
     if (sqlite3_step(stmt) != SQLITE_DONE) {
-        gvd_store_sqlerr(st, err, errlen, op);
-        gvd_store_write_failed(st, err);
+        gvd_sqlite_sqlerr(st, err, errlen, op);
+        gvd_sqlite_write_failed(st, err);
         gvd_done(stmt);
         return -1;
     }
     gvd_done(stmt);
-    gvd_store_write_ok(st, started);
+    gvd_sqlite_write_ok(st, started);
     return 0;
 }
 
-bool gvd_store_opened(gvd_store *st, char *err, size_t errlen, const char *op)
+bool gvd_sqlite_opened(gvd_sqlite *st, char *err, size_t errlen, const char *op)
 {
     if (st)
         return true;
-    gvd_store_errf(err, errlen, "store %s: store is not open", op);
+    gvd_sqlite_errf(err, errlen, "store %s: store is not open", op);
     return false;
 }
 
-int gvd_store_params_insert(gvd_store *st, const gvd_params_row *row, char *err, size_t errlen)
+int gvd_sqlite_params_insert(gvd_sqlite *st, const gvd_params_row *row, char *err, size_t errlen)
 {
-    if (!gvd_store_opened(st, err, errlen, "params insert"))
+    if (!gvd_sqlite_opened(st, err, errlen, "params insert"))
         return -1;
     sqlite3_stmt *s = st->hist_insert;
     int rc = sqlite3_bind_int64(s, 1, row->job_id);
@@ -87,34 +87,34 @@ int gvd_store_params_insert(gvd_store *st, const gvd_params_row *row, char *err,
     rc |= sqlite3_bind_text(s, 4, row->who ? row->who : "", -1, SQLITE_STATIC);
     rc |= sqlite3_bind_double(s, 5, row->at);
     rc |= row->applied_at > 0 ? sqlite3_bind_double(s, 6, row->applied_at) : sqlite3_bind_null(s, 6);
-    return gvd_store_write(st, s, rc, "params insert", err, errlen);
+    return gvd_sqlite_write(st, s, rc, "params insert", err, errlen);
 }
 
-int gvd_store_params_applied(gvd_store *st, int64_t job_id, int64_t revision, double applied_at, char *err,
+int gvd_sqlite_params_applied(gvd_sqlite *st, int64_t job_id, int64_t revision, double applied_at, char *err,
                              size_t errlen)
 {
-    if (!gvd_store_opened(st, err, errlen, "params applied"))
+    if (!gvd_sqlite_opened(st, err, errlen, "params applied"))
         return -1;
     sqlite3_stmt *s = st->hist_applied;
     int rc = sqlite3_bind_int64(s, 1, job_id);
     rc |= sqlite3_bind_int64(s, 2, revision);
     rc |= sqlite3_bind_double(s, 3, applied_at);
-    return gvd_store_write(st, s, rc, "params applied", err, errlen);
+    return gvd_sqlite_write(st, s, rc, "params applied", err, errlen);
 }
 
-int gvd_store_params_prune(gvd_store *st, int64_t job_id, int64_t upto, char *err, size_t errlen)
+int gvd_sqlite_params_prune(gvd_sqlite *st, int64_t job_id, int64_t upto, char *err, size_t errlen)
 {
-    if (!gvd_store_opened(st, err, errlen, "params prune"))
+    if (!gvd_sqlite_opened(st, err, errlen, "params prune"))
         return -1;
     sqlite3_stmt *s = st->hist_prune;
     int rc = sqlite3_bind_int64(s, 1, job_id);
     rc |= sqlite3_bind_int64(s, 2, upto);
-    return gvd_store_write(st, s, rc, "params prune", err, errlen);
+    return gvd_sqlite_write(st, s, rc, "params prune", err, errlen);
 }
 
-int gvd_store_point_put(gvd_store *st, const gvd_point_row *row, char *err, size_t errlen)
+int gvd_sqlite_point_put(gvd_sqlite *st, const gvd_point_row *row, char *err, size_t errlen)
 {
-    if (!gvd_store_opened(st, err, errlen, "point put"))
+    if (!gvd_sqlite_opened(st, err, errlen, "point put"))
         return -1;
     sqlite3_stmt *s = st->point_put;
     int rc = sqlite3_bind_int64(s, 1, row->job_id);
@@ -123,25 +123,25 @@ int gvd_store_point_put(gvd_store *st, const gvd_point_row *row, char *err, size
     rc |= sqlite3_bind_double(s, 4, row->t_ms);
     rc |= sqlite3_bind_double(s, 5, row->value);
     rc |= sqlite3_bind_int64(s, 6, row->weight);
-    return gvd_store_write(st, s, rc, "point put", err, errlen);
+    return gvd_sqlite_write(st, s, rc, "point put", err, errlen);
 }
 
-int gvd_store_points_trim(gvd_store *st, int64_t job_id, const char *name, int64_t from, char *err,
+int gvd_sqlite_points_trim(gvd_sqlite *st, int64_t job_id, const char *name, int64_t from, char *err,
                           size_t errlen)
 {
-    if (!gvd_store_opened(st, err, errlen, "point trim"))
+    if (!gvd_sqlite_opened(st, err, errlen, "point trim"))
         return -1;
     sqlite3_stmt *s = st->point_trim;
     int rc = sqlite3_bind_int64(s, 1, job_id);
     rc |= sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
     rc |= sqlite3_bind_int64(s, 3, from);
-    return gvd_store_write(st, s, rc, "point trim", err, errlen);
+    return gvd_sqlite_write(st, s, rc, "point trim", err, errlen);
 }
 
-int gvd_store_walk(gvd_store *st, sqlite3_stmt *stmt, gvd_row_cb cb, void *ctx, const char *op, char *err,
+int gvd_sqlite_walk(gvd_sqlite *st, sqlite3_stmt *stmt, gvd_row_cb cb, void *ctx, const char *op, char *err,
                    size_t errlen)
 {
-    if (!gvd_store_opened(st, err, errlen, op))
+    if (!gvd_sqlite_opened(st, err, errlen, op))
         return -1;
     int result = 0;
     for (;;) {
@@ -149,13 +149,13 @@ int gvd_store_walk(gvd_store *st, sqlite3_stmt *stmt, gvd_row_cb cb, void *ctx, 
         if (rc == SQLITE_DONE)
             break;
         if (rc != SQLITE_ROW) {
-            gvd_store_sqlerr(st, err, errlen, op);
+            gvd_sqlite_sqlerr(st, err, errlen, op);
             result = -1;
             break;
         }
         int stop = cb(stmt, ctx);
         if (stop != 0) {
-            gvd_store_errf(err, errlen, "store %s: stopped by the caller (returned %d)", op, stop);
+            gvd_sqlite_errf(err, errlen, "store %s: stopped by the caller (returned %d)", op, stop);
             result = stop;
             break;
         }
@@ -183,10 +183,10 @@ static int gvd_params_cb(sqlite3_stmt *s, void *ctx)
     return w->fn(w->ud, &row);
 }
 
-int gvd_store_params_load(gvd_store *st, gvd_store_params_fn fn, void *ud, char *err, size_t errlen)
+int gvd_sqlite_params_load(gvd_sqlite *st, gvd_store_params_fn fn, void *ud, char *err, size_t errlen)
 {
     gvd_params_walk w = {fn, ud};
-    return gvd_store_walk(st, st ? st->hist_load : NULL, gvd_params_cb, &w, "params load", err, errlen);
+    return gvd_sqlite_walk(st, st ? st->hist_load : NULL, gvd_params_cb, &w, "params load", err, errlen);
 }
 
 typedef struct gvd_point_walk {
@@ -210,10 +210,10 @@ static int gvd_point_cb(sqlite3_stmt *s, void *ctx)
     return w->fn(w->ud, &row);
 }
 
-int gvd_store_points_load(gvd_store *st, gvd_store_point_fn fn, void *ud, char *err, size_t errlen)
+int gvd_sqlite_points_load(gvd_sqlite *st, gvd_store_point_fn fn, void *ud, char *err, size_t errlen)
 {
     gvd_point_walk w = {fn, ud};
-    return gvd_store_walk(st, st ? st->point_load : NULL, gvd_point_cb, &w, "point load", err, errlen);
+    return gvd_sqlite_walk(st, st ? st->point_load : NULL, gvd_point_cb, &w, "point load", err, errlen);
 }
 
 /* ---- rule firings and latches ----------------------------------------- */
@@ -230,24 +230,24 @@ static const char gvd_sql_rule_insert[] = "INSERT INTO rules (def_json, created_
 static const char gvd_sql_rule_delete[] = "DELETE FROM rules WHERE id = ?1";
 static const char gvd_sql_rule_load[] = "SELECT id, def_json, created_at FROM rules ORDER BY id";
 
-int gvd_store_prepare_rules(gvd_store *st, char *err, size_t errlen)
+int gvd_sqlite_prepare_rules(gvd_sqlite *st, char *err, size_t errlen)
 {
-    if (gvd_store_prepare(st, &st->event_insert, gvd_sql_event_insert, "event insert", err, errlen) != 0 ||
-        gvd_store_prepare(st, &st->event_prune, gvd_sql_event_prune, "event prune", err, errlen) != 0 ||
-        gvd_store_prepare(st, &st->event_load, gvd_sql_event_load, "event load", err, errlen) != 0 ||
-        gvd_store_prepare(st, &st->latch_put, gvd_sql_latch_put, "latch put", err, errlen) != 0 ||
-        gvd_store_prepare(st, &st->latch_load, gvd_sql_latch_load, "latch load", err, errlen) != 0 ||
-        gvd_store_prepare(st, &st->latch_forget, gvd_sql_latch_forget, "latch forget", err, errlen) != 0 ||
-        gvd_store_prepare(st, &st->rule_insert, gvd_sql_rule_insert, "rule insert", err, errlen) != 0 ||
-        gvd_store_prepare(st, &st->rule_delete, gvd_sql_rule_delete, "rule delete", err, errlen) != 0 ||
-        gvd_store_prepare(st, &st->rule_load, gvd_sql_rule_load, "rule load", err, errlen) != 0)
+    if (gvd_sqlite_prepare(st, &st->event_insert, gvd_sql_event_insert, "event insert", err, errlen) != 0 ||
+        gvd_sqlite_prepare(st, &st->event_prune, gvd_sql_event_prune, "event prune", err, errlen) != 0 ||
+        gvd_sqlite_prepare(st, &st->event_load, gvd_sql_event_load, "event load", err, errlen) != 0 ||
+        gvd_sqlite_prepare(st, &st->latch_put, gvd_sql_latch_put, "latch put", err, errlen) != 0 ||
+        gvd_sqlite_prepare(st, &st->latch_load, gvd_sql_latch_load, "latch load", err, errlen) != 0 ||
+        gvd_sqlite_prepare(st, &st->latch_forget, gvd_sql_latch_forget, "latch forget", err, errlen) != 0 ||
+        gvd_sqlite_prepare(st, &st->rule_insert, gvd_sql_rule_insert, "rule insert", err, errlen) != 0 ||
+        gvd_sqlite_prepare(st, &st->rule_delete, gvd_sql_rule_delete, "rule delete", err, errlen) != 0 ||
+        gvd_sqlite_prepare(st, &st->rule_load, gvd_sql_rule_load, "rule load", err, errlen) != 0)
         return -1;
     return 0;
 }
 
-int gvd_store_event_insert(gvd_store *st, const gvd_event_row *row, int64_t *id, char *err, size_t errlen)
+int gvd_sqlite_event_insert(gvd_sqlite *st, const gvd_event_row *row, int64_t *id, char *err, size_t errlen)
 {
-    if (!gvd_store_opened(st, err, errlen, "event insert"))
+    if (!gvd_sqlite_opened(st, err, errlen, "event insert"))
         return -1;
     sqlite3_stmt *s = st->event_insert;
     int rc = sqlite3_bind_int64(s, 1, row->job_id);
@@ -257,31 +257,31 @@ int gvd_store_event_insert(gvd_store *st, const gvd_event_row *row, int64_t *id,
     rc |= sqlite3_bind_text(s, 5, row->values_json ? row->values_json : "{}", -1, SQLITE_STATIC);
     rc |= sqlite3_bind_text(s, 6, row->outcome ? row->outcome : "", -1, SQLITE_STATIC);
     rc |= sqlite3_bind_double(s, 7, row->at);
-    if (gvd_store_write(st, s, rc, "event insert", err, errlen) != 0)
+    if (gvd_sqlite_write(st, s, rc, "event insert", err, errlen) != 0)
         return -1;
     *id = sqlite3_last_insert_rowid(st->db);
     return 0;
 }
 
-int gvd_store_event_prune(gvd_store *st, int64_t job_id, int64_t upto, char *err, size_t errlen)
+int gvd_sqlite_event_prune(gvd_sqlite *st, int64_t job_id, int64_t upto, char *err, size_t errlen)
 {
-    if (!gvd_store_opened(st, err, errlen, "event prune"))
+    if (!gvd_sqlite_opened(st, err, errlen, "event prune"))
         return -1;
     sqlite3_stmt *s = st->event_prune;
     int rc = sqlite3_bind_int64(s, 1, job_id);
     rc |= sqlite3_bind_int64(s, 2, upto);
-    return gvd_store_write(st, s, rc, "event prune", err, errlen);
+    return gvd_sqlite_write(st, s, rc, "event prune", err, errlen);
 }
 
-int gvd_store_latch_put(gvd_store *st, int64_t job_id, const char *rule, bool latched, char *err, size_t errlen)
+int gvd_sqlite_latch_put(gvd_sqlite *st, int64_t job_id, const char *rule, bool latched, char *err, size_t errlen)
 {
-    if (!gvd_store_opened(st, err, errlen, "latch put"))
+    if (!gvd_sqlite_opened(st, err, errlen, "latch put"))
         return -1;
     sqlite3_stmt *s = st->latch_put;
     int rc = sqlite3_bind_int64(s, 1, job_id);
     rc |= sqlite3_bind_text(s, 2, rule, -1, SQLITE_STATIC);
     rc |= sqlite3_bind_int(s, 3, latched ? 1 : 0);
-    return gvd_store_write(st, s, rc, "latch put", err, errlen);
+    return gvd_sqlite_write(st, s, rc, "latch put", err, errlen);
 }
 
 typedef struct gvd_event_walk {
@@ -289,7 +289,7 @@ typedef struct gvd_event_walk {
     void *ud;
 } gvd_event_walk;
 
-const char *gvd_store_text(sqlite3_stmt *s, int col)
+const char *gvd_sqlite_text(sqlite3_stmt *s, int col)
 {
     const char *t = (const char *)sqlite3_column_text(s, col);
     return t ? t : "";
@@ -301,20 +301,20 @@ static int gvd_event_cb(sqlite3_stmt *s, void *ctx)
     gvd_event_row row = {
         .id = sqlite3_column_int64(s, 0),
         .job_id = sqlite3_column_int64(s, 1),
-        .rule = gvd_store_text(s, 2),
-        .when = gvd_store_text(s, 3),
-        .action = gvd_store_text(s, 4),
-        .values_json = gvd_store_text(s, 5),
-        .outcome = gvd_store_text(s, 6),
+        .rule = gvd_sqlite_text(s, 2),
+        .when = gvd_sqlite_text(s, 3),
+        .action = gvd_sqlite_text(s, 4),
+        .values_json = gvd_sqlite_text(s, 5),
+        .outcome = gvd_sqlite_text(s, 6),
         .at = sqlite3_column_double(s, 7),
     };
     return w->fn(w->ud, &row);
 }
 
-int gvd_store_events_load(gvd_store *st, gvd_store_event_fn fn, void *ud, char *err, size_t errlen)
+int gvd_sqlite_events_load(gvd_sqlite *st, gvd_store_event_fn fn, void *ud, char *err, size_t errlen)
 {
     gvd_event_walk w = {fn, ud};
-    return gvd_store_walk(st, st ? st->event_load : NULL, gvd_event_cb, &w, "event load", err, errlen);
+    return gvd_sqlite_walk(st, st ? st->event_load : NULL, gvd_event_cb, &w, "event load", err, errlen);
 }
 
 typedef struct gvd_latch_walk {
@@ -325,45 +325,45 @@ typedef struct gvd_latch_walk {
 static int gvd_latch_cb(sqlite3_stmt *s, void *ctx)
 {
     gvd_latch_walk *w = ctx;
-    return w->fn(w->ud, sqlite3_column_int64(s, 0), gvd_store_text(s, 1), sqlite3_column_int(s, 2) != 0);
+    return w->fn(w->ud, sqlite3_column_int64(s, 0), gvd_sqlite_text(s, 1), sqlite3_column_int(s, 2) != 0);
 }
 
-int gvd_store_latches_load(gvd_store *st, gvd_store_latch_fn fn, void *ud, char *err, size_t errlen)
+int gvd_sqlite_latches_load(gvd_sqlite *st, gvd_store_latch_fn fn, void *ud, char *err, size_t errlen)
 {
     gvd_latch_walk w = {fn, ud};
-    return gvd_store_walk(st, st ? st->latch_load : NULL, gvd_latch_cb, &w, "latch load", err, errlen);
+    return gvd_sqlite_walk(st, st ? st->latch_load : NULL, gvd_latch_cb, &w, "latch load", err, errlen);
 }
 
-int gvd_store_rule_insert(gvd_store *st, const char *def_json, double created_at, int64_t *id, char *err,
+int gvd_sqlite_rule_insert(gvd_sqlite *st, const char *def_json, double created_at, int64_t *id, char *err,
                           size_t errlen)
 {
-    if (!gvd_store_opened(st, err, errlen, "rule insert"))
+    if (!gvd_sqlite_opened(st, err, errlen, "rule insert"))
         return -1;
     sqlite3_stmt *s = st->rule_insert;
     int rc = sqlite3_bind_text(s, 1, def_json, -1, SQLITE_STATIC);
     rc |= sqlite3_bind_double(s, 2, created_at);
-    if (gvd_store_write(st, s, rc, "rule insert", err, errlen) != 0)
+    if (gvd_sqlite_write(st, s, rc, "rule insert", err, errlen) != 0)
         return -1;
     *id = sqlite3_last_insert_rowid(st->db);
     return 0;
 }
 
 /* One transaction: the rule and its latches go together. */
-int gvd_store_rule_delete(gvd_store *st, int64_t id, const char *name, char *err, size_t errlen)
+int gvd_sqlite_rule_delete(gvd_sqlite *st, int64_t id, const char *name, char *err, size_t errlen)
 {
-    if (!gvd_store_opened(st, err, errlen, "rule delete") || gvd_store_begin(st, err, errlen) != 0)
+    if (!gvd_sqlite_opened(st, err, errlen, "rule delete") || gvd_sqlite_begin(st, err, errlen) != 0)
         return -1;
     sqlite3_stmt *s = st->rule_delete;
     int rc = sqlite3_bind_int64(s, 1, id);
-    if (gvd_store_write(st, s, rc, "rule delete", err, errlen) != 0)
+    if (gvd_sqlite_write(st, s, rc, "rule delete", err, errlen) != 0)
         goto fail;
     s = st->latch_forget;
     rc = sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-    if (gvd_store_write(st, s, rc, "latch forget", err, errlen) != 0 || gvd_store_commit(st, err, errlen) != 0)
+    if (gvd_sqlite_write(st, s, rc, "latch forget", err, errlen) != 0 || gvd_sqlite_commit(st, err, errlen) != 0)
         goto fail;
     return 0;
 fail:
-    gvd_store_rollback(st);
+    gvd_sqlite_rollback(st);
     return -1;
 }
 
@@ -375,11 +375,11 @@ typedef struct gvd_rule_walk {
 static int gvd_rule_cb(sqlite3_stmt *s, void *ctx)
 {
     gvd_rule_walk *w = ctx;
-    return w->fn(w->ud, sqlite3_column_int64(s, 0), gvd_store_text(s, 1), sqlite3_column_double(s, 2));
+    return w->fn(w->ud, sqlite3_column_int64(s, 0), gvd_sqlite_text(s, 1), sqlite3_column_double(s, 2));
 }
 
-int gvd_store_rules_load(gvd_store *st, gvd_store_rule_fn fn, void *ud, char *err, size_t errlen)
+int gvd_sqlite_rules_load(gvd_sqlite *st, gvd_store_rule_fn fn, void *ud, char *err, size_t errlen)
 {
     gvd_rule_walk w = {fn, ud};
-    return gvd_store_walk(st, st ? st->rule_load : NULL, gvd_rule_cb, &w, "rule load", err, errlen);
+    return gvd_sqlite_walk(st, st ? st->rule_load : NULL, gvd_rule_cb, &w, "rule load", err, errlen);
 }

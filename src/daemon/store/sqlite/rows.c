@@ -1,7 +1,7 @@
 /*
  * rows.c — the job rows: insert, update, delete, load (see store.h).
  *
- * Each operation uses one statement prepared at open (gvd_store_prepare_rows)
+ * Each operation uses one statement prepared at open (gvd_sqlite_prepare_rows)
  * and leaves it reset with its bindings cleared, so that no statement keeps a
  * read transaction open between calls and no binding points at a caller's
  * string after the call returns (strings are bound SQLITE_STATIC: no copy).
@@ -9,9 +9,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "store_int.h"
+#include "sqlite_int.h"
 
-#include "../obs/obs.h"
+#include "../../obs/obs.h"
 
 /* Every column of gvd_job_row except id, in the order the statements bind
  * (?1..?21) and load reads them (after id).  One list, so insert, update and
@@ -37,19 +37,19 @@ static const char gvd_sql_delete[] = "DELETE FROM jobs WHERE id = ?1";
 
 static const char gvd_sql_load[] = "SELECT id, " GVD_ROW_COLUMNS " FROM jobs ORDER BY id";
 
-int gvd_store_prepare_rows(gvd_store *st, char *err, size_t errlen)
+int gvd_sqlite_prepare_rows(gvd_sqlite *st, char *err, size_t errlen)
 {
-    if (gvd_store_prepare(st, &st->insert, gvd_sql_insert, "insert", err, errlen) != 0 ||
-        gvd_store_prepare(st, &st->update, gvd_sql_update, "update", err, errlen) != 0 ||
-        gvd_store_prepare(st, &st->del, gvd_sql_delete, "delete", err, errlen) != 0 ||
-        gvd_store_prepare(st, &st->load, gvd_sql_load, "load", err, errlen) != 0)
+    if (gvd_sqlite_prepare(st, &st->insert, gvd_sql_insert, "insert", err, errlen) != 0 ||
+        gvd_sqlite_prepare(st, &st->update, gvd_sql_update, "update", err, errlen) != 0 ||
+        gvd_sqlite_prepare(st, &st->del, gvd_sql_delete, "delete", err, errlen) != 0 ||
+        gvd_sqlite_prepare(st, &st->load, gvd_sql_load, "load", err, errlen) != 0)
         return -1;
     /* The column list and the bind numbers are kept in step by hand: check
      * once here rather than bind the wrong column in silence. */
     if (sqlite3_bind_parameter_count(st->insert) != GVD_ROW_NCOLUMNS ||
         sqlite3_bind_parameter_count(st->update) != GVD_ROW_NCOLUMNS + 1 ||
         sqlite3_column_count(st->load) != GVD_ROW_NCOLUMNS + 1) {
-        gvd_store_errf(err, errlen, "store open: internal error: row statements disagree on the columns");
+        gvd_sqlite_errf(err, errlen, "store open: internal error: row statements disagree on the columns");
         return -1;
     }
     return 0;
@@ -109,56 +109,56 @@ static void gvd_done(sqlite3_stmt *stmt)
     (void)sqlite3_clear_bindings(stmt);
 }
 
-static int gvd_check_args(gvd_store *st, const void *row, char *err, size_t errlen, const char *op)
+static int gvd_check_args(gvd_sqlite *st, const void *row, char *err, size_t errlen, const char *op)
 {
     if (!st) {
-        gvd_store_errf(err, errlen, "store %s: store is not open", op);
+        gvd_sqlite_errf(err, errlen, "store %s: store is not open", op);
         return -1;
     }
     if (!row) {
-        gvd_store_errf(err, errlen, "store %s: no row given", op);
+        gvd_sqlite_errf(err, errlen, "store %s: no row given", op);
         return -1;
     }
     return 0;
 }
 
-int gvd_store_insert(gvd_store *st, const gvd_job_row *row, int64_t *id, char *err, size_t errlen)
+int gvd_sqlite_insert(gvd_sqlite *st, const gvd_job_row *row, int64_t *id, char *err, size_t errlen)
 {
     if (gvd_check_args(st, row, err, errlen, "insert") != 0 || gvd_check_args(st, id, err, errlen, "insert") != 0)
         return -1;
     if (gvd_bind_row(st->insert, row) != SQLITE_OK) {
-        gvd_store_sqlerr(st, err, errlen, "insert");
+        gvd_sqlite_sqlerr(st, err, errlen, "insert");
         gvd_done(st->insert);
         return -1;
     }
     uint64_t started = gvd_obs_clock_ns();
     if (sqlite3_step(st->insert) != SQLITE_DONE) {
-        gvd_store_sqlerr(st, err, errlen, "insert");
-        gvd_store_write_failed(st, err);
+        gvd_sqlite_sqlerr(st, err, errlen, "insert");
+        gvd_sqlite_write_failed(st, err);
         gvd_done(st->insert);
         return -1;
     }
     /* Read before anything else can insert on this connection. */
     *id = sqlite3_last_insert_rowid(st->db);
     gvd_done(st->insert);
-    gvd_store_write_ok(st, started);
+    gvd_sqlite_write_ok(st, started);
     return 0;
 }
 
-int gvd_store_update(gvd_store *st, const gvd_job_row *row, char *err, size_t errlen)
+int gvd_sqlite_update(gvd_sqlite *st, const gvd_job_row *row, char *err, size_t errlen)
 {
     if (gvd_check_args(st, row, err, errlen, "update") != 0)
         return -1;
     if (gvd_bind_row(st->update, row) != SQLITE_OK ||
         sqlite3_bind_int64(st->update, GVD_ROW_NCOLUMNS + 1, row->id) != SQLITE_OK) {
-        gvd_store_sqlerr(st, err, errlen, "update");
+        gvd_sqlite_sqlerr(st, err, errlen, "update");
         gvd_done(st->update);
         return -1;
     }
     uint64_t started = gvd_obs_clock_ns();
     if (sqlite3_step(st->update) != SQLITE_DONE) {
-        gvd_store_sqlerr(st, err, errlen, "update");
-        gvd_store_write_failed(st, err);
+        gvd_sqlite_sqlerr(st, err, errlen, "update");
+        gvd_sqlite_write_failed(st, err);
         gvd_done(st->update);
         return -1;
     }
@@ -167,31 +167,31 @@ int gvd_store_update(gvd_store *st, const gvd_job_row *row, char *err, size_t er
     int changed = sqlite3_changes(st->db);
     gvd_done(st->update);
     if (changed == 0) {
-        gvd_store_errf(err, errlen, "store update: no job %lld", (long long)row->id);
+        gvd_sqlite_errf(err, errlen, "store update: no job %lld", (long long)row->id);
         return -1;
     }
-    gvd_store_write_ok(st, started);
+    gvd_sqlite_write_ok(st, started);
     return 0;
 }
 
-int gvd_store_delete(gvd_store *st, int64_t id, char *err, size_t errlen)
+int gvd_sqlite_delete(gvd_sqlite *st, int64_t id, char *err, size_t errlen)
 {
     if (gvd_check_args(st, "", err, errlen, "delete") != 0)
         return -1;
     uint64_t started = gvd_obs_clock_ns();
     if (sqlite3_bind_int64(st->del, 1, id) != SQLITE_OK || sqlite3_step(st->del) != SQLITE_DONE) {
-        gvd_store_sqlerr(st, err, errlen, "delete");
-        gvd_store_write_failed(st, err);
+        gvd_sqlite_sqlerr(st, err, errlen, "delete");
+        gvd_sqlite_write_failed(st, err);
         gvd_done(st->del);
         return -1;
     }
     int changed = sqlite3_changes(st->db);
     gvd_done(st->del);
     if (changed == 0) {
-        gvd_store_errf(err, errlen, "store delete: no job %lld", (long long)id);
+        gvd_sqlite_errf(err, errlen, "store delete: no job %lld", (long long)id);
         return -1;
     }
-    gvd_store_write_ok(st, started);
+    gvd_sqlite_write_ok(st, started);
     return 0;
 }
 
@@ -233,19 +233,19 @@ static void gvd_read_row(sqlite3_stmt *stmt, gvd_job_row *row)
 
 /* fn may write to the store (the model's restart recovery updates the row it
  * is given); rows it inserts during the walk may or may not be visited.  fn
- * must not call gvd_store_load (its statement is in use) nor close the store.
+ * must not call gvd_sqlite_load (its statement is in use) nor close the store.
  * A text column whose value SQLite cannot allocate reads as NULL: that is
  * told apart from SQL NULL with sqlite3_errcode and reported. */
-int gvd_store_load(gvd_store *st, gvd_store_row_fn fn, void *ud, char *err, size_t errlen)
+int gvd_sqlite_load(gvd_sqlite *st, gvd_store_row_fn fn, void *ud, char *err, size_t errlen)
 {
     if (gvd_check_args(st, "", err, errlen, "load") != 0)
         return -1;
     if (!fn) {
-        gvd_store_errf(err, errlen, "store load: no callback given");
+        gvd_sqlite_errf(err, errlen, "store load: no callback given");
         return -1;
     }
     if (st->loading) {
-        gvd_store_errf(err, errlen, "store load: already loading (gvd_store_load is not re-entrant)");
+        gvd_sqlite_errf(err, errlen, "store load: already loading (gvd_sqlite_load is not re-entrant)");
         return -1;
     }
     st->loading = true;
@@ -255,7 +255,7 @@ int gvd_store_load(gvd_store *st, gvd_store_row_fn fn, void *ud, char *err, size
         if (rc == SQLITE_DONE)
             break;
         if (rc != SQLITE_ROW) {
-            gvd_store_sqlerr(st, err, errlen, "load");
+            gvd_sqlite_sqlerr(st, err, errlen, "load");
             result = -1;
             break;
         }
@@ -263,7 +263,7 @@ int gvd_store_load(gvd_store *st, gvd_store_row_fn fn, void *ud, char *err, size
         memset(&row, 0, sizeof row);
         gvd_read_row(st->load, &row);
         if (sqlite3_errcode(st->db) == SQLITE_NOMEM) {
-            gvd_store_sqlerr(st, err, errlen, "load");
+            gvd_sqlite_sqlerr(st, err, errlen, "load");
             result = -1;
             break;
         }
@@ -271,7 +271,7 @@ int gvd_store_load(gvd_store *st, gvd_store_row_fn fn, void *ud, char *err, size
         if (stop != 0) {
             /* The contract returns fn's value; a message helps a caller that
              * prints err whatever the cause. */
-            gvd_store_errf(err, errlen, "store load: stopped by the caller at job %lld (returned %d)",
+            gvd_sqlite_errf(err, errlen, "store load: stopped by the caller at job %lld (returned %d)",
                            (long long)row.id, stop);
             result = stop;
             break;

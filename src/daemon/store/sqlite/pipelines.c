@@ -6,7 +6,7 @@
  */
 #include <stdio.h>
 
-#include "store_int.h"
+#include "sqlite_int.h"
 
 static const char gvd_sql_pl_insert[] =
     "INSERT INTO pipelines (name, def_json, state_json, created_at) VALUES (?1, ?2, ?3, ?4)";
@@ -14,54 +14,54 @@ static const char gvd_sql_pl_update[] = "UPDATE pipelines SET state_json = ?2 WH
 static const char gvd_sql_pl_delete[] = "DELETE FROM pipelines WHERE id = ?1";
 static const char gvd_sql_pl_load[] = "SELECT id, name, def_json, state_json, created_at FROM pipelines ORDER BY id";
 
-int gvd_store_prepare_pipelines(gvd_store *st, char *err, size_t errlen)
+int gvd_sqlite_prepare_pipelines(gvd_sqlite *st, char *err, size_t errlen)
 {
-    if (gvd_store_prepare(st, &st->pl_insert, gvd_sql_pl_insert, "pipeline insert", err, errlen) != 0 ||
-        gvd_store_prepare(st, &st->pl_update, gvd_sql_pl_update, "pipeline update", err, errlen) != 0 ||
-        gvd_store_prepare(st, &st->pl_delete, gvd_sql_pl_delete, "pipeline delete", err, errlen) != 0 ||
-        gvd_store_prepare(st, &st->pl_load, gvd_sql_pl_load, "pipeline load", err, errlen) != 0)
+    if (gvd_sqlite_prepare(st, &st->pl_insert, gvd_sql_pl_insert, "pipeline insert", err, errlen) != 0 ||
+        gvd_sqlite_prepare(st, &st->pl_update, gvd_sql_pl_update, "pipeline update", err, errlen) != 0 ||
+        gvd_sqlite_prepare(st, &st->pl_delete, gvd_sql_pl_delete, "pipeline delete", err, errlen) != 0 ||
+        gvd_sqlite_prepare(st, &st->pl_load, gvd_sql_pl_load, "pipeline load", err, errlen) != 0)
         return -1;
     return 0;
 }
 
-int gvd_store_pipeline_insert(gvd_store *st, const gvd_pipeline_row *row, int64_t *id, char *err, size_t errlen)
+int gvd_sqlite_pipeline_insert(gvd_sqlite *st, const gvd_pipeline_row *row, int64_t *id, char *err, size_t errlen)
 {
-    if (!gvd_store_opened(st, err, errlen, "pipeline insert"))
+    if (!gvd_sqlite_opened(st, err, errlen, "pipeline insert"))
         return -1;
     sqlite3_stmt *s = st->pl_insert;
     int rc = sqlite3_bind_text(s, 1, row->name ? row->name : "", -1, SQLITE_STATIC);
     rc |= sqlite3_bind_text(s, 2, row->def_json ? row->def_json : "{}", -1, SQLITE_STATIC);
     rc |= sqlite3_bind_text(s, 3, row->state_json ? row->state_json : "{}", -1, SQLITE_STATIC);
     rc |= sqlite3_bind_double(s, 4, row->created_at);
-    if (gvd_store_write(st, s, rc, "pipeline insert", err, errlen) != 0)
+    if (gvd_sqlite_write(st, s, rc, "pipeline insert", err, errlen) != 0)
         return -1;
     *id = sqlite3_last_insert_rowid(st->db);
     return 0;
 }
 
-int gvd_store_pipeline_update(gvd_store *st, int64_t id, const char *state_json, char *err, size_t errlen)
+int gvd_sqlite_pipeline_update(gvd_sqlite *st, int64_t id, const char *state_json, char *err, size_t errlen)
 {
-    if (!gvd_store_opened(st, err, errlen, "pipeline update"))
+    if (!gvd_sqlite_opened(st, err, errlen, "pipeline update"))
         return -1;
     sqlite3_stmt *s = st->pl_update;
     int rc = sqlite3_bind_int64(s, 1, id);
     rc |= sqlite3_bind_text(s, 2, state_json ? state_json : "{}", -1, SQLITE_STATIC);
-    if (gvd_store_write(st, s, rc, "pipeline update", err, errlen) != 0)
+    if (gvd_sqlite_write(st, s, rc, "pipeline update", err, errlen) != 0)
         return -1;
     if (sqlite3_changes(st->db) != 1) {
-        gvd_store_errf(err, errlen, "store pipeline update: no pipeline %lld", (long long)id);
+        gvd_sqlite_errf(err, errlen, "store pipeline update: no pipeline %lld", (long long)id);
         return -1;
     }
     return 0;
 }
 
-int gvd_store_pipeline_delete(gvd_store *st, int64_t id, char *err, size_t errlen)
+int gvd_sqlite_pipeline_delete(gvd_sqlite *st, int64_t id, char *err, size_t errlen)
 {
-    if (!gvd_store_opened(st, err, errlen, "pipeline delete"))
+    if (!gvd_sqlite_opened(st, err, errlen, "pipeline delete"))
         return -1;
     sqlite3_stmt *s = st->pl_delete;
     int rc = sqlite3_bind_int64(s, 1, id);
-    return gvd_store_write(st, s, rc, "pipeline delete", err, errlen);
+    return gvd_sqlite_write(st, s, rc, "pipeline delete", err, errlen);
 }
 
 typedef struct gvd_pipeline_walk {
@@ -74,16 +74,16 @@ static int gvd_pipeline_cb(sqlite3_stmt *s, void *ctx)
     gvd_pipeline_walk *w = ctx;
     gvd_pipeline_row row = {
         .id = sqlite3_column_int64(s, 0),
-        .name = gvd_store_text(s, 1),
-        .def_json = gvd_store_text(s, 2),
-        .state_json = gvd_store_text(s, 3),
+        .name = gvd_sqlite_text(s, 1),
+        .def_json = gvd_sqlite_text(s, 2),
+        .state_json = gvd_sqlite_text(s, 3),
         .created_at = sqlite3_column_double(s, 4),
     };
     return w->fn(w->ud, &row);
 }
 
-int gvd_store_pipelines_load(gvd_store *st, gvd_store_pipeline_fn fn, void *ud, char *err, size_t errlen)
+int gvd_sqlite_pipelines_load(gvd_sqlite *st, gvd_store_pipeline_fn fn, void *ud, char *err, size_t errlen)
 {
     gvd_pipeline_walk w = {fn, ud};
-    return gvd_store_walk(st, st ? st->pl_load : NULL, gvd_pipeline_cb, &w, "pipeline load", err, errlen);
+    return gvd_sqlite_walk(st, st ? st->pl_load : NULL, gvd_pipeline_cb, &w, "pipeline load", err, errlen);
 }

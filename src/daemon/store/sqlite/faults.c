@@ -13,34 +13,22 @@
  * the whole wait, freezing reads and streams too.  The model's retry timer
  * keeps trying with backoff, so a lock that goes away is noticed without it.
  */
-#include "store_int.h"
+#include "sqlite_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "../obs/obs.h"
-#include "../util/log.h"
+#include "../../obs/obs.h"
+#include "../../util/log.h"
 #include "faultvfs.h"
 
-static double gvd_store_now(void)
+static double gvd_sqlite_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-const char *gvd_store_fault_cause(gvd_store_fault fault)
-{
-    switch (fault) {
-    case GVD_STORE_DISK_FULL: return "disk full";
-    case GVD_STORE_LOCKED: return "database is locked";
-    case GVD_STORE_IO_ERROR: return "I/O error";
-    case GVD_STORE_READ_ONLY: return "read-only";
-    case GVD_STORE_OK: break;
-    }
-    return NULL;
 }
 
 /* Which SQLite result codes are the environment's doing.  SQLITE_CANTOPEN
@@ -60,13 +48,13 @@ static gvd_store_fault gvd_classify(int code)
     }
 }
 
-static void gvd_set_busy(gvd_store *st, unsigned ms)
+static void gvd_set_busy(gvd_sqlite *st, unsigned ms)
 {
     /* Cannot fail on an open connection (it only installs a handler). */
     (void)sqlite3_busy_timeout(st->db, (int)ms);
 }
 
-void gvd_store_write_failed(gvd_store *st, const char *err)
+void gvd_sqlite_write_failed(gvd_sqlite *st, const char *err)
 {
     gvd_obs_store_write_failed();
     gvd_store_fault f = gvd_classify(st->last_code);
@@ -78,7 +66,7 @@ void gvd_store_write_failed(gvd_store *st, const char *err)
         return; /* logged when it began */
     char q[600];
     if (st->fault == GVD_STORE_OK) {
-        st->fault_since = gvd_store_now();
+        st->fault_since = gvd_sqlite_now();
         st->failed_writes = 1;
         gvd_set_busy(st, 0);
     }
@@ -89,7 +77,7 @@ void gvd_store_write_failed(gvd_store *st, const char *err)
     st->fault = f;
 }
 
-void gvd_store_write_ok(gvd_store *st, uint64_t started_ns)
+void gvd_sqlite_write_ok(gvd_sqlite *st, uint64_t started_ns)
 {
     /* Inside a batch nothing is committed yet: only the commit counts. */
     if (!sqlite3_get_autocommit(st->db))
@@ -97,7 +85,7 @@ void gvd_store_write_ok(gvd_store *st, uint64_t started_ns)
     gvd_obs_store_committed(started_ns);
     if (st->fault == GVD_STORE_OK)
         return;
-    double down = gvd_store_now() - st->fault_since;
+    double down = gvd_sqlite_now() - st->fault_since;
     gvd_log(GVD_LOG_WARN, "store.recovered", "cause=\"%s\" down_ms=%.0f failed_writes=%llu",
             gvd_store_fault_cause(st->fault), down * 1000.0, (unsigned long long)st->failed_writes);
     st->fault = GVD_STORE_OK;
@@ -107,7 +95,7 @@ void gvd_store_write_ok(gvd_store *st, uint64_t started_ns)
     gvd_set_busy(st, st->busy_ms);
 }
 
-void gvd_store_health_get(gvd_store *st, gvd_store_health *out)
+void gvd_sqlite_health_get(gvd_sqlite *st, gvd_store_health *out)
 {
     memset(out, 0, sizeof *out);
     out->error = "";
@@ -120,15 +108,10 @@ void gvd_store_health_get(gvd_store *st, gvd_store_health *out)
     out->error = st->fault_error;
 }
 
-bool gvd_store_available(gvd_store *st)
-{
-    return st && st->fault == GVD_STORE_OK;
-}
-
-int gvd_store_set_busy_ms(gvd_store *st, unsigned ms, char *err, size_t errlen)
+int gvd_sqlite_set_busy_ms(gvd_sqlite *st, unsigned ms, char *err, size_t errlen)
 {
     if (!st) {
-        gvd_store_errf(err, errlen, "store set_busy_ms: store is not open");
+        gvd_sqlite_errf(err, errlen, "store set_busy_ms: store is not open");
         return -1;
     }
     st->busy_ms = ms;
@@ -137,30 +120,30 @@ int gvd_store_set_busy_ms(gvd_store *st, unsigned ms, char *err, size_t errlen)
     return 0;
 }
 
-int gvd_store_probe(gvd_store *st, char *err, size_t errlen)
+int gvd_sqlite_probe(gvd_sqlite *st, char *err, size_t errlen)
 {
     if (!st) {
-        gvd_store_errf(err, errlen, "store probe: store is not open");
+        gvd_sqlite_errf(err, errlen, "store probe: store is not open");
         return -1;
     }
-    if (gvd_store_begin(st, err, errlen) != 0)
+    if (gvd_sqlite_begin(st, err, errlen) != 0)
         return -1;
     /* Setting user_version to its own value still dirties page 1, so the
      * commit appends a real frame to the WAL: a full disk or a failing
      * device shows here, not only a lock. */
     char sql[64];
-    snprintf(sql, sizeof sql, "PRAGMA user_version = %d", gvd_store_schema_version());
+    snprintf(sql, sizeof sql, "PRAGMA user_version = %d", gvd_sqlite_schema_version());
     if (sqlite3_exec(st->db, sql, NULL, NULL, NULL) != SQLITE_OK) {
-        gvd_store_sqlerr(st, err, errlen, "probe");
-        gvd_store_write_failed(st, err);
+        gvd_sqlite_sqlerr(st, err, errlen, "probe");
+        gvd_sqlite_write_failed(st, err);
         if (!sqlite3_get_autocommit(st->db))
             (void)sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
         return -1;
     }
-    return gvd_store_commit(st, err, errlen);
+    return gvd_sqlite_commit(st, err, errlen);
 }
 
-void gvd_store_faults_hook(void)
+void gvd_sqlite_faults_hook(void)
 {
     static int done;
     const char *ctl = getenv("GALVANID_TEST_FAULTS");
@@ -174,11 +157,11 @@ void gvd_store_faults_hook(void)
         gvd_log(GVD_LOG_WARN, "store.fault_injection", "enabled=1 control=%s", ctl);
 }
 
-int gvd_store_faults_init(gvd_store *st, char *err, size_t errlen)
+int gvd_sqlite_faults_init(gvd_sqlite *st, char *err, size_t errlen)
 {
     st->busy_ms = GVD_STORE_BUSY_MS_DEFAULT;
     if (sqlite3_busy_timeout(st->db, (int)st->busy_ms) != SQLITE_OK) {
-        gvd_store_sqlerr(st, err, errlen, "open");
+        gvd_sqlite_sqlerr(st, err, errlen, "open");
         return -1;
     }
     return 0;

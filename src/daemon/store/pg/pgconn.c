@@ -25,7 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../util/log.h"
+#include "../../util/log.h"
 
 typedef enum { GVD_PG_CONNECTING, GVD_PG_UP, GVD_PG_DOWN } gvd_pg_state;
 
