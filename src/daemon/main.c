@@ -36,7 +36,9 @@ typedef struct gvd_daemon {
     gvd_jobs *jobs;
     gvd_server *server;
     uv_signal_t sigint, sigterm;
+    uv_timer_t lost_timer;   /* stops galvanid after the store was lost */
     int stopping;
+    int exit_code;
 } gvd_daemon;
 
 static void gvd_usage(FILE *out)
@@ -48,13 +50,19 @@ static void gvd_usage(FILE *out)
           "\n"
           "  -l, --listen HOST:PORT   address to serve on (default 127.0.0.1:8000; env GALVANI_LISTEN)\n"
           "  -d, --db PATH            SQLite database file (default ./galvani.db; env GALVANI_DB)\n"
+          "      --store URL          where jobs are stored: sqlite:PATH (what --db PATH means) or\n"
+          "                           postgres://USER@HOST[:PORT]/DB?... (libpq's URI: several galvanid\n"
+          "                           nodes on one PostgreSQL; docs/cluster.md; env GALVANI_STORE)\n"
           "  -j, --max-running N      jobs running or paused at once (default 4; env GALVANI_MAX_RUNNING)\n"
-          "      --log-dir DIR        per-job output logs (default <db>.logs; env GALVANI_LOG_DIR)\n"
-          "      --run-dir DIR        per-job supervisor dirs (default <db>.run; env GALVANI_RUN_DIR)\n"
+          "      --log-dir DIR        per-job output logs (default <db>.logs, or ./galvani.logs with a\n"
+          "                           postgres store; env GALVANI_LOG_DIR)\n"
+          "      --run-dir DIR        per-job supervisor dirs (default <db>.run or ./galvani.run;\n"
+          "                           env GALVANI_RUN_DIR)\n"
           "      --shim PATH          the job supervisor (default: galvani-shim next to galvanid;\n"
           "                           env GALVANI_SHIM)\n"
           "      --pid-file PATH      galvanid's pid, written once it listens and removed when it stops\n"
-          "                           (default <db>.pid; env GALVANI_PID_FILE): kill -9 \"$(cat galvani.db.pid)\"\n"
+          "                           (default <db>.pid or ./galvani.pid; env GALVANI_PID_FILE):\n"
+          "                           kill -9 \"$(cat galvani.db.pid)\"\n"
           "      --log-limit BYTES    output kept per job (default 10485760)\n"
           "      --max-jobs N         jobs kept (default 10000; 0: no limit): past it the oldest finished\n"
           "                           jobs are deleted with their logs; queued/running/paused ones never are\n"
@@ -319,6 +327,57 @@ static void gvd_stop(gvd_daemon *d)
     d->jobs = NULL;
     uv_close((uv_handle_t *)&d->sigint, gvd_handle_closed);
     uv_close((uv_handle_t *)&d->sigterm, gvd_handle_closed);
+    uv_close((uv_handle_t *)&d->lost_timer, gvd_handle_closed);
+    /* The main uv_run returns now: a PostgreSQL store's connection would
+     * keep it alive; main drains and closes the store, then lets the
+     * closing handles finish. */
+    uv_stop(d->loop);
+}
+
+/* The store can no longer tell what the database holds (a PostgreSQL batch
+ * failed, its connection dropped): serving on would answer from a state
+ * nobody can vouch for.  Stop as on SIGTERM — jobs keep running under
+ * their supervisors — and exit 75 (EX_TEMPFAIL) so that a service manager
+ * restarts galvanid, which then reloads the truth.  On the next turn of the
+ * loop: the store is in the middle of its own callback. */
+static void gvd_on_lost_timer(uv_timer_t *t)
+{
+    gvd_stop(t->data);
+}
+
+static void gvd_on_store_lost(void *ud, const char *err)
+{
+    gvd_daemon *d = ud;
+    if (d->exit_code)
+        return;
+    fprintf(stderr, "galvanid: the store was lost (%s); stopping: jobs keep running, restart galvanid\n", err);
+    d->exit_code = 75;
+    (void)uv_timer_start(&d->lost_timer, gvd_on_lost_timer, 0, 0);
+}
+
+/* After gvd_stop: what the model wrote last is queued in an asynchronous
+ * store (PostgreSQL); give it up to `ms` to be answered before the store is
+ * closed.  The loop runs as usual meanwhile, so a deadline timer bounds it. */
+static void gvd_on_drain_deadline(uv_timer_t *t)
+{
+    *(bool *)t->data = true;
+}
+
+static void gvd_drain_store(gvd_daemon *d, uint64_t ms)
+{
+    if (!gvd_store_unsynced(d->store))
+        return;
+    bool expired = false;
+    uv_timer_t deadline;
+    (void)uv_timer_init(d->loop, &deadline);
+    deadline.data = &expired;
+    (void)uv_timer_start(&deadline, gvd_on_drain_deadline, ms, 0);
+    gvd_store_flush(d->store);
+    while (gvd_store_unsynced(d->store) && !expired)
+        (void)uv_run(d->loop, UV_RUN_ONCE);
+    if (gvd_store_unsynced(d->store))
+        gvd_log(GVD_LOG_ERROR, "galvanid.store_not_drained", "waited_ms=%llu", (unsigned long long)ms);
+    uv_close((uv_handle_t *)&deadline, gvd_handle_closed);
 }
 
 static void gvd_on_signal(uv_signal_t *h, int signum)
@@ -338,6 +397,8 @@ int main(int argc, char **argv)
     (void)mallopt(M_TRIM_THRESHOLD, 4 << 20);
     const char *listen = getenv("GALVANI_LISTEN") ? getenv("GALVANI_LISTEN") : "127.0.0.1:8000";
     const char *db = getenv("GALVANI_DB") ? getenv("GALVANI_DB") : "galvani.db";
+    const char *store_url = getenv("GALVANI_STORE");
+    bool db_flag = false, store_flag = false;
     const char *log_dir = getenv("GALVANI_LOG_DIR");
     const char *run_dir = getenv("GALVANI_RUN_DIR");
     const char *shim_path = NULL; /* the runner reads GALVANI_SHIM itself */
@@ -375,14 +436,21 @@ int main(int argc, char **argv)
         {"webhook", required_argument, NULL, 43},     {"webhook-timeout", required_argument, NULL, 44},
         {"webhook-attempts", required_argument, NULL, 45},
         {"run-dir", required_argument, NULL, 50},     {"shim", required_argument, NULL, 51},
-        {"pid-file", required_argument, NULL, 52},
+        {"pid-file", required_argument, NULL, 52},    {"store", required_argument, NULL, 53},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},          {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "l:d:j:hV", opts, NULL)) != -1) {
         switch (c) {
         case 'l': listen = optarg; break;
-        case 'd': db = optarg; break;
+        case 'd':
+            db = optarg;
+            db_flag = true;
+            break;
+        case 53:
+            store_url = optarg;
+            store_flag = true;
+            break;
         case 'j': max_running = optarg; break;
         case 1: log_dir = optarg; break;
         case 50: run_dir = optarg; break;
@@ -540,6 +608,22 @@ int main(int argc, char **argv)
     }
     if (gvd_raise_fd_limit(max_conns) != 0)
         return 2;
+    /* --db PATH is --store sqlite:PATH.  Given both on the command line they
+     * would contradict each other; GALVANI_STORE set but --db given: the
+     * flag wins, as flags win over the environment everywhere. */
+    if (db_flag && store_flag) {
+        fprintf(stderr, "galvanid: --db and --store both say where jobs are stored: give one\n");
+        return 2;
+    }
+    char store_buf[PATH_MAX + 8];
+    if (db_flag || !store_url || !*store_url) {
+        snprintf(store_buf, sizeof store_buf, "sqlite:%s", db);
+        store_url = store_buf;
+    } else if (strncmp(store_url, "sqlite:", 7) == 0) {
+        db = store_url + 7;
+    } else {
+        db = "galvani"; /* the prefix of the local paths' defaults */
+    }
     char default_run_dir[PATH_MAX];
     if (!run_dir) {
         snprintf(default_run_dir, sizeof default_run_dir, "%s.run", db);
@@ -559,9 +643,12 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN); /* a job or client that went away is an error code, not a death */
     gvd_daemon d = {0};
     d.loop = uv_default_loop();
-    d.store = gvd_store_open(db, err, sizeof err);
+    d.store = gvd_store_open_url(d.loop, store_url, err, sizeof err);
     if (!d.store) {
-        fprintf(stderr, "galvanid: cannot open the database %s: %s\n", db, err);
+        if (strncmp(store_url, "sqlite:", 7) == 0)
+            fprintf(stderr, "galvanid: cannot open the database %s: %s\n", db, err);
+        else
+            fprintf(stderr, "galvanid: cannot open the store: %s\n", err);
         return 1;
     }
     if (sync_full && gvd_store_set_durable(d.store, true, err, sizeof err) != 0) {
@@ -589,6 +676,9 @@ int main(int argc, char **argv)
         gvd_store_close(d.store);
         return 1;
     }
+    (void)uv_timer_init(d.loop, &d.lost_timer);
+    d.lost_timer.data = &d;
+    gvd_jobs_on_store_lost(d.jobs, gvd_on_store_lost, &d);
     gvd_server_opts sopts = {.host = host,
                              .port = port,
                              .allow_origins = allow_origin,
@@ -606,8 +696,10 @@ int main(int argc, char **argv)
     if (!d.server) {
         fprintf(stderr, "galvanid: %s\n", err);
         gvd_jobs_free(d.jobs);
-        uv_run(d.loop, UV_RUN_DEFAULT);
+        uv_close((uv_handle_t *)&d.lost_timer, gvd_handle_closed);
+        gvd_drain_store(&d, 5000);
         gvd_store_close(d.store);
+        uv_run(d.loop, UV_RUN_DEFAULT);
         return 1;
     }
     uv_signal_init(d.loop, &d.sigint);
@@ -622,8 +714,9 @@ int main(int argc, char **argv)
         if (pid_file != default_pid_file) {
             fprintf(stderr, "galvanid: cannot write the pid file %s: %s\n", pid_file, err);
             gvd_stop(&d);
-            uv_run(d.loop, UV_RUN_DEFAULT);
+            gvd_drain_store(&d, 5000);
             gvd_store_close(d.store);
+            uv_run(d.loop, UV_RUN_DEFAULT);
             return 1;
         }
         char qpath[PATH_MAX + 16], qerr[600];
@@ -631,17 +724,20 @@ int main(int argc, char **argv)
                 gvd_log_quote(pid_file, qpath, sizeof qpath), gvd_log_quote(err, qerr, sizeof qerr));
         pid_file = NULL;
     }
-    gvd_log(GVD_LOG_INFO, "galvanid.listening", "addr=%s:%d db=%s logs=%s max_running=%llu pid=%ld", host,
-            gvd_server_port(d.server), db, log_dir, max_run, (long)getpid());
+    /* A postgres URL may carry a password: the log names the kind only. */
+    gvd_log(GVD_LOG_INFO, "galvanid.listening", "addr=%s:%d store=%s db=%s logs=%s max_running=%llu pid=%ld", host,
+            gvd_server_port(d.server), gvd_store_kind(d.store), strcmp(gvd_store_kind(d.store), "sqlite") ? "-" : db,
+            log_dir, max_run, (long)getpid());
     fflush(stderr);
 
     uv_run(d.loop, UV_RUN_DEFAULT);
     gvd_stop(&d);
-    uv_run(d.loop, UV_RUN_DEFAULT); /* let the closing handles finish */
+    gvd_drain_store(&d, 5000); /* PostgreSQL: the last batch */
     gvd_store_close(d.store);
+    uv_run(d.loop, UV_RUN_DEFAULT); /* let the closing handles finish */
     int rc = uv_loop_close(d.loop);
     if (pid_file)
         gvd_pid_file_remove(pid_file);
     gvd_log(GVD_LOG_INFO, "galvanid.stopped", "clean=%d", rc == 0);
-    return 0;
+    return d.exit_code;
 }

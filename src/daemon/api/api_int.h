@@ -64,6 +64,7 @@ struct gvd_server {
 
     gvd_push *push;
     bool held_now;           /* held.c: the request being routed waits for the tick's commit */
+    bool routing;            /* inside gvd_api_handle's routing (held.c: gvd_held_defer) */
 
     /* shutdown: 1 streams closing, 2 connections being shut down, 3 freeing */
     int phase;
@@ -90,6 +91,11 @@ void gvd_api_answered(h2o_req_t *req);
 bool gvd_held_route(gvd_server *s, h2o_req_t *req);
 void gvd_held_created(gvd_server *s, h2o_req_t *req, gvd_job *job);
 void gvd_held_transition(gvd_server *s, h2o_req_t *req, gvd_job *job, const char *verb);
+/* held.c: called by every answer (http.c) with its final status, headers
+ * and body set: true when the answer was given while routing a request that
+ * queued writes an asynchronous store has not yet made durable — it is then
+ * sent (or replaced by a 503) once they are. */
+bool gvd_held_defer(h2o_req_t *req, h2o_iovec_t body);
 
 /* guard.c: DNS-rebinding and cross-origin checks.  0 if the request may
  * proceed, -1 after answering 403. */

@@ -13,6 +13,14 @@
  * state that is not durable yet.  Requests keep their order per connection:
  * HTTP/1 handles one at a time.
  *
+ * On PostgreSQL the store's writes are durable only once their batch is
+ * answered (store.h).  A route that is not batched starts only when nothing
+ * is pending (gvd_held_route), so an answer it gives while the store has
+ * unsynced writes follows writes of its own: gvd_held_defer keeps that
+ * answer (status, headers, body) until the store says they are durable, or
+ * replaces it with a 503 naming the failure.  On SQLite nothing is ever
+ * unsynced and answers leave at once.
+ *
  * The client may go away while its request is held: h2o then disposes of
  * the request and its pool.  A small guard allocated in that pool tells the
  * held record (which the model's waiter list owns) that the request is gone.
@@ -151,4 +159,60 @@ void gvd_held_created(gvd_server *s, h2o_req_t *req, gvd_job *job)
 void gvd_held_transition(gvd_server *s, h2o_req_t *req, gvd_job *job, const char *verb)
 {
     gvd_held_job(s, req, GVD_HELD_TRANSITION, job, verb);
+}
+
+/* ---- answers that wait for an asynchronous store ------------------------- */
+
+typedef struct gvd_deferred {
+    h2o_req_t *req;            /* NULL once h2o disposed of it */
+    struct gvd_deferred **guard;
+    h2o_iovec_t body;          /* in req's pool */
+} gvd_deferred;
+
+static void gvd_deferred_disposed(void *p)
+{
+    gvd_deferred **g = p;
+    if (*g)
+        (*g)->req = NULL;
+}
+
+static void gvd_deferred_synced(void *ud, bool ok, const char *err)
+{
+    gvd_deferred *d = ud;
+    h2o_req_t *req = d->req;
+    if (req) {
+        *d->guard = NULL;
+        if (!ok) {
+            req->res.headers = (h2o_headers_t){NULL, 0, 0};
+            gvd_http_error(req, 503, "store_unavailable", "the change was not stored: %s", err);
+        } else if (req->res.status == 204) {
+            gvd_http_no_content(req);
+        } else {
+            h2o_send_inline(req, d->body.base, d->body.len);
+        }
+        gvd_api_answered(req);
+    }
+    free(d);
+}
+
+bool gvd_held_defer(h2o_req_t *req, h2o_iovec_t body)
+{
+    gvd_server *s = H2O_STRUCT_FROM_MEMBER(gvd_server, ctx, req->conn->ctx);
+    if (!s->routing || !s->jobs || !gvd_store_unsynced(gvd_jobs_store(s->jobs)))
+        return false;
+    gvd_deferred *d = malloc(sizeof *d);
+    gvd_deferred **guard = d ? h2o_mem_alloc_shared(&req->pool, sizeof *guard, gvd_deferred_disposed) : NULL;
+    if (!guard) {
+        free(d);
+        return false; /* out of memory: answer now rather than never */
+    }
+    *d = (gvd_deferred){req, guard, h2o_strdup(&req->pool, body.base, body.len)};
+    *guard = d;
+    if (gvd_store_sync(gvd_jobs_store(s->jobs), gvd_deferred_synced, d) != 0) {
+        *guard = NULL;
+        free(d);
+        return false;
+    }
+    s->held_now = true; /* gvd_deferred_synced counts and logs it */
+    return true;
 }

@@ -43,6 +43,8 @@ void gvd_http_send(h2o_req_t *req, int status, const char *type, h2o_iovec_t bod
     req->res.content_length = body.len;
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, type, strlen(type));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
+    if (gvd_held_defer(req, body))
+        return; /* sent once the store has what the request wrote */
     h2o_send_inline(req, body.base, body.len);
 }
 
@@ -228,6 +230,8 @@ void gvd_http_no_content(h2o_req_t *req)
     static h2o_generator_t gen = {NULL, NULL};
     req->res.status = 204;
     req->res.reason = gvd_http_reason(204);
+    if (gvd_held_defer(req, h2o_iovec_init(NULL, 0)))
+        return;
     h2o_start_response(req, &gen);
     h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
 }

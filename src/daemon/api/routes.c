@@ -578,7 +578,9 @@ static void gvd_route(gvd_server *s, h2o_req_t *req)
 int gvd_api_handle(gvd_server *s, h2o_req_t *req)
 {
     s->held_now = false;
+    s->routing = true;
     gvd_route(s, req);
+    s->routing = false;
     /* Every route answers (or starts its stream) before returning, or
      * holds the request until the tick's commit (held.c answers then). */
     if (!s->held_now)

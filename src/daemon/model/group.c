@@ -28,6 +28,19 @@
  * once it is durable.  A kill -9 before the commit loses only transitions
  * nobody has heard of.
  *
+ * On PostgreSQL (store.h) "written" means "answered": the round's rows are
+ * queued in the store's batch, gvd_store_flush sends it, and the rest of
+ * the round — everything after "Committed:" above — runs when the store
+ * says the batch is durable (gvd_store_sync).  On SQLite that is at once,
+ * inside the tick, exactly as before.  While a round is in flight new
+ * transitions stage for the next round; a job of the round in flight that
+ * changes again is marked (group_again) and, once its round is answered,
+ * staged again instead of followed: what its write holds back waits for
+ * the row of its newest state, and so do the round's answers.  A write
+ * outside the group on PostgreSQL (a params change, a rule's firing) is
+ * queued too: the store tells the group (its dirty hook) and the end of
+ * the tick flushes it with the rest.
+ *
  * Writes outside a window (params, rules, pipelines, a timeout) stay
  * synchronous, except for a job already staged, which stays in the group.
  * The API holds every other request while a group is pending (answered
@@ -48,14 +61,25 @@ typedef struct gvd_group_waiter {
     struct gvd_group_waiter *next;
 } gvd_group_waiter;
 
+/* One round written and not yet known durable: its jobs (via group_next,
+ * each with group_inflight set) and the waiters it answers. */
+typedef struct gvd_group_round {
+    struct gvd_group *g;
+    gvd_job *list;
+    gvd_group_waiter *waiters;
+    struct gvd_group_round *next;   /* the rounds in flight, oldest first */
+} gvd_group_round;
+
 struct gvd_group {
     gvd_jobs *jobs;
     uv_check_t check;
     uv_prepare_t prepare;
     bool armed;
+    bool committing;                /* inside gvd_jobs_group_commit */
     int window;                     /* gvd_jobs_group_begin depth */
     gvd_job *first;                 /* staged jobs, via job->group_next */
     gvd_group_waiter *waiters, **tail;
+    gvd_group_round *rounds, **rounds_tail; /* in flight (PostgreSQL), answered in order */
     int open_handles;
 };
 
@@ -97,7 +121,7 @@ void gvd_jobs_group_end(gvd_jobs *jobs)
 
 bool gvd_jobs_group_pending(gvd_jobs *jobs)
 {
-    return jobs->group && jobs->group->first;
+    return (jobs->group && (jobs->group->first || jobs->group->rounds)) || gvd_store_unsynced(jobs->store);
 }
 
 int gvd_jobs_after_commit(gvd_jobs *jobs, gvd_committed_fn fn, void *ud, bool early)
@@ -120,7 +144,9 @@ bool gvd_group_stage(gvd_job *job)
      * with the tick's, and what waits for it keeps waiting. */
     if (!g || job->jobs->closing || (g->window == 0 && !job->group_pending))
         return false;
-    if (!job->group_pending) {
+    if (job->group_inflight) {
+        job->group_again = true; /* staged again once its round is answered */
+    } else if (!job->group_pending) {
         job->group_pending = true;
         job->group_next = g->first;
         g->first = job;
@@ -166,53 +192,170 @@ static void gvd_group_call(gvd_group_waiter **list, bool early, bool ok, const c
     }
 }
 
-void gvd_jobs_group_commit(gvd_jobs *jobs)
+/* The end of a round: its rows are durable (ok) or refused.  Records it
+ * in every job (or reverts), answers the early waiters, runs what the
+ * writes held back, then answers the others. */
+static void gvd_group_finish(gvd_jobs *jobs, gvd_job *list, gvd_group_waiter *w, bool ok, const char *err)
 {
-    gvd_group *g = jobs->group;
-    if (!g)
-        return;
-    /* A held-back step may stage again (a spawn refused before its
-     * supervisor was launched fails the job): that is the next group. */
-    for (int round = 0; (g->first || g->waiters) && round < 8; round++) {
-        gvd_job *list = g->first;
-        g->first = NULL;
-        char err[256] = "";
-        bool ok = !list || gvd_group_write(jobs, list, err, sizeof err) == 0;
+    if (!ok) {
         size_t n = 0;
         for (gvd_job *job = list; job; job = job->group_next)
             n++;
-        if (!ok)
-            gvd_log(gvd_store_available(jobs->store) ? GVD_LOG_ERROR : GVD_LOG_DEBUG, "store.group_failed",
-                    "jobs=%zu error=%s", n, gvd_log_quote(err, (char[300]){0}, 300));
-        /* The waiters registered so far: their transitions were in this group
-         * (or in none: a request that changed nothing waits for nothing). */
-        gvd_group_waiter *w = g->waiters;
-        g->waiters = NULL;
-        g->tail = &g->waiters;
-        gv_batch_begin();
-        for (gvd_job *job = list; job; job = job->group_next) {
-            job->group_pending = false;
-            job->group_follow = gvd_job_committed(job, ok, err);
-        }
-        gv_batch_end();
-        gvd_group_call(&w, true, ok, err); /* the answers: stored, not yet acted on */
-        gv_batch_begin();
-        for (gvd_job *job = list, *next; job; job = next) {
-            next = job->group_next;
-            job->group_next = NULL;
-            if (job->group_follow) {
-                job->group_follow = false;
-                gvd_job_follow_committed(job, ok);
-            }
-        }
-        gv_batch_end();
-        gvd_group_call(&w, false, ok, err);
+        gvd_log(gvd_store_available(jobs->store) ? GVD_LOG_ERROR : GVD_LOG_DEBUG, "store.group_failed",
+                "jobs=%zu error=%s", n, gvd_log_quote(err, (char[300]){0}, 300));
     }
+    gv_batch_begin();
+    for (gvd_job *job = list; job; job = job->group_next) {
+        job->group_pending = false;
+        job->group_follow = gvd_job_committed(job, ok, err);
+    }
+    gv_batch_end();
+    gvd_group_call(&w, true, ok, err); /* the answers: stored, not yet acted on */
+    gv_batch_begin();
+    for (gvd_job *job = list, *next; job; job = next) {
+        next = job->group_next;
+        job->group_next = NULL;
+        if (job->group_follow) {
+            job->group_follow = false;
+            gvd_job_follow_committed(job, ok);
+        }
+    }
+    gv_batch_end();
+    gvd_group_call(&w, false, ok, err);
+}
+
+static void gvd_group_disarm_if_idle(gvd_group *g)
+{
     if (!g->first && !g->waiters && g->armed) {
         g->armed = false;
         (void)uv_check_stop(&g->check);
         (void)uv_prepare_stop(&g->prepare);
     }
+}
+
+/* The store's answer to a round (gvd_store_sync): rounds are answered in
+ * the order they were written. */
+static void gvd_group_synced(void *ud, bool ok, const char *err)
+{
+    gvd_group_round *r = ud;
+    gvd_group *g = r->g;
+    for (gvd_group_round **p = &g->rounds; *p; p = &(*p)->next)
+        if (*p == r) {
+            *p = r->next;
+            break;
+        }
+    if (!g->rounds)
+        g->rounds_tail = &g->rounds;
+    /* Jobs that changed again while in flight: their newest state is not
+     * written yet, so they (and this round's answers) wait for the next. */
+    bool again = false;
+    for (gvd_job **p = &r->list; *p;) {
+        gvd_job *job = *p;
+        job->group_inflight = false;
+        if (job->group_again && ok) {
+            job->group_again = false;
+            *p = job->group_next;
+            job->group_next = g->first;
+            g->first = job;
+            again = true;
+            continue;
+        }
+        job->group_again = false;
+        p = &job->group_next;
+    }
+    gvd_group_waiter *w = r->waiters;
+    if (again && w) {
+        gvd_group_waiter *last = w;
+        while (last->next)
+            last = last->next;
+        last->next = g->waiters;
+        if (!g->waiters)
+            g->tail = &last->next;
+        g->waiters = w;
+        w = NULL;
+    }
+    gvd_group_finish(g->jobs, r->list, w, ok, err);
+    free(r);
+    if (g->first || g->waiters)
+        gvd_group_arm(g);
+}
+
+void gvd_jobs_group_commit(gvd_jobs *jobs)
+{
+    gvd_group *g = jobs->group;
+    if (!g || g->committing)
+        return;
+    g->committing = true;
+    /* A held-back step may stage again (a spawn refused before its
+     * supervisor was launched fails the job): that is the next round. */
+    for (int round = 0; (g->first || g->waiters) && round < 8; round++) {
+        gvd_job *list = g->first;
+        g->first = NULL;
+        char err[256] = "";
+        bool ok = !list || gvd_group_write(jobs, list, err, sizeof err) == 0;
+        /* The waiters registered so far: their transitions were in this round
+         * (or in none: a request that changed nothing waits for nothing). */
+        gvd_group_waiter *w = g->waiters;
+        g->waiters = NULL;
+        g->tail = &g->waiters;
+        gvd_group_round *r = ok ? malloc(sizeof *r) : NULL;
+        if (!r) {
+            gvd_group_finish(jobs, list, w, false, ok ? "out of memory" : err);
+            continue;
+        }
+        *r = (gvd_group_round){g, list, w, NULL};
+        for (gvd_job *job = list; job; job = job->group_next)
+            job->group_inflight = true;
+        *g->rounds_tail = r;
+        g->rounds_tail = &r->next;
+        if (gvd_store_sync(jobs->store, gvd_group_synced, r) != 0)
+            gvd_group_synced(r, false, "out of memory");
+    }
+    gvd_store_flush(jobs->store); /* PostgreSQL: send the tick's batch */
+    g->committing = false;
+    gvd_group_disarm_if_idle(g);
+}
+
+/* Unlink job from the list at *head; true if it was there. */
+static bool gvd_group_unlink(gvd_job **head, gvd_job *job)
+{
+    for (gvd_job **p = head; *p; p = &(*p)->group_next)
+        if (*p == job) {
+            *p = job->group_next;
+            job->group_next = NULL;
+            return true;
+        }
+    return false;
+}
+
+void gvd_group_forget(gvd_job *job)
+{
+    gvd_group *g = job->jobs->group;
+    if (!g || !job->group_pending)
+        return;
+    bool found = gvd_group_unlink(&g->first, job);
+    for (gvd_group_round *r = g->rounds; r && !found; r = r->next)
+        found = gvd_group_unlink(&r->list, job);
+    job->group_pending = job->group_inflight = job->group_again = false;
+}
+
+void gvd_jobs_on_store_lost(gvd_jobs *jobs, void (*fn)(void *ud, const char *err), void *ud)
+{
+    jobs->on_store_lost = fn;
+    jobs->on_store_lost_ud = ud;
+}
+
+static void gvd_group_dirty(void *ud)
+{
+    gvd_group_arm(((gvd_jobs *)ud)->group);
+}
+
+static void gvd_group_lost(void *ud, const char *err)
+{
+    gvd_jobs *jobs = ud;
+    gvd_log(GVD_LOG_ERROR, "store.lost", "error=%s", gvd_log_quote(err, (char[300]){0}, 300));
+    if (jobs->on_store_lost)
+        jobs->on_store_lost(jobs->on_store_lost_ud, err);
 }
 
 int gvd_group_new(gvd_jobs *jobs)
@@ -222,6 +365,7 @@ int gvd_group_new(gvd_jobs *jobs)
         return -1;
     g->jobs = jobs;
     g->tail = &g->waiters;
+    g->rounds_tail = &g->rounds;
     if (uv_check_init(jobs->loop, &g->check) != 0 || uv_prepare_init(jobs->loop, &g->prepare) != 0)
         abort(); /* cannot fail on Unix */
     g->check.data = g->prepare.data = g;
@@ -230,6 +374,7 @@ int gvd_group_new(gvd_jobs *jobs)
     uv_unref((uv_handle_t *)&g->prepare);
     g->open_handles = 2;
     jobs->group = g;
+    gvd_store_set_hooks(jobs->store, gvd_group_dirty, gvd_group_lost, jobs);
     return 0;
 }
 
@@ -241,13 +386,17 @@ static void gvd_group_closed(uv_handle_t *h)
 }
 
 /* At shutdown, before the last flush: what is staged is committed (and its
- * waiters answered) like at the end of any tick. */
+ * waiters answered) like at the end of any tick.  A round still in flight
+ * (PostgreSQL did not answer in time: see main.c) is answered as refused. */
 void gvd_group_free(gvd_jobs *jobs)
 {
     gvd_group *g = jobs->group;
     if (!g)
         return;
     gvd_jobs_group_commit(jobs);
+    while (g->rounds)
+        gvd_group_synced(g->rounds, false, "galvanid stopped before the database answered");
+    gvd_store_set_hooks(jobs->store, NULL, NULL, NULL);
     jobs->group = NULL;
     uv_close((uv_handle_t *)&g->check, gvd_group_closed);
     uv_close((uv_handle_t *)&g->prepare, gvd_group_closed);

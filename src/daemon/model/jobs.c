@@ -766,10 +766,16 @@ int gvd_jobs_delete(gvd_jobs *jobs, gvd_job *job, gvd_error *err)
     return 0;
 }
 
+gvd_store *gvd_jobs_store(gvd_jobs *jobs)
+{
+    return jobs->store;
+}
+
 void gvd_jobs_forget(gvd_jobs *jobs, gvd_job *job)
 {
     if (job->group_pending)
         gvd_jobs_group_commit(jobs); /* no staged row outlives its job */
+    gvd_group_forget(job);
     gvd_jobs_notify(jobs, job, true);
     gvd_dirty_forget(jobs, job);
     gvd_jobs_live_remove(jobs, job);

@@ -210,6 +210,10 @@ typedef void (*gvd_committed_fn)(void *ud, bool ok, const char *error);
 int gvd_jobs_after_commit(gvd_jobs *jobs, gvd_committed_fn fn, void *ud, bool early);
 /* Write the group now (the end of the tick does it by itself). */
 void gvd_jobs_group_commit(gvd_jobs *jobs);
+/* fn(ud, err) when the store can no longer tell what the database holds
+ * (PostgreSQL: a batch failed or the connection dropped; store.h): main.c
+ * stops galvanid, whose next start reloads the truth. */
+void gvd_jobs_on_store_lost(gvd_jobs *jobs, void (*fn)(void *ud, const char *err), void *ud);
 /* A process job whose supervisor has not answered yet (running, no pid). */
 bool gvd_job_starting(const gvd_job *job);
 /* Call fn(ud) once the starting job's supervisor answered (it runs, or it
@@ -224,6 +228,8 @@ void gvd_jobs_release_waiters(gvd_jobs *jobs);
  * naming the cause when the store is in a fault (and the retry timer
  * armed), else "store_failed".  `what` says what did not happen. */
 void gvd_jobs_store_error(gvd_jobs *jobs, gvd_error *err, const char *what, const char *detail);
+/* The store the model writes to (borrowed). */
+gvd_store *gvd_jobs_store(gvd_jobs *jobs);
 
 /* The seed's demo job: the newest job of kind "demo", or NULL. */
 gvd_job *gvd_jobs_demo(gvd_jobs *jobs);

@@ -208,7 +208,9 @@ struct gvd_job {
     gvd_job *dirty_next;
     gvd_status logged_status;
     /* group.c: staged for the tick's commit; what the write holds back */
-    bool group_pending;
+    bool group_pending;       /* staged, or written in a round not yet answered */
+    bool group_inflight;      /* in a round written and not yet answered (PostgreSQL) */
+    bool group_again;         /* changed again while in flight: staged again after */
     bool group_follow;        /* committed (or kept), its held-back steps still to run */
     gvd_job *group_next;
     bool notify_due;          /* the notify effect ran while staged */
@@ -249,6 +251,8 @@ struct gvd_jobs {
 
     struct gvd_faults *faults;       /* fault.c: store retry, owned */
     struct gvd_group *group;         /* group.c: the tick's commit, owned */
+    void (*on_store_lost)(void *ud, const char *err); /* gvd_jobs_on_store_lost */
+    void *on_store_lost_ud;
     struct gvd_start_waiter *start_waiters; /* gvd_jobs_after_start, owned */
     struct gvd_retention *retention; /* retention.c: pruning, owned */
     gvd_rules *rules;                /* rules/rules.c: the rules engine, owned */
@@ -306,6 +310,9 @@ bool gvd_job_committed(gvd_job *job, bool ok, const char *err);
 void gvd_job_follow_committed(gvd_job *job, bool stored);
 int gvd_group_new(gvd_jobs *jobs);
 void gvd_group_free(gvd_jobs *jobs);
+/* A job about to be freed leaves the group (its row, if written, stays
+ * ahead of its delete in the store's order). */
+void gvd_group_forget(gvd_job *job);
 
 /* jobs.c: tell gvd_jobs_after_start's waiters on `job` (all of them: NULL). */
 void gvd_jobs_started(gvd_jobs *jobs, gvd_job *job);
