@@ -33,6 +33,7 @@
 #include "store/pg/pgconn.h"
 #include "store/pg/pgschema.h"
 #include "store/pg/pgstore.h"
+#include "store/store.h"
 
 #define T_DEADLINE_MS 30000
 #define T_OPEN_MS 20000
@@ -324,6 +325,42 @@ static void test_open_migrates(void **state)
     /* a second open finds the schema done */
     st = open_store(&c);
     close_store(&c, st);
+    teardown(&c);
+}
+
+/* The same through store.h: the front dispatches postgres:// URLs here. */
+static void test_front(void **state)
+{
+    (void)state;
+    ctx c;
+    setup(&c, "t_front");
+    char err[512];
+    gvd_store *s = gvd_store_open_url(&c.loop, c.dsn, err, sizeof err);
+    if (!s)
+        fail_msg("open_url: %s", err);
+    assert_string_equal(gvd_store_kind(s), "postgres");
+    gvd_store_set_hooks(s, on_dirty, on_lost, &c);
+    gvd_job_row r = job("front", "queued");
+    int64_t id;
+    assert_int_equal(gvd_store_insert(s, &r, &id, err, sizeof err), 0);
+    assert_int_equal(c.dirty, 1);
+    assert_true(gvd_store_unsynced(s));
+    waiter w = {0};
+    assert_int_equal(gvd_store_sync(s, on_synced, &w), 0);
+    gvd_store_flush(s);
+    run_until(&c, waiter_called, &w);
+    assert_true(w.ok);
+    assert_true(gvd_store_available(s));
+    assert_string_equal(gvd_store_integrity(s), "ok");
+    gvd_store_close(s);
+    uv_run(&c.loop, UV_RUN_NOWAIT);
+    s = gvd_store_open_url(&c.loop, c.dsn, err, sizeof err);
+    assert_non_null(s);
+    int n = 0;
+    assert_int_equal(gvd_store_load(s, count_rows, &n, err, sizeof err), 0);
+    assert_int_equal(n, 1);
+    gvd_store_close(s);
+    uv_run(&c.loop, UV_RUN_NOWAIT);
     teardown(&c);
 }
 
@@ -935,6 +972,65 @@ static void test_connection_killed(void **state)
     teardown(&c);
 }
 
+/* Closing the store from inside its own callbacks (a waiter, the lost
+ * hook) is safe: it is freed once the stack unwinds and the connection
+ * has answered everything (ASan checks). */
+typedef struct closer {
+    gvd_pgstore *st;
+    int called;
+    bool ok;
+} closer;
+
+static void close_in_waiter(void *ud, bool ok, const char *err)
+{
+    (void)err;
+    closer *k = ud;
+    k->called++;
+    k->ok = ok;
+    gvd_pgstore_close(k->st);
+}
+
+static void close_in_lost(void *ud, const char *err)
+{
+    (void)err;
+    closer *k = ud;
+    k->called++;
+    gvd_pgstore_close(k->st);
+}
+
+static bool closer_called(void *arg)
+{
+    return ((closer *)arg)->called > 0;
+}
+
+static void test_close_inside_callbacks(void **state)
+{
+    (void)state;
+    ctx c;
+    setup(&c, "t_close_cb");
+    gvd_pgstore *st = open_store(&c);
+    insert(st, "x");
+    closer k = {.st = st};
+    assert_int_equal(gvd_pgstore_sync(st, close_in_waiter, &k), 0);
+    gvd_pgstore_flush(st);
+    run_until(&c, closer_called, &k);
+    assert_true(k.ok);
+    assert_string_equal(value(&c, "SELECT count(*) FROM jobs"), "1"); /* the loop turns on */
+
+    st = open_store(&c);
+    closer l = {.st = st};
+    gvd_pgstore_set_hooks(st, NULL, close_in_lost, &l);
+    insert(st, "y");
+    gvd_pgstore_flush(st); /* in flight when the connection is killed, or answered before */
+    assert_string_equal(value(&c, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE "
+                                  "datname = current_database() AND pid <> pg_backend_pid()"),
+                        "1");
+    run_until(&c, closer_called, &l);
+    assert_int_equal(l.called, 1);
+    value(&c, "SELECT 1");
+    teardown(&c);
+}
+
 static void test_unreachable(void **state)
 {
     (void)state;
@@ -974,7 +1070,8 @@ int main(void)
         cmocka_unit_test(test_sync_semantics),     cmocka_unit_test(test_rollback_and_nesting),
         cmocka_unit_test(test_many_ids),           cmocka_unit_test(test_history_round_trip),
         cmocka_unit_test(test_failed_batch),       cmocka_unit_test(test_connection_killed),
-        cmocka_unit_test(test_unreachable),
+        cmocka_unit_test(test_unreachable),         cmocka_unit_test(test_front),
+        cmocka_unit_test(test_close_inside_callbacks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -20,9 +20,10 @@
  * half a block.  The refill is the one query a write may send itself; it
  * never lands inside a batch's transaction (a batch is sent whole, BEGIN to
  * COMMIT, in one go), and nextval is not transactional anyway.  A burst
- * that empties the queue before the refill is answered is refused with a
- * clear error, and the blocks grow (x4, up to 4096) so that it does not
- * happen twice.  Ids taken by writes that a rollback dropped, or that a
+ * that empties the queue within one turn of the loop (no answer can land
+ * meanwhile) is refused with a clear error; the blocks grow (x4 then, x2
+ * when a refill lands on a queue under a quarter block; up to 4096) so that
+ * the demand seen once is met next time.  Ids taken by writes that a rollback dropped, or that a
  * failed batch held, are never used (as a sequence's ids never are).
  */
 #include "pgstore_int.h"
@@ -102,10 +103,18 @@ static void gvd_pgs_on_refill(void *ud, const PGresult *res, const char *err)
         }
         goto out;
     }
+    /* demand ate most of the queue while the block was on its way: bigger
+     * blocks from now on */
+    bool low = !st->opening && p->n < p->block / 4;
     for (size_t i = 0; i < k; i++)
         p->v[p->head + p->n++] = strtoll(PQgetvalue(res, (int)i, 0), NULL, 10);
     if (st->opening)
         st->open_pending--;
+    if (low && p->block < GVD_PG_IDS_BLOCK_MAX) {
+        p->block *= 2;
+        if (p->n < p->block / 2)
+            gvd_pgs_refill(p);
+    }
 out:
     gvd_pgs_leave(st);
 }
@@ -162,10 +171,15 @@ static void gvd_pgs_open_fail(gvd_pgstore *st, const char *fmt, ...)
 static void gvd_pgs_on_state(void *ud, bool up, const char *err)
 {
     gvd_pgstore *st = ud;
-    if (st->closing)
-        return;
     gvd_pgs_enter(st);
-    if (up)
+    if (!up)
+        st->down_seen = true;
+    if (st->closing) {
+        if (!up && st->await_down) { /* the last thing the connection tells us: see close */
+            st->await_down = false;
+            st->nq--;
+        }
+    } else if (up)
         st->ever_up = true;
     else if (st->opening)
         gvd_pgs_open_fail(st, st->ever_up ? "store open: connection lost: %s" : "cannot connect to PostgreSQL: %s",
@@ -326,6 +340,16 @@ gvd_pgstore *gvd_pgstore_open(uv_loop_t *loop, const char *conninfo, unsigned ti
     return NULL;
 }
 
+static void gvd_pgs_on_last(void *ud, const PGresult *res, const char *err)
+{
+    (void)res;
+    (void)err;
+    gvd_pgstore *st = ud;
+    st->nq--;
+    gvd_pgs_enter(st);
+    gvd_pgs_leave(st); /* frees the closing store when nothing else is owed */
+}
+
 void gvd_pgstore_close(gvd_pgstore *st)
 {
     if (!st || st->closing)
@@ -340,7 +364,22 @@ void gvd_pgstore_close(gvd_pgstore *st)
      * back by the server when the connection closes */
     gvd_pg *pg = st->pg;
     st->pg = NULL;
-    gvd_pg_free(pg);
+    if (pg) {
+        /* Freed inside one of its own callbacks, the connection finishes
+         * its dispatch first and may still report its state to us: a last
+         * query, answered "connection closed" when it is really released,
+         * keeps the store alive until then (nothing comes after it). */
+        st->nq++;
+        if (gvd_pg_query(pg, "SELECT 1", 0, NULL, gvd_pgs_on_last, st) != 0) {
+            /* down: if it has not told us yet, we are inside its going
+             * down (answering its queries), and its state call comes next */
+            if (!st->down_seen)
+                st->await_down = true;
+            else
+                st->nq--;
+        }
+        gvd_pg_free(pg);
+    }
     gvd_pgs_leave(st);
 }
 

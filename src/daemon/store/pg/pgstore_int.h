@@ -126,6 +126,8 @@ struct gvd_pgstore {
     size_t nq;
     int depth;
     bool closing;
+    bool down_seen;         /* the connection reported itself down (its last call to us) */
+    bool await_down;        /* closed while it was going down: its state call is owed */
     /* open */
     bool opening, migrated, open_failed, ever_up;
     size_t open_pending, loads_answered;
