@@ -598,6 +598,69 @@ static void test_rollback_and_nesting(void **state)
     teardown(&c);
 }
 
+/* Several updates of one job in a batch: only the last is sent (the row
+ * shows one new version), unless a rollback could separate them or the
+ * earlier one carries a spec. */
+static void test_coalesced_updates(void **state)
+{
+    (void)state;
+    ctx c;
+    setup(&c, "t_coalesce");
+    gvd_pgstore *st = open_store(&c);
+    char err[512], sql[200];
+    int64_t x = insert(st, "x"), y = insert(st, "y");
+    assert_true(flush_and_wait(&c, st));
+
+    gvd_job_row r = job("x", "running");
+    r.id = x;
+    r.spec_json = NULL;
+    for (int i = 1; i <= 5; i++) {
+        r.progress = i;
+        assert_int_equal(gvd_pgstore_update(st, &r, err, sizeof err), 0);
+        gvd_job_row o = job("y", "running"); /* interleaved with another job's */
+        o.id = y;
+        o.spec_json = NULL;
+        o.progress = 10 * i;
+        assert_int_equal(gvd_pgstore_update(st, &o, err, sizeof err), 0);
+    }
+    assert_true(flush_and_wait(&c, st));
+    snprintf(sql, sizeof sql, "SELECT progress || ' ' || ctid::text FROM jobs WHERE id = %lld", (long long)x);
+    assert_string_equal(value(&c, sql), "5 (0,3)"); /* x at (0,1), y at (0,2): one new version each */
+    snprintf(sql, sizeof sql, "SELECT progress FROM jobs WHERE id = %lld", (long long)y);
+    assert_string_equal(value(&c, sql), "50");
+
+    /* before and after a mark: the rollback drops only the later one */
+    r.progress = 6;
+    assert_int_equal(gvd_pgstore_update(st, &r, err, sizeof err), 0);
+    assert_int_equal(gvd_pgstore_begin(st, err, sizeof err), 0);
+    r.progress = 7;
+    assert_int_equal(gvd_pgstore_update(st, &r, err, sizeof err), 0);
+    gvd_pgstore_rollback(st);
+    assert_true(flush_and_wait(&c, st));
+    snprintf(sql, sizeof sql, "SELECT progress FROM jobs WHERE id = %lld", (long long)x);
+    assert_string_equal(value(&c, sql), "6");
+
+    /* an earlier update with a spec is kept: the later one keeps that spec */
+    r.spec_json = "{\"new\":true}";
+    r.progress = 8;
+    assert_int_equal(gvd_pgstore_update(st, &r, err, sizeof err), 0);
+    r.spec_json = NULL;
+    r.progress = 9;
+    assert_int_equal(gvd_pgstore_update(st, &r, err, sizeof err), 0);
+    /* and a delete after updates: gone */
+    gvd_job_row o = job("y", "failed");
+    o.id = y;
+    o.spec_json = NULL;
+    assert_int_equal(gvd_pgstore_update(st, &o, err, sizeof err), 0);
+    assert_int_equal(gvd_pgstore_delete(st, y, err, sizeof err), 0);
+    assert_true(flush_and_wait(&c, st));
+    snprintf(sql, sizeof sql, "SELECT progress || ' ' || spec_json FROM jobs WHERE id = %lld", (long long)x);
+    assert_string_equal(value(&c, sql), "9 {\"new\":true}");
+    assert_string_equal(value(&c, "SELECT count(*) FROM jobs"), "1");
+    close_store(&c, st);
+    teardown(&c);
+}
+
 static int cmp_i64(const void *a, const void *b)
 {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -1068,6 +1131,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_open_migrates),      cmocka_unit_test(test_rows_round_trip),
         cmocka_unit_test(test_sync_semantics),     cmocka_unit_test(test_rollback_and_nesting),
+        cmocka_unit_test(test_coalesced_updates),
         cmocka_unit_test(test_many_ids),           cmocka_unit_test(test_history_round_trip),
         cmocka_unit_test(test_failed_batch),       cmocka_unit_test(test_connection_killed),
         cmocka_unit_test(test_unreachable),         cmocka_unit_test(test_front),

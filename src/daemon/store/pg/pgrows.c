@@ -11,6 +11,10 @@
  * lists) is refused here at once too: in a batch it would fail every write
  * of the tick and end the store.
  *
+ * Under load the buffered batch gathers several ticks (one batch is in
+ * flight at a time), so a busy job is often updated more than once in it:
+ * only its last update is sent (gvd_pgs_coalesce, pgstore.c).
+ *
  * The load walks the answer read at open: SQL NULL text is NULL, NULL
  * numbers are 0 — exactly what rows.c hands its callback.
  */
@@ -128,7 +132,10 @@ int gvd_pgstore_update(gvd_pgstore *st, const gvd_job_row *row, char *err, size_
     gvd_pgw_int(&w, row->id);
     gvd_render_row(&w, row);
     gvd_pgw_expect_row(&w);
-    return gvd_pgw_end(&w, err, errlen);
+    if (gvd_pgw_end(&w, err, errlen) != 0)
+        return -1;
+    gvd_pgs_coalesce(st, row->id, row->spec_json != NULL);
+    return 0;
 }
 
 /* The job's history goes with it: every history table references jobs ON

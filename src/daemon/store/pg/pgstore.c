@@ -22,6 +22,12 @@
  * One batch is in flight at a time; a flush meanwhile is remembered and
  * sent when the answers are in.
  *
+ * While a batch is in flight the next one gathers several ticks, so a busy
+ * job may be updated more than once in it: only its last update is sent
+ * (gvd_pgs_coalesce; an update rewrites every column and nothing in a batch
+ * reads a job row).  Under load, batches grow and shed repeats by
+ * themselves.
+ *
  * Waiters (gvd_pgstore_sync) belong to the newest batch holding unsynced
  * writes: the buffered one if it has statements, else the one in flight;
  * with neither they are called at once.
@@ -91,6 +97,11 @@ void gvd_pgs_oneline(char *s)
 static void gvd_batch_reset(gvd_pgbatch *b)
 {
     b->n = b->noffs = b->len = 0;
+    if (b->hn) {
+        memset(b->hvals, 0, b->hcap * sizeof *b->hvals);
+        b->hn = 0;
+    }
+    b->skipped = 0;
     b->expected = b->answered = 0;
     b->failed = false;
     b->err[0] = '\0';
@@ -106,6 +117,8 @@ static void gvd_batch_free(gvd_pgbatch *b)
     free(b->stmts);
     free(b->offs);
     free(b->buf);
+    free(b->hkeys);
+    free(b->hvals);
     for (gvd_pgwaiter *w = b->waiters, *next; w; w = next) {
         next = w->next;
         free(w);
@@ -153,7 +166,7 @@ int gvd_pgw_begin(gvd_pgstore *st, gvd_pgw *w, const char *op, const char *sql, 
     w->noffs0 = b->noffs;
     w->len0 = b->len;
     w->was_empty = b->n == 0;
-    b->stmts[b->n] = (gvd_pgstmt){.sql = sql, .op = op, .first = b->noffs, .nparams = 0, .one_row = false};
+    b->stmts[b->n] = (gvd_pgstmt){.sql = sql, .op = op, .first = b->noffs, .nparams = 0};
     return 0;
 }
 
@@ -246,6 +259,69 @@ void gvd_pgs_cut(gvd_pgstore *st, gvd_pgpos pos)
     b->n = pos.n;
     b->noffs = pos.noffs;
     b->len = pos.len;
+}
+
+/* ---- coalescing job updates ------------------------------------------------ */
+
+static size_t gvd_hslot(const gvd_pgbatch *b, int64_t id)
+{
+    size_t mask = b->hcap - 1;
+    size_t i = (size_t)(((uint64_t)id * 0x9E3779B97F4A7C15ull) >> 20) & mask;
+    while (b->hvals[i] && b->hkeys[i] != id)
+        i = (i + 1) & mask;
+    return i;
+}
+
+static int gvd_hgrow(gvd_pgbatch *b)
+{
+    size_t ncap = b->hcap ? b->hcap * 2 : 256;
+    int64_t *keys = malloc(ncap * sizeof *keys);
+    size_t *vals = calloc(ncap, sizeof *vals);
+    if (!keys || !vals) {
+        free(keys);
+        free(vals);
+        return -1;
+    }
+    gvd_pgbatch nb = {.hkeys = keys, .hvals = vals, .hcap = ncap};
+    for (size_t i = 0; i < b->hcap; i++)
+        if (b->hvals[i]) {
+            size_t j = gvd_hslot(&nb, b->hkeys[i]);
+            keys[j] = b->hkeys[i];
+            vals[j] = b->hvals[i];
+        }
+    free(b->hkeys);
+    free(b->hvals);
+    b->hkeys = keys;
+    b->hvals = vals;
+    b->hcap = ncap;
+    return 0;
+}
+
+void gvd_pgs_coalesce(gvd_pgstore *st, int64_t id, bool has_spec)
+{
+    gvd_pgbatch *b = st->cur;
+    if (b->n == 0)
+        return;
+    size_t last = b->n - 1;
+    b->stmts[last].key = id;
+    if ((b->hn + 1) * 2 > b->hcap && gvd_hgrow(b) != 0)
+        return; /* out of memory: simply not coalesced */
+    size_t slot = gvd_hslot(b, id);
+    if (b->hvals[slot]) {
+        size_t prev = b->hvals[slot] - 1;
+        gvd_pgstmt *p = &b->stmts[prev];
+        /* the entry may be stale (a rollback cut the batch below it) */
+        size_t floor = st->marked ? st->mark.n : 0;
+        if (prev < last && p->sql == b->stmts[last].sql && p->key == id && !p->skip && prev >= floor &&
+            (has_spec || b->offs[p->first + 5] == GVD_PG_NULL)) {
+            p->skip = true;
+            b->skipped++;
+        }
+    } else {
+        b->hkeys[slot] = id;
+        b->hn++;
+    }
+    b->hvals[slot] = last + 1;
 }
 
 /* ---- lifetime ---------------------------------------------------------------- */
@@ -426,6 +502,13 @@ static void gvd_pgs_send(gvd_pgstore *st)
     st->in_flight = true;
     st->sending = true;
     st->flush_wanted = false;
+    if (b->skipped) { /* drop the superseded updates: answers map to stmts in order */
+        size_t j = 0;
+        for (size_t i = 0; i < b->n; i++)
+            if (!b->stmts[i].skip)
+                b->stmts[j++] = b->stmts[i];
+        b->n = j;
+    }
     gvd_pgs_enter(st);
     bool ok = gvd_pgs_query(st, "BEGIN", 0, NULL);
     bool begun = ok;

@@ -42,6 +42,8 @@ typedef struct gvd_pgstmt {
     size_t first;
     int nparams;
     bool one_row; /* an UPDATE of one row by id: a miss is logged */
+    bool skip;    /* superseded by a later update of the same job (gvd_pgs_coalesce) */
+    int64_t key;  /* the job of a job update; 0 otherwise */
 } gvd_pgstmt;
 
 /* A position in a batch (the caller's begin mark, a multi-statement write). */
@@ -65,6 +67,12 @@ typedef struct gvd_pgbatch {
     char *buf;    /* the parameters' text, each NUL-terminated */
     size_t len, bufcap;
     gvd_pgwaiter *waiters, *waiters_last;
+    /* the last job update of each job in this batch: job id -> index + 1
+     * (open addressing; 0 = empty) */
+    int64_t *hkeys;
+    size_t *hvals;
+    size_t hcap, hn;
+    size_t skipped;
     /* in flight only */
     size_t expected;  /* answers still to come */
     size_t answered;  /* answers come in order: 0 is BEGIN, 1..n the statements, n + 1 COMMIT */
@@ -156,6 +164,14 @@ void gvd_pgw_expect_row(gvd_pgw *w);
 /* Finish the statement: 0 (queued; the dirty hook when the buffer was
  * empty), or -1 "out of memory" with the statement undone. */
 int gvd_pgw_end(gvd_pgw *w, char *err, size_t errlen);
+
+/* The job update just queued (the batch's last statement, for job `id`)
+ * makes an earlier update of that job in the same batch redundant: every
+ * column is rewritten, and nothing in a batch reads a job row, so the
+ * earlier one is not sent.  Only when both are on the same side of the
+ * caller's begin mark (a rollback drops both or neither), and when the
+ * earlier one did not carry a spec the later one would keep (spec NULL). */
+void gvd_pgs_coalesce(gvd_pgstore *st, int64_t id, bool has_spec);
 
 /* A new id of table `which`, or -1 with "store <op>: no reserved id left". */
 int gvd_pgs_take_id(gvd_pgstore *st, int which, int64_t *id, const char *op, char *err, size_t errlen);
