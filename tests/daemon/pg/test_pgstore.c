@@ -8,11 +8,14 @@
  * waiters are called after COMMIT's answer and not before, at once when
  * nothing is unsynced, and a write made while a batch is in flight waits for
  * the next one; rollback drops only what came after begin, and begins do
- * not nest; ids stay unique across refills (a burst shows the refill);
- * rule_delete forgets the rule's latches and a deleted job takes its
- * history along; a failed batch, and a connection killed by the server,
- * make the store unavailable: waiters learn it, `lost` is called once,
- * later writes are refused; an unreachable server fails open in time.
+ * not nest; repeated updates of a job in one batch are written once; ids
+ * stay unique across refills (a burst shows the refill); rule_delete
+ * forgets the rule's latches and a deleted job takes its history along; a
+ * failed batch, and a connection killed by the server, make the store
+ * unavailable: waiters learn it, `lost` is called once, later writes are
+ * refused; closing from inside a waiter or `lost` is safe; an unreachable
+ * server fails open in time; store.h's front reaches all this through a
+ * postgres:// URL.
  * Every wait is the loop's, bounded by a deadline.
  */
 #include <setjmp.h>

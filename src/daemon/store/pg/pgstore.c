@@ -466,7 +466,8 @@ static void gvd_pgs_on_answer(void *ud, const PGresult *res, const char *err)
         b->failed = true;
         snprintf(b->err, sizeof b->err, "store batch: the transaction was rolled back (%s)",
                  PQcmdStatus((PGresult *)res));
-    } else if (idx >= 1 && idx <= b->n && b->stmts[idx - 1].one_row && strcmp(PQcmdTuples((PGresult *)res), "0") == 0) {
+    } else if (idx >= 1 && idx <= b->n && b->stmts[idx - 1].one_row &&
+               strcmp(PQcmdTuples((PGresult *)res), "0") == 0) {
         /* SQLite's update says "no job N" to its caller; here the caller
          * has long returned: a model bug or a row another node deleted */
         gvd_log(GVD_LOG_WARN, "store.no_row", "store=postgres op=\"%s\"", op);
