@@ -25,6 +25,7 @@
 #include <uv.h>
 
 #include "api/server.h"
+#include "cluster/cluster.h"
 #include "model/jobs.h"
 #include "model/series.h"
 #include "store/store.h"
@@ -33,10 +34,13 @@
 typedef struct gvd_daemon {
     uv_loop_t *loop;
     gvd_store *store;
+    gvd_cluster *cluster;    /* PostgreSQL store: this node among others; NULL on SQLite */
+    const char *node_id;
     gvd_jobs *jobs;
     gvd_server *server;
     uv_signal_t sigint, sigterm;
     uv_timer_t lost_timer;   /* stops galvanid after the store was lost */
+    uv_timer_t drain_timer;  /* gvd_drain_store's deadline */
     int stopping;
     int exit_code;
 } gvd_daemon;
@@ -54,6 +58,10 @@ static void gvd_usage(FILE *out)
           "                           postgres://USER@HOST[:PORT]/DB?... (libpq's URI: several galvanid\n"
           "                           nodes on one PostgreSQL; docs/cluster.md; env GALVANI_STORE)\n"
           "  -j, --max-running N      jobs running or paused at once (default 4; env GALVANI_MAX_RUNNING)\n"
+          "      --node-id ID         this node's name among the nodes of one PostgreSQL store (default\n"
+          "                           HOST:PORT of --listen, HOST the machine's name; env GALVANI_NODE_ID)\n"
+          "      --lease SECS         a node whose heartbeat is older than this is lost: its jobs are\n"
+          "                           retried or failed on the other nodes (default 15; postgres store)\n"
           "      --log-dir DIR        per-job output logs (default <db>.logs, or ./galvani.logs with a\n"
           "                           postgres store; env GALVANI_LOG_DIR)\n"
           "      --run-dir DIR        per-job supervisor dirs (default <db>.run or ./galvani.run;\n"
@@ -322,6 +330,7 @@ static void gvd_stop(gvd_daemon *d)
     if (d->server)
         gvd_server_close(d->server);
     d->server = NULL;
+    gvd_cluster_detach(d->cluster); /* before the model goes: no more claims or mirrors */
     if (d->jobs)
         gvd_jobs_free(d->jobs);
     d->jobs = NULL;
@@ -360,24 +369,56 @@ static void gvd_on_store_lost(void *ud, const char *err)
  * closed.  The loop runs as usual meanwhile, so a deadline timer bounds it. */
 static void gvd_on_drain_deadline(uv_timer_t *t)
 {
-    *(bool *)t->data = true;
+    if (t->data)
+        *(bool *)t->data = true;
 }
 
 static void gvd_drain_store(gvd_daemon *d, uint64_t ms)
 {
-    if (!gvd_store_unsynced(d->store))
+    if (!gvd_store_unsynced(d->store) && gvd_cluster_idle(d->cluster))
         return;
     bool expired = false;
-    uv_timer_t deadline;
-    (void)uv_timer_init(d->loop, &deadline);
-    deadline.data = &expired;
-    (void)uv_timer_start(&deadline, gvd_on_drain_deadline, ms, 0);
+    uv_timer_t *deadline = &d->drain_timer; /* it must outlive its close: the daemon's, not the stack's */
+    (void)uv_timer_init(d->loop, deadline);
+    deadline->data = &expired;
+    (void)uv_timer_start(deadline, gvd_on_drain_deadline, ms, 0);
     gvd_store_flush(d->store);
-    while (gvd_store_unsynced(d->store) && !expired)
+    while ((gvd_store_unsynced(d->store) || !gvd_cluster_idle(d->cluster)) && !expired)
         (void)uv_run(d->loop, UV_RUN_ONCE);
     if (gvd_store_unsynced(d->store))
         gvd_log(GVD_LOG_ERROR, "galvanid.store_not_drained", "waited_ms=%llu", (unsigned long long)ms);
-    uv_close((uv_handle_t *)&deadline, gvd_handle_closed);
+    deadline->data = NULL;
+    uv_close((uv_handle_t *)deadline, gvd_handle_closed);
+}
+
+/* The end, after a start-up error or the main loop: stop (gvd_stop), give
+ * the store its last batch, close it, and let every handle close. */
+static void gvd_finish(gvd_daemon *d)
+{
+    gvd_stop(d);
+    gvd_drain_store(d, 5000); /* PostgreSQL: the last batch */
+    gvd_store_close(d->store);
+    d->store = NULL;
+    gvd_cluster_free(d->cluster);
+    d->cluster = NULL;
+    uv_run(d->loop, UV_RUN_DEFAULT); /* let the closing handles finish */
+}
+
+/* GET /nodes: the cluster's, or this node alone on SQLite. */
+static json_t *gvd_nodes_json(void *ud)
+{
+    gvd_daemon *d = ud;
+    if (d->cluster)
+        return gvd_cluster_nodes_json(d->cluster);
+    return json_pack("{s:[{s:s, s:s, s:b}]}", "nodes", "id", d->node_id, "state", "up", "self", 1);
+}
+
+/* A transition of a job another node runs: that node applies it. */
+static int gvd_forward(void *ud, int64_t job_id, const char *verb,
+                       void (*done)(void *dud, int status, const char *code, const char *message), void *dud)
+{
+    gvd_daemon *d = ud;
+    return d->cluster ? gvd_cluster_forward(d->cluster, job_id, verb, done, dud) : -1;
 }
 
 static void gvd_on_signal(uv_signal_t *h, int signum)
@@ -398,6 +439,8 @@ int main(int argc, char **argv)
     const char *listen = getenv("GALVANI_LISTEN") ? getenv("GALVANI_LISTEN") : "127.0.0.1:8000";
     const char *db = getenv("GALVANI_DB") ? getenv("GALVANI_DB") : "galvani.db";
     const char *store_url = getenv("GALVANI_STORE");
+    const char *node_id = getenv("GALVANI_NODE_ID");
+    double lease_s = GVD_CLUSTER_LEASE_DEFAULT_S;
     bool db_flag = false, store_flag = false;
     const char *log_dir = getenv("GALVANI_LOG_DIR");
     const char *run_dir = getenv("GALVANI_RUN_DIR");
@@ -437,6 +480,7 @@ int main(int argc, char **argv)
         {"webhook-attempts", required_argument, NULL, 45},
         {"run-dir", required_argument, NULL, 50},     {"shim", required_argument, NULL, 51},
         {"pid-file", required_argument, NULL, 52},    {"store", required_argument, NULL, 53},
+        {"node-id", required_argument, NULL, 54},     {"lease", required_argument, NULL, 55},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},          {NULL, 0, NULL, 0}};
     int c;
@@ -451,6 +495,16 @@ int main(int argc, char **argv)
             store_url = optarg;
             store_flag = true;
             break;
+        case 54: node_id = optarg; break;
+        case 55: {
+            char *end;
+            lease_s = strtod(optarg, &end);
+            if (*optarg == '\0' || *end != '\0' || !(lease_s >= 1 && lease_s <= 3600)) {
+                fprintf(stderr, "galvanid: --lease takes seconds (1..3600), not '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        }
         case 'j': max_running = optarg; break;
         case 1: log_dir = optarg; break;
         case 50: run_dir = optarg; break;
@@ -640,9 +694,29 @@ int main(int argc, char **argv)
         log_dir = default_log_dir;
     }
 
+    /* This node's id: given, or HOST:PORT (the machine's name, the port it
+     * is told to serve on): unique among nodes that each serve a port. */
+    char default_node[300];
+    if (!node_id || !*node_id) {
+        char hn[256] = "localhost";
+        (void)gethostname(hn, sizeof hn - 1);
+        hn[sizeof hn - 1] = '\0';
+        snprintf(default_node, sizeof default_node, "%s:%d", hn, port);
+        node_id = default_node;
+    } else if (strlen(node_id) > 200 || strpbrk(node_id, " ,\t\n\r")) {
+        fprintf(stderr, "galvanid: --node-id takes up to 200 characters without spaces or commas, not '%s'\n",
+                node_id);
+        return 2;
+    }
     signal(SIGPIPE, SIG_IGN); /* a job or client that went away is an error code, not a death */
     gvd_daemon d = {0};
     d.loop = uv_default_loop();
+    /* Initialised (not started) first: gvd_stop closes them on every way out. */
+    (void)uv_signal_init(d.loop, &d.sigint);
+    (void)uv_signal_init(d.loop, &d.sigterm);
+    d.sigint.data = d.sigterm.data = &d;
+    (void)uv_timer_init(d.loop, &d.lost_timer);
+    d.lost_timer.data = &d;
     d.store = gvd_store_open_url(d.loop, store_url, err, sizeof err);
     if (!d.store) {
         if (strncmp(store_url, "sqlite:", 7) == 0)
@@ -650,6 +724,21 @@ int main(int argc, char **argv)
         else
             fprintf(stderr, "galvanid: cannot open the store: %s\n", err);
         return 1;
+    }
+    d.node_id = node_id;
+    if (strcmp(gvd_store_kind(d.store), "postgres") == 0) {
+        char advertise[300];
+        snprintf(advertise, sizeof advertise, "%s:%d", host, port);
+        gvd_cluster_opts copts = {.conninfo = store_url, .node_id = node_id, .advertise = advertise,
+                                  .lease_s = lease_s, .max_running = (unsigned)max_run};
+        d.cluster = gvd_cluster_new(d.loop, &copts, 30000, err, sizeof err);
+        if (!d.cluster || gvd_store_set_node(d.store, node_id, gvd_cluster_epoch(d.cluster)) != 0) {
+            fprintf(stderr, "galvanid: %s\n", d.cluster ? "out of memory" : err);
+            gvd_cluster_free(d.cluster);
+            gvd_store_close(d.store);
+            uv_run(d.loop, UV_RUN_DEFAULT);
+            return 1;
+        }
     }
     if (sync_full && gvd_store_set_durable(d.store, true, err, sizeof err) != 0) {
         fprintf(stderr, "galvanid: cannot set --sync full: %s\n", err);
@@ -668,7 +757,10 @@ int main(int argc, char **argv)
                       .webhook_url = webhook && *webhook ? webhook : NULL,
                       .webhook_timeout_s = webhook_timeout_s,
                       .webhook_attempts = (unsigned)webhook_attempts,
-                      .keep_finished_s = keep_finished_s};
+                      .keep_finished_s = keep_finished_s,
+                      .node_id = node_id,
+                      .cluster = d.cluster != NULL,
+                      .progress_flush_ms = d.cluster ? GVD_CLUSTER_PROGRESS_FLUSH_MS : 0};
     gvd_error jerr = {0};
     d.jobs = gvd_jobs_new(d.loop, d.store, &cfg, &jerr);
     if (!d.jobs) {
@@ -676,9 +768,12 @@ int main(int argc, char **argv)
         gvd_store_close(d.store);
         return 1;
     }
-    (void)uv_timer_init(d.loop, &d.lost_timer);
-    d.lost_timer.data = &d;
     gvd_jobs_on_store_lost(d.jobs, gvd_on_store_lost, &d);
+    if (d.cluster && gvd_cluster_attach(d.cluster, d.jobs, gvd_on_store_lost, &d, err, sizeof err) != 0) {
+        fprintf(stderr, "galvanid: %s\n", err);
+        gvd_finish(&d);
+        return 1;
+    }
     gvd_server_opts sopts = {.host = host,
                              .port = port,
                              .allow_origins = allow_origin,
@@ -688,23 +783,20 @@ int main(int argc, char **argv)
                              .max_connections = (size_t)max_conns,
                              .max_connections_per_client = (size_t)max_per_client,
                              .request_timeout_ms = req_timeout_ms,
-                             .push = {.max_pending = (size_t)stream_buffer, .slow_ms = stream_grace_ms}};
+                             .push = {.max_pending = (size_t)stream_buffer, .slow_ms = stream_grace_ms},
+                             .nodes = gvd_nodes_json,
+                             .nodes_ud = &d,
+                             .forward = d.cluster ? gvd_forward : NULL,
+                             .forward_ud = &d};
     d.server = gvd_server_new(d.loop, d.jobs, &sopts, err, sizeof err);
     /* The server keeps only digests: wipe our copies. */
     OPENSSL_cleanse(token_buf, sizeof token_buf);
     OPENSSL_cleanse(read_token_buf, sizeof read_token_buf);
     if (!d.server) {
         fprintf(stderr, "galvanid: %s\n", err);
-        gvd_jobs_free(d.jobs);
-        uv_close((uv_handle_t *)&d.lost_timer, gvd_handle_closed);
-        gvd_drain_store(&d, 5000);
-        gvd_store_close(d.store);
-        uv_run(d.loop, UV_RUN_DEFAULT);
+        gvd_finish(&d);
         return 1;
     }
-    uv_signal_init(d.loop, &d.sigint);
-    uv_signal_init(d.loop, &d.sigterm);
-    d.sigint.data = d.sigterm.data = &d;
     uv_signal_start(&d.sigint, gvd_on_signal, SIGINT);
     uv_signal_start(&d.sigterm, gvd_on_signal, SIGTERM);
     /* Asked for (--pid-file, GALVANI_PID_FILE): a start-up error if it
@@ -713,16 +805,18 @@ int main(int argc, char **argv)
     if (gvd_pid_file_write(pid_file, err, sizeof err) != 0) {
         if (pid_file != default_pid_file) {
             fprintf(stderr, "galvanid: cannot write the pid file %s: %s\n", pid_file, err);
-            gvd_stop(&d);
-            gvd_drain_store(&d, 5000);
-            gvd_store_close(d.store);
-            uv_run(d.loop, UV_RUN_DEFAULT);
+            gvd_finish(&d);
             return 1;
         }
         char qpath[PATH_MAX + 16], qerr[600];
         gvd_log(GVD_LOG_WARN, "galvanid.pid_file", "path=%s error=%s",
                 gvd_log_quote(pid_file, qpath, sizeof qpath), gvd_log_quote(err, qerr, sizeof qerr));
         pid_file = NULL;
+    }
+    if (d.cluster) {
+        char address[300];
+        snprintf(address, sizeof address, "%s:%d", host, gvd_server_port(d.server));
+        gvd_cluster_advertise(d.cluster, address);
     }
     /* A postgres URL may carry a password: the log names the kind only. */
     gvd_log(GVD_LOG_INFO, "galvanid.listening", "addr=%s:%d store=%s db=%s logs=%s max_running=%llu pid=%ld", host,
@@ -731,10 +825,7 @@ int main(int argc, char **argv)
     fflush(stderr);
 
     uv_run(d.loop, UV_RUN_DEFAULT);
-    gvd_stop(&d);
-    gvd_drain_store(&d, 5000); /* PostgreSQL: the last batch */
-    gvd_store_close(d.store);
-    uv_run(d.loop, UV_RUN_DEFAULT); /* let the closing handles finish */
+    gvd_finish(&d);
     int rc = uv_loop_close(d.loop);
     if (pid_file)
         gvd_pid_file_remove(pid_file);

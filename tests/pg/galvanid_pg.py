@@ -59,8 +59,13 @@ def main():
         os.execv(real, [real] + out)
     if db is not None:
         out = ["--store", ensure_database(admin, database_for(db))] + out
-        for flag, suffix in (("--log-dir", ".logs"), ("--run-dir", ".run"), ("--pid-file", ".pid")):
-            if flag not in given:
+        # One node per --db PATH, the same across restarts on any port (its default, HOST:PORT, would change
+        # with --listen 127.0.0.1:0).
+        if "--node-id" not in given and not os.environ.get("GALVANI_NODE_ID"):
+            out += ["--node-id", "node-" + database_for(db)[2:]]
+        for flag, suffix, env in (("--log-dir", ".logs", "GALVANI_LOG_DIR"), ("--run-dir", ".run", "GALVANI_RUN_DIR"),
+                                  ("--pid-file", ".pid", "GALVANI_PID_FILE")):
+            if flag not in given and not os.environ.get(env):
                 out += [flag, db + suffix]
     os.execv(real, [real] + out)
 

@@ -65,6 +65,11 @@ struct gvd_server {
     gvd_push *push;
     bool held_now;           /* held.c: the request being routed waits for the tick's commit */
     bool routing;            /* inside gvd_api_handle's routing (held.c: gvd_held_defer) */
+    json_t *(*nodes)(void *ud); /* GET /nodes (gvd_server_opts) */
+    void *nodes_ud;
+    int (*forward)(void *ud, int64_t job_id, const char *verb,
+                   void (*done)(void *dud, int status, const char *code, const char *message), void *dud);
+    void *forward_ud;
 
     /* shutdown: 1 streams closing, 2 connections being shut down, 3 freeing */
     int phase;
@@ -96,6 +101,10 @@ void gvd_held_transition(gvd_server *s, h2o_req_t *req, gvd_job *job, const char
  * queued writes an asynchronous store has not yet made durable — it is then
  * sent (or replaced by a 503) once they are. */
 bool gvd_held_defer(h2o_req_t *req, h2o_iovec_t body);
+/* held.c: a transition of a job another node runs (verb "pause", "resume",
+ * "cancel"): handed to that node (gvd_server_opts.forward), answered with
+ * the job once it applied it, or with its refusal. */
+void gvd_held_forward(gvd_server *s, h2o_req_t *req, gvd_job *job, const char *verb);
 
 /* guard.c: DNS-rebinding and cross-origin checks.  0 if the request may
  * proceed, -1 after answering 403. */

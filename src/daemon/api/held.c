@@ -216,3 +216,57 @@ bool gvd_held_defer(h2o_req_t *req, h2o_iovec_t body)
     s->held_now = true; /* gvd_deferred_synced counts and logs it */
     return true;
 }
+
+/* ---- transitions another node applies ------------------------------------ */
+
+typedef struct gvd_forwarded {
+    gvd_server *s;
+    h2o_req_t *req;            /* NULL once h2o disposed of it */
+    struct gvd_forwarded **guard;
+    int64_t job_id;
+} gvd_forwarded;
+
+static void gvd_forwarded_disposed(void *p)
+{
+    gvd_forwarded **g = p;
+    if (*g)
+        (*g)->req = NULL;
+}
+
+static void gvd_forwarded_done(void *ud, int status, const char *code, const char *message)
+{
+    gvd_forwarded *f = ud;
+    h2o_req_t *req = f->req;
+    if (req) {
+        *f->guard = NULL;
+        gvd_job *job = f->s->jobs ? gvd_jobs_get(f->s->jobs, f->job_id) : NULL;
+        if (status == 200 && job)
+            gvd_http_json(req, 200, gvd_job_json(job), NULL);
+        else if (status == 200)
+            gvd_http_error(req, 404, "not_found", "no job %lld", (long long)f->job_id);
+        else
+            gvd_http_error(req, status, code, "%s", message);
+        gvd_api_answered(req);
+    }
+    free(f);
+}
+
+void gvd_held_forward(gvd_server *s, h2o_req_t *req, gvd_job *job, const char *verb)
+{
+    gvd_forwarded *f = malloc(sizeof *f);
+    gvd_forwarded **guard = f ? h2o_mem_alloc_shared(&req->pool, sizeof *guard, gvd_forwarded_disposed) : NULL;
+    if (!guard) {
+        free(f);
+        gvd_http_error(req, 503, "out_of_memory", "out of memory");
+        return;
+    }
+    *f = (gvd_forwarded){s, req, guard, gvd_job_id(job)};
+    *guard = f;
+    if (s->forward(s->forward_ud, gvd_job_id(job), verb, gvd_forwarded_done, f) != 0) {
+        *guard = NULL;
+        free(f);
+        gvd_http_error(req, 503, "cluster_unavailable", "cannot hand the request to the job's node");
+        return;
+    }
+    s->held_now = true; /* answered by gvd_forwarded_done */
+}

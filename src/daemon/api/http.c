@@ -78,8 +78,12 @@ void gvd_http_json(h2o_req_t *req, int status, json_t *body, const char *locatio
     memcpy(buf, text, n);
     buf[n] = '\n';
     free(text);
-    if (location)
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_LOCATION, NULL, location, strlen(location));
+    /* h2o keeps the pointer: the caller's buffer may be gone by the time a
+     * deferred answer (held.c) is sent. */
+    if (location) {
+        h2o_iovec_t loc = h2o_strdup(&req->pool, location, SIZE_MAX);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_LOCATION, NULL, loc.base, loc.len);
+    }
     gvd_http_send(req, status, "application/json", h2o_iovec_init(buf, n + 1));
 }
 

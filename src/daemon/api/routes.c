@@ -141,6 +141,11 @@ static bool gvd_split_job_path(h2o_iovec_t path, int64_t *id, h2o_iovec_t *seg, 
 
 static void gvd_on_transition(gvd_server *s, h2o_req_t *req, gvd_job *job, int (*fn)(gvd_job *, gvd_error *))
 {
+    const char *verb = fn == gvd_job_pause ? "pause" : fn == gvd_job_resume ? "resume" : "cancel";
+    if (!gvd_job_acts(job) && s->forward) {
+        gvd_held_forward(s, req, job, verb); /* another node's job (several nodes) */
+        return;
+    }
     gvd_error err = {0};
     gvd_jobs_group_begin(s->jobs); /* joins the tick's commit; answered after it (held.c) */
     int rc = fn(job, &err);
@@ -172,6 +177,12 @@ static bool gvd_route_batched(h2o_req_t *req, h2o_iovec_t path)
 
 static void gvd_on_params(gvd_server *s, h2o_req_t *req, gvd_job *job)
 {
+    if (!gvd_job_acts(job)) {
+        gvd_http_error(req, 409, "on_another_node",
+                       "job %lld runs on node %s: send its params changes to that node (GET /nodes has its address)",
+                       (long long)gvd_job_id(job), gvd_job_node(job) ? gvd_job_node(job) : "(none yet: queued)");
+        return;
+    }
     json_t *patch = gvd_http_json_body(req, "a params patch");
     if (!patch)
         return;
@@ -210,6 +221,12 @@ static void gvd_on_metrics(h2o_req_t *req, gvd_job *job)
 
 static void gvd_on_log(h2o_req_t *req, gvd_job *job)
 {
+    if (!gvd_job_acts(job) && gvd_job_node(job)) {
+        gvd_http_error(req, 409, "on_another_node",
+                       "job %lld ran on node %s: its output is kept there (GET /nodes has its address)",
+                       (long long)gvd_job_id(job), gvd_job_node(job));
+        return;
+    }
     static const char *const names[] = {"tail", "offset", NULL};
     gvd_query q;
     if (gvd_query_parse(req, names, &q) != 0)
@@ -399,6 +416,17 @@ static void gvd_on_stream(gvd_server *s, h2o_req_t *req, h2o_iovec_t path)
 
 /* ---- the rest ----------------------------------------------------------------- */
 
+/* GET /nodes: the cluster's nodes as the cluster module last read them;
+ * one node (this one) on the SQLite store. */
+static void gvd_on_nodes(gvd_server *s, h2o_req_t *req)
+{
+    json_t *body = s->nodes ? s->nodes(s->nodes_ud) : json_pack("{s:[]}", "nodes");
+    if (!body)
+        gvd_http_error(req, 503, "out_of_memory", "out of memory");
+    else
+        gvd_http_json(req, 200, body, NULL);
+}
+
 static void gvd_on_health(gvd_server *s, h2o_req_t *req)
 {
     json_t *body = gvd_jobs_counts_json(s->jobs);
@@ -466,7 +494,7 @@ static const char *gvd_route_pattern(h2o_iovec_t path)
 {
     static const char *const fixed[] = {"/jobs",   "/rules",  "/pipelines", "/healthz", "/openapi.json",
                                         "/metrics", "/start", "/pause", "/resume", "/cancel", "/ws", "/ws/jobs",
-                                        "/events"};
+                                        "/events", "/nodes"};
     static const gvd_subroute job[] = {
         {"", "/jobs/{id}"},
         {"pause", "/jobs/{id}/pause"},
@@ -565,6 +593,11 @@ static void gvd_route(gvd_server *s, h2o_req_t *req)
             gvd_http_method_not_allowed(req, "GET");
         else
             gvd_on_prom(s, req);
+    } else if (gvd_path_is(path, "/nodes")) {
+        if (!gvd_method(req, "GET"))
+            gvd_http_method_not_allowed(req, "GET");
+        else
+            gvd_on_nodes(s, req);
     } else if (gvd_path_is(path, "/start") || gvd_path_is(path, "/pause") || gvd_path_is(path, "/resume") ||
                gvd_path_is(path, "/cancel")) {
         gvd_on_seed(s, req, path);

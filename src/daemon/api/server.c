@@ -606,6 +606,10 @@ gvd_server *gvd_server_new(uv_loop_t *loop, gvd_jobs *jobs, const gvd_server_opt
         free(s);
         return NULL;
     }
+    s->nodes = o.nodes;
+    s->nodes_ud = o.nodes_ud;
+    s->forward = o.forward;
+    s->forward_ud = o.forward_ud;
     s->host = gvd_strdup_or_null(host);
     s->allow_origins = gvd_strdup_or_null(o.allow_origins);
     if (!s->host || (o.allow_origins && !s->allow_origins)) {

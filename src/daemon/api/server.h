@@ -61,6 +61,18 @@ typedef struct gvd_server_opts {
     size_t max_header;            /* request line + headers in bytes; 431 beyond [32 KiB] */
     unsigned request_timeout_ms;  /* a request's headers must arrive within this, and an idle
                                      keep-alive connection is closed after it [10000] */
+
+    /* GET /nodes: the nodes sharing the store ({"nodes": [...]}, a new
+     * reference; NULL when out of memory).  NULL: this node alone. */
+    json_t *(*nodes)(void *ud);
+    void *nodes_ud;
+    /* Pause / resume / cancel of a job another node runs (several nodes on
+     * one PostgreSQL): hand it to that node; done(dud, status, code,
+     * message) once with the outcome.  0, or -1 (nothing sent, done not
+     * called).  NULL: one node (every job is this node's). */
+    int (*forward)(void *ud, int64_t job_id, const char *verb,
+                   void (*done)(void *dud, int status, const char *code, const char *message), void *dud);
+    void *forward_ud;
 } gvd_server_opts;
 
 /* Check a token's syntax (RFC 6750 b64token, 1..4096 characters); 0, or -1

@@ -150,6 +150,9 @@ json_t *gvd_job_json(gvd_job *job)
     rc |= json_object_set_new(o, "signal", sig ? json_integer(sig) : json_null());
     rc |= json_object_set_new(o, "attempts", json_integer(gv_value_to_int(gv_signal_peek(job->attempts))));
     rc |= json_object_set_new(o, "max_retries", json_integer(job->spec.max_retries));
+    rc |= json_object_set_new(o, "at_most_once", json_boolean(job->spec.at_most_once));
+    const char *node = gvd_job_node(job);
+    rc |= json_object_set_new(o, "node", node ? json_string(node) : json_null());
     rc |= json_object_set_new(o, "priority", json_integer(job->spec.priority));
     rc |= json_object_set_new(o, "pause_mode",
                               json_string(job->spec.pause_mode == GVD_PAUSE_COOPERATIVE ? "cooperative" : "stop"));

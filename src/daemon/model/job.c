@@ -146,6 +146,7 @@ void gvd_job_to_row(gvd_job *job, gvd_job_row *row, char **owned)
     row->started_at = gvd_peek_double(job->started_at);
     row->finished_at = gvd_peek_double(job->finished_at);
     row->updated_at = gvd_now();
+    row->node = gvd_job_node(job);
 }
 
 void gvd_job_row_release(char **owned)
@@ -193,7 +194,8 @@ static void gvd_persist_fx(void *ud)
     (void)gv_signal_get(job->error);
     (void)gv_signal_get(job->params_applied);
     static int64_t const first_run = -1;
-    if (job->persisted_params_rev == first_run) { /* the row was just inserted */
+    if (job->persisted_params_rev == first_run || !gvd_job_acts(job)) {
+        /* the row was just inserted, or it is another node's to write */
         job->persisted_params_rev = params_rev;
         job->persisted_status = status;
         return;
@@ -380,8 +382,8 @@ static void gvd_reconcile_fx(void *ud)
         gvd_job_revert(job);
         return;
     }
-    if (job->group_pending)
-        return; /* not stored yet: gvd_job_follow_committed follows */
+    if (job->group_pending || !gvd_job_acts(job))
+        return; /* not stored yet (gvd_job_follow_committed follows), or another node's */
     gvd_job_follow(job, status);
 }
 
@@ -493,6 +495,17 @@ static void gvd_on_exit(void *ud, const gvd_exit *exit)
 {
     gvd_job *job = ud;
     uv_timer_stop(&job->timeout_timer);
+    if (!gvd_job_acts(job)) {
+        /* Fenced (owner.c): the row is another node's now; this process's
+         * end is not the job's outcome.  The record stays for nobody. */
+        gvd_exec *fenced = job->exec;
+        job->exec = NULL;
+        job->exec_state = GVD_EXEC_NONE;
+        gvd_exec_free(fenced);
+        if (gvd_status_finished(gvd_job_status_peek(job)))
+            gvd_jobs_live_remove(job->jobs, job);
+        return;
+    }
     /* The handle is released after the outcome is stored: releasing it
      * removes the supervisor's exit record, which until then is what a
      * restart would use (docs/guarantees.md). */
@@ -823,6 +836,7 @@ static void gvd_job_handle_closed(uv_handle_t *h)
 void gvd_job_free(gvd_job *job)
 {
     gv_scope_free(job->scope); /* effects first: they read the nodes below */
+    free(job->node);
     gvd_job_rules_free(job);
     gvd_job_body_forget(job);
     gv_computed_free(job->eta);

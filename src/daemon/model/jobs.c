@@ -11,6 +11,7 @@
  */
 #include "model.h"
 
+
 #include <errno.h>
 #include <fnmatch.h>
 #include <stdlib.h>
@@ -50,7 +51,7 @@ static size_t gvd_slot(int64_t id, size_t cap)
     return (size_t)(h >> 17) & (cap - 1);
 }
 
-static int gvd_map_put(gvd_jobs *jobs, gvd_job *job)
+int gvd_jobs_map_put(gvd_jobs *jobs, gvd_job *job)
 {
     if ((jobs->map_used + 1) * 4 > jobs->map_cap * 3) {
         size_t cap = jobs->map_cap ? jobs->map_cap * 2 : 64;
@@ -151,7 +152,7 @@ void gvd_jobs_live_remove(gvd_jobs *jobs, gvd_job *job)
     gvd_retention_schedule(jobs); /* one more finished job */
 }
 
-static void gvd_list_append(gvd_jobs *jobs, gvd_job *job)
+void gvd_jobs_list_append(gvd_jobs *jobs, gvd_job *job)
 {
     job->prev = jobs->last;
     job->next = NULL;
@@ -354,29 +355,26 @@ static void gvd_scheduler_fx(void *ud)
     if (!gvd_store_available(jobs->store))
         return;
     double now = gvd_now();
-    unsigned used = 0;
-    for (gvd_job *j = jobs->live_first; j; j = j->live_next) {
-        gvd_status s = (gvd_status)gv_signal_get_int(j->status);
-        if (s != GVD_QUEUED || j->exec_state != GVD_EXEC_NONE)
-            used++;
-    }
+    unsigned used = gvd_jobs_busy_slots(jobs);
     while (used < jobs->cfg.max_running) {
         gvd_job *best = NULL;
         for (gvd_job *j = jobs->live_first; j; j = j->live_next) {
             if (gvd_job_status_peek(j) != GVD_QUEUED || j->exec_state != GVD_EXEC_NONE || j->not_before > now ||
-                j->held)
+                j->held || !gvd_job_acts(j))
                 continue;
             if (!best || j->spec.priority > best->spec.priority)
                 best = j;
         }
         if (!best)
-            return;
+            break;
         /* If the store refuses the start, the job's reconcile effect puts
          * it back after this run; the store is then unavailable and the
          * gate above holds until it recovers. */
         gvd_job_begin_run(best);
         used++;
     }
+    /* Slots left: queued jobs nobody owns may be claimed (other nodes). */
+    gvd_jobs_maybe_claim(jobs, jobs->cfg.max_running > used ? jobs->cfg.max_running - used : 0);
 }
 
 /* ---- creation, recovery ----------------------------------------------- */
@@ -404,122 +402,6 @@ static int gvd_mkdir_p(const char *path)
 void gvd_jobs_run_dir(const gvd_jobs *jobs, int64_t id, char *out, size_t n)
 {
     snprintf(out, n, "%s/%lld", jobs->run_dir, (long long)id);
-}
-
-/* A job found running or paused was left by a previous daemon.  A process
- * job's supervisor outlives the daemon (docs/guarantees.md): re-adopt it —
- * live, ended meanwhile (its exit record gives the true outcome, applied as
- * if seen live), or lost (failed, its group killed).  A job whose run dir
- * shows it never started goes back to the queue: it has not run, so running
- * it cannot duplicate anything.  The in-process demo died with the daemon:
- * the reconcile effect restarts it from its stored progress. */
-static void gvd_recover(gvd_job *job)
-{
-    gvd_status st = gvd_job_status_peek(job);
-    if (st != GVD_RUNNING && st != GVD_PAUSED)
-        return;
-    if (job->spec.kind == GVD_EXEC_DEMO) {
-        gvd_log(GVD_LOG_INFO, "job.recovered", "job=%lld was=%s demo=resumed progress=%g", (long long)job->id,
-                gvd_status_name(st), gv_value_to_double(gv_signal_peek(job->current)));
-        return;
-    }
-    bool never = false;
-    char err[300] = "";
-    if (gvd_job_adopt(job, &never, err, sizeof err) == 0) {
-        gvd_log(GVD_LOG_INFO, "job.adopted", "job=%lld was=%s pid=%lld", (long long)job->id, gvd_status_name(st),
-                (long long)gv_value_to_int(gv_signal_peek(job->pid)));
-        return;
-    }
-    int64_t attempts = gv_value_to_int(gv_signal_peek(job->attempts));
-    gv_batch_begin();
-    if (never) {
-        gv_signal_set_int(job->attempts, attempts > 0 ? attempts - 1 : 0); /* that attempt never ran */
-        gv_signal_set_int(job->pid, 0);
-        gv_signal_set_int(job->status, GVD_QUEUED);
-    } else {
-        char msg[400];
-        snprintf(msg, sizeof msg, "supervisor lost: %s", err);
-        gv_signal_set_string(job->error, msg);
-        gv_signal_set_double(job->finished_at, gvd_now());
-        gv_signal_set_int(job->status, GVD_FAILED);
-    }
-    gv_batch_end();
-    gvd_log(GVD_LOG_WARN, "job.recovered", "job=%lld was=%s now=%s error=%s", (long long)job->id,
-            gvd_status_name(st), never ? "queued" : "failed", gvd_log_quote(err, (char[400]){0}, 400));
-    /* Effects are not running yet: write it here, and if the store refuses
-     * (disk full at start), keep it dirty so the fault retry writes it. */
-    if (gvd_job_persist_now(job) != 0)
-        gvd_jobs_mark_dirty(job->jobs, job);
-}
-
-/* Run dirs no running / paused job owns (a crash between storing a job's
- * end and removing its dir) go, unless a supervisor still holds one. */
-static void gvd_sweep_run_dirs(gvd_jobs *jobs)
-{
-    DIR *d = opendir(jobs->run_dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        char *end;
-        long long id = strtoll(e->d_name, &end, 10);
-        if (*end != '\0' || end == e->d_name)
-            continue;
-        gvd_job *job = gvd_jobs_get(jobs, id);
-        if (job && job->exec)
-            continue;
-        char path[4200];
-        gvd_jobs_run_dir(jobs, id, path, sizeof path);
-        int rc = gvd_exec_remove_run_dir(path);
-        gvd_log(GVD_LOG_DEBUG, "job.run_dir_swept", "job=%lld removed=%d", id, rc == 0);
-    }
-    closedir(d);
-}
-
-static int gvd_load_row(void *ud, const gvd_job_row *row)
-{
-    gvd_jobs *jobs = ud;
-    gvd_error err = {0};
-    json_error_t jerr;
-    json_t *spec_json = json_loads(row->spec_json ? row->spec_json : "{}", 0, &jerr);
-    json_t *params = json_loads(row->params_json ? row->params_json : "{}", 0, &jerr);
-    gvd_spec spec;
-    if (!spec_json || !json_is_object(params) || gvd_spec_from_json(spec_json, &jobs->cfg, &spec, &err) != 0) {
-        gvd_log(GVD_LOG_ERROR, "store.bad_row", "job=%lld error=%s", (long long)row->id,
-                gvd_log_quote(err.message[0] ? err.message : "unreadable JSON", (char[600]){0}, 600));
-        json_decref(spec_json);
-        json_decref(params);
-        return 0; /* skip it, keep the rest */
-    }
-    gvd_job *job = gvd_job_new(jobs, row->id, &spec, spec_json, params, row->created_at);
-    if (!job) {
-        gvd_spec_clear(&spec);
-        json_decref(spec_json);
-        json_decref(params);
-        return -1;
-    }
-    gvd_job_restore(job, row);
-    if (gvd_map_put(jobs, job) != 0) {
-        gvd_job_free(job);
-        return -1;
-    }
-    gvd_list_append(jobs, job);
-    return 0;
-}
-
-/* Once every job and its history is loaded: resolve what a previous daemon
- * left running, then start the effects (which must see the real state: the
- * params history sets params_applied, which the persist effect would
- * otherwise take for a change to write back). */
-static void gvd_start_loaded(gvd_jobs *jobs)
-{
-    for (gvd_job *job = jobs->first; job; job = job->next) {
-        gvd_recover(job);
-        job->persisted_status = gvd_job_status_peek(job);
-        gvd_job_start_effects(job);
-        if (!gvd_status_finished(gvd_job_status_peek(job)))
-            gvd_jobs_live_add(jobs, job);
-    }
 }
 
 gvd_jobs *gvd_jobs_new(uv_loop_t *loop, gvd_store *store, const gvd_config *cfg, gvd_error *err)
@@ -601,7 +483,7 @@ gvd_jobs *gvd_jobs_new(uv_loop_t *loop, gvd_store *store, const gvd_config *cfg,
         return NULL;
     }
     if (gvd_rules_load_globals(jobs, serr, sizeof serr) != 0 ||
-        gvd_store_load(store, gvd_load_row, jobs, serr, sizeof serr) != 0 ||
+        gvd_store_load(store, gvd_jobs_load_row, jobs, serr, sizeof serr) != 0 ||
         gvd_params_load(jobs, serr, sizeof serr) != 0 || gvd_metrics_load(jobs, serr, sizeof serr) != 0 ||
         gvd_rules_load(jobs, serr, sizeof serr) != 0) {
         char msg[400];
@@ -610,7 +492,7 @@ gvd_jobs *gvd_jobs_new(uv_loop_t *loop, gvd_store *store, const gvd_config *cfg,
         gvd_jobs_free(jobs);
         return NULL;
     }
-    gvd_start_loaded(jobs);
+    gvd_jobs_start_loaded(jobs);
     if (gvd_pipelines_load(jobs, serr, sizeof serr) != 0) {
         char msg[400];
         snprintf(msg, sizeof msg, "cannot load pipelines: %s", serr);
@@ -618,7 +500,7 @@ gvd_jobs *gvd_jobs_new(uv_loop_t *loop, gvd_store *store, const gvd_config *cfg,
         gvd_jobs_free(jobs);
         return NULL;
     }
-    gvd_sweep_run_dirs(jobs);
+    gvd_jobs_sweep_run_dirs(jobs);
     gv_scope_enter(jobs->scope);
     jobs->scheduler = gv_effect_new(gvd_scheduler_fx, jobs);
     gv_scope_leave(jobs->scope);
@@ -678,7 +560,10 @@ gvd_job *gvd_jobs_create_step(gvd_jobs *jobs, json_t *body, json_t *link, struct
         gvd_error_set(err, 503, "out_of_memory", "out of memory");
         return NULL;
     }
-    /* Insert first: the id comes from the store, and a 201 means stored. */
+    /* Insert first: the id comes from the store, and a 201 means stored.
+     * In a cluster the job is this node's if it has a free slot (it starts
+     * at once, as on one node), else queued for any node to claim. */
+    bool mine = !jobs->cfg.cluster || (!held && gvd_jobs_busy_slots(jobs) < jobs->cfg.max_running);
     double now = gvd_now();
     char *spec_text = json_dumps(normalized, JSON_COMPACT), *params_text = json_dumps(params, JSON_COMPACT);
     gvd_job_row row = {.name = spec.name,
@@ -691,7 +576,8 @@ gvd_job *gvd_jobs_create_step(gvd_jobs *jobs, json_t *body, json_t *link, struct
                        .progress_total = 100,
                        .message = "",
                        .created_at = now,
-                       .updated_at = now};
+                       .updated_at = now,
+                       .node = mine ? jobs->cfg.node_id : NULL};
     int64_t id = 0;
     char serr[256] = "out of memory";
     int rc = spec_text && params_text ? gvd_store_insert(jobs->store, &row, &id, serr, sizeof serr) : -1;
@@ -705,7 +591,7 @@ gvd_job *gvd_jobs_create_step(gvd_jobs *jobs, json_t *body, json_t *link, struct
         return NULL;
     }
     gvd_job *job = gvd_job_new(jobs, id, &spec, normalized, params, now);
-    if (!job || gvd_map_put(jobs, job) != 0) {
+    if (!job || gvd_jobs_map_put(jobs, job) != 0) {
         if (job)
             gvd_job_free(job);
         else {
@@ -717,7 +603,8 @@ gvd_job *gvd_jobs_create_step(gvd_jobs *jobs, json_t *body, json_t *link, struct
         gvd_error_set(err, 503, "out_of_memory", "out of memory");
         return NULL;
     }
-    gvd_list_append(jobs, job);
+    gvd_jobs_list_append(jobs, job);
+    gvd_job_set_owner(job, row.node);
     job->persisted_status = GVD_QUEUED;
     job->pipeline = pipeline;
     job->held = held;

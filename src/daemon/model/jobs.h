@@ -71,6 +71,11 @@ typedef struct gvd_config {
     const char *webhook_url;
     double webhook_timeout_s;
     unsigned webhook_attempts;
+    /* Several nodes (model/owner.c, cluster/): this node's id (shown as a
+     * job's "node"; required), and whether other nodes share the store —
+     * then a job is acted on by the node that owns it only. */
+    const char *node_id;
+    bool cluster;
 } gvd_config;
 
 #define GVD_MAX_JOBS_DEFAULT 10000u
@@ -228,6 +233,34 @@ void gvd_jobs_release_waiters(gvd_jobs *jobs);
  * naming the cause when the store is in a fault (and the retry timer
  * armed), else "store_failed".  `what` says what did not happen. */
 void gvd_jobs_store_error(gvd_jobs *jobs, gvd_error *err, const char *what, const char *detail);
+/* ---- several nodes (model/owner.c; the cluster module drives it) ----------
+ *
+ * In a cluster every node holds every job; the node that owns a job acts on
+ * it, the others mirror its row.  gvd_job_acts: this node owns the job.
+ * gvd_job_node: the id of the node running it (NULL: queued, unclaimed). */
+typedef struct gvd_cluster_hooks {
+    /* The scheduler has free_slots slots and there are queued jobs nobody
+     * owns: claim up to that many (asynchronously), then call
+     * gvd_jobs_claimed for each job claimed.  Called again when the
+     * scheduler runs again; the callee keeps one claim in flight. */
+    void (*claim)(void *ud, unsigned free_slots);
+} gvd_cluster_hooks;
+void gvd_jobs_set_cluster(gvd_jobs *jobs, const gvd_cluster_hooks *hooks, void *ud);
+bool gvd_job_acts(const gvd_job *job);
+const char *gvd_job_node(const gvd_job *job);
+/* Another node's row of a job (its NOTIFY said it changed): create the
+ * mirror, or make it follow the row; fences the job when the row gives to
+ * another node a job this node runs.  0, or -1 when out of memory. */
+int gvd_jobs_apply_row(gvd_jobs *jobs, const gvd_job_row *row);
+/* Another node deleted job `id`. */
+void gvd_jobs_apply_delete(gvd_jobs *jobs, int64_t id);
+/* This node's claim got job `id`: the scheduler starts it when it runs
+ * next (call gvd_jobs_wake once after a claim's jobs are all recorded, so
+ * that it counts them all). */
+void gvd_jobs_claimed(gvd_jobs *jobs, int64_t id);
+/* Let the scheduler run again (a claim ended, a slot may be free). */
+void gvd_jobs_wake(gvd_jobs *jobs);
+
 /* The store the model writes to (borrowed). */
 gvd_store *gvd_jobs_store(gvd_jobs *jobs);
 

@@ -11,6 +11,8 @@
  *   series.c   a bounded, downsampling time series (pure)
  *   metrics.c  each job's metric history: recording, JSON, persistence
  *   group.c    group commit: the transitions of a loop tick in one transaction
+ *   recover.c  a start: loading every job, re-adopting what still runs
+ *   owner.c    several nodes: which node acts on a job, following others' rows
  * and, in ../rules/, the reactive rules compiled onto a job's signals.
  *
  * A job's state lives in signals; its effects (owned by the job's scope) do
@@ -56,6 +58,7 @@ typedef struct gvd_spec {
     char *cwd;
     double timeout_s;   /* 0: none */
     int64_t max_retries;
+    bool at_most_once;  /* several nodes: fail, never retry, when the job's node is lost */
     double retry_backoff_s;
     int64_t priority;
     gvd_pause_mode pause_mode;
@@ -108,9 +111,14 @@ typedef struct gvd_params_change {
     double applied_at; /* acknowledged by the job (s); 0 = not yet */
 } gvd_params_change;
 
+/* owner.c: who acts on a job (see there). */
+typedef enum gvd_owner { GVD_OWNER_SELF = 0, GVD_OWNER_NONE, GVD_OWNER_OTHER } gvd_owner;
+
 struct gvd_job {
     gvd_jobs *jobs;
     int64_t id;
+    gvd_owner owner;
+    char *node;         /* GVD_OWNER_OTHER: the owner's id, owned; else stale or NULL */
     gvd_spec spec;
     json_t *spec_json;  /* normalized spec, owned */
     json_t *params;     /* owned; params_rev bumps on change */
@@ -256,6 +264,8 @@ struct gvd_jobs {
     struct gvd_start_waiter *start_waiters; /* gvd_jobs_after_start, owned */
     struct gvd_retention *retention; /* retention.c: pruning, owned */
     gvd_rules *rules;                /* rules/rules.c: the rules engine, owned */
+    const gvd_cluster_hooks *cluster; /* owner.c: claims (NULL: one node); borrowed */
+    void *cluster_ud;
     struct gvd_pipelines *pipelines; /* pipeline/control.c: the pipelines, owned */
 };
 
@@ -313,6 +323,22 @@ void gvd_group_free(gvd_jobs *jobs);
 /* A job about to be freed leaves the group (its row, if written, stays
  * ahead of its delete in the store's order). */
 void gvd_group_forget(gvd_job *job);
+
+/* owner.c.  _set_owner: from a row's node (NULL: nobody).  _busy_slots:
+ * this node's jobs that hold a slot.  _maybe_claim: ask the cluster for up
+ * to free_slots queued jobs nobody owns.  jobs.c: _adopt_row: a job first
+ * seen in another node's row. */
+void gvd_job_set_owner(gvd_job *job, const char *node);
+unsigned gvd_jobs_busy_slots(gvd_jobs *jobs);
+void gvd_jobs_maybe_claim(gvd_jobs *jobs, unsigned free_slots);
+int gvd_jobs_adopt_row(gvd_jobs *jobs, const gvd_job_row *row);
+/* jobs.c: the registry's id map and list. */
+int gvd_jobs_map_put(gvd_jobs *jobs, gvd_job *job);
+void gvd_jobs_list_append(gvd_jobs *jobs, gvd_job *job);
+/* recover.c: a start (see there).  _load_row is the store's load callback. */
+int gvd_jobs_load_row(void *ud, const gvd_job_row *row);
+void gvd_jobs_start_loaded(gvd_jobs *jobs);
+void gvd_jobs_sweep_run_dirs(gvd_jobs *jobs);
 
 /* jobs.c: tell gvd_jobs_after_start's waiters on `job` (all of them: NULL). */
 void gvd_jobs_started(gvd_jobs *jobs, gvd_job *job);

@@ -26,7 +26,7 @@
 static const char *const gvd_spec_fields[] = {"name", "kind", "command", "shell", "env", "cwd", "params",
                                               "timeout", "max_retries", "retry_backoff", "priority",
                                               "pause_mode", "demo_step_ms", "params_schema", "rules", "labels",
-                                              NULL};
+                                              "at_most_once", NULL};
 
 static char *gvd_strdup(const char *s)
 {
@@ -125,7 +125,8 @@ static int gvd_check_unknown(json_t *body, gvd_error *err)
         return 0;
     return gvd_bad(err,
                    "unknown field%s %s (known: name, kind, command, shell, env, cwd, params, timeout, "
-                   "max_retries, retry_backoff, priority, pause_mode, demo_step_ms, params_schema, rules, labels)",
+                   "max_retries, retry_backoff, priority, pause_mode, demo_step_ms, params_schema, rules, labels, "
+                   "at_most_once)",
                    unknown > 1 ? "s" : "", names);
 }
 
@@ -370,6 +371,12 @@ static int gvd_spec_fill(json_t *body, const gvd_config *cfg, bool strict, gvd_s
     if (shell && !json_is_null(shell) && !json_is_boolean(shell))
         return gvd_bad(err, "field \"shell\" must be true or false", NULL, NULL);
     spec->shell = shell && json_is_true(shell);
+    /* Several nodes: a job whose node is lost is retried elsewhere unless
+     * it must never run twice (cluster/node.c reads it from the stored spec). */
+    json_t *amo = json_object_get(body, "at_most_once");
+    if (amo && !json_is_null(amo) && !json_is_boolean(amo))
+        return gvd_bad(err, "field \"at_most_once\" must be true or false", NULL, NULL);
+    spec->at_most_once = amo && json_is_true(amo);
 
     int64_t step = spec->demo_step_ms;
     if (gvd_get_seconds(body, "timeout", GVD_SPEC_MAX_TIMEOUT_S, strict, &spec->timeout_s, err) ||
@@ -481,6 +488,7 @@ static json_t *gvd_spec_normalize(json_t *body, const gvd_spec *spec)
     }
     rc |= json_object_set_new(n, "timeout", spec->timeout_s > 0 ? json_real(spec->timeout_s) : json_null());
     rc |= json_object_set_new(n, "max_retries", json_integer(spec->max_retries));
+    rc |= json_object_set_new(n, "at_most_once", json_boolean(spec->at_most_once));
     rc |= json_object_set_new(n, "retry_backoff", json_real(spec->retry_backoff_s));
     rc |= json_object_set_new(n, "priority", json_integer(spec->priority));
     json_t *schema = json_object_get(body, "params_schema");

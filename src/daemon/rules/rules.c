@@ -290,6 +290,8 @@ static const char *gvd_rule_owner(const gvd_rule *r, char *buf, size_t len)
 static void gvd_enqueue(gvd_rule *r, bool fire)
 {
     gvd_rules *eng = r->jobs->rules;
+    if (r->job && !gvd_job_acts(r->job))
+        return; /* another node's job: its node fires its rules */
     gvd_pending *p = calloc(1, sizeof *p);
     if (p) {
         p->job_id = r->job ? r->job->id : 0;

@@ -94,6 +94,11 @@ const char *gvd_store_kind(const gvd_store *st)
     return st && st->pg ? "postgres" : "sqlite";
 }
 
+int gvd_store_set_node(gvd_store *st, const char *node, int64_t epoch)
+{
+    return st && st->pg ? gvd_pgstore_set_node(st->pg, node, epoch) : 0;
+}
+
 const char *gvd_store_fault_cause(gvd_store_fault fault)
 {
     switch (fault) {

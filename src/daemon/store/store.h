@@ -51,6 +51,11 @@ typedef struct gvd_job_row {
     bool has_exit;
     int64_t attempts;
     double created_at, started_at, finished_at, updated_at; /* 0 = not yet */
+    /* PostgreSQL only (several nodes, cluster/): the node that owns the job
+     * (NULL: queued and claimable by any node) and that node's epoch when
+     * it took it.  The SQLite back end neither stores nor returns them. */
+    const char *node;
+    int64_t epoch;
 } gvd_job_row;
 
 /* Open (creating if needed) and migrate the SQLite file at `path`.  NULL +
@@ -65,6 +70,10 @@ void gvd_store_close(gvd_store *st);
 
 /* "sqlite" or "postgres". */
 const char *gvd_store_kind(const gvd_store *st);
+/* Several nodes on one PostgreSQL (cluster/): this node's id and epoch;
+ * its batches then announce the jobs they write.  0 (a no-op on SQLite),
+ * or -1 when out of memory. */
+int gvd_store_set_node(gvd_store *st, const char *node, int64_t epoch);
 
 /* ---- durability of queued writes (PostgreSQL; immediate on SQLite) -------- */
 

@@ -17,6 +17,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_e2e import DEADLINE, DaemonTest, alive, group_stopped, wait_for  # noqa: E402
+import storedb  # noqa: E402
 
 ENV = {"PATH": "/usr/bin:/bin"}
 
@@ -220,11 +221,8 @@ class CrashRestart(DaemonTest):
         d.wait_status(job["id"], "succeeded")
         self.assertEqual(d.stop(), 0)
         # Forge the crash window: the row says running, no run dir exists.
-        import sqlite3
-        db = sqlite3.connect(os.path.join(self.dir, "galvani.db"))
-        db.execute("UPDATE jobs SET status = 'running', has_exit = 0 WHERE id = ?", (job["id"],))
-        db.commit()
-        db.close()
+        storedb.execute(os.path.join(self.dir, "galvani.db"), "UPDATE jobs SET status = 'running', has_exit = ? "
+                       "WHERE id = ?", (False, job["id"]))
         os.remove(os.path.join(self.dir, "runs"))
         d.start()
         again = d.wait_status(job["id"], "succeeded")
@@ -244,12 +242,9 @@ class CrashRestart(DaemonTest):
         self.assertEqual(d.request("POST", "/jobs/%d/pause" % b["id"])[0], 200)
         wait_for(lambda: group_stopped(pb), what="b to stop")
         self.assertEqual(d.stop(), 0)
-        import sqlite3
-        db = sqlite3.connect(os.path.join(self.dir, "galvani.db"))
-        db.execute("UPDATE jobs SET status = 'paused' WHERE id = ?", (a["id"],))   # pause not yet sent
-        db.execute("UPDATE jobs SET status = 'running' WHERE id = ?", (b["id"],))  # resume not yet sent
-        db.commit()
-        db.close()
+        db = os.path.join(self.dir, "galvani.db")
+        storedb.execute(db, "UPDATE jobs SET status = 'paused' WHERE id = ?", (a["id"],))   # pause not yet sent
+        storedb.execute(db, "UPDATE jobs SET status = 'running' WHERE id = ?", (b["id"],))  # resume not yet sent
         self.assertFalse(group_stopped(pa))
         d.start()
         wait_for(lambda: group_stopped(pa), what="a to be stopped as stored")

@@ -135,10 +135,12 @@ class Daemon:
         self.lines = []
         self.start()
 
+    def command(self):
+        return [GALVANID, "--listen", "127.0.0.1:0", "--db", os.path.join(self.workdir, "galvani.db"),
+                "--log-level", "debug"] + self.args
+
     def start(self):
-        cmd = [GALVANID, "--listen", "127.0.0.1:0", "--db", os.path.join(self.workdir, "galvani.db"),
-               "--log-level", "debug"] + self.args
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, text=True, cwd=self.workdir)
         port = []
         ready = threading.Event()

@@ -28,7 +28,6 @@ Run with GALVANID=/path/to/galvanid (CTest sets it, and GALVANI_CLI).
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import unittest
@@ -36,6 +35,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_e2e import Daemon, DaemonTest, read, wait_for  # noqa: E402
 from test_faults import FaultTest  # noqa: E402
+import storedb  # noqa: E402
 
 ENV = {"PATH": "/usr/bin:/bin"}
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..")
@@ -132,12 +132,8 @@ class ParamsTest(DaemonTest):
         self.assertEqual([e["revision"] for e in h["history"]], list(range(101, 1006)))
         self.assertEqual(h["history"][-1]["patch"], {"step": 1005})
         db = os.path.join(self.dir, "galvani.db")
-        con = sqlite3.connect(db, timeout=5)
-        try:
-            rows = con.execute("SELECT MIN(revision), MAX(revision), COUNT(*) FROM params_history WHERE job_id = ?",
-                               (job["id"],)).fetchone()
-        finally:
-            con.close()
+        rows = storedb.execute(db, "SELECT MIN(revision), MAX(revision), COUNT(*) FROM params_history WHERE job_id = ?",
+                              (job["id"],))[0]
         self.assertEqual(rows, (101, 1005, 905))
         self.d.stop()
         self.d = Daemon(self.dir)
@@ -195,11 +191,7 @@ class ParamsTest(DaemonTest):
 def metric_rows(db, job_id):
     """Rows of the job's metric history in the store, read from the file by
     another connection: what a crash now would keep."""
-    con = sqlite3.connect(db, timeout=5)
-    try:
-        return con.execute("SELECT COUNT(*) FROM metric_points WHERE job_id = ?", (job_id,)).fetchone()[0]
-    finally:
-        con.close()
+    return storedb.execute(db, "SELECT COUNT(*) FROM metric_points WHERE job_id = ?", (job_id,))[0][0]
 
 
 class SmallBound(DaemonTest):
@@ -298,6 +290,7 @@ echo "progress 100" >&$GALVANI_CONTROL_FD
         self.assertEqual(metric_rows(db, job["id"]), 0)
 
 
+@unittest.skipIf(storedb.ON_POSTGRES, storedb.SQLITE_ONLY)
 class DiskFull(FaultTest):
     def test_params_refused_and_points_kept_through_a_full_disk(self):
         coop = self.script("coop.sh", COOP % {"dir": self.dir})
@@ -330,12 +323,8 @@ exec sleep 3600
         self.wait_recovered()
         wait_for(lambda: metric_rows(self.db, burst["id"]) == 100, what="the points to be stored after the fault")
         self.assertEqual(self.d.request("PATCH", "/jobs/%d/params" % job["id"], {"lr": 0.3})[2]["params_revision"], 2)
-        con = sqlite3.connect(self.db, timeout=5)
-        try:
-            rows = con.execute("SELECT revision FROM params_history WHERE job_id = ? ORDER BY revision",
-                               (job["id"],)).fetchall()
-        finally:
-            con.close()
+        rows = storedb.execute(self.db, "SELECT revision FROM params_history WHERE job_id = ? ORDER BY revision",
+                              (job["id"],))
         self.assertEqual(rows, [(1,), (2,)])
 
 

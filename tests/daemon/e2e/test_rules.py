@@ -44,6 +44,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_e2e import Daemon, DaemonTest, wait_for  # noqa: E402
+import storedb  # noqa: E402
 from test_faults import FaultTest, stored  # noqa: E402
 
 ENV = {"PATH": "/usr/bin:/bin"}
@@ -379,6 +380,7 @@ class GlobalRulesTest(RulesBase):
         self.assertEqual(self.d.request("POST", "/rules/1")[0], 405)
 
 
+@unittest.skipIf(storedb.ON_POSTGRES, storedb.SQLITE_ONLY)
 class RulesDiskFull(FaultTest, RulesBase):
     def test_firing_during_a_full_disk_is_stored_after(self):
         job = self.scorer([{"name": "alert", "when": "metrics.fraud_score > 0.9", "then": "notify"}])

@@ -17,6 +17,13 @@
  *
  * The load walks the answer read at open: SQL NULL text is NULL, NULL
  * numbers are 0 — exactly what rows.c hands its callback.
+ *
+ * Several nodes (cluster/): a row also says which node owns the job and
+ * under which epoch it took it.  An update is written only while the row
+ * still names the node writing it: a node that another declared lost (and
+ * whose jobs were handed back) cannot overwrite what the cluster decided
+ * since — its update finds no row (store.no_row) and its heartbeat soon
+ * tells it it is fenced.  Each job write is announced (gvd_pgw_job).
  */
 #include <stdio.h>
 #include <string.h>
@@ -31,18 +38,21 @@
     "finished_at, updated_at"
 
 static const char gvd_sql_insert[] =
-    "INSERT INTO jobs (id, " GVD_PG_ROW_COLUMNS ") VALUES "
-    "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)";
+    "INSERT INTO jobs (id, " GVD_PG_ROW_COLUMNS ", node, epoch) VALUES "
+    "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, "
+    "$24)";
 
 static const char gvd_sql_update[] =
     "UPDATE jobs SET name = $2, kind = $3, status = $4, priority = $5, spec_json = COALESCE($6, spec_json), "
     "params_json = $7, metrics_json = $8, progress = $9, progress_total = $10, message = $11, error = $12, "
     "pid = $13, pid_start_ticks = $14, exit_status = $15, term_signal = $16, has_exit = $17, attempts = $18, "
-    "created_at = $19, started_at = $20, finished_at = $21, updated_at = $22 WHERE id = $1";
+    "created_at = $19, started_at = $20, finished_at = $21, updated_at = $22, epoch = $24 "
+    "WHERE id = $1 AND node IS NOT DISTINCT FROM $23";
 
 static const char gvd_sql_delete[] = "DELETE FROM jobs WHERE id = $1";
 
-const char gvd_pg_sql_load_jobs[] = "SELECT id, " GVD_PG_ROW_COLUMNS " FROM jobs ORDER BY id";
+const char gvd_pg_job_columns[] = "id, " GVD_PG_ROW_COLUMNS ", node, epoch";
+const char gvd_pg_sql_load_jobs[] = "SELECT id, " GVD_PG_ROW_COLUMNS ", node, epoch FROM jobs ORDER BY id";
 
 static bool gvd_in(const char *s, const char *const *set)
 {
@@ -99,6 +109,13 @@ static void gvd_render_row(gvd_pgw *w, const gvd_job_row *row)
     gvd_pgw_double(w, row->updated_at);
 }
 
+/* $23, $24: the owner, and its epoch when it is this node. */
+static void gvd_render_owner(gvd_pgstore *st, gvd_pgw *w, const gvd_job_row *row)
+{
+    gvd_pgw_text(w, row->node);
+    gvd_pgw_int(w, row->node && st->node && strcmp(row->node, st->node) == 0 ? st->epoch : row->epoch);
+}
+
 int gvd_pgstore_insert(gvd_pgstore *st, const gvd_job_row *row, int64_t *id, char *err, size_t errlen)
 {
     if (gvd_check_row(row, "insert", err, errlen) != 0)
@@ -114,6 +131,8 @@ int gvd_pgstore_insert(gvd_pgstore *st, const gvd_job_row *row, int64_t *id, cha
         return -1;
     gvd_pgw_int(&w, nid);
     gvd_render_row(&w, row);
+    gvd_render_owner(st, &w, row);
+    gvd_pgw_job(&w, nid);
     if (gvd_pgw_end(&w, err, errlen) != 0) {
         gvd_pgs_untake_id(st, GVD_PGIDS_JOBS, nid);
         return -1;
@@ -131,7 +150,9 @@ int gvd_pgstore_update(gvd_pgstore *st, const gvd_job_row *row, char *err, size_
         return -1;
     gvd_pgw_int(&w, row->id);
     gvd_render_row(&w, row);
+    gvd_render_owner(st, &w, row);
     gvd_pgw_expect_row(&w);
+    gvd_pgw_job(&w, row->id);
     if (gvd_pgw_end(&w, err, errlen) != 0)
         return -1;
     gvd_pgs_coalesce(st, row->id, row->spec_json != NULL);
@@ -147,7 +168,38 @@ int gvd_pgstore_delete(gvd_pgstore *st, int64_t id, char *err, size_t errlen)
         return -1;
     gvd_pgw_int(&w, id);
     gvd_pgw_expect_row(&w);
+    gvd_pgw_job(&w, id);
     return gvd_pgw_end(&w, err, errlen);
+}
+
+void gvd_pg_job_row_read(const PGresult *r, int i, gvd_job_row *row)
+{
+    int c = 0;
+    memset(row, 0, sizeof *row);
+    row->id = gvd_pgv_int(r, i, c++);
+    row->name = gvd_pgv_text(r, i, c++);
+    row->kind = gvd_pgv_text(r, i, c++);
+    row->status = gvd_pgv_text(r, i, c++);
+    row->priority = gvd_pgv_int(r, i, c++);
+    row->spec_json = gvd_pgv_text(r, i, c++);
+    row->params_json = gvd_pgv_text(r, i, c++);
+    row->metrics_json = gvd_pgv_text(r, i, c++);
+    row->progress = gvd_pgv_double(r, i, c++);
+    row->progress_total = gvd_pgv_double(r, i, c++);
+    row->message = gvd_pgv_text(r, i, c++);
+    row->error = gvd_pgv_text(r, i, c++);
+    row->pid = gvd_pgv_int(r, i, c++);
+    row->pid_start_ticks = (uint64_t)gvd_pgv_int(r, i, c++);
+    row->exit_status = gvd_pgv_int(r, i, c++);
+    row->term_signal = gvd_pgv_int(r, i, c++);
+    row->has_exit = gvd_pgv_bool(r, i, c++);
+    row->attempts = gvd_pgv_int(r, i, c++);
+    row->created_at = gvd_pgv_double(r, i, c++);
+    row->started_at = gvd_pgv_double(r, i, c++);
+    row->finished_at = gvd_pgv_double(r, i, c++);
+    row->updated_at = gvd_pgv_double(r, i, c++);
+    row->node = gvd_pgv_text(r, i, c++);
+    row->epoch = gvd_pgv_int(r, i, c++);
 }
 
 /* fn may write to the store (the model's restart recovery updates the rows
@@ -163,31 +215,8 @@ int gvd_pgstore_load(gvd_pgstore *st, gvd_store_row_fn fn, void *ud, char *err, 
     }
     int n = PQntuples(r);
     for (int i = 0; i < n; i++) {
-        int c = 0;
         gvd_job_row row;
-        memset(&row, 0, sizeof row);
-        row.id = gvd_pgv_int(r, i, c++);
-        row.name = gvd_pgv_text(r, i, c++);
-        row.kind = gvd_pgv_text(r, i, c++);
-        row.status = gvd_pgv_text(r, i, c++);
-        row.priority = gvd_pgv_int(r, i, c++);
-        row.spec_json = gvd_pgv_text(r, i, c++);
-        row.params_json = gvd_pgv_text(r, i, c++);
-        row.metrics_json = gvd_pgv_text(r, i, c++);
-        row.progress = gvd_pgv_double(r, i, c++);
-        row.progress_total = gvd_pgv_double(r, i, c++);
-        row.message = gvd_pgv_text(r, i, c++);
-        row.error = gvd_pgv_text(r, i, c++);
-        row.pid = gvd_pgv_int(r, i, c++);
-        row.pid_start_ticks = (uint64_t)gvd_pgv_int(r, i, c++);
-        row.exit_status = gvd_pgv_int(r, i, c++);
-        row.term_signal = gvd_pgv_int(r, i, c++);
-        row.has_exit = gvd_pgv_bool(r, i, c++);
-        row.attempts = gvd_pgv_int(r, i, c++);
-        row.created_at = gvd_pgv_double(r, i, c++);
-        row.started_at = gvd_pgv_double(r, i, c++);
-        row.finished_at = gvd_pgv_double(r, i, c++);
-        row.updated_at = gvd_pgv_double(r, i, c++);
+        gvd_pg_job_row_read(r, i, &row);
         int stop = fn(ud, &row);
         if (stop != 0) {
             gvd_pgs_errf(err, errlen, "store load: stopped by the caller at job %lld (returned %d)",

@@ -99,7 +99,30 @@ static const char *const gvd_pg_m1[] = {
     NULL,
 };
 
-static const char *const *const gvd_pg_migrations[] = {gvd_pg_m1};
+/* 2: several nodes (cluster/cluster.h).  A job's owner and the owner's
+ * epoch when it took it; the nodes with their leases; the claim's index
+ * (queued jobs nobody owns, in claim order). */
+static const char *const gvd_pg_m2[] = {
+    "CREATE SEQUENCE node_epochs",
+    "CREATE TABLE nodes ("
+    "  id            text PRIMARY KEY,"
+    "  epoch         bigint NOT NULL,"
+    "  state         text NOT NULL CONSTRAINT node_state_valid CHECK (state IN ('up', 'left', 'lost')),"
+    "  address       text,"
+    "  host          text,"
+    "  pid           bigint,"
+    "  started_at    double precision NOT NULL,"
+    "  heartbeat_at  timestamptz NOT NULL,"
+    "  lease_s       double precision NOT NULL,"
+    "  max_running   bigint NOT NULL)",
+    "ALTER TABLE jobs ADD COLUMN node text",
+    "ALTER TABLE jobs ADD COLUMN epoch bigint NOT NULL DEFAULT 0",
+    "CREATE INDEX jobs_claimable ON jobs (priority DESC, created_at, id) WHERE status = 'queued' AND node IS NULL",
+    "CREATE INDEX jobs_node ON jobs (node) WHERE node IS NOT NULL",
+    NULL,
+};
+
+static const char *const *const gvd_pg_migrations[] = {gvd_pg_m1, gvd_pg_m2};
 #define GVD_PG_VERSION ((int)(sizeof gvd_pg_migrations / sizeof gvd_pg_migrations[0]))
 
 int gvd_pg_schema_version(void) { return GVD_PG_VERSION; }

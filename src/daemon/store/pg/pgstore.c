@@ -102,7 +102,7 @@ static void gvd_batch_reset(gvd_pgbatch *b)
         b->hn = 0;
     }
     b->skipped = 0;
-    b->expected = b->answered = 0;
+    b->expected = b->answered = b->announced = 0;
     b->failed = false;
     b->err[0] = '\0';
     if (b->bufcap > GVD_PG_KEEP_BUF) {
@@ -228,6 +228,11 @@ void gvd_pgw_expect_row(gvd_pgw *w)
     w->b->stmts[w->n0].one_row = true;
 }
 
+void gvd_pgw_job(gvd_pgw *w, int64_t id)
+{
+    w->b->stmts[w->n0].job = id;
+}
+
 int gvd_pgw_end(gvd_pgw *w, char *err, size_t errlen)
 {
     gvd_pgbatch *b = w->b;
@@ -335,6 +340,7 @@ void gvd_pgs_free(gvd_pgstore *st)
     for (int i = 0; i < GVD_PGR_N; i++)
         if (st->res[i])
             PQclear(st->res[i]);
+    free(st->node);
     free(st);
 }
 
@@ -456,13 +462,14 @@ static void gvd_pgs_on_answer(void *ud, const PGresult *res, const char *err)
     gvd_pgbatch *b = st->fly;
     size_t idx = b->answered++;
     b->expected--;
-    const char *op = idx == 0 ? "begin" : idx <= b->n ? b->stmts[idx - 1].op : "commit";
+    size_t commit = b->n + b->announced + 1;
+    const char *op = idx == 0 ? "begin" : idx <= b->n ? b->stmts[idx - 1].op : idx < commit ? "announce" : "commit";
     if (err) {
         if (!b->failed) {
             b->failed = true;
             snprintf(b->err, sizeof b->err, "store batch: %s failed: %s", op, err);
         }
-    } else if (idx == b->n + 1 && !b->failed && strcmp(PQcmdStatus((PGresult *)res), "COMMIT") != 0) {
+    } else if (idx == commit && !b->failed && strcmp(PQcmdStatus((PGresult *)res), "COMMIT") != 0) {
         b->failed = true;
         snprintf(b->err, sizeof b->err, "store batch: the transaction was rolled back (%s)",
                  PQcmdStatus((PGresult *)res));
@@ -491,12 +498,45 @@ static bool gvd_pgs_query(gvd_pgstore *st, const char *sql, int n, const char *c
 }
 
 /* Send the buffered batch (nothing in flight, no mark open, not empty). */
+/* NOTIFY galvani_jobs "<node> <id>,<id>,..." for the jobs the batch wrote,
+ * inside its transaction: delivered if and only if it commits, in commit
+ * order (cluster/mirror.c reads the rows).  Payloads stay well under
+ * PostgreSQL's 8000 bytes; an id written twice is named once per payload.
+ * false when a query could not be queued. */
+#define GVD_PG_NOTIFY_MAX 7000
+static bool gvd_pgs_announce(gvd_pgstore *st, gvd_pgbatch *b)
+{
+    char payload[GVD_PG_NOTIFY_MAX + 64];
+    size_t head = (size_t)snprintf(payload, sizeof payload, "%s ", st->node), len = head;
+    int64_t last = 0;
+    for (size_t i = 0; i <= b->n; i++) {
+        int64_t id = i < b->n ? b->stmts[i].job : 0;
+        if (i < b->n && (id == 0 || id == last))
+            continue;
+        if (i == b->n || len > GVD_PG_NOTIFY_MAX) {
+            if (len > head) {
+                payload[len - 1] = '\0'; /* the last comma */
+                const char *p[] = {payload};
+                if (!gvd_pgs_query(st, "SELECT pg_notify('galvani_jobs', $1)", 1, p))
+                    return false;
+                b->announced++;
+            }
+            len = head;
+            if (i == b->n)
+                break;
+        }
+        len += (size_t)snprintf(payload + len, sizeof payload - len, "%lld,", (long long)id);
+        last = id;
+    }
+    return true;
+}
+
 static void gvd_pgs_send(gvd_pgstore *st)
 {
     gvd_pgbatch *b = st->cur;
     st->cur = st->fly;
     st->fly = b;
-    b->expected = b->answered = 0;
+    b->expected = b->answered = b->announced = 0;
     b->failed = false;
     b->err[0] = '\0';
     b->started_ns = gvd_obs_clock_ns();
@@ -522,6 +562,8 @@ static void gvd_pgs_send(gvd_pgstore *st)
         }
         ok = gvd_pgs_query(st, s->sql, s->nparams, params);
     }
+    if (ok && st->node)
+        ok = gvd_pgs_announce(st, b);
     if (ok)
         ok = gvd_pgs_query(st, "COMMIT", 0, NULL);
     if (!ok) {
@@ -569,6 +611,17 @@ void gvd_pgstore_flush(gvd_pgstore *st)
         return;
     }
     gvd_pgs_send(st);
+}
+
+int gvd_pgstore_set_node(gvd_pgstore *st, const char *node, int64_t epoch)
+{
+    char *copy = node ? strdup(node) : NULL;
+    if (node && !copy)
+        return -1;
+    free(st->node);
+    st->node = copy;
+    st->epoch = epoch;
+    return 0;
 }
 
 bool gvd_pgstore_unsynced(const gvd_pgstore *st)

@@ -42,6 +42,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <libpq-fe.h>
 #include <uv.h>
 
 #include "../store.h"
@@ -118,5 +119,17 @@ void gvd_pgstore_flush(gvd_pgstore *st);
  * the store is unavailable from now on.  Either may be NULL. */
 void gvd_pgstore_set_hooks(gvd_pgstore *st, void (*dirty)(void *ud), void (*lost)(void *ud, const char *err),
                            void *ud);
+
+/* ---- several nodes (cluster/cluster.h) ------------------------------------ */
+
+/* This node's id and epoch: from now on each batch ends with NOTIFY
+ * galvani_jobs "<node> <ids>" naming the jobs it wrote, and a job row this
+ * node owns is written with its epoch.  0, or -1 when out of memory. */
+int gvd_pgstore_set_node(gvd_pgstore *st, const char *node, int64_t epoch);
+/* The columns of a job row as gvd_pg_job_row_read reads them (for a
+ * SELECT <columns> FROM jobs ...), and reading row i of such an answer
+ * (the strings are the answer's: valid while it is). */
+extern const char gvd_pg_job_columns[];
+void gvd_pg_job_row_read(const PGresult *r, int i, gvd_job_row *row);
 
 #endif

@@ -44,6 +44,7 @@ typedef struct gvd_pgstmt {
     bool one_row; /* an UPDATE of one row by id: a miss is logged */
     bool skip;    /* superseded by a later update of the same job (gvd_pgs_coalesce) */
     int64_t key;  /* the job of a job update; 0 otherwise */
+    int64_t job;  /* the job whose row it writes (insert, update, delete): announced; 0 otherwise */
 } gvd_pgstmt;
 
 /* A position in a batch (the caller's begin mark, a multi-statement write). */
@@ -75,7 +76,9 @@ typedef struct gvd_pgbatch {
     size_t skipped;
     /* in flight only */
     size_t expected;  /* answers still to come */
-    size_t answered;  /* answers come in order: 0 is BEGIN, 1..n the statements, n + 1 COMMIT */
+    size_t answered;  /* answers come in order: 0 is BEGIN, 1..n the statements, then `announced`
+                         NOTIFYs (gvd_pgstore_set_node), then COMMIT */
+    size_t announced;
     bool failed;
     char err[512];
     uint64_t started_ns;
@@ -118,6 +121,10 @@ struct gvd_pgstore {
     gvd_pgpos mark;
     gvd_pgids ids[GVD_PGIDS_N];
     PGresult *res[GVD_PGR_N];
+    /* several nodes (gvd_pgstore_set_node): this node's id and epoch, or
+     * NULL; then each batch announces the jobs it wrote on galvani_jobs */
+    char *node;
+    int64_t epoch;
     /* hooks */
     void (*dirty)(void *ud);
     void (*lost)(void *ud, const char *err);
@@ -161,6 +168,8 @@ void gvd_pgw_double(gvd_pgw *w, double v);    /* NaN = SQL NULL (as SQLite store
 void gvd_pgw_bool(gvd_pgw *w, bool v);
 /* The statement updates one row by id: an answer of 0 rows is logged. */
 void gvd_pgw_expect_row(gvd_pgw *w);
+/* The statement writes job `id`'s row: the batch announces it. */
+void gvd_pgw_job(gvd_pgw *w, int64_t id);
 /* Finish the statement: 0 (queued; the dirty hook when the buffer was
  * empty), or -1 "out of memory" with the statement undone. */
 int gvd_pgw_end(gvd_pgw *w, char *err, size_t errlen);

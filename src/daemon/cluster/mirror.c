@@ -1,0 +1,192 @@
+/*
+ * mirror.c — other nodes' jobs, followed through their rows.
+ *
+ * Each batch a node commits ends with NOTIFY galvani_jobs "<node> <ids>"
+ * (the store sends it, in the same transaction: a notification is
+ * delivered only if the batch committed, and in commit order).  Here the
+ * other nodes' notifications are gathered over a loop tick and, at its end,
+ * one query reads every row named; each row goes to the model
+ * (gvd_jobs_apply_row: a new mirror, or the mirror follows), and an id
+ * whose row is gone was deleted.  One read is in flight at a time; ids
+ * named meanwhile wait for the next, which therefore reads rows at least as
+ * new as the notification.  A node's own notifications are skipped: its
+ * model is where the rows came from.
+ */
+#include "cluster_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../store/pg/pgstore.h"
+#include "../util/log.h"
+
+static void gvd_read_cb(uv_check_t *h);
+
+int gvd_cluster_mirror_init(gvd_cluster *c)
+{
+    if (uv_check_init(c->loop, &c->read_check) != 0)
+        return -1;
+    c->read_check.data = c;
+    c->open_handles++;
+    return 0;
+}
+
+void gvd_cluster_want(gvd_cluster *c, int64_t id)
+{
+    for (size_t i = 0; i < c->nwant; i++)
+        if (c->want[i] == id)
+            return;
+    if (c->nwant == c->cap_want) {
+        size_t cap = c->cap_want ? c->cap_want * 2 : 64;
+        int64_t *w = realloc(c->want, cap * sizeof *w);
+        if (!w) {
+            gvd_log(GVD_LOG_ERROR, "cluster.out_of_memory", "job=%lld", (long long)id);
+            return;
+        }
+        c->want = w;
+        c->cap_want = cap;
+    }
+    c->want[c->nwant++] = id;
+    if (!c->read_armed && !c->reading && !c->freeing) {
+        c->read_armed = true;
+        (void)uv_check_start(&c->read_check, gvd_read_cb);
+    }
+}
+
+void gvd_cluster_on_notify(void *ud, const char *channel, const char *payload)
+{
+    gvd_cluster *c = ud;
+    if (!c->jobs)
+        return;
+    if (strcmp(channel, "galvani_ctl") == 0) {
+        gvd_cluster_on_ctl(c, payload);
+        return;
+    }
+    if (strcmp(channel, "galvani_jobs") != 0)
+        return;
+    const char *sp = strchr(payload, ' ');
+    if (!sp)
+        return;
+    size_t nlen = (size_t)(sp - payload);
+    if (nlen == strlen(c->node_id) && memcmp(payload, c->node_id, nlen) == 0)
+        return; /* this node's own batch */
+    for (const char *p = sp + 1; *p;) {
+        char *end;
+        long long id = strtoll(p, &end, 10);
+        if (end == p)
+            break;
+        gvd_cluster_want(c, id);
+        p = *end == ',' ? end + 1 : end;
+    }
+}
+
+/* The ids asked for, as a PostgreSQL array literal "{1,2,3}" (owned). */
+static char *gvd_ids_literal(const int64_t *ids, size_t n)
+{
+    size_t cap = 2 + n * 21;
+    char *s = malloc(cap);
+    if (!s)
+        return NULL;
+    size_t len = 0;
+    s[len++] = '{';
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(s + len, cap - len, "%s%lld", i ? "," : "", (long long)ids[i]);
+    s[len++] = '}';
+    s[len] = '\0';
+    return s;
+}
+
+typedef struct gvd_read {
+    gvd_cluster *c;
+    int64_t *ids;
+    size_t n;
+} gvd_read;
+
+static void gvd_on_rows(void *ud, const PGresult *res, const char *err)
+{
+    gvd_read *r = ud;
+    gvd_cluster *c = r->c;
+    c->reading = false;
+    if (!c->freeing && c->jobs && !err && res) {
+        int n = PQntuples(res);
+        bool *seen = calloc(r->n ? r->n : 1, sizeof *seen);
+        for (int i = 0; i < n; i++) {
+            gvd_job_row row;
+            gvd_pg_job_row_read(res, i, &row);
+            for (size_t k = 0; seen && k < r->n; k++)
+                if (r->ids[k] == row.id)
+                    seen[k] = true;
+            if (gvd_jobs_apply_row(c->jobs, &row) != 0)
+                gvd_log(GVD_LOG_ERROR, "cluster.mirror_failed", "job=%lld", (long long)row.id);
+        }
+        for (size_t k = 0; seen && k < r->n; k++)
+            if (!seen[k])
+                gvd_jobs_apply_delete(c->jobs, r->ids[k]);
+        free(seen);
+    } else if (err && !c->freeing) {
+        gvd_log(GVD_LOG_WARN, "cluster.read_failed", "jobs=%zu error=%s", r->n,
+                gvd_log_quote(err, (char[400]){0}, 400));
+        for (size_t k = 0; k < r->n; k++)
+            gvd_cluster_want(c, r->ids[k]); /* again, with the next */
+    }
+    free(r->ids);
+    free(r);
+    if (c->nwant && !c->read_armed && !c->freeing) {
+        c->read_armed = true;
+        (void)uv_check_start(&c->read_check, gvd_read_cb);
+    }
+}
+
+static void gvd_read_cb(uv_check_t *h)
+{
+    gvd_cluster *c = h->data;
+    c->read_armed = false;
+    (void)uv_check_stop(h);
+    if (c->reading || !c->nwant || c->freeing)
+        return;
+    gvd_read *r = malloc(sizeof *r);
+    char *lit = r ? gvd_ids_literal(c->want, c->nwant) : NULL;
+    if (!lit) {
+        free(r);
+        return;
+    }
+    *r = (gvd_read){c, c->want, c->nwant};
+    c->want = NULL;
+    c->nwant = c->cap_want = 0;
+    const char *p[] = {lit};
+    char sql[1024];
+    snprintf(sql, sizeof sql, "SELECT %s FROM jobs WHERE id = ANY($1::bigint[])", gvd_pg_job_columns);
+    if (gvd_pg_query(c->pg, sql, 1, p, gvd_on_rows, r) == 0)
+        c->reading = true;
+    else {
+        free(r->ids);
+        free(r);
+    }
+    free(lit);
+}
+
+/* Rows that changed between the store's read at open and LISTEN taking
+ * effect would be missed: once listening, read every unfinished job and
+ * every job changed in the last minute (by the writers' clocks: generous). */
+static void gvd_on_catch_up(void *ud, const PGresult *res, const char *err)
+{
+    gvd_cluster *c = ud;
+    if (c->freeing || !c->jobs || err || !res)
+        return;
+    for (int i = 0; i < PQntuples(res); i++) {
+        gvd_job_row row;
+        gvd_pg_job_row_read(res, i, &row);
+        (void)gvd_jobs_apply_row(c->jobs, &row);
+    }
+}
+
+int gvd_cluster_catch_up(gvd_cluster *c)
+{
+    char sql[1024];
+    snprintf(sql, sizeof sql,
+             "SELECT %s FROM jobs WHERE status IN ('queued', 'running', 'paused') "
+             "OR updated_at > extract(epoch FROM now()) - 60 ORDER BY id",
+             gvd_pg_job_columns);
+    return gvd_pg_query(c->pg, sql, 0, NULL, gvd_on_catch_up, c);
+}
