@@ -131,6 +131,10 @@ def table(res):
                 r["srv"], "new" if r["scenario"] == "storm-new" else "existing", r["n"], r["connected"],
                 fmt(r["served_all_s"], 2), fmt(r["handshake_ms"]["p50"]), fmt(r["handshake_ms"]["p99"]),
                 fmt(r["latency_ms"]["p99"]), r["errors"]["total"]))
+        for r in runs:
+            if r.get("scenario") == "storm-kernel":
+                w("  %s's storm, kernel (system-wide): %s" % (
+                    r["srv"], ", ".join("%s %d" % (k[6:], v) for k, v in sorted(r["delta"].items()))))
 
     idle = [r for r in runs if r.get("scenario") == "idle"]
     if idle:

@@ -165,6 +165,12 @@ run_ws() { # LABEL URL [wsload args...]: one wsload run, its JSON line kept
     grep -E 'clients|updates|latency|errors|server' "$tmp/last.err" | sed 's/^/   /' >&2 || true
 }
 
+# The kernel's listen-queue counters (system-wide, absolute), one line each.
+listen_counters() {
+    nstat -asz TcpExtListenOverflows TcpExtListenDrops TcpExtSyncookiesSent TcpExtTCPReqQFullDrop 2>/dev/null |
+        awk '/^TcpExt/ {print $1, $2}'
+}
+
 has() { case ",$only," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
 
 # ---- 1. the seed's scenario ------------------------------------------------------------------
@@ -215,10 +221,14 @@ if has storm; then
             --settle 0 -d $((storm_s + 3)) --label "storm-existing:$kind:$existing" >>"$jsonl" 2>"$tmp/existing.err" &
         existing_pid=$!
         sleep 2
-        # ... while the storm connects.
+        # ... while the storm connects (and the kernel counts SYNs its listen queue had no room for).
+        listen_counters >"$tmp/listen.before"
         run_ws "storm-new:$kind:$storm_n" "ws://127.0.0.1:$port$path" --mode $mode -c $storm_n -r $storm_rate \
             -d 1 --settle 0 --src-addrs 32
         wait $existing_pid || true
+        listen_counters | awk -v l="storm-kernel:$kind:$storm_n" 'NR == FNR {b[$1] = $2; next}
+            {d = d sprintf("%s\"%s\":%d", d ? "," : "", $1, $2 - b[$1])}
+            END {printf "{\"tool\":\"nstat\",\"label\":\"%s\",\"delta\":{%s}}\n", l, d}' "$tmp/listen.before" - >>"$jsonl"
         grep -E 'latency|errors' "$tmp/existing.err" | sed 's/^/   existing: /' >&2 || true
         stop_server
     done
