@@ -128,6 +128,12 @@ start_server() {
 stop_server() {
     for p in $bg_pids; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
     bg_pids=""
+    # Jobs outlive galvanid: cancel the tickers first, or they (and their
+    # supervisors, on the server's core) would go on through the next runs.
+    if [ "$tickers" = 1 ]; then
+        curl -s -o /dev/null -X POST "http://127.0.0.1:$port/jobs/[1-100]/cancel" || true
+        tickers=0
+    fi
     # uvicorn waits for its WebSocket handlers on SIGTERM, and they wait for
     # messages forever: give every server 3 s, then SIGKILL.
     kill "$srv_pid" 2>/dev/null || true
@@ -147,9 +153,11 @@ keep_demo() {
 }
 
 # 100 galvanid jobs that each stamp a change every 100 ms for SECS seconds.
+tickers=0
 start_tickers() {
     local secs=$1 count
     count=$((secs * 10))
+    tickers=1
     for i in $(seq 100); do
         post /jobs -H 'Content-Type: application/json' \
             -d "{\"command\":[\"$ticker\",\"100\",\"$count\",\"1\"],\"name\":\"tick$i\"}"
