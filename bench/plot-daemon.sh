@@ -52,7 +52,7 @@ set xlabel "clients"
 set xrange [0:*]
 set offsets 0, graph 0.05, graph 0.05, 0
 set grid
-set key top left
+set key top left opaque
 $([ "$logy" = 1 ] && echo "set logscale y" || echo "set yrange [0:*]")
 $(panel "$1" "$2" "$3" "$4")
 $(panel "$5" "$6" "$7" "$8")
