@@ -47,7 +47,7 @@ while [ $# -gt 0 ]; do
     --only) only=$2; shift ;;
     --out) out=$2; shift ;;
     --charts) charts=$2; shift ;;
-    -h | --help) sed -n '2,35p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,33p' "$0"; exit 0 ;;
     *) echo "run-daemon.sh: unknown argument $1" >&2; exit 2 ;;
     esac
     shift
