@@ -90,7 +90,7 @@ def table(res):
         return None
 
     for scn, title in (("seed", "1. seed scenario: clients on /ws following one job (10 changes/s)"),
-                       ("jobs", "2. 100 jobs x 10 changes/s on /ws/jobs (ceiling: one frame of 100 jobs per tick)")):
+                       ("jobs", "2. 100 jobs x 10 changes/s on /ws/jobs (galvanid: ?v=2; ceiling: one frame of 100 jobs per tick)")):
         ns = sorted({r["n"] for r in runs if r.get("scenario") == scn})
         if not ns:
             continue
@@ -118,7 +118,8 @@ def table(res):
                     ratio(gu, p and p["updates_per_client_s"]["mean"]),
                     ("; demo pace %.2f steps/s" % g["demo_steps_s"]) if g.get("demo_steps_s") is not None else ""))
 
-    w("  * the load generator's core was saturated: that row measures the client as much as the server")
+    if any((r.get("loadgen_cpu_pct") or 0) >= 90 for r in runs if r.get("scenario") in ("seed", "jobs")):
+        w("  * the load generator's core was saturated: that row measures the client as much as the server")
     storm = [r for r in runs if r.get("scenario") in ("storm-new", "storm-existing")]
     if storm:
         w("")
@@ -130,6 +131,10 @@ def table(res):
                 r["srv"], "new" if r["scenario"] == "storm-new" else "existing", r["n"], r["connected"],
                 fmt(r["served_all_s"], 2), fmt(r["handshake_ms"]["p50"]), fmt(r["handshake_ms"]["p99"]),
                 fmt(r["latency_ms"]["p99"]), r["errors"]["total"]))
+        for r in runs:
+            if r.get("scenario") == "storm-kernel":
+                w("  %s's storm, kernel (system-wide): %s" % (
+                    r["srv"], ", ".join("%s %d" % (k[6:], v) for k, v in sorted(r["delta"].items()))))
 
     idle = [r for r in runs if r.get("scenario") == "idle"]
     if idle:

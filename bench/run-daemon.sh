@@ -4,17 +4,19 @@
 # bench/ceiling/h2o_bcast.c), every figure measured in the same run
 # (issue 16, Targets 1-7; docs/benchmarks.md, "Daemon").
 #
-#   bench/run-daemon.sh [--quick] [--build DIR] [--only LIST] [--out DIR]
+#   bench/run-daemon.sh [--quick] [--build DIR] [--only LIST] [--out DIR] [--charts DIR]
 #
 #   --quick   1,000 clients, 3 s windows, a smaller storm and creation run:
 #             a few minutes in all
 #   --only    comma list of scenarios: seed,jobs,storm,idle,http,create
+#   --charts  where the PNG charts go (default: bench/results/daemon-<date>-charts/)
 #
 # Scenarios (the server pinned to CPU 0, every load generator to CPU 1):
 #   seed    N clients on /ws following the demo job (the peer's /ws; the
 #           ceiling with one job), N in 1k/5k/10k
 #   jobs    N clients on /ws/jobs while 100 jobs change 10x/s each (galvanid:
-#           100 bench_ticker jobs stamping `::status t=<ms>`; peer --jobs 100;
+#           100 bench_ticker jobs stamping `::status t=<ms>`, on /ws/jobs?v=2,
+#           the compact stream the dashboard and the CLI use; peer --jobs 100;
 #           ceiling --jobs 100)
 #   storm   1,000 clients following 100 jobs, then 10,000 more connecting at
 #           2,000/s: when are the new ones all served, and what happens to
@@ -26,7 +28,8 @@
 #           and the fork+exec floor
 #
 # Writes bench/results/daemon-<date>.json (every run's JSON line) and .txt
-# (the table), and prints the table.  Targets are loopback only; every run
+# (the table), prints the table, and draws the charts from that .json with
+# bench/plot-daemon.sh (when gnuplot is installed).  Targets are loopback only; every run
 # is bounded in time.
 set -euo pipefail
 
@@ -36,13 +39,15 @@ build=$root/build
 out=$here/results
 quick=0
 only="seed,jobs,storm,idle,http,create"
+charts=""
 while [ $# -gt 0 ]; do
     case $1 in
     --quick) quick=1 ;;
     --build) build=$2; shift ;;
     --only) only=$2; shift ;;
     --out) out=$2; shift ;;
-    -h | --help) sed -n '2,30p' "$0"; exit 0 ;;
+    --charts) charts=$2; shift ;;
+    -h | --help) sed -n '2,33p' "$0"; exit 0 ;;
     *) echo "run-daemon.sh: unknown argument $1" >&2; exit 2 ;;
     esac
     shift
@@ -123,6 +128,12 @@ start_server() {
 stop_server() {
     for p in $bg_pids; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
     bg_pids=""
+    # Jobs outlive galvanid: cancel the tickers first, or they (and their
+    # supervisors, on the server's core) would go on through the next runs.
+    if [ "$tickers" = 1 ]; then
+        curl -s -o /dev/null -X POST "http://127.0.0.1:$port/jobs/[1-100]/cancel" || true
+        tickers=0
+    fi
     # uvicorn waits for its WebSocket handlers on SIGTERM, and they wait for
     # messages forever: give every server 3 s, then SIGKILL.
     kill "$srv_pid" 2>/dev/null || true
@@ -142,9 +153,11 @@ keep_demo() {
 }
 
 # 100 galvanid jobs that each stamp a change every 100 ms for SECS seconds.
+tickers=0
 start_tickers() {
     local secs=$1 count
     count=$((secs * 10))
+    tickers=1
     for i in $(seq 100); do
         post /jobs -H 'Content-Type: application/json' \
             -d "{\"command\":[\"$ticker\",\"100\",\"$count\",\"1\"],\"name\":\"tick$i\"}"
@@ -158,6 +171,12 @@ run_ws() { # LABEL URL [wsload args...]: one wsload run, its JSON line kept
     on_gen "$wsload" --url "$url" -p "$srv_pid" --ramp-timeout $ramp_timeout --label "$label" "$@" \
         >>"$jsonl" 2>"$tmp/last.err" || true
     grep -E 'clients|updates|latency|errors|server' "$tmp/last.err" | sed 's/^/   /' >&2 || true
+}
+
+# The kernel's listen-queue counters (system-wide, absolute), one line each.
+listen_counters() {
+    nstat -asz TcpExtListenOverflows TcpExtListenDrops TcpExtSyncookiesSent TcpExtTCPReqQFullDrop 2>/dev/null |
+        awk '/^TcpExt/ {print $1, $2}'
 }
 
 has() { case ",$only," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
@@ -183,7 +202,7 @@ fi
 if has jobs; then
     for n in $clients; do
         start_server galvanid; start_tickers $((ramp_timeout + window + 10))
-        run_ws "jobs:galvanid:$n" "ws://127.0.0.1:$port/ws/jobs" -c "$n" -r 2000 -d $window --mode jobs
+        run_ws "jobs:galvanid:$n" "ws://127.0.0.1:$port/ws/jobs?v=2" -c "$n" -r 2000 -d $window --mode jobs
         stop_server
         start_server ceiling 100
         run_ws "jobs:ceiling:$n" "ws://127.0.0.1:$port/ws" -c "$n" -r 2000 -d $window --mode bcast
@@ -201,7 +220,7 @@ if has storm; then
     storm_s=$((storm_n / storm_rate + 5))
     for kind in galvanid ceiling; do
         if [ $kind = galvanid ]; then
-            start_server galvanid; start_tickers $((storm_s + 30)); path=/ws/jobs; mode=jobs
+            start_server galvanid; start_tickers $((storm_s + 30)); path="/ws/jobs?v=2"; mode=jobs
         else
             start_server ceiling 100; path=/ws; mode=bcast
         fi
@@ -210,10 +229,14 @@ if has storm; then
             --settle 0 -d $((storm_s + 3)) --label "storm-existing:$kind:$existing" >>"$jsonl" 2>"$tmp/existing.err" &
         existing_pid=$!
         sleep 2
-        # ... while the storm connects.
+        # ... while the storm connects (and the kernel counts SYNs its listen queue had no room for).
+        listen_counters >"$tmp/listen.before"
         run_ws "storm-new:$kind:$storm_n" "ws://127.0.0.1:$port$path" --mode $mode -c $storm_n -r $storm_rate \
             -d 1 --settle 0 --src-addrs 32
         wait $existing_pid || true
+        listen_counters | awk -v l="storm-kernel:$kind:$storm_n" 'NR == FNR {b[$1] = $2; next}
+            {d = d sprintf("%s\"%s\":%d", d ? "," : "", $1, $2 - b[$1])}
+            END {printf "{\"tool\":\"nstat\",\"label\":\"%s\",\"delta\":{%s}}\n", l, d}' "$tmp/listen.before" - >>"$jsonl"
         grep -E 'latency|errors' "$tmp/existing.err" | sed 's/^/   existing: /' >&2 || true
         stop_server
     done
@@ -279,3 +302,8 @@ $py "$here/daemon-report.py" --assemble "$jsonl" --quick $quick --date "$stamp" 
 $py "$here/daemon-report.py" --table "$base.json" | tee "$base.txt"
 rm -f "$jsonl"
 echo "run-daemon.sh: wrote $base.json and $base.txt" >&2
+if command -v gnuplot >/dev/null; then
+    "$here/plot-daemon.sh" "$base.json" "${charts:-$base-charts}" || echo "run-daemon.sh: the charts failed" >&2
+else
+    echo "run-daemon.sh: no charts (gnuplot is missing: apt-get install gnuplot-nox)" >&2
+fi

@@ -2,10 +2,13 @@
  * test_api_limits.c — the server's limits against hostile clients, on the
  * real server: header size (ours: 431; h2o's own: 400 and close), the
  * connection cap, slow and idle HTTP clients (request timeout), WebSocket
- * messages too big (1009), and an SSE client that never reads (dropped).
+ * messages too big (1009), an SSE client that never reads (dropped), and
+ * a burst of connections while the loop is busy (the listen queue).
  * Each test checks that the server keeps serving afterwards.
  */
 #include "test_api_harness.h"
+
+#include <sys/resource.h>
 
 static api_harness H;
 
@@ -365,6 +368,134 @@ static void test_sse_slow_client_dropped(void **state)
     http_resp_free(&r);
 }
 
+/* ---- the listen queue ------------------------------------------------------ */
+
+/* Holds the loop thread (through api_call) until released. */
+typedef struct loop_gate {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool held, released;
+} loop_gate;
+
+static void gate_hold_fn(api_harness *h, void *arg)
+{
+    (void)h;
+    loop_gate *g = arg;
+    pthread_mutex_lock(&g->mu);
+    g->held = true;
+    pthread_cond_broadcast(&g->cv);
+    while (!g->released)
+        pthread_cond_wait(&g->cv, &g->mu);
+    pthread_mutex_unlock(&g->mu);
+}
+
+static void *gate_thread(void *arg)
+{
+    api_call(&H, gate_hold_fn, arg);
+    return NULL;
+}
+
+#define BURST 1000
+
+/* A burst of connections that arrives while the loop is busy elsewhere (a
+ * fan-out, a commit) waits in the kernel's listen queue.  With a queue of
+ * 511 the kernel dropped the SYNs past it and those clients tried again
+ * only 1, 3, 7, 15 s later: the connect storm's stalls
+ * (docs/benchmarks.md).  Here the loop is held while BURST clients connect:
+ * every one of them must complete its TCP handshake (no time is measured:
+ * a dropped SYN never completes while the loop is held). */
+static void test_listen_queue_holds_a_burst(void **state)
+{
+    (void)state;
+    long somaxconn = 0;
+    FILE *f = fopen("/proc/sys/net/core/somaxconn", "r");
+    if (f) {
+        if (fscanf(f, "%ld", &somaxconn) != 1)
+            somaxconn = 0;
+        fclose(f);
+    }
+    if (somaxconn < BURST) {
+        print_message("skipped: net.core.somaxconn is %ld, below %d\n", somaxconn, BURST);
+        skip();
+    }
+    struct rlimit rl;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    rlim_t want = 2 * BURST + 512; /* ours, the server's once accepted, and the rest */
+    if (rl.rlim_cur < want) {
+        if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want) {
+            print_message("skipped: the open-file limit is %llu, below %llu\n", (unsigned long long)rl.rlim_max,
+                          (unsigned long long)want);
+            skip();
+        }
+        rl.rlim_cur = want;
+        assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    }
+
+    loop_gate g = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, gate_thread, &g), 0);
+    pthread_mutex_lock(&g.mu);
+    while (!g.held)
+        pthread_cond_wait(&g.cv, &g.mu);
+    pthread_mutex_unlock(&g.mu);
+
+    /* The loop is held: nothing is accepted until it is released. */
+    struct sockaddr_in sa = {0};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)H.port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    static int fds[BURST];
+    for (int i = 0; i < BURST; i++) {
+        fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        assert_true(fds[i] >= 0);
+        int rc = connect(fds[i], (struct sockaddr *)&sa, sizeof sa);
+        assert_true(rc == 0 || errno == EINPROGRESS);
+    }
+    /* A socket is writable once its handshake is complete (a dropped SYN
+     * leaves it connecting). */
+    static struct pollfd pfd[BURST];
+    int established = 0;
+    int64_t deadline = t_now_ms() + T_WAIT_MS;
+    for (;;) {
+        for (int i = 0; i < BURST; i++)
+            pfd[i] = (struct pollfd){.fd = fds[i], .events = POLLOUT};
+        assert_true(poll(pfd, BURST, 0) >= 0);
+        established = 0;
+        for (int i = 0; i < BURST; i++) {
+            int err = -1;
+            socklen_t len = sizeof err;
+            if ((pfd[i].revents & POLLOUT) && getsockopt(fds[i], SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0)
+                established++;
+        }
+        if (established == BURST || t_now_ms() >= deadline)
+            break;
+        t_sleep_ms(20);
+    }
+    for (int i = 0; i < BURST; i++)
+        close(fds[i]);
+    pthread_mutex_lock(&g.mu);
+    g.released = true;
+    pthread_cond_broadcast(&g.cv);
+    pthread_mutex_unlock(&g.mu);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    if (established != BURST)
+        fail_msg("%d of %d connections completed while the loop was busy: the listen queue is too short",
+                 established, BURST);
+    /* The loop now accepts them (all but max_connections get a 503) and
+     * sees them closed; then /healthz has a connection again. */
+    deadline = t_now_ms() + T_WAIT_MS;
+    int status = 0;
+    while (t_now_ms() < deadline) {
+        http_resp r = http_do(&H, "GET", "/healthz", NULL, NULL);
+        status = r.status;
+        http_resp_free(&r);
+        if (status == 200)
+            break;
+        t_sleep_ms(20);
+    }
+    assert_int_equal(status, 200);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -373,6 +504,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_slow_and_idle_clients_time_out, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ws_message_too_big, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sse_slow_client_dropped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_listen_queue_holds_a_burst, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -63,6 +63,15 @@
 #define GVD_DEFAULT_MAX_CONNS 1024
 #define GVD_DEFAULT_REQ_TIMEOUT_MS 10000
 #define GVD_DEFAULT_RESERVE 8
+/* The listen queue: connections the kernel has completed and we have not
+ * accepted yet.  When it is full the kernel drops the client's SYN (nstat:
+ * TcpExtListenOverflows), and the client's TCP tries again only after 1 s,
+ * then 3, 7, 15, 31 s: a loop iteration a little too long during a connect
+ * storm (or a client that opens 500 connections at once) turned into
+ * clients waiting 15-30 s for their handshake with 511 here
+ * (docs/benchmarks.md, "Connect storm").  The kernel caps it at
+ * net.core.somaxconn (4096 by default since Linux 5.4). */
+#define GVD_LISTEN_BACKLOG 4096
 
 /* A client address and the regular connections it holds (s->peers). */
 struct gvd_peer {
@@ -564,7 +573,7 @@ static int gvd_bind(gvd_server *s, const char *host, int port, bool insecure, ch
     int rc = uv_tcp_bind(&s->listener, res->ai_addr, 0);
     freeaddrinfo(res);
     if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&s->listener, 511, gvd_on_accept);
+        rc = uv_listen((uv_stream_t *)&s->listener, GVD_LISTEN_BACKLOG, gvd_on_accept);
     if (rc != 0) {
         snprintf(err, errlen, "listen %s:%d: %s", host, port, uv_strerror(rc));
         return -1;
