@@ -183,7 +183,8 @@ class CrashRestart(DaemonTest):
         it is shown may be above that plus a margin; a busy machine only
         makes it slower."""
         d = self.d
-        pace = self.run_script("i=0; while :; do i=$((i+1)); echo \"::progress $i\"; sleep 0.5; done")
+        # the sleep first: step i comes at least i * 0.5 s after the start
+        pace = self.run_script("i=0; while :; do sleep 0.5; i=$((i+1)); echo \"::progress $i\"; done")
         job = d.create(name="slow", command=["/bin/sh", pace], env=ENV)
         d.wait_status(job["id"], "running")
         wait_for(lambda: d.job(job["id"])["current"] >= 4, what="the job to make some progress")
