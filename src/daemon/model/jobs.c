@@ -562,8 +562,10 @@ gvd_job *gvd_jobs_create_step(gvd_jobs *jobs, json_t *body, json_t *link, struct
     }
     /* Insert first: the id comes from the store, and a 201 means stored.
      * In a cluster the job is this node's if it has a free slot (it starts
-     * at once, as on one node), else queued for any node to claim. */
-    bool mine = !jobs->cfg.cluster || (!held && gvd_jobs_busy_slots(jobs) < jobs->cfg.max_running);
+     * at once, as on one node), else queued for any node to claim; a
+     * pipeline's step is always its pipeline's node's (which holds it while
+     * the pipeline is paused: other nodes know nothing of that). */
+    bool mine = !jobs->cfg.cluster || pipeline || gvd_jobs_busy_slots(jobs) < jobs->cfg.max_running;
     double now = gvd_now();
     char *spec_text = json_dumps(normalized, JSON_COMPACT), *params_text = json_dumps(params, JSON_COMPACT);
     gvd_job_row row = {.name = spec.name,

@@ -134,9 +134,10 @@ char *gvd_pipeline_state_text(gvd_pipeline *pl, bool paused, bool cancelled, con
             gens = NULL;
         }
     }
-    json_t *state = gens ? json_pack("{s:b, s:b, s:o, s:O, s:O, s:I}", "paused", paused, "cancelled", cancelled,
-                                     "generations", gens, "latches", pl->latches, "events", pl->events,
-                                     "next_event", (json_int_t)pl->next_event)
+    json_t *state = gens ? json_pack("{s:b, s:b, s:o, s:O, s:O, s:I, s:s?}", "paused", paused, "cancelled",
+                                     cancelled, "generations", gens, "latches", pl->latches, "events", pl->events,
+                                     "next_event", (json_int_t)pl->next_event, "node",
+                                     pl->jobs->cfg.cluster ? pl->jobs->cfg.node_id : NULL)
                          : NULL;
     char *text = state ? json_dumps(state, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(15)) : NULL;
     json_decref(state);
@@ -320,14 +321,20 @@ gvd_pipeline *gvd_pipelines_create(gvd_jobs *jobs, json_t *body, gvd_error *err)
         return NULL;
     double now = gvd_now();
     char *def_text = json_dumps(def, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(15));
+    /* Several nodes: the node that creates a pipeline drives it (and runs
+     * its steps); the state says which (see gvd_load_pipeline). */
+    json_t *first = json_pack("{s:s?}", "node", jobs->cfg.cluster ? jobs->cfg.node_id : NULL);
+    char *state_text = first ? json_dumps(first, JSON_COMPACT) : NULL;
+    json_decref(first);
     gvd_pipeline_row row = {.name = json_string_value(json_object_get(def, "name")),
                             .def_json = def_text,
-                            .state_json = "{}",
+                            .state_json = state_text ? state_text : "{}",
                             .created_at = now};
     int64_t id = 0;
     char serr[256] = "out of memory";
-    int rc = def_text ? gvd_store_pipeline_insert(jobs->store, &row, &id, serr, sizeof serr) : -1;
+    int rc = def_text && state_text ? gvd_store_pipeline_insert(jobs->store, &row, &id, serr, sizeof serr) : -1;
     free(def_text);
+    free(state_text);
     if (rc != 0) {
         json_decref(def);
         gvd_jobs_store_error(jobs, err, "the pipeline was not created", serr);
@@ -359,6 +366,16 @@ static int gvd_load_pipeline(void *ud, const gvd_pipeline_row *row)
 {
     gvd_jobs *jobs = ud;
     json_t *def = json_loads(row->def_json, 0, NULL), *state = json_loads(row->state_json, 0, NULL);
+    /* Several nodes: only the node that created a pipeline drives it —
+     * two nodes would each create its due steps.  (Its step jobs are
+     * visible everywhere, like every job.) */
+    const char *owner = json_string_value(json_object_get(state, "node"));
+    if (jobs->cfg.cluster && owner && strcmp(owner, jobs->cfg.node_id) != 0) {
+        gvd_log(GVD_LOG_DEBUG, "pipeline.elsewhere", "pipeline=%lld node=%s", (long long)row->id, owner);
+        json_decref(def);
+        json_decref(state);
+        return 0;
+    }
     gvd_pipeline *pl = def && state ? gvd_pl_alloc(jobs, row->id, def, row->created_at) : NULL;
     if (!pl) {
         if (def && !state)

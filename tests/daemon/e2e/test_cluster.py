@@ -102,8 +102,15 @@ class ClusterTest(unittest.TestCase):
             return []
 
     def on(self, node, job_id, *statuses):
-        """Until `node` shows job_id in one of statuses (with its pid when running)."""
-        return node.wait_status(job_id, *statuses)
+        """Until `node` shows job_id in one of statuses (with its pid when running): another node's job
+        appears there once its row has been read (404 until then)."""
+        def ready():
+            status, _, j = node.request("GET", "/jobs/%d" % job_id)
+            if status == 404:
+                return None
+            self.assertEqual(status, 200, j)
+            return j if j["status"] in statuses and (j["status"] != "running" or j["pid"]) else None
+        return wait_for(ready, what="job %d to be %s on node %s" % (job_id, "/".join(statuses), node.name))
 
 
 class JobsAnywhere(ClusterTest):
@@ -126,7 +133,8 @@ class JobsAnywhere(ClusterTest):
         others = [n for n in (a, b, c) if n is not owner]
         status, _, paused = others[0].request("POST", "/jobs/%d/pause" % job["id"])
         self.assertEqual((status, paused["status"], paused["node"]), (200, "paused", owner.name), paused)
-        self.assertTrue(group_stopped(job["pid"]), "the owner stopped the process when the answer came")
+        # stored when answered; the SIGSTOP follows the commit (as on one node)
+        wait_for(lambda: group_stopped(job["pid"]), what="the owner to stop the process")
         self.assertEqual(owner.job(job["id"])["status"], "paused")
         status, _, again = others[1].request("POST", "/jobs/%d/pause" % job["id"])
         self.assertEqual((status, again["error"]["code"]), (409, "invalid_transition"), again)
@@ -231,6 +239,37 @@ class LostNode(ClusterTest):
         self.assertTrue(alive(again["pid"]))
         wait_for(lambda: [x["state"] for x in b.request("GET", "/nodes")[2]["nodes"]] == ["up"] * 3,
                  what="b to be up again in its own GET /nodes")
+
+
+class Pipelines(ClusterTest):
+    sizes = {"a": 1, "b": 2}
+
+    def test_a_pipeline_is_driven_by_its_node_only(self):
+        """A pipeline belongs to the node that created it: its steps run there (even past its --max-running
+        slot count, as the pipeline's own queue), every node shows them, and another node's restart — which
+        loads every pipeline row — does not drive it a second time (no step is created twice)."""
+        a, b = self.nodes["a"], self.nodes["b"]
+        gate = os.path.join(self.dir, "gate")
+        wait = self.script("wait.sh", '#!/bin/sh\nwhile [ ! -e %s ]; do sleep 0.05; done\n' % gate)
+        spec = {"name": "p", "steps": [{"name": "one", "command": [wait]},
+                                       {"name": "two", "needs": ["one"], "command": [wait]}]}
+        status, _, pl = a.request("POST", "/pipelines", spec)
+        self.assertEqual(status, 201, pl)
+        one = wait_for(lambda: (lambda js: js if js else None)(
+            [j for j in a.request("GET", "/jobs")[2]["jobs"] if j["name"] and j["status"] == "running"]),
+            what="the first step to run")[0]
+        self.assertEqual(one["node"], "a")
+        self.assertEqual(self.on(b, one["id"], "running")["node"], "a")
+        b.stop()
+        b.start()  # b loads the pipeline row: it must not create steps of its own
+        open(gate, "w").close()
+        wait_for(lambda: a.request("GET", "/pipelines/%d" % pl["id"])[2]["status"] == "succeeded",
+                 what="the pipeline to succeed")
+        for n in (a, b):
+            jobs = wait_for(lambda: (lambda js: js if len(js) == 2 and all(j["status"] == "succeeded" for j in js)
+                                     else None)(n.request("GET", "/jobs")[2]["jobs"]),
+                            what="node %s to show the two step jobs, succeeded" % n.name)
+            self.assertEqual(sorted(j["node"] for j in jobs), ["a", "a"])
 
 
 class QuickRestart(ClusterTest):
