@@ -337,9 +337,9 @@ static void gvd_stop(gvd_daemon *d)
     uv_close((uv_handle_t *)&d->sigint, gvd_handle_closed);
     uv_close((uv_handle_t *)&d->sigterm, gvd_handle_closed);
     uv_close((uv_handle_t *)&d->lost_timer, gvd_handle_closed);
-    /* The main uv_run returns now: a PostgreSQL store's connection would
-     * keep it alive; main drains and closes the store, then lets the
-     * closing handles finish. */
+    /* The main loop returns now (it checks `stopping`): a PostgreSQL
+     * store's connection would keep it alive; main drains and closes the
+     * store, then lets the closing handles finish. */
     uv_stop(d->loop);
 }
 
@@ -360,6 +360,19 @@ static void gvd_on_store_lost(void *ud, const char *err)
     if (d->exit_code)
         return;
     fprintf(stderr, "galvanid: the store was lost (%s); stopping: jobs keep running, restart galvanid\n", err);
+    d->exit_code = 75;
+    (void)uv_timer_start(&d->lost_timer, gvd_on_lost_timer, 0, 0);
+}
+
+/* The same for a node the cluster gave up on (cluster/node.c): its jobs'
+ * processes were killed, since other nodes run them now. */
+static void gvd_on_fenced(void *ud, const char *why)
+{
+    gvd_daemon *d = ud;
+    if (d->exit_code)
+        return;
+    fprintf(stderr, "galvanid: this node is fenced (%s): its jobs were stopped; restart galvanid to join again\n",
+            why);
     d->exit_code = 75;
     (void)uv_timer_start(&d->lost_timer, gvd_on_lost_timer, 0, 0);
 }
@@ -769,7 +782,7 @@ int main(int argc, char **argv)
         return 1;
     }
     gvd_jobs_on_store_lost(d.jobs, gvd_on_store_lost, &d);
-    if (d.cluster && gvd_cluster_attach(d.cluster, d.jobs, gvd_on_store_lost, &d, err, sizeof err) != 0) {
+    if (d.cluster && gvd_cluster_attach(d.cluster, d.jobs, gvd_on_fenced, &d, err, sizeof err) != 0) {
         fprintf(stderr, "galvanid: %s\n", err);
         gvd_finish(&d);
         return 1;
@@ -824,7 +837,11 @@ int main(int argc, char **argv)
             log_dir, max_run, (long)getpid());
     fflush(stderr);
 
-    uv_run(d.loop, UV_RUN_DEFAULT);
+    /* One turn at a time, until gvd_stop: uv_stop alone is not enough, since
+     * h2o's context disposal (server.c) runs a nested uv_run, which clears
+     * the stop request, and a PostgreSQL connection keeps the loop alive. */
+    while (!d.stopping && uv_run(d.loop, UV_RUN_ONCE) != 0) {
+    }
     gvd_finish(&d);
     int rc = uv_loop_close(d.loop);
     if (pid_file)

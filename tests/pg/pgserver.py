@@ -41,7 +41,10 @@ class PgUnavailable(Exception):
 
 
 class PgServer:
-    def __init__(self, prefix="galvani-pg-"):
+    def __init__(self, prefix="galvani-pg-", also_listen=None):
+        """also_listen: (address, clients): one more address to serve on, and the network whose clients it trusts
+        there, ("10.231.7.1", "10.231.7.0/30") (the partition test's veth link)."""
+        self.also_listen = also_listen
         self.bindir = pg_bindir()
         if not self.bindir:
             raise PgUnavailable("PostgreSQL's server is not installed (Debian package postgresql; scripts/deps)")
@@ -72,7 +75,14 @@ class PgServer:
     def start(self):
         self._run(os.path.join(self.bindir, "initdb"), "-D", self.data, "-A", "trust", "-U", "galvani",
                   "-E", "UTF8", "--no-sync", "--no-instructions")
-        opts = "-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" % (self.port, self.dir)
+        listen = "127.0.0.1"
+        if self.also_listen:
+            address, clients = self.also_listen
+            listen += "," + address
+            with open(os.path.join(self.data, "pg_hba.conf"), "a") as f:
+                f.write("host all galvani %s trust\n" % clients)
+        opts = "-p %d -k %s -c listen_addresses=%s -c fsync=off -c max_connections=200" % (self.port, self.dir,
+                                                                                            listen)
         self._run(os.path.join(self.bindir, "pg_ctl"), "-D", self.data, "-l", os.path.join(self.dir, "log"),
                   "-o", opts, "-w", "-t", str(int(DEADLINE)), "start")
         self.started = True

@@ -27,6 +27,7 @@ struct gvd_cluster {
 
     /* node.c: heartbeat and lease watch */
     uv_timer_t beat;
+    uv_timer_t fence_timer;  /* re-armed by each renewal: fires when this node must assume it was declared lost */
     bool beating;            /* a heartbeat query in flight */
     double last_beat_ok;     /* uv_now (s) of the last renewal that worked */
     json_t *nodes;           /* the last read of the nodes table (array), owned */

@@ -16,8 +16,11 @@
  * its jobs for a lease too — they run on under their supervisors, for a
  * restart to re-adopt — and is then treated as lost.  Heartbeats use the database's clock
  * (now()), so nodes need not agree on the time.  A node that cannot renew
- * for a whole lease (the database unreachable) must assume it was declared
- * lost: it fences itself as it would on hearing it.
+ * (the database unreachable) must assume it will be declared lost, and
+ * stop its jobs *before* another node can start them again: its own fence
+ * timer, re-armed by each renewal, fires GVD_FENCE_SHARE of a lease after
+ * the last one — sooner than any other node can find the heartbeat a whole
+ * lease old (the database stamped it before this node heard the answer).
  */
 #include "cluster_int.h"
 
@@ -29,6 +32,10 @@
 #include <unistd.h>
 
 #include "../util/log.h"
+
+/* The part of a lease after the last renewal at which a node that cannot
+ * renew fences itself. */
+#define GVD_FENCE_SHARE 0.8
 
 double gvd_cluster_now(const gvd_cluster *c)
 {
@@ -42,6 +49,10 @@ void gvd_cluster_fence(gvd_cluster *c, const char *why)
     c->fenced = true;
     gvd_log(GVD_LOG_ERROR, "cluster.fenced", "node=%s epoch=%lld why=%s", c->node_id, (long long)c->epoch,
             gvd_log_quote(why, (char[400]){0}, 400));
+    /* The cluster gives (or gave) this node's jobs to others: what runs
+     * here must end now, not when its supervisors next hear from a node. */
+    if (c->jobs)
+        gvd_jobs_kill_own(c->jobs);
     if (c->lost)
         c->lost(c->lost_ud, why);
 }
@@ -171,8 +182,9 @@ gvd_cluster *gvd_cluster_new(uv_loop_t *loop, const gvd_cluster_opts *o, unsigne
         return NULL;
     }
     (void)uv_timer_init(loop, &c->beat);
-    c->beat.data = c;
-    c->open_handles = 1;
+    (void)uv_timer_init(loop, &c->fence_timer);
+    c->beat.data = c->fence_timer.data = c;
+    c->open_handles = 2;
     if (gvd_cluster_mirror_init(c) != 0) {
         snprintf(err, errlen, "cluster: out of memory");
         gvd_cluster_free(c);
@@ -251,6 +263,19 @@ static const char gvd_sql_nodes[] =
     "max_running, (SELECT count(*) FROM jobs WHERE jobs.node = nodes.id AND status IN ('running', 'paused')) "
     "FROM nodes ORDER BY id";
 
+static void gvd_fence_cb(uv_timer_t *t)
+{
+    gvd_cluster *c = t->data;
+    if (!c->freeing && c->jobs)
+        gvd_cluster_fence(c, "the database did not take this node's heartbeat for most of a lease: the other "
+                             "nodes will hand its jobs on");
+}
+
+static void gvd_arm_fence(gvd_cluster *c)
+{
+    (void)uv_timer_start(&c->fence_timer, gvd_fence_cb, (uint64_t)(c->lease_s * GVD_FENCE_SHARE * 1000.0), 0);
+}
+
 static void gvd_on_beat(void *ud, const PGresult *res, const char *err)
 {
     gvd_cluster *c = ud;
@@ -266,6 +291,7 @@ static void gvd_on_beat(void *ud, const PGresult *res, const char *err)
         return;
     }
     c->last_beat_ok = gvd_cluster_now(c);
+    gvd_arm_fence(c);
 }
 
 static void gvd_on_reaped(void *ud, const PGresult *res, const char *err)
@@ -317,12 +343,6 @@ static void gvd_beat_cb(uv_timer_t *t)
     gvd_cluster *c = t->data;
     if (c->fenced || c->freeing)
         return;
-    /* A whole lease without a renewal: the others may have declared this
-     * node lost and given its jobs away; act as if they had. */
-    if (gvd_cluster_now(c) - c->last_beat_ok > c->lease_s) {
-        gvd_cluster_fence(c, "the database did not take this node's heartbeat for a whole lease");
-        return;
-    }
     char epoch[24];
     snprintf(epoch, sizeof epoch, "%lld", (long long)c->epoch);
     const char *p1[] = {c->node_id, epoch};
@@ -335,6 +355,7 @@ static void gvd_beat_cb(uv_timer_t *t)
 
 int gvd_cluster_start_beat(gvd_cluster *c)
 {
+    gvd_arm_fence(c); /* from registration, the last renewal so far */
     uint64_t every = (uint64_t)(c->lease_s * 1000.0 / 3.0);
     if (every < 50)
         every = 50;
@@ -372,6 +393,7 @@ void gvd_cluster_detach(gvd_cluster *c)
     gvd_jobs_set_cluster(c->jobs, NULL, NULL);
     c->jobs = NULL;
     uv_timer_stop(&c->beat);
+    uv_timer_stop(&c->fence_timer);
     if (c->fenced)
         return;
     /* Say this node left, so that nobody waits a lease for it; its running
@@ -401,4 +423,5 @@ void gvd_cluster_free(gvd_cluster *c)
         uv_check_stop(&c->read_check);
     uv_close((uv_handle_t *)&c->read_check, gvd_cluster_closed);
     uv_close((uv_handle_t *)&c->beat, gvd_cluster_closed);
+    uv_close((uv_handle_t *)&c->fence_timer, gvd_cluster_closed);
 }

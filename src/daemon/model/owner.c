@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../runner/proc.h"
 #include "../util/log.h"
 
 bool gvd_job_acts(const gvd_job *job)
@@ -165,4 +166,16 @@ void gvd_jobs_apply_delete(gvd_jobs *jobs, int64_t id)
     gvd_job *job = gvd_jobs_get(jobs, id);
     if (job && !gvd_job_acts(job))
         gvd_jobs_forget(jobs, job);
+}
+
+void gvd_jobs_kill_own(gvd_jobs *jobs)
+{
+    for (gvd_job *j = jobs->live_first; j; j = j->live_next) {
+        int64_t pid = gv_value_to_int(gv_signal_peek(j->pid));
+        if (!gvd_job_acts(j) || !j->exec || pid <= 1)
+            continue;
+        int rc = gvd_exec_kill_stale((pid_t)pid, j->pid_start_ticks);
+        gvd_log(GVD_LOG_WARN, "job.fenced", "job=%lld pid=%lld killed=%d why=\"this node was cut off\"",
+                (long long)j->id, (long long)pid, rc == 1);
+    }
 }

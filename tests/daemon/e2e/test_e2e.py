@@ -129,6 +129,8 @@ def end_leftover_jobs(run_root, timeout=DEADLINE):
 class Daemon:
     """One galvanid process on an ephemeral port."""
 
+    host = "127.0.0.1"  # where its requests go
+
     def __init__(self, workdir, *args):
         self.workdir = workdir
         self.args = list(args)
@@ -186,7 +188,7 @@ class Daemon:
         return wait_for(lambda: text in self.log(), what="%r in galvanid's log" % text)
 
     def request(self, method, path, body=None, ctype="application/json", raw=None, headers=None):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=DEADLINE)
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=DEADLINE)
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
         hdrs = dict(headers or {})
         if data is not None and ctype:
