@@ -15,6 +15,10 @@
  *                  that changed those jobs (the store's batch sends it); the
  *                  other nodes read the rows and their mirrors follow
  *                  (mirror.c).  Payloads carry ids only: rows are read.
+ *   galvani_rules  "<node>" after a commit that created or deleted a global
+ *                  rule: the other nodes read the rules table again.
+ *   galvani_ctl    a transition asked of the node that runs the job, and
+ *                  its answer (control.c).
  *
  * Claims (claim.c).  A node with free slots and queued jobs nobody owns
  * claims up to that many, by priority then age, with FOR UPDATE SKIP

@@ -65,6 +65,7 @@ void gvd_cluster_on_notify(void *ud, const char *channel, const char *payload);
 void gvd_cluster_want(gvd_cluster *c, int64_t id);
 int gvd_cluster_mirror_init(gvd_cluster *c);
 int gvd_cluster_catch_up(gvd_cluster *c);
+void gvd_cluster_read_rules(gvd_cluster *c);
 
 /* control.c: a galvani_ctl payload; answering what is still waiting at
  * the end (503). */

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../rules/rules.h"
 #include "../store/pg/pgstore.h"
 #include "../util/log.h"
 
@@ -61,6 +62,11 @@ void gvd_cluster_on_notify(void *ud, const char *channel, const char *payload)
         return;
     if (strcmp(channel, "galvani_ctl") == 0) {
         gvd_cluster_on_ctl(c, payload);
+        return;
+    }
+    if (strcmp(channel, "galvani_rules") == 0) {
+        if (strcmp(payload, c->node_id) != 0)
+            gvd_cluster_read_rules(c);
         return;
     }
     if (strcmp(channel, "galvani_jobs") != 0)
@@ -189,4 +195,27 @@ int gvd_cluster_catch_up(gvd_cluster *c)
              "OR updated_at > extract(epoch FROM now()) - 60 ORDER BY id",
              gvd_pg_job_columns);
     return gvd_pg_query(c->pg, sql, 0, NULL, gvd_on_catch_up, c);
+}
+
+/* Another node created or deleted a global rule (NOTIFY galvani_rules):
+ * read the table, and the model's rules follow it. */
+static void gvd_on_rules(void *ud, const PGresult *res, const char *err)
+{
+    gvd_cluster *c = ud;
+    if (c->freeing || !c->jobs || err || !res)
+        return;
+    int n = PQntuples(res);
+    gvd_global_row *rows = calloc(n ? (size_t)n : 1, sizeof *rows);
+    if (!rows)
+        return;
+    for (int i = 0; i < n; i++)
+        rows[i] = (gvd_global_row){strtoll(PQgetvalue(res, i, 0), NULL, 10), PQgetvalue(res, i, 1),
+                                   strtod(PQgetvalue(res, i, 2), NULL)};
+    gvd_rules_sync_globals(c->jobs, rows, (size_t)n);
+    free(rows);
+}
+
+void gvd_cluster_read_rules(gvd_cluster *c)
+{
+    (void)gvd_pg_query(c->pg, "SELECT id, def_json, created_at FROM rules ORDER BY id", 0, NULL, gvd_on_rules, c);
 }

@@ -214,6 +214,26 @@ json_t *gvd_rules_get_json(gvd_jobs *jobs, int64_t id)
     return NULL;
 }
 
+/* Take the rule *p off every job and out of the list. */
+static void gvd_global_forget(gvd_jobs *jobs, gvd_global_rule **p)
+{
+    gvd_global_rule *g = *p;
+    for (gvd_job *job = jobs->first; job; job = job->next) {
+        gvd_job_rules *jr = job->rules;
+        for (size_t i = 0; jr && i < jr->n; i++) {
+            if (jr->rules[i]->global_id != g->id)
+                continue;
+            gvd_rule_dispose(jr->rules[i]);
+            memmove(&jr->rules[i], &jr->rules[i + 1], (jr->n - i - 1) * sizeof *jr->rules);
+            jr->n--;
+            break;
+        }
+    }
+    *p = g->next;
+    gvd_log(GVD_LOG_INFO, "rule.deleted", "rule=%s", g->name);
+    gvd_global_free(g);
+}
+
 int gvd_rules_delete(gvd_jobs *jobs, int64_t id, gvd_error *err)
 {
     gvd_global_rule **p = &jobs->rules->globals;
@@ -231,19 +251,38 @@ int gvd_rules_delete(gvd_jobs *jobs, int64_t id, gvd_error *err)
         gvd_jobs_store_error(jobs, err, "the rule was not deleted", serr);
         return -1;
     }
-    for (gvd_job *job = jobs->first; job; job = job->next) {
-        gvd_job_rules *jr = job->rules;
-        for (size_t i = 0; jr && i < jr->n; i++) {
-            if (jr->rules[i]->global_id != id)
-                continue;
-            gvd_rule_dispose(jr->rules[i]);
-            memmove(&jr->rules[i], &jr->rules[i + 1], (jr->n - i - 1) * sizeof *jr->rules);
-            jr->n--;
-            break;
+    gvd_global_forget(jobs, p);
+    return 0;
+}
+
+/* ---- several nodes ----------------------------------------------------- */
+
+void gvd_rules_sync_globals(gvd_jobs *jobs, const gvd_global_row *rows, size_t n)
+{
+    /* gone from the table: deleted on another node */
+    for (gvd_global_rule **p = &jobs->rules->globals; *p;) {
+        bool kept = false;
+        for (size_t i = 0; i < n && !kept; i++)
+            kept = rows[i].id == (*p)->id;
+        if (kept)
+            p = &(*p)->next;
+        else
+            gvd_global_forget(jobs, p);
+    }
+    /* new in the table: created on another node */
+    for (size_t i = 0; i < n; i++) {
+        bool known = false;
+        for (gvd_global_rule *g = jobs->rules->globals; g && !known; g = g->next)
+            known = g->id == rows[i].id;
+        json_t *def = known ? NULL : json_loads(rows[i].def_json, 0, NULL);
+        if (!json_is_object(def)) {
+            json_decref(def);
+            continue;
+        }
+        gvd_global_rule *g = gvd_global_add(jobs->rules, rows[i].id, def, rows[i].created_at);
+        if (g) {
+            gvd_log(GVD_LOG_INFO, "rule.created", "rule=%s by=\"another node\"", g->name);
+            gvd_global_apply(jobs, g);
         }
     }
-    *p = g->next;
-    gvd_log(GVD_LOG_INFO, "rule.deleted", "rule=%s", g->name);
-    gvd_global_free(g);
-    return 0;
 }

@@ -73,6 +73,15 @@ void gvd_job_rules_free(gvd_job *job);
  * runs at start before the jobs are loaded (a job compiles the global
  * rules that match it when it is created or loaded). */
 int gvd_rules_load_globals(gvd_jobs *jobs, char *err, size_t errlen);
+/* Several nodes (cluster/): the global rules as the table now has them —
+ * those another node created are added (and compiled onto the jobs), those
+ * it deleted removed. */
+typedef struct gvd_global_row {
+    int64_t id;
+    const char *def_json;
+    double created_at;
+} gvd_global_row;
+void gvd_rules_sync_globals(gvd_jobs *jobs, const gvd_global_row *rows, size_t n);
 /* POST /rules: the new rule (new reference: {"id", "name", "when", "then",
  * "match", "created_at"}), compiled onto every matching job; or NULL with
  * err (400 invalid_rule, with err->field "when" and err->column for a

@@ -272,6 +272,34 @@ class Pipelines(ClusterTest):
             self.assertEqual(sorted(j["node"] for j in jobs), ["a", "a"])
 
 
+class GlobalRules(ClusterTest):
+    sizes = {"a": 1, "b": 1}
+
+    def test_a_global_rule_made_on_one_node_acts_on_another(self):
+        """POST /rules on A reaches B at once (NOTIFY galvani_rules): B fires it on its own job, and a delete on
+        B is seen by A."""
+        a, b = self.nodes["a"], self.nodes["b"]
+        level = os.path.join(self.dir, "level")
+        with open(level, "w") as f:
+            f.write("1")
+        script = self.script("level.sh", '#!/bin/sh\nwhile :; do echo "::metric level $(cat %s)"; sleep 0.05; done\n'
+                             % level)
+        status, _, rule = a.request("POST", "/rules", {"when": "metrics.level > 5", "then": "pause"})
+        self.assertEqual(status, 201, rule)
+        wait_for(lambda: [r["id"] for r in b.request("GET", "/rules")[2]["rules"]] == [rule["id"]],
+                 what="the rule to reach b")
+        job = self.on(b, b.create(command=[script], name="levels")["id"], "running")
+        self.assertEqual(job["node"], "b")
+        with open(level, "w") as f:
+            f.write("9")
+        paused = self.on(a, job["id"], "paused")
+        self.assertEqual(paused["node"], "b")
+        events = b.request("GET", "/jobs/%d/events" % job["id"])[2]["events"]
+        self.assertEqual([e["rule"] for e in events], [rule["name"]])
+        self.assertEqual(b.request("DELETE", "/rules/%d" % rule["id"])[0], 204)
+        wait_for(lambda: a.request("GET", "/rules")[2]["rules"] == [], what="the delete to reach a")
+
+
 class QuickRestart(ClusterTest):
     sizes = {"a": 1, "b": 1}
 

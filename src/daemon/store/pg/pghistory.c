@@ -290,6 +290,7 @@ int gvd_pgstore_rule_insert(gvd_pgstore *st, const char *def_json, double create
     gvd_pgw_int(&w, nid);
     gvd_pgw_text(&w, def_json);
     gvd_pgw_double(&w, created_at);
+    gvd_pgw_rules(&w);
     if (gvd_pgw_end(&w, err, errlen) != 0) {
         gvd_pgs_untake_id(st, GVD_PGIDS_RULES, nid);
         return -1;
@@ -306,6 +307,7 @@ int gvd_pgstore_rule_delete(gvd_pgstore *st, int64_t id, const char *name, char 
         return -1;
     gvd_pgpos before = gvd_pgs_pos(st);
     gvd_pgw_int(&w, id);
+    gvd_pgw_rules(&w);
     if (gvd_pgw_end(&w, err, errlen) != 0)
         return -1;
     if (gvd_pgw_begin(st, &w, "latch forget", gvd_sql_latch_forget, err, errlen) != 0)

@@ -233,6 +233,11 @@ void gvd_pgw_job(gvd_pgw *w, int64_t id)
     w->b->stmts[w->n0].job = id;
 }
 
+void gvd_pgw_rules(gvd_pgw *w)
+{
+    w->b->stmts[w->n0].rules = true;
+}
+
 int gvd_pgw_end(gvd_pgw *w, char *err, size_t errlen)
 {
     gvd_pgbatch *b = w->b;
@@ -502,6 +507,7 @@ static bool gvd_pgs_query(gvd_pgstore *st, const char *sql, int n, const char *c
  * inside its transaction: delivered if and only if it commits, in commit
  * order (cluster/mirror.c reads the rows).  Payloads stay well under
  * PostgreSQL's 8000 bytes; an id written twice is named once per payload.
+ * And NOTIFY galvani_rules "<node>" when it changed the global rules.
  * false when a query could not be queued. */
 #define GVD_PG_NOTIFY_MAX 7000
 static bool gvd_pgs_announce(gvd_pgstore *st, gvd_pgbatch *b)
@@ -509,6 +515,15 @@ static bool gvd_pgs_announce(gvd_pgstore *st, gvd_pgbatch *b)
     char payload[GVD_PG_NOTIFY_MAX + 64];
     size_t head = (size_t)snprintf(payload, sizeof payload, "%s ", st->node), len = head;
     int64_t last = 0;
+    bool rules = false;
+    for (size_t i = 0; i < b->n && !rules; i++)
+        rules = b->stmts[i].rules;
+    if (rules) {
+        const char *p[] = {st->node};
+        if (!gvd_pgs_query(st, "SELECT pg_notify('galvani_rules', $1)", 1, p))
+            return false;
+        b->announced++;
+    }
     for (size_t i = 0; i <= b->n; i++) {
         int64_t id = i < b->n ? b->stmts[i].job : 0;
         if (i < b->n && (id == 0 || id == last))

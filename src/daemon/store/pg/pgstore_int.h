@@ -45,6 +45,7 @@ typedef struct gvd_pgstmt {
     bool skip;    /* superseded by a later update of the same job (gvd_pgs_coalesce) */
     int64_t key;  /* the job of a job update; 0 otherwise */
     int64_t job;  /* the job whose row it writes (insert, update, delete): announced; 0 otherwise */
+    bool rules;   /* it changes the global rules: announced on galvani_rules */
 } gvd_pgstmt;
 
 /* A position in a batch (the caller's begin mark, a multi-statement write). */
@@ -170,6 +171,8 @@ void gvd_pgw_bool(gvd_pgw *w, bool v);
 void gvd_pgw_expect_row(gvd_pgw *w);
 /* The statement writes job `id`'s row: the batch announces it. */
 void gvd_pgw_job(gvd_pgw *w, int64_t id);
+/* The statement changes the global rules: the batch says so. */
+void gvd_pgw_rules(gvd_pgw *w);
 /* Finish the statement: 0 (queued; the dirty hook when the buffer was
  * empty), or -1 "out of memory" with the statement undone. */
 int gvd_pgw_end(gvd_pgw *w, char *err, size_t errlen);
