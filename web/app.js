@@ -45,6 +45,15 @@
  * followLog() sends {"type":"log","job":ID,"offset":N}, "log" messages go
  * to the panel, and a new connection re-sends it from the last byte seen.
  *
+ * Nodes: with several galvanid nodes on one PostgreSQL (docs/cluster.md)
+ * every job says which node runs it ("node").  GET /nodes is read when a
+ * snapshot arrives and every NODES_EVERY_MS while the stream is live and
+ * the tab visible; with more than one node (or jobs naming more than one,
+ * before it answers) the jobs table shows its node column and the Nodes
+ * panel lists them: state, heartbeat age (counted on between reads), load,
+ * address, the node that serves this page marked.  A single galvanid shows
+ * neither: its node is in the job's panel only.
+ *
  * Auth: a token given as /#token=... or ?token=... is moved into
  * sessionStorage (and out of the address bar), sent as "Authorization:
  * Bearer" on every request and as ?token= on the WebSocket URL (browsers
@@ -54,11 +63,12 @@ import { createTable } from './view.js';
 import { createDetail } from './detail.js';
 import { createPipelines } from './pipelines.js';
 import { setupNewJobForm } from './forms.js';
-import { STATUSES, errorText } from './format.js';
+import { STATUSES, errorText, fmtDur } from './format.js';
 
 const TOKEN_KEY = 'galvani.token';
 const MAX_POINTS = 600; /* above the daemon's 512 per series: a loaded history is drawn whole */
 const BACKOFF_MS = [500, 1000, 2000, 4000, 8000];
+const NODES_EVERY_MS = 5000; /* a node's heartbeat (and GET /nodes' data) moves every lease / 3: 5 s by default */
 
 const $ = (id) => document.getElementById(id);
 
@@ -362,6 +372,99 @@ async function applyRoute() {
 addEventListener('popstate', applyRoute);
 addEventListener('hashchange', applyRoute);
 
+/* ---- nodes ------------------------------------------------------------------------ */
+
+const nodes = {
+  list: [],            /* GET /nodes' last answer */
+  at: 0,               /* when it came (Date.now()): heartbeat ages count on from it */
+  self: '',            /* the id of the node that serves this page */
+  jobNodes: new Set(), /* every node a job of the page named */
+};
+const isCluster = () => nodes.list.length > 1 || nodes.jobNodes.size > 1;
+
+let nodesLoading = false;
+async function loadNodes() {
+  if (nodesLoading || !snapshotSeen || document.hidden) return;
+  nodesLoading = true;
+  const r = await api('GET', '/nodes');
+  nodesLoading = false;
+  if (!r.ok || !r.data || !Array.isArray(r.data.nodes)) return; /* an older galvanid: the jobs' nodes still tell */
+  nodes.list = r.data.nodes;
+  nodes.at = Date.now();
+  const me = nodes.list.find((n) => n.self);
+  nodes.self = me ? me.id : '';
+  renderNodes();
+}
+setInterval(loadNodes, NODES_EVERY_MS);
+document.addEventListener('visibilitychange', loadNodes);
+
+/* A job named a node: a second one makes the page a cluster's. */
+function noteJobNode(job) {
+  if (job.node && !nodes.jobNodes.has(job.node)) {
+    nodes.jobNodes.add(job.node);
+    if (nodes.jobNodes.size === 2) renderNodes();
+  }
+}
+
+const NODE_STATE_COLOR = { up: 'succeeded', left: 'cancelled', lost: 'failed' };
+function heartbeatText(n) {
+  if (!Number.isFinite(n.heartbeat_age)) return ['—', false];
+  const age = n.heartbeat_age + (n.state === 'up' ? (Date.now() - nodes.at) / 1000 : 0);
+  return [fmtDur(age) + ' ago', n.state === 'up' && Number.isFinite(n.lease) && age > n.lease];
+}
+
+function renderNodes() {
+  $('rows').closest('table').toggleAttribute('data-cluster', isCluster());
+  /* the job's panel says where it runs: "(this node)", another node's address and state */
+  if (state.selected) {
+    dirty.add(state.selected);
+    schedule();
+  }
+  const panel = $('nodes');
+  panel.hidden = nodes.list.length < 2;
+  if (panel.hidden) return;
+  const up = nodes.list.filter((n) => n.state === 'up').length;
+  $('nodes-info').textContent = `${up} up of ${nodes.list.length}`;
+  const tbody = $('node-rows');
+  tbody.textContent = '';
+  for (const n of nodes.list) {
+    const tr = document.createElement('tr');
+    tr.dataset.node = n.id;
+    tr.classList.toggle('self', Boolean(n.self));
+    tr.innerHTML = '<td class="n-id"><span class="nname"></span><span class="naddr mono"></span></td>' +
+      '<td class="n-state"><span class="badge"></span></td><td class="n-beat"></td><td class="n-load"></td>';
+    const [id, st, beat, load] = tr.children;
+    id.firstChild.textContent = n.id;
+    id.firstChild.title = n.id + (n.self ? ': the node that serves this page' : '');
+    if (n.self) {
+      const me = document.createElement('small');
+      me.className = 'nself';
+      me.textContent = ' · this node';
+      id.firstChild.appendChild(me);
+    }
+    id.lastChild.textContent = n.address || '';
+    st.firstChild.textContent = n.state;
+    st.firstChild.dataset.status = NODE_STATE_COLOR[n.state] || '';
+    const [text, late] = heartbeatText(n);
+    beat.textContent = text;
+    beat.classList.toggle('late', late);
+    beat.title = late ? 'older than its lease: the next node to look will declare it lost' : '';
+    load.textContent = Number.isFinite(n.running) ? `${n.running}/${n.max_running ?? '?'}` : '—';
+    tbody.appendChild(tr);
+  }
+}
+/* heartbeat ages go on between reads */
+setInterval(() => {
+  if ($('nodes').hidden || document.hidden) return;
+  for (const tr of $('node-rows').children) {
+    const n = nodes.list.find((x) => x.id === tr.dataset.node);
+    if (!n) continue;
+    const [text, late] = heartbeatText(n);
+    tr.children[2].textContent = text;
+    tr.children[2].classList.toggle('late', late);
+  }
+}, 1000);
+
 /* ---- the log subscription (one per connection; detail.js decides) ---------------- */
 
 let logWanted = null; /* { job, offset } or null */
@@ -377,6 +480,7 @@ function sendLogWanted() {
 const ctx = {
   api, act, toast, select, state, history: (id) => state.hist.get(id), loadHistory, followLog,
   pipelineSelected: (id) => setRoute({ pipeline: id }),
+  node: (id) => ({ self: id === nodes.self, info: nodes.list.find((n) => n.id === id), cluster: isCluster() }),
 };
 const table = createTable(ctx);
 const detail = createDetail(ctx);
@@ -415,6 +519,7 @@ function showUnauthorized(message) {
 
 function setJob(job, now) {
   state.jobs.set(job.id, job);
+  noteJobNode(job);
   record(job, now);
   dirty.add(job.id);
 }
@@ -442,6 +547,7 @@ function onMessage(msg) {
   switch (msg.type) {
   case 'snapshot':
     state.jobs = new Map(msg.jobs.map((j) => [j.id, j]));
+    nodes.jobNodes = new Set(msg.jobs.map((j) => j.node).filter(Boolean));
     for (const id of [...state.hist.keys()]) if (!state.jobs.has(id)) state.hist.delete(id);
     for (const j of msg.jobs) record(j, now);
     state.pipelines = new Map((msg.pipelines || []).map((p) => [p.id, p]));
@@ -454,6 +560,8 @@ function onMessage(msg) {
     detail.resubscribe();
     setConn('live', msg.truncated ? 'live (newest 1000 jobs)' : 'live');
     banner(null);
+    renderNodes();
+    loadNodes();
     break;
   case 'update':
     /* ?v=2: everything one flush changed; a job entry is its changed

@@ -114,6 +114,17 @@ export function createDetail(ctx) {
     }
   }
 
+  /* The galvanid node that runs the job: "this node" when it is the one
+   * serving the page, another node's address (its log is kept there). */
+  function nodeText(j) {
+    if (!j.node) return j.status === 'queued' ? 'none yet (queued: the first node with a free slot claims it)' : '';
+    const n = ctx.node(j.node);
+    if (n.self) return n.cluster ? `${j.node} (this node)` : j.node;
+    const where = n.info && n.info.address ? ` · ${n.info.address}` : '';
+    const gone = n.info && n.info.state !== 'up' ? ` (${n.info.state})` : '';
+    return j.node + gone + where;
+  }
+
   function render() {
     $('d-title').textContent = `#${job.id} ${job.name || ''}`;
     const badge = $('d-status');
@@ -124,6 +135,7 @@ export function createDetail(ctx) {
     const metrics = Object.entries(job.metrics || {}).map(([k, v]) => `${k}=${fmtNum(Number(v))}`).join('  ');
     meta([
       ['command', cmd + (job.shell ? '  (sh -c)' : '')],
+      ['node', nodeText(job)],
       ['progress', `${fmtNum(job.progress)}%` + (job.total && job.total !== 100 ? ` (${job.current}/${job.total})` : '')],
       ['message', job.message],
       ['metrics', metrics],
@@ -141,6 +153,7 @@ export function createDetail(ctx) {
       ['finished', job.finished_at ? fmtTime(job.finished_at) : ''],
       ['exit', job.signal != null ? 'signal ' + job.signal : job.exit_code],
       ['attempts', job.max_retries ? `${job.attempts} of ${job.max_retries + 1}` : ''],
+      ['at most once', job.at_most_once ? 'yes: if its node is lost, it fails rather than runs again' : ''],
       ['error', job.error],
     ]);
     /* Refill the editor only when the params changed and the user is not editing. */

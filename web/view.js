@@ -9,6 +9,8 @@
  * With 300 jobs moving, ~20 visible rows are touched per frame, not 300.
  * A status change is always written (the filter and the row's colour follow
  * it).  Buttons are handled by one delegated listener on the table body.
+ * The node column (the galvanid node that runs each job) is in every row
+ * and shown by CSS only when galvanid is one of several nodes.
  * The filter (status chip, the filter box's words and labels, created
  * since) hides rows with a class; it only depends on the status among the
  * things that change, so rows out of view need no update for it.
@@ -89,11 +91,11 @@ export function createTable(ctx) {
     if (ctx.state.selected === job.id) tr.classList.add('selected');
     tr.innerHTML =
       '<td class="id"></td><td class="c-name"><span class="jname"></span><span class="jcmd mono"></span></td>' +
-      '<td class="status"><span class="badge"></span></td>' +
+      '<td class="status"><span class="badge"></span></td><td class="node mono"></td>' +
       '<td class="c-bar"><div class="bar"><i></i><span></span></div></td>' +
       '<td class="rate"></td><td class="start"></td><td class="c-act"><div class="actions"></div></td>';
     const td = tr.children;
-    const actions = td[6].firstChild;
+    const actions = td[7].firstChild;
     for (const [act, label] of ACTIONS) {
       const b = document.createElement('button');
       b.type = 'button';
@@ -104,9 +106,9 @@ export function createTable(ctx) {
     td[0].textContent = job.id;
     const r = {
       tr, last: {}, job, visible: true, stale: false,
-      name: td[1].children[0], cmd: td[1].children[1], badge: td[2].firstChild,
-      fill: td[3].firstChild.children[0], pct: td[3].firstChild.children[1],
-      rate: td[4], start: td[5], buttons: [...actions.children],
+      name: td[1].children[0], cmd: td[1].children[1], badge: td[2].firstChild, node: td[3],
+      fill: td[4].firstChild.children[0], pct: td[4].firstChild.children[1],
+      rate: td[5], start: td[6], buttons: [...actions.children],
     };
     rows.set(job.id, r);
     seen.observe(tr);
@@ -146,6 +148,10 @@ export function createTable(ctx) {
     set(r, 'name', r.name, 'textContent', job.name || '#' + job.id);
     set(r, 'nameTitle', r.name, 'title', job.name || '');
     set(r, 'cmd', r.cmd, 'textContent', job.message || commandText(job));
+    /* the node column shows only in a cluster (app.js sets data-cluster on the table) */
+    set(r, 'node', r.node, 'textContent', job.node || '—');
+    set(r, 'nodeTitle', r.node, 'title', job.node ? 'runs on node ' + job.node
+      : s === 'queued' ? 'queued: no node has claimed it yet' : 'no node ran it');
     /* Rate and ETA text at most once a second per row (unless the status
      * changed): it is read at that pace, and repainting hundreds of changing
      * texts every frame was half of the page's paint time (measured with

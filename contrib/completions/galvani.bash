@@ -12,7 +12,7 @@
 _galvani_value_opts=" --server --token --name --param --pause-mode --label --rule --cwd --env --timeout
  --retries --backoff --priority --status --limit --then --name-glob --job "
 
-_galvani_commands="run ls show pause resume cancel set params rules logs watch start rm rerun pipeline"
+_galvani_commands="run ls show pause resume cancel set params rules logs watch start rm rerun pipeline nodes"
 
 # Ids of the jobs galvanid has, newest first.  `timeout` keeps a TAB from
 # hanging on a daemon that does not answer.
@@ -165,7 +165,7 @@ _galvani()
             _galvani_words "$(_galvani_job_ids)"
         fi
         ;;
-    start)
+    start | nodes)
         _galvani_words "$common"
         ;;
     rules)

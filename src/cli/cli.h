@@ -5,6 +5,7 @@
  *   format.c  jobs as text: status colours, lines, the verdict, fitting a width
  *   run.c     run, rerun, and following a job's output (run --follow, logs -f)
  *   jobs.c    ls, show, pause/resume/cancel, start, set, rm, logs, watch
+ *   nodes.c   nodes (GET /nodes), and whether ls shows a NODE column
  *   params.c, rules.c, pipeline.c, watch.c, term.c: one concern each */
 #ifndef GALVANI_CLI_CLI_H
 #define GALVANI_CLI_CLI_H
@@ -106,6 +107,8 @@ void gvc_verdict(const json_t *job, char *out, size_t n);
  * (docs in help.c): 0 succeeded; the job's exit code; 128+signal; 130
  * cancelled; 125 failed without an exit status (it never ran). */
 int gvc_job_exit_status(const json_t *job);
+/* Seconds as "0.4s", "3m07s", "2h05m" (negative: 0). */
+void gvc_duration(double s, char *out, size_t n);
 /* Copy `text` into out (n bytes) as at most `width` columns: control
  * characters become '?' (a job's name or message must not move the cursor),
  * a longer text is cut with "…", and with `pad` the rest is spaces.  One
@@ -131,6 +134,12 @@ int gvc_cmd_watch(gvc_ctx *ctx, int argc, char **argv);
 int gvc_cmd_params(gvc_ctx *ctx, int argc, char **argv);  /* params.c */
 int gvc_cmd_rules(gvc_ctx *ctx, int argc, char **argv);   /* rules.c */
 int gvc_cmd_pipeline(gvc_ctx *ctx, int argc, char **argv); /* pipeline.c: run|ls|show|pause|resume|cancel|retry|rm */
+int gvc_cmd_nodes(gvc_ctx *ctx, int argc, char **argv);   /* nodes.c */
+
+/* nodes.c, for ls: how many nodes GET /nodes lists (1 on one galvanid), or
+ * -1 when it could not tell (an older galvanid without /nodes); asked
+ * quietly: a failure prints nothing. */
+int gvc_node_count(gvc_ctx *ctx);
 
 /* run.c, for every command that creates jobs (run, pipeline run): the
  * caller's environment as a JSON object, into `env` (0, or 1 after printing

@@ -59,8 +59,7 @@ static double gvc_time(const json_t *job, const char *key)
     return (double)gvc_days(y, mo, d) * 86400.0 + h * 3600.0 + mi * 60.0 + sec;
 }
 
-/* "0.4s", "3m07s", "2h05m". */
-static void gvc_duration(double s, char *out, size_t n)
+void gvc_duration(double s, char *out, size_t n)
 {
     if (s < 0)
         s = 0;

@@ -14,8 +14,8 @@ const char gvc_main_help[] =
     "                                 (--follow: print its output to the end, exit with its status)\n"
     "  rerun [--follow] ID            the same job again (same spec, current params): a new job\n"
     "  ls [--status S] [--name GLOB] [--label K=V] [--limit N]\n"
-    "                                 list jobs (id, name, status, progress, started)\n"
-    "  show ID                        one job's fields\n"
+    "                                 list jobs (id, name, status, progress, started; node in a cluster)\n"
+    "  show ID                        one job's fields (its node among them)\n"
     "  pause ID...                    pause running jobs\n"
     "  resume ID...                   resume paused jobs\n"
     "  cancel ID...                   cancel queued, running or paused jobs\n"
@@ -32,6 +32,9 @@ const char gvc_main_help[] =
     "  pipeline pause|resume|cancel ID  act on a whole pipeline\n"
     "  pipeline retry ID STEP         re-run a step, then the steps after it\n"
     "  pipeline rm ID                 delete a finished pipeline and its jobs\n"
+    "\n"
+    "Nodes (several galvanid on one PostgreSQL, docs/cluster.md):\n"
+    "  nodes                          the nodes: state, heartbeat, running/max, address\n"
     "\n"
     "The demo job (the seed's routes):\n"
     "  start                          start a demo job\n"
@@ -99,7 +102,20 @@ static const char *const gvc_cmd_help[][2] = {
            "\n"
            "List jobs, newest first.  S: queued, running, paused, succeeded, failed, cancelled.\n"
            "--name: jobs whose name matches the shell pattern GLOB ('build-*').  --label: only jobs\n"
-           "with that label.  --limit: at most N jobs (1..1000, default 1000).\n"},
+           "with that label.  --limit: at most N jobs (1..1000, default 1000).\n"
+           "When galvanid is one of several nodes (galvani nodes lists more than one), a last column,\n"
+           "NODE, says which node runs each job (- while it is queued and no node has claimed it);\n"
+           "on a single galvanid it would repeat one name, and is left out.  --json: every job has\n"
+           "\"node\" either way.\n"},
+    {"nodes", "usage: galvani nodes [--json]\n\n"
+              "List the galvanid nodes that share this one's store (docs/cluster.md), one line each:\n"
+              "  ID           the node's --node-id; * marks the node that answered (--server)\n"
+              "  STATE        up; left (stopped cleanly); lost (its heartbeat stopped for longer than\n"
+              "               its lease: its jobs were retried or failed on the other nodes)\n"
+              "  HEARTBEAT    how long ago it last renewed its lease (by the database's clock)\n"
+              "  RUNNING/MAX  its jobs running or paused, and its --max-running\n"
+              "  ADDRESS      where it serves HTTP (a job's log is kept on its node)\n"
+              "A single galvanid (SQLite) lists itself alone, with its id and state only.\n"},
     {"rm", "usage: galvani rm ID... [--json]\n\n"
            "Delete finished jobs (succeeded, failed or cancelled) with their log, params history and\n"
            "metrics.  A job still queued, running or paused is refused: cancel it first.\n"},
@@ -127,7 +143,8 @@ static const char *const gvc_cmd_help[][2] = {
                  "rm deletes a finished pipeline with its jobs.  Example: examples/ci-pipeline.json.\n"},
     {"show", "usage: galvani show ID [--json]\n\nPrint one job's fields, one per line, then its rule firings.  The\n"
              "environment is counted, not shown (--json has it, values included unless the token is\n"
-             "read-only).\n"},
+             "read-only).  node: the galvanid node that runs it (- while it is queued and no node has\n"
+             "claimed it); at_most_once: true if it fails rather than runs again when its node is lost.\n"},
     {"pause", "usage: galvani pause [ID...] [--json]\n\n"
               "Pause running jobs; with no ID, pause the demo job.\n"},
     {"resume", "usage: galvani resume [ID...] [--json]\n\n"

@@ -1,6 +1,6 @@
 /* galvani CLI: the commands on existing jobs.
  *
- *   ls [--status S,..] [--label K=V] [--name GLOB] [--limit N]   GET /jobs
+ *   ls [--status S,..] [--label K=V] [--name GLOB] [--limit N]   GET /jobs (+ GET /nodes: the NODE column)
  *   show ID                                                       GET /jobs/ID (+ its rule firings)
  *   pause | resume | cancel [ID...]                               POST /jobs/ID/ACTION (no ID: the demo job)
  *   start                                                         POST /start
@@ -16,13 +16,45 @@
 
 #define GVC_PAGE 1000 /* the daemon's largest ?limit */
 
-static void gvc_print_job_line(const gvc_ctx *ctx, const json_t *job)
+/* One job of ls; `node`: with the NODE column (the job's node, "-" while
+ * it is queued and no node has claimed it). */
+static void gvc_print_job_line(const gvc_ctx *ctx, const json_t *job, int node)
 {
     char name[128];
     gvc_fit(name, sizeof name, gvc_str(job, "name", ""), 24, 1);
     printf("%-6lld %s ", gvc_int(job, "id"), name);
     gvc_print_status(ctx, gvc_str(job, "status", "?"), 10);
-    printf(" %8.0f%%  %s\n", gvc_num(job, "progress"), gvc_str(job, "started_at", "-"));
+    if (!node) {
+        printf(" %8.0f%%  %s\n", gvc_num(job, "progress"), gvc_str(job, "started_at", "-"));
+        return;
+    }
+    char where[256];
+    gvc_fit(where, sizeof where, gvc_str(job, "node", "-"), 60, 0);
+    printf(" %8.0f%%  %-24s  %s\n", gvc_num(job, "progress"), gvc_str(job, "started_at", "-"), where);
+}
+
+/* Whether ls shows a NODE column: when galvanid is one of several nodes
+ * (GET /nodes lists more than one), whatever the listed jobs are -- so the
+ * table has the same columns from one ls to the next in a cluster, and none
+ * that repeats one name on a single galvanid.  A galvanid that cannot say
+ * (no /nodes): when the jobs name more than one node. */
+static int gvc_ls_shows_node(gvc_ctx *ctx, const json_t *jobs)
+{
+    int n = gvc_node_count(ctx);
+    if (n >= 0)
+        return n > 1;
+    const char *first = NULL;
+    size_t i;
+    json_t *job;
+    json_array_foreach(jobs, i, job) {
+        const char *node = json_string_value(json_object_get(job, "node"));
+        if (!node)
+            continue;
+        if (first && strcmp(first, node) != 0)
+            return 1;
+        first = node;
+    }
+    return 0;
 }
 
 /* `--status running,paused`: the six names only, so that a typo is a usage
@@ -103,11 +135,15 @@ int gvc_cmd_ls(gvc_ctx *ctx, int argc, char **argv)
     } else if (json_array_size(jobs) == 0) {
         puts(status || label || name ? "no matching jobs" : "no jobs");
     } else {
-        printf("%-6s %-24s %-10s %9s  %s\n", "ID", "NAME", "STATUS", "PROGRESS", "STARTED");
+        int node = gvc_ls_shows_node(ctx, jobs);
+        if (node)
+            printf("%-6s %-24s %-10s %9s  %-24s  %s\n", "ID", "NAME", "STATUS", "PROGRESS", "STARTED", "NODE");
+        else
+            printf("%-6s %-24s %-10s %9s  %s\n", "ID", "NAME", "STATUS", "PROGRESS", "STARTED");
         size_t i;
         json_t *job;
         json_array_foreach(jobs, i, job)
-            gvc_print_job_line(ctx, job);
+            gvc_print_job_line(ctx, job, node);
         long long total = gvc_int(doc, "total");
         if (total > (long long)json_array_size(jobs))
             printf("(%zu of %lld jobs shown)\n", json_array_size(jobs), total);
@@ -140,11 +176,20 @@ static void gvc_print_job(const gvc_ctx *ctx, const json_t *job)
     static const char *const keys[] = {
         "id", "name", "kind", "status", "progress", "message", "metrics", "params", "params_revision",
         "params_applied", "params_schema", "labels", "rules", "command",
-        "shell", "pause_mode", "pid", "exit_code", "signal", "attempts", "max_retries", "priority",
+        "shell", "pause_mode", "node", "pid", "exit_code", "signal", "attempts", "max_retries", "at_most_once",
+        "priority",
         "timeout", "rate", "eta", "created_at", "started_at", "finished_at", "error",
     };
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
-        gvc_print_field(ctx, keys[i], json_object_get(job, keys[i]));
+        json_t *v = json_object_get(job, keys[i]);
+        if (!strcmp(keys[i], "node") && json_is_null(v)) {
+            /* no node: queued and not claimed yet (several nodes), or it
+             * ended before any node took it */
+            printf("%-12s -%s\n", "node",
+                   !strcmp(gvc_str(job, "status", ""), "queued") ? " (queued: no node has claimed it yet)" : "");
+            continue;
+        }
+        gvc_print_field(ctx, keys[i], v);
         if (!strcmp(keys[i], "shell")) {
             /* where and with what it runs; the environment by name count
              * only: its values may be secrets, and show is often pasted */

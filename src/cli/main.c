@@ -44,6 +44,7 @@ static const struct {
     {"pipeline", gvc_cmd_pipeline, 1},
     {"logs", gvc_cmd_logs, 1},
     {"watch", gvc_cmd_watch, 0},
+    {"nodes", gvc_cmd_nodes, 0},
 };
 
 /* Take a shared option at argv[*i] if it is one.  Returns 1 if taken, 0 if

@@ -397,7 +397,7 @@ class CliTest(unittest.TestCase):
         out = self.ok("--help")
         self.assertTrue(out.startswith("usage: galvani "))
         for cmd in ("run", "rerun", "ls", "show", "pause", "resume", "cancel", "rm", "set", "logs", "start",
-                    "watch"):
+                    "watch", "nodes"):
             self.assertRegex(out, r"\n  %s\b" % cmd)
             sub = self.ok(cmd, "--help")
             self.assertTrue(sub.startswith("usage: galvani %s" % cmd), sub)
@@ -753,6 +753,116 @@ class CliTest(unittest.TestCase):
 
     def all_ids(self):
         return [j["id"] for j in self.ok_json("ls")["jobs"]]
+
+    def test_nodes_and_a_jobs_node(self):
+        # One galvanid lists itself alone (SQLite: id and state; a postgres
+        # store adds its heartbeat, load and address), marked as the one
+        # that answered.
+        listed = self.ok_json("nodes")["nodes"]
+        self.assertEqual(len(listed), 1, listed)
+        me = listed[0]
+        self.assertEqual((me["state"], me["self"]), ("up", True))
+        lines = self.ok("nodes").splitlines()
+        self.assertEqual(lines[0].split(), ["ID", "STATE", "HEARTBEAT", "RUNNING/MAX", "ADDRESS"])
+        self.assertEqual(len(lines), 2, lines)
+        row = lines[1].split()
+        self.assertEqual(row[:3], ["*", me["id"], "up"])
+        self.assertEqual(lines[1].index(me["id"]), lines[0].index("ID"), "the ID column lines up")
+        if "heartbeat_age" in me:  # the postgres store
+            self.assertRegex(row[3], r"^\d+\.\ds$")
+            self.assertEqual(row[4:6], ["ago", "%d/%d" % (me["running"], me["max_running"])])
+        else:
+            self.assertEqual(row[3:], ["-", "-", "-"])
+        p = self.cli("nodes", "n1")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("nodes: unexpected argument 'n1'", p.stderr)
+        self.assertTrue(self.ok("nodes", "--help").startswith("usage: galvani nodes"))
+
+        # Every job names its node; show prints it.  ls has no NODE column on
+        # a single galvanid (it would repeat one name).
+        job = self.sleeper()
+        running = self.wait_status(job["id"], "running")
+        self.assertEqual((running["node"], running["at_most_once"]), (me["id"], False))
+        fields = dict(re.match(r"^(\S+)\s+(.*)$", l).groups() for l in self.ok("show", str(job["id"])).splitlines()
+                      if re.match(r"^\S+\s+\S", l))
+        self.assertEqual(fields["node"], me["id"])
+        self.assertEqual(fields["at_most_once"], "false")
+        self.assertNotIn("NODE", self.ok("ls").splitlines()[0])
+
+    def test_ls_node_column_in_a_cluster(self):
+        # A cluster's answers, from a stand-in server (one galvanid on SQLite
+        # is one node): the NODE column, "-" for a job no node has claimed,
+        # and the nodes table with every field.
+        jobs = [
+            {"id": 3, "name": "q", "status": "queued", "progress": 0, "started_at": None, "node": None},
+            {"id": 2, "name": "b", "status": "running", "progress": 40,
+             "started_at": "2026-12-07T10:00:02.000Z", "node": "n2"},
+            {"id": 1, "name": "a", "status": "running", "progress": 10,
+             "started_at": "2026-12-07T10:00:01.000Z", "node": "n1"},
+        ]
+        nodes = [
+            {"id": "n1", "epoch": 4, "state": "up", "address": "10.0.0.1:8000", "started_at": 1.0e9,
+             "heartbeat_age": 1.3, "lease": 15.0, "max_running": 4, "running": 1, "self": True},
+            {"id": "node-with-a-longer-id", "epoch": 2, "state": "lost", "address": None, "started_at": 1.0e9,
+             "heartbeat_age": 125.0, "lease": 15.0, "max_running": 8, "running": 0, "self": False},
+        ]
+        answers = {"/jobs": {"jobs": jobs, "total": 3, "limit": 1000, "offset": 0}, "/nodes": {"nodes": nodes}}
+        url = self.stand_in(answers)
+        lines = self.cli_at(url, "ls").splitlines()
+        self.assertEqual(lines[0].split(), ["ID", "NAME", "STATUS", "PROGRESS", "STARTED", "NODE"])
+        self.assertEqual([l.split()[-1] for l in lines[1:]], ["-", "n2", "n1"])
+        self.assertEqual(lines[1].split(), ["3", "q", "queued", "0%", "-", "-"])
+        for l in lines[1:]:
+            self.assertEqual(len(l) - len(l.split()[-1]), lines[0].index("NODE"), "NODE lines up: %r" % lines)
+
+        lines = self.cli_at(url, "nodes").splitlines()
+        self.assertEqual(lines[0].split(), ["ID", "STATE", "HEARTBEAT", "RUNNING/MAX", "ADDRESS"])
+        self.assertEqual(lines[1].split(), ["*", "n1", "up", "1.3s", "ago", "1/4", "10.0.0.1:8000"])
+        self.assertEqual(lines[2].split(), ["node-with-a-longer-id", "lost", "2m05s", "ago", "0/8", "-"])
+        for col in ("STATE", "HEARTBEAT", "RUNNING/MAX", "ADDRESS"):
+            at = lines[0].index(col)
+            self.assertTrue(all(l[at - 1] == " " and l[at] != " " for l in lines[1:]), "%s lines up: %r" % (col, lines))
+        self.assertEqual(json.loads(self.cli_at(url, "--json", "nodes")), answers["/nodes"])
+
+        # One node: no NODE column, even where the jobs name none.
+        answers["/nodes"] = {"nodes": nodes[:1]}
+        self.assertEqual(self.cli_at(url, "ls").splitlines()[0].split(), ["ID", "NAME", "STATUS", "PROGRESS", "STARTED"])
+        # A galvanid without /nodes (older): the column when the jobs name more than one node.
+        del answers["/nodes"]
+        self.assertEqual(self.cli_at(url, "ls").splitlines()[0].split()[-1], "NODE")
+        answers["/jobs"]["jobs"] = jobs[:2]
+        jobs[1]["node"] = None
+        self.assertEqual(self.cli_at(url, "ls").splitlines()[0].split()[-1], "STARTED")
+
+    def cli_at(self, url, *args):
+        p = self.cli(*args, server=url)
+        self.assertEqual((p.returncode, p.stderr), (0, ""), "galvani %s" % " ".join(args))
+        return p.stdout
+
+    def stand_in(self, answers):
+        """An HTTP server on a loopback port that answers GET PATH (the query
+        ignored) with answers[PATH] as JSON, and 404 otherwise; its URL."""
+        import http.server
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                body = answers.get(self.path.split("?")[0])
+                data = json.dumps(body if body is not None else
+                                  {"error": {"code": "not_found", "message": "no route"}}).encode()
+                self.send_response(200 if body is not None else 404)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        self.addCleanup(srv.server_close)
+        self.addCleanup(srv.shutdown)
+        return "http://127.0.0.1:%d" % srv.server_address[1]
 
     def test_json_errors(self):
         # the daemon's errors, as it sent them, with the HTTP status
