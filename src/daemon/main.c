@@ -36,6 +36,8 @@ typedef struct gvd_daemon {
     gvd_store *store;
     gvd_cluster *cluster;    /* PostgreSQL store: this node among others; NULL on SQLite */
     const char *node_id;
+    char address[300];       /* HOST:PORT it serves, once listening (GET /nodes) */
+    unsigned max_running;
     gvd_jobs *jobs;
     gvd_server *server;
     uv_signal_t sigint, sigterm;
@@ -423,7 +425,9 @@ static json_t *gvd_nodes_json(void *ud)
     gvd_daemon *d = ud;
     if (d->cluster)
         return gvd_cluster_nodes_json(d->cluster);
-    return json_pack("{s:[{s:s, s:s, s:b}]}", "nodes", "id", d->node_id, "state", "up", "self", 1);
+    size_t running = d->jobs ? gvd_jobs_running_on(d->jobs, d->node_id) : 0;
+    return json_pack("{s:[{s:s, s:s, s:s, s:I, s:I, s:b}]}", "nodes", "id", d->node_id, "state", "up", "address",
+                     d->address, "max_running", (json_int_t)d->max_running, "running", (json_int_t)running, "self", 1);
 }
 
 /* A transition of a job another node runs: that node applies it. */
@@ -826,11 +830,10 @@ int main(int argc, char **argv)
                 gvd_log_quote(pid_file, qpath, sizeof qpath), gvd_log_quote(err, qerr, sizeof qerr));
         pid_file = NULL;
     }
-    if (d.cluster) {
-        char address[300];
-        snprintf(address, sizeof address, "%s:%d", host, gvd_server_port(d.server));
-        gvd_cluster_advertise(d.cluster, address);
-    }
+    snprintf(d.address, sizeof d.address, "%s:%d", host, gvd_server_port(d.server));
+    d.max_running = (unsigned)max_run;
+    if (d.cluster)
+        gvd_cluster_advertise(d.cluster, d.address);
     /* A postgres URL may carry a password: the log names the kind only. */
     gvd_log(GVD_LOG_INFO, "galvanid.listening", "addr=%s:%d store=%s db=%s logs=%s max_running=%llu pid=%ld", host,
             gvd_server_port(d.server), gvd_store_kind(d.store), strcmp(gvd_store_kind(d.store), "sqlite") ? "-" : db,

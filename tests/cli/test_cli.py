@@ -771,8 +771,9 @@ class CliTest(unittest.TestCase):
         if "heartbeat_age" in me:  # the postgres store
             self.assertRegex(row[3], r"^\d+\.\ds$")
             self.assertEqual(row[4:6], ["ago", "%d/%d" % (me["running"], me["max_running"])])
-        else:
-            self.assertEqual(row[3:], ["-", "-", "-"])
+        else:  # one node: no heartbeat, but its load and address
+            self.assertEqual(row[3:], ["-", "%d/%d" % (me["running"], me["max_running"]), me["address"]])
+            self.assertEqual(me["address"], "127.0.0.1:%d" % self.d.port)
         p = self.cli("nodes", "n1")
         self.assertEqual(p.returncode, 2)
         self.assertIn("nodes: unexpected argument 'n1'", p.stderr)

@@ -105,6 +105,7 @@ static void test_every_api_route_needs_a_token(void **state)
         {"POST", "/jobs/1/pause"}, {"PATCH", "/jobs/1/params"}, {"GET", "/jobs/1/log"}, {"GET", "/openapi.json"},
         {"POST", "/start"},       {"POST", "/cancel"},       {"GET", "/events"},      {"GET", "/ws/jobs"},
         {"GET", "/jobs/abc"},     {"GET", "/jobs?status=nonsense"}, {"GET", "/metrics"},
+        {"GET", "/nodes"},
     };
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
         expect_401(routes[i][0], routes[i][1], NULL, plain);
@@ -219,6 +220,7 @@ static void test_read_only_token(void **state)
     http_resp_free(&r);
     expect(req_auth("GET", "/openapi.json", ro, NULL), 200, NULL);
     expect(req_auth("GET", "/metrics", ro, NULL), 200, NULL); /* a scrape changes nothing */
+    expect(req_auth("GET", "/nodes", ro, NULL), 200, NULL);
     /* ... and watch */
     tconn ws;
     assert_int_equal(ws_status("/ws/jobs", ro, &ws), 101);

@@ -166,7 +166,7 @@ bool gvd_auth_required(h2o_iovec_t path)
 {
     static const char *const exact[] = {"/jobs", "/openapi.json", "/start", "/pause", "/resume",
                                         "/cancel", "/ws", "/ws/jobs", "/events", "/rules", "/pipelines",
-                                        "/metrics"};
+                                        "/metrics", "/nodes"};
     for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++)
         if (h2o_memis(path.base, path.len, exact[i], strlen(exact[i])))
             return true;

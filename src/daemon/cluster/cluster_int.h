@@ -31,6 +31,7 @@ struct gvd_cluster {
     bool beating;            /* a heartbeat query in flight */
     double last_beat_ok;     /* uv_now (s) of the last renewal that worked */
     json_t *nodes;           /* the last read of the nodes table (array), owned */
+    double nodes_read_at;    /* gvd_cluster_now of that read */
 
     /* mirror.c: job ids to read, gathered over a tick */
     int64_t *want;

@@ -25,6 +25,7 @@
 #include "cluster_int.h"
 
 #include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -335,6 +336,7 @@ static void gvd_on_nodes(void *ud, const PGresult *res, const char *err)
     if (a) {
         json_decref(c->nodes);
         c->nodes = a;
+        c->nodes_read_at = gvd_cluster_now(c);
     }
 }
 
@@ -377,10 +379,27 @@ void gvd_cluster_advertise(gvd_cluster *c, const char *address)
     (void)gvd_pg_query(c->pg, gvd_sql_nodes, 0, NULL, gvd_on_nodes, c); /* GET /nodes says it at once */
 }
 
+/* The table as last read (every lease / 3), brought up to now: heartbeat
+ * ages grow since the read (this node's own is its last renewal's), and
+ * the running counts are this node's model's, which follows every job. */
 json_t *gvd_cluster_nodes_json(gvd_cluster *c)
 {
     json_t *nodes = c->nodes ? json_deep_copy(c->nodes) : json_array();
-    return nodes ? json_pack("{s:o}", "nodes", nodes) : NULL;
+    if (!nodes)
+        return NULL;
+    double now = gvd_cluster_now(c);
+    size_t i;
+    json_t *n;
+    json_array_foreach(nodes, i, n) {
+        const char *id = json_string_value(json_object_get(n, "id"));
+        double age = json_real_value(json_object_get(n, "heartbeat_age")) + (now - c->nodes_read_at);
+        if (id && strcmp(id, c->node_id) == 0)
+            age = now - c->last_beat_ok;
+        json_object_set_new(n, "heartbeat_age", json_real(round(age * 1000.0) / 1000.0));
+        if (c->jobs && id)
+            json_object_set_new(n, "running", json_integer((json_int_t)gvd_jobs_running_on(c->jobs, id)));
+    }
+    return json_pack("{s:o}", "nodes", nodes);
 }
 
 /* ---- the end -------------------------------------------------------------- */

@@ -258,6 +258,8 @@ void gvd_jobs_apply_delete(gvd_jobs *jobs, int64_t id);
  * next (call gvd_jobs_wake once after a claim's jobs are all recorded, so
  * that it counts them all). */
 void gvd_jobs_claimed(gvd_jobs *jobs, int64_t id);
+/* Jobs running or paused on `node` (this node's or a mirror's view). */
+size_t gvd_jobs_running_on(gvd_jobs *jobs, const char *node);
 /* This node was cut off from the cluster: SIGKILL the process group of
  * every job it runs (their rows are, or will be, handed to other nodes). */
 void gvd_jobs_kill_own(gvd_jobs *jobs);

@@ -179,3 +179,15 @@ void gvd_jobs_kill_own(gvd_jobs *jobs)
                 (long long)j->id, (long long)pid, rc == 1);
     }
 }
+
+size_t gvd_jobs_running_on(gvd_jobs *jobs, const char *node)
+{
+    size_t n = 0;
+    for (gvd_job *j = jobs->live_first; j; j = j->live_next) {
+        gvd_status st = gvd_job_status_peek(j);
+        const char *on = gvd_job_node(j);
+        if ((st == GVD_RUNNING || st == GVD_PAUSED) && on && node && strcmp(on, node) == 0)
+            n++;
+    }
+    return n;
+}
