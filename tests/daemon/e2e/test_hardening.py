@@ -27,6 +27,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_e2e import DEADLINE, GALVANID, Daemon, DaemonTest, wait_for  # noqa: E402
+import storedb  # noqa: E402
 
 
 def mode(path):
@@ -51,6 +52,7 @@ class RefusedListen(unittest.TestCase):
 
 
 class Private(DaemonTest):
+    @unittest.skipIf(storedb.ON_POSTGRES, storedb.SQLITE_ONLY)
     def test_logs_are_as_private_as_the_database(self):
         status, _, job = self.d.request("POST", "/jobs", {"command": ["echo", "secret"]})
         self.assertEqual(status, 201, job)

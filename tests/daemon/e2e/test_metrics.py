@@ -38,6 +38,7 @@ from prometheus_client.parser import text_string_to_metric_families
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_e2e import DEADLINE, GALVANID, DaemonTest, wait_for  # noqa: E402
 from test_faults import FaultTest, SseWatcher  # noqa: E402
+import storedb  # noqa: E402
 
 ENV = {"PATH": "/usr/bin:/bin"}
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..")
@@ -324,6 +325,7 @@ class MetricsAuthTest(DaemonTest):
         Scrape(body)
 
 
+@unittest.skipIf(storedb.ON_POSTGRES, storedb.SQLITE_ONLY)
 class MetricsStoreFaultTest(FaultTest):
     def test_disk_full_is_counted_with_its_cause(self):
         d = self.d
