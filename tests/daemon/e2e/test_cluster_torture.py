@@ -13,8 +13,6 @@ The seed is fixed (GALVANI_TORTURE_SEED overrides it); where the kills land stil
 so the assertions are the invariants above, never timings.  GALVANI_TORTURE_LIGHT=1 (the sanitizer tree) runs
 fewer jobs and kills."""
 import collections
-import http.client
-import json
 import os
 import random
 import signal
@@ -28,6 +26,7 @@ sys.path.insert(0, HERE)
 import test_cluster  # noqa: E402
 from test_cluster import ClusterTest  # noqa: E402
 from test_e2e import wait_for  # noqa: E402
+from test_torture import post_job  # noqa: E402
 
 LIGHT = os.environ.get("GALVANI_TORTURE_LIGHT") == "1"
 JOBS = 60 if LIGHT else 300
@@ -38,22 +37,6 @@ tearDownModule = test_cluster.tearDownModule
 
 class ClusterTorture(ClusterTest):
     sizes = {"a": 8, "b": 8, "c": 8}
-
-    def post(self, node, spec):
-        """201 -> the job; refused or 503 -> None (not taken); anything else -> "unknown"."""
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", node.port, timeout=10)
-            conn.request("POST", "/jobs", body=json.dumps(spec), headers={"Content-Type": "application/json"})
-            resp = conn.getresponse()
-            body = resp.read()
-            conn.close()
-        except ConnectionRefusedError:
-            return None
-        except (OSError, http.client.HTTPException):
-            return "unknown"
-        if resp.status == 201:
-            return json.loads(body)
-        return None if resp.status == 503 else "unknown"
 
     def test_kill9_of_random_nodes(self):
         seed = int(os.environ.get("GALVANI_TORTURE_SEED", "18"))
@@ -77,7 +60,7 @@ class ClusterTorture(ClusterTest):
         def submit():
             for i, spec in enumerate(specs):
                 while not stop.is_set():
-                    got = self.post(nodes[i % len(nodes)], spec)
+                    got = post_job(nodes[i % len(nodes)].port, spec)
                     if got is None:
                         i += 1  # that node is down: the next one
                         time.sleep(0.02)

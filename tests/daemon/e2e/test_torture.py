@@ -37,25 +37,29 @@ KILLS = 3 if LIGHT else 6
 ENV = {"PATH": "/usr/bin:/bin"}
 
 
+def post_job(port, spec):
+    """POST /jobs to the galvanid on port: 201 -> the job; refused or 503 -> None (certainly not taken);
+    anything else -> "unknown" (the daemon may have stored it)."""
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("POST", "/jobs", body=json.dumps(spec), headers={"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        body = resp.read()
+        conn.close()
+    except ConnectionRefusedError:
+        return None
+    except (OSError, http.client.HTTPException):
+        return "unknown"
+    if resp.status == 201:
+        return json.loads(body)
+    return None if resp.status == 503 else "unknown"
+
+
 class Torture(DaemonTest):
     extra_args = ("--max-running", "12", "--cancel-grace", "1", "--log-level", "info")
 
     def post(self, spec):
-        """201 -> the job; ConnectionRefused -> None (certainly not taken);
-        anything else -> "unknown" (the daemon may have stored it)."""
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", self.d.port, timeout=10)
-            conn.request("POST", "/jobs", body=json.dumps(spec), headers={"Content-Type": "application/json"})
-            resp = conn.getresponse()
-            body = resp.read()
-            conn.close()
-        except ConnectionRefusedError:
-            return None
-        except (OSError, http.client.HTTPException):
-            return "unknown"
-        if resp.status == 201:
-            return json.loads(body)
-        return None if resp.status in (503,) else "unknown"
+        return post_job(self.d.port, spec)
 
     def test_sigkill_at_random_points(self):
         seed = int(os.environ.get("GALVANI_TORTURE_SEED", str(int(time.time() * 1000) % 1000000)))

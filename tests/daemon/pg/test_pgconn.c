@@ -194,6 +194,18 @@ static void test_a_failure_fails_only_its_query(void **state)
 
 /* ---- LISTEN / NOTIFY across two connections -------------------------------- */
 
+/* Two connections on one loop (a's): la reports to a, nb to b. */
+static void open_two(ctx *a, ctx *b, gvd_pg **la, gvd_pg **nb)
+{
+    setup_ctx(a);
+    memset(b, 0, sizeof *b); /* b shares a's loop */
+    char err[300];
+    *la = gvd_pg_new(&a->loop, dsn(), &events, a, err, sizeof err);
+    *nb = gvd_pg_new(&a->loop, dsn(), &events, b, err, sizeof err);
+    assert_non_null(*la);
+    assert_non_null(*nb);
+}
+
 static bool notified(ctx *c) { return c->notified[0] != '\0'; }
 static bool one(ctx *c) { return c->answers >= 1; }
 
@@ -201,13 +213,8 @@ static void test_listen_hears_notify(void **state)
 {
     (void)state;
     ctx a, b;
-    setup_ctx(&a);
-    memset(&b, 0, sizeof b); /* b shares a's loop */
-    char err[300];
-    gvd_pg *la = gvd_pg_new(&a.loop, dsn(), &events, &a, err, sizeof err);
-    gvd_pg *nb = gvd_pg_new(&a.loop, dsn(), &events, &b, err, sizeof err);
-    assert_non_null(la);
-    assert_non_null(nb);
+    gvd_pg *la, *nb;
+    open_two(&a, &b, &la, &nb);
     assert_int_equal(gvd_pg_query(la, "LISTEN galvani_test", 0, NULL, on_answer, &a), 0);
     run_until(&a, one);
     const char *params[] = {"galvani_test", "job 7 changed"};
@@ -231,13 +238,8 @@ static void test_notify_with_an_answer_is_not_held_back(void **state)
 {
     (void)state;
     ctx a, b;
-    setup_ctx(&a);
-    memset(&b, 0, sizeof b); /* b shares a's loop */
-    char err[300];
-    gvd_pg *la = gvd_pg_new(&a.loop, dsn(), &events, &a, err, sizeof err);
-    gvd_pg *nb = gvd_pg_new(&a.loop, dsn(), &events, &b, err, sizeof err);
-    assert_non_null(la);
-    assert_non_null(nb);
+    gvd_pg *la, *nb;
+    open_two(&a, &b, &la, &nb);
     assert_int_equal(gvd_pg_query(la, "LISTEN galvani_race", 0, NULL, on_answer, &a), 0);
     assert_int_equal(gvd_pg_query(nb, "SELECT 1", 0, NULL, on_answer, &b), 0);
     run_until(&a, one);
