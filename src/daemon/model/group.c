@@ -239,6 +239,10 @@ static void gvd_group_synced(void *ud, bool ok, const char *err)
 {
     gvd_group_round *r = ud;
     gvd_group *g = r->g;
+    if (!g) { /* answered at shutdown (gvd_group_free); the store's word came later */
+        free(r);
+        return;
+    }
     for (gvd_group_round **p = &g->rounds; *p; p = &(*p)->next)
         if (*p == r) {
             *p = r->next;
@@ -394,8 +398,22 @@ void gvd_group_free(gvd_jobs *jobs)
     if (!g)
         return;
     gvd_jobs_group_commit(jobs);
-    while (g->rounds)
-        gvd_group_synced(g->rounds, false, "galvanid stopped before the database answered");
+    /* Rounds still in flight are answered now (the jobs and waiters go with
+     * the model); the store still holds each round and calls back once its
+     * batch is answered or the store closes: the round, cut loose, is freed
+     * then. */
+    while (g->rounds) {
+        gvd_group_round *r = g->rounds;
+        g->rounds = r->next;
+        for (gvd_job *job = r->list; job; job = job->group_next)
+            job->group_inflight = job->group_again = false;
+        gvd_group_finish(jobs, r->list, r->waiters, false, "galvanid stopped before the database answered");
+        r->g = NULL;
+        r->list = NULL;
+        r->waiters = NULL;
+        r->next = NULL;
+    }
+    g->rounds_tail = &g->rounds;
     gvd_store_set_hooks(jobs->store, NULL, NULL, NULL);
     jobs->group = NULL;
     uv_close((uv_handle_t *)&g->check, gvd_group_closed);
