@@ -71,7 +71,7 @@ static void gvd_claim(void *ud, unsigned free_slots)
         c->claiming = true;
 }
 
-const gvd_cluster_hooks gvd_cluster_hooks_claim = {gvd_claim};
+const gvd_cluster_hooks gvd_cluster_hooks_claim = {gvd_claim, gvd_cluster_forward_quiet};
 
 int gvd_cluster_attach(gvd_cluster *c, gvd_jobs *jobs, void (*lost)(void *ud, const char *why), void *ud,
                        char *err, size_t errlen)

@@ -90,8 +90,9 @@ void gvd_cluster_detach(gvd_cluster *c);
 bool gvd_cluster_idle(const gvd_cluster *c);
 void gvd_cluster_free(gvd_cluster *c);
 
-/* Pause, resume or cancel (`verb`) job `job_id`, which this node does not
- * run (control.c): the owner applies it and answers; a queued job nobody
+/* Pause, resume or cancel (`verb`; or "hold": a pipeline's queued step,
+ * taken by this node) job `job_id`, which this node does not run
+ * (control.c): the owner applies it and answers; a queued job nobody
  * owns is claimed here first.  done(ud, status, code, message) once: 200
  * (the mirror then shows the owner's row), or the owner's refusal (409...),
  * 504 when it did not answer in time, 503 at shutdown.  0, or -1 (unknown

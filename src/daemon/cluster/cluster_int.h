@@ -71,6 +71,7 @@ void gvd_cluster_read_rules(gvd_cluster *c);
 /* control.c: a galvani_ctl payload; answering what is still waiting at
  * the end (503). */
 void gvd_cluster_on_ctl(gvd_cluster *c, const char *payload);
+void gvd_cluster_forward_quiet(void *ud, int64_t job_id, const char *verb); /* the model's forward hook */
 void gvd_cluster_ctl_abort(gvd_cluster *c);
 
 /* claim.c: the model's claim hook. */

@@ -48,8 +48,30 @@ struct gvd_ctl_req {
     struct gvd_ctl_req *next;
 };
 
+/* "hold" (a pipeline on another node holds its step): a queued step waits
+ * in this node's queue, one that started meanwhile pauses; "release" lets
+ * a held one start. */
+static int gvd_ctl_hold(gvd_job *job, gvd_error *err)
+{
+    if (gvd_job_status(job) == GVD_RUNNING)
+        return gvd_job_pause(job, err);
+    gvd_job_set_held(job, true);
+    return 0;
+}
+
+static int gvd_ctl_release(gvd_job *job, gvd_error *err)
+{
+    (void)err;
+    gvd_job_set_held(job, false);
+    return 0;
+}
+
 static int (*gvd_ctl_fn(const char *verb))(gvd_job *, gvd_error *)
 {
+    if (strcmp(verb, "hold") == 0)
+        return gvd_ctl_hold;
+    if (strcmp(verb, "release") == 0)
+        return gvd_ctl_release;
     if (strcmp(verb, "pause") == 0)
         return gvd_job_pause;
     if (strcmp(verb, "resume") == 0)
@@ -347,6 +369,29 @@ void gvd_cluster_on_ctl(gvd_cluster *c, const char *payload)
             gvd_ctl_read_row(r);
             return;
         }
+}
+
+/* The model's own requests (a pipeline acting on its steps): nobody waits
+ * for the answer, the row will say; a refusal is logged. */
+static void gvd_ctl_quiet_done(void *ud, int status, const char *code, const char *message)
+{
+    int64_t *id = ud;
+    if (status != 200)
+        gvd_log(GVD_LOG_WARN, "cluster.ctl_refused", "job=%lld status=%d code=%s message=%s", (long long)*id,
+                status, code, gvd_log_quote(message, (char[500]){0}, 500));
+    free(id);
+}
+
+void gvd_cluster_forward_quiet(void *ud, int64_t job_id, const char *verb)
+{
+    int64_t *id = malloc(sizeof *id);
+    if (!id)
+        return;
+    *id = job_id;
+    if (gvd_cluster_forward(ud, job_id, verb, gvd_ctl_quiet_done, id) != 0) {
+        gvd_log(GVD_LOG_WARN, "cluster.ctl_not_sent", "job=%lld verb=%s", (long long)job_id, verb);
+        free(id);
+    }
 }
 
 void gvd_cluster_ctl_abort(gvd_cluster *c)

@@ -42,6 +42,15 @@ static int gvd_store_refused(gvd_job *job, const char *verb, gvd_error *err)
  * (finished_at and cancel_requested too) before the process is touched. */
 static int gvd_transition(gvd_job *job, gvd_status to, const char *verb, gvd_error *err)
 {
+    /* Several nodes: another node's job (or a queued one nobody owns) is
+     * changed by that node (or claimed first): asked here, done there, seen
+     * here when its row comes (model/owner.c).  The HTTP routes forward
+     * themselves, to answer with the outcome; this is for the model's own
+     * callers (a pipeline acting on its steps). */
+    if (!gvd_job_acts(job) && gvd_jobs_forward(job->jobs, job->id, to == GVD_PAUSED    ? "pause"
+                                                                   : to == GVD_RUNNING ? "resume"
+                                                                                       : "cancel"))
+        return 0;
     gvd_job_transition_begin(job);
     gv_batch_begin();
     if (to == GVD_CANCELLED) {

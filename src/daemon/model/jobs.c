@@ -562,10 +562,9 @@ gvd_job *gvd_jobs_create_step(gvd_jobs *jobs, json_t *body, json_t *link, struct
     }
     /* Insert first: the id comes from the store, and a 201 means stored.
      * In a cluster the job is this node's if it has a free slot (it starts
-     * at once, as on one node), else queued for any node to claim; a
-     * pipeline's step is always its pipeline's node's (which holds it while
-     * the pipeline is paused: other nodes know nothing of that). */
-    bool mine = !jobs->cfg.cluster || pipeline || gvd_jobs_busy_slots(jobs) < jobs->cfg.max_running;
+     * at once, as on one node), else queued for any node to claim; a step
+     * of a paused pipeline is its pipeline's node's, which holds it. */
+    bool mine = !jobs->cfg.cluster || held || gvd_jobs_busy_slots(jobs) < jobs->cfg.max_running;
     double now = gvd_now();
     char *spec_text = json_dumps(normalized, JSON_COMPACT), *params_text = json_dumps(params, JSON_COMPACT);
     gvd_job_row row = {.name = spec.name,
@@ -623,6 +622,11 @@ void gvd_job_set_held(gvd_job *job, bool held)
     if (job->held == held)
         return;
     job->held = held;
+    /* Several nodes: the hold is this node's word; a queued job nobody owns
+     * is taken (then held here), one another node owns is held (or paused,
+     * if it started) and released there (cluster/control.c). */
+    if (job->owner != GVD_OWNER_SELF && gvd_job_status_peek(job) == GVD_QUEUED)
+        (void)gvd_jobs_forward(job->jobs, job->id, held ? "hold" : "release");
     /* the scheduler reads `wake`: a released job may start now */
     gv_signal_set_int(job->jobs->wake, gv_value_to_int(gv_signal_peek(job->jobs->wake)) + 1);
 }

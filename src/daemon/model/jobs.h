@@ -244,6 +244,12 @@ typedef struct gvd_cluster_hooks {
      * gvd_jobs_claimed for each job claimed.  Called again when the
      * scheduler runs again; the callee keeps one claim in flight. */
     void (*claim)(void *ud, unsigned free_slots);
+    /* Pause, resume or cancel ("pause", "resume", "cancel") job `id`,
+     * which another node runs or nobody has claimed yet — or "hold" /
+     * "release" a queued one for its pipeline (a job nobody owns is
+     * claimed first): done there, asynchronously; the job's row says the
+     * outcome. */
+    void (*forward)(void *ud, int64_t id, const char *verb);
 } gvd_cluster_hooks;
 void gvd_jobs_set_cluster(gvd_jobs *jobs, const gvd_cluster_hooks *hooks, void *ud);
 bool gvd_job_acts(const gvd_job *job);

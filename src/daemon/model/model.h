@@ -331,6 +331,9 @@ void gvd_group_forget(gvd_job *job);
 void gvd_job_set_owner(gvd_job *job, const char *node);
 unsigned gvd_jobs_busy_slots(gvd_jobs *jobs);
 void gvd_jobs_maybe_claim(gvd_jobs *jobs, unsigned free_slots);
+/* Hand `verb` ("pause", "resume", "cancel", "hold") for job `id` to the node
+ * that runs it (cluster hook); false with no cluster. */
+bool gvd_jobs_forward(gvd_jobs *jobs, int64_t id, const char *verb);
 int gvd_jobs_adopt_row(gvd_jobs *jobs, const gvd_job_row *row);
 /* jobs.c: the registry's id map and list. */
 int gvd_jobs_map_put(gvd_jobs *jobs, gvd_job *job);

@@ -98,6 +98,14 @@ void gvd_jobs_wake(gvd_jobs *jobs)
     gv_signal_set_int(jobs->wake, gv_value_to_int(gv_signal_peek(jobs->wake)) + 1);
 }
 
+bool gvd_jobs_forward(gvd_jobs *jobs, int64_t id, const char *verb)
+{
+    if (!jobs->cluster || !jobs->cluster->forward)
+        return false;
+    jobs->cluster->forward(jobs->cluster_ud, id, verb);
+    return true;
+}
+
 void gvd_jobs_maybe_claim(gvd_jobs *jobs, unsigned free_slots)
 {
     if (free_slots > 0 && jobs->cluster && jobs->cluster->claim && gvd_jobs_any_claimable(jobs))

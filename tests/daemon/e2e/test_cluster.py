@@ -245,8 +245,8 @@ class Pipelines(ClusterTest):
     sizes = {"a": 1, "b": 2}
 
     def test_a_pipeline_is_driven_by_its_node_only(self):
-        """A pipeline belongs to the node that created it: its steps run there (even past its --max-running
-        slot count, as the pipeline's own queue), every node shows them, and another node's restart — which
+        """A pipeline is driven by the node that created it: its steps (here one after the other, each
+        finding that node's slot free) run there, every node shows them, and another node's restart — which
         loads every pipeline row — does not drive it a second time (no step is created twice)."""
         a, b = self.nodes["a"], self.nodes["b"]
         gate = os.path.join(self.dir, "gate")
@@ -270,6 +270,34 @@ class Pipelines(ClusterTest):
                                      else None)(n.request("GET", "/jobs")[2]["jobs"]),
                             what="node %s to show the two step jobs, succeeded" % n.name)
             self.assertEqual(sorted(j["node"] for j in jobs), ["a", "a"])
+
+
+    def test_steps_run_on_other_nodes_and_follow_the_pipeline(self):
+        """A step that finds the pipeline's node full is claimed by another node; pausing, resuming and
+        cancelling the pipeline on its node reaches that step there."""
+        a, b = self.nodes["a"], self.nodes["b"]
+        script = self.runs_script()
+        spec = {"name": "wide", "steps": [{"name": "left", "command": [script]},
+                                          {"name": "right", "command": [script]}]}
+        status, _, pl = a.request("POST", "/pipelines", spec)
+        self.assertEqual(status, 201, pl)
+
+        def steps_running():
+            jobs = [j for j in a.request("GET", "/jobs")[2]["jobs"] if j["status"] == "running" and j["pid"]]
+            return jobs if len(jobs) == 2 else None
+        jobs = wait_for(steps_running, what="both steps to run")
+        self.assertEqual(sorted(j["node"] for j in jobs), ["a", "b"])
+        far = [j for j in jobs if j["node"] == "b"][0]
+        self.assertEqual(a.request("POST", "/pipelines/%d/pause" % pl["id"])[0], 200)
+        self.assertEqual(self.on(b, far["id"], "paused")["node"], "b")
+        wait_for(lambda: group_stopped(far["pid"]), what="b to stop the far step's process")
+        self.assertEqual(a.request("POST", "/pipelines/%d/resume" % pl["id"])[0], 200)
+        self.on(b, far["id"], "running")
+        wait_for(lambda: not group_stopped(far["pid"]), what="the far step to run again")
+        self.assertEqual(a.request("POST", "/pipelines/%d/cancel" % pl["id"])[0], 200)
+        self.on(b, far["id"], "cancelled")
+        wait_for(lambda: not alive(far["pid"]), what="the far step's process to end")
+        self.assertEqual(sorted(j for j, _ in self.runs()), sorted(j["id"] for j in jobs))
 
 
 class GlobalRules(ClusterTest):
