@@ -15,6 +15,8 @@
 #include "model.h"
 
 #include <dirent.h>
+#include <errno.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -77,6 +79,9 @@ static void gvd_recover(gvd_job *job)
  * down (model/owner.c): what its supervisor still runs is killed — the job
  * runs elsewhere now, or failed.  The supervisor then records the exit and
  * goes; its dir is swept like any stale one. */
+/* How long a start waits for a fenced job's supervisor to go (ms). */
+#define GVD_FENCE_WAIT_MS 5000
+
 static void gvd_fence_leftover(gvd_job *job, const char *run_dir)
 {
     char path[4300], text[64] = "";
@@ -92,6 +97,15 @@ static void gvd_fence_leftover(gvd_job *job, const char *run_dir)
         }
         fclose(f);
     }
+    /* Its supervisor then records the exit and goes; wait for that (start-up
+     * only, bounded): this node may claim the job again at once, and a
+     * spawn into a run dir a supervisor still holds would fail the job. */
+    for (int waited = 0; waited < GVD_FENCE_WAIT_MS; waited += 10) {
+        if (gvd_exec_remove_run_dir(run_dir) != -EBUSY)
+            return;
+        (void)nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+    }
+    gvd_log(GVD_LOG_WARN, "job.fence_slow", "job=%lld waited_ms=%d", (long long)job->id, GVD_FENCE_WAIT_MS);
 }
 
 /* Run dirs no running / paused job owns (a crash between storing a job's
