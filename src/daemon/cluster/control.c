@@ -42,6 +42,7 @@ struct gvd_ctl_req {
     uv_timer_t timer;
     bool answered;
     bool resend;             /* the claim lost the race: read the row, then ask its owner */
+    int refs;                /* its timer (until closed), and each query or commit waiter holding it */
     int status;
     char code[48];
     char message[400];
@@ -81,11 +82,29 @@ static int (*gvd_ctl_fn(const char *verb))(gvd_job *, gvd_error *)
     return NULL;
 }
 
+/* A request lives until its timer is closed and no query or commit waiter
+ * still holds it: those answer even after it was answered (a timeout, the
+ * end of galvanid) and must find it. */
+static void gvd_ctl_unref(gvd_ctl_req *r)
+{
+    if (--r->refs == 0)
+        free(r);
+}
+
+static int gvd_ctl_query(gvd_ctl_req *r, const char *sql, int n, const char *const *p, gvd_pg_result_fn fn)
+{
+    r->refs++;
+    if (gvd_pg_query(r->c->pg, sql, n, p, fn, r) == 0)
+        return 0;
+    r->refs--;
+    return -1;
+}
+
 static void gvd_ctl_timer_closed(uv_handle_t *h)
 {
     gvd_ctl_req *r = h->data;
     gvd_cluster *c = r->c;
-    free(r);
+    gvd_ctl_unref(r);
     if (--c->open_handles == 0 && c->freeing)
         gvd_cluster_release(c);
 }
@@ -136,6 +155,10 @@ static void gvd_ctl_on_row(void *ud, const PGresult *res, const char *err)
 {
     gvd_ctl_req *r = ud;
     gvd_cluster *c = r->c;
+    if (r->answered) {
+        gvd_ctl_unref(r);
+        return;
+    }
     if (!err && res && c->jobs && !c->freeing)
         for (int i = 0; i < PQntuples(res); i++) {
             gvd_job_row row;
@@ -151,9 +174,11 @@ static void gvd_ctl_on_row(void *ud, const PGresult *res, const char *err)
             gvd_ctl_apply_local(r);
         else
             gvd_ctl_send(r, gvd_job_node(job) ? gvd_job_node(job) : "-");
+        gvd_ctl_unref(r);
         return;
     }
     gvd_ctl_finish(r, r->status, r->code, r->message);
+    gvd_ctl_unref(r);
 }
 
 static void gvd_ctl_read_row(gvd_ctl_req *r)
@@ -162,7 +187,7 @@ static void gvd_ctl_read_row(gvd_ctl_req *r)
     snprintf(sql, sizeof sql, "SELECT %s FROM jobs WHERE id = $1", gvd_pg_job_columns);
     snprintf(id, sizeof id, "%lld", (long long)r->job_id);
     const char *p[] = {id};
-    if (gvd_pg_query(r->c->pg, sql, 1, p, gvd_ctl_on_row, r) != 0)
+    if (gvd_ctl_query(r, sql, 1, p, gvd_ctl_on_row) != 0)
         gvd_ctl_finish(r, r->status, r->code, r->message);
 }
 
@@ -184,19 +209,21 @@ static void gvd_ctl_on_claim(void *ud, const PGresult *res, const char *err)
 {
     gvd_ctl_req *r = ud;
     gvd_cluster *c = r->c;
-    if (c->freeing || !c->jobs) {
+    if (r->answered || c->freeing || !c->jobs) {
         gvd_ctl_finish(r, 503, "shutting_down", "the server is shutting down");
+        gvd_ctl_unref(r);
         return;
     }
     if (!err && res && PQntuples(res) == 1) {
         gvd_jobs_claimed(c->jobs, r->job_id);
         gvd_ctl_apply_local(r);
         gvd_jobs_wake(c->jobs);
-        return;
+    } else {
+        /* Someone else took it meanwhile: read its row, then ask its owner. */
+        r->resend = true;
+        gvd_ctl_read_row(r);
     }
-    /* Someone else took it meanwhile: read its row, then ask its owner. */
-    r->resend = true;
-    gvd_ctl_read_row(r);
+    gvd_ctl_unref(r);
 }
 
 int gvd_cluster_forward(gvd_cluster *c, int64_t job_id, const char *verb, gvd_cluster_done_fn done, void *ud)
@@ -212,6 +239,7 @@ int gvd_cluster_forward(gvd_cluster *c, int64_t job_id, const char *verb, gvd_cl
     snprintf(r->verb, sizeof r->verb, "%s", verb);
     r->done = done;
     r->ud = ud;
+    r->refs = 1; /* the timer's */
     (void)uv_timer_init(c->loop, &r->timer);
     r->timer.data = r;
     c->open_handles++;
@@ -228,7 +256,7 @@ int gvd_cluster_forward(gvd_cluster *c, int64_t job_id, const char *verb, gvd_cl
         snprintf(epoch, sizeof epoch, "%lld", (long long)c->epoch);
         snprintf(id, sizeof id, "%lld", (long long)job_id);
         const char *p[] = {c->node_id, epoch, id};
-        if (gvd_pg_query(c->pg, sql, 3, p, gvd_ctl_on_claim, r) != 0)
+        if (gvd_ctl_query(r, sql, 3, p, gvd_ctl_on_claim) != 0)
             gvd_ctl_finish(r, 503, "cluster_unavailable", "cannot reach the database to claim the job");
     } else {
         gvd_ctl_send(r, owner ? owner : "-");
@@ -313,13 +341,17 @@ static void gvd_ctl_local_done(void *ud, bool ok, const char *error)
         gvd_ctl_finish(r, 200, "ok", "");
     else
         gvd_ctl_finish(r, 503, "store_unavailable", error);
+    gvd_ctl_unref(r); /* the commit waiter's */
 }
 
 static void gvd_ctl_apply_local(gvd_ctl_req *r)
 {
     gvd_error err = {0};
-    if (gvd_ctl_apply(r->c, r->job_id, r->verb, gvd_ctl_local_done, r, &err) != 0)
+    r->refs++; /* held by the commit waiter, if the transition is accepted */
+    if (gvd_ctl_apply(r->c, r->job_id, r->verb, gvd_ctl_local_done, r, &err) != 0) {
+        r->refs--;
         gvd_ctl_finish(r, err.http, err.code, err.message);
+    }
 }
 
 static void gvd_ctl_on_request(gvd_cluster *c, const char *from, const char *n, const char *verb, int64_t job_id)
