@@ -33,11 +33,10 @@ int gvd_cluster_mirror_init(gvd_cluster *c)
     return 0;
 }
 
+/* Appended as they come (a busy tick names thousands): sorted and made
+ * unique once, when the read is sent (gvd_read_cb). */
 void gvd_cluster_want(gvd_cluster *c, int64_t id)
 {
-    for (size_t i = 0; i < c->nwant; i++)
-        if (c->want[i] == id)
-            return;
     if (c->nwant == c->cap_want) {
         size_t cap = c->cap_want ? c->cap_want * 2 : 64;
         int64_t *w = realloc(c->want, cap * sizeof *w);
@@ -87,6 +86,23 @@ void gvd_cluster_on_notify(void *ud, const char *channel, const char *payload)
     }
 }
 
+static int gvd_id_cmp(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Sort ids[0..n) and drop repeats; the count left. */
+static size_t gvd_ids_sort_unique(int64_t *ids, size_t n)
+{
+    qsort(ids, n, sizeof *ids, gvd_id_cmp);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (m == 0 || ids[m - 1] != ids[i])
+            ids[m++] = ids[i];
+    return m;
+}
+
 /* The ids asked for, as a PostgreSQL array literal "{1,2,3}" (owned). */
 static char *gvd_ids_literal(const int64_t *ids, size_t n)
 {
@@ -115,21 +131,22 @@ static void gvd_on_rows(void *ud, const PGresult *res, const char *err)
     gvd_cluster *c = r->c;
     c->reading = false;
     if (!c->freeing && c->jobs && !err && res) {
+        /* Rows and ids both by id: one walk finds the ids with no row
+         * (deleted on their node). */
         int n = PQntuples(res);
-        bool *seen = calloc(r->n ? r->n : 1, sizeof *seen);
+        size_t k = 0;
         for (int i = 0; i < n; i++) {
             gvd_job_row row;
             gvd_pg_job_row_read(res, i, &row);
-            for (size_t k = 0; seen && k < r->n; k++)
-                if (r->ids[k] == row.id)
-                    seen[k] = true;
+            for (; k < r->n && r->ids[k] < row.id; k++)
+                gvd_jobs_apply_delete(c->jobs, r->ids[k]);
+            if (k < r->n && r->ids[k] == row.id)
+                k++;
             if (gvd_jobs_apply_row(c->jobs, &row) != 0)
                 gvd_log(GVD_LOG_ERROR, "cluster.mirror_failed", "job=%lld", (long long)row.id);
         }
-        for (size_t k = 0; seen && k < r->n; k++)
-            if (!seen[k])
-                gvd_jobs_apply_delete(c->jobs, r->ids[k]);
-        free(seen);
+        for (; k < r->n; k++)
+            gvd_jobs_apply_delete(c->jobs, r->ids[k]);
     } else if (err && !c->freeing) {
         gvd_log(GVD_LOG_WARN, "cluster.read_failed", "jobs=%zu error=%s", r->n,
                 gvd_log_quote(err, (char[400]){0}, 400));
@@ -151,6 +168,7 @@ static void gvd_read_cb(uv_check_t *h)
     (void)uv_check_stop(h);
     if (c->reading || !c->nwant || c->freeing)
         return;
+    c->nwant = gvd_ids_sort_unique(c->want, c->nwant);
     gvd_read *r = malloc(sizeof *r);
     char *lit = r ? gvd_ids_literal(c->want, c->nwant) : NULL;
     if (!lit) {
@@ -162,7 +180,7 @@ static void gvd_read_cb(uv_check_t *h)
     c->nwant = c->cap_want = 0;
     const char *p[] = {lit};
     char sql[1024];
-    snprintf(sql, sizeof sql, "SELECT %s FROM jobs WHERE id = ANY($1::bigint[])", gvd_pg_job_columns);
+    snprintf(sql, sizeof sql, "SELECT %s FROM jobs WHERE id = ANY($1::bigint[]) ORDER BY id", gvd_pg_job_columns);
     if (gvd_pg_query(c->pg, sql, 1, p, gvd_on_rows, r) == 0)
         c->reading = true;
     else {
