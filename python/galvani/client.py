@@ -551,6 +551,10 @@ class Watch:
 # ---- signal() --------------------------------------------------------------------
 
 
+#: How often a follower that outlived its cancel is cancelled again (_Follow._cancel).
+_RECANCEL_S = 0.05
+
+
 class _Follow:
     """What the follower and its JobSignal share.  It never references the
     JobSignal, so dropping the last JobSignal stops the follower (a finalizer
@@ -604,9 +608,18 @@ class _Follow:
         if loop is None or task is None:
             return
         try:
-            loop.call_soon_threadsafe(task.cancel)
+            loop.call_soon_threadsafe(self._cancel)
         except RuntimeError:
             pass  # its loop is closed: the follower has ended already
+
+    def _cancel(self) -> None:
+        # On the follower's loop.  Python 3.11's asyncio.wait_for, which
+        # websockets' open_timeout uses, drops a cancel that lands as the
+        # handshake completes (CPython gh-86296, fixed in 3.12): the follower
+        # would go on following.  So cancel again until the task has ended.
+        task, loop = self._task, self._loop
+        if task is not None and loop is not None and task.cancel():
+            loop.call_later(_RECANCEL_S, self._cancel)
 
 
 async def _follow(client: Client, job_id: int, sig: Signal, state: _Follow) -> None:
