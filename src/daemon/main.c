@@ -438,6 +438,16 @@ static int gvd_forward(void *ud, int64_t job_id, const char *verb,
     return d->cluster ? gvd_cluster_forward(d->cluster, job_id, verb, done, dud) : -1;
 }
 
+/* Where another node serves HTTP (api/relay.c). */
+static int gvd_locate(void *ud, const char *node, int64_t pipeline_id,
+                      void (*located)(void *lud, const char *node, const char *address, const char *state,
+                                      const char *err),
+                      void *lud)
+{
+    gvd_daemon *d = ud;
+    return d->cluster ? gvd_cluster_locate(d->cluster, node, pipeline_id, located, lud) : -1;
+}
+
 static void gvd_on_signal(uv_signal_t *h, int signum)
 {
     gvd_log(GVD_LOG_INFO, "galvanid.signal", "signal=%s", signum == SIGINT ? "SIGINT" : "SIGTERM");
@@ -804,7 +814,9 @@ int main(int argc, char **argv)
                              .nodes = gvd_nodes_json,
                              .nodes_ud = &d,
                              .forward = d.cluster ? gvd_forward : NULL,
-                             .forward_ud = &d};
+                             .forward_ud = &d,
+                             .locate = d.cluster ? gvd_locate : NULL,
+                             .locate_ud = &d};
     d.server = gvd_server_new(d.loop, d.jobs, &sopts, err, sizeof err);
     /* The server keeps only digests: wipe our copies. */
     OPENSSL_cleanse(token_buf, sizeof token_buf);

@@ -10,6 +10,8 @@
  *   openapi.c  the OpenAPI document compiled into the binary
  *   static.c   the dashboard (web/) compiled into the binary, served at /
  *   prom.c     GET /metrics: galvanid's own metrics for Prometheus (../obs/)
+ *   relay.c    a job's requests only its node can answer, relayed there
+ *              (several nodes on one PostgreSQL)
  */
 #ifndef GALVANI_DAEMON_API_INT_H
 #define GALVANI_DAEMON_API_INT_H
@@ -27,6 +29,9 @@ typedef struct gvd_peer gvd_peer;
 /* A reserved connection is shut down this long after it was accepted
  * (server.c): enough for /healthz or one operator's request. */
 #define GVD_RESERVE_LIFETIME_MS 2000
+/* A relayed request (relay.c) fails with 502 when the owner's node has
+ * not answered within this (connect, or between two reads). */
+#define GVD_RELAY_TIMEOUT_MS 10000
 
 #define GVD_DIGEST_LEN 32 /* SHA-256 */
 
@@ -70,6 +75,11 @@ struct gvd_server {
     int (*forward)(void *ud, int64_t job_id, const char *verb,
                    void (*done)(void *dud, int status, const char *code, const char *message), void *dud);
     void *forward_ud;
+    int (*locate)(void *ud, const char *node, int64_t pipeline_id,
+                  void (*located)(void *lud, const char *node, const char *address, const char *state,
+                                  const char *err),
+                  void *lud);
+    void *locate_ud;
 
     /* shutdown: 1 streams closing, 2 connections being shut down, 3 freeing */
     int phase;
@@ -83,6 +93,12 @@ bool gvd_conn_reserved(gvd_server *s, h2o_req_t *req);
 /* server.c: answer 400 (and close) and return true if the request's head
  * had Content-Length headers that disagree. */
 bool gvd_conn_framing_bad(gvd_server *s, h2o_req_t *req);
+
+/* server.c: turn the error page h2o itself writes (a 413, a proxy's 502)
+ * into the API's JSON error: code (NULL: by status) and a prefix to h2o's
+ * text (NULL: none, else in req's pool).  Returns the next slot. */
+h2o_ostream_t **gvd_json_error_wrap(gvd_server *s, h2o_req_t *req, h2o_ostream_t **slot, const char *code,
+                                    const char *prefix);
 
 /* routes.c: answer one request (always returns 0: every path is ours). */
 int gvd_api_handle(gvd_server *s, h2o_req_t *req);
@@ -105,6 +121,20 @@ bool gvd_held_defer(h2o_req_t *req, h2o_iovec_t body);
  * "cancel"): handed to that node (gvd_server_opts.forward), answered with
  * the job once it applied it, or with its refusal. */
 void gvd_held_forward(gvd_server *s, h2o_req_t *req, gvd_job *job, const char *verb);
+
+/* relay.c: a request only the node running `job` can answer (its log,
+ * metrics, params record, events; a params change when `write`).  true:
+ * taken — relayed to that node, or answered (an error, a claim's outcome)
+ * — and nothing more to do; false: this node answers it (its own job, one
+ * node, or a read of a queued job nobody owns). */
+bool gvd_relay(gvd_server *s, h2o_req_t *req, gvd_job *job, bool write);
+/* relay.c: a request for pipeline `id`, which this node does not hold:
+ * relayed to the node driving it (404 if none).  true: taken; false: one
+ * node (answer 404 here). */
+bool gvd_relay_pipeline(gvd_server *s, h2o_req_t *req, int64_t id);
+/* relay.c: the response filter of relayed requests (counted once answered;
+ * h2o's own 502/504 as JSON), registered by server.c on the API's path. */
+void gvd_relay_filter_register(gvd_server *s, h2o_pathconf_t *path);
 
 /* guard.c: DNS-rebinding and cross-origin checks.  0 if the request may
  * proceed, -1 after answering 403. */

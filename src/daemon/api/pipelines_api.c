@@ -117,6 +117,8 @@ void gvd_on_pipelines(gvd_server *s, h2o_req_t *req, h2o_iovec_t path)
         return;
     }
     gvd_pipeline *pl = gvd_pipelines_get(s->jobs, id);
+    if (!pl && gvd_relay_pipeline(s, req, id))
+        return; /* driven by another node: relayed there */
     if (!pl) {
         gvd_http_error(req, 404, "not_found", "no pipeline %lld", (long long)id);
         return;

@@ -177,12 +177,6 @@ static bool gvd_route_batched(h2o_req_t *req, h2o_iovec_t path)
 
 static void gvd_on_params(gvd_server *s, h2o_req_t *req, gvd_job *job)
 {
-    if (!gvd_job_acts(job)) {
-        gvd_http_error(req, 409, "on_another_node",
-                       "job %lld runs on node %s: send its params changes to that node (GET /nodes has its address)",
-                       (long long)gvd_job_id(job), gvd_job_node(job) ? gvd_job_node(job) : "(none yet: queued)");
-        return;
-    }
     json_t *patch = gvd_http_json_body(req, "a params patch");
     if (!patch)
         return;
@@ -221,12 +215,6 @@ static void gvd_on_metrics(h2o_req_t *req, gvd_job *job)
 
 static void gvd_on_log(h2o_req_t *req, gvd_job *job)
 {
-    if (!gvd_job_acts(job) && gvd_job_node(job)) {
-        gvd_http_error(req, 409, "on_another_node",
-                       "job %lld ran on node %s: its output is kept there (GET /nodes has its address)",
-                       (long long)gvd_job_id(job), gvd_job_node(job));
-        return;
-    }
     static const char *const names[] = {"tail", "offset", NULL};
     gvd_query q;
     if (gvd_query_parse(req, names, &q) != 0)
@@ -297,6 +285,10 @@ static void gvd_on_job_path(gvd_server *s, h2o_req_t *req, h2o_iovec_t path)
                        id > 0 ? "" : "\"");
         return;
     }
+    /* What only the job's node has (its log, series, params record,
+     * events) or can do (a params change): relay.c sends it there. */
+    if (!transition && action.len > 0 && gvd_relay(s, req, job, gvd_path_is(action, "params")))
+        return;
     if (transition) {
         gvd_on_transition(s, req, job, transition);
     } else if (gvd_path_is(action, "params")) {

@@ -111,6 +111,8 @@ typedef struct gvd_json_error_filter {
 typedef struct gvd_json_error_ostream {
     h2o_ostream_t super;
     gvd_server *srv;
+    const char *code;   /* NULL: by status (413, 417, else bad_request) */
+    const char *prefix; /* before h2o's text in the message, or NULL */
 } gvd_json_error_ostream;
 
 static void gvd_server_unref(gvd_server *s);
@@ -134,11 +136,14 @@ static void gvd_json_error_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t
         used += k;
     }
     text[used] = '\0';
-    gvd_server *s = ((gvd_json_error_ostream *)self)->srv;
-    const char *code = "bad_request";
-    char msg[300];
-    snprintf(msg, sizeof msg, "%s", text);
-    if (req->res.status == 413) {
+    gvd_json_error_ostream *os = (gvd_json_error_ostream *)self;
+    gvd_server *s = os->srv;
+    const char *code = os->code ? os->code : "bad_request";
+    char msg[700];
+    snprintf(msg, sizeof msg, "%s%s", os->prefix ? os->prefix : "", text);
+    if (os->code) {
+        /* as given */
+    } else if (req->res.status == 413) {
         code = "body_too_large";
         snprintf(msg, sizeof msg, "the request body exceeds the limit of %zu bytes", s->max_body);
     } else if (req->res.status == 417) {
@@ -153,16 +158,25 @@ static void gvd_json_error_setup(h2o_filter_t *self, h2o_req_t *req, h2o_ostream
 {
     /* Answered by h2o itself, before any route looked at the path. */
     gvd_obs_http_request("protocol", req->res.status);
-    if (req->res.status >= 400) {
-        ssize_t i = h2o_find_header(&req->res.headers, H2O_TOKEN_CONTENT_TYPE, -1);
-        if (i >= 0)
-            req->res.headers.entries[i].value = h2o_iovec_init(H2O_STRLIT("application/json"));
-        gvd_json_error_ostream *os = (gvd_json_error_ostream *)h2o_add_ostream(req, sizeof *os, slot);
-        os->super.do_send = gvd_json_error_send;
-        os->srv = ((gvd_json_error_filter *)self)->srv;
-        slot = &os->super.next;
-    }
+    if (req->res.status >= 400)
+        slot = gvd_json_error_wrap(((gvd_json_error_filter *)self)->srv, req, slot, NULL, NULL);
     h2o_setup_next_ostream(req, slot);
+}
+
+h2o_ostream_t **gvd_json_error_wrap(gvd_server *s, h2o_req_t *req, h2o_ostream_t **slot, const char *code,
+                                    const char *prefix)
+{
+    ssize_t i = h2o_find_header(&req->res.headers, H2O_TOKEN_CONTENT_TYPE, -1);
+    if (i >= 0)
+        req->res.headers.entries[i].value = h2o_iovec_init(H2O_STRLIT("application/json"));
+    else
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
+    gvd_json_error_ostream *os = (gvd_json_error_ostream *)h2o_add_ostream(req, sizeof *os, slot);
+    os->super.do_send = gvd_json_error_send;
+    os->srv = s;
+    os->code = code;
+    os->prefix = prefix;
+    return &os->super.next;
 }
 
 /* ---- connections ------------------------------------------------------------- */
@@ -619,6 +633,8 @@ gvd_server *gvd_server_new(uv_loop_t *loop, gvd_jobs *jobs, const gvd_server_opt
     s->nodes_ud = o.nodes_ud;
     s->forward = o.forward;
     s->forward_ud = o.forward_ud;
+    s->locate = o.locate;
+    s->locate_ud = o.locate_ud;
     s->host = gvd_strdup_or_null(host);
     s->allow_origins = gvd_strdup_or_null(o.allow_origins);
     if (!s->host || (o.allow_origins && !s->allow_origins)) {
@@ -646,7 +662,12 @@ gvd_server *gvd_server_new(uv_loop_t *loop, gvd_jobs *jobs, const gvd_server_opt
     handler->srv = s;
     /* streamed responses (SSE, logs of unknown length) on keep-alive
      * HTTP/1.1 connections need chunked encoding */
+    /* relayed requests (relay.c): counted when answered, h2o's own 502 as
+     * JSON; no second line of h2o's on stderr (relay.c logs the failure). */
+    gvd_relay_filter_register(s, path);
     h2o_chunked_register(path);
+    path->error_log.emit_request_errors = 0;
+    s->config.proxy.io_timeout = GVD_RELAY_TIMEOUT_MS;
     gvd_json_error_filter *filter =
         (gvd_json_error_filter *)h2o_create_filter(&host_conf->fallback_path, sizeof *filter);
     filter->super.on_setup_ostream = gvd_json_error_setup;

@@ -73,6 +73,18 @@ typedef struct gvd_server_opts {
     int (*forward)(void *ud, int64_t job_id, const char *verb,
                    void (*done)(void *dud, int status, const char *code, const char *message), void *dud);
     void *forward_ud;
+    /* Where node `node` serves HTTP — or, `node` NULL, the node driving
+     * pipeline `pipeline_id` — (api/relay.c relays there what only that
+     * node can answer: a job's log, metrics, params record and events, a
+     * params change; a pipeline's routes).  located(lud, node, address,
+     * state, err) once: the node (NULL: no such node or pipeline), its
+     * address (NULL if unknown) and state ("up", "left", "lost"), or err.
+     * 0, or -1 (located not called).  NULL: one node. */
+    int (*locate)(void *ud, const char *node, int64_t pipeline_id,
+                  void (*located)(void *lud, const char *node, const char *address, const char *state,
+                                  const char *err),
+                  void *lud);
+    void *locate_ud;
 } gvd_server_opts;
 
 /* Check a token's syntax (RFC 6750 b64token, 1..4096 characters); 0, or -1

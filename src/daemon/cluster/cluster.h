@@ -90,8 +90,9 @@ void gvd_cluster_detach(gvd_cluster *c);
 bool gvd_cluster_idle(const gvd_cluster *c);
 void gvd_cluster_free(gvd_cluster *c);
 
-/* Pause, resume or cancel (`verb`; or "hold": a pipeline's queued step,
- * taken by this node) job `job_id`, which this node does not run
+/* Pause, resume or cancel (`verb`; or "hold"/"release": a pipeline's
+ * queued step, taken by this node; or "claim": only make sure somebody owns
+ * it) job `job_id`, which this node does not run
  * (control.c): the owner applies it and answers; a queued job nobody
  * owns is claimed here first.  done(ud, status, code, message) once: 200
  * (the mirror then shows the owner's row), or the owner's refusal (409...),
@@ -99,6 +100,18 @@ void gvd_cluster_free(gvd_cluster *c);
  * verb, out of memory: done is not called). */
 typedef void (*gvd_cluster_done_fn)(void *ud, int status, const char *code, const char *message);
 int gvd_cluster_forward(gvd_cluster *c, int64_t job_id, const char *verb, gvd_cluster_done_fn done, void *ud);
+
+/* Where node `node` serves HTTP (api/relay.c sends it the requests only
+ * the node running a job can answer), read from the nodes table now; or,
+ * `node` NULL, where the node that drives pipeline `pipeline_id` does.
+ * fn(ud, node, address, state, NULL) — address NULL if the node never
+ * said, state "up", "left" or "lost"; node NULL if there is no such node
+ * or pipeline — or fn(ud, NULL, NULL, NULL, err) when the database did not
+ * answer.  0 (fn is called once), or -1 (out of memory, connection gone:
+ * fn is not called). */
+typedef void (*gvd_cluster_located_fn)(void *ud, const char *node, const char *address, const char *state,
+                                       const char *err);
+int gvd_cluster_locate(gvd_cluster *c, const char *node, int64_t pipeline_id, gvd_cluster_located_fn fn, void *ud);
 
 /* GET /nodes: {"nodes": [{"id", "epoch", "state", "address", "started_at",
  * "heartbeat_age", "lease", "max_running", "running", "queued", "self"}]}

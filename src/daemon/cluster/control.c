@@ -67,8 +67,20 @@ static int gvd_ctl_release(gvd_job *job, gvd_error *err)
     return 0;
 }
 
+/* "claim" (a params change of a queued job nobody owns, api/relay.c):
+ * nothing to change — the claim that precedes it is the point; answered by
+ * the owner when another node won it, so the asker learns who. */
+static int gvd_ctl_claim(gvd_job *job, gvd_error *err)
+{
+    (void)job;
+    (void)err;
+    return 0;
+}
+
 static int (*gvd_ctl_fn(const char *verb))(gvd_job *, gvd_error *)
 {
+    if (strcmp(verb, "claim") == 0)
+        return gvd_ctl_claim;
     if (strcmp(verb, "hold") == 0)
         return gvd_ctl_hold;
     if (strcmp(verb, "release") == 0)

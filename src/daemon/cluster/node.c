@@ -379,6 +379,48 @@ void gvd_cluster_advertise(gvd_cluster *c, const char *address)
     (void)gvd_pg_query(c->pg, gvd_sql_nodes, 0, NULL, gvd_on_nodes, c); /* GET /nodes says it at once */
 }
 
+typedef struct gvd_locate {
+    gvd_cluster_located_fn fn;
+    void *ud;
+} gvd_locate;
+
+static void gvd_on_located(void *ud, const PGresult *res, const char *err)
+{
+    gvd_locate *l = ud;
+    if (err || !res)
+        l->fn(l->ud, NULL, NULL, NULL, err ? err : "connection closed");
+    else if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0))
+        l->fn(l->ud, NULL, NULL, NULL, NULL);
+    else
+        l->fn(l->ud, PQgetvalue(res, 0, 0), PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1),
+              PQgetisnull(res, 0, 2) ? NULL : PQgetvalue(res, 0, 2), NULL);
+    free(l);
+}
+
+int gvd_cluster_locate(gvd_cluster *c, const char *node, int64_t pipeline_id, gvd_cluster_located_fn fn, void *ud)
+{
+    /* A pipeline's state names the node that drives it
+     * (pipeline/control.c); a node that never registered is found with
+     * no state. */
+    static const char by_node[] = "SELECT $1::text, address, state FROM nodes WHERE id = $1";
+    static const char by_pipeline[] = "SELECT p.state_json::json->>'node', n.address, n.state FROM pipelines p "
+                                      "LEFT JOIN nodes n ON n.id = p.state_json::json->>'node' WHERE p.id = $1";
+    gvd_locate *l = malloc(sizeof *l);
+    if (!l || c->freeing) {
+        free(l);
+        return -1;
+    }
+    *l = (gvd_locate){fn, ud};
+    char id[24];
+    snprintf(id, sizeof id, "%lld", (long long)pipeline_id);
+    const char *p[] = {node ? node : id};
+    if (gvd_pg_query(c->pg, node ? by_node : by_pipeline, 1, p, gvd_on_located, l) != 0) {
+        free(l);
+        return -1;
+    }
+    return 0;
+}
+
 /* The table as last read (every lease / 3), brought up to now: heartbeat
  * ages grow since the read (this node's own is its last renewal's), and
  * the running counts are this node's model's, which follows every job. */

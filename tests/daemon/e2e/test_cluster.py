@@ -145,11 +145,6 @@ class JobsAnywhere(ClusterTest):
         status, _, cancelled = others[0].request("POST", "/jobs/%d/cancel" % job["id"])
         self.assertEqual((status, cancelled["status"]), (200, "cancelled"), cancelled)
         wait_for(lambda: not alive(job["pid"]), what="the cancelled process to end")
-        # a change of params and the log stay with the job's node, and say where it is
-        status, _, body = others[0].request("PATCH", "/jobs/%d/params" % placed[1]["id"], {"x": 1})
-        if placed[1]["node"] != others[0].name:
-            self.assertEqual((status, body["error"]["code"]), (409, "on_another_node"), body)
-            self.assertIn("node %s" % placed[1]["node"], body["error"]["message"])
 
         ports = {n.name: n.port for n in (a, b, c)}
         for n in (a, b, c):
@@ -160,6 +155,92 @@ class JobsAnywhere(ClusterTest):
             self.assertEqual([x["state"] for x in nodes], ["up"] * 3)
             self.assertEqual([x["self"] for x in nodes], [x["id"] == n.name for x in nodes])
         self.assertEqual(sorted(j for j, _ in self.runs()), sorted([first["id"]] + [j["id"] for j in more]))
+
+
+class Relay(ClusterTest):
+    """What only a job's node has — its log, metric series, params record and events — and a change of its
+    params reach that node from any other (api/relay.c)."""
+    sizes = {"a": 1, "b": 1}
+
+    def test_log_metrics_events_and_params_of_another_nodes_job(self):
+        a, b = self.nodes["a"], self.nodes["b"]
+        with open(os.path.join(HERE, "..", "fixtures", "coop.sh")) as f:
+            coop = self.script("coop.sh", f.read())
+        talk = self.script("talk.sh", '#!/bin/sh\necho hello from $GALVANI_JOB_ID\necho "::metric loss 0.5"\n'
+                                      'echo "::progress 40"\nexec sleep 3600\n')
+        first = a.create(command=[talk], name="on-a")  # A's one slot
+        self.assertEqual(self.on(a, first["id"], "running")["node"], "a")
+        job = a.create(command=[coop], pause_mode="cooperative", name="on-b")
+        self.assertEqual(self.on(a, job["id"], "running")["node"], "b")
+        wait_for(lambda: a.job(job["id"])["message"] == "ready", what="the cooperative job on B to be ready")
+
+        # a params change sent to A is applied by B, answered with the job as B has it, and reaches the process;
+        # a page served by A may send it (Origin A): B does not see A's origin
+        origin = {"Origin": "http://127.0.0.1:%d" % a.port}
+        status, _, body = a.request("PATCH", "/jobs/%d/params" % job["id"], {"lr": 0.5}, headers=origin)
+        self.assertEqual((status, body.get("params"), body.get("node")), (200, {"lr": 0.5}, "b"), body)
+        wait_for(lambda: a.job(job["id"])["message"] == 'params {"lr":0.5}', what="the process to get its params")
+        # the record and the events are B's, the same from A
+        for path in ("/jobs/%d/params/history", "/jobs/%d/events"):
+            got_a, got_b = a.request("GET", path % job["id"]), b.request("GET", path % job["id"])
+            self.assertEqual((got_a[0], got_a[2]), (got_b[0], got_b[2]), path)
+        history = a.request("GET", "/jobs/%d/params/history" % job["id"])[2]["history"]
+        self.assertEqual([h["patch"] for h in history], [{"lr": 0.5}])
+        # bad input is B's refusal, given through A
+        status, _, body = a.request("PATCH", "/jobs/%d/params" % job["id"], raw=b"[1,", ctype="application/json")
+        self.assertEqual(status, 400, body)
+        self.assertIn("error", body)
+
+        # the log and the metrics of A's job, read from B
+        wait_for(lambda: b.job(first["id"])["progress"] == 40, what="A's job to report progress")
+        status, _, text = b.request("GET", "/jobs/%d/log" % first["id"])
+        self.assertEqual((status, text.splitlines()[0]), (200, "hello from %d" % first["id"]), text)
+        status, _, metrics = b.request("GET", "/jobs/%d/metrics?name=loss" % first["id"])
+        self.assertEqual(status, 200, metrics)
+        self.assertEqual([p[1] for p in metrics["metrics"]["loss"]], [0.5])
+        self.assertEqual(metrics, a.request("GET", "/jobs/%d/metrics?name=loss" % first["id"])[2])
+
+        # a relayed request that finds the job is not (or no longer) the receiver's is not relayed again
+        status, _, body = b.request("GET", "/jobs/%d/log" % first["id"], headers={"x-galvani-relayed-to": "b"})
+        self.assertEqual((status, body["error"]["code"]), (409, "on_another_node"), body)
+
+        # a queued job nobody runs (both nodes full): a params change makes it the receiver's, then applies it
+        queued = a.create(command=[talk], name="queued")
+        wait_for(lambda: b.request("GET", "/jobs/%d" % queued["id"])[0] == 200, what="B to see the queued job")
+        self.assertEqual(b.job(queued["id"])["node"], None)
+        status, _, body = b.request("PATCH", "/jobs/%d/params" % queued["id"], {"batch": 64})
+        self.assertEqual((status, body.get("node"), body.get("params"), body.get("status")),
+                         (200, "b", {"batch": 64}, "queued"), body)
+        wait_for(lambda: a.job(queued["id"])["node"] == "b", what="A to see B's claim")
+        status, _, body = a.request("PATCH", "/jobs/%d/params" % queued["id"], {"batch": 32})
+        self.assertEqual((status, body.get("params")), (200, {"batch": 32}), body)
+
+        # a job that ended on B keeps its log there
+        status, _, body = a.request("POST", "/jobs/%d/cancel" % job["id"])
+        self.assertEqual((status, body["status"], body["node"]), (200, "cancelled", "b"), body)
+        wait_for(lambda: a.job(job["id"])["message"] == "cleaned up", what="the cooperative job's cleanup")
+        log_b = b.request("GET", "/jobs/%d/log" % job["id"])
+        self.assertEqual(log_b[0], 200)
+        self.assertEqual(a.request("GET", "/jobs/%d/log" % job["id"])[2], log_b[2])
+
+        # B killed: until its lease runs out it is "up" but does not answer — 502 with JSON, naming it
+        b.proc.send_signal(signal.SIGKILL)
+        b.proc.wait(10)
+        b.pump.join(DEADLINE)
+        b.proc.stderr.close()
+        status, _, body = a.request("GET", "/jobs/%d/log" % job["id"])
+        self.assertEqual((status, body["error"]["code"]), (502, "node_unreachable"), body)
+        self.assertIn("node b (127.0.0.1:%d)" % b.port, body["error"]["message"])
+        # once lost, it is said so
+        wait_for(lambda: [n["state"] for n in a.request("GET", "/nodes")[2]["nodes"] if n["id"] == "b"] == ["lost"],
+                 what="B to be lost")
+        status, _, body = a.request("GET", "/jobs/%d/log" % job["id"])
+        self.assertEqual((status, body["error"]["code"]), (503, "node_unavailable"), body)
+        self.assertIn("node b, which is lost", body["error"]["message"])
+        # back: its log is served again, through A
+        b.start()
+        wait_for(lambda: a.request("GET", "/jobs/%d/log" % job["id"])[0] == 200, what="B's log through A again")
+        self.assertEqual(a.request("GET", "/jobs/%d/log" % job["id"])[2], log_b[2])
 
 
 class Streams(ClusterTest):
@@ -288,16 +369,31 @@ class Pipelines(ClusterTest):
         jobs = wait_for(steps_running, what="both steps to run")
         self.assertEqual(sorted(j["node"] for j in jobs), ["a", "b"])
         far = [j for j in jobs if j["node"] == "b"][0]
+        near = [j for j in jobs if j["node"] == "a"][0]
         self.assertEqual(a.request("POST", "/pipelines/%d/pause" % pl["id"])[0], 200)
         self.assertEqual(self.on(b, far["id"], "paused")["node"], "b")
         wait_for(lambda: group_stopped(far["pid"]), what="b to stop the far step's process")
-        self.assertEqual(a.request("POST", "/pipelines/%d/resume" % pl["id"])[0], 200)
+        # B does not hold A's pipeline: its routes are relayed to A (api/relay.c)
+        status, _, seen = b.request("GET", "/pipelines/%d" % pl["id"])
+        self.assertEqual((status, seen), (200, a.request("GET", "/pipelines/%d" % pl["id"])[2]))
+        self.assertEqual(seen["status"], "paused")
+        self.assertEqual(b.request("GET", "/pipelines/%d/events" % pl["id"])[:3:2],
+                         a.request("GET", "/pipelines/%d/events" % pl["id"])[:3:2])
+        status, _, body = b.request("GET", "/pipelines/%d" % (pl["id"] + 100))
+        self.assertEqual((status, body["error"]["code"]), (404, "not_found"), body)
+        status, _, body = b.request("POST", "/pipelines/%d/resume" % pl["id"])
+        self.assertEqual((status, body["status"]), (200, "running"), body)
         self.on(b, far["id"], "running")
-        wait_for(lambda: not group_stopped(far["pid"]), what="the far step to run again")
+        wait_for(lambda: not group_stopped(far["pid"]) and not group_stopped(near["pid"]),
+                 what="both steps to run again")
+        status, _, body = b.request("DELETE", "/pipelines/%d" % pl["id"])
+        self.assertEqual((status, body["error"]["code"]), (409, "invalid_transition"), body)
         self.assertEqual(a.request("POST", "/pipelines/%d/cancel" % pl["id"])[0], 200)
         self.on(b, far["id"], "cancelled")
         wait_for(lambda: not alive(far["pid"]), what="the far step's process to end")
         self.assertEqual(sorted(j for j, _ in self.runs()), sorted(j["id"] for j in jobs))
+        wait_for(lambda: b.request("DELETE", "/pipelines/%d" % pl["id"])[0] == 204, what="B to delete A's pipeline")
+        self.assertEqual(a.request("GET", "/pipelines/%d" % pl["id"])[0], 404)
 
 
 class GlobalRules(ClusterTest):
