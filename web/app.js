@@ -44,6 +44,10 @@
  * The selected job's log is followed over the same WebSocket (detail.js):
  * followLog() sends {"type":"log","job":ID,"offset":N}, "log" messages go
  * to the panel, and a new connection re-sends it from the last byte seen.
+ * A job another node runs keeps its log on that node's disk, which this
+ * node's stream cannot read: the page polls GET /jobs/{id}/log?offset=N
+ * instead (this node relays it there), every LOG_POLL_MS, and hands the
+ * bytes to the panel as the same "log" messages.
  *
  * Nodes: with several galvanid nodes on one PostgreSQL (docs/cluster.md)
  * every job says which node runs it ("node").  GET /nodes is read when a
@@ -68,6 +72,7 @@ import { STATUSES, errorText, fmtDur } from './format.js';
 const TOKEN_KEY = 'galvani.token';
 const MAX_POINTS = 600; /* above the daemon's 512 per series: a loaded history is drawn whole */
 const BACKOFF_MS = [500, 1000, 2000, 4000, 8000];
+const LOG_POLL_MS = 1000; /* another node's job: its log read over HTTP this often */
 const NODES_EVERY_MS = 5000; /* a node's heartbeat (and GET /nodes' data) moves every lease / 3: 5 s by default */
 
 const $ = (id) => document.getElementById(id);
@@ -476,6 +481,35 @@ function sendLogWanted() {
   if (!ws || ws.readyState !== WebSocket.OPEN || !snapshotSeen) return; /* sent after the next snapshot */
   ws.send(JSON.stringify(logWanted ? { type: 'log', job: logWanted.job, offset: logWanted.offset } : { type: 'log', job: null }));
 }
+
+/* Another node's job: its log over HTTP (relayed to that node), from the
+ * panel's last byte on.  A new subscription (followLog) starts over from
+ * its offset; bytes are decoded as a stream, so a UTF-8 sequence cut by a
+ * read is completed by the next one. */
+let logPoll = { wanted: null, next: 0, decoder: null, busy: false };
+function logElsewhere(id) {
+  const j = state.jobs.get(id);
+  return !!(j && j.node && nodes.self && j.node !== nodes.self);
+}
+async function pollLog() {
+  const w = logWanted;
+  if (!w || logPoll.busy || document.hidden || !logElsewhere(w.job)) return;
+  if (logPoll.wanted !== w) logPoll = { wanted: w, next: w.offset, decoder: new TextDecoder(), busy: false };
+  const poll = logPoll;
+  poll.busy = true;
+  try {
+    const headers = token ? { Authorization: 'Bearer ' + token } : {};
+    const res = await fetch(`/jobs/${w.job}/log?offset=${poll.next}`, { headers, cache: 'no-store' });
+    const bytes = res.ok ? new Uint8Array(await res.arrayBuffer()) : null;
+    if (bytes && bytes.length && logWanted === w && logPoll === poll) {
+      const offset = poll.next;
+      poll.next += bytes.length;
+      detail.onLog({ type: 'log', job: w.job, offset, next: poll.next, data: poll.decoder.decode(bytes, { stream: true }) });
+    }
+  } catch { /* not reachable now: the next poll tries again */ }
+  poll.busy = false;
+}
+setInterval(pollLog, LOG_POLL_MS);
 
 const ctx = {
   api, act, toast, select, state, history: (id) => state.hist.get(id), loadHistory, followLog,
