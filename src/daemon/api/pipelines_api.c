@@ -116,9 +116,11 @@ void gvd_on_pipelines(gvd_server *s, h2o_req_t *req, h2o_iovec_t path)
                        (int)(path.len > 200 ? 200 : path.len), path.base);
         return;
     }
+    /* Another node's pipeline: this node's mirror answers reads; changes
+     * are its driver's (relayed).  One it does not hold (yet): relayed. */
     gvd_pipeline *pl = gvd_pipelines_get(s->jobs, id);
-    if (!pl && gvd_relay_pipeline(s, req, id))
-        return; /* driven by another node: relayed there */
+    if ((!pl || (gvd_pipeline_driver(pl) && !gvd_http_method_is(req, "GET"))) && gvd_relay_pipeline(s, req, id))
+        return;
     if (!pl) {
         gvd_http_error(req, 404, "not_found", "no pipeline %lld", (long long)id);
         return;

@@ -81,7 +81,8 @@ int gvd_cluster_attach(gvd_cluster *c, gvd_jobs *jobs, void (*lost)(void *ud, co
     c->lost_ud = ud;
     if (gvd_pg_query(c->pg, "LISTEN galvani_jobs", 0, NULL, NULL, NULL) != 0 ||
         gvd_pg_query(c->pg, "LISTEN galvani_ctl", 0, NULL, NULL, NULL) != 0 ||
-        gvd_pg_query(c->pg, "LISTEN galvani_rules", 0, NULL, NULL, NULL) != 0 || gvd_cluster_catch_up(c) != 0 ||
+        gvd_pg_query(c->pg, "LISTEN galvani_rules", 0, NULL, NULL, NULL) != 0 ||
+        gvd_pg_query(c->pg, "LISTEN galvani_pipelines", 0, NULL, NULL, NULL) != 0 || gvd_cluster_catch_up(c) != 0 ||
         gvd_cluster_start_beat(c) != 0) {
         snprintf(err, errlen, "cluster: cannot start (out of memory)");
         c->jobs = NULL;

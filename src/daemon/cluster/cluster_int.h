@@ -67,6 +67,9 @@ void gvd_cluster_want(gvd_cluster *c, int64_t id);
 int gvd_cluster_mirror_init(gvd_cluster *c);
 int gvd_cluster_catch_up(gvd_cluster *c);
 void gvd_cluster_read_rules(gvd_cluster *c);
+/* Read pipeline rows — `ids` "1,2,3", or NULL for all (a mirror with no
+ * row left is deleted) — and hand them to the pipeline module. */
+void gvd_cluster_read_pipelines(gvd_cluster *c, const char *ids);
 
 /* control.c: a galvani_ctl payload; answering what is still waiting at
  * the end (503). */

@@ -11,6 +11,11 @@
  * named meanwhile wait for the next, which therefore reads rows at least as
  * new as the notification.  A node's own notifications are skipped: its
  * model is where the rows came from.
+ *
+ * Pipelines the same way, on galvani_pipelines: they change seldom (a
+ * transition, a rule's firing, a retry), so each notification reads its
+ * rows at once; the pipeline module holds another node's pipeline as a
+ * mirror (pipeline/mirror.c).  A job that appears links to its step there.
  */
 #include "cluster_int.h"
 
@@ -18,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../pipeline/pipeline.h"
 #include "../rules/rules.h"
 #include "../store/pg/pgstore.h"
 #include "../util/log.h"
@@ -68,7 +74,8 @@ void gvd_cluster_on_notify(void *ud, const char *channel, const char *payload)
             gvd_cluster_read_rules(c);
         return;
     }
-    if (strcmp(channel, "galvani_jobs") != 0)
+    bool pipelines = strcmp(channel, "galvani_pipelines") == 0;
+    if (!pipelines && strcmp(channel, "galvani_jobs") != 0)
         return;
     const char *sp = strchr(payload, ' ');
     if (!sp)
@@ -76,6 +83,10 @@ void gvd_cluster_on_notify(void *ud, const char *channel, const char *payload)
     size_t nlen = (size_t)(sp - payload);
     if (nlen == strlen(c->node_id) && memcmp(payload, c->node_id, nlen) == 0)
         return; /* this node's own batch */
+    if (pipelines) {
+        gvd_cluster_read_pipelines(c, sp + 1);
+        return;
+    }
     for (const char *p = sp + 1; *p;) {
         char *end;
         long long id = strtoll(p, &end, 10);
@@ -144,6 +155,8 @@ static void gvd_on_rows(void *ud, const PGresult *res, const char *err)
                 k++;
             if (gvd_jobs_apply_row(c->jobs, &row) != 0)
                 gvd_log(GVD_LOG_ERROR, "cluster.mirror_failed", "job=%lld", (long long)row.id);
+            else if (row.spec_json && strstr(row.spec_json, "\"pipeline\"")) /* a step's: linked */
+                gvd_pipelines_adopt_job(c->jobs, gvd_jobs_get(c->jobs, row.id));
         }
         for (; k < r->n; k++)
             gvd_jobs_apply_delete(c->jobs, r->ids[k]);
@@ -201,12 +214,96 @@ static void gvd_on_catch_up(void *ud, const PGresult *res, const char *err)
     for (int i = 0; i < PQntuples(res); i++) {
         gvd_job_row row;
         gvd_pg_job_row_read(res, i, &row);
-        (void)gvd_jobs_apply_row(c->jobs, &row);
+        if (gvd_jobs_apply_row(c->jobs, &row) == 0 && row.spec_json && strstr(row.spec_json, "\"pipeline\""))
+            gvd_pipelines_adopt_job(c->jobs, gvd_jobs_get(c->jobs, row.id));
     }
+}
+
+/* ---- pipelines ------------------------------------------------------------------ */
+
+typedef struct gvd_pl_read {
+    gvd_cluster *c;
+    bool all; /* every row: a mirror with no row was deleted (catch-up) */
+    int64_t *ids; /* the ids asked for (sorted), when not all */
+    size_t n;
+} gvd_pl_read;
+
+static void gvd_on_pipeline_rows(void *ud, const PGresult *res, const char *err)
+{
+    gvd_pl_read *r = ud;
+    gvd_cluster *c = r->c;
+    if (!c->freeing && c->jobs && !err && res) {
+        int n = PQntuples(res) > 0 ? PQntuples(res) : 0;
+        for (int i = 0; i < n; i++) {
+            gvd_pipeline_row row = {strtoll(PQgetvalue(res, i, 0), NULL, 10), PQgetvalue(res, i, 1),
+                                    PQgetvalue(res, i, 2), PQgetvalue(res, i, 3), strtod(PQgetvalue(res, i, 4), NULL)};
+            (void)gvd_pipelines_apply_row(c->jobs, &row);
+        }
+        /* The ids asked for (or, reading all, the pipelines held here)
+         * with no row were deleted.  Rows come by id: a binary search. */
+        int64_t *have = malloc(((size_t)n + 1) * sizeof *have);
+        for (int i = 0; have && i < n; i++)
+            have[i] = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+        if (have && r->all) {
+            for (gvd_pipeline *pl = gvd_pipelines_first(c->jobs), *next; pl; pl = next) {
+                next = gvd_pipeline_next(pl);
+                int64_t id = gvd_pipeline_id(pl);
+                if (!bsearch(&id, have, (size_t)n, sizeof *have, gvd_id_cmp))
+                    gvd_pipelines_apply_delete(c->jobs, id); /* one this node drives stays */
+            }
+        }
+        for (size_t k = 0; have && k < r->n; k++)
+            if (!bsearch(&r->ids[k], have, (size_t)n, sizeof *have, gvd_id_cmp))
+                gvd_pipelines_apply_delete(c->jobs, r->ids[k]);
+        free(have);
+    } else if (err && !c->freeing) {
+        gvd_log(GVD_LOG_WARN, "cluster.read_failed", "pipelines=%zu error=%s", r->n,
+                gvd_log_quote(err, (char[400]){0}, 400));
+    }
+    free(r->ids);
+    free(r);
+}
+
+void gvd_cluster_read_pipelines(gvd_cluster *c, const char *ids)
+{
+    static const char cols[] = "SELECT id, name, def_json, state_json, created_at FROM pipelines";
+    gvd_pl_read *r = calloc(1, sizeof *r);
+    if (!r)
+        return;
+    r->c = c;
+    r->all = ids == NULL;
+    for (const char *p = ids; p && *p;) {
+        char *end;
+        long long id = strtoll(p, &end, 10);
+        if (end == p)
+            break;
+        int64_t *grown = realloc(r->ids, (r->n + 1) * sizeof *grown);
+        if (!grown)
+            break;
+        r->ids = grown;
+        r->ids[r->n++] = id;
+        p = *end == ',' ? end + 1 : end;
+    }
+    if (!r->all && r->n == 0) {
+        free(r->ids);
+        free(r);
+        return;
+    }
+    r->n = r->all ? 0 : gvd_ids_sort_unique(r->ids, r->n);
+    char *lit = r->all ? NULL : gvd_ids_literal(r->ids, r->n);
+    char sql[256];
+    snprintf(sql, sizeof sql, "%s%s ORDER BY id", cols, r->all ? "" : " WHERE id = ANY($1::bigint[])");
+    const char *p[] = {lit};
+    if ((!r->all && !lit) || gvd_pg_query(c->pg, sql, r->all ? 0 : 1, p, gvd_on_pipeline_rows, r) != 0) {
+        free(r->ids);
+        free(r);
+    }
+    free(lit);
 }
 
 int gvd_cluster_catch_up(gvd_cluster *c)
 {
+    gvd_cluster_read_pipelines(c, NULL); /* those changed before LISTEN */
     char sql[1024];
     snprintf(sql, sizeof sql,
              "SELECT %s FROM jobs WHERE status IN ('queued', 'running', 'paused') "

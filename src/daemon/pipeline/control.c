@@ -83,7 +83,7 @@ void gvd_pipelines_notify(gvd_pipeline *pl, bool removed)
         reg->on_change(reg->on_change_ud, pl, removed);
 }
 
-static void gvd_pl_append(gvd_pipelines *reg, gvd_pipeline *pl)
+void gvd_pl_append(gvd_pipelines *reg, gvd_pipeline *pl)
 {
     pl->prev = reg->last;
     if (reg->last)
@@ -94,7 +94,7 @@ static void gvd_pl_append(gvd_pipelines *reg, gvd_pipeline *pl)
     reg->count++;
 }
 
-static void gvd_pl_unlink(gvd_pipelines *reg, gvd_pipeline *pl)
+void gvd_pl_unlink(gvd_pipelines *reg, gvd_pipeline *pl)
 {
     if (pl->prev)
         pl->prev->next = pl->next;
@@ -267,6 +267,8 @@ static int gvd_pipeline_advance(gvd_pipeline *pl)
 void gvd_pipeline_schedule(gvd_pipeline *pl)
 {
     gvd_pipelines *reg = pl->jobs->pipelines;
+    if (pl->driver)
+        return; /* its node creates its steps */
     pl->advance_due = true;
     if (reg && !uv_is_active((uv_handle_t *)&reg->timer))
         uv_timer_start(&reg->timer, gvd_pl_timer_cb, 0, 0);
@@ -294,7 +296,7 @@ static void gvd_pl_timer_cb(uv_timer_t *t)
 
 /* ---- creating, loading ----------------------------------------------- */
 
-static gvd_pipeline *gvd_pl_alloc(gvd_jobs *jobs, int64_t id, json_t *def, double created_at)
+gvd_pipeline *gvd_pl_alloc(gvd_jobs *jobs, int64_t id, json_t *def, double created_at)
 {
     gvd_pipeline *pl = calloc(1, sizeof *pl);
     if (!pl) {
@@ -362,21 +364,56 @@ gvd_pipeline *gvd_pipelines_create(gvd_jobs *jobs, json_t *body, gvd_error *err)
     return pl;
 }
 
+void gvd_pl_apply_state(gvd_pipeline *pl, json_t *state)
+{
+    gv_batch_begin();
+    gv_signal_set_bool(pl->paused, json_is_true(json_object_get(state, "paused")));
+    gv_signal_set_bool(pl->cancelled, json_is_true(json_object_get(state, "cancelled")));
+    json_t *gens = json_object_get(state, "generations");
+    for (size_t i = 0; i < pl->nsteps; i++) {
+        gvd_step *st = &pl->steps[i];
+        int64_t g = json_integer_value(json_object_get(gens, st->name));
+        if (g == st->generation)
+            continue;
+        /* a retry (mirror.c: another node's): the step's job is the new
+         * generation's, when it has one yet */
+        st->generation = g;
+        gvd_job *current = NULL;
+        for (size_t k = 0; k < st->njobs && !current; k++) {
+            gvd_job *job = gvd_jobs_get(pl->jobs, st->jobs[k]);
+            json_t *link = job ? json_object_get(job->spec_json, "pipeline") : NULL;
+            if (link && json_integer_value(json_object_get(link, "generation")) == g)
+                current = job;
+        }
+        if (current != st->job)
+            gvd_step_set_job(st, current);
+    }
+    json_object_clear(pl->latches);
+    if (json_is_object(json_object_get(state, "latches")))
+        json_object_update(pl->latches, json_object_get(state, "latches"));
+    json_array_clear(pl->events);
+    if (json_is_array(json_object_get(state, "events")))
+        json_array_extend(pl->events, json_object_get(state, "events"));
+    pl->next_event = json_integer_value(json_object_get(state, "next_event"));
+    if (pl->next_event < 1)
+        pl->next_event = 1;
+    gv_batch_end();
+}
+
 static int gvd_load_pipeline(void *ud, const gvd_pipeline_row *row)
 {
     gvd_jobs *jobs = ud;
     json_t *def = json_loads(row->def_json, 0, NULL), *state = json_loads(row->state_json, 0, NULL);
     /* Several nodes: only the node that created a pipeline drives it —
-     * two nodes would each create its due steps.  (Its step jobs are
-     * visible everywhere, like every job.) */
+     * two nodes would each create its due steps.  The others hold it as a
+     * mirror (mirror.c), which follows the row that node writes. */
     const char *owner = json_string_value(json_object_get(state, "node"));
-    if (jobs->cfg.cluster && owner && strcmp(owner, jobs->cfg.node_id) != 0) {
-        gvd_log(GVD_LOG_DEBUG, "pipeline.elsewhere", "pipeline=%lld node=%s", (long long)row->id, owner);
-        json_decref(def);
-        json_decref(state);
-        return 0;
-    }
+    bool elsewhere = jobs->cfg.cluster && owner && strcmp(owner, jobs->cfg.node_id) != 0;
     gvd_pipeline *pl = def && state ? gvd_pl_alloc(jobs, row->id, def, row->created_at) : NULL;
+    if (pl && elsewhere && !(pl->driver = strdup(owner))) {
+        gvd_pipeline_destroy(pl);
+        pl = NULL;
+    }
     if (!pl) {
         if (def && !state)
             json_decref(def); /* else gvd_pl_alloc took it */
@@ -385,18 +422,7 @@ static int gvd_load_pipeline(void *ud, const gvd_pipeline_row *row)
                 (long long)row->id);
         return 0; /* the others still load */
     }
-    gv_signal_set_bool(pl->paused, json_is_true(json_object_get(state, "paused")));
-    gv_signal_set_bool(pl->cancelled, json_is_true(json_object_get(state, "cancelled")));
-    json_t *gens = json_object_get(state, "generations");
-    for (size_t i = 0; i < pl->nsteps; i++)
-        pl->steps[i].generation = json_integer_value(json_object_get(gens, pl->steps[i].name));
-    if (json_is_object(json_object_get(state, "latches")))
-        json_object_update(pl->latches, json_object_get(state, "latches"));
-    if (json_is_array(json_object_get(state, "events")))
-        json_array_extend(pl->events, json_object_get(state, "events"));
-    pl->next_event = json_integer_value(json_object_get(state, "next_event"));
-    if (pl->next_event < 1)
-        pl->next_event = 1;
+    gvd_pl_apply_state(pl, state);
     json_decref(state);
     gvd_pl_append(jobs->pipelines, pl);
     return 0;
@@ -404,10 +430,10 @@ static int gvd_load_pipeline(void *ud, const gvd_pipeline_row *row)
 
 /* A job whose stored spec names a pipeline that exists is one of its
  * steps' (the current one if its generation is the step's). */
-static void gvd_link_job(gvd_jobs *jobs, gvd_job *job)
+void gvd_pl_link_job(gvd_jobs *jobs, gvd_job *job)
 {
     json_t *link = json_object_get(job->spec_json, "pipeline");
-    if (!link)
+    if (!link || job->pipeline)
         return;
     gvd_pipeline *pl = gvd_pipelines_get(jobs, json_integer_value(json_object_get(link, "id")));
     const char *step = json_string_value(json_object_get(link, "step"));
@@ -420,7 +446,8 @@ static void gvd_link_job(gvd_jobs *jobs, gvd_job *job)
     job->pipeline = pl;
     if (json_integer_value(json_object_get(link, "generation")) == st->generation) {
         gvd_step_set_job(st, job);
-        job->held = gvd_pl_paused(pl);
+        if (!pl->driver)
+            job->held = gvd_pl_paused(pl); /* the hold is the driver's word */
     }
 }
 
@@ -431,9 +458,9 @@ int gvd_pipelines_load(gvd_jobs *jobs, char *err, size_t errlen)
     if (!jobs->pipelines->first)
         return 0;
     for (gvd_job *job = jobs->first; job; job = job->next)
-        gvd_link_job(jobs, job);
+        gvd_pl_link_job(jobs, job);
     for (gvd_pipeline *pl = jobs->pipelines->first; pl; pl = pl->next) {
-        if (gvd_pipeline_rules_attach(pl) != 0) {
+        if (!pl->driver && gvd_pipeline_rules_attach(pl) != 0) {
             snprintf(err, errlen, "out of memory");
             return -1;
         }
@@ -449,6 +476,17 @@ int gvd_pipelines_load(gvd_jobs *jobs, char *err, size_t errlen)
 }
 
 /* ---- transitions ------------------------------------------------------ */
+
+/* A mirror's transitions are its driver's (api/relay.c sends them there):
+ * -1 with 409 on_another_node. */
+static int gvd_pl_elsewhere(gvd_pipeline *pl, gvd_error *err)
+{
+    char msg[300];
+    snprintf(msg, sizeof msg, "pipeline %lld is driven by node %s: send the request there", (long long)pl->id,
+             pl->driver);
+    gvd_error_set(err, 409, "on_another_node", msg);
+    return -1;
+}
 
 static int gvd_pl_refuse(gvd_pipeline *pl, const char *what, const char *why, gvd_error *err)
 {
@@ -471,6 +509,8 @@ static int gvd_pl_store_or_503(gvd_pipeline *pl, bool paused, bool cancelled, co
 
 int gvd_pipeline_pause(gvd_pipeline *pl, gvd_error *err)
 {
+    if (pl->driver)
+        return gvd_pl_elsewhere(pl, err);
     if (gvd_pl_finished(gvd_pipeline_status_peek(pl)) || gvd_pl_cancelled(pl))
         return gvd_pl_refuse(pl, "paused", "it is finished", err);
     if (gvd_pl_paused(pl))
@@ -497,6 +537,8 @@ int gvd_pipeline_pause(gvd_pipeline *pl, gvd_error *err)
 
 int gvd_pipeline_resume(gvd_pipeline *pl, gvd_error *err)
 {
+    if (pl->driver)
+        return gvd_pl_elsewhere(pl, err);
     if (!gvd_pl_paused(pl) || gvd_pl_cancelled(pl) || gvd_pl_finished(gvd_pipeline_status_peek(pl)))
         return gvd_pl_refuse(pl, "resumed", "only a paused pipeline can be resumed", err);
     if (gvd_pl_store_or_503(pl, false, false, NULL, "the pipeline was not resumed", err) != 0)
@@ -519,6 +561,8 @@ int gvd_pipeline_resume(gvd_pipeline *pl, gvd_error *err)
 
 int gvd_pipeline_cancel(gvd_pipeline *pl, gvd_error *err)
 {
+    if (pl->driver)
+        return gvd_pl_elsewhere(pl, err);
     if (gvd_pl_finished(gvd_pipeline_status_peek(pl)) || gvd_pl_cancelled(pl))
         return gvd_pl_refuse(pl, "cancelled", "it is finished", err);
     /* Cancelled is final until a retry: a pause no longer means anything. */
@@ -535,6 +579,8 @@ int gvd_pipeline_cancel(gvd_pipeline *pl, gvd_error *err)
 
 int gvd_pipeline_retry(gvd_pipeline *pl, const char *name, gvd_error *err)
 {
+    if (pl->driver)
+        return gvd_pl_elsewhere(pl, err);
     int at = gvd_pipeline_step_index(pl, name);
     char msg[400];
     if (at < 0) {
@@ -585,6 +631,8 @@ int gvd_pipeline_retry(gvd_pipeline *pl, const char *name, gvd_error *err)
 
 int gvd_pipeline_delete(gvd_pipeline *pl, gvd_error *err)
 {
+    if (pl->driver)
+        return gvd_pl_elsewhere(pl, err);
     gvd_jobs *jobs = pl->jobs;
     gvd_pl_status s = gvd_pipeline_status_peek(pl);
     char msg[300];
@@ -643,6 +691,10 @@ long gvd_pipelines_prune(gvd_jobs *jobs, double cutoff)
     gvd_pipeline *pl = jobs->pipelines ? jobs->pipelines->first : NULL;
     while (pl) {
         gvd_pipeline *next = pl->next;
+        if (pl->driver) {
+            pl = next; /* its node prunes it */
+            continue;
+        }
         double at = gvd_pipeline_finished_at(pl);
         bool over = jobs->count > jobs->cfg.max_jobs, old = cutoff > 0 && at > 0 && at < cutoff;
         if (!over && cutoff <= 0)

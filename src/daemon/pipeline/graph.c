@@ -229,11 +229,14 @@ int gvd_pipeline_start(gvd_pipeline *pl)
 int gvd_pipeline_start_effects(gvd_pipeline *pl)
 {
     gv_scope_enter(pl->scope);
-    pl->advance_fx = gv_effect_new(gvd_advance_fx, pl);
     pl->notify_fx = gv_effect_new(gvd_notify_fx, pl);
-    gvd_pipeline_rules_start(pl);
+    if (!pl->driver) {
+        /* another node's pipeline only tells its watchers (mirror.c) */
+        pl->advance_fx = gv_effect_new(gvd_advance_fx, pl);
+        gvd_pipeline_rules_start(pl);
+    }
     gv_scope_leave(pl->scope);
-    return pl->advance_fx && pl->notify_fx ? 0 : -1;
+    return (pl->advance_fx || pl->driver) && pl->notify_fx ? 0 : -1;
 }
 
 void gvd_pipeline_destroy(gvd_pipeline *pl)
@@ -259,6 +262,7 @@ void gvd_pipeline_destroy(gvd_pipeline *pl)
     json_decref(pl->latches);
     json_decref(pl->events);
     json_decref(pl->def);
+    free(pl->driver);
     free(pl);
 }
 
@@ -373,12 +377,14 @@ json_t *gvd_pipeline_json(gvd_pipeline *pl)
         }
     gvd_pl_status s = (gvd_pl_status)gv_computed_get_int(pl->status);
     double progress = gv_computed_get_double(pl->progress), finished_at = gvd_pipeline_finished_at(pl);
-    return json_pack("{s:I, s:s, s:s, s:f, s:s, s:b, s:o, s:o, s:o, s:O, s:I}", "id", (json_int_t)pl->id, "name",
-                     pl->name, "status", gvd_pl_status_name(s), "progress", round(progress * 100.0) / 100.0,
+    const gvd_config *cfg = &pl->jobs->cfg;
+    return json_pack("{s:I, s:s, s:s, s:f, s:s, s:b, s:o, s:o, s:o, s:O, s:I, s:s?}", "id", (json_int_t)pl->id,
+                     "name", pl->name, "status", gvd_pl_status_name(s), "progress", round(progress * 100.0) / 100.0,
                      "on_failure", pl->cancel_on_failure ? "cancel" : "skip", "paused",
                      gv_signal_get_bool(pl->paused), "created_at", gvd_time_json(pl->created_at), "finished_at",
                      gvd_time_json(finished_at), "steps", steps, "rules",
-                     json_object_get(pl->def, "rules"), "events", (json_int_t)(pl->next_event - 1));
+                     json_object_get(pl->def, "rules"), "events", (json_int_t)(pl->next_event - 1), "node",
+                     pl->driver ? pl->driver : cfg->cluster ? cfg->node_id : NULL);
 }
 
 json_t *gvd_pipeline_events_json(gvd_pipeline *pl)

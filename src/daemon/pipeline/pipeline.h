@@ -39,6 +39,7 @@
 #include <stdint.h>
 
 #include "../model/jobs.h"
+#include "../store/store.h"
 
 #define GVD_PIPELINE_MAX_STEPS 64
 #define GVD_PIPELINE_EVENTS_MAX 200 /* rule firings kept per pipeline */
@@ -91,6 +92,19 @@ bool gvd_job_in_pipeline(const gvd_job *job);
 long gvd_pipelines_prune(gvd_jobs *jobs, double cutoff);
 /* When the oldest finished pipeline passes keep_s, or -1 if none. */
 double gvd_pipelines_next_expiry(gvd_jobs *jobs, double keep_s);
+
+/* Several nodes (cluster/mirror.c): another node's pipeline as its row now
+ * says — a new mirror, or the mirror follows its state; a row this node
+ * drives is ignored.  0, or -1 (a damaged row, out of memory: logged). */
+int gvd_pipelines_apply_row(gvd_jobs *jobs, const gvd_pipeline_row *row);
+/* Pipeline `id`'s row is gone: its mirror goes (not one this node drives). */
+void gvd_pipelines_apply_delete(gvd_jobs *jobs, int64_t id);
+/* A job that appeared through its row (another node created it): a step of
+ * a pipeline held here is linked to it. */
+void gvd_pipelines_adopt_job(gvd_jobs *jobs, gvd_job *job);
+/* The node that drives `pl` when it is another node (its transitions are
+ * relayed there, api/relay.c), else NULL. */
+const char *gvd_pipeline_driver(const gvd_pipeline *pl);
 
 /* The push hub's hook: called (from an effect, after the batch) whenever
  * anything in gvd_pipeline_json changed, and with removed = true just

@@ -7,6 +7,7 @@
  *              stored state, loading
  *   prules.c   a pipeline's rules: their firings (the conditions and edges
  *              are rules/rules.c's, like a job's)
+ *   mirror.c   several nodes: another node's pipelines, followed
  */
 #ifndef GALVANI_DAEMON_PIPELINE_INT_H
 #define GALVANI_DAEMON_PIPELINE_INT_H
@@ -73,6 +74,12 @@ struct gvd_pipeline {
     json_t *events;        /* owned: firings, oldest first */
     int64_t next_event;    /* the next event's id */
 
+    /* Several nodes: the node that drives it, when that is another node
+     * (owned; NULL: this node drives it).  Such a pipeline is a mirror
+     * (mirror.c): its state follows the row the driver writes, its steps
+     * follow their jobs' rows, and it never creates a step, fires a rule
+     * or stores anything; its transitions are the driver's (api/relay.c). */
+    char *driver;
     bool advance_due;      /* control.c: run gvd_pipeline_advance soon */
     bool unsaved;          /* state the store refused, written again by the retry timer */
     gvd_pipeline *prev, *next;
@@ -126,6 +133,18 @@ int gvd_pipeline_save(gvd_pipeline *pl, char *err, size_t errlen);
 /* Ask for gvd_pipeline_advance on the loop (from an effect). */
 void gvd_pipeline_schedule(gvd_pipeline *pl);
 void gvd_pipelines_notify(gvd_pipeline *pl, bool removed);
+
+/* control.c, for mirror.c: a pipeline of definition `def` (taken), its
+ * graph built and started but not its effects; NULL when out of memory.
+ * In the registry (newest last) once appended. */
+gvd_pipeline *gvd_pl_alloc(gvd_jobs *jobs, int64_t id, json_t *def, double created_at);
+void gvd_pl_append(gvd_pipelines *reg, gvd_pipeline *pl);
+void gvd_pl_unlink(gvd_pipelines *reg, gvd_pipeline *pl);
+/* Restore a stored state (paused, cancelled, generations, latches, events);
+ * a step whose generation moved points at its job of the new one. */
+void gvd_pl_apply_state(gvd_pipeline *pl, json_t *state);
+/* Link `job` to its pipeline's step if its spec names one held here. */
+void gvd_pl_link_job(gvd_jobs *jobs, gvd_job *job);
 
 /* prules.c */
 /* Compile the definition's rules (not started); 0 or -1. */

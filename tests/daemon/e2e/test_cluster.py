@@ -373,27 +373,48 @@ class Pipelines(ClusterTest):
         self.assertEqual(a.request("POST", "/pipelines/%d/pause" % pl["id"])[0], 200)
         self.assertEqual(self.on(b, far["id"], "paused")["node"], "b")
         wait_for(lambda: group_stopped(far["pid"]), what="b to stop the far step's process")
-        # B does not hold A's pipeline: its routes are relayed to A (api/relay.c)
-        status, _, seen = b.request("GET", "/pipelines/%d" % pl["id"])
-        self.assertEqual((status, seen), (200, a.request("GET", "/pipelines/%d" % pl["id"])[2]))
-        self.assertEqual(seen["status"], "paused")
-        self.assertEqual(b.request("GET", "/pipelines/%d/events" % pl["id"])[:3:2],
-                         a.request("GET", "/pipelines/%d/events" % pl["id"])[:3:2])
+        # B holds a mirror of A's pipeline (pipeline/mirror.c): its reads answer what A has, once A's row
+        # reached B; its changes are relayed to A (api/relay.c)
+        path = "/pipelines/%d" % pl["id"]
+        seen = wait_for(lambda: (lambda x, y: x if x == y else None)(b.request("GET", path)[2],
+                                                                     a.request("GET", path)[2]),
+                        what="B's mirror to show the pipeline as A has it")
+        self.assertEqual((seen["status"], seen["node"]), ("paused", "a"), seen)
+        self.assertEqual([p["id"] for p in b.request("GET", "/pipelines")[2]["pipelines"]], [pl["id"]])
+        self.assertEqual(b.request("GET", path + "/events")[:3:2], a.request("GET", path + "/events")[:3:2])
         status, _, body = b.request("GET", "/pipelines/%d" % (pl["id"] + 100))
         self.assertEqual((status, body["error"]["code"]), (404, "not_found"), body)
-        status, _, body = b.request("POST", "/pipelines/%d/resume" % pl["id"])
-        self.assertEqual((status, body["status"]), (200, "running"), body)
+
+        async def resume_from_b_seen_on_b():
+            # a client of B's stream sees the pipeline's change made through B (driven by A)
+            async with websockets.connect("ws://127.0.0.1:%d/ws/jobs" % b.port) as ws:
+                snap = json.loads(await asyncio.wait_for(ws.recv(), DEADLINE))
+                self.assertEqual([p["id"] for p in snap.get("pipelines", [])], [pl["id"]], snap)
+                status, _, body = await asyncio.to_thread(b.request, "POST", path + "/resume")
+                self.assertEqual((status, body["status"], body["node"]), (200, "running", "a"), body)
+                while True:
+                    msg = json.loads(await asyncio.wait_for(ws.recv(), DEADLINE))
+                    if msg.get("type") == "pipeline" and not msg["pipeline"]["paused"]:
+                        return msg["pipeline"]
+        self.assertEqual(asyncio.run(resume_from_b_seen_on_b())["id"], pl["id"])
         self.on(b, far["id"], "running")
         wait_for(lambda: not group_stopped(far["pid"]) and not group_stopped(near["pid"]),
                  what="both steps to run again")
-        status, _, body = b.request("DELETE", "/pipelines/%d" % pl["id"])
+        status, _, body = b.request("DELETE", path)
         self.assertEqual((status, body["error"]["code"]), (409, "invalid_transition"), body)
-        self.assertEqual(a.request("POST", "/pipelines/%d/cancel" % pl["id"])[0], 200)
+        # a restarted B loads A's pipeline as a mirror again
+        b.stop()
+        b.start()
+        self.assertEqual(b.request("GET", path)[2]["status"], "running")
+        self.assertEqual(a.request("POST", path + "/cancel")[0], 200)
         self.on(b, far["id"], "cancelled")
         wait_for(lambda: not alive(far["pid"]), what="the far step's process to end")
         self.assertEqual(sorted(j for j, _ in self.runs()), sorted(j["id"] for j in jobs))
-        wait_for(lambda: b.request("DELETE", "/pipelines/%d" % pl["id"])[0] == 204, what="B to delete A's pipeline")
-        self.assertEqual(a.request("GET", "/pipelines/%d" % pl["id"])[0], 404)
+        wait_for(lambda: b.request("GET", path)[2]["status"] == "cancelled", what="B's mirror to be cancelled")
+        self.assertEqual(b.request("DELETE", path)[0], 204)
+        self.assertEqual(a.request("GET", path)[0], 404)
+        wait_for(lambda: b.request("GET", path)[0] == 404, what="B's mirror to go")
+        self.assertEqual(b.request("GET", "/pipelines")[2]["pipelines"], [])
 
 
 class GlobalRules(ClusterTest):

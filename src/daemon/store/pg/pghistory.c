@@ -353,6 +353,7 @@ int gvd_pgstore_pipeline_insert(gvd_pgstore *st, const gvd_pipeline_row *row, in
     gvd_pgw_text(&w, row->def_json ? row->def_json : "{}");
     gvd_pgw_text(&w, row->state_json ? row->state_json : "{}");
     gvd_pgw_double(&w, row->created_at);
+    gvd_pgw_pipeline(&w, nid);
     if (gvd_pgw_end(&w, err, errlen) != 0) {
         gvd_pgs_untake_id(st, GVD_PGIDS_PIPELINES, nid);
         return -1;
@@ -369,6 +370,7 @@ int gvd_pgstore_pipeline_update(gvd_pgstore *st, int64_t id, const char *state_j
     gvd_pgw_int(&w, id);
     gvd_pgw_text(&w, state_json ? state_json : "{}");
     gvd_pgw_expect_row(&w);
+    gvd_pgw_pipeline(&w, id);
     return gvd_pgw_end(&w, err, errlen);
 }
 
@@ -378,6 +380,7 @@ int gvd_pgstore_pipeline_delete(gvd_pgstore *st, int64_t id, char *err, size_t e
     if (gvd_pgw_begin(st, &w, "pipeline delete", gvd_sql_pl_delete, err, errlen) != 0)
         return -1;
     gvd_pgw_int(&w, id);
+    gvd_pgw_pipeline(&w, id);
     return gvd_pgw_end(&w, err, errlen);
 }
 

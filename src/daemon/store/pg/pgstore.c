@@ -238,6 +238,11 @@ void gvd_pgw_rules(gvd_pgw *w)
     w->b->stmts[w->n0].rules = true;
 }
 
+void gvd_pgw_pipeline(gvd_pgw *w, int64_t id)
+{
+    w->b->stmts[w->n0].pipeline = id;
+}
+
 int gvd_pgw_end(gvd_pgw *w, char *err, size_t errlen)
 {
     gvd_pgbatch *b = w->b;
@@ -506,33 +511,25 @@ static bool gvd_pgs_query(gvd_pgstore *st, const char *sql, int n, const char *c
 /* NOTIFY galvani_jobs "<node> <id>,<id>,..." for the jobs the batch wrote,
  * inside its transaction: delivered if and only if it commits, in commit
  * order (cluster/mirror.c reads the rows).  Payloads stay well under
- * PostgreSQL's 8000 bytes; an id written twice is named once per payload.
- * And NOTIFY galvani_rules "<node>" when it changed the global rules.
- * false when a query could not be queued. */
+ * PostgreSQL's 8000 bytes; an id written twice in a row is named once.
+ * The same on galvani_pipelines for the pipelines it wrote, and NOTIFY
+ * galvani_rules "<node>" when it changed the global rules.  false when a
+ * query could not be queued. */
 #define GVD_PG_NOTIFY_MAX 7000
-static bool gvd_pgs_announce(gvd_pgstore *st, gvd_pgbatch *b)
+static bool gvd_pgs_announce_ids(gvd_pgstore *st, gvd_pgbatch *b, const char *sql, bool pipelines)
 {
     char payload[GVD_PG_NOTIFY_MAX + 64];
     size_t head = (size_t)snprintf(payload, sizeof payload, "%s ", st->node), len = head;
     int64_t last = 0;
-    bool rules = false;
-    for (size_t i = 0; i < b->n && !rules; i++)
-        rules = b->stmts[i].rules;
-    if (rules) {
-        const char *p[] = {st->node};
-        if (!gvd_pgs_query(st, "SELECT pg_notify('galvani_rules', $1)", 1, p))
-            return false;
-        b->announced++;
-    }
     for (size_t i = 0; i <= b->n; i++) {
-        int64_t id = i < b->n ? b->stmts[i].job : 0;
+        int64_t id = i < b->n ? (pipelines ? b->stmts[i].pipeline : b->stmts[i].job) : 0;
         if (i < b->n && (id == 0 || id == last))
             continue;
         if (i == b->n || len > GVD_PG_NOTIFY_MAX) {
             if (len > head) {
                 payload[len - 1] = '\0'; /* the last comma */
                 const char *p[] = {payload};
-                if (!gvd_pgs_query(st, "SELECT pg_notify('galvani_jobs', $1)", 1, p))
+                if (!gvd_pgs_query(st, sql, 1, p))
                     return false;
                 b->announced++;
             }
@@ -544,6 +541,21 @@ static bool gvd_pgs_announce(gvd_pgstore *st, gvd_pgbatch *b)
         last = id;
     }
     return true;
+}
+
+static bool gvd_pgs_announce(gvd_pgstore *st, gvd_pgbatch *b)
+{
+    bool rules = false;
+    for (size_t i = 0; i < b->n && !rules; i++)
+        rules = b->stmts[i].rules;
+    if (rules) {
+        const char *p[] = {st->node};
+        if (!gvd_pgs_query(st, "SELECT pg_notify('galvani_rules', $1)", 1, p))
+            return false;
+        b->announced++;
+    }
+    return gvd_pgs_announce_ids(st, b, "SELECT pg_notify('galvani_jobs', $1)", false) &&
+           gvd_pgs_announce_ids(st, b, "SELECT pg_notify('galvani_pipelines', $1)", true);
 }
 
 static void gvd_pgs_send(gvd_pgstore *st)

@@ -46,6 +46,7 @@ typedef struct gvd_pgstmt {
     int64_t key;  /* the job of a job update; 0 otherwise */
     int64_t job;  /* the job whose row it writes (insert, update, delete): announced; 0 otherwise */
     bool rules;   /* it changes the global rules: announced on galvani_rules */
+    int64_t pipeline; /* the pipeline whose row it writes: announced on galvani_pipelines; 0 otherwise */
 } gvd_pgstmt;
 
 /* A position in a batch (the caller's begin mark, a multi-statement write). */
@@ -173,6 +174,8 @@ void gvd_pgw_expect_row(gvd_pgw *w);
 void gvd_pgw_job(gvd_pgw *w, int64_t id);
 /* The statement changes the global rules: the batch says so. */
 void gvd_pgw_rules(gvd_pgw *w);
+/* It writes pipeline `id`'s row (announced: cluster/mirror.c). */
+void gvd_pgw_pipeline(gvd_pgw *w, int64_t id);
 /* Finish the statement: 0 (queued; the dirty hook when the buffer was
  * empty), or -1 "out of memory" with the statement undone. */
 int gvd_pgw_end(gvd_pgw *w, char *err, size_t errlen);
