@@ -718,7 +718,7 @@ double gvd_pipelines_next_expiry(gvd_jobs *jobs, double keep_s)
 {
     double first = -1;
     for (gvd_pipeline *pl = jobs->pipelines ? jobs->pipelines->first : NULL; pl; pl = pl->next) {
-        double at = gvd_pipeline_finished_at(pl);
+        double at = pl->driver ? 0 : gvd_pipeline_finished_at(pl); /* a mirror is pruned by its node */
         if (at > 0 && (first < 0 || at + keep_s < first))
             first = at + keep_s;
     }
