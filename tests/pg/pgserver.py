@@ -9,16 +9,28 @@ root, and CI runs as root: then the server runs as the `postgres` system user (t
         pg.dsn                      # postgresql://galvani@127.0.0.1:PORT/postgres
         pg.create_database("n1")    # a fresh database, its DSN
 
+Or as a process of its own, for a test that is not Python (tests/web/test_cluster.mjs):
+
+    /usr/bin/python3 tests/pg/pgserver.py serve [--database NAME ...]
+
+starts the server, creates each NAME, prints one JSON line on stdout
+({"dsn": ..., "databases": {NAME: DSN}, "dir": ..., "log": ...}, or {"unavailable": WHY} and exit status 3 when
+PostgreSQL cannot run here) and serves until its stdin closes (its parent is gone) or a SIGTERM/SIGINT/SIGHUP,
+then stops the server and removes its directory.
+
 Only loopback, `trust` authentication for the one role `galvani`: a test database, never a real one.  fsync is
 off (a crashed test machine loses nothing worth keeping); the store's own durability tests use SQLite or a real
 kill -9 of galvanid, not of PostgreSQL.
 """
 import glob
+import json
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 
 DEADLINE = 60.0
@@ -130,3 +142,41 @@ class PgServer:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def serve(argv):
+    """`pgserver.py serve [--database NAME ...]`: see the module's docstring."""
+    import argparse
+    ap = argparse.ArgumentParser(prog="pgserver.py serve")
+    ap.add_argument("--database", action="append", default=[], help="a database to create (repeatable)")
+    args = ap.parse_args(argv)
+
+    def stop_on(signum, _frame):
+        raise SystemExit(128 + signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, stop_on)
+    try:
+        pg = PgServer()
+    except PgUnavailable as e:
+        print(json.dumps({"unavailable": str(e)}), flush=True)
+        return 3
+    try:
+        pg.start()
+        databases = {name: pg.create_database(name) for name in args.database}
+        print(json.dumps({"dsn": pg.dsn, "databases": databases, "dir": pg.dir, "log": os.path.join(pg.dir, "log")}),
+              flush=True)
+        # until the parent closes our stdin (or dies: the same EOF)
+        while sys.stdin.buffer.read(4096):
+            pass
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)  # a second signal does not cut the cleanup short
+        pg.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] != ["serve"]:
+        sys.exit("usage: pgserver.py serve [--database NAME ...]")
+    sys.exit(serve(sys.argv[2:]))

@@ -65,9 +65,14 @@ export class Daemon {
 
   get url() { return `http://127.0.0.1:${this.port}`; }
 
+  /* galvanid's arguments (a cluster node's differ: test_cluster.mjs) */
+  args() { return ['--listen', `127.0.0.1:${this.port}`, '--db', join(this.dir, 'galvani.db'), ...this.extra]; }
+
+  /* where its jobs' supervisors keep their pid files */
+  get runDir() { return join(this.dir, 'galvani.db.run'); }
+
   start() {
-    const args = ['--listen', `127.0.0.1:${this.port}`, '--db', join(this.dir, 'galvani.db'), ...this.extra];
-    const proc = spawn(this.bin, args, { cwd: this.dir, stdio: ['ignore', 'ignore', 'pipe'] });
+    const proc = spawn(this.bin, this.args(), { cwd: this.dir, stdio: ['ignore', 'ignore', 'pipe'] });
     this.proc = proc;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => fail(new Error('galvanid did not start in time')), DEADLINE_MS);
@@ -102,7 +107,7 @@ export class Daemon {
    * run dir's pid file says "PID START_TICKS", and a group is killed only if
    * /proc still shows that start time (a recycled pid is left alone). */
   endLeftoverJobs() {
-    const root = join(this.dir, 'galvani.db.run');
+    const root = this.runDir;
     if (!existsSync(root)) return;
     for (const d of readdirSync(root)) {
       try {
@@ -155,23 +160,30 @@ export function groupStopped(pgid) {
  * on failure the error, the page's problems and the tail of galvanid's log;
  * always close the browser, stop the daemon and end the jobs it left, remove
  * the temp dir.  `state()` returns the test's { daemon, browser, problems }
- * as they are when main() ends (they are assigned while it runs).  Exits the
- * process with 0 or 1. */
+ * as they are when main() ends (they are assigned while it runs); a test of
+ * several galvanid gives { daemons: { name: Daemon } } instead of daemon,
+ * and `logs`, a function returning { title: text }, adds what else to show.
+ * tmp.cleanup() may be async (it is awaited, after the daemons stopped).
+ * Exits the process with 0 or 1. */
 export async function runWebTest(name, main, state, tmp, watchdog, t0) {
   let failed = false;
+  const daemonsOf = (st) => Object.entries(st.daemons || (st.daemon ? { galvanid: st.daemon } : {}));
   try {
     await main();
   } catch (e) {
     failed = true;
-    const { daemon, problems } = state();
+    const st = state();
     console.error('FAIL:', e && e.stack ? e.stack : e);
-    if (problems.length) console.error('page problems:', problems);
-    if (daemon) console.error('galvanid log (tail):\n' + daemon.log.slice(-3000));
+    if (st.problems.length) console.error('page problems:', st.problems);
+    for (const [n, d] of daemonsOf(st)) console.error(`${n === 'galvanid' ? n : 'galvanid ' + n} log (tail):\n` + d.log.slice(-3000));
+    for (const [title, text] of Object.entries(st.logs ? st.logs() : {})) console.error(`${title} (tail):\n` + text.slice(-3000));
   } finally {
-    const { daemon, browser } = state();
-    if (browser) await browser.close().catch(() => {});
-    if (daemon) { await daemon.stop(); daemon.endLeftoverJobs(); }
-    tmp.cleanup();
+    const st = state();
+    if (st.browser) await st.browser.close().catch(() => {});
+    const daemons = daemonsOf(st).map(([, d]) => d);
+    await Promise.all(daemons.map((d) => d.stop()));
+    for (const d of daemons) d.endLeftoverJobs();
+    try { await tmp.cleanup(); } catch (e) { failed = true; console.error('FAIL: cleanup:', e); }
     clearTimeout(watchdog);
   }
   console.log(`${failed ? 'FAIL' : 'PASS'} ${name} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
