@@ -195,8 +195,8 @@ bool gvd_relay(gvd_server *s, h2o_req_t *req, gvd_job *job, bool write)
     if (!s->locate || gvd_job_acts(job))
         return false;
     const char *node = gvd_job_node(job);
-    if (!node && !write)
-        return false;
+    if (!node && (!write || gvd_job_status(job) != GVD_QUEUED))
+        return false; /* on no node: answered here (a finished one refuses a change itself) */
     ssize_t h = h2o_find_header_by_str(&req->headers, H2O_STRLIT(GVD_RELAY_HEADER), -1);
     if (h >= 0) {
         /* relayed here because the sender's mirror said this node: not (or

@@ -286,8 +286,10 @@ static void gvd_on_job_path(gvd_server *s, h2o_req_t *req, h2o_iovec_t path)
         return;
     }
     /* What only the job's node has (its log, series, params record,
-     * events) or can do (a params change): relay.c sends it there. */
-    if (!transition && action.len > 0 && gvd_relay(s, req, job, gvd_path_is(action, "params")))
+     * events) or can do (a params change; a delete, which removes the log
+     * on its disk): relay.c sends it there. */
+    if (!transition && (action.len > 0 || gvd_method(req, "DELETE")) &&
+        gvd_relay(s, req, job, gvd_path_is(action, "params")))
         return;
     if (transition) {
         gvd_on_transition(s, req, job, transition);

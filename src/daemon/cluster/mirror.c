@@ -130,6 +130,14 @@ static char *gvd_ids_literal(const int64_t *ids, size_t n)
     return s;
 }
 
+/* Job `id`'s row was deleted by another node: its step lets go, then the
+ * model forgets it. */
+static void gvd_cluster_row_gone(gvd_cluster *c, int64_t id)
+{
+    gvd_pipelines_drop_job(c->jobs, id);
+    gvd_jobs_apply_delete(c->jobs, id);
+}
+
 typedef struct gvd_read {
     gvd_cluster *c;
     int64_t *ids;
@@ -150,7 +158,7 @@ static void gvd_on_rows(void *ud, const PGresult *res, const char *err)
             gvd_job_row row;
             gvd_pg_job_row_read(res, i, &row);
             for (; k < r->n && r->ids[k] < row.id; k++)
-                gvd_jobs_apply_delete(c->jobs, r->ids[k]);
+                gvd_cluster_row_gone(c, r->ids[k]);
             if (k < r->n && r->ids[k] == row.id)
                 k++;
             if (gvd_jobs_apply_row(c->jobs, &row) != 0)
@@ -159,7 +167,7 @@ static void gvd_on_rows(void *ud, const PGresult *res, const char *err)
                 gvd_pipelines_adopt_job(c->jobs, gvd_jobs_get(c->jobs, row.id));
         }
         for (; k < r->n; k++)
-            gvd_jobs_apply_delete(c->jobs, r->ids[k]);
+            gvd_cluster_row_gone(c, r->ids[k]);
     } else if (err && !c->freeing) {
         gvd_log(GVD_LOG_WARN, "cluster.read_failed", "jobs=%zu error=%s", r->n,
                 gvd_log_quote(err, (char[400]){0}, 400));

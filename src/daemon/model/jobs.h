@@ -260,6 +260,9 @@ const char *gvd_job_node(const gvd_job *job);
 int gvd_jobs_apply_row(gvd_jobs *jobs, const gvd_job_row *row);
 /* Another node deleted job `id`. */
 void gvd_jobs_apply_delete(gvd_jobs *jobs, int64_t id);
+/* Would gvd_jobs_apply_delete forget `job`? (A step's pipeline lets go of
+ * it first: pipeline/mirror.c.) */
+bool gvd_jobs_apply_delete_forgets(const gvd_job *job);
 /* This node's claim got job `id`: the scheduler starts it when it runs
  * next (call gvd_jobs_wake once after a claim's jobs are all recorded, so
  * that it counts them all). */

@@ -169,10 +169,18 @@ int gvd_jobs_apply_row(gvd_jobs *jobs, const gvd_job_row *row)
     return 0;
 }
 
+/* A row deleted by another node: a mirror goes; so does a job of this
+ * node's that has finished and has no process left (another node's
+ * retention pruned it).  One still running here keeps its row's view. */
+bool gvd_jobs_apply_delete_forgets(const gvd_job *job)
+{
+    return !gvd_job_acts(job) || (gvd_status_finished(gvd_job_status_peek(job)) && !job->exec);
+}
+
 void gvd_jobs_apply_delete(gvd_jobs *jobs, int64_t id)
 {
     gvd_job *job = gvd_jobs_get(jobs, id);
-    if (job && !gvd_job_acts(job))
+    if (job && gvd_jobs_apply_delete_forgets(job))
         gvd_jobs_forget(jobs, job);
 }
 

@@ -106,3 +106,15 @@ void gvd_pipelines_adopt_job(gvd_jobs *jobs, gvd_job *job)
     if (jobs->pipelines && jobs->pipelines->first)
         gvd_pl_link_job(jobs, job);
 }
+
+void gvd_pipelines_drop_job(gvd_jobs *jobs, int64_t id)
+{
+    gvd_job *job = gvd_jobs_get(jobs, id);
+    gvd_pipeline *pl = job ? job->pipeline : NULL;
+    if (!pl || !gvd_jobs_apply_delete_forgets(job))
+        return;
+    for (size_t i = 0; i < pl->nsteps; i++)
+        if (pl->steps[i].job == job)
+            gvd_step_set_job(&pl->steps[i], NULL);
+    job->pipeline = NULL;
+}

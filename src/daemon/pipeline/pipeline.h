@@ -102,6 +102,9 @@ void gvd_pipelines_apply_delete(gvd_jobs *jobs, int64_t id);
 /* A job that appeared through its row (another node created it): a step of
  * a pipeline held here is linked to it. */
 void gvd_pipelines_adopt_job(gvd_jobs *jobs, gvd_job *job);
+/* Job `id` is about to go through its row (another node deleted it): its
+ * step, if it has one here, lets go of it. */
+void gvd_pipelines_drop_job(gvd_jobs *jobs, int64_t id);
 /* The node that drives `pl` when it is another node (its transitions are
  * relayed there, api/relay.c), else NULL. */
 const char *gvd_pipeline_driver(const gvd_pipeline *pl);

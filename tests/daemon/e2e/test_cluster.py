@@ -241,6 +241,14 @@ class Relay(ClusterTest):
         b.start()
         wait_for(lambda: a.request("GET", "/jobs/%d/log" % job["id"])[0] == 200, what="B's log through A again")
         self.assertEqual(a.request("GET", "/jobs/%d/log" % job["id"])[2], log_b[2])
+        # deleted through A: B deletes it, with its log file on B's disk; every node forgets it
+        logs_b = os.path.join(self.dir, "b.logs")
+        before = os.listdir(logs_b)
+        status, _, body = a.request("DELETE", "/jobs/%d" % job["id"])
+        self.assertEqual(status, 204, body)
+        for n in (a, b):
+            wait_for(lambda: n.request("GET", "/jobs/%d" % job["id"])[0] == 404, what="the job to go on " + n.name)
+        self.assertEqual(len(os.listdir(logs_b)), len(before) - 1, (before, os.listdir(logs_b)))
 
 
 class Streams(ClusterTest):
