@@ -281,6 +281,52 @@ class Bench:
             self.problems.append("pause: %d answers were not 200 with the expected state on node c" % bad)
         return self.emit(res)
 
+    # ---- 2b. relayed requests: what only a job's node has, asked of another node ----------------------
+    def relay(self, rounds):
+        a, b, c = self.cluster("pg", 3)
+        st, job = http_req(c.port, "POST", "/jobs", {"command": ["sh", "-c", "seq 1 200; exec sleep 3600"],
+                                                     "name": "relay-target"})
+        assert st == 201, (st, job)
+        jid = job["id"]
+        t_end = time.time() + DEADLINE
+        while time.time() < t_end:  # running on C, its row on A
+            st, j = http_req(a.port, "GET", "/jobs/%d" % jid)
+            if st == 200 and j["status"] == "running" and j.get("node") == "c":
+                break
+            time.sleep(0.05)
+        la0 = loadavg()
+        lat, bad = {}, 0
+        want_log = None
+        for name, node in (("direct", c), ("relayed", a)):
+            conn = http.client.HTTPConnection("127.0.0.1", node.port, timeout=DEADLINE)
+            for what in ("log", "params"):
+                xs = lat.setdefault("%s_%s" % (what, name), [])
+                for i in range(rounds):
+                    t0 = time.perf_counter()
+                    if what == "log":
+                        conn.request("GET", "/jobs/%d/log" % jid)
+                        resp = conn.getresponse()
+                        body = resp.read()
+                        ok = resp.status == 200 and (want_log is None or body == want_log)
+                        want_log = want_log or body
+                    else:
+                        st, j = http_req(node.port, "PATCH", "/jobs/%d/params" % jid, {"round": i}, conn=conn)
+                        ok = st == 200 and j.get("params") == {"round": i} and j.get("node") == "c"
+                    xs.append((time.perf_counter() - t0) * 1000)
+                    bad += not ok
+            conn.close()
+        la1 = loadavg()
+        http_req(a.port, "POST", "/jobs/%d/cancel" % jid)
+        time.sleep(0.3)
+        self.stop_cluster()
+        res = {"scenario": "relay", "rounds": rounds, "bad_answers": bad, "load_before": la0, "load_after": la1,
+               "log_bytes": len(want_log or b"")}
+        for k, xs in lat.items():
+            res[k + "_ms"] = {"p50": pct(xs, .5), "p99": pct(xs, .99), "max": max(xs)}
+        if bad:
+            self.problems.append("relay: %d answers were not the owner's (200 with its log / params)" % bad)
+        return self.emit(res)
+
     # ---- 1b. add -> start, one job at a time ---------------------------------------------------------
     def addstart(self, count):
         """The anchor's other figure, at a low rate: (local) POST /jobs to node B, which has free slots: the 201
@@ -461,6 +507,17 @@ def table(b, meta):
             L.append("   answers over 100 ms: %d of %d%s" % (len(slow), 2 * r["rounds"], (" (%s ms)" % ", ".join(
                 "%.0f" % v for _, _, v in slow[:8])) if slow else ""))
             L.append("   loadavg %s -> %s" % (r["load_before"], r["load_after"]))
+    for r in b.rows:
+        if r["scenario"] == "relay":
+            L.append("")
+            L.append("2b. Relayed requests: a job running on node C, asked of C itself (direct) and of node A (relayed "
+                     "to C by h2o's proxy); %d of each, one at a time on one keep-alive connection" % r["rounds"])
+            for what, label in (("log", "GET /jobs/ID/log (%d bytes)" % r["log_bytes"]),
+                                ("params", "PATCH /jobs/ID/params")):
+                d, x = r[what + "_direct_ms"], r[what + "_relayed_ms"]
+                L.append("   %-30s direct p50 %s ms p99 %s ms   relayed p50 %s ms p99 %s ms" % (
+                    label, f(d["p50"], "%.2f"), f(d["p99"], "%.2f"), f(x["p50"], "%.2f"), f(x["p99"], "%.2f")))
+            L.append("   loadavg %s -> %s" % (r["load_before"], r["load_after"]))
     ws = [r for r in b.rows if r["scenario"] == "ws"]
     if ws:
         L.append("")
@@ -496,7 +553,7 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--smoke", action="store_true", help="the test suite's run: a few jobs and clients, every path")
     ap.add_argument("--out", required=True)
-    ap.add_argument("--only", default="jobs,addstart,pause,ws,floor")
+    ap.add_argument("--only", default="jobs,addstart,pause,relay,ws,floor")
     ap.add_argument("--max-running", type=int, default=64)
     ap.add_argument("--lease", type=int, default=0, help="galvanid --lease (default: galvanid's, 15 s)")
     ap.add_argument("--report", metavar="JSON", help="only print the table again from a run's .json")
@@ -537,6 +594,8 @@ def main():
             b.addstart(a.addstart_n)
         if "pause" in only:
             b.pause(a.rounds)
+        if "relay" in only:
+            b.relay(a.rounds)
         if "ws" in only:
             b.ws(a.clients)
         if "floor" in only:

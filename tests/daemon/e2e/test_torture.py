@@ -14,7 +14,7 @@ same database.  At the end:
 About twenty seconds on an idle machine (deadlines of minutes end a stuck
 run); with GALVANI_TORTURE_LIGHT=1 (the sanitizer
 tree, set by tests/CMakeLists.txt) it uses fewer jobs and kills.  The seed
-is printed, and GALVANI_TORTURE_SEED replays a run.
+is fixed (16) and printed; GALVANI_TORTURE_SEED=N runs another.
 """
 import collections
 import http.client
@@ -62,7 +62,9 @@ class Torture(DaemonTest):
         return post_job(self.d.port, spec)
 
     def test_sigkill_at_random_points(self):
-        seed = int(os.environ.get("GALVANI_TORTURE_SEED", str(int(time.time() * 1000) % 1000000)))
+        # A fixed seed by default: the suite is deterministic in what it does
+        # (when the kills land still depends on the machine); another one to explore.
+        seed = int(os.environ.get("GALVANI_TORTURE_SEED", "16"))
         rng = random.Random(seed)
         sys.stderr.write("\n[torture] seed=%d jobs=%d kills=%d\n" % (seed, JOBS, KILLS))
         runs = os.path.join(self.dir, "runs")
@@ -149,6 +151,12 @@ class Torture(DaemonTest):
                                 (job_id, name, kinds[name], status, exit_status, attempts, ran[job_id], want))
         stored = {r[0] for r in rows}
         problems += ["job %d ran but is not stored" % i for i in ran if i not in stored]
+        if problems:  # what each life of galvanid said about those jobs
+            bad = {int(p.split()[1]) for p in problems if p.split()[1].isdigit()}
+            for life, lines in enumerate(logs):
+                for line in lines.splitlines():
+                    if any(("job=%d " % i) in line + " " for i in bad):
+                        sys.stderr.write("[torture] life %d: %s\n" % (life, line))
         self.assertEqual(problems, [], "seed %d" % seed)
         self.assertEqual(os.listdir(os.path.join(self.dir, "galvani.db.run")), [])
         sys.stderr.write("[torture] %d stored, %d with a 201, %d runs; restart to listening: max %.0f ms; %s\n"
