@@ -289,9 +289,11 @@ class Bench:
         assert st == 201, (st, job)
         jid = job["id"]
         t_end = time.time() + DEADLINE
-        while time.time() < t_end:  # running on C, its row on A
+        while time.time() < t_end:  # running on C, its row on A, its whole output in the log
             st, j = http_req(a.port, "GET", "/jobs/%d" % jid)
-            if st == 200 and j["status"] == "running" and j.get("node") == "c":
+            st2, text = http_req(c.port, "GET", "/jobs/%d/log" % jid)
+            if (st == 200 and j["status"] == "running" and j.get("node") == "c" and st2 == 200
+                    and isinstance(text, bytes) and text.endswith(b"\n200\n")):
                 break
             time.sleep(0.05)
         la0 = loadavg()

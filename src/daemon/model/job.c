@@ -580,13 +580,14 @@ void gvd_job_begin_run(gvd_job *job)
     job->timed_out = false;
     job->not_before = 0;
     gvd_job_transition_begin(job); /* put back if the store refuses it */
-    /* Staged now, in the scheduler's group window: the persist effect may
-     * run only after the window has closed (the scheduler is itself an
-     * effect, and the flush runs the effects it triggers after it), and
-     * would then write outside the group — on PostgreSQL a write durable
-     * only later, with the reconcile effect spawning meanwhile.  Staged,
-     * the spawn waits for the tick's commit (group.c). */
-    (void)gvd_group_stage(job);
+    /* On PostgreSQL, staged now, in the scheduler's group window: the
+     * persist effect may run only after the window has closed (the
+     * scheduler is itself an effect, and the flush runs the effects it
+     * triggers after it), and would then write outside the group — a write
+     * durable only later, with the reconcile effect spawning meanwhile.
+     * Staged, the spawn waits for the tick's commit (group.c). */
+    if (gvd_store_deferred(job->jobs->store))
+        (void)gvd_group_stage(job);
     gv_batch_begin();
     gv_signal_set_int(job->attempts, gvd_peek_int(job->attempts) + 1);
     if (gvd_peek_double(job->started_at) == 0)

@@ -356,14 +356,16 @@ static void gvd_scheduler_fx(void *ud)
         return;
     double now = gvd_now();
     unsigned used = gvd_jobs_busy_slots(jobs);
-    /* The starts join the tick's commit (group.c; gvd_job_begin_run stages
-     * each), wherever this runs from (a finished job, a claim, a retry's
-     * timer, start-up): a process is spawned only once its "running" row is
-     * durable.  On PostgreSQL a write outside the group is durable only
-     * later, and a spawn before it would, after a kill -9 in between, leave
-     * a row saying "queued" for a job that ran — and that the next start
-     * would run again. */
-    gvd_jobs_group_begin(jobs);
+    /* On PostgreSQL the starts join the tick's commit (group.c;
+     * gvd_job_begin_run stages each), wherever this runs from (a finished
+     * job, a claim, a retry's timer, start-up): a process is spawned only
+     * once its "running" row is durable.  A write outside the group is
+     * durable only later there, and a spawn before it would, after a kill -9
+     * in between, leave a row saying "queued" for a job that ran — which the
+     * next start would run again.  On SQLite the write is durable at once. */
+    bool deferred = gvd_store_deferred(jobs->store);
+    if (deferred)
+        gvd_jobs_group_begin(jobs);
     while (used < jobs->cfg.max_running) {
         gvd_job *best = NULL;
         for (gvd_job *j = jobs->live_first; j; j = j->live_next) {
@@ -381,7 +383,8 @@ static void gvd_scheduler_fx(void *ud)
         gvd_job_begin_run(best);
         used++;
     }
-    gvd_jobs_group_end(jobs);
+    if (deferred)
+        gvd_jobs_group_end(jobs);
     /* Slots left: queued jobs nobody owns may be claimed (other nodes). */
     gvd_jobs_maybe_claim(jobs, jobs->cfg.max_running > used ? jobs->cfg.max_running - used : 0);
 }

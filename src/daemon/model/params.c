@@ -180,6 +180,10 @@ int gvd_job_set_params_by(gvd_job *job, json_t *patch, const char *who, gvd_erro
         free(patch_text);
         return -1;
     }
+    /* A staged transition (a start on PostgreSQL) is written first: the job
+     * row below must be written now, not staged behind it. */
+    if (job->group_pending)
+        gvd_jobs_group_commit(job->jobs);
     /* One transaction: the history row, then the job row (written by the
      * persist effect when params_rev moves). */
     int64_t revision = gvd_params_revision(job) + 1;

@@ -113,6 +113,11 @@ const char *gvd_store_fault_cause(gvd_store_fault fault)
 
 /* ---- durability of queued writes ------------------------------------------ */
 
+bool gvd_store_deferred(const gvd_store *st)
+{
+    return st && st->pg;
+}
+
 bool gvd_store_unsynced(const gvd_store *st)
 {
     return st && st->pg && gvd_pgstore_unsynced(st->pg);

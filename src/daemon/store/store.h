@@ -78,6 +78,9 @@ int gvd_store_set_node(gvd_store *st, const char *node, int64_t epoch);
 /* ---- durability of queued writes (PostgreSQL; immediate on SQLite) -------- */
 
 typedef void (*gvd_store_synced_fn)(void *ud, bool ok, const char *err);
+/* Are writes durable only later, once synced (PostgreSQL)?  false on
+ * SQLite: a write is durable when its call returns. */
+bool gvd_store_deferred(const gvd_store *st);
 /* Whether some write made so far is not known durable yet. */
 bool gvd_store_unsynced(const gvd_store *st);
 /* fn(ud, ok, err) once every write made so far is durable (ok) or known
