@@ -29,7 +29,9 @@
 #include "model/jobs.h"
 #include "model/series.h"
 #include "store/store.h"
+#include "util/flags.h"
 #include "util/log.h"
+#include "util/pidfile.h"
 
 typedef struct gvd_daemon {
     uv_loop_t *loop;
@@ -119,65 +121,6 @@ static void gvd_usage(FILE *out)
           out);
 }
 
-static int gvd_parse_listen(const char *s, char *host, size_t hostlen, int *port)
-{
-    const char *colon = strrchr(s, ':');
-    const char *portstr = colon ? colon + 1 : s;
-    size_t hl = colon ? (size_t)(colon - s) : 0;
-    if (hl >= hostlen)
-        return -1;
-    if (hl == 0)
-        snprintf(host, hostlen, "127.0.0.1");
-    else {
-        memcpy(host, s, hl);
-        host[hl] = '\0';
-    }
-    if (host[0] == '[') { /* [::1]:8000 */
-        size_t n = strlen(host);
-        if (n < 2 || host[n - 1] != ']')
-            return -1;
-        memmove(host, host + 1, n - 2);
-        host[n - 2] = '\0';
-    }
-    char *end;
-    errno = 0;
-    long p = strtol(portstr, &end, 10);
-    if (errno || *portstr == '\0' || *end != '\0' || p < 0 || p > 65535)
-        return -1;
-    *port = (int)p;
-    return 0;
-}
-
-static int gvd_parse_uint(const char *s, unsigned long long max, unsigned long long *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *s == '\0' || *s == '-' || *end != '\0' || v > max)
-        return -1;
-    *out = v;
-    return 0;
-}
-
-/* A positive number of seconds (fractions allowed) up to max, in ms. */
-static int gvd_parse_secs(const char *s, double max, unsigned *ms)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || *s == '\0' || *end != '\0' || !(v >= 0.001) || v > max)
-        return -1;
-    *ms = (unsigned)(v * 1000 + 0.5);
-    return 0;
-}
-
-/* The value of --token TOKEN is copied, then overwritten in argv so that
- * ps and /proc/PID/cmdline show "xxxx" from now on. */
-static void gvd_hide_arg(char *arg)
-{
-    memset(arg, 'x', strlen(arg));
-}
-
 /* A token from a flag, a file or the environment (the first given, in that
  * order; a flag and a file together are a usage error).  `buf` receives it.
  * Returns the token, NULL if none was given, or (const char *)-1 after
@@ -246,76 +189,6 @@ static int gvd_raise_fd_limit(unsigned long long max_conns)
         }
     }
     return 0;
-}
-
-/* "3600", "90s", "90m", "12h", "7d": a positive age in seconds. */
-static int gvd_parse_age(const char *s, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    double unit = 1;
-    if (*end == 'm')
-        unit = 60;
-    else if (*end == 'h')
-        unit = 3600;
-    else if (*end == 'd')
-        unit = 86400;
-    if (*end && *end != 's' && unit == 1)
-        return -1;
-    if (errno || end == s || (*end && end[1] != '\0') || !(v > 0) || v * unit > 3650.0 * 86400)
-        return -1;
-    *out = v * unit;
-    return 0;
-}
-
-/* The pid file: "PID\n", written to PATH.tmp and renamed, so that a reader
- * sees the whole pid or no file.  Written once galvanid listens, removed
- * when it stops (only if it still holds our pid: a galvanid started after a
- * kill -9 of this one has its own).  A kill -9 leaves it behind; the next
- * start replaces it. */
-static int gvd_pid_file_write(const char *path, char *err, size_t errlen)
-{
-    char tmp[PATH_MAX];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
-        snprintf(err, errlen, "path too long");
-        return -1;
-    }
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        snprintf(err, errlen, "%s", strerror(errno));
-        return -1;
-    }
-    char buf[32];
-    int n = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
-    int ok = write(fd, buf, (size_t)n) == n;
-    int saved = errno;
-    if (close(fd) != 0 && ok) {
-        ok = 0;
-        saved = errno;
-    }
-    if (ok && rename(tmp, path) != 0) {
-        ok = 0;
-        saved = errno;
-    }
-    if (!ok) {
-        unlink(tmp);
-        snprintf(err, errlen, "%s", strerror(saved));
-        return -1;
-    }
-    return 0;
-}
-
-static void gvd_pid_file_remove(const char *path)
-{
-    char buf[32] = {0};
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n > 0 && strtol(buf, NULL, 10) == (long)getpid())
-        unlink(path);
 }
 
 static void gvd_handle_closed(uv_handle_t *h)
@@ -538,13 +411,13 @@ int main(int argc, char **argv)
         case 51: shim_path = optarg; break;
         case 52: pid_file = optarg; break;
         case 2:
-            if (gvd_parse_uint(optarg, 1ull << 40, &log_limit) || log_limit == 0) {
+            if (gvd_flag_uint(optarg, 1ull << 40, &log_limit) || log_limit == 0) {
                 fprintf(stderr, "galvanid: --log-limit takes a positive number of bytes, not '%s'\n", optarg);
                 return 2;
             }
             break;
         case 3:
-            if (gvd_parse_uint(optarg, 3600, &grace_s)) {
+            if (gvd_flag_uint(optarg, 3600, &grace_s)) {
                 fprintf(stderr, "galvanid: --cancel-grace takes whole seconds (0..3600), not '%s'\n", optarg);
                 return 2;
             }
@@ -566,7 +439,7 @@ int main(int argc, char **argv)
                 return 2;
             }
             snprintf(c == 20 ? token_buf : read_token_buf, sizeof token_buf, "%s", optarg);
-            gvd_hide_arg(optarg);
+            gvd_flag_hide(optarg);
             if (c == 20)
                 token_flag = token_buf;
             else
@@ -576,45 +449,45 @@ int main(int argc, char **argv)
         case 23: read_file = optarg; break;
         case 24: insecure = true; break;
         case 25:
-            if (gvd_parse_uint(optarg, 1000000, &max_conns) || max_conns == 0) {
+            if (gvd_flag_uint(optarg, 1000000, &max_conns) || max_conns == 0) {
                 fprintf(stderr, "galvanid: --max-connections takes a positive integer, not '%s'\n", optarg);
                 return 2;
             }
             break;
         case 29:
-            if (gvd_parse_uint(optarg, 1000000, &max_per_client) || max_per_client == 0) {
+            if (gvd_flag_uint(optarg, 1000000, &max_per_client) || max_per_client == 0) {
                 fprintf(stderr, "galvanid: --max-connections-per-client takes a positive integer, not '%s'\n",
                         optarg);
                 return 2;
             }
             break;
         case 26:
-            if (gvd_parse_secs(optarg, 3600, &req_timeout_ms)) {
+            if (gvd_flag_secs(optarg, 3600, &req_timeout_ms)) {
                 fprintf(stderr, "galvanid: --request-timeout takes seconds (0.001..3600), not '%s'\n", optarg);
                 return 2;
             }
             break;
         case 27:
-            if (gvd_parse_uint(optarg, 1ull << 30, &stream_buffer) || stream_buffer < 1024) {
+            if (gvd_flag_uint(optarg, 1ull << 30, &stream_buffer) || stream_buffer < 1024) {
                 fprintf(stderr, "galvanid: --stream-buffer takes bytes (1024..1073741824), not '%s'\n", optarg);
                 return 2;
             }
             break;
         case 28:
-            if (gvd_parse_secs(optarg, 3600, &stream_grace_ms)) {
+            if (gvd_flag_secs(optarg, 3600, &stream_grace_ms)) {
                 fprintf(stderr, "galvanid: --stream-grace takes seconds (0.001..3600), not '%s'\n", optarg);
                 return 2;
             }
             break;
         case 40:
-            if (gvd_parse_uint(optarg, 100000000, &max_jobs)) {
+            if (gvd_flag_uint(optarg, 100000000, &max_jobs)) {
                 fprintf(stderr, "galvanid: --max-jobs takes a number of jobs (0 = no limit .. 100000000), not '%s'\n",
                         optarg);
                 return 2;
             }
             break;
         case 41:
-            if (gvd_parse_age(optarg, &keep_finished_s)) {
+            if (gvd_flag_age(optarg, &keep_finished_s)) {
                 fprintf(stderr, "galvanid: --keep-finished takes an age: seconds, or a number with s, m, h or d "
                                 "(e.g. 90m, 7d), not '%s'\n",
                         optarg);
@@ -622,7 +495,7 @@ int main(int argc, char **argv)
             }
             break;
         case 42:
-            if (gvd_parse_uint(optarg, 100000, &metric_points) || metric_points < GVD_SERIES_MIN_BOUND) {
+            if (gvd_flag_uint(optarg, 100000, &metric_points) || metric_points < GVD_SERIES_MIN_BOUND) {
                 fprintf(stderr, "galvanid: --metric-points takes a number of points (4..100000), not '%s'\n",
                         optarg);
                 return 2;
@@ -639,7 +512,7 @@ int main(int argc, char **argv)
             break;
         }
         case 45:
-            if (gvd_parse_uint(optarg, 20, &webhook_attempts) || webhook_attempts < 1) {
+            if (gvd_flag_uint(optarg, 20, &webhook_attempts) || webhook_attempts < 1) {
                 fprintf(stderr, "galvanid: --webhook-attempts takes a number of attempts (1..20), not '%s'\n", optarg);
                 return 2;
             }
@@ -659,13 +532,13 @@ int main(int argc, char **argv)
         return 2;
     }
     gvd_log_set_level(lvl);
-    if (max_running && (gvd_parse_uint(max_running, 100000, &max_run) || max_run == 0)) {
+    if (max_running && (gvd_flag_uint(max_running, 100000, &max_run) || max_run == 0)) {
         fprintf(stderr, "galvanid: --max-running takes a positive integer, not '%s'\n", max_running);
         return 2;
     }
     char host[256];
     int port;
-    if (gvd_parse_listen(listen, host, sizeof host, &port) != 0) {
+    if (gvd_flag_listen(listen, host, sizeof host, &port) != 0) {
         fprintf(stderr, "galvanid: --listen takes HOST:PORT (e.g. 127.0.0.1:8000), not '%s'\n", listen);
         return 2;
     }
