@@ -190,6 +190,24 @@ static void gvd_relay_claimed(void *ud, int status, const char *code, const char
     free(p);
 }
 
+/* The lookup or claim for `p` was asked (rc 0: answered later, counted by
+ * gvd_relay_fail, the filter or the new routing), or could not be (rc -1,
+ * or no record: out of memory): 503 now. */
+static void gvd_relay_started(gvd_server *s, h2o_req_t *req, gvd_relay_pending *p, int rc)
+{
+    if (rc == 0) {
+        s->held_now = true;
+        return;
+    }
+    if (!p) {
+        gvd_http_error(req, 503, "out_of_memory", "out of memory");
+        return;
+    }
+    *p->slot = NULL;
+    free(p);
+    gvd_http_error(req, 503, "cluster_unavailable", "cannot reach the cluster's database");
+}
+
 bool gvd_relay(gvd_server *s, h2o_req_t *req, gvd_job *job, bool write)
 {
     if (!s->locate || gvd_job_acts(job))
@@ -207,19 +225,11 @@ bool gvd_relay(gvd_server *s, h2o_req_t *req, gvd_job *job, bool write)
         return true;
     }
     gvd_relay_pending *p = gvd_relay_pending_new(s, req, "job", gvd_job_id(job), node ? node : "-");
-    if (!p) {
-        gvd_http_error(req, 503, "out_of_memory", "out of memory");
-        return true;
-    }
-    int rc = node ? s->locate(s->locate_ud, node, 0, gvd_relay_located, p)
-                  : s->forward ? s->forward(s->forward_ud, gvd_job_id(job), "claim", gvd_relay_claimed, p) : -1;
-    if (rc != 0) {
-        *p->slot = NULL;
-        free(p);
-        gvd_http_error(req, 503, "cluster_unavailable", "cannot reach the cluster's database");
-        return true;
-    }
-    s->held_now = true; /* answered later: counted by gvd_relay_fail, the filter, or the new routing */
+    int rc = !p     ? -1
+             : node ? s->locate(s->locate_ud, node, 0, gvd_relay_located, p)
+             : s->forward ? s->forward(s->forward_ud, gvd_job_id(job), "claim", gvd_relay_claimed, p)
+                          : -1;
+    gvd_relay_started(s, req, p, rc);
     return true;
 }
 
@@ -228,17 +238,7 @@ bool gvd_relay_pipeline(gvd_server *s, h2o_req_t *req, int64_t id)
     if (!s->locate)
         return false;
     gvd_relay_pending *p = gvd_relay_pending_new(s, req, "pipeline", id, NULL);
-    if (!p) {
-        gvd_http_error(req, 503, "out_of_memory", "out of memory");
-        return true;
-    }
-    if (s->locate(s->locate_ud, NULL, id, gvd_relay_located, p) != 0) {
-        *p->slot = NULL;
-        free(p);
-        gvd_http_error(req, 503, "cluster_unavailable", "cannot reach the cluster's database");
-        return true;
-    }
-    s->held_now = true;
+    gvd_relay_started(s, req, p, p ? s->locate(s->locate_ud, NULL, id, gvd_relay_located, p) : -1);
     return true;
 }
 

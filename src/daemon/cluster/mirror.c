@@ -60,6 +60,18 @@ void gvd_cluster_want(gvd_cluster *c, int64_t id)
     }
 }
 
+/* The next id of a payload's "1,2,3" list at p: *id and where the rest
+ * starts, or NULL at its end. */
+static const char *gvd_next_id(const char *p, int64_t *id)
+{
+    char *end;
+    long long v = strtoll(p, &end, 10);
+    if (end == p)
+        return NULL;
+    *id = v;
+    return *end == ',' ? end + 1 : end;
+}
+
 void gvd_cluster_on_notify(void *ud, const char *channel, const char *payload)
 {
     gvd_cluster *c = ud;
@@ -87,14 +99,9 @@ void gvd_cluster_on_notify(void *ud, const char *channel, const char *payload)
         gvd_cluster_read_pipelines(c, sp + 1);
         return;
     }
-    for (const char *p = sp + 1; *p;) {
-        char *end;
-        long long id = strtoll(p, &end, 10);
-        if (end == p)
-            break;
+    int64_t id;
+    for (const char *p = sp + 1; (p = gvd_next_id(p, &id)) != NULL;)
         gvd_cluster_want(c, id);
-        p = *end == ',' ? end + 1 : end;
-    }
 }
 
 static int gvd_id_cmp(const void *a, const void *b)
@@ -280,17 +287,13 @@ void gvd_cluster_read_pipelines(gvd_cluster *c, const char *ids)
         return;
     r->c = c;
     r->all = ids == NULL;
-    for (const char *p = ids; p && *p;) {
-        char *end;
-        long long id = strtoll(p, &end, 10);
-        if (end == p)
-            break;
+    int64_t id;
+    for (const char *p = ids; p && (p = gvd_next_id(p, &id)) != NULL;) {
         int64_t *grown = realloc(r->ids, (r->n + 1) * sizeof *grown);
         if (!grown)
             break;
         r->ids = grown;
         r->ids[r->n++] = id;
-        p = *end == ',' ? end + 1 : end;
     }
     if (!r->all && r->n == 0) {
         free(r->ids);
