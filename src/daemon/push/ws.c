@@ -40,9 +40,12 @@
 
 #include <h2o/http1.h>
 #include <h2o/websocket.h>
+#include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "../util/log.h"
 
@@ -54,6 +57,9 @@
 /* Largest client message that is understood (a log subscription is ~60
  * bytes); longer ones are read and ignored. */
 #define GVD_WS_CMD_MAX 512
+/* Buffers one writev may take (Linux's IOV_MAX; a write with more is left
+ * to h2o, which libuv splits). */
+#define GVD_WS_IOV_MAX 1024
 /* Unread client bytes discarded at close so that it ends with a FIN. */
 #define GVD_WS_DRAIN_MAX (1024 * 1024)
 
@@ -329,12 +335,42 @@ static void gvd_ws_on_written(h2o_socket_t *sock, const char *err)
     gvd_ws_pump(ws);
 }
 
-static void gvd_ws_write(gvd_ws *ws)
+/* Hand the socket what it takes now, without libuv: a write through
+ * h2o_socket_write is a uv_write, whose completion comes back one loop
+ * iteration later and makes libuv re-arm the socket's epoll registration
+ * (libuv 1.44's uv__drain queues an epoll_ctl even though nothing changed):
+ * two syscalls per frame per client, and at 10,000 clients the second one
+ * was half of everything the fan-out asked of the kernel (strace over a
+ * connect storm: 388,000 writes, 418,000 epoll_ctl).  Only when no h2o
+ * write is in flight (ws->writing is false), so the order of the bytes is
+ * kept, and only on a plain socket (TLS bytes must go through h2o).
+ * Returns the number of bytes written (0 on EAGAIN or an error: h2o then
+ * writes everything and reports the error itself). */
+static size_t gvd_ws_write_now(gvd_ws *ws, h2o_iovec_t *iov, size_t k)
+{
+    _Static_assert(sizeof(h2o_iovec_t) == sizeof(struct iovec) &&
+                       offsetof(h2o_iovec_t, base) == offsetof(struct iovec, iov_base) &&
+                       offsetof(h2o_iovec_t, len) == offsetof(struct iovec, iov_len),
+                   "h2o_iovec_t is laid out as struct iovec");
+    int fd = h2o_socket_get_fd(ws->sock);
+    if (ws->sock->ssl != NULL || fd < 0 || k > GVD_WS_IOV_MAX)
+        return 0;
+    ssize_t w;
+    do
+        w = writev(fd, (const struct iovec *)iov, (int)k);
+    while (w < 0 && errno == EINTR);
+    return w > 0 ? (size_t)w : 0;
+}
+
+/* Write ctrl and every pending frame.  Returns true if all of it was taken
+ * at once (nothing in flight: the caller goes on as after a write's
+ * callback), false if nothing was to be written or h2o writes the rest. */
+static bool gvd_ws_write(gvd_ws *ws)
 {
     if (ws->writing || !ws->sock || (ws->ctrl_len == 0 && ws->c.pending.n == 0))
-        return;
+        return false;
     if (gvd_iov_reserve(&ws->iov, &ws->iov_cap, 1 + ws->c.pending.n, 8) != 0)
-        return; /* retried on the next kick */
+        return false; /* retried on the next kick */
     size_t k = 0;
     if (ws->ctrl_len) {
         /* swap the buffers: wslay may append to `ctrl` while this is written */
@@ -352,10 +388,25 @@ static void gvd_ws_write(gvd_ws *ws)
     for (size_t i = 0; i < n; i++)
         k += gvd_pbuf_iov(ws->c.inflight[i], true, ws->iov + k);
     if (k == 0)
-        return;
-    ws->writing = true;
+        return false;
     gvd_push_count_write(ws->c.hub);
-    h2o_socket_write(ws->sock, ws->iov, k, gvd_ws_on_written);
+    size_t done = gvd_ws_write_now(ws, ws->iov, k);
+    h2o_iovec_t *rest = ws->iov;
+    while (k > 0 && done >= rest->len) {
+        done -= rest->len;
+        rest++;
+        k--;
+    }
+    if (k == 0) {
+        ws->ctrl_wr_len = 0;
+        gvd_client_written(&ws->c);
+        return true;
+    }
+    rest->base += done;
+    rest->len -= done;
+    ws->writing = true;
+    h2o_socket_write(ws->sock, rest, k, gvd_ws_on_written);
+    return false;
 }
 
 /* An idle WebSocket sends nothing for 30 s at a time (a pong), but h2o
@@ -419,7 +470,12 @@ static void gvd_ws_pump(gvd_ws *ws)
         gvd_ws_drop(&ws->c, 1000, "job removed");
         return;
     }
-    gvd_ws_write(ws);
+    if (gvd_ws_write(ws)) {
+        /* all of it went at once: what a write's callback would do next
+         * (a removed job's stream ends, a finished close handshake) */
+        gvd_ws_pump(ws);
+        return;
+    }
     if (!gvd_ws_want_read(ws) && !gvd_ws_want_write(ws) && !ws->writing && ws->ctrl_len == 0) {
         /* Close frames went both ways (or wslay gave up): done. */
         gvd_ws_close_now(ws, "closed");
