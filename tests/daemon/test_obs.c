@@ -209,6 +209,9 @@ static void test_page(void **state)
     live.jobs.store_available = true;
     live.push.ws_clients = 1;
     live.push.dropped_ping = 1;
+    live.push.flushes = 11;
+    live.push.writes = 12;
+    live.push.resyncs = 13;
     gvd_obs_text t = {0};
     assert_int_equal(gvd_obs_render(&t, &live), 0);
     char *page = take(&t);
@@ -236,6 +239,9 @@ static void test_page(void **state)
         "galvanid_stream_frames_sent_total{transport=\"sse\"} 5\n",
         "galvanid_stream_frames_dropped_total{transport=\"ws\",reason=\"coalesced\"} 2\n",
         "galvanid_stream_clients_dropped_total{reason=\"ping\"} 1\n",
+        "galvanid_stream_flushes_total 11\n",
+        "galvanid_stream_writes_total 12\n",
+        "galvanid_stream_resyncs_total 13\n",
         "galvanid_store_commit_duration_seconds_count 1\n",
         "galvanid_store_faults_total{cause=\"disk_full\"} 1\n",
         "galvanid_store_faults_total{cause=\"locked\"} 0\n",

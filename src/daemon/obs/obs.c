@@ -338,6 +338,15 @@ static void gvd_obs_streams(gvd_obs_text *t, const gvd_obs_live *live)
                    "WebSocket pings (reason=\"ping\").");
     gvd_obs_sample(t, name, GVD_OBS_LABELS("reason", "slow"), (double)live->push.dropped_slow);
     gvd_obs_sample(t, name, GVD_OBS_LABELS("reason", "ping"), (double)live->push.dropped_ping);
+    gvd_obs_single(t, "galvanid_stream_flushes_total", "counter",
+                   "Flushes of the push hub that had something to send (at most one per 20 ms).",
+                   (double)live->push.flushes);
+    gvd_obs_single(t, "galvanid_stream_writes_total", "counter",
+                   "Socket writes to stream clients (every frame a client has pending leaves in one write).",
+                   (double)live->push.writes);
+    gvd_obs_single(t, "galvanid_stream_resyncs_total", "counter",
+                   "?v=2 stream clients so far behind that a snapshot replaced their pending updates.",
+                   (double)live->push.resyncs);
 }
 
 static void gvd_obs_store(gvd_obs_text *t, const gvd_obs_live *live)

@@ -256,6 +256,10 @@ class MetricsTest(DaemonTest):
             for reason in ("coalesced", "discarded"):
                 self.assertIn({"transport": transport, "reason": reason},
                               [s.labels for s in m1.samples("galvanid_stream_frames_dropped_total")])
+        # The snapshots left in at least one flush and one write per client.
+        self.assertGreaterEqual(m1.value("galvanid_stream_flushes_total") - m0.value("galvanid_stream_flushes_total"), 1)
+        self.assertGreaterEqual(m1.value("galvanid_stream_writes_total") - m0.value("galvanid_stream_writes_total"), 2)
+        self.assertEqual(m1.value("galvanid_stream_resyncs_total"), 0)
         self.assertEqual(m1.value("galvanid_http_requests_total", route="/ws/jobs", code="101"), 1)
         # Both gone: the gauges say so once galvanid noticed.
         wait_for(lambda: (lambda m: m.value("galvanid_stream_clients", transport="ws") == 0 and
