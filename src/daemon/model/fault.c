@@ -18,7 +18,7 @@
  *    stays in memory (streams and GET show the truth), the job stays dirty,
  *    and is written once the store takes writes again.  If galvanid stops
  *    before that (logged as store.unsaved_at_exit), the row still says
- *    running; job.c then kept the supervisor's exit record, from which the
+ *    running; run.c then kept the supervisor's exit record, from which the
  *    next start learns the true outcome.
  *
  * 3. Recovery is automatic: while the store is unavailable a retry timer

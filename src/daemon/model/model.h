@@ -1,8 +1,9 @@
 /*
  * model.h — the job model's private structures, shared by its files:
  *   spec.c   validating a job spec (the POST /jobs body)
- *   job.c    one job: its signals, computeds and effects, transitions,
- *            what the runner reports
+ *   job.c    one job: its signals, computeds and effects, its lifetime
+ *   run.c    its process: the start, what it reports, the timeout, the
+ *            exit and retries, adoption after a restart
  *   jobs.c   the registry: ids, listing, the scheduler, restart recovery,
  *            progress write-behind
  *   control.c  the transitions users ask for, a job as JSON
@@ -270,6 +271,9 @@ struct gvd_jobs {
 };
 
 double gvd_now(void); /* wall clock, seconds */
+/* A signal's value, not tracked by the effect or computed running. */
+static inline int64_t gvd_peek_int(gv_signal *s) { return gv_value_to_int(gv_signal_peek(s)); }
+static inline double gvd_peek_double(gv_signal *s) { return gv_value_to_double(gv_signal_peek(s)); }
 /* control.c: UNIX seconds as an ISO-8601 UTC string with milliseconds; null for t <= 0. */
 json_t *gvd_time_json(double t);
 
@@ -283,14 +287,24 @@ void gvd_job_row_release(char **owned_strings);
 void gvd_job_restore(gvd_job *job, const gvd_job_row *row); /* from a stored row */
 int gvd_job_persist_now(gvd_job *job);
 gvd_status gvd_job_status_peek(const gvd_job *job);
+/* Record a real progress point (t, percent) of the current attempt; `fresh`
+ * forgets the older ones (a new attempt starts from nothing). */
+void gvd_job_rate_sample(gvd_job *job, double t, double pct, bool fresh);
+/* `cur` of `tot` in percent, clamped to 0..100 (0 when tot <= 0). */
+double gvd_percent_of(double cur, double tot);
+
+/* run.c — the job's process (see there). */
 /* The scheduler starts a queued job. */
 void gvd_job_begin_run(gvd_job *job);
 /* Restart: take a running / paused process job back from its supervisor
  * (gvd_exec_adopt).  0, or -1 with *never_started or a message in err. */
 int gvd_job_adopt(gvd_job *job, bool *never_started, char *err, size_t errlen);
-/* Record a real progress point (t, percent) of the current attempt; `fresh`
- * forgets the older ones (a new attempt starts from nothing). */
-void gvd_job_rate_sample(gvd_job *job, double t, double pct, bool fresh);
+/* Make the process follow `status`: spawn, resume, pause or cancel it (the
+ * reconcile effect; gvd_job_follow_committed once a staged write is in). */
+void gvd_job_follow(gvd_job *job, gvd_status status);
+/* An exit's handle: released once its outcome is `stored` (the supervisor's
+ * record consumed), else detached (the record kept for a restart). */
+void gvd_job_release_exit(gvd_job *job, gvd_exec *x, bool stored);
 
 /* fault.c — store faults.  A request-driven transition (pause, resume,
  * cancel, the scheduler's start) starts with _begin: if the store refuses

@@ -144,7 +144,7 @@ static int gvd_get_string(json_t *body, const char *key, const char **out, gvd_e
 }
 
 /* A number of seconds from 0 to max.  A stored spec over max (accepted
- * before the bound existed) loads with max: job.c converts it to timer
+ * before the bound existed) loads with max: run.c converts it to timer
  * milliseconds, which must stay defined. */
 static int gvd_get_seconds(json_t *body, const char *key, double max, bool strict, double *out, gvd_error *err)
 {
