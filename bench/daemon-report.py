@@ -74,6 +74,13 @@ def ratio(a, b):
     return "-" if a is None or b in (None, 0) else "%.2fx" % (a / b)
 
 
+def per_cpu(r):
+    """Updates delivered per second per client, per unit of the server's CPU."""
+    if not r or not r["server"].get("cpu_pct"):
+        return None
+    return r["updates_per_client_s"]["mean"] / r["server"]["cpu_pct"]
+
+
 def table(res):
     runs = res["runs"]
     out = []
@@ -96,8 +103,8 @@ def table(res):
             continue
         w("")
         w(title)
-        w("%-9s %6s %7s %9s %9s %8s %8s %8s %8s %7s %7s %6s %6s" % (
-            "server", "clients", "conn", "upd/s", "min", "p50 ms", "p99 ms", "p99.9", "hs p99", "CPU %",
+        w("%-9s %6s %7s %9s %9s %8s %8s %8s %8s %8s %7s %7s %6s %6s" % (
+            "server", "clients", "conn", "upd/s", "min", "p50 ms", "p99 ms", "p99.9", "rd p99", "hs p99", "CPU %",
             "RSS MB", "errs", "gen %"))
         for n in ns:
             for srv in SERVERS:
@@ -105,18 +112,22 @@ def table(res):
                 if not r:
                     continue
                 u, lat, s = r["updates_per_client_s"], r["latency_ms"], r["server"]
-                w("%-9s %6d %7d %9s %9s %8s %8s %8s %8s %7s %7s %6d %6s" % (
+                rd = (r.get("read_latency_ms") or {}).get("p99")
+                w("%-9s %6d %7d %9s %9s %8s %8s %8s %8s %8s %7s %7s %6d %6s" % (
                     srv, n, r["connected"], fmt(u["mean"], 2), fmt(u["min"], 2), fmt(lat["p50"]), fmt(lat["p99"]),
-                    fmt(lat["p999"]), fmt(r["handshake_ms"]["p99"]), fmt(s["cpu_pct"]),
+                    fmt(lat["p999"]), fmt(rd), fmt(r["handshake_ms"]["p99"]), fmt(s["cpu_pct"]),
                     fmt(s["rss_max_kb"] / 1024 if s.get("rss_max_kb") else None), r["errors"]["total"],
                     fmt(r["loadgen_cpu_pct"], 0) + ("*" if (r["loadgen_cpu_pct"] or 0) >= 90 else "")))
             g, c, p = find(scn, "galvanid", n), find(scn, "ceiling", n), find(scn, "peer", n)
             if g:
                 gu = g["updates_per_client_s"]["mean"]
-                w("  %d clients: galvanid/ceiling updates %s, galvanid/peer updates %s%s" % (
-                    n, ratio(gu, c and c["updates_per_client_s"]["mean"]),
+                w("  %d clients: galvanid/ceiling updates %s (per server CPU-second %s), galvanid/peer updates %s%s%s" % (
+                    n, ratio(gu, c and c["updates_per_client_s"]["mean"]), ratio(per_cpu(g), per_cpu(c)),
                     ratio(gu, p and p["updates_per_client_s"]["mean"]),
-                    ("; demo pace %.2f steps/s" % g["demo_steps_s"]) if g.get("demo_steps_s") is not None else ""))
+                    ("; demo pace %.2f steps/s" % g["demo_steps_s"]) if g.get("demo_steps_s") is not None else "",
+                    ("; galvanid wrote to each client %.1f times/s (%.1f flushes/s)" % (
+                        g["server"]["writes_per_client_s"], g["server"]["flushes_per_s"]))
+                    if g["server"].get("writes_per_client_s") is not None else ""))
 
     if any((r.get("loadgen_cpu_pct") or 0) >= 90 for r in runs if r.get("scenario") in ("seed", "jobs")):
         w("  * the load generator's core was saturated: that row measures the client as much as the server")

@@ -9,6 +9,7 @@
 #   --quick   1,000 clients, 3 s windows, a smaller storm and creation run:
 #             a few minutes in all
 #   --only    comma list of scenarios: seed,jobs,storm,idle,http,create
+#   --clients comma list of client counts for scenarios 1 and 2 (default 1000,5000,10000)
 #   --charts  where the PNG charts go (default: bench/results/daemon-<date>-charts/)
 #
 # Scenarios (the server pinned to CPU 0, every load generator to CPU 1):
@@ -40,6 +41,7 @@ out=$here/results
 quick=0
 only="seed,jobs,storm,idle,http,create"
 charts=""
+clients_only=""
 while [ $# -gt 0 ]; do
     case $1 in
     --quick) quick=1 ;;
@@ -47,6 +49,7 @@ while [ $# -gt 0 ]; do
     --only) only=$2; shift ;;
     --out) out=$2; shift ;;
     --charts) charts=$2; shift ;;
+    --clients) clients_only=$2; shift ;;
     -h | --help) sed -n '2,33p' "$0"; exit 0 ;;
     *) echo "run-daemon.sh: unknown argument $1" >&2; exit 2 ;;
     esac
@@ -75,6 +78,7 @@ else
     clients="1000 5000 10000"; peer_clients="1000 2000"; window=10; idle_counts="0 1000 5000 10000"
     storm_n=10000; storm_rate=2000; existing=1000; wrk_s=10; create_n=5000
 fi
+[ -n "$clients_only" ] && clients=$(echo "$clients_only" | tr , ' ')
 ramp_timeout=40
 
 stamp=$(date -u +%Y-%m-%dT%H%M%SZ)
@@ -185,7 +189,7 @@ has() { case ",$only," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
 if has seed; then
     for n in $clients; do
         start_server galvanid; post /start; keep_demo
-        run_ws "seed:galvanid:$n" "ws://127.0.0.1:$port/ws" -c "$n" -r 2000 -d $window --mode seed
+        run_ws "seed:galvanid:$n" "ws://127.0.0.1:$port/ws" -c "$n" -r 2000 -d $window --mode seed --metrics
         stop_server
         start_server ceiling 1
         run_ws "seed:ceiling:$n" "ws://127.0.0.1:$port/ws" -c "$n" -r 2000 -d $window --mode bcast
@@ -202,7 +206,7 @@ fi
 if has jobs; then
     for n in $clients; do
         start_server galvanid; start_tickers $((ramp_timeout + window + 10))
-        run_ws "jobs:galvanid:$n" "ws://127.0.0.1:$port/ws/jobs?v=2" -c "$n" -r 2000 -d $window --mode jobs
+        run_ws "jobs:galvanid:$n" "ws://127.0.0.1:$port/ws/jobs?v=2" -c "$n" -r 2000 -d $window --mode jobs --metrics
         stop_server
         start_server ceiling 100
         run_ws "jobs:ceiling:$n" "ws://127.0.0.1:$port/ws" -c "$n" -r 2000 -d $window --mode bcast

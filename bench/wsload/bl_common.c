@@ -216,3 +216,49 @@ void bl_json_num(FILE *f, double v, int decimals)
     else
         fprintf(f, "%.*f", decimals, v);
 }
+
+char *bl_http_get(const struct sockaddr_in *addr, const char *host, const char *path)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return NULL;
+    char req[512];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", path, host);
+    char *out = NULL;
+    size_t len = 0, cap = 0;
+    if (connect(fd, (const struct sockaddr *)addr, sizeof *addr) == 0 && n > 0 && write(fd, req, (size_t)n) == n) {
+        for (;;) {
+            if (len + 4096 + 1 > cap) {
+                cap = cap ? cap * 2 : 16384;
+                char *nb = realloc(out, cap);
+                if (!nb)
+                    break;
+                out = nb;
+            }
+            ssize_t k = read(fd, out + len, cap - len - 1);
+            if (k <= 0)
+                break;
+            len += (size_t)k;
+        }
+    }
+    close(fd);
+    if (!out)
+        return NULL;
+    out[len] = '\0';
+    char *body = strstr(out, "\r\n\r\n");
+    if (strncmp(out, "HTTP/1.1 200", 12) != 0 || !body) {
+        free(out);
+        return NULL;
+    }
+    memmove(out, body + 4, strlen(body + 4) + 1);
+    return out; /* galvanid answers these with Content-Length, never chunked */
+}
+
+double bl_metric(const char *page, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *line = page; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
+        if (strncmp(line, name, n) == 0 && line[n] == ' ')
+            return strtod(line + n + 1, NULL);
+    return -1;
+}

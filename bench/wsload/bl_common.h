@@ -60,6 +60,13 @@ long bl_proc_rss_kb(pid_t pid);
 /* Our own CPU time (user+system) in microseconds. */
 int64_t bl_self_cpu_us(void);
 
+/* A blocking GET of path (Connection: close): the body of a 200 answer
+ * (malloc'd, NUL-terminated; the caller frees it), or NULL. */
+char *bl_http_get(const struct sockaddr_in *addr, const char *host, const char *path);
+/* The value of the unlabelled sample `name` in a Prometheus text page, or
+ * -1 if it is not there. */
+double bl_metric(const char *page, const char *name);
+
 /* Writes a double as JSON: null for negative "unknown" markers (<-0.5),
  * else with the given number of decimals. */
 void bl_json_num(FILE *f, double v, int decimals);

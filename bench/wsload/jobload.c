@@ -64,47 +64,11 @@ static char jl_rbuf[64 * 1024];
 /* ---- a blocking GET for the before/after reads (not part of the load) ----------------------- */
 
 /* GET path; returns the body (malloc'd, NUL-terminated) or NULL. */
-static char *jl_get(const struct sockaddr_in *addr, const char *host, const char *path)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0)
-        return NULL;
-    char req[512];
-    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", path, host);
-    char *out = NULL;
-    size_t len = 0, cap = 0;
-    if (connect(fd, (const struct sockaddr *)addr, sizeof *addr) == 0 && n > 0 && write(fd, req, (size_t)n) == n) {
-        for (;;) {
-            if (len + 4096 + 1 > cap) {
-                cap = cap ? cap * 2 : 16384;
-                char *nb = realloc(out, cap);
-                if (!nb)
-                    break;
-                out = nb;
-            }
-            ssize_t k = read(fd, out + len, cap - len - 1);
-            if (k <= 0)
-                break;
-            len += (size_t)k;
-        }
-    }
-    close(fd);
-    if (!out)
-        return NULL;
-    out[len] = '\0';
-    char *body = strstr(out, "\r\n\r\n");
-    if (strncmp(out, "HTTP/1.1 200", 12) != 0 || !body) {
-        free(out);
-        return NULL;
-    }
-    memmove(out, body + 4, strlen(body + 4) + 1);
-    return out; /* galvanid answers these with Content-Length, never chunked */
-}
 
 /* Finished jobs per /healthz, -1 if unknown. */
 static long jl_finished(jl_run *r)
 {
-    char *b = jl_get(&r->addr, r->host, "/healthz");
+    char *b = bl_http_get(&r->addr, r->host, "/healthz");
     if (!b)
         return -1;
     json_error_t e;
@@ -124,7 +88,7 @@ static long jl_finished(jl_run *r)
 /* Sum of galvanid_job_transitions_total over every label set, -1 if none. */
 static double jl_transitions(jl_run *r)
 {
-    char *b = jl_get(&r->addr, r->host, "/metrics");
+    char *b = bl_http_get(&r->addr, r->host, "/metrics");
     if (!b)
         return -1;
     static const char name[] = "galvanid_job_transitions_total{";

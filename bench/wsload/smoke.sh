@@ -50,10 +50,17 @@ for i in 1 2 3; do
 done
 curl -fsS -X POST "http://$base/start" >/dev/null || fail "POST /start"
 
-"$wsload" --url "ws://$base/ws/jobs" -c 10 -d 2 --settle 0.2 -p "$gpid" --strict --check --label smoke-jobs \
+"$wsload" --url "ws://$base/ws/jobs" -c 10 -d 2 --settle 0.2 -p "$gpid" --strict --check --metrics --label smoke-jobs \
     >"$dir/jobs.json" || fail "wsload /ws/jobs"
 check "$dir/jobs.json" "r['connected']==10 and r['errors']['total']==0 and r['latency_ms']['n']>0 and r['updates_per_client_s']['min']>0 and r['server']['rss_end_kb']>0" \
     "/ws/jobs: not every client connected and got stamped job updates"
+# Reads carried the kernel's receive timestamp (not the first few: the kernel
+# turns timestamping on in the background), and a frame never reached the
+# socket after this process read it.
+check "$dir/jobs.json" "r['reads']['total']>0 and r['reads']['stamped']*2>=r['reads']['total'] and r['read_latency_ms']['n']==r['latency_ms']['n'] and r['latency_ms']['p50']<=r['read_latency_ms']['p50'] and r['latency_ms']['max']<=r['read_latency_ms']['max']" \
+    "/ws/jobs: reads without a kernel timestamp, or arrival after read"
+check "$dir/jobs.json" "r['server']['writes_per_client_s']>0 and r['server']['flushes_per_s']>0" \
+    "/ws/jobs: galvanid's stream counters (--metrics) were not read"
 
 "$wsload" --url "ws://$base/ws" -c 10 -d 2 --settle 0.2 -p "$gpid" --strict --check --label smoke-seed \
     >"$dir/seed.json" || fail "wsload /ws"

@@ -10,7 +10,20 @@
  *
  * Per update it records the latency from the change to its receipt: the
  * change time is a stamp the job itself printed (`::status t=<unix ms>`, or
- * the ceiling's top-level "t"), compared with CLOCK_REALTIME on receipt.
+ * the ceiling's top-level "t"), compared with CLOCK_REALTIME twice: when
+ * the bytes reached the client's socket (the kernel's receive timestamp,
+ * SO_TIMESTAMPNS: "latency") and when this process read them ("read
+ * latency").  With 10,000 clients on one core the load generator itself
+ * falls behind (it reads and parses ~400 MB/s of JSON), and the second
+ * figure then measures its own backlog; the first is the server's.  libuv's
+ * stream reads do not return ancillary data, so libuv only connects and
+ * writes the handshake; from then on a uv_poll_t on the same descriptor
+ * says when to recvmsg(), and the few control frames a client sends
+ * (pongs) go out with send().  A read that takes several frames gives them
+ * all the timestamp of its last segment, which can only overstate the
+ * latency; a read without one (the kernel turns timestamping on in the
+ * background, so the very first reads may have none) counts at its read
+ * time.  "reads" in the output says how many were stamped.
  *
  * Output: a human table on stderr, one JSON line on stdout.  Targets outside
  * 127.0.0.0/8 are refused. */
@@ -24,8 +37,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
+
+#ifndef SCM_TIMESTAMPNS
+#define SCM_TIMESTAMPNS SO_TIMESTAMPNS /* as the kernel's asm-generic/socket.h has it */
+#endif
 
 typedef enum { WSL_SEED, WSL_JOBS, WSL_BCAST } wsl_mode;
 typedef enum { WSL_IDLE, WSL_CONNECTING, WSL_HANDSHAKE, WSL_OPEN, WSL_DONE } wsl_state;
@@ -40,6 +59,9 @@ typedef struct {
     uv_tcp_t tcp; /* first: handle callbacks get the client back by a cast */
     uv_connect_t connect;
     uv_write_t hs_write;
+    uv_poll_t poll; /* the reads, from the connect on (on tcp's descriptor) */
+    int fd;         /* tcp's descriptor, valid while has_poll */
+    bool has_poll;  /* poll initialised: it must be closed */
     struct wsl_run *run;
     wsl_state state;
     bool in_window; /* open when the window started: counted in the per-client rates */
@@ -76,6 +98,7 @@ typedef struct wsl_run {
     int src_addrs;
     int job_slots;
     bool strict, check;
+    bool metrics; /* read galvanid's stream counters at the window's edges */
     const char *label;
     /* state */
     wsl_client *c;
@@ -90,12 +113,15 @@ typedef struct wsl_run {
     bool ramp_over;
     uv_timer_t pace, phase, sample;
     /* results */
-    bl_hist lat, hs, first;
+    bl_hist lat, lat_read, hs, first;
     uint64_t err_connect, err_handshake, err_closed, err_eof, err_protocol, err_parse;
+    uint64_t err_control; /* control frames (pongs) the socket did not take at once */
+    uint64_t reads, reads_stamped; /* recvmsg() calls that returned bytes / with a kernel timestamp */
     int last_close_code;
     long long cpu0, cpu1;
     int64_t self_cpu0, self_cpu1;
     long rss_base, rss_max, rss_end, rss_win_start;
+    double writes0, writes1, flushes0, flushes1; /* galvanid's counters (--metrics), -1 unknown */
     int in_window_count, open_at_end;
     char hs_reject[96]; /* the first non-101 status line, for the report */
 } wsl_run;
@@ -153,6 +179,16 @@ static int wsl_make_key(wsl_run *r, wsl_client *c, char key[32])
 
 static void wsl_maybe_finish_ramp(wsl_run *r);
 
+/* The socket's handles: the poll first (it does not own the descriptor),
+ * then the stream, which closes it. */
+static void wsl_close_handles(wsl_client *c)
+{
+    if (c->has_poll && !uv_is_closing((uv_handle_t *)&c->poll))
+        uv_close((uv_handle_t *)&c->poll, NULL);
+    if (c->has_tcp && !uv_is_closing((uv_handle_t *)&c->tcp))
+        uv_close((uv_handle_t *)&c->tcp, NULL);
+}
+
 static void wsl_fail(wsl_client *c, uint64_t *counter)
 {
     wsl_run *r = c->run;
@@ -166,43 +202,39 @@ static void wsl_fail(wsl_client *c, uint64_t *counter)
         r->open_now--;
     else
         r->settled++; /* a failed attempt is settled too: the ramp does not wait for it */
-    if (!uv_is_closing((uv_handle_t *)&c->tcp))
-        uv_close((uv_handle_t *)&c->tcp, NULL);
+    wsl_close_handles(c);
     wsl_maybe_finish_ramp(r);
 }
 
 /* ---- writing (handshake, pong, close) ------------------------------------------------------ */
 
-typedef struct {
-    uv_write_t req;
-    char data[];
-} wsl_wbuf;
-
-static void wsl_on_small_write(uv_write_t *req, int status)
-{
-    (void)status; /* a failed pong shows up as the connection's error on read */
-    free(req);
-}
-
-/* A masked control frame: clients must mask everything they send. */
+/* A masked control frame (clients must mask everything they send),
+ * written at once: at most 131 bytes on a socket that sends nothing else,
+ * so the send buffer has room; if not, the frame is lost and counted. */
 static void wsl_send_control(wsl_client *c, int op, const char *payload, size_t n)
 {
     if (n > 125)
         n = 125;
-    wsl_wbuf *w = malloc(sizeof *w + 6 + n);
-    if (!w)
-        return;
-    unsigned char *p = (unsigned char *)w->data;
+    unsigned char p[6 + 125];
     p[0] = (unsigned char)(0x80 | op);
     p[1] = (unsigned char)(0x80 | n);
     uint32_t mask = (uint32_t)wsl_rand(c->run);
     memcpy(p + 2, &mask, 4);
     for (size_t i = 0; i < n; i++)
         p[6 + i] = (unsigned char)payload[i] ^ p[2 + (i & 3)];
-    uv_buf_t b = uv_buf_init(w->data, (unsigned)(6 + n));
-    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, wsl_on_small_write) != 0)
-        free(w);
+    ssize_t w;
+    do
+        w = send(c->fd, p, 6 + n, MSG_DONTWAIT | MSG_NOSIGNAL);
+    while (w < 0 && errno == EINTR);
+    if (w != (ssize_t)(6 + n))
+        c->run->err_control++;
 }
+
+/* When a frame's bytes reached the client's socket (kernel) and when we
+ * read them; CLOCK_REALTIME microseconds, like the stamps. */
+typedef struct {
+    int64_t arrived, read;
+} wsl_when;
 
 /* ---- messages ------------------------------------------------------------------------------ */
 
@@ -213,7 +245,7 @@ static bool wsl_is_final(const char *status)
 
 /* One job's state reached the client (a "job" message, or an entry of a
  * ?v=2 "update"). */
-static void wsl_job_update(wsl_client *c, int64_t id, const char *status, int64_t t_ms, int64_t now_real)
+static void wsl_job_update(wsl_client *c, int64_t id, const char *status, int64_t t_ms, wsl_when w)
 {
     wsl_run *r = c->run;
     c->updates++;
@@ -221,7 +253,8 @@ static void wsl_job_update(wsl_client *c, int64_t id, const char *status, int64_
     /* A repeated state (after the snapshot, say) is not a new change. */
     if (t_ms >= 0 && t_ms != (*slot & ~WSL_FINAL_BIT)) {
         *slot = t_ms | (*slot & WSL_FINAL_BIT);
-        bl_hist_add(&r->lat, now_real - t_ms * 1000);
+        bl_hist_add(&r->lat, w.arrived - t_ms * 1000);
+        bl_hist_add(&r->lat_read, w.read - t_ms * 1000);
     }
     if (wsl_is_final(status) && !(*slot & WSL_FINAL_BIT)) {
         *slot |= WSL_FINAL_BIT;
@@ -232,7 +265,7 @@ static void wsl_job_update(wsl_client *c, int64_t id, const char *status, int64_
 typedef struct {
     wsl_client *c;
     const bl_frame *f;
-    int64_t now_real;
+    wsl_when when;
 } wsl_item_ctx;
 
 static void wsl_on_item(void *ud, const bl_item *it)
@@ -240,10 +273,10 @@ static void wsl_on_item(void *ud, const bl_item *it)
     wsl_item_ctx *x = ud;
     /* galvanid writes "type" first: by now it is known */
     if (strcmp(x->f->type, "update") == 0 && it->id >= 0)
-        wsl_job_update(x->c, it->id, it->status, it->t_ms, x->now_real);
+        wsl_job_update(x->c, it->id, it->status, it->t_ms, x->when);
 }
 
-static void wsl_on_message(wsl_client *c, const char *data, size_t len, int64_t now_real, int64_t now_mono)
+static void wsl_on_message(wsl_client *c, const char *data, size_t len, wsl_when when, int64_t now_mono)
 {
     wsl_run *r = c->run;
     if (!c->t_first) {
@@ -258,7 +291,7 @@ static void wsl_on_message(wsl_client *c, const char *data, size_t len, int64_t 
         json_decref(v);
     }
     bl_frame f = {0};
-    wsl_item_ctx ictx = {c, &f, now_real};
+    wsl_item_ctx ictx = {c, &f, when};
     if (r->mode == WSL_JOBS && r->measuring) {
         f.on_item = wsl_on_item; /* ?v=2: every entry of an update */
         f.ud = &ictx;
@@ -271,7 +304,8 @@ static void wsl_on_message(wsl_client *c, const char *data, size_t len, int64_t 
         return;
     c->frames++;
     c->bytes += len;
-    int64_t lat_us = f.t_ms >= 0 ? now_real - f.t_ms * 1000 : 0;
+    int64_t lat_us = f.t_ms >= 0 ? when.arrived - f.t_ms * 1000 : 0;
+    int64_t lat_read_us = f.t_ms >= 0 ? when.read - f.t_ms * 1000 : 0;
     switch (r->mode) {
     case WSL_SEED:
         /* Every frame on /ws is the demo job's state after a change. */
@@ -283,20 +317,24 @@ static void wsl_on_message(wsl_client *c, const char *data, size_t len, int64_t 
         if (f.t_ms >= 0 && f.t_ms != c->last_t) {
             c->last_t = f.t_ms;
             bl_hist_add(&r->lat, lat_us);
+            bl_hist_add(&r->lat_read, lat_read_us);
         }
         break;
     case WSL_JOBS:
         /* snapshot, counts, pipeline, removed: frames, not job updates; a
          * ?v=2 update's entries were counted by wsl_on_item */
         if (strcmp(f.type, "job") == 0 && f.id >= 0)
-            wsl_job_update(c, f.id, f.status, f.t_ms, now_real);
+            wsl_job_update(c, f.id, f.status, f.t_ms, when);
         break;
     case WSL_BCAST:
         /* The ceiling's frame carries every job's state: each entry is an update. */
         if (f.items > 0) {
             c->updates += (uint64_t)f.items;
             if (f.t_ms >= 0)
+            {
                 bl_hist_add_n(&r->lat, lat_us, (uint32_t)f.items);
+                bl_hist_add_n(&r->lat_read, lat_read_us, (uint32_t)f.items);
+            }
         }
         break;
     }
@@ -304,7 +342,7 @@ static void wsl_on_message(wsl_client *c, const char *data, size_t len, int64_t 
 
 /* Parses as many whole frames as data holds; returns the bytes consumed, or
  * (size_t)-1 after a protocol error (the client is then closed). */
-static size_t wsl_frames(wsl_client *c, const char *data, size_t len, int64_t now_real, int64_t now_mono)
+static size_t wsl_frames(wsl_client *c, const char *data, size_t len, wsl_when when, int64_t now_mono)
 {
     wsl_run *r = c->run;
     size_t off = 0;
@@ -343,7 +381,7 @@ static size_t wsl_frames(wsl_client *c, const char *data, size_t len, int64_t no
         case 0x1:
         case 0x2:
             if (fin) {
-                wsl_on_message(c, payload, (size_t)plen, now_real, now_mono);
+                wsl_on_message(c, payload, (size_t)plen, when, now_mono);
             } else {
                 c->msg_len = 0;
                 c->msg_op = op;
@@ -359,7 +397,7 @@ static size_t wsl_frames(wsl_client *c, const char *data, size_t len, int64_t no
                 return (size_t)-1;
             }
             if (fin) {
-                wsl_on_message(c, c->msg, c->msg_len, now_real, now_mono);
+                wsl_on_message(c, c->msg, c->msg_len, when, now_mono);
                 c->msg_op = 0;
             }
             break;
@@ -418,15 +456,6 @@ static long wsl_handshake(wsl_client *c, const char *data, size_t len)
     return -1;
 }
 
-static void wsl_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-    (void)h;
-    (void)suggested;
-    /* One loop, one thread, and every byte is consumed (or copied into the
-     * client's pending buffer) before the read callback returns. */
-    *buf = uv_buf_init(wsl_rbuf, sizeof wsl_rbuf);
-}
-
 static void wsl_on_open(wsl_client *c, int64_t now_mono)
 {
     wsl_run *r = c->run;
@@ -439,19 +468,14 @@ static void wsl_on_open(wsl_client *c, int64_t now_mono)
     wsl_maybe_finish_ramp(r);
 }
 
-static void wsl_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+/* Bytes read from the socket at `when`: the handshake's answer, then
+ * frames (a frame split across reads waits in c->pend). */
+static void wsl_on_bytes(wsl_client *c, const char *data, size_t len, wsl_when when)
 {
-    wsl_client *c = (wsl_client *)s;
     wsl_run *r = c->run;
-    if (nread < 0) {
-        wsl_fail(c, nread == UV_EOF ? &r->err_eof : &r->err_protocol);
+    if (len == 0 || c->state == WSL_DONE)
         return;
-    }
-    if (nread == 0 || c->state == WSL_DONE)
-        return;
-    int64_t now_mono = bl_mono_us(), now_real = bl_now_us();
-    const char *data = buf->base;
-    size_t len = (size_t)nread;
+    int64_t now_mono = bl_mono_us();
     /* Only bytes that continue an earlier read are copied. */
     if (c->pend_len) {
         if (wsl_append(&c->pend, &c->pend_len, &c->pend_cap, data, len) != 0) {
@@ -476,7 +500,7 @@ static void wsl_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         off = (size_t)head;
         wsl_on_open(c, now_mono);
     }
-    size_t used = wsl_frames(c, data + off, len - off, now_real, now_mono);
+    size_t used = wsl_frames(c, data + off, len - off, when, now_mono);
     if (used == (size_t)-1)
         return;
     off += used;
@@ -487,6 +511,43 @@ static void wsl_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     } else if (rest && wsl_append(&c->pend, &c->pend_len, &c->pend_cap, data + off, rest) != 0) {
         wsl_fail(c, &r->err_protocol);
     }
+}
+
+static void wsl_on_poll(uv_poll_t *h, int status, int events)
+{
+    (void)events;
+    wsl_client *c = h->data;
+    wsl_run *r = c->run;
+    if (c->state == WSL_DONE)
+        return;
+    if (status < 0) {
+        wsl_fail(c, &r->err_protocol);
+        return;
+    }
+    struct iovec iov = {wsl_rbuf, sizeof wsl_rbuf};
+    union {
+        char buf[CMSG_SPACE(sizeof(struct timespec))];
+        struct cmsghdr align;
+    } ctl;
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf};
+    ssize_t n = recvmsg(c->fd, &msg, MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
+    if (n <= 0) {
+        wsl_fail(c, n == 0 ? &r->err_eof : &r->err_protocol);
+        return;
+    }
+    int64_t now = bl_now_us();
+    wsl_when when = {now, now};
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm))
+        if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_TIMESTAMPNS) {
+            struct timespec ts;
+            memcpy(&ts, CMSG_DATA(cm), sizeof ts);
+            when.arrived = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+            r->reads_stamped++;
+        }
+    r->reads++;
+    wsl_on_bytes(c, wsl_rbuf, (size_t)n, when);
 }
 
 static void wsl_on_hs_written(uv_write_t *req, int status)
@@ -520,8 +581,23 @@ static void wsl_on_connect(uv_connect_t *req, int status)
     }
     uv_buf_t b = uv_buf_init(c->request, (unsigned)n);
     c->hs_write.data = c;
-    if (uv_write(&c->hs_write, (uv_stream_t *)&c->tcp, &b, 1, wsl_on_hs_written) != 0 ||
-        uv_read_start((uv_stream_t *)&c->tcp, wsl_alloc, wsl_on_read) != 0)
+    if (uv_write(&c->hs_write, (uv_stream_t *)&c->tcp, &b, 1, wsl_on_hs_written) != 0) {
+        wsl_fail(c, &r->err_connect);
+        return;
+    }
+    /* Every read from here on (the handshake's answer included) is a
+     * recvmsg() with the kernel's receive timestamp (see the top). */
+    uv_os_fd_t fd;
+    int on = 1;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0 || setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on) != 0 ||
+        uv_poll_init_socket(r->loop, &c->poll, fd) != 0) {
+        wsl_fail(c, &r->err_connect);
+        return;
+    }
+    c->fd = fd;
+    c->has_poll = true;
+    c->poll.data = c;
+    if (uv_poll_start(&c->poll, UV_READABLE, wsl_on_poll) != 0)
         wsl_fail(c, &r->err_connect);
 }
 
@@ -577,10 +653,24 @@ static void wsl_close_all(wsl_run *r)
         wsl_client *c = &r->c[i];
         if (c->state == WSL_OPEN)
             r->open_at_end++;
-        if (c->has_tcp && !uv_is_closing((uv_handle_t *)&c->tcp))
-            uv_close((uv_handle_t *)&c->tcp, NULL);
+        wsl_close_handles(c);
         c->state = WSL_DONE;
     }
+}
+
+/* galvanid's writes and flushes so far (-1 each if unknown).  A blocking
+ * GET on the loop, twice a run: the clients wait a millisecond. */
+static void wsl_read_counters(wsl_run *r, double *writes, double *flushes)
+{
+    *writes = *flushes = -1;
+    if (!r->metrics)
+        return;
+    char *page = bl_http_get(&r->addr, r->host, "/metrics");
+    if (!page)
+        return;
+    *writes = bl_metric(page, "galvanid_stream_writes_total");
+    *flushes = bl_metric(page, "galvanid_stream_flushes_total");
+    free(page);
 }
 
 static void wsl_on_window_end(uv_timer_t *t)
@@ -588,6 +678,7 @@ static void wsl_on_window_end(uv_timer_t *t)
     wsl_run *r = t->data;
     r->measuring = false;
     r->win_end = bl_mono_us();
+    wsl_read_counters(r, &r->writes1, &r->flushes1);
     if (r->server_pid > 0) {
         r->cpu1 = bl_proc_cpu_ticks(r->server_pid);
         r->rss_end = bl_proc_rss_kb(r->server_pid);
@@ -600,6 +691,7 @@ static void wsl_on_window_end(uv_timer_t *t)
 static void wsl_on_window_start(uv_timer_t *t)
 {
     wsl_run *r = t->data;
+    wsl_read_counters(r, &r->writes0, &r->flushes0);
     r->win_start = bl_mono_us();
     r->measuring = true;
     for (int i = 0; i < r->opened; i++) {
@@ -666,6 +758,27 @@ static void wsl_on_sample(uv_timer_t *t) { wsl_sample_server(t->data); }
 
 static const char *wsl_mode_name(wsl_mode m) { return m == WSL_SEED ? "seed" : m == WSL_JOBS ? "jobs" : "bcast"; }
 
+static void wsl_print_hist(FILE *o, const char *name, const bl_hist *h, const char *what)
+{
+    fprintf(o, "  %s n %llu  p50 %.1f  p99 %.1f  p99.9 %.1f  max %.1f%s\n", name, (unsigned long long)h->n,
+            bl_hist_pct_ms(h, 0.5), bl_hist_pct_ms(h, 0.99), bl_hist_pct_ms(h, 0.999),
+            h->n ? (double)h->max_us / 1000 : -1.0, what);
+}
+
+/* ,"name":{"n":..,"p50":..,"p99":..,"p999":..,"max":..} */
+static void wsl_json_hist(FILE *j, const char *name, const bl_hist *h)
+{
+    fprintf(j, ",\"%s\":{\"n\":%llu,\"p50\":", name, (unsigned long long)h->n);
+    bl_json_num(j, bl_hist_pct_ms(h, 0.5), 2);
+    fputs(",\"p99\":", j);
+    bl_json_num(j, bl_hist_pct_ms(h, 0.99), 2);
+    fputs(",\"p999\":", j);
+    bl_json_num(j, bl_hist_pct_ms(h, 0.999), 2);
+    fputs(",\"max\":", j);
+    bl_json_num(j, h->n ? (double)h->max_us / 1000 : -1, 2);
+    fputc('}', j);
+}
+
 static void wsl_report(wsl_run *r)
 {
     double win = r->win_end > r->win_start ? (double)(r->win_end - r->win_start) / 1e6 : 0;
@@ -725,18 +838,26 @@ static void wsl_report(wsl_run *r)
         fprintf(o, "  demo pace        %.2f progress steps/s (best client)\n", steps_max);
     if (r->mode == WSL_JOBS)
         fprintf(o, "  final states     min %ld, max %ld per client\n", fin_min, fin_max);
-    fprintf(o, "  latency (ms)     n %llu  p50 %.1f  p99 %.1f  p99.9 %.1f  max %.1f\n", (unsigned long long)r->lat.n,
-            bl_hist_pct_ms(&r->lat, 0.5), bl_hist_pct_ms(&r->lat, 0.99), bl_hist_pct_ms(&r->lat, 0.999),
-            r->lat.n ? (double)r->lat.max_us / 1000 : -1.0);
+    wsl_print_hist(o, "latency (ms)    ", &r->lat, " (change -> the client's socket)");
+    wsl_print_hist(o, "read latency    ", &r->lat_read, " (change -> read by this process)");
+    fprintf(o, "  reads            %llu, %llu with the kernel's receive timestamp\n", (unsigned long long)r->reads,
+            (unsigned long long)r->reads_stamped);
     fprintf(o, "  errors           %llu (connect %llu, handshake %llu, closed %llu [last code %d], eof %llu, "
-               "protocol %llu, parse %llu)%s%s\n",
+               "protocol %llu, parse %llu); pongs not sent %llu%s%s\n",
             (unsigned long long)errors, (unsigned long long)r->err_connect, (unsigned long long)r->err_handshake,
             (unsigned long long)r->err_closed, r->last_close_code, (unsigned long long)r->err_eof,
-            (unsigned long long)r->err_protocol, (unsigned long long)r->err_parse, r->hs_reject[0] ? " first refusal: " : "",
+            (unsigned long long)r->err_protocol, (unsigned long long)r->err_parse, (unsigned long long)r->err_control,
+            r->hs_reject[0] ? "; first refusal: " : "",
             r->hs_reject);
     if (r->server_pid > 0)
         fprintf(o, "  server pid %ld    CPU %.1f %%, RSS base %ld KiB, end %ld KiB, max %ld KiB (%.0f B/connection)\n",
                 (long)r->server_pid, cpu, r->rss_base, r->rss_end, r->rss_max, rss_per);
+    double wpc = -1, fps = -1;
+    if (r->writes0 >= 0 && r->writes1 >= 0 && r->flushes0 >= 0 && r->flushes1 >= 0 && win > 0 && n > 0) {
+        wpc = (r->writes1 - r->writes0) / win / n;
+        fps = (r->flushes1 - r->flushes0) / win;
+        fprintf(o, "  server writes    %.2f per client per second, %.2f flushes per second\n", wpc, fps);
+    }
     fprintf(o, "  load generator   CPU %.1f %%\n", self_cpu);
 
     FILE *j = stdout;
@@ -767,25 +888,25 @@ static void wsl_report(wsl_run *r)
     fputs(",\"demo_steps_s\":", j);
     bl_json_num(j, r->mode == WSL_SEED ? steps_max : -1, 2);
     fprintf(j, ",\"finals\":{\"min\":%ld,\"max\":%ld}", fin_min, fin_max);
-    fprintf(j, ",\"latency_ms\":{\"n\":%llu,\"p50\":", (unsigned long long)r->lat.n);
-    bl_json_num(j, bl_hist_pct_ms(&r->lat, 0.5), 2);
-    fputs(",\"p99\":", j);
-    bl_json_num(j, bl_hist_pct_ms(&r->lat, 0.99), 2);
-    fputs(",\"p999\":", j);
-    bl_json_num(j, bl_hist_pct_ms(&r->lat, 0.999), 2);
-    fputs(",\"max\":", j);
-    bl_json_num(j, r->lat.n ? (double)r->lat.max_us / 1000 : -1, 2);
+    wsl_json_hist(j, "latency_ms", &r->lat);
+    wsl_json_hist(j, "read_latency_ms", &r->lat_read);
+    fprintf(j, ",\"reads\":{\"total\":%llu,\"stamped\":%llu}", (unsigned long long)r->reads,
+            (unsigned long long)r->reads_stamped);
     fprintf(j,
-            "},\"errors\":{\"total\":%llu,\"connect\":%llu,\"handshake\":%llu,\"closed\":%llu,\"last_close_code\":%d,"
-            "\"eof\":%llu,\"protocol\":%llu,\"parse\":%llu},",
+            ",\"errors\":{\"total\":%llu,\"connect\":%llu,\"handshake\":%llu,\"closed\":%llu,\"last_close_code\":%d,"
+            "\"eof\":%llu,\"protocol\":%llu,\"parse\":%llu,\"control\":%llu},",
             (unsigned long long)errors, (unsigned long long)r->err_connect, (unsigned long long)r->err_handshake,
             (unsigned long long)r->err_closed, r->last_close_code, (unsigned long long)r->err_eof,
-            (unsigned long long)r->err_protocol, (unsigned long long)r->err_parse);
+            (unsigned long long)r->err_protocol, (unsigned long long)r->err_parse, (unsigned long long)r->err_control);
     fprintf(j, "\"server\":{\"pid\":%ld,\"cpu_pct\":", (long)r->server_pid);
     bl_json_num(j, cpu, 1);
     fprintf(j, ",\"rss_base_kb\":%ld,\"rss_end_kb\":%ld,\"rss_max_kb\":%ld,\"rss_per_conn_b\":", r->rss_base,
             r->rss_end, r->rss_max);
     bl_json_num(j, rss_per, 0);
+    fputs(",\"writes_per_client_s\":", j);
+    bl_json_num(j, wpc, 2);
+    fputs(",\"flushes_per_s\":", j);
+    bl_json_num(j, fps, 2);
     fputs("},\"loadgen_cpu_pct\":", j);
     bl_json_num(j, self_cpu, 1);
     fputs("}\n", j);
@@ -811,6 +932,8 @@ static void wsl_usage(FILE *o)
           "      --strict           also parse every frame with jansson (slow: for tests)\n"
           "      --check            exit 1 unless every client connected, got a frame, and nothing failed\n"
           "      --label TEXT       copied into the JSON line\n"
+          "      --metrics          the server is galvanid: read its stream writes and flushes from\n"
+          "                         GET /metrics at the window's start and end\n"
           "Human table on stderr, one JSON line on stdout.  Only 127.0.0.0/8 targets are accepted.\n",
           o);
 }
@@ -847,6 +970,7 @@ int main(int argc, char **argv)
         {"src-addrs", required_argument, 0, 'A'}, {"job-slots", required_argument, 0, 'J'},
         {"strict", no_argument, 0, 's'},          {"check", no_argument, 0, 'k'},
         {"label", required_argument, 0, 'L'},     {"help", no_argument, 0, 'h'},
+        {"metrics", no_argument, 0, 'M'},
         {0, 0, 0, 0}};
     int o;
     double v;
@@ -864,6 +988,7 @@ int main(int argc, char **argv)
         case 'J': bad = wsl_num(optarg, 1, 1 << 20, &v); r->job_slots = (int)v; break;
         case 's': r->strict = true; break;
         case 'k': r->check = true; break;
+        case 'M': r->metrics = true; break;
         case 'L': r->label = optarg; break;
         case 'm':
             if (strcmp(optarg, "seed") == 0)
@@ -909,7 +1034,7 @@ int main(int argc, char **argv)
         return 2;
     }
     r->c = calloc((size_t)r->clients, sizeof *r->c);
-    if (!r->c || bl_hist_init(&r->lat) || bl_hist_init(&r->hs) || bl_hist_init(&r->first)) {
+    if (!r->c || bl_hist_init(&r->lat) || bl_hist_init(&r->lat_read) || bl_hist_init(&r->hs) || bl_hist_init(&r->first)) {
         fprintf(stderr, "wsload: out of memory\n");
         return 1;
     }
@@ -974,6 +1099,7 @@ int main(int argc, char **argv)
     }
     free(r->c);
     bl_hist_free(&r->lat);
+    bl_hist_free(&r->lat_read);
     bl_hist_free(&r->hs);
     bl_hist_free(&r->first);
     (void)uv_loop_close(r->loop);
