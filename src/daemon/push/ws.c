@@ -67,6 +67,7 @@ typedef struct gvd_ws {
     gvd_client c;                 /* first: the hub hands us &c */
     uv_loop_t *loop;
     h2o_socket_t *sock;           /* NULL until the 101 response is written */
+    int fd;                       /* sock's descriptor (asked once: uv_fileno per write was 1 % of a fan-out) */
     wslay_event_context_ptr wslay;
     char *ctrl, *ctrl_wr;         /* wslay's output: queued / being written */
     size_t ctrl_len, ctrl_cap, ctrl_wr_len, ctrl_wr_cap;
@@ -352,12 +353,11 @@ static size_t gvd_ws_write_now(gvd_ws *ws, h2o_iovec_t *iov, size_t k)
                        offsetof(h2o_iovec_t, base) == offsetof(struct iovec, iov_base) &&
                        offsetof(h2o_iovec_t, len) == offsetof(struct iovec, iov_len),
                    "h2o_iovec_t is laid out as struct iovec");
-    int fd = h2o_socket_get_fd(ws->sock);
-    if (ws->sock->ssl != NULL || fd < 0 || k > GVD_WS_IOV_MAX)
+    if (ws->sock->ssl != NULL || ws->fd < 0 || k > GVD_WS_IOV_MAX)
         return 0;
     ssize_t w;
     do
-        w = writev(fd, (const struct iovec *)iov, (int)k);
+        w = writev(ws->fd, (const struct iovec *)iov, (int)k);
     while (w < 0 && errno == EINTR);
     return w > 0 ? (size_t)w : 0;
 }
@@ -512,11 +512,12 @@ static void gvd_ws_on_upgraded(void *data, h2o_socket_t *sock, size_t reqsize)
         return;
     }
     ws->sock = sock;
+    ws->fd = h2o_socket_get_fd(sock);
     sock->data = ws;
     h2o_buffer_consume(&sock->input, reqsize);
     gvd_ws_release_input(ws);
     if (ws->c.hub)
-        gvd_push_bound_sndbuf(ws->c.hub, h2o_socket_get_fd(sock));
+        gvd_push_bound_sndbuf(ws->c.hub, ws->fd);
     if (!ws->c.hub) {
         /* the hub went away while the 101 was being written */
         gvd_ws_close_now(ws, "server closing");
