@@ -12,9 +12,10 @@
  *     as they are: no copy per client;
  *   - wslay parses what the client sends and produces the control frames
  *     (pong replies, close); its send callback only appends them to `ctrl`;
- *   - a single writer: at most one h2o_socket_write in flight (h2o's rule);
- *     `ctrl` and every pending frame leave together in the next write, in
- *     one writev.
+ *   - a single writer: at most one write in flight (h2o's rule);
+ *     `ctrl` and every pending frame leave together in the next write, one
+ *     sendmsg on the socket itself, h2o_socket_write only for what the
+ *     socket did not take at once (gvd_ws_write_now).
  *
  * Client messages: only {"type":"log",...} (logs.c) is understood; wslay
  * hands us each frame's payload in chunks (no_buffering), and a text
@@ -57,7 +58,7 @@
 /* Largest client message that is understood (a log subscription is ~60
  * bytes); longer ones are read and ignored. */
 #define GVD_WS_CMD_MAX 512
-/* Buffers one writev may take (Linux's IOV_MAX; a write with more is left
+/* Buffers one sendmsg may take (Linux's IOV_MAX; a write with more is left
  * to h2o, which libuv splits). */
 #define GVD_WS_IOV_MAX 1024
 /* Unread client bytes discarded at close so that it ends with a FIN. */
@@ -336,7 +337,7 @@ static void gvd_ws_on_written(h2o_socket_t *sock, const char *err)
     gvd_ws_pump(ws);
 }
 
-/* Hand the socket what it takes now, without libuv: a write through
+/* Hand the socket what it takes now, without libuv (one sendmsg): a write through
  * h2o_socket_write is a uv_write, whose completion comes back one loop
  * iteration later and makes libuv re-arm the socket's epoll registration
  * (libuv 1.44's uv__drain queues an epoll_ctl even though nothing changed):
@@ -355,9 +356,13 @@ static size_t gvd_ws_write_now(gvd_ws *ws, h2o_iovec_t *iov, size_t k)
                    "h2o_iovec_t is laid out as struct iovec");
     if (ws->sock->ssl != NULL || ws->fd < 0 || k > GVD_WS_IOV_MAX)
         return 0;
+    /* sendmsg for MSG_NOSIGNAL: a client gone meanwhile is an error code
+     * here whatever the process does with SIGPIPE (libuv's write would
+     * raise it). */
+    struct msghdr m = {.msg_iov = (struct iovec *)iov, .msg_iovlen = k};
     ssize_t w;
     do
-        w = writev(ws->fd, (const struct iovec *)iov, (int)k);
+        w = sendmsg(ws->fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
     while (w < 0 && errno == EINTR);
     return w > 0 ? (size_t)w : 0;
 }
