@@ -872,6 +872,71 @@ static void test_slow_client_is_bounded_and_dropped(void **state)
     tconn_close(&fast);
 }
 
+/* Frames larger than what the socket takes at once: the first part goes
+ * out with galvanid's own sendmsg and the rest through h2o (ws.c,
+ * gvd_ws_write_now).  A client with a 4 KiB receive buffer that reads
+ * slowly gets every frame whole (each one parses, its 48 KiB blob intact)
+ * and the final state still arrives. */
+static void test_frames_whole_across_partial_writes(void **state)
+{
+    (void)state;
+    api_stop(&H);
+    gvd_server_opts o = {0};
+    /* a 16 KiB send buffer (max_pending sizes it): a 48 KiB frame never
+     * fits at once; a frame pending and one in flight stay under the
+     * immediate drop (8 x max_pending) */
+    o.push.max_pending = 16 * 1024;
+    o.push.slow_ms = 60000; /* never dropped for being slow here */
+    o.max_body = 1 << 20;
+    api_start(&H, NULL, &o);
+
+    size_t big = 48 * 1024;
+    char *spec = api_chatty_big_spec(big);
+    tconn ws;
+    http_resp r = ws_connect_opt(&ws, H.port, "/ws/jobs", 4096);
+    assert_int_equal(r.status, 101);
+    http_resp_free(&r);
+    int64_t id = api_create(&H, spec);
+    free(spec);
+
+    int jobs_frames = 0;
+    double last_progress = -1;
+    for (int i = 0; i < 12; i++) {
+        json_t *j = next_frame(&ws); /* fails the test if a frame does not parse */
+        json_t *job = json_object_get(j, "job");
+        if (job && json_integer_value(json_object_get(job, "id")) == id) {
+            const char *blob = json_string_value(json_object_get(json_object_get(job, "params"), "blob"));
+            assert_non_null(blob);
+            assert_int_equal(strlen(blob), big);
+            jobs_frames++;
+            last_progress = json_number_value(json_object_get(job, "progress"));
+        }
+        json_decref(j);
+        t_sleep_ms(50); /* slower than the job changes: its frames are coalesced and written in parts */
+    }
+    assert_true(jobs_frames >= 5);
+    assert_true(last_progress >= 0);
+
+    char path[64];
+    snprintf(path, sizeof path, "/jobs/%lld/cancel", (long long)id);
+    post(path, 200);
+    bool cancelled = false;
+    int64_t deadline = t_now_ms() + T_WAIT_MS;
+    while (!cancelled && t_now_ms() < deadline) {
+        json_t *j = next_frame(&ws);
+        json_t *job = json_object_get(j, "job");
+        if (job && json_integer_value(json_object_get(job, "id")) == id) {
+            assert_int_equal(strlen(json_string_value(json_object_get(json_object_get(job, "params"), "blob"))), big);
+            cancelled = strcmp(json_string_value(json_object_get(job, "status")), "cancelled") == 0;
+        }
+        json_decref(j);
+    }
+    assert_true(cancelled);
+    gvd_push_stats st = api_stats(&H);
+    assert_int_equal(st.dropped_slow, 0);
+    tconn_close(&ws);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -889,6 +954,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_updates_stream, setup, teardown),
         cmocka_unit_test_setup_teardown(test_updates_encode_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slow_client_is_bounded_and_dropped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_frames_whole_across_partial_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_stream, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_stream_skips_when_behind, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_frames_across_idle_context, setup, teardown),
