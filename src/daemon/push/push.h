@@ -1,15 +1,16 @@
 /*
  * push.h — live job state for WebSocket and Server-Sent Events clients.
  *
- * One subscription and coalescing core (hub.c), two transports (ws.c,
- * sse.c).  The job model calls gvd_push_job_changed() from its change effect;
- * that only marks the job dirty.  A flush, at most every `flush_ms`, encodes
- * each dirty job ONCE into a shared reference-counted buffer and hands that
- * same buffer to every subscriber.  A subscriber holds at most one unsent
- * frame per job ("latest wins"): a slow client skips intermediate states
- * instead of queuing them, so no client ever has an unbounded queue.  Each
- * client gets at most one socket write in flight; the frames gathered while
- * it was in flight leave together in the next one (one writev).
+ * One subscription and coalescing core (hub.c, flush.c), two transports
+ * (ws.c, sse.c).  The job model calls gvd_push_job_changed() from its change
+ * effect; that only marks the job dirty.  A flush, at most every `flush_ms`,
+ * encodes each dirty job ONCE into a shared reference-counted buffer and
+ * hands that same buffer to every subscriber.  A subscriber holds at most one
+ * unsent frame per job ("latest wins"): a slow client skips intermediate
+ * states instead of queuing them, so no client ever has an unbounded
+ * queue.  Each client gets at most one socket write in flight; the frames
+ * gathered while it was in flight leave together in the next one (one
+ * writev).
  *
  * Streams (docs/api.md, "Streams"):
  *   GVD_STREAM_DEMO  /ws        the seed's stream: the newest demo job's JSON

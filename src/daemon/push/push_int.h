@@ -1,6 +1,8 @@
 /*
  * push_int.h — the push side's internals, shared by
- *   hub.c    subscriptions, dirty marks, the flush, keep-alive duty
+ *   hub.c    subscriptions, client queues and their bounds, kicks,
+ *            keep-alive duty, lifetime
+ *   flush.c  dirty marks, the flush, the encoding of every message
  *   frame.c  shared frame buffers and the per-client "latest wins" queue
  *   ws.c     the WebSocket transport (own upgrade, wslay for client frames
  *            and control frames, hand-built headers for data frames)
@@ -263,6 +265,14 @@ void gvd_push_count_write(gvd_push *p);
 /* Cap the kernel's send buffer of a stream's socket (see hub.c). */
 void gvd_push_bound_sndbuf(gvd_push *p, int fd);
 void gvd_push_count_ping_drop(gvd_push *p);
+
+/* flush.c, for hub.c */
+/* Arm the flush timer: flushes at least flush_ms apart, an isolated change at once. */
+void gvd_push_arm(gvd_push *p);
+/* A "snapshot" frame: job `follow` alone, or (0) the whole daemon; NULL when out of memory. */
+gvd_pbuf *gvd_msg_snapshot(gvd_push *p, int64_t follow);
+/* A new /ws client's first frame (a new reference): the shared demo frame. */
+gvd_pbuf *gvd_demo_first(gvd_push *p);
 
 static inline void gvd_push_err(gvd_error *err, int http, const char *code, const char *msg)
 {
