@@ -2,7 +2,7 @@
 
 Change ``from reaktiv import Signal, Effect`` into ``from galvani import
 Signal, Effect``.  Signal, ComputeSignal, Effect, batch() and untracked() are
-C (galvani/_core.c); the factories, decorators, LinkedSignal, ReactiveModel,
+C (galvani/_core*.c); the factories, decorators, LinkedSignal, ReactiveModel,
 Resource and to_async_iter are thin Python on top of them.  What differs from
 reaktiv, and why, is listed in python/README.md.
 """
