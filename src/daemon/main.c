@@ -28,6 +28,7 @@
 #include "cluster/cluster.h"
 #include "model/jobs.h"
 #include "model/series.h"
+#include "runner/spawner.h"
 #include "store/store.h"
 #include "util/flags.h"
 #include "util/log.h"
@@ -42,6 +43,7 @@ typedef struct gvd_daemon {
     unsigned max_running;
     gvd_jobs *jobs;
     gvd_server *server;
+    gvd_spawner *spawner;    /* starts job supervisors without an exec; NULL: posix_spawn */
     uv_signal_t sigint, sigterm;
     uv_timer_t lost_timer;   /* stops galvanid after the store was lost */
     uv_timer_t drain_timer;  /* gvd_drain_store's deadline */
@@ -290,6 +292,8 @@ static void gvd_finish(gvd_daemon *d)
     gvd_cluster_free(d->cluster);
     d->cluster = NULL;
     uv_run(d->loop, UV_RUN_DEFAULT); /* let the closing handles finish */
+    gvd_spawner_free(d->spawner); /* the supervisors it started live on */
+    d->spawner = NULL;
 }
 
 /* GET /nodes: the cluster's, or this node alone on SQLite. */
@@ -610,6 +614,11 @@ int main(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN); /* a job or client that went away is an error code, not a death */
     gvd_daemon d = {0};
+    /* Supervisors come from galvani-shim's fork server (runner/spawner.h),
+     * started at the first job.  Not with --shim or $GALVANI_SHIM: a
+     * supervisor named by path (a test's fake one, say) is exec'd per job. */
+    if (!shim_path && !getenv("GALVANI_SHIM"))
+        d.spawner = gvd_spawner_new(); /* NULL (out of memory): posix_spawn */
     d.loop = uv_default_loop();
     /* Initialised (not started) first: gvd_stop closes them on every way out. */
     (void)uv_signal_init(d.loop, &d.sigint);
@@ -651,6 +660,7 @@ int main(int argc, char **argv)
                       .log_dir = log_dir,
                       .run_dir = run_dir,
                       .shim_path = shim_path,
+                      .spawner = d.spawner,
                       .leave_running = true,
                       .max_jobs = max_jobs ? (unsigned)max_jobs : GVD_MAX_JOBS_UNLIMITED,
                       .metric_points = (unsigned)metric_points,

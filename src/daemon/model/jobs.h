@@ -49,6 +49,8 @@ typedef struct gvd_config {
     const char *run_dir;        /* per-job supervisor dirs: <run_dir>/<id>/ (0700; NULL:
                                    "<log_dir>.run"); short enough for a socket path */
     const char *shim_path;      /* galvani-shim; NULL: $GALVANI_SHIM, else next to galvanid */
+    struct gvd_spawner *spawner; /* borrowed: starts supervisors without an exec (runner/spawner.h);
+                                   NULL: posix_spawn of shim_path */
     bool leave_running;         /* gvd_jobs_free leaves process jobs running under their
                                    supervisors, to be re-adopted (galvanid); false: they
                                    are killed, and it waits (bounded) for that */

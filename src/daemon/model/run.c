@@ -149,6 +149,7 @@ static void gvd_spawn(gvd_job *job)
          * demo goes on from where it was. */
         .demo_start = gvd_peek_double(job->current),
         .shim_path = job->jobs->cfg.shim_path,
+        .spawner = job->jobs->cfg.spawner,
     };
     char run_dir[4200];
     gvd_jobs_run_dir(job->jobs, job->id, run_dir, sizeof run_dir);

@@ -63,6 +63,9 @@ typedef struct gvd_exec_opts {
      * galvani-shim next to the running executable). */
     const char *run_dir;
     const char *shim_path;
+    /* process: the fork server that starts supervisors without an exec
+     * (spawner.h; borrowed).  NULL, or gone: posix_spawn of shim_path. */
+    struct gvd_spawner *spawner;
     unsigned demo_step_ms;  /* demo: ms per 1 % step (default 100) */
     double demo_start;      /* demo: progress to resume from (0..100) */
 } gvd_exec_opts;

@@ -14,10 +14,13 @@
  * The run dir (docs/guarantees.md) is created here, 0700, with a `lock`
  * file we flock() and hand to the shim as fd 4: the lock then lives exactly
  * as long as the shim, so a later daemon that can take it knows no shim is
- * there.  The shim is started with posix_spawn in a new session (so a
- * signal to galvanid's process group never reaches it) and forks once
- * itself: galvanid reaps the short-lived first process right here and never
- * has a long-lived child to wait for.
+ * there.  The shim is started by its fork server (spawner.c: a fork of
+ * `galvani-shim --serve`, no exec) or, without one, with posix_spawn of
+ * galvani-shim; either
+ * way in a new session (so a signal to galvanid's process group never
+ * reaches it), and it forks once itself: the short-lived first process is
+ * reaped right here (or by the fork server), and galvanid never has a
+ * long-lived child to wait for.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -38,8 +41,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../util/log.h"
 #include "exec_int.h"
 #include "proc.h"
+#include "spawner.h"
 
 extern char **environ;
 
@@ -353,6 +358,12 @@ int gvd__shim_launch(const gvd_exec_opts *o, int *fd_out, pid_t *shim_out, gvd_b
         gvd__set_err(err, errlen, "cannot prepare the job supervisor: %s", strerror(errno ? errno : ENOMEM));
         goto out;
     }
+    pid_t pid = gvd_spawner_usable(o->spawner) ? gvd_spawner_spawn(o->spawner, shim, o->run_dir, hi[0], hi[1]) : -ESRCH;
+    if (pid > 0)
+        goto started;
+    if (pid != -ESRCH)
+        gvd_log(GVD_LOG_WARN, "spawner.fork", "dir=%s error=%s; starting the supervisor with posix_spawn", o->run_dir,
+                strerror(-pid));
     fa_ok = posix_spawn_file_actions_init(&fa) == 0;
     at_ok = posix_spawnattr_init(&at) == 0;
     sigset_t none;
@@ -373,14 +384,15 @@ int gvd__shim_launch(const gvd_exec_opts *o, int *fd_out, pid_t *shim_out, gvd_b
         goto out;
     }
     char *argv[] = {"galvani-shim", (char *)o->run_dir, NULL};
-    pid_t pid;
     int e = posix_spawn(&pid, shim, &fa, &at, argv, environ);
     if (e != 0) {
         gvd__set_err(err, errlen, "cannot start the job supervisor %s: %s", shim, strerror(e));
         goto out;
     }
+started:
     /* The first process forks the real shim and exits at once; process.c
-     * reaps it when the answer comes (gvd__shim_reap). */
+     * reaps it when the answer comes (gvd__shim_reap; the spawner reaps its
+     * own). */
     *shim_out = pid;
     *fd_out = sv[0];
     sv[0] = -1;

@@ -361,7 +361,7 @@ static void shim_free(shim *s)
         shim_close(fds[i]);
 }
 
-int main(int argc, char **argv)
+int shim_main(int argc, char **argv)
 {
     (void)argc, (void)argv; /* argv[1] is the run dir, for `ps` only */
     signal(SIGPIPE, SIG_IGN);

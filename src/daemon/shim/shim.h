@@ -23,7 +23,9 @@
  * sends the exit to a connected daemon and waits (bounded) for its "ack".
  *
  * Files: main.c (start-up, spec, spawning the job), loop.c (the poll loop:
- * output, commands, cancel escalation, the queue, the exit record).
+ * output, commands, cancel escalation, the queue, the exit record),
+ * serve.c (`galvani-shim --serve`: the fork server galvanid starts once and
+ * asks for each supervisor, runner/spawner.c), galvani-shim.c (main).
  * Dependencies: libc and src/daemon/runner/{wire,proc}.c only.
  */
 #ifndef GALVANI_SHIM_H
@@ -85,7 +87,29 @@ typedef struct shim {
     char *conn_buf; /* SHIM_CMD_MAX + 1 */
 } shim;
 
+/* The fork server's wire (serve.c; galvanid's side: runner/spawner.c).
+ * galvanid starts `galvani-shim --serve PAD` with its end of a
+ * SOCK_SEQPACKET socketpair on SHIM_SERVE_FD; PAD (SHIM_SERVE_TITLE_PAD
+ * spaces) is room for the children's "galvani-shim RUN_DIR" command lines.
+ * One message per supervisor: shim_serve_req + the run dir (NUL included)
+ * + SCM_RIGHTS [conn, lock]; the answer is an int64_t, the pid of the
+ * supervisor's first process or -errno. */
+#define SHIM_SERVE_FD 3
+#define SHIM_SERVE_VERSION 1u
+#define SHIM_SERVE_TITLE_PAD 160
+typedef struct shim_serve_req {
+    uint32_t version; /* SHIM_SERVE_VERSION */
+    uint32_t reserved;
+} shim_serve_req;
+/* serve.c: the server's loop; returns when galvanid is gone. */
+int shim_serve(int argc, char **argv);
+
 /* main.c */
+/* The supervisor's whole life, from galvani-shim's main() or from a child
+ * of the fork server (serve.c), which sets the process up as an exec of
+ * the binary would have.  Returns the first process's status: it forks the
+ * supervisor and exits at once. */
+int shim_main(int argc, char **argv);
 int64_t shim_now_ms(void);
 void shim_close(int *fd);
 int shim_write_all(int fd, const char *p, size_t n);
