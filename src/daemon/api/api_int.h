@@ -3,7 +3,8 @@
  *   server.c   listener, h2o setup, connection tracking, shutdown, the filter
  *              that turns h2o's own error pages (413, 400) into JSON
  *   routes.c   the routing table and the handlers
- *   http.c     JSON responses, errors, query strings, request bodies
+ *   http.c     JSON responses, errors, query strings, request bodies, the
+ *              watch on a request answered later
  *   logtail.c  GET /jobs/{id}/log streamed from the job's log file
  *   guard.c    who may talk to us: Host (DNS rebinding) and Origin checks
  *   auth.c     bearer tokens (full and read-only roles), redaction for logs
@@ -157,6 +158,33 @@ bool gvd_auth_read_only(const gvd_server *s, h2o_req_t *req);
 const char *gvd_auth_who(const gvd_server *s, h2o_req_t *req);
 /* `path` (with its query) for a log line: token=... values replaced. */
 const char *gvd_auth_redact(h2o_iovec_t path, char *buf, size_t size);
+
+/* http.c: a request answered later — after the tick's commit, a store's
+ * sync, another node's answer — whose client may go away meanwhile.  h2o
+ * then disposes of the request and its pool at once, while the record
+ * waiting to answer it (malloc'd, owned by whoever will call it back)
+ * outlives them: the record must learn that the request is gone and never
+ * touch it again.  So the record embeds a watch, and a slot allocated in
+ * the request's pool points to the watch: when h2o clears the pool, the
+ * slot's dispose callback clears the watch's request.
+ *
+ * Ownership: the watch is part of its record (whoever frees the record
+ * frees it); the slot is the pool's (freed with the request).  Call
+ * gvd_req_watch_start once, then gvd_req_watch_take once before the record
+ * is freed (the slot must not point at freed memory); in between, the
+ * record must not be freed or moved.  Nothing to close otherwise. */
+typedef struct gvd_req_watch {
+    h2o_req_t *req;              /* NULL once h2o disposed of it, or taken */
+    struct gvd_req_watch **slot; /* in req's pool, pointing here until taken */
+} gvd_req_watch;
+/* Watch `req`: 0, or -1 when out of memory (nothing watched, nothing to
+ * take). */
+int gvd_req_watch_start(gvd_req_watch *w, h2o_req_t *req);
+/* Did h2o dispose of the request (its client went away)?  Still watched. */
+bool gvd_req_watch_gone(const gvd_req_watch *w);
+/* Stop watching: the request, to answer now, or NULL if h2o disposed of it
+ * (nothing to answer).  A second take returns NULL. */
+h2o_req_t *gvd_req_watch_take(gvd_req_watch *w);
 
 /* http.c */
 const char *gvd_http_reason(int status);

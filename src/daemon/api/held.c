@@ -21,9 +21,9 @@
  * replaces it with a 503 naming the failure.  On SQLite nothing is ever
  * unsynced and answers leave at once.
  *
- * The client may go away while its request is held: h2o then disposes of
- * the request and its pool.  A small guard allocated in that pool tells the
- * held record (which the model's waiter list owns) that the request is gone.
+ * The client may go away while its request waits: each record below
+ * watches its request (gvd_req_watch, http.c) and is freed by the callback
+ * that answers it, whether or not the client is still there.
  */
 #include "api_int.h"
 
@@ -33,32 +33,20 @@
 
 typedef enum gvd_held_kind { GVD_HELD_ROUTE, GVD_HELD_CREATED, GVD_HELD_TRANSITION } gvd_held_kind;
 
-typedef struct gvd_held gvd_held;
-
-typedef struct gvd_held_guard {
-    gvd_held *held; /* NULL once answered */
-} gvd_held_guard;
-
-struct gvd_held {
+/* malloc'd by gvd_hold; freed by gvd_held_committed, or by gvd_held_started
+ * when that waits for the new job's start (the model calls each once). */
+typedef struct gvd_held {
+    gvd_req_watch watch;    /* the held request */
     gvd_server *s;
-    h2o_req_t *req;         /* NULL once h2o disposed of it */
-    gvd_held_guard *guard;
     gvd_held_kind kind;
     int64_t job_id;
     const char *verb;       /* "paused", ...: the 503's words */
-};
+} gvd_held;
 
-static void gvd_held_disposed(void *p)
-{
-    gvd_held_guard *g = p;
-    if (g->held)
-        g->held->req = NULL;
-}
-
-static void gvd_held_answer(gvd_held *h, bool ok, const char *error)
+/* req: h's, taken from its watch. */
+static void gvd_held_answer(gvd_held *h, h2o_req_t *req, bool ok, const char *error)
 {
     gvd_server *s = h->s;
-    h2o_req_t *req = h->req;
     gvd_job *job = s->jobs ? gvd_jobs_get(s->jobs, h->job_id) : NULL;
     if (!s->jobs) {
         gvd_http_error(req, 503, "shutting_down", "the server is shutting down");
@@ -86,26 +74,26 @@ static void gvd_held_answer(gvd_held *h, bool ok, const char *error)
 static void gvd_held_started(void *ud)
 {
     gvd_held *h = ud;
-    if (h->req) {
-        h->guard->held = NULL;
-        gvd_held_answer(h, true, "");
-    }
+    h2o_req_t *req = gvd_req_watch_take(&h->watch);
+    if (req)
+        gvd_held_answer(h, req, true, "");
     free(h);
 }
 
 static void gvd_held_committed(void *ud, bool ok, const char *error)
 {
     gvd_held *h = ud;
-    gvd_job *job = h->req && h->kind == GVD_HELD_CREATED && h->s->jobs ? gvd_jobs_get(h->s->jobs, h->job_id) : NULL;
+    gvd_job *job = !gvd_req_watch_gone(&h->watch) && h->kind == GVD_HELD_CREATED && h->s->jobs
+                       ? gvd_jobs_get(h->s->jobs, h->job_id)
+                       : NULL;
     /* A new job's answer shows it running with its pid, or failed with the
      * reason it could not start, as when the spawn was synchronous: it waits
      * (without holding up the loop) for its supervisor's answer. */
     if (job && gvd_job_starting(job) && gvd_jobs_after_start(h->s->jobs, job, gvd_held_started, h) == 0)
         return;
-    if (h->req) {
-        h->guard->held = NULL;
-        gvd_held_answer(h, ok, error);
-    }
+    h2o_req_t *req = gvd_req_watch_take(&h->watch);
+    if (req)
+        gvd_held_answer(h, req, ok, error);
     free(h);
 }
 
@@ -115,14 +103,16 @@ static bool gvd_hold(gvd_server *s, h2o_req_t *req, gvd_held_kind kind, int64_t 
     gvd_held *h = malloc(sizeof *h);
     if (!h)
         return false;
-    gvd_held_guard *g = h2o_mem_alloc_shared(&req->pool, sizeof *g, gvd_held_disposed);
-    *h = (gvd_held){s, req, g, kind, job_id, verb};
-    g->held = h;
+    *h = (gvd_held){.s = s, .kind = kind, .job_id = job_id, .verb = verb};
+    if (gvd_req_watch_start(&h->watch, req) != 0) {
+        free(h);
+        return false;
+    }
     /* A transition's answer goes out before the spawns and signals the
      * commit allows (it only reads the job); a new job's after its spawn (it
      * then waits for the start); a held request is routed after them. */
     if (gvd_jobs_after_commit(s->jobs, gvd_held_committed, h, kind == GVD_HELD_TRANSITION) != 0) {
-        g->held = NULL;
+        gvd_req_watch_take(&h->watch); /* not held: the caller answers req */
         free(h);
         return false;
     }
@@ -163,25 +153,18 @@ void gvd_held_transition(gvd_server *s, h2o_req_t *req, gvd_job *job, const char
 
 /* ---- answers that wait for an asynchronous store ------------------------- */
 
+/* malloc'd by gvd_held_defer; freed by gvd_deferred_synced (the store calls
+ * it once). */
 typedef struct gvd_deferred {
-    h2o_req_t *req;            /* NULL once h2o disposed of it */
-    struct gvd_deferred **guard;
-    h2o_iovec_t body;          /* in req's pool */
+    gvd_req_watch watch;       /* the request whose answer waits */
+    h2o_iovec_t body;          /* in the request's pool */
 } gvd_deferred;
-
-static void gvd_deferred_disposed(void *p)
-{
-    gvd_deferred **g = p;
-    if (*g)
-        (*g)->req = NULL;
-}
 
 static void gvd_deferred_synced(void *ud, bool ok, const char *err)
 {
     gvd_deferred *d = ud;
-    h2o_req_t *req = d->req;
+    h2o_req_t *req = gvd_req_watch_take(&d->watch);
     if (req) {
-        *d->guard = NULL;
         if (!ok) {
             req->res.headers = (h2o_headers_t){NULL, 0, 0};
             gvd_http_error(req, 503, "store_unavailable", "the change was not stored: %s", err);
@@ -201,15 +184,13 @@ bool gvd_held_defer(h2o_req_t *req, h2o_iovec_t body)
     if (!s->routing || !s->jobs || !gvd_store_unsynced(gvd_jobs_store(s->jobs)))
         return false;
     gvd_deferred *d = malloc(sizeof *d);
-    gvd_deferred **guard = d ? h2o_mem_alloc_shared(&req->pool, sizeof *guard, gvd_deferred_disposed) : NULL;
-    if (!guard) {
+    if (!d || gvd_req_watch_start(&d->watch, req) != 0) {
         free(d);
         return false; /* out of memory: answer now rather than never */
     }
-    *d = (gvd_deferred){req, guard, h2o_strdup(&req->pool, body.base, body.len)};
-    *guard = d;
+    d->body = h2o_strdup(&req->pool, body.base, body.len);
     if (gvd_store_sync(gvd_jobs_store(s->jobs), gvd_deferred_synced, d) != 0) {
-        *guard = NULL;
+        gvd_req_watch_take(&d->watch); /* not deferred: the caller answers req */
         free(d);
         return false;
     }
@@ -219,26 +200,19 @@ bool gvd_held_defer(h2o_req_t *req, h2o_iovec_t body)
 
 /* ---- transitions another node applies ------------------------------------ */
 
+/* malloc'd by gvd_held_forward; freed by gvd_forwarded_done (s->forward calls
+ * it once). */
 typedef struct gvd_forwarded {
+    gvd_req_watch watch;       /* the forwarded request */
     gvd_server *s;
-    h2o_req_t *req;            /* NULL once h2o disposed of it */
-    struct gvd_forwarded **guard;
     int64_t job_id;
 } gvd_forwarded;
-
-static void gvd_forwarded_disposed(void *p)
-{
-    gvd_forwarded **g = p;
-    if (*g)
-        (*g)->req = NULL;
-}
 
 static void gvd_forwarded_done(void *ud, int status, const char *code, const char *message)
 {
     gvd_forwarded *f = ud;
-    h2o_req_t *req = f->req;
+    h2o_req_t *req = gvd_req_watch_take(&f->watch);
     if (req) {
-        *f->guard = NULL;
         gvd_job *job = f->s->jobs ? gvd_jobs_get(f->s->jobs, f->job_id) : NULL;
         if (status == 200 && job)
             gvd_http_json(req, 200, gvd_job_json(job), NULL);
@@ -254,16 +228,15 @@ static void gvd_forwarded_done(void *ud, int status, const char *code, const cha
 void gvd_held_forward(gvd_server *s, h2o_req_t *req, gvd_job *job, const char *verb)
 {
     gvd_forwarded *f = malloc(sizeof *f);
-    gvd_forwarded **guard = f ? h2o_mem_alloc_shared(&req->pool, sizeof *guard, gvd_forwarded_disposed) : NULL;
-    if (!guard) {
+    if (!f || gvd_req_watch_start(&f->watch, req) != 0) {
         free(f);
         gvd_http_error(req, 503, "out_of_memory", "out of memory");
         return;
     }
-    *f = (gvd_forwarded){s, req, guard, gvd_job_id(job)};
-    *guard = f;
+    f->s = s;
+    f->job_id = gvd_job_id(job);
     if (s->forward(s->forward_ud, gvd_job_id(job), verb, gvd_forwarded_done, f) != 0) {
-        *guard = NULL;
+        gvd_req_watch_take(&f->watch); /* not forwarded: answered here */
         free(f);
         gvd_http_error(req, 503, "cluster_unavailable", "cannot hand the request to the job's node");
         return;

@@ -1,7 +1,8 @@
 /*
  * http.c — small HTTP helpers for the handlers: JSON responses, the error
  * shape every failure shares ({"error":{"code":...,"message":...}}), query
- * strings and JSON request bodies.
+ * strings, JSON request bodies, and the watch on a request answered later
+ * (gvd_req_watch: held.c, relay.c).
  *
  * Response bodies live in the request's memory pool (h2o frees it with the
  * request) and always carry a Content-Length.
@@ -267,6 +268,41 @@ void gvd_http_method_not_allowed(h2o_req_t *req, const char *allow)
     gvd_http_error(req, 405, "method_not_allowed", "%.*s is not allowed on %.*s (allowed: %s)",
                    (int)req->method.len, req->method.base, (int)req->path_normalized.len,
                    req->path_normalized.base, allow);
+}
+
+/* ---- requests answered later (api_int.h) ---------------------------------- */
+
+/* h2o clears the request's pool: tell the watch, if still watching. */
+static void gvd_req_watch_disposed(void *p)
+{
+    gvd_req_watch **slot = p;
+    if (*slot)
+        (*slot)->req = NULL;
+}
+
+int gvd_req_watch_start(gvd_req_watch *w, h2o_req_t *req)
+{
+    gvd_req_watch **slot = h2o_mem_alloc_shared(&req->pool, sizeof *slot, gvd_req_watch_disposed);
+    if (!slot)
+        return -1;
+    *w = (gvd_req_watch){req, slot};
+    *slot = w;
+    return 0;
+}
+
+bool gvd_req_watch_gone(const gvd_req_watch *w)
+{
+    return !w->req;
+}
+
+h2o_req_t *gvd_req_watch_take(gvd_req_watch *w)
+{
+    h2o_req_t *req = w->req;
+    if (req)
+        *w->slot = NULL; /* the pool may outlive the watch: its slot points nowhere now */
+    /* Gone: the slot went with the pool; do not touch it. */
+    *w = (gvd_req_watch){NULL, NULL};
+    return req;
 }
 
 /* ---- query strings ---------------------------------------------------------- */

@@ -37,10 +37,10 @@
  * requests once answered: they leave routes.c unanswered).
  *
  * Lifetimes: while the owner's address is looked up or the claim is out,
- * the client may go away and h2o dispose of the request; a slot in the
- * request's pool tells the malloc'd pending record (gvd_relay_pending),
- * which the lookup's or the claim's callback frees.  Once handed to the
- * proxy, the request is h2o's; the relay's details ride in its pool.
+ * the client may go away: the malloc'd pending record (gvd_relay_pending)
+ * watches the request (gvd_req_watch, http.c), and the lookup's or the
+ * claim's callback frees it.  Once handed to the proxy, the request is
+ * h2o's; the relay's details ride in its pool.
  */
 #include "api_int.h"
 
@@ -60,10 +60,12 @@ typedef struct gvd_relay_to {
     const char *address; /* in the request's pool */
 } gvd_relay_to;
 
+/* malloc'd by gvd_relay_pending_new; freed by gvd_relay_located or
+ * gvd_relay_claimed (s->locate or s->forward calls it once), or by
+ * gvd_relay_started when neither could be asked. */
 typedef struct gvd_relay_pending {
+    gvd_req_watch watch;               /* the request to relay */
     gvd_server *s;
-    h2o_req_t *req;                    /* NULL once h2o disposed of it */
-    struct gvd_relay_pending **slot;   /* in req's pool */
     int64_t job_id;                    /* a claim's job */
     char what[40];                     /* "job 12", "pipeline 3" */
     char node[200];                    /* the job's node ("" while looked up) */
@@ -74,36 +76,19 @@ typedef struct gvd_relay_filter {
     gvd_server *srv;
 } gvd_relay_filter;
 
-static void gvd_relay_disposed(void *p)
-{
-    gvd_relay_pending **slot = p;
-    if (*slot)
-        (*slot)->req = NULL;
-}
-
 static gvd_relay_pending *gvd_relay_pending_new(gvd_server *s, h2o_req_t *req, const char *kind, int64_t id,
                                                 const char *node)
 {
     gvd_relay_pending *p = malloc(sizeof *p);
-    gvd_relay_pending **slot = p ? h2o_mem_alloc_shared(&req->pool, sizeof *slot, gvd_relay_disposed) : NULL;
-    if (!slot) {
+    if (!p || gvd_req_watch_start(&p->watch, req) != 0) {
         free(p);
         return NULL;
     }
-    *p = (gvd_relay_pending){s, req, slot, id, "", ""};
+    p->s = s;
+    p->job_id = id;
     snprintf(p->what, sizeof p->what, "%s %lld", kind, (long long)id);
     snprintf(p->node, sizeof p->node, "%s", node ? node : "");
-    *slot = p;
     return p;
-}
-
-/* The request, if its client is still there (then no longer watched). */
-static h2o_req_t *gvd_relay_pending_take(gvd_relay_pending *p)
-{
-    h2o_req_t *req = p->req;
-    if (req)
-        *p->slot = NULL;
-    return req;
 }
 
 static void gvd_relay_fail(h2o_req_t *req, int status, const char *code, const char *fmt, ...)
@@ -141,7 +126,7 @@ static void gvd_relay_send(h2o_req_t *req, const char *what, const char *node, c
 static void gvd_relay_located(void *ud, const char *node, const char *address, const char *state, const char *err)
 {
     gvd_relay_pending *p = ud;
-    h2o_req_t *req = gvd_relay_pending_take(p);
+    h2o_req_t *req = gvd_req_watch_take(&p->watch);
     bool pipeline = p->node[0] == '\0'; /* looked up by pipeline */
     if (!req) {
         /* the client went away */
@@ -169,7 +154,7 @@ static void gvd_relay_located(void *ud, const char *node, const char *address, c
 static void gvd_relay_claimed(void *ud, int status, const char *code, const char *message)
 {
     gvd_relay_pending *p = ud;
-    h2o_req_t *req = gvd_relay_pending_take(p);
+    h2o_req_t *req = gvd_req_watch_take(&p->watch);
     gvd_server *s = p->s;
     gvd_job *job = req && s->jobs ? gvd_jobs_get(s->jobs, p->job_id) : NULL;
     if (!req) {
@@ -203,7 +188,7 @@ static void gvd_relay_started(gvd_server *s, h2o_req_t *req, gvd_relay_pending *
         gvd_http_error(req, 503, "out_of_memory", "out of memory");
         return;
     }
-    *p->slot = NULL;
+    gvd_req_watch_take(&p->watch); /* not asked: answered here */
     free(p);
     gvd_http_error(req, 503, "cluster_unavailable", "cannot reach the cluster's database");
 }
