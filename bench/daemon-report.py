@@ -176,17 +176,20 @@ def table(res):
             w("  galvanid/ceiling %s, galvanid/peer %s" % (
                 ratio(g["req_per_s"], c and c["req_per_s"]), ratio(g["req_per_s"], p and p["req_per_s"])))
 
-    cr = find("create", "galvanid")
+    cr, cx = find("create", "galvanid"), find("create", "galvanid-exec")
     ff = next((r for r in runs if r.get("scenario") == "fork_floor"), None)
     if cr or ff:
         w("")
         w("6./7. job creation (POST /jobs of /bin/true, --max-running 64, 16 connections)")
-        if cr:
-            w("  %d created of %d (%d errors): %s/s accepted, create p50 %s ms, p99 %s ms; all finished after %s s "
-              "(%s/s); %s committed transitions/s; galvanid CPU %s %%" % (
-                  cr["created"], cr["jobs"], cr["errors"], fmt(cr["create_rate"], 0), fmt(cr["create_ms"]["p50"], 2),
-                  fmt(cr["create_ms"]["p99"], 2), fmt(cr["complete_s"], 2), fmt(cr["complete_rate"], 0),
-                  fmt(cr["transitions_per_s"], 0), fmt(cr["server_cpu_pct"])))
+        for r, how in ((cr, "supervisors from the fork server"), (cx, "supervisors exec'd (GALVANI_SHIM)")):
+            if r:
+                w("  %s: %d created of %d (%d errors): %s/s accepted, create p50 %s ms, p99 %s ms; all finished "
+                  "after %s s (%s/s); %s committed transitions/s; galvanid CPU %s %%" % (
+                      how, r["created"], r["jobs"], r["errors"], fmt(r["create_rate"], 0),
+                      fmt(r["create_ms"]["p50"], 2), fmt(r["create_ms"]["p99"], 2), fmt(r["complete_s"], 2),
+                      fmt(r["complete_rate"], 0), fmt(r["transitions_per_s"], 0), fmt(r["server_cpu_pct"])))
+        if cr and cx:
+            w("  fork server / exec: completed jobs/s %s" % ratio(cr["complete_rate"], cx["complete_rate"]))
         if ff:
             w("  floor: posix_spawn + waitpid of /bin/true, one at a time: %.0f/s (%.0f us each)" % (
                 ff["fork_floor"]["per_s"], ff["fork_floor"]["us_each"]))

@@ -286,17 +286,23 @@ fi
 
 # ---- 6 and 7. job creation, transitions ------------------------------------------------------
 if has create; then
-    echo "== create" >&2
-    port=$(free_port)
-    rm -rf "$tmp/g"; mkdir -p "$tmp/g"
-    taskset -c 0 "$galvanid" --listen "127.0.0.1:$port" --db "$tmp/g/galvani.db" --max-running 64 \
-        --max-jobs 0 --log-level warn 2>>"$tmp/galvanid.log" &
-    srv_pid=$!
-    wait_port "$port"
-    on_gen "$jobload" --url "http://127.0.0.1:$port" -n $create_n -c 16 -w 120 -p "$srv_pid" \
-        --label "create:galvanid:$create_n" >>"$jsonl" 2>"$tmp/last.err" || true
-    sed 's/^/   /' "$tmp/last.err" >&2
-    stop_server
+    # Twice: supervisors from galvani-shim's fork server (the default), then
+    # exec'd per job (GALVANI_SHIM names the binary), for the ratio.
+    for how in galvanid galvanid-exec; do
+        echo "== create:$how" >&2
+        port=$(free_port)
+        rm -rf "$tmp/g"; mkdir -p "$tmp/g"
+        shim_env=""
+        [ $how = galvanid-exec ] && shim_env="GALVANI_SHIM=$(dirname "$galvanid")/galvani-shim"
+        env $shim_env taskset -c 0 "$galvanid" --listen "127.0.0.1:$port" --db "$tmp/g/galvani.db" --max-running 64 \
+            --max-jobs 0 --log-level warn 2>>"$tmp/galvanid.log" &
+        srv_pid=$!
+        wait_port "$port"
+        on_gen "$jobload" --url "http://127.0.0.1:$port" -n $create_n -c 16 -w 120 -p "$srv_pid" \
+            --label "create:$how:$create_n" >>"$jsonl" 2>"$tmp/last.err" || true
+        sed 's/^/   /' "$tmp/last.err" >&2
+        stop_server
+    done
     on_gen "$jobload" --fork-floor 1000 >>"$jsonl" 2>/dev/null || true
 fi
 
