@@ -191,6 +191,8 @@ static void test_page(void **state)
     gvd_obs_rule_fired(copy);
     gvd_obs_rule_fired("notify");
     gvd_obs_frames_sent(GVD_OBS_SSE, 5);
+    gvd_obs_stream_written(3);  /* 0.003 s: in the 0.005 bucket */
+    gvd_obs_stream_written(200); /* 0.2 s */
     gvd_obs_frames_dropped(GVD_OBS_WS, GVD_OBS_COALESCED, 2);
     gvd_obs_store_committed(gvd_obs_clock_ns());
     gvd_obs_store_write_failed();
@@ -240,6 +242,10 @@ static void test_page(void **state)
         "galvanid_stream_frames_dropped_total{transport=\"ws\",reason=\"coalesced\"} 2\n",
         "galvanid_stream_clients_dropped_total{reason=\"ping\"} 1\n",
         "galvanid_stream_flushes_total 11\n",
+        "galvanid_stream_write_delay_seconds_bucket{le=\"0.0025\"} 0\n",
+        "galvanid_stream_write_delay_seconds_bucket{le=\"0.005\"} 1\n",
+        "galvanid_stream_write_delay_seconds_bucket{le=\"0.25\"} 2\n",
+        "galvanid_stream_write_delay_seconds_count 2\n",
         "galvanid_stream_writes_total 12\n",
         "galvanid_stream_resyncs_total 13\n",
         "galvanid_store_commit_duration_seconds_count 1\n",

@@ -54,6 +54,10 @@ typedef struct gvd_obs_route {
 static const double gvd_spawn_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5};
 static const double gvd_commit_bounds[] = {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
                                            0.01,    0.025,  0.05,    0.1,    0.25,  1};
+/* A stream client's frames wait for the walker to reach it: a millisecond
+ * with a few clients, up to a whole pass over them with ten thousand. */
+static const double gvd_write_delay_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                0.1,   0.25,   0.5,   1,    2.5,   10};
 #define GVD_NBOUNDS(a) (sizeof(a) / sizeof((a)[0]))
 
 static struct {
@@ -66,6 +70,7 @@ static struct {
     size_t nactions;
     uint64_t frames_sent[GVD_OBS_NTRANSPORT];
     uint64_t frames_dropped[GVD_OBS_NTRANSPORT][GVD_OBS_NDROP];
+    gvd_obs_hist write_delay_seconds;
     gvd_obs_hist commit_seconds;
     uint64_t write_errors;
     uint64_t faults[GVD_STORE_READ_ONLY + 1];
@@ -75,10 +80,12 @@ static struct {
 } gvd_obs = {
     .spawn_seconds = {.bounds = gvd_spawn_bounds, .nbounds = GVD_NBOUNDS(gvd_spawn_bounds)},
     .commit_seconds = {.bounds = gvd_commit_bounds, .nbounds = GVD_NBOUNDS(gvd_commit_bounds)},
+    .write_delay_seconds = {.bounds = gvd_write_delay_bounds, .nbounds = GVD_NBOUNDS(gvd_write_delay_bounds)},
 };
 
 _Static_assert(GVD_NBOUNDS(gvd_spawn_bounds) <= GVD_OBS_MAX_BUCKETS, "spawn buckets");
 _Static_assert(GVD_NBOUNDS(gvd_commit_bounds) <= GVD_OBS_MAX_BUCKETS, "commit buckets");
+_Static_assert(GVD_NBOUNDS(gvd_write_delay_bounds) <= GVD_OBS_MAX_BUCKETS, "write delay buckets");
 
 static const char *const gvd_exit_names[GVD_OBS_NEXIT] = {"success", "failure", "signal", "cancelled", "lost"};
 static const char *const gvd_transport_names[GVD_OBS_NTRANSPORT] = {"ws", "sse"};
@@ -146,6 +153,11 @@ void gvd_obs_rule_fired(const char *action)
 void gvd_obs_frames_sent(gvd_obs_transport t, size_t n)
 {
     gvd_obs.frames_sent[t] += n;
+}
+
+void gvd_obs_stream_written(uint64_t waited_ms)
+{
+    gvd_obs_hist_observe(&gvd_obs.write_delay_seconds, (double)waited_ms / 1000);
 }
 
 void gvd_obs_frames_dropped(gvd_obs_transport t, gvd_obs_drop why, size_t n)
@@ -338,6 +350,10 @@ static void gvd_obs_streams(gvd_obs_text *t, const gvd_obs_live *live)
                    "WebSocket pings (reason=\"ping\").");
     gvd_obs_sample(t, name, GVD_OBS_LABELS("reason", "slow"), (double)live->push.dropped_slow);
     gvd_obs_sample(t, name, GVD_OBS_LABELS("reason", "ping"), (double)live->push.dropped_ping);
+    gvd_obs_histogram(t, "galvanid_stream_write_delay_seconds",
+                      "How long a stream client's frames waited in galvanid: from the first of them queued (by a "
+                      "flush) to their write to its socket, in seconds.",
+                      &gvd_obs.write_delay_seconds);
     gvd_obs_single(t, "galvanid_stream_flushes_total", "counter",
                    "Flushes of the push hub that had something to send (at most one per 20 ms).",
                    (double)live->push.flushes);

@@ -56,6 +56,9 @@ void gvd_obs_rule_fired(const char *action);
 typedef enum gvd_obs_transport { GVD_OBS_WS = 0, GVD_OBS_SSE, GVD_OBS_NTRANSPORT } gvd_obs_transport;
 typedef enum gvd_obs_drop { GVD_OBS_COALESCED = 0, GVD_OBS_DISCARDED, GVD_OBS_NDROP } gvd_obs_drop;
 void gvd_obs_frames_sent(gvd_obs_transport t, size_t n);
+/* push: a client's frames were handed to its socket `waited_ms` after the
+ * first of them was queued (loop milliseconds). */
+void gvd_obs_stream_written(uint64_t waited_ms);
 void gvd_obs_frames_dropped(gvd_obs_transport t, gvd_obs_drop why, size_t n);
 
 /* store: a write committed (an autocommit statement or a batch's COMMIT)

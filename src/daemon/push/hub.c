@@ -142,6 +142,7 @@ int gvd_client_queue(gvd_client *c, int64_t key, gvd_pbuf *buf)
 {
     gvd_push *p = c->hub;
     gvd_pbuf *old = NULL;
+    bool first = c->pending.n == 0;
     int r = gvd_queue_put(&c->pending, key, buf, &old);
     if (r < 0) {
         c->ops->drop(c, 1011, "out of memory");
@@ -155,6 +156,8 @@ int gvd_client_queue(gvd_client *c, int64_t key, gvd_pbuf *buf)
     c->pending_bytes += gvd_pbuf_wire_len(buf, c->ws);
     if (!p)
         return 0;
+    if (first)
+        c->queued_at = uv_now(p->loop);
     if (!c->touched) {
         c->touched = true;
         p->ntouched++;
@@ -191,6 +194,10 @@ size_t gvd_client_take(gvd_client *c)
         c->inflight[i] = c->pending.slots[i].buf;
     c->ninflight = n;
     gvd_obs_frames_sent(gvd_transport(c), n);
+    if (c->hub && n > 0) {
+        uint64_t now = uv_now(c->hub->loop);
+        gvd_obs_stream_written(now > c->queued_at ? now - c->queued_at : 0);
+    }
     c->inflight_bytes = c->pending_bytes;
     c->pending_bytes = 0;
     c->log_queued = false; /* on its way: the next log bytes may be read */

@@ -176,6 +176,7 @@ struct gvd_client {
     bool closing;            /* drop() ran: nothing more is queued */
     uint64_t close_by;       /* loop ms: cut the connection if still closing then */
     bool touched;            /* got frames in this flush: kick it */
+    uint64_t queued_at;      /* loop ms: the first frame pending now was queued */
 
     gvd_queue pending;       /* not yet handed to the socket */
     size_t pending_bytes;

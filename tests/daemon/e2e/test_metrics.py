@@ -260,6 +260,9 @@ class MetricsTest(DaemonTest):
         self.assertGreaterEqual(m1.value("galvanid_stream_flushes_total") - m0.value("galvanid_stream_flushes_total"), 1)
         self.assertGreaterEqual(m1.value("galvanid_stream_writes_total") - m0.value("galvanid_stream_writes_total"), 2)
         self.assertEqual(m1.value("galvanid_stream_resyncs_total"), 0)
+        # Every write says how long its frames waited in galvanid.
+        self.assertGreaterEqual(m1.value("galvanid_stream_write_delay_seconds_count") -
+                                m0.value("galvanid_stream_write_delay_seconds_count"), 2)
         self.assertEqual(m1.value("galvanid_http_requests_total", route="/ws/jobs", code="101"), 1)
         # Both gone: the gauges say so once galvanid noticed.
         wait_for(lambda: (lambda m: m.value("galvanid_stream_clients", transport="ws") == 0 and
