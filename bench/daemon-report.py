@@ -125,8 +125,10 @@ def table(res):
                     n, ratio(gu, c and c["updates_per_client_s"]["mean"]), ratio(per_cpu(g), per_cpu(c)),
                     ratio(gu, p and p["updates_per_client_s"]["mean"]),
                     ("; demo pace %.2f steps/s" % g["demo_steps_s"]) if g.get("demo_steps_s") is not None else "",
-                    ("; galvanid wrote to each client %.1f times/s (%.1f flushes/s)" % (
-                        g["server"]["writes_per_client_s"], g["server"]["flushes_per_s"]))
+                    ("; galvanid wrote to each client %.1f times/s (%.1f flushes/s)%s" % (
+                        g["server"]["writes_per_client_s"], g["server"]["flushes_per_s"],
+                        ", frames waited in it p99 <= %s ms" % fmt((g["server"].get("write_delay_ms") or {}).get("p99"))
+                        if (g["server"].get("write_delay_ms") or {}).get("p99") is not None else ""))
                     if g["server"].get("writes_per_client_s") is not None else ""))
 
     if any((r.get("loadgen_cpu_pct") or 0) >= 90 for r in runs if r.get("scenario") in ("seed", "jobs")):

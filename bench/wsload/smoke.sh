@@ -59,7 +59,7 @@ check "$dir/jobs.json" "r['connected']==10 and r['errors']['total']==0 and r['la
 # socket after this process read it.
 check "$dir/jobs.json" "r['reads']['total']>0 and r['reads']['stamped']*2>=r['reads']['total'] and r['read_latency_ms']['n']==r['latency_ms']['n'] and r['latency_ms']['p50']<=r['read_latency_ms']['p50'] and r['latency_ms']['max']<=r['read_latency_ms']['max']" \
     "/ws/jobs: reads without a kernel timestamp, or arrival after read"
-check "$dir/jobs.json" "r['server']['writes_per_client_s']>0 and r['server']['flushes_per_s']>0" \
+check "$dir/jobs.json" "r['server']['writes_per_client_s']>0 and r['server']['flushes_per_s']>0 and r['server']['write_delay_ms']['p99'] is not None" \
     "/ws/jobs: galvanid's stream counters (--metrics) were not read"
 
 "$wsload" --url "ws://$base/ws" -c 10 -d 2 --settle 0.2 -p "$gpid" --strict --check --label smoke-seed \

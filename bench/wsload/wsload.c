@@ -33,6 +33,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <math.h>
 #include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +55,14 @@ typedef enum { WSL_IDLE, WSL_CONNECTING, WSL_HANDSHAKE, WSL_OPEN, WSL_DONE } wsl
 #define WSL_FINAL_BIT ((int64_t)1 << 62)
 
 struct wsl_run;
+
+/* What --metrics reads of galvanid's GET /metrics. */
+#define WSL_MAX_BUCKETS 24
+typedef struct {
+    double writes, flushes; /* galvanid_stream_{writes,flushes}_total; -1 unknown */
+    int nb;                 /* galvanid_stream_write_delay_seconds: buckets read */
+    double le[WSL_MAX_BUCKETS], cum[WSL_MAX_BUCKETS];
+} wsl_counters;
 
 typedef struct {
     uv_tcp_t tcp; /* first: handle callbacks get the client back by a cast */
@@ -121,7 +130,7 @@ typedef struct wsl_run {
     long long cpu0, cpu1;
     int64_t self_cpu0, self_cpu1;
     long rss_base, rss_max, rss_end, rss_win_start;
-    double writes0, writes1, flushes0, flushes1; /* galvanid's counters (--metrics), -1 unknown */
+    wsl_counters k0, k1; /* galvanid's counters at the window's start and end (--metrics) */
     int in_window_count, open_at_end;
     char hs_reject[96]; /* the first non-101 status line, for the report */
 } wsl_run;
@@ -658,19 +667,43 @@ static void wsl_close_all(wsl_run *r)
     }
 }
 
-/* galvanid's writes and flushes so far (-1 each if unknown).  A blocking
- * GET on the loop, twice a run: the clients wait a millisecond. */
-static void wsl_read_counters(wsl_run *r, double *writes, double *flushes)
+/* galvanid's stream counters so far.  A blocking GET on the loop, twice a
+ * run: the clients wait a millisecond. */
+static void wsl_read_counters(wsl_run *r, wsl_counters *k)
 {
-    *writes = *flushes = -1;
+    k->writes = k->flushes = -1;
+    k->nb = 0;
     if (!r->metrics)
         return;
     char *page = bl_http_get(&r->addr, r->host, "/metrics");
     if (!page)
         return;
-    *writes = bl_metric(page, "galvanid_stream_writes_total");
-    *flushes = bl_metric(page, "galvanid_stream_flushes_total");
+    k->writes = bl_metric(page, "galvanid_stream_writes_total");
+    k->flushes = bl_metric(page, "galvanid_stream_flushes_total");
+    static const char bucket[] = "galvanid_stream_write_delay_seconds_bucket{le=\"";
+    for (char *line = page; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        if (strncmp(line, bucket, sizeof bucket - 1) != 0 || k->nb == WSL_MAX_BUCKETS)
+            continue;
+        char *v = line + sizeof bucket - 1, *sp = strchr(v, ' ');
+        if (!sp)
+            continue;
+        k->le[k->nb] = strncmp(v, "+Inf", 4) == 0 ? INFINITY : strtod(v, NULL);
+        k->cum[k->nb++] = strtod(sp + 1, NULL);
+    }
     free(page);
+}
+
+/* Quantile q of the write delays between two reads, as the upper bound of
+ * its bucket in ms; -1 if unknown or beyond the last finite bound. */
+static double wsl_delay_pct_ms(const wsl_counters *a, const wsl_counters *b, double q)
+{
+    if (a->nb == 0 || a->nb != b->nb)
+        return -1;
+    double total = b->cum[b->nb - 1] - a->cum[a->nb - 1];
+    for (int i = 0; total > 0 && i < b->nb; i++)
+        if (b->cum[i] - a->cum[i] >= q * total)
+            return isinf(b->le[i]) ? -1 : b->le[i] * 1000;
+    return -1;
 }
 
 static void wsl_on_window_end(uv_timer_t *t)
@@ -678,7 +711,7 @@ static void wsl_on_window_end(uv_timer_t *t)
     wsl_run *r = t->data;
     r->measuring = false;
     r->win_end = bl_mono_us();
-    wsl_read_counters(r, &r->writes1, &r->flushes1);
+    wsl_read_counters(r, &r->k1);
     if (r->server_pid > 0) {
         r->cpu1 = bl_proc_cpu_ticks(r->server_pid);
         r->rss_end = bl_proc_rss_kb(r->server_pid);
@@ -691,7 +724,7 @@ static void wsl_on_window_end(uv_timer_t *t)
 static void wsl_on_window_start(uv_timer_t *t)
 {
     wsl_run *r = t->data;
-    wsl_read_counters(r, &r->writes0, &r->flushes0);
+    wsl_read_counters(r, &r->k0);
     r->win_start = bl_mono_us();
     r->measuring = true;
     for (int i = 0; i < r->opened; i++) {
@@ -853,10 +886,13 @@ static void wsl_report(wsl_run *r)
         fprintf(o, "  server pid %ld    CPU %.1f %%, RSS base %ld KiB, end %ld KiB, max %ld KiB (%.0f B/connection)\n",
                 (long)r->server_pid, cpu, r->rss_base, r->rss_end, r->rss_max, rss_per);
     double wpc = -1, fps = -1;
-    if (r->writes0 >= 0 && r->writes1 >= 0 && r->flushes0 >= 0 && r->flushes1 >= 0 && win > 0 && n > 0) {
-        wpc = (r->writes1 - r->writes0) / win / n;
-        fps = (r->flushes1 - r->flushes0) / win;
-        fprintf(o, "  server writes    %.2f per client per second, %.2f flushes per second\n", wpc, fps);
+    double d50 = wsl_delay_pct_ms(&r->k0, &r->k1, 0.5), d99 = wsl_delay_pct_ms(&r->k0, &r->k1, 0.99);
+    if (r->k0.writes >= 0 && r->k1.writes >= 0 && r->k0.flushes >= 0 && r->k1.flushes >= 0 && win > 0 && n > 0) {
+        wpc = (r->k1.writes - r->k0.writes) / win / n;
+        fps = (r->k1.flushes - r->k0.flushes) / win;
+        fprintf(o, "  server writes    %.2f per client per second, %.2f flushes per second; frames waited in galvanid "
+                   "p50 <= %.1f ms, p99 <= %.1f ms\n",
+                wpc, fps, d50, d99);
     }
     fprintf(o, "  load generator   CPU %.1f %%\n", self_cpu);
 
@@ -907,6 +943,11 @@ static void wsl_report(wsl_run *r)
     bl_json_num(j, wpc, 2);
     fputs(",\"flushes_per_s\":", j);
     bl_json_num(j, fps, 2);
+    fputs(",\"write_delay_ms\":{\"p50\":", j);
+    bl_json_num(j, d50, 1);
+    fputs(",\"p99\":", j);
+    bl_json_num(j, d99, 1);
+    fputc('}', j);
     fputs("},\"loadgen_cpu_pct\":", j);
     bl_json_num(j, self_cpu, 1);
     fputs("}\n", j);
