@@ -303,6 +303,22 @@ static int gvd_spec_encode(const gvd_exec_opts *o, gvd_buf *b)
     return rc;
 }
 
+/* The fork server failed after taking our request: a supervisor it forked
+ * may hold our end of the connection (and a copy of the lock).  Give the
+ * next one a new connection; the stray reads EOF on its spec, starts
+ * nothing and exits, and its copy of the lock goes with it.  0 or -1. */
+static int gvd_shim_fresh_conn(int sv[2], int hi[2])
+{
+    close(sv[0]);
+    close(sv[1]);
+    close(hi[0]);
+    sv[0] = sv[1] = hi[0] = -1;
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+        return -1;
+    hi[0] = fcntl(sv[1], F_DUPFD_CLOEXEC, 10);
+    return hi[0] < 0 ? -1 : 0;
+}
+
 /* mkdir the run dir; a stale one (no live shim) is cleared first. */
 static int gvd_run_dir_make(const char *dir, char *err, size_t errlen)
 {
@@ -364,6 +380,10 @@ int gvd__shim_launch(const gvd_exec_opts *o, int *fd_out, pid_t *shim_out, gvd_b
     if (pid != -ESRCH)
         gvd_log(GVD_LOG_WARN, "spawner.fork", "dir=%s error=%s; starting the supervisor with posix_spawn", o->run_dir,
                 strerror(-pid));
+    if (pid == -ECONNABORTED && gvd_shim_fresh_conn(sv, hi) != 0) {
+        gvd__set_err(err, errlen, "cannot prepare the job supervisor: %s", strerror(errno));
+        goto out;
+    }
     fa_ok = posix_spawn_file_actions_init(&fa) == 0;
     at_ok = posix_spawnattr_init(&at) == 0;
     sigset_t none;

@@ -150,10 +150,15 @@ pid_t gvd_spawner_spawn(gvd_spawner *sp, const char *shim_bin, const char *run_d
     while (r < 0 && errno == EINTR);
     int64_t answer = 0;
     ssize_t n = r == 1 ? recv(sp->sock, &answer, sizeof answer, 0) : -1;
-    if (n != (ssize_t)sizeof answer)
-        return gvd_spawner_fail(sp, r == 0 ? "no answer within a second" : "its connection was lost");
-    if (answer == 0 || answer < -4095 || answer > INT_MAX)
-        return gvd_spawner_fail(sp, "a nonsense answer");
+    /* The request went out: a supervisor may exist now whatever we heard. */
+    if (n != (ssize_t)sizeof answer) {
+        (void)gvd_spawner_fail(sp, r == 0 ? "no answer within a second" : "its connection was lost");
+        return -ECONNABORTED;
+    }
+    if (answer == 0 || answer < -4095 || answer > INT_MAX) {
+        (void)gvd_spawner_fail(sp, "a nonsense answer");
+        return -ECONNABORTED;
+    }
     return (pid_t)answer;
 }
 

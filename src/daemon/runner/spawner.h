@@ -36,7 +36,10 @@ gvd_spawner *gvd_spawner_new(void);
  * running yet.  Returns the pid of the supervisor's first process (a
  * session and group leader that forks the supervisor and exits; the server
  * reaps it), or -errno: -ESRCH when there is no server (it failed, now or
- * before), another when its fork failed. */
+ * before: nothing was sent), -ECONNABORTED when it failed after taking the
+ * request (a supervisor may have been forked with conn_fd and lock_fd: do
+ * not hand them to another one), another when its fork or the child's
+ * set-up failed (nothing runs). */
 pid_t gvd_spawner_spawn(gvd_spawner *sp, const char *shim_bin, const char *run_dir, int conn_fd, int lock_fd);
 
 /* Whether a supervisor may still be asked of it (started or not yet). */

@@ -27,13 +27,16 @@
  * galvanid's at the first job, as an exec'd shim's were.
  *
  * Request: a shim_serve_req, the run dir (NUL-terminated), SCM_RIGHTS
- * [conn, lock].  Answer: int64_t, the child's pid or -errno.  The child
+ * [conn, lock].  Answer: int64_t, the child's pid or -errno — sent once
+ * the child has set itself up (a close-on-exec pipe says when, or why
+ * not), so a pid galvanid gets is a supervisor already in its session.  The child
  * forks the real supervisor and exits at once (shim_main), so the server
  * reaps it (between requests, and at least once a second) and supervisors
  * are init's children, as before.  The server exits when galvanid closes
  * its end or dies (EOF; PR_SET_PDEATHSIG as well).
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -41,6 +44,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -77,22 +81,93 @@ static void shim_serve_title(char *area, size_t len, const char *run_dir)
         snprintf(area + off, len - off - 1, "%s", run_dir);
 }
 
+/* Close every descriptor from `lowest` up but `keep`.  close_range where
+ * the kernel has it (5.9+) and the sandbox allows it (older container
+ * seccomp profiles answer EPERM), else a walk of /proc/self/fd, as
+ * glibc's posix_spawn does for the exec path.  0 or -1. */
+static int shim_serve_close_from(int lowest, int keep)
+{
+    if ((keep < lowest || close_range((unsigned)lowest, (unsigned)keep - 1, 0) == 0) &&
+        close_range((unsigned)(keep < lowest ? lowest : keep + 1), ~0u, 0) == 0)
+        return 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return -1;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char *end;
+        long fd = strtol(e->d_name, &end, 10);
+        if (*end == '\0' && end != e->d_name && fd >= lowest && fd != keep && fd != dirfd(d))
+            (void)close((int)fd);
+    }
+    closedir(d);
+    return 0;
+}
+
+/* A failed set-up: tell the server why (it answers -errno to galvanid,
+ * which then starts the supervisor with posix_spawn). */
+static void shim_serve_failed(int status)
+{
+    int e = errno ? errno : EIO;
+    (void)!write(status, &e, sizeof e);
+    _exit(127);
+}
+
 /* The child: the process an exec of galvani-shim would have been, then
- * the supervisor itself.  Never returns. */
-static void shim_serve_child(int conn, int lock, const char *run_dir, char *title, size_t title_len)
+ * the supervisor itself.  `status` is the write end of a close-on-exec
+ * pipe to the server: an errno if the set-up fails, its closing (EOF) once
+ * the child is ready — so the server answers only then, and a supervisor
+ * galvanid is told about is already in its own session.  Never returns. */
+static void shim_serve_child(int conn, int lock, int status, const char *run_dir, char *title, size_t title_len)
 {
     sigset_t none;
     sigemptyset(&none);
     (void)sigprocmask(SIG_SETMASK, &none, NULL);
     (void)signal(SIGCHLD, SIG_DFL);
+    status = fcntl(status, F_DUPFD_CLOEXEC, 10);
+    if (status < 0)
+        _exit(127);
     int hc = fcntl(conn, F_DUPFD, 10), hl = fcntl(lock, F_DUPFD, 10);
     int null = open("/dev/null", O_RDWR);
     if (setsid() < 0 || hc < 0 || hl < 0 || null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 ||
-        dup2(null, 2) < 0 || dup2(hc, 3) < 0 || dup2(hl, 4) < 0 || close_range(5, ~0u, 0) != 0)
-        _exit(127);
+        dup2(null, 2) < 0 || dup2(hc, 3) < 0 || dup2(hl, 4) < 0 || shim_serve_close_from(5, status) != 0)
+        shim_serve_failed(status);
+    close(status); /* ready */
     shim_serve_title(title, title_len, run_dir);
     char *argv[] = {"galvani-shim", (char *)run_dir, NULL};
     _exit(shim_main(2, argv));
+}
+
+/* Fork a supervisor; answer once it is set up.  Its pid, or -errno. */
+static int64_t shim_serve_fork(int conn, int lock, const char *run_dir, char *title, size_t title_len)
+{
+    int st[2];
+    if (pipe2(st, O_CLOEXEC) != 0)
+        return -errno;
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(st[0]);
+        shim_serve_child(conn, lock, st[1], run_dir, title, title_len);
+    }
+    int fork_errno = errno;
+    close(st[1]);
+    int64_t answer = pid;
+    if (pid < 0) {
+        answer = -fork_errno;
+    } else {
+        int e = 0;
+        ssize_t n;
+        do
+            n = read(st[0], &e, sizeof e);
+        while (n < 0 && errno == EINTR);
+        if (n != 0) { /* an errno, or a broken pipe: not started */
+            while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+            }
+            answer = n == (ssize_t)sizeof e && e > 0 ? -e : -EIO;
+        }
+    }
+    close(st[0]);
+    return answer;
 }
 
 /* One request: fork a supervisor.  Its pid, or -errno. */
@@ -120,10 +195,7 @@ static int64_t shim_serve_one(char *buf, ssize_t n, struct msghdr *m, char *titl
         answer = -EPROTO;
     } else {
         buf[n] = '\0';
-        pid_t pid = fork();
-        if (pid == 0)
-            shim_serve_child(fds[0], fds[1], buf + sizeof rq, title, title_len);
-        answer = pid < 0 ? -errno : pid;
+        answer = shim_serve_fork(fds[0], fds[1], buf + sizeof rq, title, title_len);
     }
     for (int i = 0; i < nfds; i++)
         close(fds[i]);
