@@ -257,8 +257,23 @@ char *bl_http_get(const struct sockaddr_in *addr, const char *host, const char *
 double bl_metric(const char *page, const char *name)
 {
     size_t n = strlen(name);
-    for (const char *line = page; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
+    for (const char *line = page; line && *line; line = bl_next_line(line))
         if (strncmp(line, name, n) == 0 && line[n] == ' ')
             return strtod(line + n + 1, NULL);
     return -1;
+}
+
+const char *bl_next_line(const char *line)
+{
+    const char *nl = strchr(line, '\n');
+    return nl ? nl + 1 : NULL;
+}
+
+void bl_json_p50_p99(FILE *f, const char *key, double p50, double p99, int decimals)
+{
+    fprintf(f, ",\"%s\":{\"p50\":", key);
+    bl_json_num(f, p50, decimals);
+    fputs(",\"p99\":", f);
+    bl_json_num(f, p99, decimals);
+    fputc('}', f);
 }

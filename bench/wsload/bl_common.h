@@ -66,9 +66,14 @@ char *bl_http_get(const struct sockaddr_in *addr, const char *host, const char *
 /* The value of the unlabelled sample `name` in a Prometheus text page, or
  * -1 if it is not there. */
 double bl_metric(const char *page, const char *name);
+/* The line after `line` in a text, NULL after the last one (for walking a
+ * /metrics page line by line). */
+const char *bl_next_line(const char *line);
 
 /* Writes a double as JSON: null for negative "unknown" markers (<-0.5),
  * else with the given number of decimals. */
 void bl_json_num(FILE *f, double v, int decimals);
+/* Writes ,"key":{"p50":P50,"p99":P99} (each as bl_json_num). */
+void bl_json_p50_p99(FILE *f, const char *key, double p50, double p99, int decimals);
 
 #endif

@@ -94,10 +94,10 @@ static double jl_transitions(jl_run *r)
     static const char name[] = "galvanid_job_transitions_total{";
     /* The family without a sample yet (no job ever changed) counts 0. */
     double sum = strstr(b, "# TYPE galvanid_job_transitions_total") ? 0 : -1;
-    for (char *line = b; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+    for (const char *line = b; line && *line; line = bl_next_line(line)) {
         if (strncmp(line, name, sizeof name - 1) != 0)
             continue;
-        char *sp = strchr(line, '}');
+        const char *sp = strchr(line, '}');
         if (!sp)
             continue;
         double v = strtod(sp + 1, NULL);
@@ -427,11 +427,8 @@ int main(int argc, char **argv)
            label, r->jobs, r->conns, r->created, (unsigned long long)(r->err_status + r->err_io),
            r->first_bad_status);
     bl_json_num(stdout, create_rate, 1);
-    fputs(",\"create_ms\":{\"p50\":", stdout);
-    bl_json_num(stdout, bl_hist_pct_ms(&r->lat, 0.5), 2);
-    fputs(",\"p99\":", stdout);
-    bl_json_num(stdout, bl_hist_pct_ms(&r->lat, 0.99), 2);
-    fputs("},\"complete_s\":", stdout);
+    bl_json_p50_p99(stdout, "create_ms", bl_hist_pct_ms(&r->lat, 0.5), bl_hist_pct_ms(&r->lat, 0.99), 2);
+    fputs(",\"complete_s\":", stdout);
     bl_json_num(stdout, complete_s, 3);
     fputs(",\"complete_rate\":", stdout);
     bl_json_num(stdout, complete_rate, 1);

@@ -681,10 +681,10 @@ static void wsl_read_counters(wsl_run *r, wsl_counters *k)
     k->writes = bl_metric(page, "galvanid_stream_writes_total");
     k->flushes = bl_metric(page, "galvanid_stream_flushes_total");
     static const char bucket[] = "galvanid_stream_write_delay_seconds_bucket{le=\"";
-    for (char *line = page; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+    for (const char *line = page; line && *line; line = bl_next_line(line)) {
         if (strncmp(line, bucket, sizeof bucket - 1) != 0 || k->nb == WSL_MAX_BUCKETS)
             continue;
-        char *v = line + sizeof bucket - 1, *sp = strchr(v, ' ');
+        const char *v = line + sizeof bucket - 1, *sp = strchr(v, ' ');
         if (!sp)
             continue;
         k->le[k->nb] = strncmp(v, "+Inf", 4) == 0 ? INFINITY : strtod(v, NULL);
@@ -901,15 +901,9 @@ static void wsl_report(wsl_run *r)
             r->label ? r->label : "", r->host, r->port, r->path, wsl_mode_name(r->mode), r->clients);
     fprintf(j, "\"connected\":%d,\"open_at_end\":%d,\"served\":%d,\"connect_rate\":", n, r->open_at_end, served);
     bl_json_num(j, connect_rate, 1);
-    fputs(",\"handshake_ms\":{\"p50\":", j);
-    bl_json_num(j, bl_hist_pct_ms(&r->hs, 0.5), 2);
-    fputs(",\"p99\":", j);
-    bl_json_num(j, bl_hist_pct_ms(&r->hs, 0.99), 2);
-    fputs("},\"first_frame_ms\":{\"p50\":", j);
-    bl_json_num(j, bl_hist_pct_ms(&r->first, 0.5), 2);
-    fputs(",\"p99\":", j);
-    bl_json_num(j, bl_hist_pct_ms(&r->first, 0.99), 2);
-    fputs("},\"served_all_s\":", j);
+    bl_json_p50_p99(j, "handshake_ms", bl_hist_pct_ms(&r->hs, 0.5), bl_hist_pct_ms(&r->hs, 0.99), 2);
+    bl_json_p50_p99(j, "first_frame_ms", bl_hist_pct_ms(&r->first, 0.5), bl_hist_pct_ms(&r->first, 0.99), 2);
+    fputs(",\"served_all_s\":", j);
     bl_json_num(j, served_all_s, 3);
     fputs(",\"window_s\":", j);
     bl_json_num(j, win, 3);
@@ -943,11 +937,7 @@ static void wsl_report(wsl_run *r)
     bl_json_num(j, wpc, 2);
     fputs(",\"flushes_per_s\":", j);
     bl_json_num(j, fps, 2);
-    fputs(",\"write_delay_ms\":{\"p50\":", j);
-    bl_json_num(j, d50, 1);
-    fputs(",\"p99\":", j);
-    bl_json_num(j, d99, 1);
-    fputc('}', j);
+    bl_json_p50_p99(j, "write_delay_ms", d50, d99, 1);
     fputs("},\"loadgen_cpu_pct\":", j);
     bl_json_num(j, self_cpu, 1);
     fputs("}\n", j);
